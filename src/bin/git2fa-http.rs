@@ -1,0 +1,5 @@
+//! `git2fa-http`: refuses every operation until its transport lands.
+
+fn main() -> std::process::ExitCode {
+    git2fa::placeholder::refuse("git2fa-http")
+}

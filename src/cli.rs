@@ -1,0 +1,272 @@
+//! The admin CLI, `git2fa`. Exit codes: 0 done, 1 refused or not found,
+//! 2 usage or configuration error (DESIGN.md "Admin CLI").
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A command that did not do what was asked, with the exit code to use.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Exit 1: refused, or the thing named does not exist.
+    pub fn refused(message: impl Into<String>) -> Failure {
+        Failure { code: 1, message: message.into() }
+    }
+
+    /// Exit 2: bad input, configuration or store.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure { code: 2, message: message.into() }
+    }
+}
+
+macro_rules! exit_2_on {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Failure {
+                Failure::usage(e.to_string())
+            }
+        }
+    )*};
+}
+
+exit_2_on!(
+    crate::config::FileError,
+    crate::store::StoreError,
+    crate::crypto::CryptoError,
+    crate::repo_path::RepoPathError
+);
+
+impl From<crate::twofactor::TwoFactorError> for Failure {
+    fn from(e: crate::twofactor::TwoFactorError) -> Failure {
+        use crate::twofactor::TwoFactorError;
+        match e {
+            TwoFactorError::AlreadyEnrolled | TwoFactorError::NotEnrolled => Failure::refused(e.to_string()),
+            other => Failure::usage(other.to_string()),
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "git2fa", version, about = "Two-factor authentication in front of Git", max_term_width = 100)]
+pub struct Cli {
+    /// The configuration file [default: $GIT2FA_CONFIG, else /etc/git2fa/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create the store and secret.key (writing a commented config first if there is none)
+    Init(InitArgs),
+    /// Add, list and change users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Register and remove SSH public keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Create, list and revoke personal access tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show and change a repository's 2FA requirement
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// List and end 2FA sessions
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Open a 2FA session for a user with a TOTP or recovery code
+    Verify {
+        user: String,
+        code: String,
+    },
+    /// Print the decision for a user, repository and operation, and the rule behind it
+    Explain(ExplainArgs),
+    /// Print audit rows, newest first
+    Audit {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        repo: Option<String>,
+        /// How many rows at most
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Check the configuration, store, key, permissions and repository files
+    Check,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// repos_root for a new config file
+    #[arg(long, value_name = "DIR")]
+    pub repos_root: Option<PathBuf>,
+    /// data_dir for a new config file
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// public_url for a new config file
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user (the password is read from a prompt, or stdin with --password-stdin)
+    Add {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        /// May use the admin pages of the web page
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users
+    List,
+    /// Show one user
+    Show { name: String },
+    /// Disable a user: every git operation is refused
+    Disable { name: String },
+    /// Enable a disabled user
+    Enable { name: String },
+    /// Remove a user's 2FA: secret, recovery codes and sessions
+    #[command(name = "reset-2fa")]
+    Reset2fa { name: String },
+    /// Set a user's password
+    SetPassword {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Enrol a user now; prints the otpauth:// URI and the recovery codes
+    Enroll { name: String },
+    /// Clear a user's failure counter and lock
+    Unlock { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Register an OpenSSH public key from FILE (or - for stdin)
+    Add { user: String, file: PathBuf },
+    /// List keys, of one user or all
+    List { user: Option<String> },
+    /// Remove a key by id
+    Remove { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it, once
+    Create {
+        user: String,
+        /// A repository pattern the token is valid for (team/app, team/*); repeatable
+        #[arg(long = "repo", required = true, value_name = "PATTERN")]
+        repos: Vec<String>,
+        #[arg(long, value_enum)]
+        perm: PermArg,
+        /// Days until it expires (0: never, when max_expiry_days = 0)
+        #[arg(long, value_name = "N")]
+        expires_days: Option<u32>,
+        /// A label to recognise it by
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List tokens, of one user or all
+    List { user: Option<String> },
+    /// Revoke a token by id
+    Revoke { id: i64 },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PermArg {
+    Read,
+    Write,
+}
+
+#[derive(Subcommand)]
+pub enum RepoCommand {
+    /// Show a repository's policy
+    Show { repo: String },
+    /// Require 2FA (for pushes, or every operation) in the repository's git2fa.toml
+    Flag {
+        repo: String,
+        #[arg(long, value_enum, default_value = "push")]
+        require: RequireArg,
+        /// With push: only these refs need 2FA (refs/heads/main, refs/tags/v*); repeatable
+        #[arg(long = "ref", value_name = "PATTERN")]
+        refs: Vec<String>,
+    },
+    /// Set require = "off" in the repository's git2fa.toml
+    Unflag { repo: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RequireArg {
+    Push,
+    All,
+}
+
+#[derive(Subcommand)]
+pub enum SessionCommand {
+    /// List open 2FA sessions, of one user or all
+    List { user: Option<String> },
+    /// End a session by id, or every session of --user
+    End {
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<i64>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    pub user: String,
+    pub repo: String,
+    #[arg(value_enum)]
+    pub op: OpArg,
+    /// The ref a push updates; repeatable
+    #[arg(long = "ref", value_name = "REF")]
+    pub refs: Vec<String>,
+    /// Evaluate this token (by id) instead of an SSH key or Unix account
+    #[arg(long, value_name = "ID")]
+    pub token: Option<i64>,
+    /// The SSH key id the request comes with (matters with bind_session = "key")
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<i64>,
+    /// The address the request comes from (matters with bind_session = "ip")
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OpArg {
+    Read,
+    Write,
+}
+
+/// Runs the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("git2fa: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Log lines go to stderr; `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
+pub fn init_logging() {
+    let env = env_logger::Env::default().filter_or("GIT2FA_LOG", "warn");
+    let _ = env_logger::Builder::from_env(env).format_timestamp(None).try_init();
+}

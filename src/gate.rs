@@ -1,0 +1,151 @@
+//! The gate every transport goes through: gather the facts (store, repository
+//! file), call the pure `decision::decide`, write the audit row. Any error on
+//! the way is a refusal ("2FA check unavailable"), never an allow.
+
+use crate::config::Config;
+use crate::decision::{
+    self, Credential, Decision, Facts, Operation, Refusal, RequiredBy, SessionFacts, Transport,
+    UserFacts,
+};
+use crate::repo_path::RepoPath;
+use crate::repo_policy::{PushedRefs, RepoPolicy};
+use crate::store::{AuditRecord, Store};
+use crate::token;
+
+/// One request for a git operation.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The user the credential names (`None` for an unknown key).
+    pub user: Option<&'a str>,
+    pub credential: Credential,
+    pub repo: &'a RepoPath,
+    pub operation: Operation,
+    pub transport: Transport,
+    pub key_id: Option<i64>,
+    pub remote_addr: Option<&'a str>,
+}
+
+/// A decision with what explains it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// Why 2FA applied, when the facts got that far.
+    pub required_by: Option<RequiredBy>,
+    /// The internal cause of a `CheckUnavailable`, for the log and the
+    /// audit row only.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    fn unavailable(location: Option<String>, detail: String) -> Outcome {
+        log::error!("2FA check unavailable: {detail}");
+        Outcome {
+            decision: Decision::Refuse(Refusal::CheckUnavailable { location }),
+            required_by: None,
+            detail: Some(detail),
+        }
+    }
+}
+
+/// Decides without writing anything (what `git2fa explain` shows).
+pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> Outcome {
+    let repo_policy = match RepoPolicy::load(&request.repo.dir) {
+        Ok(policy) => policy,
+        Err(e) => {
+            let location = match e.line {
+                Some(line) => format!("the git2fa.toml of {}, line {line}", request.repo.name),
+                None => format!("the git2fa.toml of {}", request.repo.name),
+            };
+            return Outcome::unavailable(Some(location), e.to_string());
+        }
+    };
+    let (user, sessions) = match request.user.map(|name| user_facts(store, name, now)).transpose() {
+        Ok(found) => found.flatten().unzip(),
+        Err(e) => return Outcome::unavailable(None, e.to_string()),
+    };
+    let sessions: Vec<SessionFacts> = sessions.unwrap_or_default();
+    let facts = Facts {
+        config,
+        now,
+        repo: &request.repo.name,
+        repo_policy: &repo_policy,
+        operation: &request.operation,
+        credential: &request.credential,
+        user: user.as_ref(),
+        sessions: &sessions,
+        key_id: request.key_id,
+        remote_addr: request.remote_addr,
+    };
+    Outcome { decision: decision::decide(&facts), required_by: decision::required_by(&facts), detail: None }
+}
+
+/// Decides and appends the audit row. If the row cannot be written, the
+/// operation is refused: an unaudited allow is not an allow.
+pub fn authorize(config: &Config, store: &mut Store, request: &Request, now: i64) -> Outcome {
+    let outcome = evaluate(config, store, request, now);
+    let record = audit_record(request, &outcome, now);
+    match store.append_audit(&record) {
+        Ok(()) => outcome,
+        Err(e) => Outcome::unavailable(None, format!("cannot write the audit row: {e}")),
+    }
+}
+
+fn user_facts(
+    store: &Store,
+    name: &str,
+    now: i64,
+) -> Result<Option<(UserFacts, Vec<SessionFacts>)>, crate::store::StoreError> {
+    let Some(user) = store.user(name)? else { return Ok(None) };
+    let sessions = store.open_sessions(user.id, now)?;
+    let facts = UserFacts {
+        enrolled: user.is_enrolled(),
+        name: user.name,
+        enabled: user.enabled,
+        always_2fa: user.always_2fa,
+        locked_until: user.locked_until,
+    };
+    Ok(Some((facts, sessions)))
+}
+
+/// Turns a token string from a password field into a credential: checksum
+/// first (no store access for a mistyped token), then one indexed lookup.
+/// A token of another user than `user` is unknown to `user`.
+pub fn token_credential(
+    store: &Store,
+    user: &str,
+    presented: &str,
+) -> Result<Credential, crate::store::StoreError> {
+    if !token::is_well_formed(presented) {
+        return Ok(Credential::MalformedToken);
+    }
+    Ok(match store.token_by_hash(&token::hash(presented))? {
+        Some(found) if found.user == user => Credential::Token(found.facts()),
+        _ => Credential::UnknownToken,
+    })
+}
+
+fn audit_record(request: &Request, outcome: &Outcome, now: i64) -> AuditRecord {
+    let refs = match &request.operation {
+        Operation::Write(PushedRefs::Known(refs)) => Some(refs.join(" ")),
+        _ => None,
+    };
+    let token_id = match &request.credential {
+        Credential::Token(token) => Some(token.id),
+        _ => None,
+    };
+    AuditRecord {
+        at: now,
+        user: request.user.map(str::to_string),
+        transport: request.transport.as_str().into(),
+        repo: Some(request.repo.name.clone()),
+        action: request.operation.as_str().into(),
+        refs,
+        outcome: if outcome.decision.is_allowed() { "allow" } else { "refuse" }.into(),
+        reason: outcome.decision.code().into(),
+        credential: Some(request.credential.kind().into()),
+        key_id: request.key_id,
+        token_id,
+        remote_addr: request.remote_addr.map(str::to_string),
+        detail: outcome.detail.clone(),
+    }
+}

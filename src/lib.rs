@@ -1,0 +1,21 @@
+//! git2fa: a second factor (TOTP) in front of Git on hosts of bare repositories.
+//!
+//! The binaries in `src/bin/` are thin; everything lives here, one module per
+//! concern. Only `store` speaks SQL; `decision` does no I/O.
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod decision;
+pub mod gate;
+pub mod glob;
+pub mod names;
+pub mod placeholder;
+pub mod repo_path;
+pub mod repo_policy;
+pub mod sshkey;
+pub mod store;
+pub mod time;
+pub mod token;
+pub mod totp;
+pub mod twofactor;

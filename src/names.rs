@@ -1,0 +1,44 @@
+//! Names people type: user names, token names.
+
+/// A user name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.` or
+/// `-` (so it can never be read as an option or a hidden file), and not `*`,
+/// which means "everyone" in repository files.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a valid user name (1-64 of A-Z a-z 0-9 . _ -, not starting with . or -)",
+            name.escape_default()
+        ))
+    }
+}
+
+/// A token or key label: 1 to 100 printable characters.
+pub fn check_label(label: &str) -> Result<(), String> {
+    if label.trim().is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control)
+    {
+        Err("a name must be 1 to 100 printable characters".into())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        for good in ["alice", "bob.smith", "c_3-po", "A"] {
+            assert!(check_user_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-rf", ".hidden", "a b", "*", "ali/ce", "é", &"x".repeat(65)] {
+            assert!(check_user_name(bad).is_err(), "{bad}");
+        }
+    }
+}

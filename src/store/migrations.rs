@@ -1,0 +1,97 @@
+//! Schema migrations, numbered from 1 and embedded; `PRAGMA user_version`
+//! records the last one applied. A migration is never edited once released:
+//! changes come as a new one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE users (
+        id               INTEGER PRIMARY KEY,
+        name             TEXT NOT NULL UNIQUE,
+        password_hash    TEXT,                  -- argon2id PHC string; NULL = never set
+        enabled          INTEGER NOT NULL DEFAULT 1,
+        is_admin         INTEGER NOT NULL DEFAULT 0,
+        always_2fa       INTEGER NOT NULL DEFAULT 0,
+        totp_secret      BLOB,                  -- nonce || AEAD ciphertext under secret.key
+        totp_enrolled_at INTEGER,
+        totp_last_step   INTEGER,               -- newest 30 s step accepted: each step once
+        failures         INTEGER NOT NULL DEFAULT 0,
+        locked_until     INTEGER,
+        created_at       INTEGER NOT NULL
+    );
+
+    CREATE TABLE ssh_keys (
+        id           INTEGER PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id),
+        algorithm    TEXT NOT NULL,
+        blob         TEXT NOT NULL,             -- base64, as in authorized_keys
+        fingerprint  TEXT NOT NULL UNIQUE,      -- SHA256:...
+        comment      TEXT NOT NULL DEFAULT '',
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    CREATE INDEX ssh_keys_user ON ssh_keys(user_id);
+
+    CREATE TABLE recovery_codes (
+        id       INTEGER PRIMARY KEY,
+        user_id  INTEGER NOT NULL REFERENCES users(id),
+        hash     TEXT NOT NULL,                 -- argon2id PHC string
+        used_at  INTEGER
+    );
+    CREATE INDEX recovery_codes_user ON recovery_codes(user_id);
+
+    CREATE TABLE sessions (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id),
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        key_id      INTEGER,                    -- the SSH key it was opened with
+        remote_addr TEXT,                       -- the address it was opened from
+        opened_via  TEXT NOT NULL               -- ssh, web, cli
+    );
+    CREATE INDEX sessions_open ON sessions(user_id, expires_at) WHERE ended_at IS NULL;
+
+    CREATE TABLE tokens (
+        id           INTEGER PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id),
+        name         TEXT NOT NULL,
+        hash         BLOB NOT NULL UNIQUE,      -- SHA-256 of the whole token
+        repos        TEXT NOT NULL,             -- patterns, one per line
+        permission   TEXT NOT NULL CHECK (permission IN ('read', 'write')),
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,                   -- NULL = never
+        revoked_at   INTEGER,
+        last_used_at INTEGER
+    );
+    CREATE INDEX tokens_user ON tokens(user_id);
+
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        user        TEXT,
+        transport   TEXT NOT NULL,
+        repo        TEXT,
+        action      TEXT NOT NULL,
+        refs        TEXT,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('allow', 'refuse', 'ok', 'fail')),
+        reason      TEXT NOT NULL,
+        credential  TEXT,
+        key_id      INTEGER,
+        token_id    INTEGER,
+        remote_addr TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX audit_user ON audit(user, id);
+    CREATE INDEX audit_repo ON audit(repo, id);
+    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
+];
+
+/// The schema version a store must have to be used.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}

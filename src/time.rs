@@ -1,0 +1,92 @@
+//! Time as the rest of git2fa sees it: whole Unix seconds, durations written
+//! like `90s`, `15m`, `1h`, `7d`, and UTC timestamps for people to read.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch, from the system clock.
+///
+/// A clock before 1970 reads as 0, which makes every session and token look
+/// expired: the safe direction.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Parses a duration such as `90s`, `15m`, `1h` or `7d` into seconds.
+///
+/// A bare number, a sign, a fraction or an unknown unit is an error: a
+/// config value that reads ambiguously must not be guessed at.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit; write it like 90s, 15m, 1h or 7d"))?;
+    let (digits, unit) = text.split_at(unit_at);
+    if digits.is_empty() {
+        return Err(format!(
+            "`{text}` is not a duration; write a whole number and a unit, like 90s, 15m, 1h or 7d"
+        ));
+    }
+    let count: i64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is too large"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`; use s, m, h or d"
+            ));
+        }
+    };
+    count
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Writes seconds back in the largest unit that divides them evenly.
+pub fn format_duration(seconds: i64) -> String {
+    for (scale, unit) in [(86_400, "d"), (3600, "h"), (60, "m")] {
+        if seconds != 0 && seconds % scale == 0 {
+            return format!("{}{unit}", seconds / scale);
+        }
+    }
+    format!("{seconds}s")
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_utc(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+///
+/// The era-based method from Howard Hinnant's "chrono-Compatible Low-Level
+/// Date Algorithms" (days_from_civil / civil_from_days).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests;
