@@ -526,7 +526,7 @@ impl Refusal {
                     "git2fa: {repo}: {who} may not {} this repository.",
                     if cx.operation.is_write() { "push to" } else { "read" }
                 ),
-                "Ask an owner of the repository for access.".into(),
+                "Ask an owner of the repository, or an admin of this host, for access.".into(),
             ],
             PasswordNotAccepted => vec![
                 format!("git2fa: {repo} requires two-factor authentication (2FA): a password is not accepted for git here."),
