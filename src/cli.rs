@@ -18,12 +18,18 @@ pub struct Failure {
 impl Failure {
     /// Exit 1: refused, or the thing named does not exist.
     pub fn refused(message: impl Into<String>) -> Failure {
-        Failure { code: 1, message: message.into() }
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
     }
 
     /// Exit 2: bad input, configuration or store.
     pub fn usage(message: impl Into<String>) -> Failure {
-        Failure { code: 2, message: message.into() }
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
     }
 }
 
@@ -48,14 +54,21 @@ impl From<crate::twofactor::TwoFactorError> for Failure {
     fn from(e: crate::twofactor::TwoFactorError) -> Failure {
         use crate::twofactor::TwoFactorError;
         match e {
-            TwoFactorError::AlreadyEnrolled | TwoFactorError::NotEnrolled => Failure::refused(e.to_string()),
+            TwoFactorError::AlreadyEnrolled | TwoFactorError::NotEnrolled => {
+                Failure::refused(e.to_string())
+            }
             other => Failure::usage(other.to_string()),
         }
     }
 }
 
 #[derive(Parser)]
-#[command(name = "git2fa", version, about = "Two-factor authentication in front of Git", max_term_width = 100)]
+#[command(
+    name = "git2fa",
+    version,
+    about = "Two-factor authentication in front of Git",
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The configuration file [default: $GIT2FA_CONFIG, else /etc/git2fa/config.toml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -84,10 +97,7 @@ pub enum Command {
     #[command(subcommand)]
     Session(SessionCommand),
     /// Open a 2FA session for a user with a TOTP or recovery code
-    Verify {
-        user: String,
-        code: String,
-    },
+    Verify { user: String, code: String },
     /// Print the decision for a user, repository and operation, and the rule behind it
     Explain(ExplainArgs),
     /// Print audit rows, newest first
@@ -268,5 +278,7 @@ pub fn main() -> ExitCode {
 /// Log lines go to stderr; `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
 pub fn init_logging() {
     let env = env_logger::Env::default().filter_or("GIT2FA_LOG", "warn");
-    let _ = env_logger::Builder::from_env(env).format_timestamp(None).try_init();
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp(None)
+        .try_init();
 }

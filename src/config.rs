@@ -123,7 +123,11 @@ impl std::error::Error for FileError {}
 
 impl FileError {
     pub fn new(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
-        FileError { file: file.to_path_buf(), line, message: message.into() }
+        FileError {
+            file: file.to_path_buf(),
+            line,
+            message: message.into(),
+        }
     }
 }
 
@@ -153,7 +157,11 @@ impl Config {
             toml_edit::de::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let cross = |keys: &[&str], message: String| {
-            FileError::new(path, line_of_key(text, keys), format!("{}: {message}", keys.join(".")))
+            FileError::new(
+                path,
+                line_of_key(text, keys),
+                format!("{}: {message}", keys.join(".")),
+            )
         };
         if raw.tokens.max_expiry_days != 0
             && raw.tokens.default_expiry_days > raw.tokens.max_expiry_days
@@ -192,9 +200,14 @@ impl Config {
                 max_expiry_days: raw.tokens.max_expiry_days,
                 password_for_git: raw.tokens.password_for_git,
             },
-            totp: Totp { issuer: raw.totp.issuer, skew: raw.totp.skew },
+            totp: Totp {
+                issuer: raw.totp.issuer,
+                skew: raw.totp.skew,
+            },
             web: Web { listen },
-            ssh: Ssh { listen: raw.ssh.listen.0 },
+            ssh: Ssh {
+                listen: raw.ssh.listen.0,
+            },
         })
     }
 
@@ -211,7 +224,11 @@ impl Config {
     /// Where a git user verifies; names the repository when one is given.
     pub fn verify_url(&self, repo: Option<&str>) -> String {
         match repo {
-            Some(repo) => format!("{}/2fa/verify?repo={}", self.public_url, url_component(repo)),
+            Some(repo) => format!(
+                "{}/2fa/verify?repo={}",
+                self.public_url,
+                url_component(repo)
+            ),
             None => format!("{}/2fa/verify", self.public_url),
         }
     }
@@ -228,7 +245,10 @@ impl Config {
 
     /// The host name in `public_url`, for `ssh git@HOST 2fa verify`.
     pub fn public_host(&self) -> &str {
-        let rest = self.public_url.split_once("://").map_or(self.public_url.as_str(), |(_, r)| r);
+        let rest = self
+            .public_url
+            .split_once("://")
+            .map_or(self.public_url.as_str(), |(_, r)| r);
         let authority = rest.split('/').next().unwrap_or(rest);
         // Drop a port, but keep a bracketed IPv6 address whole.
         match authority.rfind(':') {
@@ -239,7 +259,11 @@ impl Config {
 }
 
 fn absolute(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
 }
 
 /// Percent-encodes everything but unreserved characters and `/`.
@@ -398,7 +422,11 @@ struct RawTokens {
 
 impl Default for RawTokens {
     fn default() -> Self {
-        RawTokens { default_expiry_days: 30, max_expiry_days: 365, password_for_git: false }
+        RawTokens {
+            default_expiry_days: 30,
+            max_expiry_days: 365,
+            password_for_git: false,
+        }
     }
 }
 
@@ -413,7 +441,10 @@ struct RawTotp {
 
 impl Default for RawTotp {
     fn default() -> Self {
-        RawTotp { issuer: "Git".into(), skew: 1 }
+        RawTotp {
+            issuer: "Git".into(),
+            skew: 1,
+        }
     }
 }
 
@@ -425,7 +456,9 @@ struct RawWeb {
 
 impl Default for RawWeb {
     fn default() -> Self {
-        RawWeb { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        RawWeb {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
     }
 }
 
@@ -437,7 +470,9 @@ struct RawSsh {
 
 impl Default for RawSsh {
     fn default() -> Self {
-        RawSsh { listen: OptionalListen(Some(SocketAddr::from(([127, 0, 0, 1], 2222)))) }
+        RawSsh {
+            listen: OptionalListen(Some(SocketAddr::from(([127, 0, 0, 1], 2222)))),
+        }
     }
 }
 
@@ -490,7 +525,9 @@ fn bounded_u32<'de, D: serde::Deserializer<'de>>(
     u32::try_from(value)
         .ok()
         .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| serde::de::Error::custom(format!("{value} is out of range ({min} .. {max})")))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{value} is out of range ({min} .. {max})"))
+        })
 }
 
 fn recovery_codes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
@@ -511,7 +548,10 @@ fn skew<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 
 fn issuer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let text = String::deserialize(d)?;
-    if text.is_empty() || text.len() > 64 || text.contains(':') || text.chars().any(char::is_control)
+    if text.is_empty()
+        || text.len() > 64
+        || text.contains(':')
+        || text.chars().any(char::is_control)
     {
         return Err(serde::de::Error::custom(
             "must be 1 to 64 characters, without `:` or control characters",
@@ -523,11 +563,15 @@ fn issuer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 fn public_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let text = String::deserialize(d)?;
     let trimmed = text.trim_end_matches('/');
-    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"));
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
     match rest {
         Some(host)
             if !host.is_empty()
-                && !host.contains(|c: char| c.is_whitespace() || c.is_control() || "?#@".contains(c)) =>
+                && !host.contains(|c: char| {
+                    c.is_whitespace() || c.is_control() || "?#@".contains(c)
+                }) =>
         {
             Ok(Some(trimmed.to_string()))
         }

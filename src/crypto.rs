@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
@@ -31,7 +31,10 @@ impl fmt::Display for CryptoError {
             CryptoError::Random => write!(f, "the system random source failed"),
             CryptoError::Key { path, problem } => write!(f, "{}: {problem}", path.display()),
             CryptoError::Sealed => {
-                write!(f, "a TOTP secret does not decrypt with secret.key (wrong key, or the store was altered)")
+                write!(
+                    f,
+                    "a TOTP secret does not decrypt with secret.key (wrong key, or the store was altered)"
+                )
             }
             CryptoError::Hash => write!(f, "password hashing failed"),
         }
@@ -67,17 +70,29 @@ impl SecretKey {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let key = random_bytes::<KEY_LEN>()?;
-        let fail = |e: std::io::Error| CryptoError::Key { path: path.to_path_buf(), problem: e.to_string() };
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(fail)?;
-        file.write_all(&key).and_then(|()| file.sync_all()).map_err(fail)?;
+        let fail = |e: std::io::Error| CryptoError::Key {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(fail)?;
+        file.write_all(&key)
+            .and_then(|()| file.sync_all())
+            .map_err(fail)?;
         Ok(SecretKey(key))
     }
 
     /// Reads the key; refuses one that others may read.
     pub fn load(path: &Path) -> Result<SecretKey, CryptoError> {
         use std::os::unix::fs::PermissionsExt;
-        let problem = |problem: String| CryptoError::Key { path: path.to_path_buf(), problem };
+        let problem = |problem: String| CryptoError::Key {
+            path: path.to_path_buf(),
+            problem,
+        };
         let meta = std::fs::metadata(path).map_err(|e| problem(crate::config::io_reason(&e)))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(problem(format!(
@@ -86,8 +101,9 @@ impl SecretKey {
             )));
         }
         let bytes = std::fs::read(path).map_err(|e| problem(crate::config::io_reason(&e)))?;
-        let key: [u8; KEY_LEN] =
-            bytes.try_into().map_err(|_| problem(format!("must be exactly {KEY_LEN} bytes")))?;
+        let key: [u8; KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| problem(format!("must be exactly {KEY_LEN} bytes")))?;
         Ok(SecretKey(key))
     }
 
@@ -97,7 +113,13 @@ impl SecretKey {
         let nonce = random_bytes::<NONCE_LEN>()?;
         let cipher = ChaCha20Poly1305::new(&self.0.into());
         let sealed = cipher
-            .encrypt(&nonce.into(), Payload { msg: plaintext, aad: context })
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
             .map_err(|_| CryptoError::Sealed)?;
         Ok([&nonce[..], &sealed].concat())
     }
@@ -109,7 +131,13 @@ impl SecretKey {
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Sealed)?;
         ChaCha20Poly1305::new(&self.0.into())
-            .decrypt(&nonce.into(), Payload { msg: body, aad: context })
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: body,
+                    aad: context,
+                },
+            )
             .map_err(|_| CryptoError::Sealed)
     }
 }
@@ -144,7 +172,9 @@ pub fn hash_password(password: &str) -> Result<String, CryptoError> {
 
 /// Whether `password` matches `hash`; a malformed hash matches nothing.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    password_hasher().verify_password(password.as_bytes(), hash).is_ok()
+    password_hasher()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
 }
 
 pub fn hash_recovery_code(normalised: &str) -> Result<String, CryptoError> {
@@ -152,7 +182,9 @@ pub fn hash_recovery_code(normalised: &str) -> Result<String, CryptoError> {
 }
 
 pub fn verify_recovery_code(hash: &str, normalised: &str) -> bool {
-    recovery_hasher().verify_password(normalised.as_bytes(), hash).is_ok()
+    recovery_hasher()
+        .verify_password(normalised.as_bytes(), hash)
+        .is_ok()
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -191,7 +223,13 @@ mod tests {
         assert!(err.contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, b"short").unwrap();
-        assert!(SecretKey::load(&path).err().unwrap().to_string().contains("32 bytes"));
+        assert!(
+            SecretKey::load(&path)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("32 bytes")
+        );
     }
 
     #[test]

@@ -59,7 +59,11 @@ impl Operation {
     }
 
     fn noun(&self) -> &'static str {
-        if self.is_write() { "push" } else { "read (clone, fetch)" }
+        if self.is_write() {
+            "push"
+        } else {
+            "read (clone, fetch)"
+        }
     }
 }
 
@@ -99,7 +103,9 @@ pub struct TokenFacts {
 
 impl TokenFacts {
     pub fn covers(&self, repo: &str) -> bool {
-        self.repos.iter().any(|pattern| glob::matches(pattern, repo))
+        self.repos
+            .iter()
+            .any(|pattern| glob::matches(pattern, repo))
     }
 }
 
@@ -203,20 +209,33 @@ pub enum Refusal {
     WrongPassword,
     TokenMalformed,
     TokenUnknown,
-    TokenRevoked { token_id: i64 },
-    TokenExpired { token_id: i64, expired_at: i64 },
-    TokenOutOfScope { token_id: i64 },
-    TokenReadOnly { token_id: i64 },
+    TokenRevoked {
+        token_id: i64,
+    },
+    TokenExpired {
+        token_id: i64,
+        expired_at: i64,
+    },
+    TokenOutOfScope {
+        token_id: i64,
+    },
+    TokenReadOnly {
+        token_id: i64,
+    },
     UnknownUser,
     UserDisabled,
     NoAccess,
     PasswordNotAccepted,
     NotEnrolled,
-    AccountLocked { until: i64 },
+    AccountLocked {
+        until: i64,
+    },
     NoSession,
     /// Rule 8. `location` is safe to show a git user ("git2fa.toml of
     /// team/app, line 3"); the cause goes to the log and the audit row.
-    CheckUnavailable { location: Option<String> },
+    CheckUnavailable {
+        location: Option<String>,
+    },
 }
 
 /// Why 2FA applies (rule 2).
@@ -252,7 +271,10 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
                 return Err(Refusal::TokenRevoked { token_id });
             }
             if let Some(expired_at) = token.expires_at.filter(|&at| at <= f.now) {
-                return Err(Refusal::TokenExpired { token_id, expired_at });
+                return Err(Refusal::TokenExpired {
+                    token_id,
+                    expired_at,
+                });
             }
             if !token.covers(f.repo) {
                 return Err(Refusal::TokenOutOfScope { token_id });
@@ -293,9 +315,9 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
     // Rule 5.
     if let Credential::Password { .. } = f.credential {
         return match matching_session(f) {
-            Some(session) if f.config.tokens.password_for_git => {
-                Ok(Allowed::PasswordWithSession { session_id: session.id })
-            }
+            Some(session) if f.config.tokens.password_for_git => Ok(Allowed::PasswordWithSession {
+                session_id: session.id,
+            }),
             _ => Err(Refusal::PasswordNotAccepted),
         };
     }
@@ -307,7 +329,9 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
 
     // Rule 7.
     if let Some(session) = matching_session(f) {
-        return Ok(Allowed::Session { session_id: session.id });
+        return Ok(Allowed::Session {
+            session_id: session.id,
+        });
     }
     match user.locked_until {
         Some(until) if until > f.now => Err(Refusal::AccountLocked { until }),
@@ -347,11 +371,14 @@ pub fn required_by(f: &Facts) -> Option<RequiredBy> {
 /// The first open session that the binding policy lets this request use.
 fn matching_session<'a>(f: &Facts<'a>) -> Option<&'a SessionFacts> {
     let bind = f.config.policy.bind_session;
-    f.sessions.iter().filter(|s| s.expires_at > f.now).find(|s| match bind {
-        BindSession::User => true,
-        BindSession::Key => s.key_id.is_some() && s.key_id == f.key_id,
-        BindSession::Ip => s.remote_addr.is_some() && s.remote_addr.as_deref() == f.remote_addr,
-    })
+    f.sessions
+        .iter()
+        .filter(|s| s.expires_at > f.now)
+        .find(|s| match bind {
+            BindSession::User => true,
+            BindSession::Key => s.key_id.is_some() && s.key_id == f.key_id,
+            BindSession::Ip => s.remote_addr.is_some() && s.remote_addr.as_deref() == f.remote_addr,
+        })
 }
 
 impl Decision {
@@ -396,8 +423,14 @@ impl Refusal {
     pub fn rule(&self) -> u8 {
         use Refusal::*;
         match self {
-            MissingCredential | UnknownKey | WrongPassword | TokenMalformed | TokenUnknown
-            | TokenRevoked { .. } | TokenExpired { .. } | TokenOutOfScope { .. }
+            MissingCredential
+            | UnknownKey
+            | WrongPassword
+            | TokenMalformed
+            | TokenUnknown
+            | TokenRevoked { .. }
+            | TokenExpired { .. }
+            | TokenOutOfScope { .. }
             | TokenReadOnly { .. } => 0,
             UnknownUser | UserDisabled | NoAccess => 1,
             PasswordNotAccepted => 5,
@@ -483,30 +516,45 @@ impl Refusal {
             ],
             UnknownKey => vec![
                 "git2fa: this SSH key is not registered with git2fa.".into(),
-                format!("Add your public key at {}/2fa/keys or ask an admin of this host.", config.public_url),
+                format!(
+                    "Add your public key at {}/2fa/keys or ask an admin of this host.",
+                    config.public_url
+                ),
             ],
             WrongPassword => vec![
                 format!("git2fa: {repo}: wrong user name, password or token."),
                 format!("Personal access tokens are at {tokens_url}"),
             ],
             TokenMalformed => vec![
-                format!("git2fa: {repo}: the access token is not a valid git2fa token (it may be mistyped or cut short)."),
+                format!(
+                    "git2fa: {repo}: the access token is not a valid git2fa token (it may be mistyped or cut short)."
+                ),
                 format!("Copy it again, or create a new one at {tokens_url}"),
             ],
             TokenUnknown => vec![
-                format!("git2fa: {repo}: the access token is not known for {who} (deleted, or another user's)."),
+                format!(
+                    "git2fa: {repo}: the access token is not known for {who} (deleted, or another user's)."
+                ),
                 format!("Create a new one at {tokens_url}"),
             ],
             TokenRevoked { token_id } => vec![
                 format!("git2fa: {repo}: access token #{token_id} was revoked."),
                 format!("Create a new one at {tokens_url}"),
             ],
-            TokenExpired { token_id, expired_at } => vec![
-                format!("git2fa: {repo}: access token #{token_id} expired on {}.", format_utc(*expired_at)),
+            TokenExpired {
+                token_id,
+                expired_at,
+            } => vec![
+                format!(
+                    "git2fa: {repo}: access token #{token_id} expired on {}.",
+                    format_utc(*expired_at)
+                ),
                 format!("Create a new one at {tokens_url}"),
             ],
             TokenOutOfScope { token_id } => vec![
-                format!("git2fa: {repo}: access token #{token_id} is not valid for this repository."),
+                format!(
+                    "git2fa: {repo}: access token #{token_id} is not valid for this repository."
+                ),
                 format!("Create a token that covers {repo} at {tokens_url}"),
             ],
             TokenReadOnly { token_id } => vec![
@@ -524,13 +572,21 @@ impl Refusal {
             NoAccess => vec![
                 format!(
                     "git2fa: {repo}: {who} may not {} this repository.",
-                    if cx.operation.is_write() { "push to" } else { "read" }
+                    if cx.operation.is_write() {
+                        "push to"
+                    } else {
+                        "read"
+                    }
                 ),
                 "Ask an owner of the repository, or an admin of this host, for access.".into(),
             ],
             PasswordNotAccepted => vec![
-                format!("git2fa: {repo} requires two-factor authentication (2FA): a password is not accepted for git here."),
-                format!("Use a personal access token instead of your password: create one at {tokens_url}"),
+                format!(
+                    "git2fa: {repo} requires two-factor authentication (2FA): a password is not accepted for git here."
+                ),
+                format!(
+                    "Use a personal access token instead of your password: create one at {tokens_url}"
+                ),
             ],
             NotEnrolled => vec![
                 required,
@@ -540,8 +596,13 @@ impl Refusal {
             ],
             AccountLocked { until } => vec![
                 required,
-                format!("The account {who} is locked after too many wrong codes until {}.", format_utc(*until)),
-                format!("Try again after that at {verify_url}, or ask an admin of this host to unlock it."),
+                format!(
+                    "The account {who} is locked after too many wrong codes until {}.",
+                    format_utc(*until)
+                ),
+                format!(
+                    "Try again after that at {verify_url}, or ask an admin of this host to unlock it."
+                ),
             ],
             NoSession => {
                 let mut lines = vec![required, format!("{who} has no open 2FA session.")];
@@ -568,13 +629,17 @@ impl RequiredBy {
     /// Why 2FA applies, for `git2fa explain`.
     pub fn describe(&self) -> String {
         match self {
-            RequiredBy::Host => "the host requires 2FA for every operation ([policy] git = \"all\")".into(),
-            RequiredBy::Repository { protected_ref: Some(r) } => {
+            RequiredBy::Host => {
+                "the host requires 2FA for every operation ([policy] git = \"all\")".into()
+            }
+            RequiredBy::Repository {
+                protected_ref: Some(r),
+            } => {
                 format!("the repository's git2fa.toml protects {r}")
             }
-            RequiredBy::Repository { protected_ref: None } => {
-                "the repository's git2fa.toml requires 2FA for this operation".into()
-            }
+            RequiredBy::Repository {
+                protected_ref: None,
+            } => "the repository's git2fa.toml requires 2FA for this operation".into(),
             RequiredBy::User => "the user chose \"always use 2FA\"".into(),
         }
     }

@@ -59,7 +59,11 @@ pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> 
             return Outcome::unavailable(Some(location), e.to_string());
         }
     };
-    let (user, sessions) = match request.user.map(|name| user_facts(store, name, now)).transpose() {
+    let (user, sessions) = match request
+        .user
+        .map(|name| user_facts(store, name, now))
+        .transpose()
+    {
         Ok(found) => found.flatten().unzip(),
         Err(e) => return Outcome::unavailable(None, e.to_string()),
     };
@@ -76,7 +80,11 @@ pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> 
         key_id: request.key_id,
         remote_addr: request.remote_addr,
     };
-    Outcome { decision: decision::decide(&facts), required_by: decision::required_by(&facts), detail: None }
+    Outcome {
+        decision: decision::decide(&facts),
+        required_by: decision::required_by(&facts),
+        detail: None,
+    }
 }
 
 /// Decides and appends the audit row. If the row cannot be written, the
@@ -95,7 +103,9 @@ fn user_facts(
     name: &str,
     now: i64,
 ) -> Result<Option<(UserFacts, Vec<SessionFacts>)>, crate::store::StoreError> {
-    let Some(user) = store.user(name)? else { return Ok(None) };
+    let Some(user) = store.user(name)? else {
+        return Ok(None);
+    };
     let sessions = store.open_sessions(user.id, now)?;
     let facts = UserFacts {
         enrolled: user.is_enrolled(),
@@ -140,7 +150,12 @@ fn audit_record(request: &Request, outcome: &Outcome, now: i64) -> AuditRecord {
         repo: Some(request.repo.name.clone()),
         action: request.operation.as_str().into(),
         refs,
-        outcome: if outcome.decision.is_allowed() { "allow" } else { "refuse" }.into(),
+        outcome: if outcome.decision.is_allowed() {
+            "allow"
+        } else {
+            "refuse"
+        }
+        .into(),
         reason: outcome.decision.code().into(),
         credential: Some(request.credential.kind().into()),
         key_id: request.key_id,

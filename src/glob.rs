@@ -12,7 +12,12 @@
 pub fn matches(pattern: &str, text: &str) -> bool {
     let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
     let mut memo = vec![None; (pattern.len() + 1) * (text.len() + 1)];
-    Matcher { pattern, text, memo: &mut memo }.at(0, 0)
+    Matcher {
+        pattern,
+        text,
+        memo: &mut memo,
+    }
+    .at(0, 0)
 }
 
 struct Matcher<'a> {

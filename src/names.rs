@@ -7,7 +7,9 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with(['.', '-'])
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if valid {
         Ok(())
     } else {
@@ -37,7 +39,16 @@ mod tests {
         for good in ["alice", "bob.smith", "c_3-po", "A"] {
             assert!(check_user_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-rf", ".hidden", "a b", "*", "ali/ce", "é", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "-rf",
+            ".hidden",
+            "a b",
+            "*",
+            "ali/ce",
+            "é",
+            &"x".repeat(65),
+        ] {
             assert!(check_user_name(bad).is_err(), "{bad}");
         }
     }

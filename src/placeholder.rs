@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 /// Refuses as `binary` would, in the form its caller shows to the user.
 pub fn refuse(binary: &str) -> ExitCode {
-    let message = format!("{binary} is not available in this version of git2fa; the operation is refused");
+    let message =
+        format!("{binary} is not available in this version of git2fa; the operation is refused");
     match binary {
         "git2fa-shell" => {
             // A pkt-line: 4 hex digits of length (including themselves),
@@ -17,7 +18,9 @@ pub fn refuse(binary: &str) -> ExitCode {
             let _ = out.flush();
         }
         "git2fa-http" => {
-            println!("Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\n{message}");
+            println!(
+                "Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\n{message}"
+            );
         }
         _ => {}
     }

@@ -93,7 +93,9 @@ pub fn resolve(root: &Path, typed: &str) -> Result<RepoPath, RepoPathError> {
         candidates.push(root.join(&relative));
     }
     for candidate in candidates {
-        let Ok(dir) = candidate.canonicalize() else { continue };
+        let Ok(dir) = candidate.canonicalize() else {
+            continue;
+        };
         // Component-wise: /srv/git-evil does not start with /srv/git.
         if dir == root || !dir.starts_with(&root) || !is_bare_repository(&dir) {
             continue;
@@ -128,7 +130,8 @@ pub fn find_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
             let entry = entry?;
             // Links are not followed: a link could lead out of the root or
             // into a loop.
-            if entry.file_type()?.is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
+            if entry.file_type()?.is_dir() && !entry.file_name().to_string_lossy().starts_with('.')
+            {
                 pending.push(entry.path());
             }
         }

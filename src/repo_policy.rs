@@ -58,7 +58,11 @@ impl Members {
     }
 
     fn from_list(list: Vec<String>) -> Members {
-        if list.iter().any(|n| n == "*") { Members::Everyone } else { Members::Only(list) }
+        if list.iter().any(|n| n == "*") {
+            Members::Everyone
+        } else {
+            Members::Only(list)
+        }
     }
 
     fn describe(&self) -> String {
@@ -116,11 +120,21 @@ impl RepoPolicy {
         let path = Self::path(repo_dir);
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RepoPolicy::default()),
-            Err(e) => return Err(FileError::new(&path, None, format!("cannot read: {}", io_reason(&e)))),
+            Err(e) => {
+                return Err(FileError::new(
+                    &path,
+                    None,
+                    format!("cannot read: {}", io_reason(&e)),
+                ));
+            }
             // A link could point the parser, and its error messages, at any
             // file the service can read.
             Ok(meta) if !meta.file_type().is_file() => {
-                return Err(FileError::new(&path, None, "must be a regular file, not a link"));
+                return Err(FileError::new(
+                    &path,
+                    None,
+                    "must be a regular file, not a link",
+                ));
             }
             Ok(_) => {}
         }
@@ -133,12 +147,20 @@ impl RepoPolicy {
         let raw: RawRepoFile =
             toml_edit::de::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let bad = |key: &str, message: String| {
-            FileError::new(path, crate::config::line_of_key(text, &[key]), format!("{key}: {message}"))
+            FileError::new(
+                path,
+                crate::config::line_of_key(text, &[key]),
+                format!("{key}: {message}"),
+            )
         };
         for pattern in raw.protected_refs.iter().flatten() {
             check_ref_pattern(pattern).map_err(|m| bad("protected_refs", m))?;
         }
-        for (key, list) in [("owners", &raw.owners), ("writers", &raw.writers), ("readers", &raw.readers)] {
+        for (key, list) in [
+            ("owners", &raw.owners),
+            ("writers", &raw.writers),
+            ("readers", &raw.readers),
+        ] {
             for name in list.iter().flatten() {
                 if !(name == "*" && key != "owners") {
                     check_user_name(name).map_err(|m| bad(key, m))?;
@@ -188,7 +210,9 @@ impl RepoPolicy {
 
     /// Whether `refname` is one of the protected refs.
     pub fn is_protected(&self, refname: &str) -> bool {
-        self.protected_refs.iter().any(|p| glob::matches(p, refname))
+        self.protected_refs
+            .iter()
+            .any(|p| glob::matches(p, refname))
     }
 
     /// One paragraph for `git2fa repo show`.
@@ -199,7 +223,11 @@ impl RepoPolicy {
         }
         out += &format!(
             "owners: {}\nwriters: {}\nreaders: {}\n",
-            if self.owners.is_empty() { "none".into() } else { self.owners.join(", ") },
+            if self.owners.is_empty() {
+                "none".into()
+            } else {
+                self.owners.join(", ")
+            },
             self.writers.describe(),
             self.readers.describe()
         );
@@ -219,7 +247,10 @@ fn check_ref_pattern(pattern: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!("`{}` is not a ref pattern like refs/heads/main or refs/tags/v*", pattern.escape_default()))
+        Err(format!(
+            "`{}` is not a ref pattern like refs/heads/main or refs/tags/v*",
+            pattern.escape_default()
+        ))
     }
 }
 
@@ -236,8 +267,20 @@ pub fn set_requirement(
     let text = match std::fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Ok(meta) if meta.file_type().is_file() => read_small_file(&path)?,
-        Ok(_) => return Err(FileError::new(&path, None, "must be a regular file, not a link")),
-        Err(e) => return Err(FileError::new(&path, None, format!("cannot read: {}", io_reason(&e)))),
+        Ok(_) => {
+            return Err(FileError::new(
+                &path,
+                None,
+                "must be a regular file, not a link",
+            ));
+        }
+        Err(e) => {
+            return Err(FileError::new(
+                &path,
+                None,
+                format!("cannot read: {}", io_reason(&e)),
+            ));
+        }
     };
     // Refuse to edit a file that is already broken: the owner should see
     // the error, not have it silently kept or dropped.
@@ -262,10 +305,13 @@ pub fn set_requirement(
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     use std::io::Write;
-    let fail = |e: std::io::Error| FileError::new(path, None, format!("cannot write: {}", io_reason(&e)));
+    let fail =
+        |e: std::io::Error| FileError::new(path, None, format!("cannot write: {}", io_reason(&e)));
     let temp = path.with_extension("toml.tmp");
     let mut file = std::fs::File::create(&temp).map_err(fail)?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(fail)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(fail)?;
     if let Ok(meta) = std::fs::metadata(path) {
         std::fs::set_permissions(&temp, meta.permissions()).map_err(fail)?;
     }

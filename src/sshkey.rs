@@ -35,14 +35,20 @@ impl PublicKey {
         if !ALGORITHMS.contains(&algorithm) {
             return Err(format!(
                 "`{}` is not a supported key type (use ssh-ed25519, ecdsa-sha2-* or ssh-rsa; options are not allowed)",
-                algorithm.chars().take(40).collect::<String>().escape_default()
+                algorithm
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+                    .escape_default()
             ));
         }
         let encoded = fields.next().unwrap_or("").trim();
         if encoded.len() > MAX_BLOB * 4 / 3 + 4 {
             return Err("the key is too long".into());
         }
-        let blob = STANDARD.decode(encoded).map_err(|_| "the key is not valid base64".to_string())?;
+        let blob = STANDARD
+            .decode(encoded)
+            .map_err(|_| "the key is not valid base64".to_string())?;
         PublicKey::from_blob(algorithm, &blob, fields.next().unwrap_or("").trim())
     }
 
@@ -71,12 +77,19 @@ impl PublicKey {
         if comment.chars().any(char::is_control) || comment.len() > 200 {
             return Err("the key comment must be printable and at most 200 bytes".into());
         }
-        Ok(PublicKey { algorithm: algorithm.to_string(), blob: blob.to_vec(), comment: comment.to_string() })
+        Ok(PublicKey {
+            algorithm: algorithm.to_string(),
+            blob: blob.to_vec(),
+            comment: comment.to_string(),
+        })
     }
 
     /// `SHA256:…`, as `ssh-keygen -l` and sshd's logs print it.
     pub fn fingerprint(&self) -> String {
-        format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(&self.blob)))
+        format!(
+            "SHA256:{}",
+            STANDARD_NO_PAD.encode(Sha256::digest(&self.blob))
+        )
     }
 
     /// The key's base64 blob.

@@ -26,7 +26,10 @@ pub enum StoreError {
     /// The file is not an SQLite database, or is damaged.
     NotADatabase(PathBuf),
     /// The schema is older or newer than this binary's.
-    Schema { found: i64, expected: i64 },
+    Schema {
+        found: i64,
+        expected: i64,
+    },
     /// Another process held the lock past the busy timeout.
     Busy,
     /// A name that must be unique is taken.
@@ -43,7 +46,11 @@ impl fmt::Display for StoreError {
                 write!(f, "no store at {} (run `git2fa init`)", path.display())
             }
             StoreError::NotADatabase(path) => {
-                write!(f, "{} is not a git2fa store (not an SQLite database, or damaged)", path.display())
+                write!(
+                    f,
+                    "{} is not a git2fa store (not an SQLite database, or damaged)",
+                    path.display()
+                )
             }
             StoreError::Schema { found, expected } if found < expected => write!(
                 f,
@@ -53,7 +60,10 @@ impl fmt::Display for StoreError {
                 f,
                 "the store has schema version {found}, newer than this git2fa ({expected}): upgrade git2fa"
             ),
-            StoreError::Busy => write!(f, "the store stayed locked by another process past the busy timeout"),
+            StoreError::Busy => write!(
+                f,
+                "the store stayed locked by another process past the busy timeout"
+            ),
             StoreError::Exists => write!(f, "already exists"),
             StoreError::Sqlite(e) => write!(f, "store error: {e}"),
             StoreError::Io(path, e) => write!(f, "{}: {e}", path.display()),
@@ -177,12 +187,22 @@ pub enum Attempt {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    Accepted { session_id: Option<i64> },
+    Accepted {
+        session_id: Option<i64>,
+    },
     /// The code matched but was used before (TOTP step or recovery code).
-    Replayed { failures: i64, locked_until: Option<i64> },
-    Wrong { failures: i64, locked_until: Option<i64> },
+    Replayed {
+        failures: i64,
+        locked_until: Option<i64>,
+    },
+    Wrong {
+        failures: i64,
+        locked_until: Option<i64>,
+    },
     /// Locked before this attempt; the code was not even counted.
-    Locked { until: i64 },
+    Locked {
+        until: i64,
+    },
 }
 
 /// The lock policy for `record_attempt`.
@@ -230,9 +250,13 @@ impl Store {
             .mode(0o600)
             .open(path)
             .map_err(|e| StoreError::Io(path.to_path_buf(), e))?;
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify(path, e))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
             .map_err(|e| classify(path, e))?;
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).map_err(|e| classify(path, e))?;
         let mut store = Store::configure(conn, path)?;
         store.migrate()?;
         Ok(store)
@@ -244,7 +268,10 @@ impl Store {
         let store = Store::open_existing(path)?;
         let found = store.schema_version()?;
         if found != migrations::latest() {
-            return Err(StoreError::Schema { found, expected: migrations::latest() });
+            return Err(StoreError::Schema {
+                found,
+                expected: migrations::latest(),
+            });
         }
         Ok(store)
     }
@@ -262,19 +289,28 @@ impl Store {
                 return Err(StoreError::Missing(path.to_path_buf()));
             }
             Err(e) => return Err(StoreError::Io(path.to_path_buf(), e)),
-            Ok(meta) if !meta.is_file() => return Err(StoreError::NotADatabase(path.to_path_buf())),
+            Ok(meta) if !meta.is_file() => {
+                return Err(StoreError::NotADatabase(path.to_path_buf()));
+            }
             Ok(_) => {}
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| classify(path, e))?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify(path, e))?;
         Store::configure(conn, path)
     }
 
     fn configure(conn: Connection, path: &Path) -> Result<Store> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| classify(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| classify(path, e))?;
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(|e| classify(path, e))?;
-        Ok(Store { conn, path: path.to_path_buf() })
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -293,12 +329,18 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| classify(&path, e))?;
-        let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(|e| classify(&path, e))?;
+        let found: i64 = tx
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| classify(&path, e))?;
         let expected = migrations::latest();
         if found > expected {
             return Err(StoreError::Schema { found, expected });
         }
-        for (index, sql) in migrations::MIGRATIONS.iter().enumerate().skip(found as usize) {
+        for (index, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(found as usize)
+        {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
         }
@@ -308,12 +350,16 @@ impl Store {
 
     /// `PRAGMA integrity_check`: `None` when the store is sound.
     pub fn integrity_problem(&self) -> Result<Option<String>> {
-        let result: String = self.conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
         Ok((result != "ok").then_some(result))
     }
 
     fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     // Users.
@@ -332,19 +378,29 @@ impl Store {
     pub fn user(&self, name: &str) -> Result<Option<User>> {
         Ok(self
             .conn
-            .query_row(&format!("{USER_COLUMNS} WHERE name = ?1"), [name], user_from_row)
+            .query_row(
+                &format!("{USER_COLUMNS} WHERE name = ?1"),
+                [name],
+                user_from_row,
+            )
             .optional()?)
     }
 
     pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
         Ok(self
             .conn
-            .query_row(&format!("{USER_COLUMNS} WHERE id = ?1"), [id], user_from_row)
+            .query_row(
+                &format!("{USER_COLUMNS} WHERE id = ?1"),
+                [id],
+                user_from_row,
+            )
             .optional()?)
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        let mut statement = self.conn.prepare(&format!("{USER_COLUMNS} ORDER BY name"))?;
+        let mut statement = self
+            .conn
+            .prepare(&format!("{USER_COLUMNS} ORDER BY name"))?;
         let rows = statement.query_map([], user_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -365,17 +421,28 @@ impl Store {
     }
 
     pub fn set_always_2fa(&mut self, id: i64, always: bool) -> Result<bool> {
-        self.update_user("UPDATE users SET always_2fa = ?1 WHERE id = ?2", id, &always)
+        self.update_user(
+            "UPDATE users SET always_2fa = ?1 WHERE id = ?2",
+            id,
+            &always,
+        )
     }
 
     pub fn set_password_hash(&mut self, id: i64, hash: &str) -> Result<bool> {
-        self.update_user("UPDATE users SET password_hash = ?1 WHERE id = ?2", id, &hash)
+        self.update_user(
+            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            id,
+            &hash,
+        )
     }
 
     /// Clears the failure counter and any lock.
     pub fn unlock(&mut self, id: i64) -> Result<bool> {
         let tx = self.immediate()?;
-        let changed = tx.execute("UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1", [id])?;
+        let changed = tx.execute(
+            "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
+            [id],
+        )?;
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -384,7 +451,13 @@ impl Store {
 
     /// Stores the encrypted TOTP secret and the recovery code hashes, if the
     /// user is not enrolled yet. Returns false when already enrolled.
-    pub fn enroll(&mut self, user_id: i64, sealed_secret: &[u8], recovery_hashes: &[String], now: i64) -> Result<bool> {
+    pub fn enroll(
+        &mut self,
+        user_id: i64,
+        sealed_secret: &[u8],
+        recovery_hashes: &[String],
+        now: i64,
+    ) -> Result<bool> {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE users SET totp_secret = ?1, totp_enrolled_at = ?2, totp_last_step = NULL,
@@ -449,8 +522,11 @@ impl Store {
         session: Option<&NewSession>,
     ) -> Result<AttemptOutcome> {
         let tx = self.immediate()?;
-        let locked_until: Option<i64> =
-            tx.query_row("SELECT locked_until FROM users WHERE id = ?1", [user_id], |row| row.get(0))?;
+        let locked_until: Option<i64> = tx.query_row(
+            "SELECT locked_until FROM users WHERE id = ?1",
+            [user_id],
+            |row| row.get(0),
+        )?;
         if let Some(until) = locked_until.filter(|&until| until > now) {
             return Ok(AttemptOutcome::Locked { until });
         }
@@ -474,7 +550,10 @@ impl Store {
             ),
         };
         if used_now {
-            tx.execute("UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1", [user_id])?;
+            tx.execute(
+                "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
+                [user_id],
+            )?;
             let session_id = match session {
                 Some(s) => Some(insert_session(&tx, user_id, s, now)?),
                 None => None,
@@ -495,9 +574,15 @@ impl Store {
         }
         tx.commit()?;
         Ok(if matched {
-            AttemptOutcome::Replayed { failures, locked_until }
+            AttemptOutcome::Replayed {
+                failures,
+                locked_until,
+            }
         } else {
-            AttemptOutcome::Wrong { failures, locked_until }
+            AttemptOutcome::Wrong {
+                failures,
+                locked_until,
+            }
         })
     }
 
@@ -518,7 +603,12 @@ impl Store {
              WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2 ORDER BY id",
         )?;
         let rows = statement.query_map(params![user_id, now], |row| {
-            Ok(SessionFacts { id: row.get(0)?, expires_at: row.get(1)?, key_id: row.get(2)?, remote_addr: row.get(3)? })
+            Ok(SessionFacts {
+                id: row.get(0)?,
+                expires_at: row.get(1)?,
+                key_id: row.get(2)?,
+                remote_addr: row.get(3)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -549,8 +639,10 @@ impl Store {
     /// Ends one session; false when there was no open session of that id.
     pub fn end_session(&mut self, id: i64, now: i64) -> Result<bool> {
         let tx = self.immediate()?;
-        let changed =
-            tx.execute("UPDATE sessions SET ended_at = ?1 WHERE id = ?2 AND ended_at IS NULL", params![now, id])?;
+        let changed = tx.execute(
+            "UPDATE sessions SET ended_at = ?1 WHERE id = ?2 AND ended_at IS NULL",
+            params![now, id],
+        )?;
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -583,7 +675,15 @@ impl Store {
         tx.execute(
             "INSERT INTO tokens (user_id, name, hash, repos, permission, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![user_id, name, &hash[..], repos.join("\n"), permission.as_str(), now, expires_at],
+            params![
+                user_id,
+                name,
+                &hash[..],
+                repos.join("\n"),
+                permission.as_str(),
+                now,
+                expires_at
+            ],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -594,17 +694,29 @@ impl Store {
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Token>> {
         Ok(self
             .conn
-            .query_row(&format!("{TOKEN_COLUMNS} WHERE t.hash = ?1"), [&hash[..]], token_from_row)
+            .query_row(
+                &format!("{TOKEN_COLUMNS} WHERE t.hash = ?1"),
+                [&hash[..]],
+                token_from_row,
+            )
             .optional()?)
     }
 
     pub fn token(&self, id: i64) -> Result<Option<Token>> {
-        Ok(self.conn.query_row(&format!("{TOKEN_COLUMNS} WHERE t.id = ?1"), [id], token_from_row).optional()?)
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{TOKEN_COLUMNS} WHERE t.id = ?1"),
+                [id],
+                token_from_row,
+            )
+            .optional()?)
     }
 
     pub fn tokens(&self, user: Option<&str>) -> Result<Vec<Token>> {
-        let mut statement =
-            self.conn.prepare(&format!("{TOKEN_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY t.id"))?;
+        let mut statement = self.conn.prepare(&format!(
+            "{TOKEN_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY t.id"
+        ))?;
         let rows = statement.query_map([user], token_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -612,8 +724,10 @@ impl Store {
     /// Revokes a token; false when there is no unrevoked token of that id.
     pub fn revoke_token(&mut self, id: i64, now: i64) -> Result<bool> {
         let tx = self.immediate()?;
-        let changed =
-            tx.execute("UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL", params![now, id])?;
+        let changed = tx.execute(
+            "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+            params![now, id],
+        )?;
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -652,19 +766,31 @@ impl Store {
     }
 
     pub fn key(&self, id: i64) -> Result<Option<SshKey>> {
-        Ok(self.conn.query_row(&format!("{KEY_COLUMNS} WHERE k.id = ?1"), [id], key_from_row).optional()?)
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{KEY_COLUMNS} WHERE k.id = ?1"),
+                [id],
+                key_from_row,
+            )
+            .optional()?)
     }
 
     pub fn key_by_fingerprint(&self, fingerprint: &str) -> Result<Option<SshKey>> {
         Ok(self
             .conn
-            .query_row(&format!("{KEY_COLUMNS} WHERE k.fingerprint = ?1"), [fingerprint], key_from_row)
+            .query_row(
+                &format!("{KEY_COLUMNS} WHERE k.fingerprint = ?1"),
+                [fingerprint],
+                key_from_row,
+            )
             .optional()?)
     }
 
     pub fn keys(&self, user: Option<&str>) -> Result<Vec<SshKey>> {
-        let mut statement =
-            self.conn.prepare(&format!("{KEY_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY k.id"))?;
+        let mut statement = self.conn.prepare(&format!(
+            "{KEY_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY k.id"
+        ))?;
         let rows = statement.query_map([user], key_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -730,19 +856,38 @@ fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
     }
 }
 
-fn replace_recovery_codes(tx: &rusqlite::Transaction, user_id: i64, hashes: &[String]) -> Result<()> {
+fn replace_recovery_codes(
+    tx: &rusqlite::Transaction,
+    user_id: i64,
+    hashes: &[String],
+) -> Result<()> {
     tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
     for hash in hashes {
-        tx.execute("INSERT INTO recovery_codes (user_id, hash) VALUES (?1, ?2)", params![user_id, hash])?;
+        tx.execute(
+            "INSERT INTO recovery_codes (user_id, hash) VALUES (?1, ?2)",
+            params![user_id, hash],
+        )?;
     }
     Ok(())
 }
 
-fn insert_session(tx: &rusqlite::Transaction, user_id: i64, s: &NewSession, now: i64) -> Result<i64> {
+fn insert_session(
+    tx: &rusqlite::Transaction,
+    user_id: i64,
+    s: &NewSession,
+    now: i64,
+) -> Result<i64> {
     tx.execute(
         "INSERT INTO sessions (user_id, created_at, expires_at, key_id, remote_addr, opened_via)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![user_id, now, now + s.ttl, s.key_id, s.remote_addr, s.opened_via],
+        params![
+            user_id,
+            now,
+            now + s.ttl,
+            s.key_id,
+            s.remote_addr,
+            s.opened_via
+        ],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -753,14 +898,26 @@ fn insert_audit(tx: &rusqlite::Transaction, r: &AuditRecord) -> Result<()> {
                             key_id, token_id, remote_addr, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
-            r.at, r.user, r.transport, r.repo, r.action, r.refs, r.outcome, r.reason, r.credential,
-            r.key_id, r.token_id, r.remote_addr, r.detail
+            r.at,
+            r.user,
+            r.transport,
+            r.repo,
+            r.action,
+            r.refs,
+            r.outcome,
+            r.reason,
+            r.credential,
+            r.key_id,
+            r.token_id,
+            r.remote_addr,
+            r.detail
         ],
     )?;
     Ok(())
 }
 
-const USER_COLUMNS: &str = "SELECT id, name, password_hash, enabled, is_admin, always_2fa, totp_secret,
+const USER_COLUMNS: &str =
+    "SELECT id, name, password_hash, enabled, is_admin, always_2fa, totp_secret,
     totp_enrolled_at, failures, locked_until, created_at FROM users";
 
 fn user_from_row(row: &rusqlite::Row) -> rusqlite::Result<User> {
@@ -779,7 +936,8 @@ fn user_from_row(row: &rusqlite::Row) -> rusqlite::Result<User> {
     })
 }
 
-const TOKEN_COLUMNS: &str = "SELECT t.id, t.user_id, u.name, t.name, t.repos, t.permission, t.created_at,
+const TOKEN_COLUMNS: &str =
+    "SELECT t.id, t.user_id, u.name, t.name, t.repos, t.permission, t.created_at,
     t.expires_at, t.revoked_at, t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id";
 
 fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<Token> {
@@ -801,7 +959,8 @@ fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<Token> {
     })
 }
 
-const KEY_COLUMNS: &str = "SELECT k.id, k.user_id, u.name, k.algorithm, k.blob, k.fingerprint, k.comment,
+const KEY_COLUMNS: &str =
+    "SELECT k.id, k.user_id, u.name, k.algorithm, k.blob, k.fingerprint, k.comment,
     k.created_at, k.last_used_at FROM ssh_keys k JOIN users u ON u.id = k.user_id";
 
 fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<SshKey> {

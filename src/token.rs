@@ -1,6 +1,6 @@
-//! Personal access tokens: `g2fa_` + 32 base62 characters (190 random bits)
-//! + a 6-character checksum, so a mistyped or truncated token is rejected
-//! before the store is touched. The store keeps only the SHA-256 of the
+//! Personal access tokens: `g2fa_`, then 32 base62 characters (190 random
+//! bits), then a 6-character checksum, so a mistyped or truncated token is
+//! rejected before the store is touched. The store keeps only the SHA-256 of the
 //! whole token: one indexed lookup, no slow hash (the token is random, not a
 //! guessable password).
 
@@ -33,7 +33,9 @@ pub fn looks_like_token(text: &str) -> bool {
 
 /// Checks prefix, length, alphabet and checksum.
 pub fn is_well_formed(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix(PREFIX) else { return false };
+    let Some(rest) = text.strip_prefix(PREFIX) else {
+        return false;
+    };
     if rest.len() != BODY_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return false;
     }
@@ -49,7 +51,9 @@ pub fn hash(token: &str) -> [u8; 32] {
 /// The first 32 bits of SHA-256 over the body, in 6 base62 digits.
 fn checksum(body: &str) -> String {
     let digest = Sha256::digest(body.as_bytes());
-    let mut value = u64::from(u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]));
+    let mut value = u64::from(u32::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3],
+    ]));
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(value % 62) as usize];
@@ -65,10 +69,17 @@ pub fn normalise_pattern(pattern: &str) -> Result<String, String> {
     let trimmed = trimmed.strip_suffix(".git").unwrap_or(trimmed);
     if trimmed.is_empty()
         || trimmed.len() > 256
-        || trimmed.split('/').any(|s| s.is_empty() || s == "." || s == "..")
-        || trimmed.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        || trimmed
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        || trimmed
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
     {
-        return Err(format!("`{}` is not a repository pattern like team/app or team/*", pattern.escape_default()));
+        return Err(format!(
+            "`{}` is not a repository pattern like team/app or team/*",
+            pattern.escape_default()
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -109,7 +120,10 @@ mod tests {
     fn the_hash_is_sha256_of_the_whole_token() {
         // FIPS 180-2 example: SHA-256("abc").
         assert_eq!(
-            hash("abc").iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            hash("abc")
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -65,7 +65,11 @@ pub fn encode_secret(secret: &[u8]) -> String {
 }
 
 pub fn decode_secret(text: &str) -> Option<Vec<u8>> {
-    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
     base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &clean)
 }
 
@@ -84,7 +88,9 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
 /// The secret carried by an `otpauth://` URI (what a test or an app reads).
 pub fn secret_from_uri(uri: &str) -> Option<Vec<u8>> {
     let query = uri.strip_prefix("otpauth://totp/")?.split_once('?')?.1;
-    let secret = query.split('&').find_map(|pair| pair.strip_prefix("secret="))?;
+    let secret = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("secret="))?;
     decode_secret(secret)
 }
 

@@ -7,7 +7,9 @@ use std::fmt;
 use crate::config::Config;
 use crate::crypto::{self, CryptoError, SecretKey};
 use crate::decision::Transport;
-use crate::store::{Attempt, AttemptOutcome, AuditRecord, LockPolicy, NewSession, Store, StoreError, User};
+use crate::store::{
+    Attempt, AttemptOutcome, AuditRecord, LockPolicy, NewSession, Store, StoreError, User,
+};
 use crate::totp;
 
 /// Crockford's base32: no I, L, O or U, so codes read aloud unambiguously.
@@ -72,7 +74,11 @@ pub enum Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
     /// A 2FA session is open until `expires_at`.
-    Opened { session_id: i64, expires_at: i64, method: Method },
+    Opened {
+        session_id: i64,
+        expires_at: i64,
+        method: Method,
+    },
     /// The code is wrong; `left` more wrong codes lock the account.
     Wrong { left: u32 },
     /// The code was right once but has been used already.
@@ -88,7 +94,10 @@ fn secret_context(user_id: i64) -> Vec<u8> {
 
 /// Decrypts a user's TOTP secret.
 pub fn open_secret(key: &SecretKey, user: &User) -> Result<Vec<u8>, TwoFactorError> {
-    let sealed = user.totp_secret.as_deref().ok_or(TwoFactorError::NotEnrolled)?;
+    let sealed = user
+        .totp_secret
+        .as_deref()
+        .ok_or(TwoFactorError::NotEnrolled)?;
     Ok(key.open(&secret_context(user.id), sealed)?)
 }
 
@@ -100,7 +109,9 @@ pub fn new_recovery_codes(count: u32) -> Result<(Vec<String>, Vec<String>), Cryp
     for _ in 0..count {
         let mut raw = String::with_capacity(RECOVERY_LEN);
         for _ in 0..RECOVERY_LEN {
-            raw.push(char::from(RECOVERY_ALPHABET[usize::from(crypto::random_below(32)?)]));
+            raw.push(char::from(
+                RECOVERY_ALPHABET[usize::from(crypto::random_below(32)?)],
+            ));
         }
         hashes.push(crypto::hash_recovery_code(&raw)?);
         shown.push(format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..]));
@@ -165,7 +176,15 @@ pub fn regenerate_recovery_codes(
     }
     let (shown, hashes) = new_recovery_codes(config.policy.recovery_codes)?;
     store.replace_recovery_codes(user.id, &hashes)?;
-    audit(store, user, origin, "recovery-codes", "ok", "regenerated", now)?;
+    audit(
+        store,
+        user,
+        origin,
+        "recovery-codes",
+        "ok",
+        "regenerated",
+        now,
+    )?;
     Ok(shown)
 }
 
@@ -185,7 +204,10 @@ pub fn verify(
     }
     let (attempt, method) = if totp::looks_like_code(code) {
         let secret = open_secret(key, user)?;
-        (Attempt::Totp(totp::matching_step(&secret, now, config.totp.skew, code)), Method::Totp)
+        (
+            Attempt::Totp(totp::matching_step(&secret, now, config.totp.skew, code)),
+            Method::Totp,
+        )
     } else {
         let matched = match normalise_recovery_code(code) {
             Some(code) if config.policy.recovery_codes > 0 => store
@@ -197,7 +219,10 @@ pub fn verify(
         };
         (Attempt::Recovery(matched), Method::RecoveryCode)
     };
-    let lock = LockPolicy { max_failures: config.policy.max_failures, lockout: config.policy.lockout };
+    let lock = LockPolicy {
+        max_failures: config.policy.max_failures,
+        lockout: config.policy.lockout,
+    };
     let session = NewSession {
         ttl: config.policy.session_ttl,
         key_id: origin.key_id,
@@ -210,7 +235,11 @@ pub fn verify(
         Method::RecoveryCode => "recovery-code",
     };
     let left = |failures: i64, locked: Option<i64>| {
-        if locked.is_some() { 0 } else { config.policy.max_failures.saturating_sub(failures as u32) }
+        if locked.is_some() {
+            0
+        } else {
+            config.policy.max_failures.saturating_sub(failures as u32)
+        }
     };
     let (verified, outcome_word, reason) = match outcome {
         AttemptOutcome::Accepted { session_id } => (
@@ -222,23 +251,35 @@ pub fn verify(
             "ok",
             method_name.to_string(),
         ),
-        AttemptOutcome::Wrong { failures, locked_until } => (
+        AttemptOutcome::Wrong {
+            failures,
+            locked_until,
+        } => (
             match locked_until {
                 Some(until) => Verified::Locked { until },
-                None => Verified::Wrong { left: left(failures, locked_until) },
+                None => Verified::Wrong {
+                    left: left(failures, locked_until),
+                },
             },
             "fail",
             format!("wrong-{method_name}"),
         ),
-        AttemptOutcome::Replayed { failures, locked_until } => (
+        AttemptOutcome::Replayed {
+            failures,
+            locked_until,
+        } => (
             match locked_until {
                 Some(until) => Verified::Locked { until },
-                None => Verified::Replayed { left: left(failures, locked_until) },
+                None => Verified::Replayed {
+                    left: left(failures, locked_until),
+                },
             },
             "fail",
             format!("replayed-{method_name}"),
         ),
-        AttemptOutcome::Locked { until } => (Verified::Locked { until }, "fail", "locked".to_string()),
+        AttemptOutcome::Locked { until } => {
+            (Verified::Locked { until }, "fail", "locked".to_string())
+        }
     };
     audit(store, user, origin, "verify", outcome_word, &reason, now)?;
     Ok(verified)
@@ -278,10 +319,19 @@ mod tests {
         for code in &shown {
             assert_eq!(code.len(), 14);
             let normal = normalise_recovery_code(code).unwrap();
-            assert!(crypto::verify_recovery_code(&hashes[shown.iter().position(|c| c == code).unwrap()], &normal));
-            assert_eq!(normalise_recovery_code(&code.to_lowercase()), Some(normal.clone()));
+            assert!(crypto::verify_recovery_code(
+                &hashes[shown.iter().position(|c| c == code).unwrap()],
+                &normal
+            ));
+            assert_eq!(
+                normalise_recovery_code(&code.to_lowercase()),
+                Some(normal.clone())
+            );
         }
-        assert_eq!(normalise_recovery_code("abcd-efgh-jkoi"), Some("ABCDEFGHJK01".into()));
+        assert_eq!(
+            normalise_recovery_code("abcd-efgh-jkoi"),
+            Some("ABCDEFGHJK01".into())
+        );
         assert_eq!(normalise_recovery_code("ABCD-EFGH-JKU1"), None);
         assert_eq!(normalise_recovery_code("ABCD-EFGH"), None);
         assert_eq!(normalise_recovery_code("ÄBCD-EFGH-JKMN"), None);

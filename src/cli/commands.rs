@@ -49,11 +49,17 @@ fn open_store(config: &Config) -> Result<Store, Failure> {
 
 fn find_user(store: &Store, name: &str) -> Result<User, Failure> {
     check_user_name(name).map_err(Failure::usage)?;
-    store.user(name)?.ok_or_else(|| Failure::refused(format!("no user named {name}")))
+    store
+        .user(name)?
+        .ok_or_else(|| Failure::refused(format!("no user named {name}")))
 }
 
 fn cli_origin() -> Origin {
-    Origin { transport: Transport::Cli, key_id: None, remote_addr: None }
+    Origin {
+        transport: Transport::Cli,
+        key_id: None,
+        remote_addr: None,
+    }
 }
 
 /// Who ran the command, for the audit row.
@@ -65,7 +71,13 @@ fn operator() -> String {
     }
 }
 
-fn admin_audit(store: &mut Store, user: Option<&str>, repo: Option<&str>, action: &str, reason: &str) -> Outcome {
+fn admin_audit(
+    store: &mut Store,
+    user: Option<&str>,
+    repo: Option<&str>,
+    action: &str,
+    reason: &str,
+) -> Outcome {
     store.append_audit(&AuditRecord {
         at: now(),
         user: user.map(str::to_string),
@@ -84,9 +96,18 @@ fn admin_audit(store: &mut Store, user: Option<&str>, repo: Option<&str>, action
 
 fn init(config_path: &Path, args: &InitArgs) -> Outcome {
     if !config_path.exists() {
-        let repos_root = args.repos_root.clone().unwrap_or_else(|| PathBuf::from("/srv/git"));
-        let data_dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from("/var/lib/git2fa"));
-        let public_url = args.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let repos_root = args
+            .repos_root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/srv/git"));
+        let data_dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/git2fa"));
+        let public_url = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
         let text = config::render_template(&repos_root, &data_dir, &public_url);
         // Validate before writing, so a bad --public-url leaves nothing behind.
         Config::parse(config_path, &text)?;
@@ -114,7 +135,11 @@ fn init(config_path: &Path, args: &InitArgs) -> Outcome {
     let store_path = config.store_path();
     let store = if store_path.exists() {
         let store = Store::open_and_migrate(&store_path)?;
-        println!("store {} is ready (schema {})", store_path.display(), store.schema_version()?);
+        println!(
+            "store {} is ready (schema {})",
+            store_path.display(),
+            store.schema_version()?
+        );
         store
     } else {
         let store = Store::create(&store_path)?;
@@ -137,7 +162,10 @@ fn init(config_path: &Path, args: &InitArgs) -> Outcome {
         println!("created {}", key_path.display());
     }
     if !config.repos_root.is_dir() {
-        println!("note: repos_root {} does not exist yet", config.repos_root.display());
+        println!(
+            "note: repos_root {} does not exist yet",
+            config.repos_root.display()
+        );
     }
     Ok(())
 }
@@ -151,7 +179,10 @@ fn io_failure(path: &Path, e: &std::io::Error) -> Failure {
 fn read_password(from_stdin: bool, required: bool) -> Result<Option<String>, Failure> {
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::usage(format!("stdin: {e}")))?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::usage(format!("stdin: {e}")))?;
         Some(line.trim_end_matches(['\n', '\r']).to_string())
     } else if std::io::stdin().is_terminal() {
         let first = prompt_hidden("Password: ")?;
@@ -161,12 +192,16 @@ fn read_password(from_stdin: bool, required: bool) -> Result<Option<String>, Fai
         }
         Some(first)
     } else if required {
-        return Err(Failure::usage("give the password on a terminal, or with --password-stdin"));
+        return Err(Failure::usage(
+            "give the password on a terminal, or with --password-stdin",
+        ));
     } else {
         None
     };
     match password {
-        Some(p) if p.chars().count() < 8 => Err(Failure::usage("a password needs at least 8 characters")),
+        Some(p) if p.chars().count() < 8 => {
+            Err(Failure::usage("a password needs at least 8 characters"))
+        }
         Some(p) if p.len() > 1024 => Err(Failure::usage("a password may have at most 1024 bytes")),
         other => Ok(other),
     }
@@ -194,7 +229,11 @@ fn prompt_hidden(prompt: &str) -> Result<String, Failure> {
 fn user(config: &Config, command: UserCommand) -> Outcome {
     let mut store = open_store(config)?;
     match command {
-        UserCommand::Add { name, password_stdin, admin } => {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            admin,
+        } => {
             check_user_name(&name).map_err(Failure::usage)?;
             if store.user(&name)?.is_some() {
                 return Err(Failure::refused(format!("user {name} already exists")));
@@ -202,14 +241,29 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
             let password = read_password(password_stdin, false)?;
             let hash = password.as_deref().map(crypto::hash_password).transpose()?;
             let id = match store.add_user(&name, hash.as_deref(), now()) {
-                Err(StoreError::Exists) => return Err(Failure::refused(format!("user {name} already exists"))),
+                Err(StoreError::Exists) => {
+                    return Err(Failure::refused(format!("user {name} already exists")));
+                }
                 other => other?,
             };
             if admin {
                 store.set_admin(id, true)?;
             }
-            admin_audit(&mut store, Some(&name), None, "user-add", if admin { "admin" } else { "user" })?;
-            println!("added {name}{}", if hash.is_none() { " (no password set)" } else { "" });
+            admin_audit(
+                &mut store,
+                Some(&name),
+                None,
+                "user-add",
+                if admin { "admin" } else { "user" },
+            )?;
+            println!(
+                "added {name}{}",
+                if hash.is_none() {
+                    " (no password set)"
+                } else {
+                    ""
+                }
+            );
         }
         UserCommand::List => {
             let t = now();
@@ -226,13 +280,21 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
             }
             println!("failures: {}", user.failures);
             for key in store.keys(Some(&name))? {
-                println!("key #{} {} {} {}", key.id, key.algorithm, key.fingerprint, key.comment);
+                println!(
+                    "key #{} {} {} {}",
+                    key.id, key.algorithm, key.fingerprint, key.comment
+                );
             }
             for token in store.tokens(Some(&name))? {
                 println!("{}", token_line(&token, t));
             }
             for session in store.sessions(Some(&name), t)? {
-                println!("session #{} until {} via {}", session.id, format_utc(session.expires_at), session.opened_via);
+                println!(
+                    "session #{} until {} via {}",
+                    session.id,
+                    format_utc(session.expires_at),
+                    session.opened_via
+                );
             }
         }
         UserCommand::Disable { name } => {
@@ -260,7 +322,10 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
             admin_audit(&mut store, Some(&name), None, "reset-2fa", "admin")?;
             println!("removed 2FA from {name}: secret, recovery codes and sessions are gone");
         }
-        UserCommand::SetPassword { name, password_stdin } => {
+        UserCommand::SetPassword {
+            name,
+            password_stdin,
+        } => {
             let user = find_user(&store, &name)?;
             let password = read_password(password_stdin, true)?.unwrap_or_default();
             store.set_password_hash(user.id, &crypto::hash_password(&password)?)?;
@@ -270,7 +335,8 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
         UserCommand::Enroll { name } => {
             let user = find_user(&store, &name)?;
             let key = SecretKey::load(&config.secret_key_path())?;
-            let enrollment = twofactor::enroll(&mut store, &key, config, &user, &cli_origin(), now())?;
+            let enrollment =
+                twofactor::enroll(&mut store, &key, config, &user, &cli_origin(), now())?;
             println!("enrolled {name}; add this to an authenticator app:");
             println!("{}", enrollment.uri);
             println!("key: {}", crate::totp::encode_secret(&enrollment.secret));
@@ -288,7 +354,11 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
 fn user_line(user: &User, now: i64) -> String {
     let mut flags = vec![
         if user.enabled { "enabled" } else { "disabled" },
-        if user.is_enrolled() { "enrolled" } else { "not-enrolled" },
+        if user.is_enrolled() {
+            "enrolled"
+        } else {
+            "not-enrolled"
+        },
     ];
     if user.is_admin {
         flags.push("admin");
@@ -315,22 +385,41 @@ fn key(config: &Config, command: KeyCommand) -> Outcome {
             let owner = find_user(&store, &user)?;
             let text = if file.as_os_str() == "-" {
                 let mut text = String::new();
-                std::io::stdin().take(64 * 1024).read_to_string(&mut text).map_err(|e| Failure::usage(format!("stdin: {e}")))?;
+                std::io::stdin()
+                    .take(64 * 1024)
+                    .read_to_string(&mut text)
+                    .map_err(|e| Failure::usage(format!("stdin: {e}")))?;
                 text
             } else {
                 config::read_small_file(&file)?
             };
-            let lines: Vec<&str> =
-                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
             let [line] = lines.as_slice() else {
-                return Err(Failure::refused(format!("expected one public key, found {}", lines.len())));
+                return Err(Failure::refused(format!(
+                    "expected one public key, found {}",
+                    lines.len()
+                )));
             };
             let key = PublicKey::parse(line).map_err(Failure::refused)?;
             let fingerprint = key.fingerprint();
             if let Some(existing) = store.key_by_fingerprint(&fingerprint)? {
-                return Err(Failure::refused(format!("key {fingerprint} is already registered to {}", existing.user)));
+                return Err(Failure::refused(format!(
+                    "key {fingerprint} is already registered to {}",
+                    existing.user
+                )));
             }
-            let id = store.add_key(owner.id, &key.algorithm, &key.blob_base64(), &fingerprint, &key.comment, now())?;
+            let id = store.add_key(
+                owner.id,
+                &key.algorithm,
+                &key.blob_base64(),
+                &fingerprint,
+                &key.comment,
+                now(),
+            )?;
             admin_audit(&mut store, Some(&user), None, "key-add", &fingerprint)?;
             println!("added key #{id} {fingerprint} for {user}");
         }
@@ -339,13 +428,24 @@ fn key(config: &Config, command: KeyCommand) -> Outcome {
                 find_user(&store, name)?;
             }
             for key in store.keys(user.as_deref())? {
-                println!("#{} {} {} {} {}", key.id, key.user, key.algorithm, key.fingerprint, key.comment);
+                println!(
+                    "#{} {} {} {} {}",
+                    key.id, key.user, key.algorithm, key.fingerprint, key.comment
+                );
             }
         }
         KeyCommand::Remove { id } => {
-            let key = store.key(id)?.ok_or_else(|| Failure::refused(format!("no key #{id}")))?;
+            let key = store
+                .key(id)?
+                .ok_or_else(|| Failure::refused(format!("no key #{id}")))?;
             store.remove_key(id)?;
-            admin_audit(&mut store, Some(&key.user), None, "key-remove", &key.fingerprint)?;
+            admin_audit(
+                &mut store,
+                Some(&key.user),
+                None,
+                "key-remove",
+                &key.fingerprint,
+            )?;
             println!("removed key #{id} {} of {}", key.fingerprint, key.user);
         }
     }
@@ -357,11 +457,20 @@ fn key(config: &Config, command: KeyCommand) -> Outcome {
 fn token_command(config: &Config, command: TokenCommand) -> Outcome {
     let mut store = open_store(config)?;
     match command {
-        TokenCommand::Create { user, repos, perm, expires_days, name } => {
+        TokenCommand::Create {
+            user,
+            repos,
+            perm,
+            expires_days,
+            name,
+        } => {
             let owner = find_user(&store, &user)?;
             check_label(&name).map_err(Failure::usage)?;
-            let repos =
-                repos.iter().map(|p| token::normalise_pattern(p)).collect::<Result<Vec<_>, _>>().map_err(Failure::usage)?;
+            let repos = repos
+                .iter()
+                .map(|p| token::normalise_pattern(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Failure::usage)?;
             let permission = match perm {
                 PermArg::Read => Permission::Read,
                 PermArg::Write => Permission::Write,
@@ -369,22 +478,43 @@ fn token_command(config: &Config, command: TokenCommand) -> Outcome {
             let max = config.tokens.max_expiry_days;
             let days = expires_days.unwrap_or(config.tokens.default_expiry_days);
             if days == 0 && max != 0 {
-                return Err(Failure::usage(format!("tokens must expire here: --expires-days 1 to {max}")));
+                return Err(Failure::usage(format!(
+                    "tokens must expire here: --expires-days 1 to {max}"
+                )));
             }
             if max != 0 && days > max {
-                return Err(Failure::usage(format!("--expires-days {days} is more than max_expiry_days ({max})")));
+                return Err(Failure::usage(format!(
+                    "--expires-days {days} is more than max_expiry_days ({max})"
+                )));
             }
             let t = now();
             let expires_at = (days > 0).then(|| t + i64::from(days) * 86_400);
             let secret = token::generate()?;
-            let id = store.add_token(owner.id, &name, &token::hash(&secret), &repos, permission, expires_at, t)?;
-            admin_audit(&mut store, Some(&user), None, "token-create", &format!("token #{id}"))?;
+            let id = store.add_token(
+                owner.id,
+                &name,
+                &token::hash(&secret),
+                &repos,
+                permission,
+                expires_at,
+                t,
+            )?;
+            admin_audit(
+                &mut store,
+                Some(&user),
+                None,
+                "token-create",
+                &format!("token #{id}"),
+            )?;
             println!("{secret}");
             eprintln!(
                 "token #{id} for {user}: {} on {}, {} (shown once; store it now)",
                 permission.as_str(),
                 repos.join(", "),
-                expires_at.map_or("never expires".into(), |at| format!("expires {}", format_utc(at)))
+                expires_at.map_or("never expires".into(), |at| format!(
+                    "expires {}",
+                    format_utc(at)
+                ))
             );
         }
         TokenCommand::List { user } => {
@@ -397,11 +527,19 @@ fn token_command(config: &Config, command: TokenCommand) -> Outcome {
             }
         }
         TokenCommand::Revoke { id } => {
-            let found = store.token(id)?.ok_or_else(|| Failure::refused(format!("no token #{id}")))?;
+            let found = store
+                .token(id)?
+                .ok_or_else(|| Failure::refused(format!("no token #{id}")))?;
             if !store.revoke_token(id, now())? {
                 return Err(Failure::refused(format!("token #{id} was already revoked")));
             }
-            admin_audit(&mut store, Some(&found.user), None, "token-revoke", &format!("token #{id}"))?;
+            admin_audit(
+                &mut store,
+                Some(&found.user),
+                None,
+                "token-revoke",
+                &format!("token #{id}"),
+            )?;
             println!("revoked token #{id} of {}", found.user);
         }
     }
@@ -424,8 +562,12 @@ fn token_line(token: &crate::store::Token, now: i64) -> String {
         token.permission.as_str(),
         token.repos.join(","),
         state,
-        token.expires_at.map_or("never".into(), |at| format_utc(at).replace(' ', "T")),
-        token.last_used_at.map_or("never".into(), |at| format_utc(at).replace(' ', "T")),
+        token
+            .expires_at
+            .map_or("never".into(), |at| format_utc(at).replace(' ', "T")),
+        token
+            .last_used_at
+            .map_or("never".into(), |at| format_utc(at).replace(' ', "T")),
     )
 }
 
@@ -433,9 +575,10 @@ fn token_line(token: &crate::store::Token, now: i64) -> String {
 
 fn resolve_repo(config: &Config, typed: &str) -> Result<RepoPath, Failure> {
     repo_path::resolve(&config.repos_root, typed).map_err(|e| match e {
-        RepoPathError::NotFound => {
-            Failure::refused(format!("no bare repository {typed} under {}", config.repos_root.display()))
-        }
+        RepoPathError::NotFound => Failure::refused(format!(
+            "no bare repository {typed} under {}",
+            config.repos_root.display()
+        )),
         malformed => Failure::usage(malformed.to_string()),
     })
 }
@@ -448,7 +591,11 @@ fn repo(config: &Config, command: RepoCommand) -> Outcome {
             println!("{} ({})", path.name, path.dir.display());
             print!("{}", policy.describe());
         }
-        RepoCommand::Flag { repo, require, refs } => {
+        RepoCommand::Flag {
+            repo,
+            require,
+            refs,
+        } => {
             let path = resolve_repo(config, &repo)?;
             let require = match require {
                 RequireArg::Push => Require::Push,
@@ -459,12 +606,22 @@ fn repo(config: &Config, command: RepoCommand) -> Outcome {
             }
             let policy = repo_policy::set_requirement(&path.dir, require, Some(&refs))?;
             let mut store = open_store(config)?;
-            admin_audit(&mut store, None, Some(&path.name), "repo-flag", require.as_str())?;
-            println!("{}: 2FA required for {}", path.name, match require {
-                Require::All => "every operation".to_string(),
-                _ if policy.protected_refs.is_empty() => "every push".to_string(),
-                _ => format!("pushes to {}", policy.protected_refs.join(", ")),
-            });
+            admin_audit(
+                &mut store,
+                None,
+                Some(&path.name),
+                "repo-flag",
+                require.as_str(),
+            )?;
+            println!(
+                "{}: 2FA required for {}",
+                path.name,
+                match require {
+                    Require::All => "every operation".to_string(),
+                    _ if policy.protected_refs.is_empty() => "every push".to_string(),
+                    _ => format!("pushes to {}", policy.protected_refs.join(", ")),
+                }
+            );
         }
         RepoCommand::Unflag { repo } => {
             let path = resolve_repo(config, &repo)?;
@@ -508,14 +665,26 @@ fn session(config: &Config, command: SessionCommand) -> Outcome {
             if !store.end_session(id, now())? {
                 return Err(Failure::refused(format!("no open session #{id}")));
             }
-            admin_audit(&mut store, None, None, "session-end", &format!("session #{id}"))?;
+            admin_audit(
+                &mut store,
+                None,
+                None,
+                "session-end",
+                &format!("session #{id}"),
+            )?;
             println!("ended session #{id}");
         }
         SessionCommand::End { id: None, user } => {
             let name = user.unwrap_or_default();
             let found = find_user(&store, &name)?;
             let count = store.end_sessions_of(found.id, now())?;
-            admin_audit(&mut store, Some(&name), None, "session-end", &format!("{count} sessions"))?;
+            admin_audit(
+                &mut store,
+                Some(&name),
+                None,
+                "session-end",
+                &format!("{count} sessions"),
+            )?;
             println!("ended {count} sessions of {name}");
         }
     }
@@ -530,7 +699,11 @@ fn verify(config: &Config, name: &str, code: &str) -> Outcome {
     let key = SecretKey::load(&config.secret_key_path())?;
     let t = now();
     match twofactor::verify(&mut store, &key, config, &user, code, &cli_origin(), t)? {
-        Verified::Opened { session_id, expires_at, method } => {
+        Verified::Opened {
+            session_id,
+            expires_at,
+            method,
+        } => {
             println!(
                 "verified {name} with a {}: 2FA session #{session_id} open until {} ({})",
                 match method {
@@ -542,9 +715,9 @@ fn verify(config: &Config, name: &str, code: &str) -> Outcome {
             );
             Ok(())
         }
-        Verified::Wrong { left } => {
-            Err(Failure::refused(format!("wrong code for {name}; {left} more wrong codes lock the account")))
-        }
+        Verified::Wrong { left } => Err(Failure::refused(format!(
+            "wrong code for {name}; {left} more wrong codes lock the account"
+        ))),
         Verified::Replayed { left } => Err(Failure::refused(format!(
             "that code was already used; wait for the next one ({left} more wrong codes lock the account)"
         ))),
@@ -571,9 +744,14 @@ fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
     };
     let credential = match args.token {
         Some(id) => {
-            let found = store.token(id)?.ok_or_else(|| Failure::refused(format!("no token #{id}")))?;
+            let found = store
+                .token(id)?
+                .ok_or_else(|| Failure::refused(format!("no token #{id}")))?;
             if found.user != args.user {
-                return Err(Failure::usage(format!("token #{id} belongs to {}", found.user)));
+                return Err(Failure::usage(format!(
+                    "token #{id} belongs to {}",
+                    found.user
+                )));
             }
             Credential::Token(found.facts())
         }
@@ -592,7 +770,11 @@ fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
         remote_addr: args.ip.as_deref(),
     };
     let outcome = gate::evaluate(config, &store, &request, now());
-    let verdict = if outcome.decision.is_allowed() { "allowed" } else { "refused" };
+    let verdict = if outcome.decision.is_allowed() {
+        "allowed"
+    } else {
+        "refused"
+    };
     println!(
         "{verdict} by rule {} ({}): {}",
         outcome.decision.rule(),
@@ -621,7 +803,15 @@ fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
             for line in refusal.lines(&cx) {
                 println!("  {line}");
             }
-            Err(Failure { code: 1, message: format!("{} may not {} {}", args.user, request.operation.as_str(), repo.name) })
+            Err(Failure {
+                code: 1,
+                message: format!(
+                    "{} may not {} {}",
+                    args.user,
+                    request.operation.as_str(),
+                    repo.name
+                ),
+            })
         }
     }
 }
@@ -683,28 +873,43 @@ fn check(config: &Config) -> Outcome {
     println!("ok: config {} is valid", config.path.display());
     let mode = |path: &Path| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
     match mode(&config.data_dir) {
-        Ok(m) if m & 0o077 != 0 => {
-            problems.push(format!("data_dir {} has mode {m:o}; run chmod 700", config.data_dir.display()))
-        }
+        Ok(m) if m & 0o077 != 0 => problems.push(format!(
+            "data_dir {} has mode {m:o}; run chmod 700",
+            config.data_dir.display()
+        )),
         Ok(_) => println!("ok: data_dir {} is private", config.data_dir.display()),
-        Err(e) => problems.push(format!("data_dir {}: {}", config.data_dir.display(), config::io_reason(&e))),
+        Err(e) => problems.push(format!(
+            "data_dir {}: {}",
+            config.data_dir.display(),
+            config::io_reason(&e)
+        )),
     }
     let store_path = config.store_path();
     match Store::open(&store_path) {
         Ok(store) => {
             match store.integrity_problem() {
-                Ok(None) => println!("ok: store {} passes the integrity check", store_path.display()),
+                Ok(None) => println!(
+                    "ok: store {} passes the integrity check",
+                    store_path.display()
+                ),
                 Ok(Some(problem)) => problems.push(format!("store integrity: {problem}")),
                 Err(e) => problems.push(e.to_string()),
             }
-            if let Ok(m) = mode(&store_path).map(|m| m & 0o077) {
-                if m != 0 {
-                    problems.push(format!("store {} is readable by others; run chmod 600", store_path.display()));
-                }
+            if mode(&store_path).is_ok_and(|m| m & 0o077 != 0) {
+                problems.push(format!(
+                    "store {} is readable by others; run chmod 600",
+                    store_path.display()
+                ));
             }
             match SecretKey::load(&config.secret_key_path()) {
                 Ok(key) => {
-                    let users = store.users().unwrap_or_default();
+                    let users = match store.users() {
+                        Ok(users) => users,
+                        Err(e) => {
+                            problems.push(e.to_string());
+                            Vec::new()
+                        }
+                    };
                     let broken: Vec<_> = users
                         .iter()
                         .filter(|u| u.is_enrolled() && twofactor::open_secret(&key, u).is_err())
@@ -713,7 +918,10 @@ fn check(config: &Config) -> Outcome {
                     if broken.is_empty() {
                         println!("ok: secret.key opens every enrolled user's secret");
                     } else {
-                        problems.push(format!("secret.key does not open the TOTP secret of {}", broken.join(", ")));
+                        problems.push(format!(
+                            "secret.key does not open the TOTP secret of {}",
+                            broken.join(", ")
+                        ));
                     }
                 }
                 Err(e) => problems.push(e.to_string()),
@@ -730,12 +938,28 @@ fn check(config: &Config) -> Outcome {
                     bad += 1;
                 }
             }
-            println!("ok: {} of {} repositories under {} have a valid policy", repos.len() - bad, repos.len(), config.repos_root.display());
+            println!(
+                "ok: {} of {} repositories under {} have a valid policy",
+                repos.len() - bad,
+                repos.len(),
+                config.repos_root.display()
+            );
         }
-        Err(e) => problems.push(format!("repos_root {}: {}", config.repos_root.display(), config::io_reason(&e))),
+        Err(e) => problems.push(format!(
+            "repos_root {}: {}",
+            config.repos_root.display(),
+            config::io_reason(&e)
+        )),
     }
     for problem in &problems {
         println!("problem: {problem}");
     }
-    if problems.is_empty() { Ok(()) } else { Err(Failure::refused(format!("{} problems found", problems.len()))) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::refused(format!(
+            "{} problems found",
+            problems.len()
+        )))
+    }
 }

@@ -31,13 +31,20 @@ fn defaults_are_the_documented_ones() {
 
 #[test]
 fn the_template_parses_to_the_defaults() {
-    let text = render_template(Path::new("/srv/git"), Path::new("/var/lib/git2fa"), "https://git.example.com/");
+    let text = render_template(
+        Path::new("/srv/git"),
+        Path::new("/var/lib/git2fa"),
+        "https://git.example.com/",
+    );
     let config = parse(&text).unwrap();
     let defaults = parse(MINIMAL).unwrap();
     assert_eq!(config.public_url, "https://git.example.com");
     assert_eq!(config.policy.session_ttl, defaults.policy.session_ttl);
     assert_eq!(config.policy.git, defaults.policy.git);
-    assert_eq!(config.tokens.max_expiry_days, defaults.tokens.max_expiry_days);
+    assert_eq!(
+        config.tokens.max_expiry_days,
+        defaults.tokens.max_expiry_days
+    );
     assert_eq!(config.ssh.listen, defaults.ssh.listen);
 }
 
@@ -60,37 +67,106 @@ fn every_key_can_be_set() {
     assert_eq!(config.totp.issuer, "Example Git");
     assert_eq!(config.ssh.listen, None);
     assert_eq!(config.public_host(), "git.example.com");
-    assert_eq!(config.verify_url(Some("team/my app")), "https://git.example.com:8443/2fa/verify?repo=team/my%20app");
+    assert_eq!(
+        config.verify_url(Some("team/my app")),
+        "https://git.example.com:8443/2fa/verify?repo=team/my%20app"
+    );
 }
 
 #[test]
 fn bad_values_name_the_line_and_the_key() {
     let cases = [
-        ("[policy]\ncolour = 'red'\n", 4, "[policy] colour", "unknown field"),
-        ("[policy]\ngit = 'sometimes'\n", 4, "[policy] git", "sometimes"),
-        ("[policy]\nsession_ttl = '-5m'\n", 4, "[policy] session_ttl", "-5m"),
-        ("[policy]\nsession_ttl = '30s'\n", 4, "[policy] session_ttl", "out of range"),
-        ("[policy]\nsession_ttl = '8d'\n", 4, "[policy] session_ttl", "out of range"),
-        ("[policy]\nlockout = '15'\n", 4, "[policy] lockout", "no unit"),
-        ("[policy]\nmax_failures = 0\n", 4, "[policy] max_failures", "out of range"),
-        ("[policy]\nrecovery_codes = -1\n", 4, "[policy] recovery_codes", "out of range"),
-        ("[policy]\nrepo_owners_may_flag = 'yes'\n", 4, "[policy] repo_owners_may_flag", "boolean"),
-        ("[tokens]\ndefault_expiry_days = 400\n", 4, "tokens.default_expiry_days", "max_expiry_days"),
+        (
+            "[policy]\ncolour = 'red'\n",
+            4,
+            "[policy] colour",
+            "unknown field",
+        ),
+        (
+            "[policy]\ngit = 'sometimes'\n",
+            4,
+            "[policy] git",
+            "sometimes",
+        ),
+        (
+            "[policy]\nsession_ttl = '-5m'\n",
+            4,
+            "[policy] session_ttl",
+            "-5m",
+        ),
+        (
+            "[policy]\nsession_ttl = '30s'\n",
+            4,
+            "[policy] session_ttl",
+            "out of range",
+        ),
+        (
+            "[policy]\nsession_ttl = '8d'\n",
+            4,
+            "[policy] session_ttl",
+            "out of range",
+        ),
+        (
+            "[policy]\nlockout = '15'\n",
+            4,
+            "[policy] lockout",
+            "no unit",
+        ),
+        (
+            "[policy]\nmax_failures = 0\n",
+            4,
+            "[policy] max_failures",
+            "out of range",
+        ),
+        (
+            "[policy]\nrecovery_codes = -1\n",
+            4,
+            "[policy] recovery_codes",
+            "out of range",
+        ),
+        (
+            "[policy]\nrepo_owners_may_flag = 'yes'\n",
+            4,
+            "[policy] repo_owners_may_flag",
+            "boolean",
+        ),
+        (
+            "[tokens]\ndefault_expiry_days = 400\n",
+            4,
+            "tokens.default_expiry_days",
+            "max_expiry_days",
+        ),
         ("[totp]\nskew = 11\n", 4, "[totp] skew", "out of range"),
         ("[totp]\nissuer = 'a:b'\n", 4, "[totp] issuer", "`:`"),
         ("[web]\nlisten = 'localhost'\n", 4, "[web] listen", ""),
-        ("[ssh]\nlisten = 'nowhere'\n", 4, "[ssh] listen", "not an address"),
+        (
+            "[ssh]\nlisten = 'nowhere'\n",
+            4,
+            "[ssh] listen",
+            "not an address",
+        ),
         ("public_url = 'ftp://x'\n", 3, "public_url", "http"),
-        ("public_url = 'https://user:pw@x'\n", 3, "public_url", "credentials"),
+        (
+            "public_url = 'https://user:pw@x'\n",
+            3,
+            "public_url",
+            "credentials",
+        ),
         ("[weird]\n", 3, "[weird]", "unknown field"),
         ("repos_root = 'x'\n", 3, "repos_root", "duplicate"),
     ];
     for (extra, line, key, words) in cases {
         let err = parse(&format!("{MINIMAL}{extra}")).expect_err(extra);
         assert_eq!(err.line, Some(line), "{extra}: {err}");
-        assert!(err.message.starts_with(&format!("{key}:")), "{extra}: {err}");
+        assert!(
+            err.message.starts_with(&format!("{key}:")),
+            "{extra}: {err}"
+        );
         assert!(err.message.contains(words), "{extra}: {err}");
-        assert!(err.to_string().starts_with("/etc/git2fa/config.toml:"), "{err}");
+        assert!(
+            err.to_string().starts_with("/etc/git2fa/config.toml:"),
+            "{err}"
+        );
     }
 }
 
@@ -104,7 +180,11 @@ fn required_keys_and_syntax() {
 
 #[test]
 fn relative_paths_are_relative_to_the_config_file() {
-    let config = Config::parse(Path::new("/etc/git2fa/config.toml"), "repos_root = 'repos'\ndata_dir = 'data'\n").unwrap();
+    let config = Config::parse(
+        Path::new("/etc/git2fa/config.toml"),
+        "repos_root = 'repos'\ndata_dir = 'data'\n",
+    )
+    .unwrap();
     assert_eq!(config.repos_root, Path::new("/etc/git2fa/repos"));
     assert_eq!(config.store_path(), Path::new("/etc/git2fa/data/git2fa.db"));
 }

@@ -13,7 +13,13 @@ fn accepts_what_users_type() {
     let root = top.path().join("git");
     bare(&root.join("team/app.git"));
     bare(&root.join("plain"));
-    for typed in ["team/app.git", "team/app", "/team/app.git", "~/team/app", "team/app.git/"] {
+    for typed in [
+        "team/app.git",
+        "team/app",
+        "/team/app.git",
+        "~/team/app",
+        "team/app.git/",
+    ] {
         let found = resolve(&root, typed).unwrap_or_else(|e| panic!("{typed}: {e}"));
         assert_eq!(found.name, "team/app", "{typed}");
         assert_eq!(found.dir, root.join("team/app.git").canonicalize().unwrap());
@@ -36,9 +42,18 @@ fn refuses_paths_out_of_the_root() {
     fs::create_dir_all(root.join("team/notbare")).unwrap();
     let evil = top.path().join("git-evil/x.git");
     let cases: Vec<(String, RepoPathError)> = vec![
-        ("../outside.git".into(), RepoPathError::Malformed("contains '.' or '..'")),
-        ("team/../../outside".into(), RepoPathError::Malformed("contains '.' or '..'")),
-        ("../git-evil/x".into(), RepoPathError::Malformed("contains '.' or '..'")),
+        (
+            "../outside.git".into(),
+            RepoPathError::Malformed("contains '.' or '..'"),
+        ),
+        (
+            "team/../../outside".into(),
+            RepoPathError::Malformed("contains '.' or '..'"),
+        ),
+        (
+            "../git-evil/x".into(),
+            RepoPathError::Malformed("contains '.' or '..'"),
+        ),
         (evil.to_string_lossy().into_owned(), RepoPathError::NotFound),
         ("link.git".into(), RepoPathError::NotFound),
         ("evil/x.git".into(), RepoPathError::NotFound),
@@ -46,12 +61,30 @@ fn refuses_paths_out_of_the_root() {
         ("team".into(), RepoPathError::NotFound),
         ("/".into(), RepoPathError::Malformed("empty")),
         ("".into(), RepoPathError::Malformed("empty")),
-        ("-oProxyCommand=x".into(), RepoPathError::Malformed("starts with '-'")),
-        ("team//app".into(), RepoPathError::Malformed("contains '//'")),
-        ("team/.hidden".into(), RepoPathError::Malformed("a path segment starts with '.'")),
-        ("team/app\0.git".into(), RepoPathError::Malformed("contains a control character or a backslash")),
-        ("team/app\n".into(), RepoPathError::Malformed("contains a control character or a backslash")),
-        ("x".repeat(2000), RepoPathError::Malformed("longer than 1024 bytes")),
+        (
+            "-oProxyCommand=x".into(),
+            RepoPathError::Malformed("starts with '-'"),
+        ),
+        (
+            "team//app".into(),
+            RepoPathError::Malformed("contains '//'"),
+        ),
+        (
+            "team/.hidden".into(),
+            RepoPathError::Malformed("a path segment starts with '.'"),
+        ),
+        (
+            "team/app\0.git".into(),
+            RepoPathError::Malformed("contains a control character or a backslash"),
+        ),
+        (
+            "team/app\n".into(),
+            RepoPathError::Malformed("contains a control character or a backslash"),
+        ),
+        (
+            "x".repeat(2000),
+            RepoPathError::Malformed("longer than 1024 bytes"),
+        ),
     ];
     for (typed, expected) in cases {
         assert_eq!(resolve(&root, &typed), Err(expected), "{typed:?}");
@@ -65,5 +98,8 @@ fn finds_every_bare_repository() {
     bare(&top.path().join("team/b.git"));
     fs::create_dir_all(top.path().join("team/empty")).unwrap();
     let found = find_all(top.path()).unwrap();
-    assert_eq!(found, vec![top.path().join("a.git"), top.path().join("team/b.git")]);
+    assert_eq!(
+        found,
+        vec![top.path().join("a.git"), top.path().join("team/b.git")]
+    );
 }

@@ -37,9 +37,21 @@ fn lists_and_defaults() {
 fn bad_files_name_line_and_key() {
     for (text, line, words) in [
         ("require = 'always'\n", 1, "require: unknown variant"),
-        ("require = 'push'\nprotect = []\n", 2, "protect: unknown field"),
-        ("require = 'push'\nprotected_refs = ['main']\n", 2, "protected_refs: `main`"),
-        ("owners = ['*']\n", 1, "owners: `*` is not a valid user name"),
+        (
+            "require = 'push'\nprotect = []\n",
+            2,
+            "protect: unknown field",
+        ),
+        (
+            "require = 'push'\nprotected_refs = ['main']\n",
+            2,
+            "protected_refs: `main`",
+        ),
+        (
+            "owners = ['*']\n",
+            1,
+            "owners: `*` is not a valid user name",
+        ),
         ("writers = ['-rf']\n", 1, "writers: `-rf`"),
         ("require = push\n", 1, ""),
     ] {
@@ -53,13 +65,28 @@ fn bad_files_name_line_and_key() {
 fn flagging_keeps_comments_and_other_keys() {
     let dir = tempfile::tempdir().unwrap();
     let path = RepoPolicy::path(dir.path());
-    std::fs::write(&path, "# who may change this: alice\nowners = [\"alice\"] # the lead\nrequire = \"off\"\n").unwrap();
-    let policy = set_requirement(dir.path(), Require::Push, Some(&["refs/heads/main".to_string()])).unwrap();
+    std::fs::write(
+        &path,
+        "# who may change this: alice\nowners = [\"alice\"] # the lead\nrequire = \"off\"\n",
+    )
+    .unwrap();
+    let policy = set_requirement(
+        dir.path(),
+        Require::Push,
+        Some(&["refs/heads/main".to_string()]),
+    )
+    .unwrap();
     assert_eq!(policy.require, Require::Push);
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("# who may change this: alice\nowners = [\"alice\"] # the lead\n"), "{text}");
+    assert!(
+        text.starts_with("# who may change this: alice\nowners = [\"alice\"] # the lead\n"),
+        "{text}"
+    );
     assert!(text.contains("require = \"push\""), "{text}");
-    assert!(text.contains("protected_refs = [\"refs/heads/main\"]"), "{text}");
+    assert!(
+        text.contains("protected_refs = [\"refs/heads/main\"]"),
+        "{text}"
+    );
     set_requirement(dir.path(), Require::Off, None).unwrap();
     let policy = RepoPolicy::load(dir.path()).unwrap();
     assert_eq!(policy.require, Require::Off);
@@ -72,7 +99,10 @@ fn a_broken_file_is_not_edited() {
     let path = RepoPolicy::path(dir.path());
     std::fs::write(&path, "require = 'sometimes'\n").unwrap();
     assert!(set_requirement(dir.path(), Require::Push, None).is_err());
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "require = 'sometimes'\n");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "require = 'sometimes'\n"
+    );
 }
 
 #[test]

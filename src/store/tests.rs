@@ -2,7 +2,10 @@ use super::*;
 use std::sync::{Arc, Barrier};
 
 const NOW: i64 = 1_800_000_000;
-const LOCK: LockPolicy = LockPolicy { max_failures: 3, lockout: 900 };
+const LOCK: LockPolicy = LockPolicy {
+    max_failures: 3,
+    lockout: 900,
+};
 
 fn new_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -11,12 +14,21 @@ fn new_store() -> (tempfile::TempDir, Store) {
 }
 
 fn session() -> NewSession {
-    NewSession { ttl: 3600, key_id: Some(1), remote_addr: Some("10.0.0.1".into()), opened_via: "ssh".into() }
+    NewSession {
+        ttl: 3600,
+        key_id: Some(1),
+        remote_addr: Some("10.0.0.1".into()),
+        opened_via: "ssh".into(),
+    }
 }
 
 fn enrolled(store: &mut Store, name: &str) -> i64 {
     let id = store.add_user(name, None, NOW).unwrap();
-    assert!(store.enroll(id, b"sealed", &["h1".into(), "h2".into()], NOW).unwrap());
+    assert!(
+        store
+            .enroll(id, b"sealed", &["h1".into(), "h2".into()], NOW)
+            .unwrap()
+    );
     id
 }
 
@@ -25,10 +37,19 @@ fn a_new_store_is_private_wal_and_current() {
     use std::os::unix::fs::PermissionsExt;
     let (dir, store) = new_store();
     let path = dir.path().join("git2fa.db");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let mode: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
-    let sync: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+    let sync: i64 = store
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(sync, 2, "synchronous=FULL");
     assert_eq!(store.schema_version().unwrap(), migrations::latest());
     drop(store);
@@ -42,7 +63,11 @@ fn opening_what_is_not_a_store_fails_clearly_and_writes_nothing() {
     assert!(matches!(Store::open(&missing), Err(StoreError::Missing(_))));
     assert!(!missing.exists(), "open must not create a store");
     let junk = dir.path().join("junk.db");
-    std::fs::write(&junk, b"this is not an SQLite database, not even close; it is text").unwrap();
+    std::fs::write(
+        &junk,
+        b"this is not an SQLite database, not even close; it is text",
+    )
+    .unwrap();
     let before = std::fs::read(&junk).unwrap();
     let err = Store::open(&junk).err().unwrap();
     assert!(matches!(err, StoreError::NotADatabase(_)), "{err:?}");
@@ -56,14 +81,20 @@ fn an_old_schema_is_refused_on_the_hot_path() {
     store.conn.pragma_update(None, "user_version", 0).unwrap();
     drop(store);
     let path = dir.path().join("git2fa.db");
-    assert!(matches!(Store::open(&path), Err(StoreError::Schema { found: 0, .. })));
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::Schema { found: 0, .. })
+    ));
 }
 
 #[test]
 fn users_are_unique() {
     let (_dir, mut store) = new_store();
     store.add_user("alice", Some("hash"), NOW).unwrap();
-    assert!(matches!(store.add_user("alice", None, NOW), Err(StoreError::Exists)));
+    assert!(matches!(
+        store.add_user("alice", None, NOW),
+        Err(StoreError::Exists)
+    ));
     let alice = store.user("alice").unwrap().unwrap();
     assert_eq!(alice.password_hash.as_deref(), Some("hash"));
     assert!(alice.enabled && !alice.is_enrolled());
@@ -75,16 +106,39 @@ fn a_totp_step_is_accepted_once() {
     let (_dir, mut store) = new_store();
     let id = enrolled(&mut store, "alice");
     let step = NOW / 30;
-    let first = store.record_attempt(id, Attempt::Totp(Some(step)), NOW, LOCK, Some(&session())).unwrap();
-    assert!(matches!(first, AttemptOutcome::Accepted { session_id: Some(_) }));
-    let again = store.record_attempt(id, Attempt::Totp(Some(step)), NOW, LOCK, Some(&session())).unwrap();
-    assert_eq!(again, AttemptOutcome::Replayed { failures: 1, locked_until: None });
+    let first = store
+        .record_attempt(id, Attempt::Totp(Some(step)), NOW, LOCK, Some(&session()))
+        .unwrap();
+    assert!(matches!(
+        first,
+        AttemptOutcome::Accepted {
+            session_id: Some(_)
+        }
+    ));
+    let again = store
+        .record_attempt(id, Attempt::Totp(Some(step)), NOW, LOCK, Some(&session()))
+        .unwrap();
+    assert_eq!(
+        again,
+        AttemptOutcome::Replayed {
+            failures: 1,
+            locked_until: None
+        }
+    );
     // An older step after a newer one is a replay too.
-    let older = store.record_attempt(id, Attempt::Totp(Some(step - 1)), NOW, LOCK, None).unwrap();
+    let older = store
+        .record_attempt(id, Attempt::Totp(Some(step - 1)), NOW, LOCK, None)
+        .unwrap();
     assert!(matches!(older, AttemptOutcome::Replayed { .. }));
-    let next = store.record_attempt(id, Attempt::Totp(Some(step + 1)), NOW + 30, LOCK, None).unwrap();
+    let next = store
+        .record_attempt(id, Attempt::Totp(Some(step + 1)), NOW + 30, LOCK, None)
+        .unwrap();
     assert_eq!(next, AttemptOutcome::Accepted { session_id: None });
-    assert_eq!(store.user_by_id(id).unwrap().unwrap().failures, 0, "success resets the counter");
+    assert_eq!(
+        store.user_by_id(id).unwrap().unwrap().failures,
+        0,
+        "success resets the counter"
+    );
 }
 
 #[test]
@@ -92,16 +146,48 @@ fn failures_lock_the_account_and_the_lock_ends() {
     let (_dir, mut store) = new_store();
     let id = enrolled(&mut store, "alice");
     for n in 1..3 {
-        let outcome = store.record_attempt(id, Attempt::Totp(None), NOW, LOCK, None).unwrap();
-        assert_eq!(outcome, AttemptOutcome::Wrong { failures: n, locked_until: None });
+        let outcome = store
+            .record_attempt(id, Attempt::Totp(None), NOW, LOCK, None)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            AttemptOutcome::Wrong {
+                failures: n,
+                locked_until: None
+            }
+        );
     }
-    let third = store.record_attempt(id, Attempt::Recovery(None), NOW, LOCK, None).unwrap();
-    assert_eq!(third, AttemptOutcome::Wrong { failures: 3, locked_until: Some(NOW + 900) });
+    let third = store
+        .record_attempt(id, Attempt::Recovery(None), NOW, LOCK, None)
+        .unwrap();
+    assert_eq!(
+        third,
+        AttemptOutcome::Wrong {
+            failures: 3,
+            locked_until: Some(NOW + 900)
+        }
+    );
     // While locked even a right code is not looked at.
-    let locked = store.record_attempt(id, Attempt::Totp(Some(NOW / 30)), NOW + 10, LOCK, Some(&session())).unwrap();
+    let locked = store
+        .record_attempt(
+            id,
+            Attempt::Totp(Some(NOW / 30)),
+            NOW + 10,
+            LOCK,
+            Some(&session()),
+        )
+        .unwrap();
     assert_eq!(locked, AttemptOutcome::Locked { until: NOW + 900 });
     assert!(store.open_sessions(id, NOW + 10).unwrap().is_empty());
-    let after = store.record_attempt(id, Attempt::Totp(Some(NOW / 30 + 40)), NOW + 1200, LOCK, None).unwrap();
+    let after = store
+        .record_attempt(
+            id,
+            Attempt::Totp(Some(NOW / 30 + 40)),
+            NOW + 1200,
+            LOCK,
+            None,
+        )
+        .unwrap();
     assert_eq!(after, AttemptOutcome::Accepted { session_id: None });
 }
 
@@ -112,16 +198,34 @@ fn a_recovery_code_works_once() {
     let codes = store.recovery_codes(id).unwrap();
     assert_eq!(codes.len(), 2);
     let (code_id, _) = codes[0];
-    let first = store.record_attempt(id, Attempt::Recovery(Some(code_id)), NOW, LOCK, Some(&session())).unwrap();
+    let first = store
+        .record_attempt(
+            id,
+            Attempt::Recovery(Some(code_id)),
+            NOW,
+            LOCK,
+            Some(&session()),
+        )
+        .unwrap();
     assert!(matches!(first, AttemptOutcome::Accepted { .. }));
-    let again = store.record_attempt(id, Attempt::Recovery(Some(code_id)), NOW, LOCK, None).unwrap();
+    let again = store
+        .record_attempt(id, Attempt::Recovery(Some(code_id)), NOW, LOCK, None)
+        .unwrap();
     assert!(matches!(again, AttemptOutcome::Replayed { .. }));
     // Regenerating replaces the set: the old rows are gone.
     store.replace_recovery_codes(id, &["h3".into()]).unwrap();
     let codes = store.recovery_codes(id).unwrap();
-    assert_eq!(codes.iter().map(|(_, h)| h.as_str()).collect::<Vec<_>>(), vec!["h3"]);
-    let old = store.record_attempt(id, Attempt::Recovery(Some(code_id + 1)), NOW, LOCK, None).unwrap();
-    assert!(matches!(old, AttemptOutcome::Replayed { .. }), "a code of the old set is dead");
+    assert_eq!(
+        codes.iter().map(|(_, h)| h.as_str()).collect::<Vec<_>>(),
+        vec!["h3"]
+    );
+    let old = store
+        .record_attempt(id, Attempt::Recovery(Some(code_id + 1)), NOW, LOCK, None)
+        .unwrap();
+    assert!(
+        matches!(old, AttemptOutcome::Replayed { .. }),
+        "a code of the old set is dead"
+    );
 }
 
 /// Runs `attempt` from `threads` connections released at the same moment.
@@ -134,7 +238,9 @@ fn race(path: &Path, threads: usize, user: i64, attempt: Attempt) -> Vec<Attempt
             std::thread::spawn(move || {
                 let mut store = Store::open(&path).unwrap();
                 barrier.wait();
-                store.record_attempt(user, attempt, NOW, LOCK, Some(&session())).unwrap()
+                store
+                    .record_attempt(user, attempt, NOW, LOCK, Some(&session()))
+                    .unwrap()
             })
         })
         .collect();
@@ -148,15 +254,28 @@ fn one_code_used_concurrently_succeeds_exactly_once() {
     let code_id = store.recovery_codes(id).unwrap()[0].0;
     drop(store);
     let path = dir.path().join("git2fa.db");
-    for attempt in [Attempt::Totp(Some(NOW / 30)), Attempt::Recovery(Some(code_id))] {
+    for attempt in [
+        Attempt::Totp(Some(NOW / 30)),
+        Attempt::Recovery(Some(code_id)),
+    ] {
         let outcomes = race(&path, 8, id, attempt);
-        let accepted = outcomes.iter().filter(|o| matches!(o, AttemptOutcome::Accepted { .. })).count();
+        let accepted = outcomes
+            .iter()
+            .filter(|o| matches!(o, AttemptOutcome::Accepted { .. }))
+            .count();
         assert_eq!(accepted, 1, "{attempt:?}: {outcomes:?}");
         let store = Store::open(&path).unwrap();
-        store.conn.execute("UPDATE users SET failures = 0, locked_until = NULL", []).unwrap();
+        store
+            .conn
+            .execute("UPDATE users SET failures = 0, locked_until = NULL", [])
+            .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.open_sessions(id, NOW).unwrap().len(), 2, "one session per accepted code");
+    assert_eq!(
+        store.open_sessions(id, NOW).unwrap().len(),
+        2,
+        "one session per accepted code"
+    );
 }
 
 #[test]
@@ -165,8 +284,14 @@ fn concurrent_wrong_codes_lock_at_exactly_max_failures() {
     let id = enrolled(&mut store, "alice");
     drop(store);
     let outcomes = race(&dir.path().join("git2fa.db"), 10, id, Attempt::Totp(None));
-    let counted = outcomes.iter().filter(|o| matches!(o, AttemptOutcome::Wrong { .. })).count();
-    let refused_locked = outcomes.iter().filter(|o| matches!(o, AttemptOutcome::Locked { .. })).count();
+    let counted = outcomes
+        .iter()
+        .filter(|o| matches!(o, AttemptOutcome::Wrong { .. }))
+        .count();
+    let refused_locked = outcomes
+        .iter()
+        .filter(|o| matches!(o, AttemptOutcome::Locked { .. }))
+        .count();
     assert_eq!(counted, 3, "{outcomes:?}");
     assert_eq!(refused_locked, 7, "{outcomes:?}");
 }
@@ -177,14 +302,28 @@ fn sessions_open_end_and_expire() {
     let id = enrolled(&mut store, "alice");
     let sid = store.open_session(id, &session(), NOW).unwrap();
     let open = store.open_sessions(id, NOW + 10).unwrap();
-    assert_eq!(open, vec![SessionFacts { id: sid, expires_at: NOW + 3600, key_id: Some(1), remote_addr: Some("10.0.0.1".into()) }]);
-    assert!(store.open_sessions(id, NOW + 3600).unwrap().is_empty(), "expired at expires_at");
+    assert_eq!(
+        open,
+        vec![SessionFacts {
+            id: sid,
+            expires_at: NOW + 3600,
+            key_id: Some(1),
+            remote_addr: Some("10.0.0.1".into())
+        }]
+    );
+    assert!(
+        store.open_sessions(id, NOW + 3600).unwrap().is_empty(),
+        "expired at expires_at"
+    );
     assert!(store.end_session(sid, NOW + 20).unwrap());
     assert!(!store.end_session(sid, NOW + 20).unwrap());
     assert!(store.open_sessions(id, NOW + 30).unwrap().is_empty());
     store.open_session(id, &session(), NOW).unwrap();
     store.reset_2fa(id, NOW + 40).unwrap();
-    assert!(store.open_sessions(id, NOW + 50).unwrap().is_empty(), "reset ends sessions");
+    assert!(
+        store.open_sessions(id, NOW + 50).unwrap().is_empty(),
+        "reset ends sessions"
+    );
     assert!(!store.user_by_id(id).unwrap().unwrap().is_enrolled());
     assert!(store.recovery_codes(id).unwrap().is_empty());
 }
@@ -195,7 +334,15 @@ fn tokens_by_hash_revoke_and_touch() {
     let id = store.add_user("alice", None, NOW).unwrap();
     let hash = [9u8; 32];
     let tid = store
-        .add_token(id, "ci", &hash, &["team/*".into(), "x".into()], Permission::Write, Some(NOW + 60), NOW)
+        .add_token(
+            id,
+            "ci",
+            &hash,
+            &["team/*".into(), "x".into()],
+            Permission::Write,
+            Some(NOW + 60),
+            NOW,
+        )
         .unwrap();
     let found = store.token_by_hash(&hash).unwrap().unwrap();
     assert_eq!(found.id, tid);
@@ -204,9 +351,16 @@ fn tokens_by_hash_revoke_and_touch() {
     assert!(store.token_by_hash(&[8u8; 32]).unwrap().is_none());
     store.touch_token(tid, NOW + 5).unwrap();
     store.touch_token(tid, NOW + 30).unwrap();
-    assert_eq!(store.token(tid).unwrap().unwrap().last_used_at, Some(NOW + 5), "at most once a minute");
+    assert_eq!(
+        store.token(tid).unwrap().unwrap().last_used_at,
+        Some(NOW + 5),
+        "at most once a minute"
+    );
     store.touch_token(tid, NOW + 65).unwrap();
-    assert_eq!(store.token(tid).unwrap().unwrap().last_used_at, Some(NOW + 65));
+    assert_eq!(
+        store.token(tid).unwrap().unwrap().last_used_at,
+        Some(NOW + 65)
+    );
     assert!(store.revoke_token(tid, NOW).unwrap());
     assert!(!store.revoke_token(tid, NOW).unwrap());
     assert!(store.token(tid).unwrap().unwrap().facts().revoked);
@@ -220,9 +374,17 @@ fn tokens_by_hash_revoke_and_touch() {
 fn keys_by_fingerprint() {
     let (_dir, mut store) = new_store();
     let id = store.add_user("alice", None, NOW).unwrap();
-    let kid = store.add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "laptop", NOW).unwrap();
-    assert_eq!(store.key_by_fingerprint("SHA256:abc").unwrap().unwrap().id, kid);
-    assert!(matches!(store.add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "", NOW), Err(StoreError::Exists)));
+    let kid = store
+        .add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "laptop", NOW)
+        .unwrap();
+    assert_eq!(
+        store.key_by_fingerprint("SHA256:abc").unwrap().unwrap().id,
+        kid
+    );
+    assert!(matches!(
+        store.add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "", NOW),
+        Err(StoreError::Exists)
+    ));
     assert_eq!(store.keys(Some("alice")).unwrap().len(), 1);
     assert!(store.remove_key(kid).unwrap());
     assert!(store.key(kid).unwrap().is_none());
@@ -245,11 +407,43 @@ fn the_audit_log_is_append_only() {
             })
             .unwrap();
     }
-    let alice = store.audit(&AuditFilter { user: Some("alice".into()), repo: None, limit: 10 }).unwrap();
-    assert_eq!(alice.iter().map(|(_, r)| r.repo.clone().unwrap()).collect::<Vec<_>>(), vec!["b", "a"]);
-    let repo_a = store.audit(&AuditFilter { user: None, repo: Some("a".into()), limit: 10 }).unwrap();
+    let alice = store
+        .audit(&AuditFilter {
+            user: Some("alice".into()),
+            repo: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(
+        alice
+            .iter()
+            .map(|(_, r)| r.repo.clone().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["b", "a"]
+    );
+    let repo_a = store
+        .audit(&AuditFilter {
+            user: None,
+            repo: Some("a".into()),
+            limit: 10,
+        })
+        .unwrap();
     assert_eq!(repo_a.len(), 2);
-    assert!(store.conn.execute("UPDATE audit SET outcome = 'allow'", []).is_err());
+    assert!(
+        store
+            .conn
+            .execute("UPDATE audit SET outcome = 'allow'", [])
+            .is_err()
+    );
     assert!(store.conn.execute("DELETE FROM audit", []).is_err());
-    assert_eq!(store.audit(&AuditFilter { limit: 10, ..AuditFilter::default() }).unwrap().len(), 3);
+    assert_eq!(
+        store
+            .audit(&AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .unwrap()
+            .len(),
+        3
+    );
 }

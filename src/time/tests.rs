@@ -11,7 +11,17 @@ fn durations_in_every_unit() {
 
 #[test]
 fn ambiguous_durations_are_errors() {
-    for bad in ["", "90", "-5m", "1.5h", "h", "1w", "1 h", "5mm", "99999999999999999999d"] {
+    for bad in [
+        "",
+        "90",
+        "-5m",
+        "1.5h",
+        "h",
+        "1w",
+        "1 h",
+        "5mm",
+        "99999999999999999999d",
+    ] {
         assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
     }
 }

@@ -20,21 +20,33 @@ const VECTORS: &[(u64, &str, &str, &str)] = &[
 #[test]
 fn rfc6238_appendix_b_sha1() {
     for (time, sha1, _, _) in VECTORS {
-        assert_eq!(code_with(Algorithm::SHA1, 8, &seed(20), *time).unwrap(), *sha1, "t={time}");
+        assert_eq!(
+            code_with(Algorithm::SHA1, 8, &seed(20), *time).unwrap(),
+            *sha1,
+            "t={time}"
+        );
     }
 }
 
 #[test]
 fn rfc6238_appendix_b_sha256() {
     for (time, _, sha256, _) in VECTORS {
-        assert_eq!(code_with(Algorithm::SHA256, 8, &seed(32), *time).unwrap(), *sha256, "t={time}");
+        assert_eq!(
+            code_with(Algorithm::SHA256, 8, &seed(32), *time).unwrap(),
+            *sha256,
+            "t={time}"
+        );
     }
 }
 
 #[test]
 fn rfc6238_appendix_b_sha512() {
     for (time, _, _, sha512) in VECTORS {
-        assert_eq!(code_with(Algorithm::SHA512, 8, &seed(64), *time).unwrap(), *sha512, "t={time}");
+        assert_eq!(
+            code_with(Algorithm::SHA512, 8, &seed(64), *time).unwrap(),
+            *sha512,
+            "t={time}"
+        );
     }
 }
 
@@ -52,11 +64,20 @@ fn codes_match_within_skew_only() {
     let step = step_of(now);
     let code = |s: i64| code_at(&secret, (s * 30) as u64);
     assert_eq!(matching_step(&secret, now, 1, &code(step)), Some(step));
-    assert_eq!(matching_step(&secret, now, 1, &code(step - 1)), Some(step - 1));
-    assert_eq!(matching_step(&secret, now, 1, &code(step + 1)), Some(step + 1));
+    assert_eq!(
+        matching_step(&secret, now, 1, &code(step - 1)),
+        Some(step - 1)
+    );
+    assert_eq!(
+        matching_step(&secret, now, 1, &code(step + 1)),
+        Some(step + 1)
+    );
     assert_eq!(matching_step(&secret, now, 1, &code(step - 2)), None);
     assert_eq!(matching_step(&secret, now, 0, &code(step - 1)), None);
-    assert_eq!(matching_step(&secret, now, 2, &code(step - 2)), Some(step - 2));
+    assert_eq!(
+        matching_step(&secret, now, 2, &code(step - 2)),
+        Some(step - 2)
+    );
     let spaced = format!("{} {}", &code(step)[..3], &code(step)[3..]);
     assert_eq!(matching_step(&secret, now, 1, &spaced), Some(step));
     for bad in ["", "12345", "1234567", "abcdef", "12345x"] {

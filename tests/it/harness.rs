@@ -1,0 +1,167 @@
+//! A temporary git2fa host: a config, a store, bare repositories, and the
+//! real `git2fa` binary to run against them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_git2fa");
+
+pub struct Host {
+    _dir: TempDir,
+    pub config: PathBuf,
+    pub root: PathBuf,
+    pub data: PathBuf,
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success:\n{self:?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}:\n{self:?}");
+        self
+    }
+}
+
+impl Host {
+    /// A host initialised by `git2fa init`, with `policy` as the body of its
+    /// `[policy]` table and `extra` appended after it.
+    pub fn with_policy(policy: &str, extra: &str) -> Host {
+        let dir = tempfile::Builder::new()
+            .prefix("git2fa-test")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("repos");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&root).unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "repos_root = {root:?}\ndata_dir = {data:?}\npublic_url = \"https://git.example.com\"\n\
+                 [policy]\n{policy}\n{extra}\n"
+            ),
+        )
+        .unwrap();
+        let host = Host {
+            _dir: dir,
+            config,
+            root,
+            data,
+        };
+        host.git2fa(&["init"]).ok();
+        host
+    }
+
+    pub fn new() -> Host {
+        Host::with_policy("", "")
+    }
+
+    /// Runs `git2fa --config <config> ARGS`.
+    pub fn git2fa(&self, args: &[&str]) -> Run {
+        self.git2fa_with_stdin(args, "")
+    }
+
+    pub fn git2fa_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("GIT2FA_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Creates a bare repository `name` below the root with the real git.
+    pub fn bare_repo(&self, name: &str) -> PathBuf {
+        let path = self.root.join(name);
+        let status = Command::new("git")
+            .args(["init", "--quiet", "--bare"])
+            .arg(&path)
+            .status()
+            .expect("git must be installed (Debian package: git)");
+        assert!(status.success());
+        path
+    }
+
+    pub fn add_user(&self, name: &str) {
+        self.git2fa_with_stdin(
+            &["user", "add", name, "--password-stdin"],
+            "correct horse battery\n",
+        )
+        .ok();
+    }
+
+    /// Enrols `name` and returns (TOTP secret, recovery codes), read from
+    /// what `git2fa user enroll` printed.
+    pub fn enroll(&self, name: &str) -> (Vec<u8>, Vec<String>) {
+        let run = self.git2fa(&["user", "enroll", name]).ok();
+        let uri = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("otpauth://"))
+            .expect("an otpauth URI");
+        let secret = git2fa::totp::secret_from_uri(uri).expect("a secret in the URI");
+        let codes = run
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("recovery codes"))
+            .skip(1)
+            .map(|l| l.trim().to_string())
+            .collect();
+        (secret, codes)
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data.join("git2fa.db")
+    }
+
+    /// The bytes of the store and its WAL: equal snapshots mean nothing
+    /// was written.
+    pub fn store_snapshot(&self) -> Vec<u8> {
+        let mut bytes = std::fs::read(self.store_path()).unwrap_or_default();
+        bytes.extend(std::fs::read(self.data.join("git2fa.db-wal")).unwrap_or_default());
+        bytes
+    }
+}
+
+/// The TOTP code `offset` steps from now.
+pub fn code(secret: &[u8], offset: i64) -> String {
+    let at = git2fa::time::now() + offset * 30;
+    git2fa::totp::code_at(secret, at as u64)
+}
+
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real binaries on a temporary host.
+
+// Tests fail loudly on purpose: an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
+
+mod admin_story;
+mod bad_input;
+mod harness;
