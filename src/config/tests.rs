@@ -188,3 +188,11 @@ fn relative_paths_are_relative_to_the_config_file() {
     assert_eq!(config.repos_root, Path::new("/etc/git2fa/repos"));
     assert_eq!(config.store_path(), Path::new("/etc/git2fa/data/git2fa.db"));
 }
+
+#[test]
+fn the_example_config_in_fixtures_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config.toml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.public_url, "https://git.example.com");
+    assert_eq!(config.policy.git, GitMode::Flagged);
+}

@@ -118,3 +118,15 @@ fn a_policy_file_that_is_a_link_is_refused() {
     assert!(err.message.contains("not a link"), "{err}");
     assert!(!err.to_string().contains("hunter2"));
 }
+
+#[test]
+fn the_example_repo_file_in_fixtures_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let text = std::fs::read_to_string(dir.join(FILE_NAME)).unwrap();
+    let policy = RepoPolicy::parse(&dir.join(FILE_NAME), &text).unwrap();
+    assert_eq!(
+        policy.protected_refs,
+        vec!["refs/heads/main", "refs/tags/v*"]
+    );
+    assert!(policy.is_owner("alice"));
+}
