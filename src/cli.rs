@@ -110,8 +110,30 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
-    /// Check the configuration, store, key, permissions and repository files
+    /// Check the configuration, store, key, permissions, repository files and hooks
     Check,
+    /// For sshd's AuthorizedKeysCommand: print the forced-command line for a registered key
+    AuthorizedKeys {
+        /// The account sshd authenticates (%u); not used to find the key
+        user: String,
+        /// The key type (%t)
+        keytype: String,
+        /// The base64 key (%k)
+        key: String,
+        /// git2fa-shell to put in the command [default: beside this binary]
+        #[arg(long, value_name = "PATH")]
+        shell: Option<PathBuf>,
+    },
+    /// Install the git2fa hooks into every bare repository under ROOT (keeping and chaining existing hooks)
+    InstallHooks {
+        root: PathBuf,
+        /// Take the git2fa hooks out and put back what was there
+        #[arg(long)]
+        uninstall: bool,
+        /// git2fa-hook to run [default: beside this binary]
+        #[arg(long, value_name = "PATH")]
+        hook_bin: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]

@@ -29,11 +29,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Without a trailing slash, e.g. `https://git.example.com`.
     pub public_url: String,
+    /// The git binary the shims start, by absolute path.
+    pub git_bin: PathBuf,
     pub policy: Policy,
     pub tokens: Tokens,
     pub totp: Totp,
     pub web: Web,
     pub ssh: Ssh,
+    pub http: Http,
 }
 
 /// How 2FA applies to git across the host.
@@ -94,6 +97,13 @@ pub struct Totp {
 #[derive(Debug, Clone)]
 pub struct Web {
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// The hook may take the user from `REMOTE_USER` (set by a web server
+    /// that authenticated the user itself) when no git2fa shim set one.
+    pub trust_remote_user: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +194,7 @@ impl Config {
             repos_root: absolute(base, &raw.repos_root),
             data_dir: absolute(base, &raw.data_dir),
             public_url,
+            git_bin: raw.git_bin.0,
             policy: Policy {
                 git: raw.policy.git,
                 repo_owners_may_flag: raw.policy.repo_owners_may_flag,
@@ -207,6 +218,9 @@ impl Config {
             web: Web { listen },
             ssh: Ssh {
                 listen: raw.ssh.listen.0,
+            },
+            http: Http {
+                trust_remote_user: raw.http.trust_remote_user,
             },
         })
     }
@@ -367,6 +381,8 @@ struct RawConfig {
     #[serde(default, deserialize_with = "public_url")]
     public_url: Option<String>,
     #[serde(default)]
+    git_bin: GitBin,
+    #[serde(default)]
     policy: RawPolicy,
     #[serde(default)]
     tokens: RawTokens,
@@ -376,6 +392,36 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     ssh: RawSsh,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    trust_remote_user: bool,
+}
+
+/// An absolute path to git.
+struct GitBin(PathBuf);
+
+impl Default for GitBin {
+    fn default() -> Self {
+        GitBin(PathBuf::from("/usr/bin/git"))
+    }
+}
+
+impl<'de> Deserialize<'de> for GitBin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let path = PathBuf::from(String::deserialize(d)?);
+        if !path.is_absolute() {
+            return Err(serde::de::Error::custom(format!(
+                "`{}` is not an absolute path",
+                path.display()
+            )));
+        }
+        Ok(GitBin(path))
+    }
 }
 
 #[derive(Deserialize)]
@@ -592,6 +638,8 @@ repos_root = {repos_root}
 data_dir = {data_dir}
 # Refusal messages point git users to <public_url>/2fa/verify.
 public_url = {public_url}
+# The git that git2fa-shell and git2fa-http start, by absolute path.
+git_bin = "/usr/bin/git"
 
 [policy]
 # off: no repository requires 2FA; flagged: as each repository's git2fa.toml
@@ -639,6 +687,11 @@ listen = "127.0.0.1:8080"
 [ssh]
 # The embedded SSH server of `git2fa serve`; "" turns it off.
 listen = "127.0.0.1:2222"
+
+[http]
+# Let the hook take the user from REMOTE_USER when a web server authenticated
+# git over HTTP by itself (without git2fa-http). Only for such setups.
+trust_remote_user = false
 "#;
 
 /// Renders `TEMPLATE` with the given values, quoted as TOML strings.

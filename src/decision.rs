@@ -373,12 +373,26 @@ fn matching_session<'a>(f: &Facts<'a>) -> Option<&'a SessionFacts> {
     let bind = f.config.policy.bind_session;
     f.sessions
         .iter()
-        .filter(|s| s.expires_at > f.now)
-        .find(|s| match bind {
+        .find(|s| session_matches(bind, s, f.key_id, f.remote_addr, f.now))
+}
+
+/// Whether `session` is open at `now` and good for a request from this key
+/// and address under the binding policy.
+pub fn session_matches(
+    bind: BindSession,
+    session: &SessionFacts,
+    key_id: Option<i64>,
+    remote_addr: Option<&str>,
+    now: i64,
+) -> bool {
+    session.expires_at > now
+        && match bind {
             BindSession::User => true,
-            BindSession::Key => s.key_id.is_some() && s.key_id == f.key_id,
-            BindSession::Ip => s.remote_addr.is_some() && s.remote_addr.as_deref() == f.remote_addr,
-        })
+            BindSession::Key => session.key_id.is_some() && session.key_id == key_id,
+            BindSession::Ip => {
+                session.remote_addr.is_some() && session.remote_addr.as_deref() == remote_addr
+            }
+        }
 }
 
 impl Decision {

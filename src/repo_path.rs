@@ -63,7 +63,11 @@ pub fn parse(typed: &str) -> Result<Vec<&str>, RepoPathError> {
         return Err(Malformed("empty"));
     }
     let segments: Vec<&str> = relative.split('/').collect();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "._-+@".contains(c);
     for segment in &segments {
+        if !segment.chars().all(safe) {
+            return Err(Malformed("may hold only A-Z a-z 0-9 . _ - + @ and /"));
+        }
         if segment.is_empty() {
             return Err(Malformed("contains '//'"));
         }

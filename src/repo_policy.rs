@@ -104,8 +104,12 @@ impl Default for RepoPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushedRefs {
     /// Not known yet (the SSH shim starts `git-receive-pack` before the
-    /// client names its refs); the hook will know.
+    /// client names its refs), and no git2fa hook will look at them: any
+    /// push may touch a protected ref.
     Unknown,
+    /// Not known yet, but the repository's git2fa hooks will decide each ref
+    /// when they are known: protected refs are left to them.
+    CheckedByHook,
     Known(Vec<String>),
 }
 
@@ -203,6 +207,7 @@ impl RepoPolicy {
             Require::Push => match refs {
                 // Unknown refs might include a protected one.
                 PushedRefs::Unknown => true,
+                PushedRefs::CheckedByHook => false,
                 PushedRefs::Known(refs) => refs.iter().any(|r| self.is_protected(r)),
             },
         }

@@ -1,5 +1,5 @@
-//! `git2fa-hook`: refuses every operation until its transport lands.
+//! `git2fa-hook`: the `pre-receive` and `update` hook.
 
 fn main() -> std::process::ExitCode {
-    git2fa::placeholder::refuse("git2fa-hook")
+    git2fa::hook::main()
 }

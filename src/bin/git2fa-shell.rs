@@ -1,5 +1,5 @@
-//! `git2fa-shell`: refuses every operation until its transport lands.
+//! `git2fa-shell`: the SSH forced command.
 
 fn main() -> std::process::ExitCode {
-    git2fa::placeholder::refuse("git2fa-shell")
+    git2fa::shell::main()
 }

@@ -24,6 +24,16 @@ pub fn run(cli: Cli) -> Outcome {
     if let Command::Init(args) = &cli.command {
         return init(&config_path, args);
     }
+    if let Command::AuthorizedKeys {
+        user,
+        keytype,
+        key,
+        shell,
+    } = &cli.command
+    {
+        authorized_keys(&config_path, user, keytype, key, shell.as_deref());
+        return Ok(());
+    }
     let config = Config::load(&config_path)?;
     match cli.command {
         Command::Init(_) => unreachable_init(),
@@ -36,6 +46,12 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Explain(args) => explain(&config, &args),
         Command::Audit { user, repo, limit } => audit(&config, user, repo, limit),
         Command::Check => check(&config),
+        Command::AuthorizedKeys { .. } => Ok(()),
+        Command::InstallHooks {
+            root,
+            uninstall,
+            hook_bin,
+        } => install_hooks(&config, &root, uninstall, hook_bin),
     }
 }
 
@@ -944,6 +960,20 @@ fn check(config: &Config) -> Outcome {
                 repos.len(),
                 config.repos_root.display()
             );
+            let without: Vec<_> = repos
+                .iter()
+                .filter(|r| !crate::install::hooks_installed(r))
+                .collect();
+            if without.is_empty() {
+                println!("ok: every repository has the git2fa hooks");
+            }
+            for repo in without {
+                problems.push(format!(
+                    "{} lacks the git2fa hooks (run: git2fa install-hooks {})",
+                    repo.display(),
+                    config.repos_root.display()
+                ));
+            }
         }
         Err(e) => problems.push(format!(
             "repos_root {}: {}",
@@ -962,4 +992,129 @@ fn check(config: &Config) -> Outcome {
             problems.len()
         )))
     }
+}
+
+// authorized-keys
+
+/// A binary installed beside this one.
+fn sibling(name: &str) -> Result<PathBuf, Failure> {
+    let me =
+        std::env::current_exe().map_err(|e| Failure::usage(format!("cannot find myself: {e}")))?;
+    let dir = me
+        .parent()
+        .ok_or_else(|| Failure::usage("cannot find my directory"))?;
+    Ok(dir.join(name))
+}
+
+/// sshd expects exit 0 and nothing printed for a key it should refuse, so
+/// every failure is a line on stderr (sshd's log) and no output.
+fn authorized_keys(
+    config_path: &Path,
+    _account: &str,
+    keytype: &str,
+    key: &str,
+    shell: Option<&Path>,
+) {
+    let line = (|| -> Result<Option<String>, Failure> {
+        let config = Config::load(config_path)?;
+        let key = PublicKey::from_parts(keytype, key).map_err(Failure::refused)?;
+        let store = Store::open(&config.store_path())?;
+        let Some(found) = store.key_by_fingerprint(&key.fingerprint())? else {
+            return Ok(None);
+        };
+        match store.user(&found.user)? {
+            Some(owner) if owner.enabled => {}
+            _ => return Ok(None),
+        }
+        let shell = match shell {
+            Some(path) => path.to_path_buf(),
+            None => sibling("git2fa-shell")?,
+        };
+        let config_abs = config.path.canonicalize().unwrap_or(config.path.clone());
+        let command = format!(
+            "{} --config {} --key-id {}",
+            option_quote(&shell.to_string_lossy()),
+            option_quote(&config_abs.to_string_lossy()),
+            found.id
+        );
+        Ok(Some(format!(
+            "command=\"{}\",restrict {} {}",
+            command.replace('\\', "\\\\").replace('"', "\\\""),
+            key.algorithm,
+            key.blob_base64()
+        )))
+    })();
+    match line {
+        Ok(Some(line)) => println!("{line}"),
+        Ok(None) => {}
+        Err(failure) => eprintln!("git2fa authorized-keys: {}", failure.message),
+    }
+}
+
+/// Quotes a word for the shell sshd runs the forced command with.
+fn option_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+// install-hooks
+
+fn install_hooks(
+    config: &Config,
+    root: &Path,
+    uninstall: bool,
+    hook_bin: Option<PathBuf>,
+) -> Outcome {
+    let root = root.canonicalize().map_err(|e| io_failure(root, &e))?;
+    if uninstall {
+        let changes =
+            crate::install::uninstall(&root).map_err(|e| Failure::usage(e.to_string()))?;
+        for change in &changes {
+            let restored = if change.kept.is_empty() {
+                String::new()
+            } else {
+                format!(" (restored {})", change.kept.join(", "))
+            };
+            println!(
+                "removed git2fa hooks from {}{restored}",
+                change.repo.display()
+            );
+        }
+        return Ok(());
+    }
+    let hook_bin = match hook_bin {
+        Some(path) => path,
+        None => sibling("git2fa-hook")?,
+    };
+    let hook_bin = hook_bin
+        .canonicalize()
+        .map_err(|e| io_failure(&hook_bin, &e))?;
+    let config_path = config
+        .path
+        .canonicalize()
+        .map_err(|e| io_failure(&config.path, &e))?;
+    let changes = crate::install::install(&root, &hook_bin, &config_path)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    for change in &changes {
+        let kept = if change.kept.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (kept and chained the existing {})",
+                change.kept.join(", ")
+            )
+        };
+        println!("installed git2fa hooks in {}{kept}", change.repo.display());
+    }
+    if changes.is_empty() {
+        println!("no bare repositories under {}", root.display());
+    }
+    Ok(())
 }

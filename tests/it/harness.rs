@@ -8,9 +8,38 @@ use std::process::{Command, Stdio};
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_git2fa");
+pub const SHELL_BIN: &str = env!("CARGO_BIN_EXE_git2fa-shell");
+pub const HOOK_BIN: &str = env!("CARGO_BIN_EXE_git2fa-hook");
+
+/// The absolute path of the `git` on PATH.
+pub fn git_path() -> PathBuf {
+    which("git").unwrap_or_else(|| panic!("git is not installed (Debian package: git)"))
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Whether an end-to-end test can run: it needs `what`, from the Debian
+/// package `package`. Missing, it fails when GIT2FA_REQUIRE_E2E is set (the
+/// README's test command and CI set it) and skips, saying so, otherwise.
+pub fn e2e_available(found: bool, what: &str, package: &str) -> bool {
+    if found {
+        return true;
+    }
+    let message = format!("{what} is missing: install the Debian package {package}");
+    if std::env::var_os("GIT2FA_REQUIRE_E2E").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipping an end-to-end test: {message}");
+    false
+}
 
 pub struct Host {
-    _dir: TempDir,
+    pub dir: TempDir,
     pub config: PathBuf,
     pub root: PathBuf,
     pub data: PathBuf,
@@ -54,12 +83,13 @@ impl Host {
             &config,
             format!(
                 "repos_root = {root:?}\ndata_dir = {data:?}\npublic_url = \"https://git.example.com\"\n\
-                 [policy]\n{policy}\n{extra}\n"
+                 git_bin = {git:?}\n[policy]\n{policy}\n{extra}\n",
+                git = git_path()
             ),
         )
         .unwrap();
         let host = Host {
-            _dir: dir,
+            dir,
             config,
             root,
             data,
@@ -106,7 +136,7 @@ impl Host {
     pub fn bare_repo(&self, name: &str) -> PathBuf {
         let path = self.root.join(name);
         let status = Command::new("git")
-            .args(["init", "--quiet", "--bare"])
+            .args(["init", "--quiet", "--bare", "--initial-branch=main"])
             .arg(&path)
             .status()
             .expect("git must be installed (Debian package: git)");
@@ -164,4 +194,64 @@ pub fn code(secret: &[u8], offset: i64) -> String {
 pub fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The name of the Unix account running the tests.
+pub fn unix_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs a command with a clean git environment; `home` keeps the user's own
+/// git config out of it.
+pub fn run(program: &str, args: &[&str], cwd: &Path, env: &[(&str, String)], stdin: &str) -> Run {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("GIT_DIR")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Tess Ter")
+        .env("GIT_AUTHOR_EMAIL", "tess@example.com")
+        .env("GIT_COMMITTER_NAME", "Tess Ter")
+        .env("GIT_COMMITTER_EMAIL", "tess@example.com")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A work tree with one commit on `main`, for pushing.
+pub fn work_tree(parent: &Path, name: &str) -> PathBuf {
+    let path = parent.join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    let git = |args: &[&str]| {
+        run(
+            "git",
+            args,
+            &path,
+            &[("HOME", parent.display().to_string())],
+            "",
+        )
+        .ok()
+    };
+    git(&["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(path.join("README"), "hello\n").unwrap();
+    git(&["add", "README"]);
+    git(&["commit", "--quiet", "-m", "first"]);
+    path
 }

@@ -6,3 +6,7 @@
 mod admin_story;
 mod bad_input;
 mod harness;
+mod hooks;
+mod hostile_shell;
+mod ssh;
+mod sshd;

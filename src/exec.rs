@@ -1,0 +1,112 @@
+//! Starting other programs: git, by absolute path with a cleared environment
+//! plus an explicit allow-list, and a repository's own hook that git2fa
+//! chains to. The only module that spawns processes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::ssh_command::GitService;
+
+/// The only `PATH` git and hooks see: fixed, never the client's.
+pub const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// A git service ready to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitInvocation {
+    pub git_bin: PathBuf,
+    pub service: GitService,
+    pub repo_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl GitInvocation {
+    /// `git_protocol` is the client's `GIT_PROTOCOL`, the one variable a
+    /// client may pass; it is dropped unless it looks like one.
+    pub fn new(
+        config: &Config,
+        service: GitService,
+        repo_dir: &Path,
+        identity: &Identity,
+        git_protocol: Option<&str>,
+    ) -> GitInvocation {
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), SAFE_PATH.into()),
+            (
+                "GIT2FA_CONFIG".into(),
+                config.path.to_string_lossy().into_owned(),
+            ),
+        ];
+        env.extend(
+            identity
+                .to_env()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+        if let Some(protocol) = git_protocol.filter(|p| valid_git_protocol(p)) {
+            env.push(("GIT_PROTOCOL".into(), protocol.into()));
+        }
+        GitInvocation {
+            git_bin: config.git_bin.clone(),
+            service,
+            repo_dir: repo_dir.to_path_buf(),
+            env,
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.git_bin);
+        command
+            .arg(self.service.subcommand())
+            .arg(&self.repo_dir)
+            .current_dir(&self.repo_dir)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Replaces this process with git. Returns only on failure.
+    pub fn exec(&self) -> std::io::Error {
+        use std::os::unix::process::CommandExt;
+        self.command().exec()
+    }
+}
+
+/// `version=2`, `version=2:foo=bar`: what git sends; nothing else passes.
+pub fn valid_git_protocol(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "=:._-".contains(c))
+}
+
+/// Runs a chained hook with the same arguments and standard input git gave
+/// ours; its output goes where ours goes.
+pub fn run_hook(path: &Path, args: &[String], stdin: &[u8]) -> std::io::Result<ExitStatus> {
+    let mut child = Command::new(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .spawn()?;
+    if let Some(mut input) = child.stdin.take() {
+        // A hook may exit without reading its input; that is its right.
+        let _ = input.write_all(stdin);
+    }
+    child.wait()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_protocol_values_pass() {
+        assert!(valid_git_protocol("version=2"));
+        assert!(valid_git_protocol("version=2:object-format=sha256"));
+        assert!(!valid_git_protocol(""));
+        assert!(!valid_git_protocol("version=2 ; id"));
+        assert!(!valid_git_protocol("x\ny"));
+    }
+}

@@ -1,0 +1,295 @@
+//! `git2fa-hook`, run by git as `pre-receive` and `update`. It learns who
+//! pushes from the shim's `GIT2FA_*` variables, else `REMOTE_USER` when the
+//! config trusts it, else the Unix account running it; decides with the
+//! refs in hand; and runs the repository's own hook, chained, when allowed.
+//!
+//! With both hooks installed, `pre-receive` checks everything but protected
+//! refs and `update` checks each ref, so only the protected refs are refused.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
+use crate::gate::{self, Request};
+use crate::identity::Identity;
+use crate::install::{self, CHAINED_SUFFIX};
+use crate::repo_path::RepoPath;
+use crate::repo_policy::PushedRefs;
+use crate::store::Store;
+use crate::time::{format_duration, now};
+
+/// At most this much of pre-receive's input is read (a line per ref).
+const MAX_INPUT: u64 = 4 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    PreReceive,
+    Update,
+}
+
+impl HookKind {
+    fn name(self) -> &'static str {
+        match self {
+            HookKind::PreReceive => "pre-receive",
+            HookKind::Update => "update",
+        }
+    }
+}
+
+/// What a refusal or error prints: `remote:` lines on the git user's screen.
+fn say(lines: &[String]) {
+    let mut err = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+fn unavailable(cause: &str) -> ExitCode {
+    log::error!("2FA check unavailable: {cause}");
+    say(&[
+        "git2fa: 2FA check unavailable, so the push was refused.".into(),
+        "Tell an admin of this host; the cause is in their log.".into(),
+    ]);
+    ExitCode::from(1)
+}
+
+/// `git2fa-hook [--config PATH] pre-receive|update [ARGS]`; the kind may
+/// also come from the name it was started as.
+pub fn main() -> ExitCode {
+    crate::syslog::init("git2fa-hook");
+    let mut args: Vec<String> = std::env::args().collect();
+    let argv0 = args.remove(0);
+    let mut config_path = None;
+    if args.first().map(String::as_str) == Some("--config") {
+        args.remove(0);
+        if args.is_empty() {
+            return unavailable("--config needs a path");
+        }
+        config_path = Some(PathBuf::from(args.remove(0)));
+    }
+    let invoked_as = Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    let kind = match (invoked_as, args.first().map(String::as_str)) {
+        (_, Some("pre-receive")) => {
+            args.remove(0);
+            HookKind::PreReceive
+        }
+        (_, Some("update")) => {
+            args.remove(0);
+            HookKind::Update
+        }
+        ("pre-receive", _) => HookKind::PreReceive,
+        ("update", _) => HookKind::Update,
+        _ => return unavailable("git2fa-hook: say pre-receive or update"),
+    };
+    let config = match Config::load(&Config::locate(config_path.as_deref())) {
+        Ok(config) => config,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    match run(&config, kind, &args) {
+        Ok(code) => code,
+        Err(cause) => unavailable(&cause),
+    }
+}
+
+fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, String> {
+    let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let repo = repo_for(config, &git_dir)?;
+    let mut input = Vec::new();
+    let refs = match kind {
+        HookKind::PreReceive => {
+            std::io::stdin()
+                .take(MAX_INPUT)
+                .read_to_end(&mut input)
+                .map_err(|e| format!("stdin: {e}"))?;
+            let text =
+                String::from_utf8(input.clone()).map_err(|_| "pre-receive input is not UTF-8")?;
+            let refs: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.split(' ').nth(2))
+                .map(str::to_string)
+                .collect();
+            if install::hooks_installed(&repo.dir) {
+                PushedRefs::CheckedByHook
+            } else {
+                PushedRefs::Known(refs)
+            }
+        }
+        HookKind::Update => match args {
+            [refname, _old, _new] => PushedRefs::Known(vec![refname.clone()]),
+            _ => return Err("update: expected REF OLD NEW".into()),
+        },
+    };
+    let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
+    let (user, transport, credential, key_id, remote_addr) = identify(config, &store)?;
+    let operation = Operation::Write(refs);
+    let request = Request {
+        user: Some(&user),
+        credential,
+        repo: &repo,
+        operation,
+        transport,
+        key_id,
+        remote_addr: remote_addr.as_deref(),
+    };
+    let mut outcome = gate::authorize(config, &mut store, &request, now());
+    if let Decision::Refuse(refusal) = &outcome.decision
+        && config.policy.wait_for_verify > 0
+        && refusal.fixed_by_verifying()
+    {
+        say(&[format!(
+            "git2fa: {} requires 2FA; waiting up to {} for you to verify at {} (or: ssh git@{} 2fa verify) ...",
+            repo.name,
+            format_duration(config.policy.wait_for_verify),
+            config.verify_url(Some(&repo.name)),
+            config.public_host()
+        )]);
+        outcome = crate::shell::wait_until_allowed(
+            config,
+            &mut store,
+            &request,
+            config.policy.wait_for_verify,
+        );
+    }
+    drop(store);
+    match &outcome.decision {
+        Decision::Allow(_) => run_chained(&git_dir, kind, args, &input),
+        Decision::Refuse(refusal) => {
+            refuse(
+                config,
+                kind,
+                &repo,
+                &user,
+                &request.operation,
+                refusal,
+                args,
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+type Identified = (String, Transport, Credential, Option<i64>, Option<String>);
+
+/// Who pushes, and with what credential.
+fn identify(config: &Config, store: &Store) -> Result<Identified, String> {
+    if let Some(identity) = Identity::from_env(|name| std::env::var(name).ok())? {
+        let credential = match (identity.transport, identity.key_id, identity.token_id) {
+            (Transport::Ssh, Some(key_id), _) => Credential::SshKey { key_id },
+            (Transport::Http, _, Some(token_id)) => {
+                match store.token(token_id).map_err(|e| e.to_string())? {
+                    Some(token) if token.user == identity.user => Credential::Token(token.facts()),
+                    _ => Credential::UnknownToken,
+                }
+            }
+            // git2fa-http checked the password before git started.
+            (Transport::Http, _, None) => Credential::Password { valid: true },
+            _ => return Err("GIT2FA_TRANSPORT=ssh without GIT2FA_KEY_ID".into()),
+        };
+        return Ok((
+            identity.user,
+            identity.transport,
+            credential,
+            identity.key_id,
+            identity.remote_addr,
+        ));
+    }
+    if config.http.trust_remote_user
+        && let Ok(user) = std::env::var("REMOTE_USER")
+    {
+        let addr = std::env::var("REMOTE_ADDR").ok();
+        return Ok((
+            user,
+            Transport::Http,
+            Credential::TrustedRemoteUser,
+            None,
+            addr,
+        ));
+    }
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
+        .ok_or_else(|| format!("uid {uid} has no account name"))?;
+    Ok((
+        user.name,
+        Transport::Local,
+        Credential::UnixUser,
+        None,
+        None,
+    ))
+}
+
+/// The repository the hook runs in, which must be inside `repos_root`.
+fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, String> {
+    let dir = git_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", git_dir.display()))?;
+    let root = config
+        .repos_root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", config.repos_root.display()))?;
+    let below = dir
+        .strip_prefix(&root)
+        .ok()
+        .and_then(Path::to_str)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "{} is not below repos_root {}",
+                dir.display(),
+                root.display()
+            )
+        })?;
+    let name = below.strip_suffix(".git").unwrap_or(below).to_string();
+    Ok(RepoPath { dir, name })
+}
+
+fn refuse(
+    config: &Config,
+    kind: HookKind,
+    repo: &RepoPath,
+    user: &str,
+    operation: &Operation,
+    refusal: &Refusal,
+    args: &[String],
+) {
+    let cx = MessageContext {
+        config,
+        repo: &repo.name,
+        user: Some(user),
+        operation,
+        transport: Transport::Ssh,
+    };
+    let mut lines = Vec::new();
+    if let (HookKind::Update, Some(refname)) = (kind, args.first()) {
+        lines.push(format!("git2fa: refused {refname}:"));
+    }
+    lines.extend(refusal.lines(&cx));
+    say(&lines);
+}
+
+/// Runs the hook that was there before ours, if any; its exit code counts.
+fn run_chained(
+    git_dir: &Path,
+    kind: HookKind,
+    args: &[String],
+    input: &[u8],
+) -> Result<ExitCode, String> {
+    let chained = git_dir
+        .join("hooks")
+        .join(format!("{}{CHAINED_SUFFIX}", kind.name()));
+    if !chained.exists() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = crate::exec::run_hook(&chained, args, input)
+        .map_err(|e| format!("{}: {e}", chained.display()))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
+        None => ExitCode::from(1),
+    })
+}

@@ -1,0 +1,115 @@
+//! `git2fa install-hooks`: puts the stubs from `hooks/` into every bare
+//! repository under a root, keeping any hook already there (chained), and
+//! takes them out again.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::repo_path;
+
+/// The line that marks a hook as ours.
+pub const MARKER: &str = "git2fa-hook-stub";
+/// The hooks git2fa installs, with their templates.
+pub const HOOKS: [(&str, &str); 2] = [
+    ("pre-receive", include_str!("../hooks/pre-receive")),
+    ("update", include_str!("../hooks/update")),
+];
+/// A hook that was there before ours is kept under this suffix.
+pub const CHAINED_SUFFIX: &str = ".git2fa-chained";
+
+/// What happened in one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub repo: PathBuf,
+    pub kept: Vec<String>,
+}
+
+/// Whether a hook file is one of our stubs.
+pub fn is_ours(path: &Path) -> bool {
+    fs::read_to_string(path).is_ok_and(|text| text.contains(MARKER))
+}
+
+/// Whether both git2fa hooks are in place in the repository.
+pub fn hooks_installed(repo_dir: &Path) -> bool {
+    HOOKS
+        .iter()
+        .all(|(name, _)| is_ours(&repo_dir.join("hooks").join(name)))
+}
+
+/// Quotes a path for `sh`: inside single quotes, with `'` written `'\''`.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// Installs the hooks into every bare repository under `root`. Idempotent:
+/// our stubs are rewritten, a chained hook is left where it is.
+pub fn install(root: &Path, hook_bin: &Path, config: &Path) -> io::Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for repo in repo_path::find_all(root)? {
+        let hooks = repo.join("hooks");
+        fs::create_dir_all(&hooks)?;
+        let mut kept = Vec::new();
+        for (name, template) in HOOKS {
+            let path = hooks.join(name);
+            let chained = hooks.join(format!("{name}{CHAINED_SUFFIX}"));
+            let existing = fs::symlink_metadata(&path).is_ok();
+            if existing && !is_ours(&path) {
+                if fs::symlink_metadata(&chained).is_ok() {
+                    return Err(io::Error::other(format!(
+                        "{} and {} both exist: resolve by hand",
+                        path.display(),
+                        chained.display()
+                    )));
+                }
+                fs::rename(&path, &chained)?;
+                kept.push(name.to_string());
+            }
+            let stub = template
+                .replace("@HOOK_BIN@", &shell_quote(hook_bin))
+                .replace("@CONFIG@", &shell_quote(config));
+            write_executable(&path, &stub)?;
+        }
+        changes.push(Change { repo, kept });
+    }
+    Ok(changes)
+}
+
+/// Removes our stubs and puts back the hooks that were there before.
+pub fn uninstall(root: &Path) -> io::Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for repo in repo_path::find_all(root)? {
+        let hooks = repo.join("hooks");
+        let mut kept = Vec::new();
+        for (name, _) in HOOKS {
+            let path = hooks.join(name);
+            if !is_ours(&path) {
+                continue;
+            }
+            fs::remove_file(&path)?;
+            let chained = hooks.join(format!("{name}{CHAINED_SUFFIX}"));
+            if fs::symlink_metadata(&chained).is_ok() {
+                fs::rename(&chained, &path)?;
+                kept.push(name.to_string());
+            }
+        }
+        changes.push(Change { repo, kept });
+    }
+    Ok(changes)
+}
+
+/// The repositories under `root` that lack one of the hooks.
+pub fn missing_hooks(root: &Path) -> io::Result<Vec<PathBuf>> {
+    Ok(repo_path::find_all(root)?
+        .into_iter()
+        .filter(|repo| !hooks_installed(repo))
+        .collect())
+}
+
+fn write_executable(path: &Path, text: &str) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = path.with_extension("git2fa-new");
+    fs::write(&temp, text)?;
+    fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))?;
+    fs::rename(&temp, path)
+}

@@ -1,0 +1,523 @@
+//! `git2fa-shell`, the SSH forced command: parse the command, decide, and
+//! either hand back a git invocation to start or refuse. The streams are
+//! parameters so that the embedded SSH server runs the same code on a
+//! channel.
+
+use std::io::{BufRead, Read, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::crypto::SecretKey;
+use crate::decision::{self, Credential, Decision, MessageContext, Operation, Refusal, Transport};
+use crate::exec::GitInvocation;
+use crate::gate::{self, Outcome, Request};
+use crate::identity::{self, Identity};
+use crate::install;
+use crate::repo_path::{self, RepoPathError};
+use crate::repo_policy::PushedRefs;
+use crate::ssh_command::{self, GitService, SshCommand};
+use crate::store::{AuditRecord, SshKey, Store};
+use crate::time::{format_duration, format_utc, now};
+use crate::twofactor::{self, Origin, Verified};
+
+/// The streams of one SSH session.
+pub struct Streams<'a> {
+    pub stdin: &'a mut dyn BufRead,
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+}
+
+/// What to do after a command was handled.
+#[must_use]
+#[derive(Debug)]
+pub enum Action {
+    Exit(u8),
+    Git(GitInvocation),
+}
+
+/// One authenticated SSH connection.
+pub struct Connection<'a> {
+    pub config: &'a Config,
+    pub key_id: i64,
+    pub remote_addr: Option<String>,
+    /// The client's `GIT_PROTOCOL`, the one variable taken from it.
+    pub git_protocol: Option<String>,
+}
+
+/// A pkt-line carrying `ERR <message>` (gitprotocol-pack(5)): git prints it as
+/// `fatal: remote error: <message>`.
+pub fn err_pkt_line(message: &str) -> Vec<u8> {
+    let message: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(1000)
+        .collect();
+    let body = format!("ERR {message}\n");
+    format!("{:04x}{body}", body.len() + 4).into_bytes()
+}
+
+impl Connection<'_> {
+    /// Handles `command_line` (`SSH_ORIGINAL_COMMAND`).
+    pub fn handle(&self, command_line: &str, io: &mut Streams) -> Action {
+        let command = match ssh_command::parse(command_line) {
+            Ok(command) => command,
+            Err(why) => {
+                let _ = writeln!(io.stderr, "git2fa: disallowed command: {}", why.0);
+                return Action::Exit(1);
+            }
+        };
+        let mut store = match Store::open(&self.config.store_path()) {
+            Ok(store) => store,
+            Err(e) => return self.unavailable(io, &e.to_string()),
+        };
+        let key = match store.key(self.key_id) {
+            Ok(Some(key)) => key,
+            Ok(None) => {
+                let refusal = Refusal::UnknownKey;
+                return self.refuse(io, &refusal, "", None, &Operation::Read);
+            }
+            Err(e) => return self.unavailable(io, &e.to_string()),
+        };
+        match command {
+            SshCommand::Greeting => {
+                let _ = writeln!(
+                    io.stdout,
+                    "Hi {}! You are authenticated to git2fa with key #{}, but there is no shell access here.\n{}",
+                    key.user,
+                    key.id,
+                    self.status_line(&store, &key)
+                );
+                Action::Exit(0)
+            }
+            SshCommand::Help => {
+                let host = self.config.public_host();
+                let _ = write!(
+                    io.stdout,
+                    "git2fa over SSH. Commands:\n  \
+                     git clone/fetch/push   as usual\n  \
+                     ssh git@{host} 2fa verify   open a 2FA session with a code (or: echo CODE | ssh git@{host} 2fa verify)\n  \
+                     ssh git@{host} 2fa status   show your 2FA session\n  \
+                     ssh git@{host} 2fa logout   end your 2FA sessions\n\
+                     The web page: {}\n",
+                    self.config.verify_url(None)
+                );
+                Action::Exit(0)
+            }
+            SshCommand::Status => {
+                let _ = writeln!(io.stdout, "{}", self.status_line(&store, &key));
+                Action::Exit(0)
+            }
+            SshCommand::Logout => self.logout(&mut store, &key, io),
+            SshCommand::Verify => self.verify(&mut store, &key, io),
+            SshCommand::Git { service, repo } => self.git(&mut store, &key, service, &repo, io),
+        }
+    }
+
+    fn git(
+        &self,
+        store: &mut Store,
+        key: &SshKey,
+        service: GitService,
+        typed: &str,
+        io: &mut Streams,
+    ) -> Action {
+        let repo = match repo_path::resolve(&self.config.repos_root, typed) {
+            Ok(repo) => repo,
+            Err(RepoPathError::Malformed(why)) => {
+                return self.plain_refusal(
+                    io,
+                    &format!("git2fa: invalid repository path '{typed}': {why}"),
+                );
+            }
+            Err(RepoPathError::NotFound) => {
+                return self.plain_refusal(io, &format!("git2fa: repository '{typed}' not found"));
+            }
+        };
+        let operation = if service.is_write() {
+            // The refs are not known yet. The repository's hooks will check
+            // protected refs one by one; without them, any push may touch one.
+            Operation::Write(if install::hooks_installed(&repo.dir) {
+                PushedRefs::CheckedByHook
+            } else {
+                PushedRefs::Unknown
+            })
+        } else {
+            Operation::Read
+        };
+        let request = Request {
+            user: Some(&key.user),
+            credential: Credential::SshKey { key_id: key.id },
+            repo: &repo,
+            operation,
+            transport: Transport::Ssh,
+            key_id: Some(key.id),
+            remote_addr: self.remote_addr.as_deref(),
+        };
+        let outcome = gate::authorize(self.config, store, &request, now());
+        let outcome = match outcome.decision {
+            Decision::Refuse(ref refusal)
+                if self.config.policy.wait_for_verify > 0 && refusal.fixed_by_verifying() =>
+            {
+                self.wait_for_verify(store, &request, refusal, io)
+            }
+            _ => outcome,
+        };
+        match &outcome.decision {
+            Decision::Allow(_) => Action::Git(GitInvocation::new(
+                self.config,
+                service,
+                &repo.dir,
+                &Identity {
+                    user: key.user.clone(),
+                    transport: Transport::Ssh,
+                    key_id: Some(key.id),
+                    token_id: None,
+                    remote_addr: self.remote_addr.clone(),
+                },
+                self.git_protocol.as_deref(),
+            )),
+            Decision::Refuse(refusal) => {
+                self.refuse(io, refusal, &repo.name, Some(&key.user), &request.operation)
+            }
+        }
+    }
+
+    /// Tells the user to verify and polls the store until a session opens
+    /// or the time is up.
+    fn wait_for_verify(
+        &self,
+        store: &mut Store,
+        request: &Request,
+        refusal: &Refusal,
+        io: &mut Streams,
+    ) -> Outcome {
+        let wait = self.config.policy.wait_for_verify;
+        let cx = message_context(
+            self.config,
+            &request.repo.name,
+            request.user,
+            &request.operation,
+        );
+        for line in refusal.lines(&cx).iter().take(2) {
+            let _ = writeln!(io.stderr, "{line}");
+        }
+        let _ = writeln!(
+            io.stderr,
+            "git2fa: waiting up to {} for you to verify at {} (or: ssh git@{} 2fa verify) ...",
+            format_duration(wait),
+            self.config.verify_url(Some(&request.repo.name)),
+            self.config.public_host()
+        );
+        let _ = io.stderr.flush();
+        wait_until_allowed(self.config, store, request, wait)
+    }
+
+    fn refuse(
+        &self,
+        io: &mut Streams,
+        refusal: &Refusal,
+        repo: &str,
+        user: Option<&str>,
+        operation: &Operation,
+    ) -> Action {
+        let cx = message_context(self.config, repo, user, operation);
+        let _ = io.stdout.write_all(&err_pkt_line(&refusal.summary(&cx)));
+        let _ = io.stdout.flush();
+        for line in refusal.lines(&cx) {
+            let _ = writeln!(io.stderr, "{line}");
+        }
+        Action::Exit(1)
+    }
+
+    fn plain_refusal(&self, io: &mut Streams, message: &str) -> Action {
+        let _ = io.stdout.write_all(&err_pkt_line(message));
+        let _ = io.stdout.flush();
+        let _ = writeln!(io.stderr, "{message}");
+        Action::Exit(1)
+    }
+
+    fn unavailable(&self, io: &mut Streams, cause: &str) -> Action {
+        log::error!("2FA check unavailable: {cause}");
+        let refusal = Refusal::CheckUnavailable { location: None };
+        self.refuse(io, &refusal, "this repository", None, &Operation::Read)
+    }
+
+    fn status_line(&self, store: &Store, key: &SshKey) -> String {
+        let t = now();
+        let user = match store.user(&key.user) {
+            Ok(Some(user)) => user,
+            _ => return "git2fa: 2FA status unavailable".into(),
+        };
+        if !user.is_enrolled() {
+            return format!(
+                "{}: 2FA is not set up; set it up at {}",
+                user.name,
+                self.config.setup_url()
+            );
+        }
+        let sessions = store.open_sessions(user.id, t).unwrap_or_default();
+        let usable = sessions.iter().find(|s| {
+            decision::session_matches(
+                self.config.policy.bind_session,
+                s,
+                Some(key.id),
+                self.remote_addr.as_deref(),
+                t,
+            )
+        });
+        match usable {
+            Some(s) => format!(
+                "{}: 2FA session #{} open until {}",
+                user.name,
+                s.id,
+                format_utc(s.expires_at)
+            ),
+            None => format!(
+                "{}: no open 2FA session; verify at {} or with: ssh git@{} 2fa verify",
+                user.name,
+                self.config.verify_url(None),
+                self.config.public_host()
+            ),
+        }
+    }
+
+    fn logout(&self, store: &mut Store, key: &SshKey, io: &mut Streams) -> Action {
+        let t = now();
+        let ended = store
+            .user(&key.user)
+            .and_then(|user| match user {
+                Some(user) => store.end_sessions_of(user.id, t),
+                None => Ok(0),
+            })
+            .and_then(|ended| {
+                store
+                    .append_audit(&AuditRecord {
+                        at: t,
+                        user: Some(key.user.clone()),
+                        transport: Transport::Ssh.as_str().into(),
+                        action: "logout".into(),
+                        outcome: "ok".into(),
+                        reason: format!("{ended} sessions"),
+                        key_id: Some(key.id),
+                        remote_addr: self.remote_addr.clone(),
+                        ..AuditRecord::default()
+                    })
+                    .map(|()| ended)
+            });
+        match ended {
+            Ok(n) => {
+                let _ = writeln!(
+                    io.stdout,
+                    "git2fa: ended {n} 2FA session{} of {}",
+                    if n == 1 { "" } else { "s" },
+                    key.user
+                );
+                Action::Exit(0)
+            }
+            Err(e) => {
+                log::error!("2fa logout: {e}");
+                let _ = writeln!(
+                    io.stderr,
+                    "git2fa: 2FA check unavailable; nothing was changed. Tell an admin of this host."
+                );
+                Action::Exit(1)
+            }
+        }
+    }
+
+    fn verify(&self, store: &mut Store, key: &SshKey, io: &mut Streams) -> Action {
+        let fail = |io: &mut Streams, message: &str| {
+            let _ = writeln!(io.stderr, "git2fa: {message}");
+            Action::Exit(1)
+        };
+        let user = match store.user(&key.user) {
+            Ok(Some(user)) if user.enabled => user,
+            Ok(_) => return fail(io, &format!("the account {} is disabled", key.user)),
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                return fail(io, "2FA check unavailable; tell an admin of this host");
+            }
+        };
+        if !user.is_enrolled() {
+            return fail(
+                io,
+                &format!(
+                    "{} has not set up 2FA yet; set it up at {}",
+                    user.name,
+                    self.config.setup_url()
+                ),
+            );
+        }
+        let secret_key = match SecretKey::load(&self.config.secret_key_path()) {
+            Ok(k) => k,
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                return fail(io, "2FA check unavailable; tell an admin of this host");
+            }
+        };
+        let _ = write!(
+            io.stderr,
+            "Code from your authenticator app (or a recovery code): "
+        );
+        let _ = io.stderr.flush();
+        let mut line = String::new();
+        if io.stdin.take(256).read_line(&mut line).is_err() || line.trim().is_empty() {
+            let _ = writeln!(io.stderr);
+            return fail(io, "no code given");
+        }
+        let origin = Origin {
+            transport: Transport::Ssh,
+            key_id: Some(key.id),
+            remote_addr: self.remote_addr.clone(),
+        };
+        let result = twofactor::verify(
+            store,
+            &secret_key,
+            self.config,
+            &user,
+            line.trim(),
+            &origin,
+            now(),
+        );
+        match result {
+            Ok(Verified::Opened { expires_at, .. }) => {
+                let scope = match self.config.policy.bind_session {
+                    crate::config::BindSession::User => String::new(),
+                    crate::config::BindSession::Key => format!(" with key #{}", key.id),
+                    crate::config::BindSession::Ip => " from this address".into(),
+                };
+                let _ = writeln!(
+                    io.stdout,
+                    "git2fa: 2FA session open until {} ({}). Git operations{scope} now work.",
+                    format_utc(expires_at),
+                    format_duration(self.config.policy.session_ttl)
+                );
+                Action::Exit(0)
+            }
+            Ok(Verified::Wrong { left }) => fail(
+                io,
+                &format!("wrong code; {left} more wrong codes lock the account"),
+            ),
+            Ok(Verified::Replayed { left }) => fail(
+                io,
+                &format!(
+                    "that code was already used; wait for the next one ({left} more wrong codes lock the account)"
+                ),
+            ),
+            Ok(Verified::Locked { until }) => fail(
+                io,
+                &format!(
+                    "too many wrong codes: the account is locked until {}",
+                    format_utc(until)
+                ),
+            ),
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                fail(io, "2FA check unavailable; tell an admin of this host")
+            }
+        }
+    }
+}
+
+fn message_context<'a>(
+    config: &'a Config,
+    repo: &'a str,
+    user: Option<&'a str>,
+    operation: &'a Operation,
+) -> MessageContext<'a> {
+    MessageContext {
+        config,
+        repo,
+        user,
+        operation,
+        transport: Transport::Ssh,
+    }
+}
+
+/// Polls (without writing) until the decision allows or `wait` seconds
+/// pass; then decides once more, with its audit row.
+pub fn wait_until_allowed(
+    config: &Config,
+    store: &mut Store,
+    request: &Request,
+    wait: i64,
+) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(wait.max(0) as u64);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        if gate::evaluate(config, store, request, now())
+            .decision
+            .is_allowed()
+        {
+            break;
+        }
+    }
+    gate::authorize(config, store, request, now())
+}
+
+/// `git2fa-shell --key-id N [--config PATH]`, as `authorized-keys` writes it.
+pub fn main() -> ExitCode {
+    crate::syslog::init("git2fa-shell");
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let stdin = std::io::stdin();
+    let (mut out, mut err, mut input) = (stdout.lock(), stderr.lock(), stdin.lock());
+    let mut io = Streams {
+        stdin: &mut input,
+        stdout: &mut out,
+        stderr: &mut err,
+    };
+    let refuse_unavailable = |io: &mut Streams, cause: String| {
+        log::error!("2FA check unavailable: {cause}");
+        let _ = io.stdout.write_all(&err_pkt_line("git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host."));
+        let _ = writeln!(
+            io.stderr,
+            "git2fa: 2FA check unavailable, so the operation was refused.\nTell an admin of this host; the cause is in their log."
+        );
+        ExitCode::from(1)
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (config_path, key_id) = match parse_args(&args) {
+        Ok(parsed) => parsed,
+        Err(why) => return refuse_unavailable(&mut io, format!("git2fa-shell: {why}")),
+    };
+    let config = match Config::load(&Config::locate(
+        config_path.as_deref().map(std::path::Path::new),
+    )) {
+        Ok(config) => config,
+        Err(e) => return refuse_unavailable(&mut io, e.to_string()),
+    };
+    let connection = Connection {
+        config: &config,
+        key_id,
+        remote_addr: identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref()),
+        git_protocol: std::env::var("GIT_PROTOCOL").ok(),
+    };
+    let command = std::env::var("SSH_ORIGINAL_COMMAND").unwrap_or_default();
+    match connection.handle(&command, &mut io) {
+        Action::Exit(code) => ExitCode::from(code),
+        Action::Git(invocation) => {
+            let _ = io.stdout.flush();
+            let error = invocation.exec();
+            refuse_unavailable(
+                &mut io,
+                format!("cannot start {}: {error}", invocation.git_bin.display()),
+            )
+        }
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<(Option<String>, i64), String> {
+    let mut config = None;
+    let mut key_id = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--config" => config = rest.next().cloned(),
+            "--key-id" => key_id = rest.next().and_then(|v| v.parse().ok()),
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok((config, key_id.ok_or("--key-id N is required")?))
+}

@@ -1,0 +1,82 @@
+//! Log lines of the hot-path binaries go to syslog (`/dev/log`): their
+//! stderr is the git user's screen, and internal causes (paths, SQL) must
+//! not reach it. RFC 3164 format, facility `auth` (4).
+
+use std::os::unix::net::UnixDatagram;
+
+struct Syslog {
+    socket: Option<UnixDatagram>,
+    tag: String,
+}
+
+impl log::Log for Syslog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        if let Some(socket) = &self.socket {
+            let _ = socket.send(
+                format_line(&self.tag, record.level(), &record.args().to_string()).as_bytes(),
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// `<PRI>tag[pid]: message`, with the priority for facility auth.
+pub fn format_line(tag: &str, level: log::Level, message: &str) -> String {
+    let severity = match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    };
+    let message: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!(
+        "<{}>{tag}[{}]: {message}",
+        4 * 8 + severity,
+        std::process::id()
+    )
+}
+
+/// Installs the syslog logger for `tag`; the level comes from `GIT2FA_LOG`
+/// (error, warn, info, debug), warn by default. Without a syslog socket the
+/// lines are dropped.
+pub fn init(tag: &str) {
+    let socket = UnixDatagram::unbound()
+        .ok()
+        .filter(|s| s.connect("/dev/log").is_ok());
+    let level = match std::env::var("GIT2FA_LOG").as_deref() {
+        Ok("error") => log::LevelFilter::Error,
+        Ok("info") => log::LevelFilter::Info,
+        Ok("debug") => log::LevelFilter::Debug,
+        Ok("off") => log::LevelFilter::Off,
+        _ => log::LevelFilter::Warn,
+    };
+    if log::set_boxed_logger(Box::new(Syslog {
+        socket,
+        tag: tag.into(),
+    }))
+    .is_ok()
+    {
+        log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lines_have_priority_tag_and_no_newlines() {
+        let line = super::format_line("git2fa-shell", log::Level::Error, "store: locked\nagain");
+        assert!(line.starts_with("<35>git2fa-shell["), "{line}");
+        assert!(line.ends_with("]: store: locked again"), "{line}");
+    }
+}

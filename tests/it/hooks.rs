@@ -1,0 +1,204 @@
+//! The hooks through local pushes: refusals as `remote:` lines, a hook that
+//! was there before kept and still counted, install and uninstall.
+
+use std::path::Path;
+
+use crate::harness::{Host, code, run, unix_user, work_tree};
+
+fn push(work: &Path, repo: &Path, refspec: &str) -> crate::harness::Run {
+    run(
+        "git",
+        &["push", &repo.display().to_string(), refspec],
+        work,
+        &[],
+        "",
+    )
+}
+
+#[test]
+fn a_local_push_is_checked_and_an_old_hook_still_counts() {
+    let host = Host::new();
+    let me = unix_user();
+    host.add_user(&me);
+    let (secret, _) = host.enroll(&me);
+    let repo = host.bare_repo("app.git");
+    let work = work_tree(host.dir.path(), "work");
+    // A hook the repository had before: it records that it ran, and fails
+    // when told to.
+    let marker = host.dir.path().join("old-hook-ran");
+    let old_hook = format!(
+        "#!/bin/sh\ncat >> {marker}\n[ -e {stop} ] && {{ echo 'old hook says no'; exit 3; }}\nexit 0\n",
+        marker = marker.display(),
+        stop = host.dir.path().join("stop").display()
+    );
+    std::fs::write(repo.join("hooks/pre-receive"), &old_hook).unwrap();
+    set_executable(&repo.join("hooks/pre-receive"));
+
+    let check = host.git2fa(&["check"]).fails(1);
+    assert!(check.stdout.contains("lacks the git2fa hooks"), "{check:?}");
+    let installed = host
+        .git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    assert!(
+        installed
+            .stdout
+            .contains("(kept and chained the existing pre-receive)"),
+        "{installed:?}"
+    );
+    // Idempotent: a second run changes nothing and keeps the old hook.
+    let again = host
+        .git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    assert!(!again.stdout.contains("kept"), "{again:?}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("hooks/pre-receive.git2fa-chained")).unwrap(),
+        old_hook
+    );
+    host.git2fa(&["check"]).ok();
+
+    host.git2fa(&["repo", "flag", "app"]).ok();
+    let refused = push(&work, &repo, "main").fails(1);
+    assert!(
+        refused
+            .stderr
+            .contains("remote: git2fa: app requires two-factor authentication (2FA) to push."),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("remote: {me} has no open 2FA session.")),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("remote: Verify at https://git.example.com/2fa/verify?repo=app"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains(" ! [remote rejected] main -> main (pre-receive hook declined)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!marker.exists(), "the old hook ran although git2fa refused");
+
+    host.git2fa(&["verify", &me, &code(&secret, 0)]).ok();
+    push(&work, &repo, "main").ok();
+    let fed = std::fs::read_to_string(&marker).unwrap();
+    assert!(
+        fed.ends_with(" refs/heads/main\n"),
+        "the old hook got the pushed refs: {fed:?}"
+    );
+
+    // The old hook's refusal still counts.
+    std::fs::write(host.dir.path().join("stop"), "").unwrap();
+    std::fs::write(work.join("README"), "changed").unwrap();
+    run(
+        "git",
+        &["commit", "--quiet", "-am", "change"],
+        &work,
+        &[],
+        "",
+    )
+    .ok();
+    let vetoed = push(&work, &repo, "main").fails(1);
+    assert!(
+        vetoed.stderr.contains("remote: old hook says no"),
+        "{}",
+        vetoed.stderr
+    );
+
+    let audit = host.git2fa(&["audit", "--repo", "app"]).ok();
+    assert!(
+        audit
+            .stdout
+            .contains(&format!(" local {me} write refuse no-session repo=app")),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        audit
+            .stdout
+            .contains(&format!(" local {me} write allow session repo=app")),
+        "{}",
+        audit.stdout
+    );
+
+    // Uninstall puts the old hook back, and only it.
+    host.git2fa(&[
+        "install-hooks",
+        "--uninstall",
+        &host.root.display().to_string(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(repo.join("hooks/pre-receive")).unwrap(),
+        old_hook
+    );
+    assert!(!repo.join("hooks/update").exists());
+    assert!(!repo.join("hooks/pre-receive.git2fa-chained").exists());
+}
+
+#[test]
+fn an_unregistered_unix_account_is_refused() {
+    let host = Host::new();
+    let repo = host.bare_repo("app.git");
+    let work = work_tree(host.dir.path(), "work");
+    host.git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    let refused = push(&work, &repo, "main").fails(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "remote: git2fa: app: {} is not a registered git2fa user.",
+            unix_user()
+        )),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn a_broken_repo_file_refuses_the_push() {
+    let host = Host::new();
+    host.add_user(&unix_user());
+    let repo = host.bare_repo("app.git");
+    let work = work_tree(host.dir.path(), "work");
+    host.git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    std::fs::write(
+        repo.join("git2fa.toml"),
+        "require = \"push\"\nwriters = 'everyone'\n",
+    )
+    .unwrap();
+    let refused = push(&work, &repo, "main").fails(1);
+    assert!(
+        refused
+            .stderr
+            .contains("remote: git2fa: app: 2FA check unavailable, so the operation was refused."),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("remote: The error is in the git2fa.toml of app, line 2."),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("everyone"),
+        "the file's text reaches no git user: {}",
+        refused.stderr
+    );
+}
+
+fn set_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

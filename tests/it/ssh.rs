@@ -1,0 +1,361 @@
+//! Git over SSH through a real sshd: refused with git's own "remote error",
+//! verified with `ssh … 2fa verify`, then allowed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Host, code, run, work_tree};
+use crate::sshd::{self, Sshd, keygen};
+
+struct Setup {
+    host: Host,
+    sshd: Sshd,
+    key: PathBuf,
+    secret: Vec<u8>,
+    work: PathBuf,
+}
+
+/// alice with a key and 2FA enrolled; `team/app` seeded with one commit and
+/// with the git2fa hooks; sshd running. `None` when the machine lacks sshd
+/// and GIT2FA_REQUIRE_E2E is unset.
+fn setup(policy: &str) -> Option<Setup> {
+    if !sshd::available() {
+        return None;
+    }
+    let host = Host::with_policy(policy, "");
+    host.add_user("alice");
+    let key = host.dir.path().join("alice_key");
+    keygen(&key);
+    host.git2fa(&["key", "add", "alice", &format!("{}.pub", key.display())])
+        .ok();
+    let (secret, _) = host.enroll("alice");
+    let repo = host.bare_repo("team/app.git");
+    let work = work_tree(host.dir.path(), "work");
+    run(
+        "git",
+        &["push", "--quiet", &repo.display().to_string(), "main"],
+        &work,
+        &[],
+        "",
+    )
+    .ok();
+    host.git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    let sshd = Sshd::start(&host);
+    Some(Setup {
+        host,
+        sshd,
+        key,
+        secret,
+        work,
+    })
+}
+
+impl Setup {
+    fn git(&self, cwd: &Path, args: &[&str]) -> crate::harness::Run {
+        self.sshd.git(&self.key, cwd, args)
+    }
+
+    fn verify(&self, code: &str) -> crate::harness::Run {
+        self.sshd.ssh(&self.key, "2fa verify", &format!("{code}\n"))
+    }
+
+    fn commit(&self, message: &str) {
+        std::fs::write(self.work.join("README"), message).unwrap();
+        run(
+            "git",
+            &["commit", "--quiet", "-am", message],
+            &self.work,
+            &[],
+            "",
+        )
+        .ok();
+    }
+}
+
+#[test]
+fn a_flagged_repo_refuses_until_verified_and_again_after_logout() {
+    let Some(s) = setup("") else { return };
+    s.host
+        .git2fa(&["repo", "flag", "team/app", "--require", "all"])
+        .ok();
+    let url = s.sshd.url("team/app.git");
+    let top = s.host.dir.path();
+
+    let clone = s.git(top, &["clone", "--quiet", &url, "clone1"]).fails(128);
+    for line in [
+        "git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch).\n",
+        "alice has no open 2FA session.\n",
+        "Verify at https://git.example.com/2fa/verify?repo=team/app\n",
+        "or run: ssh git@git.example.com 2fa verify\n",
+        "then run the same git command again.\n",
+        "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch).\n",
+    ] {
+        assert!(
+            clone.stderr.contains(line),
+            "{line:?} missing:\n{}",
+            clone.stderr
+        );
+    }
+    assert!(!top.join("clone1").exists());
+    let push = s.git(&s.work, &["push", &url, "main"]).fails(128);
+    assert!(push.stderr.contains("fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to push."), "{}", push.stderr);
+
+    let now_code = code(&s.secret, 0);
+    let verified = s.verify(&now_code).ok();
+    assert!(
+        verified
+            .stdout
+            .starts_with("git2fa: 2FA session open until "),
+        "{verified:?}"
+    );
+    assert!(
+        verified
+            .stdout
+            .ends_with("(1h). Git operations now work.\n"),
+        "{verified:?}"
+    );
+
+    s.git(top, &["clone", "--quiet", &url, "clone2"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(top.join("clone2/README")).unwrap(),
+        "hello\n"
+    );
+    s.git(&top.join("clone2"), &["fetch", "--quiet"]).ok();
+    s.commit("second");
+    s.git(&s.work, &["push", "--quiet", &url, "main"]).ok();
+
+    let replay = s.verify(&now_code).fails(1);
+    assert!(
+        replay
+            .stderr
+            .contains("git2fa: that code was already used; wait for the next one"),
+        "{replay:?}"
+    );
+    let status = s.sshd.ssh(&s.key, "2fa status", "").ok();
+    assert!(
+        status.stdout.starts_with("alice: 2FA session #"),
+        "{status:?}"
+    );
+
+    let logout = s.sshd.ssh(&s.key, "2fa logout", "").ok();
+    assert_eq!(logout.stdout, "git2fa: ended 1 2FA session of alice\n");
+    let fetch = s.git(&top.join("clone2"), &["fetch"]).fails(128);
+    assert!(
+        fetch.stderr.contains("alice has no open 2FA session."),
+        "{}",
+        fetch.stderr
+    );
+
+    // Every decision is in the audit log, with the key and the address.
+    let audit = s.host.git2fa(&["audit", "--repo", "team/app"]).ok();
+    assert!(
+        audit.stdout.contains(
+            " ssh alice read refuse no-session repo=team/app credential=key key=#1 addr=127.0.0.1"
+        ),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        audit
+            .stdout
+            .contains(" ssh alice read allow session repo=team/app"),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        audit
+            .stdout
+            .contains(" ssh alice write allow session repo=team/app"),
+        "{}",
+        audit.stdout
+    );
+}
+
+#[test]
+fn an_unflagged_repo_needs_no_2fa() {
+    let Some(s) = setup("") else { return };
+    let url = s.sshd.url("team/app");
+    s.git(s.host.dir.path(), &["clone", "--quiet", &url, "c"])
+        .ok();
+    s.commit("unflagged");
+    s.git(&s.work, &["push", "--quiet", &url, "main"]).ok();
+}
+
+#[test]
+fn protected_refs_refuse_main_but_not_a_topic_branch() {
+    let Some(s) = setup("") else { return };
+    s.host
+        .git2fa(&["repo", "flag", "team/app", "--ref", "refs/heads/main"])
+        .ok();
+    let url = s.sshd.url("team/app.git");
+    s.commit("topic work");
+    s.git(&s.work, &["push", "--quiet", &url, "main:refs/heads/topic"])
+        .ok();
+    let main = s.git(&s.work, &["push", &url, "main"]).fails(1);
+    assert!(
+        main.stderr
+            .contains("remote: git2fa: refused refs/heads/main:"),
+        "{}",
+        main.stderr
+    );
+    assert!(
+        main.stderr
+            .contains("remote: alice has no open 2FA session."),
+        "{}",
+        main.stderr
+    );
+    assert!(
+        main.stderr
+            .contains(" ! [remote rejected] main -> main (hook declined)"),
+        "{}",
+        main.stderr
+    );
+    // Both at once: the topic branch goes through, main does not.
+    s.commit("more");
+    let both = s
+        .git(&s.work, &["push", &url, "main", "main:refs/heads/topic"])
+        .fails(1);
+    assert!(both.stderr.contains("  main -> topic\n"), "{}", both.stderr);
+    assert!(
+        !both.stderr.contains("rejected] main -> topic"),
+        "{}",
+        both.stderr
+    );
+    assert!(
+        both.stderr
+            .contains(" ! [remote rejected] main -> main (hook declined)"),
+        "{}",
+        both.stderr
+    );
+    s.verify(&code(&s.secret, 0)).ok();
+    s.git(&s.work, &["push", "--quiet", &url, "main"]).ok();
+}
+
+#[test]
+fn a_waiting_push_continues_once_verified_elsewhere() {
+    let Some(s) = setup("wait_for_verify = \"30s\"") else {
+        return;
+    };
+    s.host.git2fa(&["repo", "flag", "team/app"]).ok();
+    s.commit("waited for");
+    let url = s.sshd.url("team/app.git");
+    let started = Instant::now();
+    let push = {
+        let ssh = s.sshd.ssh_command(&s.key);
+        let work = s.work.clone();
+        let home = s.host.dir.path().display().to_string();
+        std::thread::spawn(move || {
+            run(
+                "git",
+                &["push", &url, "main"],
+                &work,
+                &[("GIT_SSH_COMMAND", ssh), ("HOME", home)],
+                "",
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!push.is_finished(), "the push did not wait");
+    s.host
+        .git2fa(&["verify", "alice", &code(&s.secret, 0)])
+        .ok();
+    let push = push.join().unwrap().ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "it waited for the whole timeout"
+    );
+    assert!(push.stderr.contains("git2fa: waiting up to 30s for you to verify at https://git.example.com/2fa/verify?repo=team/app"), "{}", push.stderr);
+    assert!(push.stderr.contains("main -> main"), "{}", push.stderr);
+}
+
+#[test]
+fn a_wait_that_times_out_refuses() {
+    let Some(s) = setup("wait_for_verify = \"2s\"") else {
+        return;
+    };
+    s.host.git2fa(&["repo", "flag", "team/app"]).ok();
+    let push = s
+        .git(&s.work, &["push", &s.sshd.url("team/app"), "main"])
+        .fails(128);
+    assert!(push.stderr.contains("waiting up to 2s"), "{}", push.stderr);
+    assert!(push.stderr.contains("fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to push."), "{}", push.stderr);
+}
+
+#[test]
+fn the_greeting_help_and_no_shell() {
+    let Some(s) = setup("") else { return };
+    let hello = s.sshd.ssh(&s.key, "", "").ok();
+    assert!(hello.stdout.starts_with("Hi alice! You are authenticated to git2fa with key #1, but there is no shell access here.\n"), "{hello:?}");
+    assert!(
+        hello
+            .stdout
+            .contains("alice: no open 2FA session; verify at https://git.example.com/2fa/verify"),
+        "{hello:?}"
+    );
+    let help = s.sshd.ssh(&s.key, "help", "").ok();
+    assert!(help.stdout.contains("2fa verify"), "{help:?}");
+    let shell = s.sshd.ssh(&s.key, "sh -c id", "").fails(1);
+    assert_eq!(
+        shell.stderr,
+        "git2fa: disallowed command: unknown command (try: ssh git@HOST help)\n"
+    );
+    assert!(shell.stdout.is_empty());
+    // A key nobody registered gets no session at all.
+    let stranger = s.host.dir.path().join("stranger");
+    keygen(&stranger);
+    let refused = s.sshd.ssh(&stranger, "", "");
+    assert_eq!(refused.code, 255, "{refused:?}");
+    assert!(
+        refused.stderr.contains("Permission denied (publickey)"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn authorized_keys_prints_a_forced_command_for_known_enabled_keys_only() {
+    let Some(s) = setup("") else { return };
+    let public = std::fs::read_to_string(format!("{}.pub", s.key.display())).unwrap();
+    let mut words = public.split_whitespace();
+    let (keytype, blob) = (words.next().unwrap(), words.next().unwrap());
+    let line = s
+        .host
+        .git2fa(&["authorized-keys", "git", keytype, blob])
+        .ok();
+    let config = s.host.config.canonicalize().unwrap();
+    let shell = Path::new(crate::harness::BIN).with_file_name("git2fa-shell");
+    let expected = format!(
+        "command=\"{} --config {} --key-id 1\",restrict ssh-ed25519 ",
+        shell.display(),
+        config.display()
+    );
+    assert!(
+        line.stdout.starts_with(&expected),
+        "{line:?}\nexpected: {expected}"
+    );
+    assert!(line.stdout.trim_end().ends_with(blob), "{line:?}");
+    let other = s.host.dir.path().join("other");
+    keygen(&other);
+    let other_public = std::fs::read_to_string(format!("{}.pub", other.display())).unwrap();
+    let unknown = s
+        .host
+        .git2fa(&[
+            "authorized-keys",
+            "git",
+            keytype,
+            other_public.split_whitespace().nth(1).unwrap(),
+        ])
+        .ok();
+    assert_eq!(unknown.stdout, "");
+    let garbage = s
+        .host
+        .git2fa(&["authorized-keys", "git", keytype, "AAAA"])
+        .ok();
+    assert_eq!(garbage.stdout, "");
+    s.host.git2fa(&["user", "disable", "alice"]).ok();
+    let disabled = s
+        .host
+        .git2fa(&["authorized-keys", "git", keytype, blob])
+        .ok();
+    assert_eq!(disabled.stdout, "", "a disabled user's key is not offered");
+}

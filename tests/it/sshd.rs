@@ -1,0 +1,171 @@
+//! A real OpenSSH sshd on a free loopback port, authenticating keys through
+//! `git2fa authorized-keys` and forcing `git2fa-shell`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{BIN, HOOK_BIN, Host, Run, SHELL_BIN, e2e_available, run, unix_user};
+
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    /// Root-owned copies of the binaries: sshd runs an
+    /// AuthorizedKeysCommand only from a path no other user can write.
+    pub bin_dir: PathBuf,
+    pub login: String,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.bin_dir);
+    }
+}
+
+/// Whether this machine can run the SSH end-to-end tests.
+pub fn available() -> bool {
+    let sshd = e2e_available(
+        Path::new("/usr/sbin/sshd").exists(),
+        "/usr/sbin/sshd",
+        "openssh-server",
+    );
+    let ssh = e2e_available(
+        crate::harness::which("ssh").is_some(),
+        "ssh",
+        "openssh-client",
+    );
+    let root = e2e_available(
+        nix_is_root(),
+        "root (sshd runs AuthorizedKeysCommand only as root from a root-owned path)",
+        "(none: run the tests as root)",
+    );
+    sshd && ssh && root
+}
+
+fn nix_is_root() -> bool {
+    unix_user() == "root"
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sshd {
+    pub fn start(host: &Host) -> Sshd {
+        let dir = host.dir.path().join("sshd");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let bin_dir = PathBuf::from(format!(
+            "/run/git2fa-e2e-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        for bin in [BIN, SHELL_BIN, HOOK_BIN] {
+            let to = bin_dir.join(Path::new(bin).file_name().unwrap());
+            std::fs::copy(bin, &to).unwrap();
+        }
+        let host_key = dir.join("host_ed25519");
+        keygen(&host_key);
+        let port = free_port();
+        let log = dir.join("sshd.log");
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {pid}\n\
+                 AuthorizedKeysFile none\n\
+                 AuthorizedKeysCommand {bin}/git2fa --config {config} authorized-keys %u %t %k\n\
+                 AuthorizedKeysCommandUser root\n\
+                 PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PermitRootLogin forced-commands-only\nUsePAM no\nStrictModes no\n\
+                 AcceptEnv GIT_PROTOCOL\nLogLevel VERBOSE\n",
+                host_key = host_key.display(),
+                pid = dir.join("sshd.pid").display(),
+                bin = bin_dir.display(),
+                config = host.config.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd {
+            child,
+            port,
+            bin_dir,
+            login: unix_user(),
+        }
+    }
+
+    /// The `ssh` command line git and tests use, with this key.
+    pub fn ssh_command(&self, key: &Path) -> String {
+        format!(
+            "ssh -i {} -p {} -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            key.display(),
+            self.port
+        )
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("ssh://{}@127.0.0.1:{}/{repo}", self.login, self.port)
+    }
+
+    /// `ssh git@host COMMAND`, with `stdin`.
+    pub fn ssh(&self, key: &Path, command: &str, stdin: &str) -> Run {
+        let mut words: Vec<String> = self
+            .ssh_command(key)
+            .split(' ')
+            .map(str::to_string)
+            .collect();
+        words.push(format!("{}@127.0.0.1", self.login));
+        if !command.is_empty() {
+            words.push(command.to_string());
+        }
+        let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+        run("ssh", &args, Path::new("/"), &[], stdin)
+    }
+
+    /// Runs git with this key, in `cwd`.
+    pub fn git(&self, key: &Path, cwd: &Path, args: &[&str]) -> Run {
+        let home = cwd.parent().unwrap_or(cwd).display().to_string();
+        run(
+            "git",
+            args,
+            cwd,
+            &[("GIT_SSH_COMMAND", self.ssh_command(key)), ("HOME", home)],
+            "",
+        )
+    }
+}
+
+/// A new ed25519 key pair at `path` (and `path.pub`).
+pub fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen (Debian package openssh-client)");
+    assert!(out.status.success(), "{out:?}");
+}
