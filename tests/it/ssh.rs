@@ -39,6 +39,18 @@ fn setup(policy: &str) -> Option<Setup> {
         "",
     )
     .ok();
+    // A hook the repository had before git2fa: it records what it is fed.
+    let old_hook = repo.join("hooks/pre-receive");
+    let marker = host.dir.path().join("old-hook-ran");
+    std::fs::write(
+        &old_hook,
+        format!("#!/bin/sh\ncat >> {}\n", marker.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&old_hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     host.git2fa(&["install-hooks", &host.root.display().to_string()])
         .ok();
     let sshd = Sshd::start(&host);
@@ -179,7 +191,22 @@ fn an_unflagged_repo_needs_no_2fa() {
     s.git(s.host.dir.path(), &["clone", "--quiet", &url, "c"])
         .ok();
     s.commit("unflagged");
-    s.git(&s.work, &["push", "--quiet", &url, "main"]).ok();
+    let pushed = s.git(&s.work, &["push", &url, "main"]).ok();
+    assert!(pushed.stderr.contains("main -> main"), "{pushed:?}");
+    // The hook that was there before still ran, through SSH.
+    let fed = std::fs::read_to_string(s.host.dir.path().join("old-hook-ran")).unwrap_or_else(|e| {
+        let hooks = s.host.root.join("team/app.git/hooks");
+        let listing: Vec<_> = std::fs::read_dir(&hooks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        panic!(
+            "the old hook did not run ({e}): {pushed:?}\n{listing:?}\n{}\n{}",
+            std::fs::read_to_string(hooks.join("pre-receive")).unwrap_or_default(),
+            std::fs::read_to_string(hooks.join("pre-receive.git2fa-chained")).unwrap_or_default()
+        )
+    });
+    assert!(fed.ends_with(" refs/heads/main\n"), "{fed:?}");
 }
 
 #[test]
@@ -230,6 +257,17 @@ fn protected_refs_refuse_main_but_not_a_topic_branch() {
     );
     s.verify(&code(&s.secret, 0)).ok();
     s.git(&s.work, &["push", "--quiet", &url, "main"]).ok();
+    // The hook knew who pushed, over which key and from where.
+    let audit = s.host.git2fa(&["audit", "--repo", "team/app"]).ok();
+    let refused = " ssh alice write refuse no-session repo=team/app refs=refs/heads/main credential=key key=#1 addr=127.0.0.1";
+    assert!(audit.stdout.contains(refused), "{}", audit.stdout);
+    assert!(
+        audit
+            .stdout
+            .contains(" ssh alice write allow not-required repo=team/app refs=refs/heads/topic"),
+        "{}",
+        audit.stdout
+    );
 }
 
 #[test]

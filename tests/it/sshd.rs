@@ -77,20 +77,29 @@ impl Sshd {
         let port = free_port();
         let log = dir.join("sshd.log");
         let config = dir.join("sshd_config");
+        // The snippet admins install, with this host's paths and account.
+        let snippet = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("install/sshd_config.conf"),
+        )
+        .unwrap()
+        .replace("Match User git", &format!("Match User {}", unix_user()))
+        .replace("/usr/local/bin/", &format!("{}/", bin_dir.display()))
+        .replace(
+            "/etc/git2fa/config.toml",
+            &host.config.display().to_string(),
+        )
+        .replace(
+            "AuthorizedKeysCommandUser git",
+            "AuthorizedKeysCommandUser root",
+        );
         std::fs::write(
             &config,
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {pid}\n\
-                 AuthorizedKeysFile none\n\
-                 AuthorizedKeysCommand {bin}/git2fa --config {config} authorized-keys %u %t %k\n\
-                 AuthorizedKeysCommandUser root\n\
-                 PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin forced-commands-only\nUsePAM no\nStrictModes no\n\
-                 AcceptEnv GIT_PROTOCOL\nLogLevel VERBOSE\n",
+                 PubkeyAuthentication yes\nPermitRootLogin forced-commands-only\nUsePAM no\n\
+                 StrictModes no\nLogLevel VERBOSE\n{snippet}",
                 host_key = host_key.display(),
                 pid = dir.join("sshd.pid").display(),
-                bin = bin_dir.display(),
-                config = host.config.display(),
             ),
         )
         .unwrap();
