@@ -397,3 +397,44 @@ fn authorized_keys_prints_a_forced_command_for_known_enabled_keys_only() {
         .ok();
     assert_eq!(disabled.stdout, "", "a disabled user's key is not offered");
 }
+
+#[test]
+fn a_key_bound_session_is_good_only_for_its_key() {
+    let Some(s) = setup("bind_session = \"key\"") else {
+        return;
+    };
+    s.host
+        .git2fa(&["repo", "flag", "team/app", "--require", "all"])
+        .ok();
+    let second = s.host.dir.path().join("alice_second_key");
+    keygen(&second);
+    s.host
+        .git2fa(&["key", "add", "alice", &format!("{}.pub", second.display())])
+        .ok();
+    let url = s.sshd.url("team/app");
+    let top = s.host.dir.path();
+    let verified = s.verify(&code(&s.secret, 0)).ok();
+    assert!(
+        verified
+            .stdout
+            .contains("Git operations with key #1 now work."),
+        "{verified:?}"
+    );
+    s.git(top, &["clone", "--quiet", &url, "with-first"]).ok();
+    let other = s
+        .sshd
+        .git(&second, top, &["clone", "--quiet", &url, "with-second"])
+        .fails(128);
+    assert!(
+        other.stderr.contains("alice has no open 2FA session."),
+        "{}",
+        other.stderr
+    );
+    // A session opened without a key (by an admin) is good for no key.
+    s.host
+        .git2fa(&["verify", "alice", &code(&s.secret, 1)])
+        .ok();
+    s.sshd
+        .git(&second, top, &["clone", "--quiet", &url, "with-second"])
+        .fails(128);
+}
