@@ -118,6 +118,8 @@ pub enum Credential {
     Token(TokenFacts),
     /// A password, checked against the user's hash.
     Password { valid: bool },
+    /// A password not checked: too many wrong ones lately, until then.
+    ThrottledPassword { until: i64 },
     /// The Unix account running the hook, from the kernel.
     UnixUser,
     /// A user name the web server authenticated (`REMOTE_USER`).
@@ -138,7 +140,7 @@ impl Credential {
         match self {
             Credential::SshKey { .. } | Credential::UnknownKey => "key",
             Credential::Token(_) | Credential::MalformedToken | Credential::UnknownToken => "token",
-            Credential::Password { .. } => "password",
+            Credential::Password { .. } | Credential::ThrottledPassword { .. } => "password",
             Credential::UnixUser => "unix",
             Credential::TrustedRemoteUser => "remote-user",
             Credential::Missing => "none",
@@ -207,6 +209,9 @@ pub enum Refusal {
     MissingCredential,
     UnknownKey,
     WrongPassword,
+    PasswordThrottled {
+        until: i64,
+    },
     TokenMalformed,
     TokenUnknown,
     TokenRevoked {
@@ -263,6 +268,9 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
         Credential::Missing => return Err(Refusal::MissingCredential),
         Credential::UnknownKey => return Err(Refusal::UnknownKey),
         Credential::Password { valid: false } => return Err(Refusal::WrongPassword),
+        Credential::ThrottledPassword { until } => {
+            return Err(Refusal::PasswordThrottled { until: *until });
+        }
         Credential::MalformedToken => return Err(Refusal::TokenMalformed),
         Credential::UnknownToken => return Err(Refusal::TokenUnknown),
         Credential::Token(token) => {
@@ -440,6 +448,7 @@ impl Refusal {
             MissingCredential
             | UnknownKey
             | WrongPassword
+            | PasswordThrottled { .. }
             | TokenMalformed
             | TokenUnknown
             | TokenRevoked { .. }
@@ -460,6 +469,7 @@ impl Refusal {
             MissingCredential => "no-credential",
             UnknownKey => "unknown-key",
             WrongPassword => "wrong-password",
+            PasswordThrottled { .. } => "password-throttled",
             TokenMalformed => "token-malformed",
             TokenUnknown => "token-unknown",
             TokenRevoked { .. } => "token-revoked",
@@ -538,6 +548,13 @@ impl Refusal {
             WrongPassword => vec![
                 format!("git2fa: {repo}: wrong user name, password or token."),
                 format!("Personal access tokens are at {tokens_url}"),
+            ],
+            PasswordThrottled { until } => vec![
+                format!(
+                    "git2fa: {repo}: too many wrong passwords for {who}; passwords are not checked until {}.",
+                    format_utc(*until)
+                ),
+                format!("Use a personal access token instead: create one at {tokens_url}"),
             ],
             TokenMalformed => vec![
                 format!(

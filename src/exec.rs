@@ -2,6 +2,7 @@
 //! plus an explicit allow-list, and a repository's own hook that git2fa
 //! chains to. The only module that spawns processes.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -13,45 +14,58 @@ use crate::ssh_command::GitService;
 /// The only `PATH` git and hooks see: fixed, never the client's.
 pub const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// A git service ready to start.
+/// A git program ready to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitInvocation {
     pub git_bin: PathBuf,
-    pub service: GitService,
-    pub repo_dir: PathBuf,
+    pub args: Vec<OsString>,
+    pub dir: PathBuf,
     pub env: Vec<(String, String)>,
 }
 
 impl GitInvocation {
+    /// `git upload-pack|receive-pack|upload-archive DIR` for SSH.
     /// `git_protocol` is the client's `GIT_PROTOCOL`, the one variable a
     /// client may pass; it is dropped unless it looks like one.
-    pub fn new(
+    pub fn ssh(
         config: &Config,
         service: GitService,
         repo_dir: &Path,
         identity: &Identity,
         git_protocol: Option<&str>,
     ) -> GitInvocation {
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), SAFE_PATH.into()),
-            (
-                "GIT2FA_CONFIG".into(),
-                config.path.to_string_lossy().into_owned(),
-            ),
-        ];
-        env.extend(
-            identity
-                .to_env()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v)),
-        );
+        let mut env = base_env(config, identity);
         if let Some(protocol) = git_protocol.filter(|p| valid_git_protocol(p)) {
             env.push(("GIT_PROTOCOL".into(), protocol.into()));
         }
         GitInvocation {
             git_bin: config.git_bin.clone(),
-            service,
-            repo_dir: repo_dir.to_path_buf(),
+            args: vec![service.subcommand().into(), repo_dir.into()],
+            dir: repo_dir.to_path_buf(),
+            env,
+        }
+    }
+
+    /// `git http-backend` with the CGI variables it needs (`cgi`, already
+    /// checked by the caller) and the identity for the hooks.
+    pub fn http_backend(
+        config: &Config,
+        project_root: &Path,
+        cgi: Vec<(String, String)>,
+        identity: &Identity,
+    ) -> GitInvocation {
+        let mut env = base_env(config, identity);
+        env.push((
+            "GIT_PROJECT_ROOT".into(),
+            project_root.to_string_lossy().into_owned(),
+        ));
+        env.push(("GIT_HTTP_EXPORT_ALL".into(), "1".into()));
+        env.push(("REMOTE_USER".into(), identity.user.clone()));
+        env.extend(cgi);
+        GitInvocation {
+            git_bin: config.git_bin.clone(),
+            args: vec!["http-backend".into()],
+            dir: project_root.to_path_buf(),
             env,
         }
     }
@@ -59,9 +73,8 @@ impl GitInvocation {
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.git_bin);
         command
-            .arg(self.service.subcommand())
-            .arg(&self.repo_dir)
-            .current_dir(&self.repo_dir)
+            .args(&self.args)
+            .current_dir(&self.dir)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
@@ -72,6 +85,23 @@ impl GitInvocation {
         use std::os::unix::process::CommandExt;
         self.command().exec()
     }
+}
+
+fn base_env(config: &Config, identity: &Identity) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), SAFE_PATH.into()),
+        (
+            "GIT2FA_CONFIG".into(),
+            config.path.to_string_lossy().into_owned(),
+        ),
+    ];
+    env.extend(
+        identity
+            .to_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    env
 }
 
 /// `version=2`, `version=2:foo=bar`: what git sends; nothing else passes.

@@ -22,6 +22,8 @@ use crate::time::{format_duration, now};
 
 /// At most this much of pre-receive's input is read (a line per ref).
 const MAX_INPUT: u64 = 4 << 20;
+/// A push with a token that expires within this many seconds says so.
+const TOKEN_WARNING: i64 = 7 * 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookKind {
@@ -156,6 +158,17 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
         );
     }
     drop(store);
+    if let (Decision::Allow(_), Credential::Token(token), HookKind::PreReceive) =
+        (&outcome.decision, &request.credential, kind)
+        && let Some(at) = token.expires_at.filter(|&at| at - now() <= TOKEN_WARNING)
+    {
+        say(&[format!(
+            "git2fa: note: access token #{} expires on {}; create a new one at {}",
+            token.id,
+            crate::time::format_utc(at),
+            config.tokens_url()
+        )]);
+    }
     match &outcome.decision {
         Decision::Allow(_) => run_chained(&git_dir, kind, args, &input),
         Decision::Refuse(refusal) => {

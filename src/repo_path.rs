@@ -54,6 +54,9 @@ pub fn parse(typed: &str) -> Result<Vec<&str>, RepoPathError> {
     if typed.chars().any(|c| c.is_control() || c == '\\') {
         return Err(Malformed("contains a control character or a backslash"));
     }
+    if typed.contains("..") {
+        return Err(Malformed("contains '..'"));
+    }
     let relative = typed
         .strip_prefix("~/")
         .or_else(|| typed.strip_prefix('/'))
@@ -83,8 +86,15 @@ pub fn parse(typed: &str) -> Result<Vec<&str>, RepoPathError> {
 
 /// Resolves a typed path to a bare repository inside `root`.
 ///
-/// Tries the path as typed, then with `.git` appended.
+/// An absolute path is taken as it is when it lies below `root` (compared
+/// by component: `/srv/git-evil/x` is not below `/srv/git`), and as
+/// relative to `root` otherwise (`ssh://host/team/app.git` sends
+/// `/team/app.git`). Tries the path as typed, then with `.git` appended.
 pub fn resolve(root: &Path, typed: &str) -> Result<RepoPath, RepoPathError> {
+    let typed = match Path::new(typed).strip_prefix(root) {
+        Ok(below) if typed.starts_with('/') => below.to_str().ok_or(RepoPathError::NotFound)?,
+        _ => typed,
+    };
     let segments = parse(typed)?;
     let root = root.canonicalize().map_err(|_| RepoPathError::NotFound)?;
     let mut relative: PathBuf = segments.iter().collect();

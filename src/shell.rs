@@ -164,7 +164,7 @@ impl Connection<'_> {
             _ => outcome,
         };
         match &outcome.decision {
-            Decision::Allow(_) => Action::Git(GitInvocation::new(
+            Decision::Allow(_) => Action::Git(GitInvocation::ssh(
                 self.config,
                 service,
                 &repo.dir,

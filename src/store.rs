@@ -742,6 +742,65 @@ impl Store {
         Ok(())
     }
 
+    // Password throttling.
+
+    /// Until when password checks for any of `scopes` are refused, if they
+    /// are: `limit` failures within `window` seconds of the first.
+    pub fn password_throttled(
+        &self,
+        scopes: &[(&str, u32)],
+        window: i64,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let mut until = None;
+        for (scope, limit) in scopes {
+            let found: Option<(i64, i64)> = self
+                .conn
+                .query_row(
+                    "SELECT count, window_start FROM password_failures WHERE scope = ?1",
+                    [scope],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some((count, start)) = found
+                && count >= i64::from(*limit)
+                && start + window > now
+            {
+                until = until.max(Some(start + window));
+            }
+        }
+        Ok(until)
+    }
+
+    /// Counts a failed password check against each scope; a window that
+    /// has passed starts again.
+    pub fn record_password_failure(
+        &mut self,
+        scopes: &[&str],
+        window: i64,
+        now: i64,
+    ) -> Result<()> {
+        let tx = self.immediate()?;
+        for scope in scopes {
+            tx.execute(
+                "INSERT INTO password_failures (scope, count, window_start) VALUES (?1, 1, ?2)
+                 ON CONFLICT (scope) DO UPDATE SET
+                     count = CASE WHEN window_start + ?3 > ?2 THEN count + 1 ELSE 1 END,
+                     window_start = CASE WHEN window_start + ?3 > ?2 THEN window_start ELSE ?2 END",
+                params![scope, now, window],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets the failures of a scope (after a right password).
+    pub fn clear_password_failures(&mut self, scope: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM password_failures WHERE scope = ?1", [scope])?;
+        Ok(())
+    }
+
     // SSH keys.
 
     #[allow(clippy::too_many_arguments)]

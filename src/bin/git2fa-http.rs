@@ -1,5 +1,5 @@
-//! `git2fa-http`: refuses every operation until its transport lands.
+//! `git2fa-http`: the CGI program in front of `git http-backend`.
 
 fn main() -> std::process::ExitCode {
-    git2fa::placeholder::refuse("git2fa-http")
+    git2fa::http::main()
 }

@@ -25,6 +25,14 @@ fn accepts_what_users_type() {
         assert_eq!(found.dir, root.join("team/app.git").canonicalize().unwrap());
     }
     assert_eq!(resolve(&root, "plain").unwrap().name, "plain");
+    // An absolute path below the root, as `git@host:/srv/git/team/app.git`
+    // sends it.
+    let absolute = root.join("team/app.git").display().to_string();
+    assert_eq!(resolve(&root, &absolute).unwrap().name, "team/app");
+    // An absolute path below the root, as `git@host:/srv/git/team/app.git`
+    // sends it.
+    let absolute = root.join("team/app.git").display().to_string();
+    assert_eq!(resolve(&root, &absolute).unwrap().name, "team/app");
 }
 
 #[test]
@@ -44,17 +52,25 @@ fn refuses_paths_out_of_the_root() {
     let cases: Vec<(String, RepoPathError)> = vec![
         (
             "../outside.git".into(),
-            RepoPathError::Malformed("contains '.' or '..'"),
+            RepoPathError::Malformed("contains '..'"),
         ),
         (
             "team/../../outside".into(),
-            RepoPathError::Malformed("contains '.' or '..'"),
+            RepoPathError::Malformed("contains '..'"),
         ),
         (
             "../git-evil/x".into(),
-            RepoPathError::Malformed("contains '.' or '..'"),
+            RepoPathError::Malformed("contains '..'"),
         ),
         (evil.to_string_lossy().into_owned(), RepoPathError::NotFound),
+        (
+            "team/a..b".into(),
+            RepoPathError::Malformed("contains '..'"),
+        ),
+        (
+            "team/./app".into(),
+            RepoPathError::Malformed("contains '.' or '..'"),
+        ),
         ("link.git".into(), RepoPathError::NotFound),
         ("evil/x.git".into(), RepoPathError::NotFound),
         ("team/notbare".into(), RepoPathError::NotFound),

@@ -89,6 +89,15 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 2: failed password checks over HTTP, per user and per address, so
+    // that the slow hash cannot be turned into a denial of service.
+    r#"
+    CREATE TABLE password_failures (
+        scope        TEXT PRIMARY KEY,          -- "user:NAME" or "addr:IP"
+        count        INTEGER NOT NULL,
+        window_start INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version a store must have to be used.

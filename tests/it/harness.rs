@@ -10,6 +10,7 @@ use tempfile::TempDir;
 pub const BIN: &str = env!("CARGO_BIN_EXE_git2fa");
 pub const SHELL_BIN: &str = env!("CARGO_BIN_EXE_git2fa-shell");
 pub const HOOK_BIN: &str = env!("CARGO_BIN_EXE_git2fa-hook");
+pub const HTTP_BIN: &str = env!("CARGO_BIN_EXE_git2fa-http");
 
 /// The absolute path of the `git` on PATH.
 pub fn git_path() -> PathBuf {

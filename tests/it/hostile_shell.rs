@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 
 use crate::harness::{Host, Run, SHELL_BIN};
 
-fn recording_host() -> (Host, std::path::PathBuf) {
+/// A host whose `git_bin` only records its arguments in the returned file.
+pub fn recording_host() -> (Host, std::path::PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("git2fa-rec")
         .tempdir()
@@ -76,6 +77,7 @@ fn hostile_commands_start_nothing() {
     host.bare_repo("../repos-evil/x.git");
     host.bare_repo("../outside.git");
     std::os::unix::fs::symlink(top.join("outside.git"), host.root.join("link.git")).unwrap();
+    std::os::unix::fs::symlink(top.join("repos-evil"), host.root.join("evil")).unwrap();
     let evil = top.join("repos-evil/x.git").display().to_string();
     let outside = top.join("outside.git").display().to_string();
     let long = format!("git-upload-pack '{}'", "a/".repeat(60_000));
@@ -119,6 +121,7 @@ fn hostile_commands_start_nothing() {
             "git-upload-pack '../outside.git'".into(),
             "invalid repository path",
         ),
+        ("git-upload-pack 'evil/x.git'".into(), "not found"),
         (
             "git-upload-pack 'team/../../outside.git'".into(),
             "invalid repository path",

@@ -1,0 +1,182 @@
+//! A real nginx with fcgiwrap on a free loopback port, serving
+//! `install/nginx-git2fa.conf` with this host's paths: git over HTTP goes
+//! through `git2fa-http` as admins will run it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{HTTP_BIN, Host, e2e_available, unix_user};
+
+pub struct Nginx {
+    nginx: Child,
+    fcgiwrap: Child,
+    pub port: u16,
+}
+
+impl Drop for Nginx {
+    /// Each runs in its own process group: SIGTERM to the group ends nginx's
+    /// workers and fcgiwrap's preforked children too.
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        for child in [&mut self.nginx, &mut self.fcgiwrap] {
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn available() -> bool {
+    let nginx = e2e_available(
+        Path::new("/usr/sbin/nginx").exists(),
+        "/usr/sbin/nginx",
+        "nginx",
+    );
+    let fcgiwrap = e2e_available(
+        Path::new("/usr/sbin/fcgiwrap").exists(),
+        "/usr/sbin/fcgiwrap",
+        "fcgiwrap",
+    );
+    nginx && fcgiwrap
+}
+
+fn wait_for(what: &str, log: &Path, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Nginx {
+    pub fn start(host: &Host) -> Nginx {
+        let dir = host.dir.path().join("nginx");
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("fcgiwrap.sock");
+        let fcgi_log = dir.join("fcgiwrap.log");
+        let fcgiwrap = Command::new("/usr/sbin/fcgiwrap")
+            .args(["-c", "4", "-s"])
+            .arg(format!("unix:{}", socket.display()))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&fcgi_log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for("fcgiwrap", &fcgi_log, || socket.exists());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let location = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("install/nginx-git2fa.conf"),
+        )
+        .unwrap()
+        .replace("/usr/local/bin/git2fa-http", HTTP_BIN)
+        .replace(
+            "/etc/git2fa/config.toml",
+            &host.config.display().to_string(),
+        )
+        .replace(
+            "unix:/run/fcgiwrap.socket",
+            &format!("unix:{}", socket.display()),
+        )
+        .replace(
+            "include fastcgi_params;",
+            "include /etc/nginx/fastcgi_params;",
+        );
+        let error_log = dir.join("error.log");
+        let user = if unix_user() == "root" {
+            "user root;"
+        } else {
+            ""
+        };
+        let temp = |name: &str| dir.join(name).display().to_string();
+        let config = dir.join("nginx.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "{user}\ndaemon off;\nworker_processes 1;\npid {pid};\nerror_log {error_log} info;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n access_log {access};\n client_body_temp_path {body};\n fastcgi_temp_path {fastcgi};\n\
+                 proxy_temp_path {proxy};\n uwsgi_temp_path {uwsgi};\n scgi_temp_path {scgi};\n\
+                 server {{\n  listen 127.0.0.1:{port};\n{location}\n }}\n}}\n",
+                pid = temp("nginx.pid"),
+                error_log = error_log.display(),
+                access = temp("access.log"),
+                body = temp("body"),
+                fastcgi = temp("fastcgi"),
+                proxy = temp("proxy"),
+                uwsgi = temp("uwsgi"),
+                scgi = temp("scgi"),
+            ),
+        )
+        .unwrap();
+        let nginx = Command::new("/usr/sbin/nginx")
+            .args(["-e", &error_log.display().to_string(), "-c"])
+            .arg(&config)
+            .args(["-p", &dir.display().to_string()])
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for("nginx", &dir.join("nginx.stderr"), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Nginx {
+            nginx,
+            fcgiwrap,
+            port,
+        }
+    }
+
+    pub fn url(&self, user: &str, secret: &str, repo: &str) -> String {
+        let secret = git2fa::config::url_component(secret).replace('/', "%2F");
+        format!("http://{user}:{secret}@127.0.0.1:{}/git/{repo}", self.port)
+    }
+
+    /// One raw HTTP/1.0 request; returns the status and the body.
+    pub fn raw(&self, request_line: &str, headers: &[&str]) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut request = format!("{request_line}\r\nHost: 127.0.0.1\r\n");
+        for header in headers {
+            request += &format!("{header}\r\n");
+        }
+        request += "\r\n";
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+/// The git2fa-http log line for failures, for a panic message.
+pub fn logs(host: &Host) -> String {
+    let dir: PathBuf = host.dir.path().join("nginx");
+    ["error.log", "fcgiwrap.log"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
