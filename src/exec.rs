@@ -40,7 +40,12 @@ impl GitInvocation {
         }
         GitInvocation {
             git_bin: config.git_bin.clone(),
-            args: vec![service.subcommand().into(), repo_dir.into()],
+            args: vec![
+                "-c".into(),
+                hooks_path_setting(repo_dir),
+                service.subcommand().into(),
+                repo_dir.into(),
+            ],
             dir: repo_dir.to_path_buf(),
             env,
         }
@@ -51,6 +56,7 @@ impl GitInvocation {
     pub fn http_backend(
         config: &Config,
         project_root: &Path,
+        repo_dir: &Path,
         cgi: Vec<(String, String)>,
         identity: &Identity,
     ) -> GitInvocation {
@@ -64,7 +70,11 @@ impl GitInvocation {
         env.extend(cgi);
         GitInvocation {
             git_bin: config.git_bin.clone(),
-            args: vec!["http-backend".into()],
+            args: vec![
+                "-c".into(),
+                hooks_path_setting(repo_dir),
+                "http-backend".into(),
+            ],
             dir: project_root.to_path_buf(),
             env,
         }
@@ -85,6 +95,16 @@ impl GitInvocation {
         use std::os::unix::process::CommandExt;
         self.command().exec()
     }
+}
+
+/// `core.hooksPath=<repo>/hooks`: git runs the repository's own hooks
+/// directory, whatever `/etc/gitconfig` or the repository's config say, so a
+/// `core.hooksPath` elsewhere cannot skip the git2fa hooks that the shims
+/// rely on for protected refs.
+fn hooks_path_setting(repo_dir: &Path) -> OsString {
+    let mut setting = OsString::from("core.hooksPath=");
+    setting.push(repo_dir.join("hooks"));
+    setting
 }
 
 fn base_env(config: &Config, identity: &Identity) -> Vec<(String, String)> {

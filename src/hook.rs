@@ -105,16 +105,27 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
     let refs = match kind {
         HookKind::PreReceive => {
             std::io::stdin()
-                .take(MAX_INPUT)
+                .take(MAX_INPUT + 1)
                 .read_to_end(&mut input)
                 .map_err(|e| format!("stdin: {e}"))?;
+            // Every ref is checked, or none is: a cut list would leave refs
+            // unchecked here and in the chained hook.
+            if input.len() as u64 > MAX_INPUT {
+                return Err("pre-receive input is over 4 MiB".into());
+            }
             let text =
                 String::from_utf8(input.clone()).map_err(|_| "pre-receive input is not UTF-8")?;
-            let refs: Vec<String> = text
+            let refs = text
                 .lines()
-                .filter_map(|l| l.split(' ').nth(2))
-                .map(str::to_string)
-                .collect();
+                .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
+                    [_old, _new, refname] if refname.starts_with("refs/") => {
+                        Ok(refname.to_string())
+                    }
+                    _ => Err(format!(
+                        "pre-receive input line is not OLD NEW REF: {line:?}"
+                    )),
+                })
+                .collect::<Result<Vec<String>, String>>()?;
             if install::hooks_installed(&repo.dir) {
                 PushedRefs::CheckedByHook
             } else {
@@ -172,15 +183,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
     match &outcome.decision {
         Decision::Allow(_) => run_chained(&git_dir, kind, args, &input),
         Decision::Refuse(refusal) => {
-            refuse(
-                config,
-                kind,
-                &repo,
-                &user,
-                &request.operation,
-                refusal,
-                args,
-            );
+            refuse(config, kind, &request, refusal, args);
             Ok(ExitCode::from(1))
         }
     }
@@ -189,10 +192,30 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
 type Identified = (String, Transport, Credential, Option<i64>, Option<String>);
 
 /// Who pushes, and with what credential.
+///
+/// The identity a shim hands over (`GIT2FA_*`, or `REMOTE_USER` when
+/// trusted) counts only when the hook runs as the account that owns the
+/// store: the shims run as that account, and a local user pushing under
+/// another account could set those variables to anything.
 fn identify(config: &Config, store: &Store) -> Result<Identified, String> {
-    if let Some(identity) = Identity::from_env(|name| std::env::var(name).ok())? {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(config.store_path())
+        .map_err(|e| format!("{}: {e}", config.store_path().display()))?
+        .uid();
+    let from_shim = owner == nix::unistd::getuid().as_raw();
+    let handed_over = if from_shim {
+        Identity::from_env(|name| std::env::var(name).ok())?
+    } else {
+        None
+    };
+    if let Some(identity) = handed_over {
         let credential = match (identity.transport, identity.key_id, identity.token_id) {
-            (Transport::Ssh, Some(key_id), _) => Credential::SshKey { key_id },
+            (Transport::Ssh, Some(key_id), _) => {
+                match store.key(key_id).map_err(|e| e.to_string())? {
+                    Some(key) if key.user == identity.user => Credential::SshKey { key_id },
+                    _ => Credential::UnknownKey,
+                }
+            }
             (Transport::Http, _, Some(token_id)) => {
                 match store.token(token_id).map_err(|e| e.to_string())? {
                     Some(token) if token.user == identity.user => Credential::Token(token.facts()),
@@ -211,7 +234,8 @@ fn identify(config: &Config, store: &Store) -> Result<Identified, String> {
             identity.remote_addr,
         ));
     }
-    if config.http.trust_remote_user
+    if from_shim
+        && config.http.trust_remote_user
         && let Ok(user) = std::env::var("REMOTE_USER")
     {
         let addr = std::env::var("REMOTE_ADDR").ok();
@@ -261,21 +285,13 @@ fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, String> {
     Ok(RepoPath { dir, name })
 }
 
-fn refuse(
-    config: &Config,
-    kind: HookKind,
-    repo: &RepoPath,
-    user: &str,
-    operation: &Operation,
-    refusal: &Refusal,
-    args: &[String],
-) {
+fn refuse(config: &Config, kind: HookKind, request: &Request, refusal: &Refusal, args: &[String]) {
     let cx = MessageContext {
         config,
-        repo: &repo.name,
-        user: Some(user),
-        operation,
-        transport: Transport::Ssh,
+        repo: &request.repo.name,
+        user: request.user,
+        operation: &request.operation,
+        transport: request.transport,
     };
     let mut lines = Vec::new();
     if let (HookKind::Update, Some(refname)) = (kind, args.first()) {

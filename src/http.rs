@@ -366,7 +366,9 @@ fn backend(
     if let Some(protocol) = cgi.git_protocol.as_ref().filter(|v| valid_git_protocol(v)) {
         vars.push(("HTTP_GIT_PROTOCOL".into(), protocol.clone()));
     }
-    Ok(GitInvocation::http_backend(config, &root, vars, identity))
+    Ok(GitInvocation::http_backend(
+        config, &root, repo_dir, vars, identity,
+    ))
 }
 
 fn refusal_response(

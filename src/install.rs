@@ -31,10 +31,16 @@ pub fn is_ours(path: &Path) -> bool {
 }
 
 /// Whether both git2fa hooks are in place in the repository.
+///
+/// They must be executable too: git skips a hook that is not.
 pub fn hooks_installed(repo_dir: &Path) -> bool {
-    HOOKS
-        .iter()
-        .all(|(name, _)| is_ours(&repo_dir.join("hooks").join(name)))
+    use std::os::unix::fs::PermissionsExt;
+    HOOKS.iter().all(|(name, _)| {
+        let path = repo_dir.join("hooks").join(name);
+        let executable = fs::metadata(&path)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0o111);
+        executable && is_ours(&path)
+    })
 }
 
 /// Quotes a path for `sh`: inside single quotes, with `'` written `'\''`.

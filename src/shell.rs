@@ -60,13 +60,6 @@ pub fn err_pkt_line(message: &str) -> Vec<u8> {
 impl Connection<'_> {
     /// Handles `command_line` (`SSH_ORIGINAL_COMMAND`).
     pub fn handle(&self, command_line: &str, io: &mut Streams) -> Action {
-        let command = match ssh_command::parse(command_line) {
-            Ok(command) => command,
-            Err(why) => {
-                let _ = writeln!(io.stderr, "git2fa: disallowed command: {}", why.0);
-                return Action::Exit(1);
-            }
-        };
         let mut store = match Store::open(&self.config.store_path()) {
             Ok(store) => store,
             Err(e) => return self.unavailable(io, &e.to_string()),
@@ -74,10 +67,24 @@ impl Connection<'_> {
         let key = match store.key(self.key_id) {
             Ok(Some(key)) => key,
             Ok(None) => {
+                self.audit_refusal(&mut store, None, None, "unknown-key", command_line);
                 let refusal = Refusal::UnknownKey;
                 return self.refuse(io, &refusal, "", None, &Operation::Read);
             }
             Err(e) => return self.unavailable(io, &e.to_string()),
+        };
+        let command = match ssh_command::parse(command_line) {
+            Ok(command) => command,
+            Err(why) => {
+                self.audit_refusal(
+                    &mut store,
+                    Some(&key),
+                    None,
+                    "disallowed-command",
+                    command_line,
+                );
+                return self.plain_refusal(io, &format!("git2fa: disallowed command: {}", why.0));
+            }
         };
         match command {
             SshCommand::Greeting => {
@@ -125,12 +132,14 @@ impl Connection<'_> {
         let repo = match repo_path::resolve(&self.config.repos_root, typed) {
             Ok(repo) => repo,
             Err(RepoPathError::Malformed(why)) => {
+                self.audit_refusal(store, Some(key), Some(typed), "invalid-path", why);
                 return self.plain_refusal(
                     io,
                     &format!("git2fa: invalid repository path '{typed}': {why}"),
                 );
             }
             Err(RepoPathError::NotFound) => {
+                self.audit_refusal(store, Some(key), Some(typed), "repo-not-found", typed);
                 return self.plain_refusal(io, &format!("git2fa: repository '{typed}' not found"));
             }
         };
@@ -228,6 +237,41 @@ impl Connection<'_> {
             let _ = writeln!(io.stderr, "{line}");
         }
         Action::Exit(1)
+    }
+
+    /// Audits a refusal made before the decision (a command or path that is
+    /// not acceptable, an unknown key). Best effort: the refusal stands
+    /// whether or not the row is written.
+    fn audit_refusal(
+        &self,
+        store: &mut Store,
+        key: Option<&SshKey>,
+        repo: Option<&str>,
+        reason: &str,
+        detail: &str,
+    ) {
+        let detail: String = detail
+            .chars()
+            .take(200)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        let record = AuditRecord {
+            at: now(),
+            user: key.map(|k| k.user.clone()),
+            transport: Transport::Ssh.as_str().into(),
+            repo: repo.map(|r| r.chars().take(200).collect()),
+            action: "ssh-command".into(),
+            outcome: "refuse".into(),
+            reason: reason.into(),
+            credential: Some("key".into()),
+            key_id: Some(self.key_id),
+            remote_addr: self.remote_addr.clone(),
+            detail: Some(detail),
+            ..AuditRecord::default()
+        };
+        if let Err(e) = store.append_audit(&record) {
+            log::error!("cannot write the audit row of a refused command: {e}");
+        }
     }
 
     fn plain_refusal(&self, io: &mut Streams, message: &str) -> Action {
@@ -494,7 +538,12 @@ pub fn main() -> ExitCode {
         remote_addr: identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref()),
         git_protocol: std::env::var("GIT_PROTOCOL").ok(),
     };
-    let command = std::env::var("SSH_ORIGINAL_COMMAND").unwrap_or_default();
+    // No command is the greeting; a command that is not UTF-8 is refused.
+    let command = match std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.into_string()) {
+        None => String::new(),
+        Some(Ok(command)) => command,
+        Some(Err(_)) => "\u{fffd} (not UTF-8)".to_string(),
+    };
     match connection.handle(&command, &mut io) {
         Action::Exit(code) => ExitCode::from(code),
         Action::Git(invocation) => {

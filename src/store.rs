@@ -177,12 +177,17 @@ pub struct NewSession {
 }
 
 /// A second-factor attempt, already checked against the secret or hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A match carries what it was checked against, and is recorded only if
+/// that is still what the store holds: a code checked against a secret or a
+/// set of recovery codes that was replaced meanwhile counts for nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    /// A TOTP code that matched this 30 s step, or `None` if none matched.
-    Totp(Option<i64>),
-    /// A recovery code that matched this row, or `None` if none matched.
-    Recovery(Option<i64>),
+    /// A TOTP code that matched this 30 s step of this sealed secret, or
+    /// `None` if none matched.
+    Totp(Option<(i64, Vec<u8>)>),
+    /// A recovery code that matched this row and hash, or `None`.
+    Recovery(Option<(i64, String)>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,20 +537,21 @@ impl Store {
         }
         let (matched, used_now) = match attempt {
             Attempt::Totp(None) | Attempt::Recovery(None) => (false, false),
-            Attempt::Totp(Some(step)) => (
+            Attempt::Totp(Some((step, sealed))) => (
                 true,
                 tx.execute(
                     "UPDATE users SET totp_last_step = ?1
-                     WHERE id = ?2 AND (totp_last_step IS NULL OR totp_last_step < ?1)",
-                    params![step, user_id],
+                     WHERE id = ?2 AND totp_secret = ?3
+                       AND (totp_last_step IS NULL OR totp_last_step < ?1)",
+                    params![step, user_id, sealed],
                 )? == 1,
             ),
-            Attempt::Recovery(Some(code_id)) => (
+            Attempt::Recovery(Some((code_id, hash))) => (
                 true,
                 tx.execute(
                     "UPDATE recovery_codes SET used_at = ?1
-                     WHERE id = ?2 AND user_id = ?3 AND used_at IS NULL",
-                    params![now, code_id, user_id],
+                     WHERE id = ?2 AND user_id = ?3 AND hash = ?4 AND used_at IS NULL",
+                    params![now, code_id, user_id, hash],
                 )? == 1,
             ),
         };

@@ -204,17 +204,15 @@ pub fn verify(
     }
     let (attempt, method) = if totp::looks_like_code(code) {
         let secret = open_secret(key, user)?;
-        (
-            Attempt::Totp(totp::matching_step(&secret, now, config.totp.skew, code)),
-            Method::Totp,
-        )
+        let sealed = user.totp_secret.clone().unwrap_or_default();
+        let step = totp::matching_step(&secret, now, config.totp.skew, code);
+        (Attempt::Totp(step.map(|step| (step, sealed))), Method::Totp)
     } else {
         let matched = match normalise_recovery_code(code) {
             Some(code) if config.policy.recovery_codes > 0 => store
                 .recovery_codes(user.id)?
                 .into_iter()
-                .find(|(_, hash)| crypto::verify_recovery_code(hash, &code))
-                .map(|(id, _)| id),
+                .find(|(_, hash)| crypto::verify_recovery_code(hash, &code)),
             _ => None,
         };
         (Attempt::Recovery(matched), Method::RecoveryCode)

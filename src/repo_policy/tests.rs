@@ -17,6 +17,8 @@ fn the_documented_file() {
     assert!(policy.requires_for_push(&PushedRefs::Known(vec!["refs/tags/v2".into()])));
     assert!(!policy.requires_for_push(&PushedRefs::Known(vec!["refs/heads/topic".into()])));
     assert!(policy.requires_for_push(&PushedRefs::Unknown));
+    // The hooks will check each ref: protected refs are theirs to refuse.
+    assert!(!policy.requires_for_push(&PushedRefs::CheckedByHook));
     assert!(!policy.requires_for_read());
 }
 
@@ -30,6 +32,18 @@ fn lists_and_defaults() {
     assert!(!policy.can_read("dave"));
     let open = parse("require = 'all'\n").unwrap();
     assert!(open.can_write("anyone") && open.requires_for_read());
+    // Without protected refs, or with "all", the hooks change nothing.
+    assert!(open.requires_for_push(&PushedRefs::CheckedByHook));
+    assert!(
+        parse("require = 'push'\n")
+            .unwrap()
+            .requires_for_push(&PushedRefs::CheckedByHook)
+    );
+    assert!(
+        !parse("require = 'off'\n")
+            .unwrap()
+            .requires_for_push(&PushedRefs::CheckedByHook)
+    );
     assert!(!RepoPolicy::default().from_file);
 }
 

@@ -13,6 +13,15 @@ fn new_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+fn totp(step: i64) -> Attempt {
+    Attempt::Totp(Some((step, b"sealed".to_vec())))
+}
+
+/// The first recovery code of `enrolled`, whose hash is "h1".
+fn recovery(code_id: i64) -> Attempt {
+    Attempt::Recovery(Some((code_id, "h1".to_string())))
+}
+
 fn session() -> NewSession {
     NewSession {
         ttl: 3600,
@@ -107,7 +116,7 @@ fn a_totp_step_is_accepted_once() {
     let id = enrolled(&mut store, "alice");
     let step = NOW / 30;
     let first = store
-        .record_attempt(id, Attempt::Totp(Some(step)), NOW, LOCK, Some(&session()))
+        .record_attempt(id, totp(step), NOW, LOCK, Some(&session()))
         .unwrap();
     assert!(matches!(
         first,
@@ -116,7 +125,7 @@ fn a_totp_step_is_accepted_once() {
         }
     ));
     let again = store
-        .record_attempt(id, Attempt::Totp(Some(step)), NOW, LOCK, Some(&session()))
+        .record_attempt(id, totp(step), NOW, LOCK, Some(&session()))
         .unwrap();
     assert_eq!(
         again,
@@ -127,11 +136,11 @@ fn a_totp_step_is_accepted_once() {
     );
     // An older step after a newer one is a replay too.
     let older = store
-        .record_attempt(id, Attempt::Totp(Some(step - 1)), NOW, LOCK, None)
+        .record_attempt(id, totp(step - 1), NOW, LOCK, None)
         .unwrap();
     assert!(matches!(older, AttemptOutcome::Replayed { .. }));
     let next = store
-        .record_attempt(id, Attempt::Totp(Some(step + 1)), NOW + 30, LOCK, None)
+        .record_attempt(id, totp(step + 1), NOW + 30, LOCK, None)
         .unwrap();
     assert_eq!(next, AttemptOutcome::Accepted { session_id: None });
     assert_eq!(
@@ -169,24 +178,12 @@ fn failures_lock_the_account_and_the_lock_ends() {
     );
     // While locked even a right code is not looked at.
     let locked = store
-        .record_attempt(
-            id,
-            Attempt::Totp(Some(NOW / 30)),
-            NOW + 10,
-            LOCK,
-            Some(&session()),
-        )
+        .record_attempt(id, totp(NOW / 30), NOW + 10, LOCK, Some(&session()))
         .unwrap();
     assert_eq!(locked, AttemptOutcome::Locked { until: NOW + 900 });
     assert!(store.open_sessions(id, NOW + 10).unwrap().is_empty());
     let after = store
-        .record_attempt(
-            id,
-            Attempt::Totp(Some(NOW / 30 + 40)),
-            NOW + 1200,
-            LOCK,
-            None,
-        )
+        .record_attempt(id, totp(NOW / 30 + 40), NOW + 1200, LOCK, None)
         .unwrap();
     assert_eq!(after, AttemptOutcome::Accepted { session_id: None });
 }
@@ -199,20 +196,17 @@ fn a_recovery_code_works_once() {
     assert_eq!(codes.len(), 2);
     let (code_id, _) = codes[0];
     let first = store
-        .record_attempt(
-            id,
-            Attempt::Recovery(Some(code_id)),
-            NOW,
-            LOCK,
-            Some(&session()),
-        )
+        .record_attempt(id, recovery(code_id), NOW, LOCK, Some(&session()))
         .unwrap();
     assert!(matches!(first, AttemptOutcome::Accepted { .. }));
     let again = store
-        .record_attempt(id, Attempt::Recovery(Some(code_id)), NOW, LOCK, None)
+        .record_attempt(id, recovery(code_id), NOW, LOCK, None)
         .unwrap();
     assert!(matches!(again, AttemptOutcome::Replayed { .. }));
-    // Regenerating replaces the set: the old rows are gone.
+    // Attack: a code of the old set, checked while the codes are being
+    // regenerated, is recorded after the new set took the old row ids
+    // (SQLite reuses them once the table is empty). It must not spend, or
+    // count as, a code of the new set.
     store.replace_recovery_codes(id, &["h3".into()]).unwrap();
     let codes = store.recovery_codes(id).unwrap();
     assert_eq!(
@@ -220,12 +214,56 @@ fn a_recovery_code_works_once() {
         vec!["h3"]
     );
     let old = store
-        .record_attempt(id, Attempt::Recovery(Some(code_id + 1)), NOW, LOCK, None)
+        .record_attempt(
+            id,
+            Attempt::Recovery(Some((code_id, "h1".to_string()))),
+            NOW,
+            LOCK,
+            None,
+        )
         .unwrap();
     assert!(
         matches!(old, AttemptOutcome::Replayed { .. }),
         "a code of the old set is dead"
     );
+    let reused_id = store.recovery_codes(id).unwrap()[0].0;
+    assert_eq!(
+        reused_id, code_id,
+        "the row id was reused, as the attack needs"
+    );
+    let fresh = store
+        .record_attempt(
+            id,
+            Attempt::Recovery(Some((reused_id, "h3".into()))),
+            NOW,
+            LOCK,
+            None,
+        )
+        .unwrap();
+    assert!(
+        matches!(fresh, AttemptOutcome::Accepted { .. }),
+        "the new code is still good: {fresh:?}"
+    );
+}
+
+#[test]
+fn a_code_of_a_replaced_secret_opens_nothing() {
+    // Attack: a TOTP code is checked against the secret, and the admin
+    // resets 2FA (or the user re-enrols) before the attempt is recorded.
+    // After the reset the step counter is empty, so without a check of the
+    // secret the old code would open a session for the new enrolment.
+    let (_dir, mut store) = new_store();
+    let id = enrolled(&mut store, "alice");
+    store.reset_2fa(id, NOW).unwrap();
+    assert!(store.enroll(id, b"sealed again", &[], NOW).unwrap());
+    let stale = store
+        .record_attempt(id, totp(NOW / 30), NOW, LOCK, Some(&session()))
+        .unwrap();
+    assert!(
+        matches!(stale, AttemptOutcome::Replayed { .. }),
+        "{stale:?}"
+    );
+    assert!(store.open_sessions(id, NOW).unwrap().is_empty());
 }
 
 /// Runs `attempt` from `threads` connections released at the same moment.
@@ -235,11 +273,12 @@ fn race(path: &Path, threads: usize, user: i64, attempt: Attempt) -> Vec<Attempt
         .map(|_| {
             let barrier = Arc::clone(&barrier);
             let path = path.to_path_buf();
+            let attempt = attempt.clone();
             std::thread::spawn(move || {
                 let mut store = Store::open(&path).unwrap();
                 barrier.wait();
                 store
-                    .record_attempt(user, attempt, NOW, LOCK, Some(&session()))
+                    .record_attempt(user, attempt.clone(), NOW, LOCK, Some(&session()))
                     .unwrap()
             })
         })
@@ -254,11 +293,8 @@ fn one_code_used_concurrently_succeeds_exactly_once() {
     let code_id = store.recovery_codes(id).unwrap()[0].0;
     drop(store);
     let path = dir.path().join("git2fa.db");
-    for attempt in [
-        Attempt::Totp(Some(NOW / 30)),
-        Attempt::Recovery(Some(code_id)),
-    ] {
-        let outcomes = race(&path, 8, id, attempt);
+    for attempt in [totp(NOW / 30), recovery(code_id)] {
+        let outcomes = race(&path, 8, id, attempt.clone());
         let accepted = outcomes
             .iter()
             .filter(|o| matches!(o, AttemptOutcome::Accepted { .. }))

@@ -202,3 +202,134 @@ fn set_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn identity_variables_from_another_account_are_ignored() {
+    // Attack: a local user pushes with GIT2FA_USER=alice and
+    // GIT2FA_TRANSPORT=http GIT2FA_TOKEN_ID=1 in the environment, claiming to
+    // be alice with a token that carries the second factor. Only the shims,
+    // running as the account that owns the store, may hand over an
+    // identity; anyone else is the Unix account they are.
+    let host = Host::new();
+    host.add_user("alice");
+    host.git2fa(&[
+        "token", "create", "alice", "--repo", "app", "--perm", "write",
+    ])
+    .ok();
+    let repo = host.bare_repo("app.git");
+    let work = work_tree(host.dir.path(), "work");
+    host.git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    host.git2fa(&["repo", "flag", "app"]).ok();
+    let claim = [
+        ("GIT2FA_USER", "alice".to_string()),
+        ("GIT2FA_TRANSPORT", "http".to_string()),
+        ("GIT2FA_TOKEN_ID", "1".to_string()),
+    ];
+    let push = |work: &Path| {
+        run(
+            "git",
+            &["push", &repo.display().to_string(), "main"],
+            work,
+            &claim,
+            "",
+        )
+    };
+    // As the store's owner the hand-over is taken (the shims run so)...
+    push(&work).ok();
+    // ...but once the store belongs to another account, the pusher is who
+    // the kernel says, and that account is not registered.
+    std::os::unix::fs::chown(host.store_path(), Some(65534), None).unwrap();
+    std::fs::write(work.join("README"), "again").unwrap();
+    run(
+        "git",
+        &["commit", "--quiet", "-am", "again"],
+        &work,
+        &[],
+        "",
+    )
+    .ok();
+    let refused = push(&work).fails(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "remote: git2fa: app: {} is not a registered git2fa user.",
+            unix_user()
+        )),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn a_key_of_another_user_is_no_key() {
+    // Attack: GIT2FA_KEY_ID names a key, but of another user than
+    // GIT2FA_USER: the hook must not take it as that user's key.
+    let host = Host::new();
+    host.add_user("alice");
+    host.add_user("bob");
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh bob\n";
+    host.git2fa_with_stdin(&["key", "add", "bob", "-"], key)
+        .ok();
+    let repo = host.bare_repo("app.git");
+    let work = work_tree(host.dir.path(), "work");
+    host.git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    let claim = [
+        ("GIT2FA_USER", "alice".to_string()),
+        ("GIT2FA_TRANSPORT", "ssh".to_string()),
+        ("GIT2FA_KEY_ID", "1".to_string()),
+    ];
+    let refused = run(
+        "git",
+        &["push", &repo.display().to_string(), "main"],
+        &work,
+        &claim,
+        "",
+    )
+    .fails(1);
+    assert!(
+        refused
+            .stderr
+            .contains("remote: git2fa: this SSH key is not registered with git2fa."),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn oversized_or_malformed_pre_receive_input_is_refused() {
+    let host = Host::new();
+    host.add_user(&unix_user());
+    let repo = host.bare_repo("app.git");
+    let hook = |input: &[u8]| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(crate::harness::HOOK_BIN)
+            .args([
+                "--config",
+                &host.config.display().to_string(),
+                "pre-receive",
+            ])
+            .current_dir(&repo)
+            .env("GIT_DIR", ".")
+            .env_remove("GIT2FA_USER")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(input);
+        child.wait_with_output().unwrap()
+    };
+    let zero = "0".repeat(40);
+    let good = format!("{zero} {} refs/heads/main\n", "1".repeat(40));
+    assert!(hook(good.as_bytes()).status.success());
+    let malformed = hook(b"garbage\n");
+    assert_eq!(malformed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("2FA check unavailable"));
+    let huge = good.repeat((4 << 20) / good.len() + 1);
+    assert_eq!(
+        hook(huge.as_bytes()).status.code(),
+        Some(1),
+        "more than 4 MiB of refs is refused whole"
+    );
+}

@@ -160,7 +160,11 @@ fn hostile_requests_start_nothing() {
         "git's own answer, not ours: {}",
         answer.body
     );
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "http-backend\n");
+    let dir = host.root.join("team/app.git").canonicalize().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        format!("-c core.hooksPath={}/hooks http-backend\n", dir.display())
+    );
 }
 
 #[test]

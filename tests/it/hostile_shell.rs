@@ -2,6 +2,7 @@
 //! starts. The config's `git_bin` is a script that records being run, so a
 //! started process cannot go unnoticed.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -142,6 +143,7 @@ fn hostile_commands_start_nothing() {
         ("rsync --server . /".into(), "disallowed command"),
         ("2fa enroll".into(), "disallowed command"),
     ];
+    let cases_count = cases.len();
     for (command, words) in cases {
         let run = shell(&host, &command);
         let shown: String = command.chars().take(80).collect();
@@ -155,15 +157,63 @@ fn hostile_commands_start_nothing() {
             run.stderr.starts_with("git2fa: ") && run.stderr.contains(words),
             "{shown:?}: {run:?}"
         );
+        let pkt = format!("ERR {}", run.stderr);
+        assert_eq!(
+            run.stdout,
+            format!("{:04x}{pkt}", pkt.len() + 4),
+            "{shown:?}: the ERR pkt-line comes first"
+        );
         assert!(!marker.exists(), "{shown:?} started a process");
     }
+    // Every refusal is in the audit log, with the command.
+    let audit = host.git2fa(&["audit", "--limit", "100"]).ok();
+    assert_eq!(
+        audit
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" ssh alice ssh-command refuse "))
+            .count(),
+        cases_count,
+        "{}",
+        audit.stdout
+    );
+    assert!(audit.stdout.contains(" ssh alice ssh-command refuse disallowed-command credential=key key=#1 addr=127.0.0.1 detail=bash"), "{}", audit.stdout);
+    // A command that is not UTF-8 is refused, not taken for no command.
+    let out = Command::new(SHELL_BIN)
+        .args([
+            "--config",
+            &host.config.display().to_string(),
+            "--key-id",
+            "1",
+        ])
+        .env_clear()
+        .env(
+            "SSH_ORIGINAL_COMMAND",
+            std::ffi::OsStr::from_bytes(b"git-upload-pack '\xff'"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("git2fa: disallowed command"),
+        "{out:?}"
+    );
+    assert!(!marker.exists());
     // The control: a good command does start git (the fake one), with the
     // repository by absolute path and nothing the client chose.
     let good = shell(&host, "git-upload-pack '/team/app.git'");
     assert_eq!(good.code, 0, "{good:?}");
     let ran = std::fs::read_to_string(&marker).unwrap();
     let dir = host.root.join("team/app.git").canonicalize().unwrap();
-    assert_eq!(ran, format!("upload-pack {}\n", dir.display()));
+    assert_eq!(
+        ran,
+        format!(
+            "-c core.hooksPath={}/hooks upload-pack {}\n",
+            dir.display(),
+            dir.display()
+        )
+    );
     let _ = std::fs::remove_dir_all(marker.parent().unwrap_or(Path::new("/nonexistent")));
 }
 

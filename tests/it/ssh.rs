@@ -338,7 +338,11 @@ fn the_greeting_help_and_no_shell() {
         shell.stderr,
         "git2fa: disallowed command: unknown command (try: ssh git@HOST help)\n"
     );
-    assert!(shell.stdout.is_empty());
+    // The ERR pkt-line comes first, as for every refusal.
+    assert_eq!(
+        shell.stdout,
+        "004dERR git2fa: disallowed command: unknown command (try: ssh git@HOST help)\n"
+    );
     // A key nobody registered gets no session at all.
     let stranger = s.host.dir.path().join("stranger");
     keygen(&stranger);
@@ -434,7 +438,64 @@ fn a_key_bound_session_is_good_only_for_its_key() {
     s.host
         .git2fa(&["verify", "alice", &code(&s.secret, 1)])
         .ok();
-    s.sshd
+    let still = s
+        .sshd
         .git(&second, top, &["clone", "--quiet", &url, "with-second"])
         .fails(128);
+    assert!(
+        still.stderr.contains("alice has no open 2FA session."),
+        "{}",
+        still.stderr
+    );
+}
+
+#[test]
+fn a_hooks_path_elsewhere_does_not_skip_the_git2fa_hooks() {
+    // Attack: the shim lets a push to a repository with protected refs
+    // start because the git2fa hooks will refuse the protected ones. A
+    // `core.hooksPath` in the repository's config (or /etc/gitconfig) points
+    // git at a directory without them, so no hook would ever run.
+    let Some(s) = setup("") else { return };
+    s.host
+        .git2fa(&["repo", "flag", "team/app", "--ref", "refs/heads/main"])
+        .ok();
+    let repo = s.host.root.join("team/app.git");
+    let empty = s.host.dir.path().join("no-hooks");
+    std::fs::create_dir(&empty).unwrap();
+    run(
+        "git",
+        &[
+            "config",
+            "--file",
+            &repo.join("config").display().to_string(),
+            "core.hooksPath",
+            &empty.display().to_string(),
+        ],
+        &s.work,
+        &[],
+        "",
+    )
+    .ok();
+    s.commit("sneaky");
+    let url = s.sshd.url("team/app.git");
+    let refused = s.git(&s.work, &["push", &url, "main"]).fails(1);
+    assert!(
+        refused
+            .stderr
+            .contains(" ! [remote rejected] main -> main (hook declined)"),
+        "{}",
+        refused.stderr
+    );
+    // An update stub that is not executable is skipped by git: then the
+    // shim does not count on the hooks, and every push needs 2FA.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        repo.join("hooks/update"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let topic = s
+        .git(&s.work, &["push", &url, "main:refs/heads/topic"])
+        .fails(128);
+    assert!(topic.stderr.contains("fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to push."), "{}", topic.stderr);
 }
