@@ -186,6 +186,11 @@ fn the_rules_case_by_case() {
             },
             ("wrong-password", 0),
         ),
+        (
+            "throttled password",
+            |c| c.credential = Credential::ThrottledPassword { until: NOW + 60 },
+            ("password-throttled", 0),
+        ),
         // Rule 1: the user and the right.
         ("unknown user", |c| c.user = None, ("unknown-user", 1)),
         (
@@ -605,6 +610,7 @@ fn every_refusal_names_the_repo_and_what_fixes_it() {
         Refusal::MissingCredential,
         Refusal::UnknownKey,
         Refusal::WrongPassword,
+        Refusal::PasswordThrottled { until: NOW + 900 },
         Refusal::TokenMalformed,
         Refusal::TokenUnknown,
         Refusal::TokenRevoked { token_id: 4 },

@@ -325,3 +325,36 @@ fn base64_encode(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+#[test]
+fn a_push_with_a_token_about_to_expire_says_so() {
+    let Some(s) = setup("") else { return };
+    let run = s
+        .host
+        .git2fa(&[
+            "token",
+            "create",
+            "alice",
+            "--repo",
+            "team/*",
+            "--perm",
+            "write",
+            "--expires-days",
+            "3",
+        ])
+        .ok();
+    let soon = run.stdout.trim().to_string();
+    s.commit("soon");
+    let pushed = s.push(&soon, "team/app").ok();
+    shows(
+        &pushed,
+        &[
+            "remote: git2fa: note: access token #1 expires on ",
+            "; create a new one at https://git.example.com/2fa/tokens",
+        ],
+    );
+    let later = s.token("write", "team/*");
+    s.commit("later");
+    let pushed = s.push(&later, "team/app").ok();
+    assert!(!pushed.stderr.contains("expires on"), "{}", pushed.stderr);
+}
