@@ -112,6 +112,8 @@ pub enum Command {
     },
     /// Check the configuration, store, key, permissions, repository files and hooks
     Check,
+    /// Serve the web page on [web] listen until SIGTERM or SIGINT
+    Serve,
     /// For sshd's AuthorizedKeysCommand: print the forced-command line for a registered key
     AuthorizedKeys {
         /// The account sshd authenticates (%u); not used to find the key
@@ -176,6 +178,9 @@ pub enum UserCommand {
         name: String,
         #[arg(long)]
         password_stdin: bool,
+        /// Print a one-time link (valid 24 hours) where the user sets it
+        #[arg(long, conflicts_with = "password_stdin")]
+        link: bool,
     },
     /// Enrol a user now; prints the otpauth:// URI and the recovery codes
     Enroll { name: String },

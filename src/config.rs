@@ -97,6 +97,8 @@ pub struct Totp {
 #[derive(Debug, Clone)]
 pub struct Web {
     pub listen: SocketAddr,
+    /// The authenticator apps the set-up wizard suggests.
+    pub authenticator_apps: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,7 +217,10 @@ impl Config {
                 issuer: raw.totp.issuer,
                 skew: raw.totp.skew,
             },
-            web: Web { listen },
+            web: Web {
+                listen,
+                authenticator_apps: raw.web.authenticator_apps,
+            },
             ssh: Ssh {
                 listen: raw.ssh.listen.0,
             },
@@ -498,12 +503,22 @@ impl Default for RawTotp {
 #[serde(deny_unknown_fields, default)]
 struct RawWeb {
     listen: SocketAddr,
+    authenticator_apps: Vec<String>,
 }
 
 impl Default for RawWeb {
     fn default() -> Self {
         RawWeb {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            authenticator_apps: [
+                "Google Authenticator (Android, iOS)",
+                "Microsoft Authenticator (Android, iOS)",
+                "FreeOTP or Aegis (Android)",
+                "Raivo or 2FAS (iOS)",
+                "1Password, Bitwarden or KeePassXC",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -683,6 +698,14 @@ skew = 1
 [web]
 # Where `git2fa serve` serves the web page and smart HTTP.
 listen = "127.0.0.1:8080"
+# The authenticator apps the set-up wizard suggests.
+authenticator_apps = [
+    "Google Authenticator (Android, iOS)",
+    "Microsoft Authenticator (Android, iOS)",
+    "FreeOTP or Aegis (Android)",
+    "Raivo or 2FAS (iOS)",
+    "1Password, Bitwarden or KeePassXC",
+]
 
 [ssh]
 # The embedded SSH server of `git2fa serve`; "" turns it off.

@@ -27,3 +27,4 @@ pub mod time;
 pub mod token;
 pub mod totp;
 pub mod twofactor;
+pub mod web;

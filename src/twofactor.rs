@@ -163,6 +163,52 @@ pub fn enroll(
     })
 }
 
+/// Enrols `user` with a secret they have just proved with a code for
+/// `step` (the web page's wizard): stores it sealed with the recovery code
+/// hashes, spends that step, and opens a 2FA session bound to `origin`.
+#[allow(clippy::too_many_arguments)]
+pub fn enroll_confirmed(
+    store: &mut Store,
+    key: &SecretKey,
+    config: &Config,
+    user: &User,
+    secret: &[u8],
+    recovery_hashes: &[String],
+    step: i64,
+    origin: &Origin,
+    now: i64,
+) -> Result<i64, TwoFactorError> {
+    let sealed = key.seal(&secret_context(user.id), secret)?;
+    if !store.enroll(user.id, &sealed, recovery_hashes, now)? {
+        return Err(TwoFactorError::AlreadyEnrolled);
+    }
+    audit(store, user, origin, "enroll", "ok", "enrolled", now)?;
+    let lock = LockPolicy {
+        max_failures: config.policy.max_failures,
+        lockout: config.policy.lockout,
+    };
+    let session = NewSession {
+        ttl: config.policy.session_ttl,
+        key_id: origin.key_id,
+        remote_addr: origin.remote_addr.clone(),
+        opened_via: origin.transport.as_str().to_string(),
+    };
+    match store.record_attempt(
+        user.id,
+        Attempt::Totp(Some((step, sealed))),
+        now,
+        lock,
+        Some(&session),
+    )? {
+        AttemptOutcome::Accepted {
+            session_id: Some(id),
+        } => Ok(id),
+        // Enrolled a moment ago by this very call: nothing else can have
+        // used the step or locked the account.
+        _ => Err(TwoFactorError::AlreadyEnrolled),
+    }
+}
+
 /// Replaces the user's recovery codes; the old ones stop working.
 pub fn regenerate_recovery_codes(
     store: &mut Store,

@@ -1,6 +1,8 @@
 //! What each admin command does.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
+
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -46,6 +48,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Explain(args) => explain(&config, &args),
         Command::Audit { user, repo, limit } => audit(&config, user, repo, limit),
         Command::Check => check(&config),
+        Command::Serve => crate::web::serve(config).map_err(Failure::usage),
         Command::AuthorizedKeys { .. } => Ok(()),
         Command::InstallHooks {
             root,
@@ -272,14 +275,14 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
                 "user-add",
                 if admin { "admin" } else { "user" },
             )?;
-            println!(
-                "added {name}{}",
-                if hash.is_none() {
-                    " (no password set)"
-                } else {
-                    ""
+            match hash {
+                Some(_) => println!("added {name}"),
+                None => {
+                    let user = find_user(&store, &name)?;
+                    println!("added {name}; they set a password at (once, within 24 hours):");
+                    println!("{}", password_link(config, &mut store, &user)?);
                 }
-            );
+            }
         }
         UserCommand::List => {
             let t = now();
@@ -339,8 +342,16 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
             println!("removed 2FA from {name}: secret, recovery codes and sessions are gone");
         }
         UserCommand::SetPassword {
+            name, link: true, ..
+        } => {
+            let user = find_user(&store, &name)?;
+            println!("{}", password_link(config, &mut store, &user)?);
+            admin_audit(&mut store, Some(&name), None, "set-password", "link")?;
+        }
+        UserCommand::SetPassword {
             name,
             password_stdin,
+            ..
         } => {
             let user = find_user(&store, &name)?;
             let password = read_password(password_stdin, true)?.unwrap_or_default();
@@ -1117,4 +1128,15 @@ fn install_hooks(
         println!("no bare repositories under {}", root.display());
     }
     Ok(())
+}
+
+/// A one-time link where the user sets a password, valid 24 hours.
+fn password_link(config: &Config, store: &mut Store, user: &User) -> Result<String, Failure> {
+    let secret: String = crypto::random_bytes::<24>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let hash: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
+    store.add_password_link(&hash, user.id, now() + 86_400)?;
+    Ok(format!("{}/set-password/{secret}", config.public_url))
 }

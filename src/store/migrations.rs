@@ -98,6 +98,28 @@ pub const MIGRATIONS: &[&str] = &[
         window_start INTEGER NOT NULL
     );
     "#,
+    // 3: the web page's sessions and one-time set-password links.
+    r#"
+    CREATE TABLE web_sessions (
+        id               BLOB PRIMARY KEY,      -- SHA-256 of the cookie value
+        user_id          INTEGER REFERENCES users(id),   -- NULL before log-in
+        csrf             TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,
+        code_at          INTEGER,               -- last TOTP/recovery code entered here
+        pending_secret   BLOB,                  -- enrolment in progress, sealed
+        pending_codes    BLOB,                  -- its recovery codes, sealed
+        remote_addr      TEXT
+    );
+    CREATE INDEX web_sessions_user ON web_sessions(user_id);
+
+    CREATE TABLE password_links (
+        hash        BLOB PRIMARY KEY,           -- SHA-256 of the link's secret
+        user_id     INTEGER NOT NULL REFERENCES users(id),
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER
+    );
+    "#,
 ];
 
 /// The schema version a store must have to be used.

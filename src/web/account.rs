@@ -1,0 +1,216 @@
+//! Logging in and out, and setting a password from a one-time link.
+
+use sha2::{Digest, Sha256};
+
+use super::html::{csrf_field, esc, notice, page};
+use super::page::{Context, Response, guard};
+use crate::crypto;
+use crate::names::check_user_name;
+use crate::time::format_utc;
+
+/// Wrong passwords from one address, as a multiple of `max_failures`.
+const ADDRESS_FACTOR: u32 = 5;
+
+/// A local path to go to after logging in; anything else goes home.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_string()
+        }
+        _ => "/2fa".to_string(),
+    }
+}
+
+pub fn login_form(cx: &mut Context, error: Option<&str>) -> Response {
+    if cx.user.is_some() && error.is_none() {
+        return Response::redirect(&safe_next(cx.request.param("next")));
+    }
+    let csrf = guard!(cx.csrf());
+    let next = cx
+        .request
+        .param("next")
+        .or(Some(cx.request.field("next")))
+        .unwrap_or("")
+        .to_string();
+    let message = error.map(|e| notice("error", e)).unwrap_or_default();
+    let body = format!(
+        "{message}<form method=\"post\" action=\"/login\" class=\"card\">{csrf}\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <label for=\"user\">User name</label><input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" required autofocus>\
+         <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Log in</button></form>",
+        csrf = csrf_field(&csrf),
+        next = esc(&next)
+    );
+    let status = if error.is_some() { 401 } else { 200 };
+    page(cx, "Log in", &body).with_status(status)
+}
+
+pub fn login(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let name = cx.request.field("user").trim().to_string();
+    let password = cx.request.field("password").to_string();
+    let user_scope = format!("user:{name}");
+    let addr_scope = format!("addr:{}", cx.request.remote_addr);
+    let limit = cx.config.policy.max_failures;
+    let window = cx.config.policy.lockout;
+    let scopes = [
+        (user_scope.as_str(), limit),
+        (addr_scope.as_str(), limit.saturating_mul(ADDRESS_FACTOR)),
+    ];
+    match cx.store.password_throttled(&scopes, window, cx.now) {
+        Ok(Some(until)) => {
+            cx.audit("login", "fail", "password-throttled", None);
+            let message = format!(
+                "Too many wrong passwords. Try again after {}.",
+                format_utc(until)
+            );
+            return login_form(cx, Some(&message));
+        }
+        Ok(None) => {}
+        Err(e) => return cx.unavailable(&e),
+    }
+    let user = if check_user_name(&name).is_ok() {
+        match cx.store.user(&name) {
+            Ok(user) => user.filter(|u| u.enabled),
+            Err(e) => return cx.unavailable(&e),
+        }
+    } else {
+        None
+    };
+    let valid = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
+        Some(hash) => crypto::verify_password(hash, &password),
+        None => {
+            // The same work as a real check: timing does not tell which
+            // user names exist.
+            let _ = crypto::hash_password(&password);
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| valid) else {
+        if let Err(e) =
+            cx.store
+                .record_password_failure(&[&user_scope, &addr_scope], window, cx.now)
+        {
+            return cx.unavailable(&e);
+        }
+        let record_user = cx.user.take();
+        cx.audit("login", "fail", "wrong-password", None);
+        cx.user = record_user;
+        return login_form(cx, Some("Wrong user name or password."));
+    };
+    if let Err(e) = cx.store.clear_password_failures(&user_scope) {
+        return cx.unavailable(&e);
+    }
+    let next = safe_next(Some(cx.request.field("next")));
+    guard!(cx.start_session(Some(user.id)));
+    cx.audit("login", "ok", "password", None);
+    if !user.is_enrolled() {
+        return Response::redirect("/2fa/setup");
+    }
+    Response::redirect(&format!(
+        "/2fa/verify?next={}",
+        crate::config::url_component(&next)
+    ))
+}
+
+pub fn logout(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    if cx.user.is_some() {
+        cx.audit("logout", "ok", "web", None);
+    }
+    guard!(cx.end_session());
+    Response::redirect("/login")
+}
+
+fn link_hash(cx: &Context) -> [u8; 32] {
+    let secret = cx.request.path.trim_start_matches("/set-password/");
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+pub fn set_password_form(cx: &mut Context) -> Response {
+    match cx.store.password_link_user(&link_hash(cx), cx.now) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Response::error(
+                404,
+                "This link is used or expired. Ask an admin of this host for a new one.",
+            );
+        }
+        Err(e) => return cx.unavailable(&e),
+    }
+    let csrf = guard!(cx.csrf());
+    let body = format!(
+        "<form method=\"post\" class=\"card\">{csrf}\
+         <label for=\"password\">New password (at least 8 characters)</label>\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" minlength=\"8\" required>\
+         <label for=\"again\">Again</label><input type=\"password\" id=\"again\" name=\"again\" autocomplete=\"new-password\" required>\
+         <button type=\"submit\">Set password</button></form>",
+        csrf = csrf_field(&csrf)
+    );
+    page(cx, "Set your password", &body)
+}
+
+pub fn set_password(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let password = cx.request.field("password").to_string();
+    if password != cx.request.field("again") {
+        return page(
+            cx,
+            "Set your password",
+            &notice("error", "The two passwords differ. Go back and try again."),
+        )
+        .with_status(400);
+    }
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return page(
+            cx,
+            "Set your password",
+            &notice("error", "A password needs 8 to 1024 characters."),
+        )
+        .with_status(400);
+    }
+    let hash = match crypto::hash_password(&password) {
+        Ok(hash) => hash,
+        Err(e) => return cx.unavailable(&e),
+    };
+    match cx.store.use_password_link(&link_hash(cx), &hash, cx.now) {
+        Ok(true) => {
+            cx.audit("set-password", "ok", "link", None);
+            page(
+                cx,
+                "Password set",
+                &format!(
+                    "{}<p><a href=\"/login\">Log in</a></p>",
+                    notice("ok", "Your password is set.")
+                ),
+            )
+        }
+        Ok(false) => Response::error(
+            404,
+            "This link is used or expired. Ask an admin of this host for a new one.",
+        ),
+        Err(e) => cx.unavailable(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_local_paths_are_followed_after_log_in() {
+        assert_eq!(
+            super::safe_next(Some("/2fa/verify?repo=x")),
+            "/2fa/verify?repo=x"
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example/x",
+            "/\\evil",
+            "",
+            "2fa",
+        ] {
+            assert_eq!(super::safe_next(Some(bad)), "/2fa", "{bad}");
+        }
+        assert_eq!(super::safe_next(None), "/2fa");
+    }
+}

@@ -1,0 +1,137 @@
+//! Admin pages: users (disable, enable, reset 2FA, unlock) and the audit log.
+
+use super::html::{csrf_field, esc, notice, page};
+use super::page::{Context, Response, guard};
+use crate::store::AuditFilter;
+use crate::time::format_utc;
+
+fn admin(cx: &Context) -> Result<crate::store::User, Response> {
+    let user = cx.full_user()?;
+    if user.is_admin {
+        Ok(user)
+    } else {
+        Err(Response::error(403, "This page is for admins."))
+    }
+}
+
+pub fn users(cx: &mut Context, message: Option<String>) -> Response {
+    guard!(admin(cx));
+    let csrf = csrf_field(&guard!(cx.csrf()));
+    let users = match cx.store.users() {
+        Ok(users) => users,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let rows: String = users
+        .iter()
+        .map(|u| {
+            let button = |action: &str, label: &str| {
+                format!(
+                    "<form method=\"post\" action=\"/2fa/admin/users\" class=\"inline\">{csrf}\
+                     <input type=\"hidden\" name=\"user\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"{action}\">\
+                     <button type=\"submit\" aria-label=\"{label} {}\">{label}</button></form> ",
+                    esc(&u.name),
+                    esc(&u.name)
+                )
+            };
+            let mut actions = if u.enabled { button("disable", "Disable") } else { button("enable", "Enable") };
+            if u.is_enrolled() {
+                actions += &button("reset", "Reset 2FA");
+            }
+            if u.locked_until.is_some_and(|t| t > cx.now) || u.failures > 0 {
+                actions += &button("unlock", "Unlock");
+            }
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
+                esc(&u.name),
+                if u.enabled { "enabled" } else { "disabled" },
+                if u.is_enrolled() { "enrolled" } else { "not enrolled" },
+                u.locked_until.filter(|&t| t > cx.now).map_or(String::new(), |t| format!("locked until {}", esc(&format_utc(t)))),
+            )
+        })
+        .collect();
+    let body = format!(
+        "{message}<table id=\"users\"><tr><th>User</th><th>Account</th><th>2FA</th><th>Lock</th><th></th></tr>{rows}</table>",
+        message = message.unwrap_or_default()
+    );
+    page(cx, "Users", &body)
+}
+
+pub fn user_action(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let me = guard!(admin(cx));
+    if !cx.recent_code() {
+        return Response::redirect("/2fa/verify?next=/2fa/admin/users");
+    }
+    let name = cx.request.field("user").to_string();
+    let action = cx.request.field("action").to_string();
+    let target = match cx.store.user(&name) {
+        Ok(Some(user)) => user,
+        Ok(None) => return users(cx, Some(notice("error", "No such user."))).with_status(404),
+        Err(e) => return cx.unavailable(&e),
+    };
+    let store = &mut cx.store;
+    let done = match action.as_str() {
+        "disable" => store
+            .set_enabled(target.id, false)
+            .and_then(|_| store.end_sessions_of(target.id, cx.now))
+            .and_then(|_| store.delete_web_sessions_of(target.id))
+            .map(|()| "disabled"),
+        "enable" => store.set_enabled(target.id, true).map(|_| "enabled"),
+        "reset" => store
+            .reset_2fa(target.id, cx.now)
+            .and_then(|_| store.delete_web_sessions_of(target.id))
+            .map(|()| "2FA reset"),
+        "unlock" => store.unlock(target.id).map(|_| "unlocked"),
+        _ => return users(cx, Some(notice("error", "No such action."))).with_status(400),
+    };
+    match done {
+        Ok(what) => {
+            cx.audit(
+                &format!("admin-{action}"),
+                "ok",
+                &format!("{} by {}", target.name, me.name),
+                None,
+            );
+            users(cx, Some(notice("ok", &format!("{}: {what}.", target.name))))
+        }
+        Err(e) => cx.unavailable(&e),
+    }
+}
+
+pub fn audit(cx: &mut Context) -> Response {
+    guard!(admin(cx));
+    let filter = AuditFilter {
+        user: cx.request.param("user").map(str::to_string),
+        repo: cx.request.param("repo").map(str::to_string),
+        limit: 200,
+    };
+    let rows = match cx.store.audit(&filter) {
+        Ok(rows) => rows,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let table: String = rows
+        .iter()
+        .map(|(id, r)| {
+            format!(
+                "<tr><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&format_utc(r.at)),
+                esc(r.user.as_deref().unwrap_or("")),
+                esc(&r.transport),
+                esc(&r.action),
+                esc(r.repo.as_deref().unwrap_or("")),
+                esc(&r.outcome),
+                esc(&r.reason),
+                esc(r.remote_addr.as_deref().unwrap_or(""))
+            )
+        })
+        .collect();
+    let body = format!(
+        "<form method=\"get\" action=\"/2fa/admin/audit\" class=\"card\"><label for=\"user\">User</label>\
+         <input type=\"text\" id=\"user\" name=\"user\" value=\"{}\"><label for=\"repo\">Repository</label>\
+         <input type=\"text\" id=\"repo\" name=\"repo\" value=\"{}\"><button type=\"submit\">Filter</button></form>\
+         <table id=\"audit\"><tr><th>#</th><th>When</th><th>User</th><th>Via</th><th>What</th><th>Repository</th><th>Result</th><th>Why</th><th>From</th></tr>{table}</table>",
+        esc(filter.user.as_deref().unwrap_or("")),
+        esc(filter.repo.as_deref().unwrap_or(""))
+    );
+    page(cx, "Audit log", &body)
+}

@@ -1,0 +1,124 @@
+//! HTML: escaping, the layout with its menu bar and padlock, the stylesheet.
+
+use super::page::{Context, Response};
+use crate::time::format_utc;
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A hidden CSRF field for a form.
+pub fn csrf_field(token: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(token)
+    )
+}
+
+/// A page without menu (errors before there is a session).
+pub fn bare_page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+         <body><header><span class=\"brand\">git2fa</span></header><main><p>{body}</p></main></body></html>",
+        title = esc(title)
+    )
+}
+
+/// A page with the menu bar: the links the user may use, the padlock
+/// (closed in a 2FA session, open otherwise) and log-out.
+pub fn page(cx: &mut Context, title: &str, body: &str) -> Response {
+    let mut menu = String::new();
+    if let Some(user) = cx.user.clone() {
+        let csrf = cx.csrf().unwrap_or_default();
+        let full = user.is_enrolled() && cx.session.as_ref().is_some_and(|s| s.code_at.is_some());
+        if full {
+            menu += "<a href=\"/2fa\">Manage 2FA</a><a href=\"/2fa/tokens\">Access tokens</a>\
+                     <a href=\"/2fa/keys\">SSH keys</a><a href=\"/2fa/repos\">Repositories</a>";
+            if user.is_admin {
+                menu += "<a href=\"/2fa/admin/users\">Users</a><a href=\"/2fa/admin/audit\">Audit log</a>";
+            }
+        }
+        let padlock = match cx.git_session_until() {
+            Some(until) => format!(
+                "<a class=\"padlock closed\" href=\"/2fa\" title=\"In a 2FA session until {until}\">&#128274; 2FA session</a>",
+                until = esc(&format_utc(until))
+            ),
+            None if user.is_enrolled() => {
+                "<a class=\"padlock open\" href=\"/2fa/verify\" title=\"No 2FA session: verify\">&#128275; Verify</a>".into()
+            }
+            None => "<a class=\"padlock open\" href=\"/2fa/setup\" title=\"2FA is not set up\">&#128275; Set up 2FA</a>".into(),
+        };
+        menu += &format!(
+            "<span class=\"spacer\"></span>{padlock}<span class=\"who\">{name}</span>\
+             <form method=\"post\" action=\"/logout\" class=\"inline\">{csrf}<button class=\"link\">Log out</button></form>",
+            name = esc(&user.name),
+            csrf = csrf_field(&csrf)
+        );
+    }
+    Response::html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} - git2fa</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+         <body><header><a class=\"brand\" href=\"/2fa\">git2fa</a><nav>{menu}</nav></header>\
+         <main><h1>{title}</h1>{body}</main></body></html>",
+        title = esc(title)
+    ))
+}
+
+/// A notice box: `kind` is ok, error or info.
+pub fn notice(kind: &str, text: &str) -> String {
+    format!(
+        "<p class=\"notice {kind}\" role=\"status\">{}</p>",
+        esc(text)
+    )
+}
+
+pub const STYLE: &str = r#"*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2330;background:#f5f6f8}
+header{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;padding:.6rem 1rem;background:#1d2330;color:#fff}
+header a,header .who{color:#fff;text-decoration:none}
+header nav{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;flex:1}
+.brand{font-weight:700;letter-spacing:.02em}
+.spacer{flex:1}
+.padlock{padding:.1rem .5rem;border-radius:.3rem}
+.padlock.closed{background:#1f7a3d}
+.padlock.open{background:#a33b1e}
+main{max-width:46rem;margin:1.5rem auto;padding:0 1rem}
+h1{font-size:1.5rem;margin:.5rem 0 1rem}
+h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
+section,form.card{background:#fff;border:1px solid #d8dce3;border-radius:.5rem;padding:1rem;margin:0 0 1rem}
+label{display:block;margin:.5rem 0 .2rem;font-weight:600}
+input[type=text],input[type=password],input[type=number],select,textarea{width:100%;padding:.5rem;font:inherit;border:1px solid #b9c0cc;border-radius:.3rem}
+textarea{min-height:6rem;font-family:ui-monospace,monospace;font-size:.85rem}
+button{margin-top:.75rem;padding:.5rem 1rem;font:inherit;border:0;border-radius:.3rem;background:#2456c7;color:#fff;cursor:pointer}
+button.danger{background:#a33b1e}
+button.link{margin:0;padding:0;background:none;color:#fff;text-decoration:underline}
+form.inline{display:inline}
+.notice{padding:.6rem .8rem;border-radius:.3rem}
+.notice.ok{background:#e3f4e8;border:1px solid #8fcca2}
+.notice.error{background:#fbe6e1;border:1px solid #e0a090}
+.notice.info{background:#e6eefb;border:1px solid #9db6e6}
+code,.secret{font-family:ui-monospace,monospace;word-break:break-all}
+.secret{display:block;padding:.5rem;background:#f0f2f5;border-radius:.3rem;font-size:1.05rem}
+.codes{columns:2;font-family:ui-monospace,monospace;font-size:1.05rem;list-style:none;padding:0}
+.qr{display:inline-block;background:#fff;padding:.5rem}
+.qr svg{width:14rem;height:14rem}
+table{width:100%;border-collapse:collapse;background:#fff;font-size:.9rem}
+th,td{text-align:left;padding:.4rem;border-bottom:1px solid #e3e6eb;vertical-align:top}
+.steps{color:#5b6475;font-size:.9rem}
+@media (max-width:40rem){.codes{columns:1}table{font-size:.8rem}}
+"#;

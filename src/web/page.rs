@@ -1,0 +1,431 @@
+//! One request of the web page: what came in, who sent it (the web session
+//! and its user), the guards every page uses, and what goes out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::http::{HeaderMap, Method, Uri};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::crypto::{self, SecretKey};
+use crate::decision::Transport;
+use crate::store::{AuditRecord, Store, User, WebSession};
+use crate::time::now;
+
+/// A logged-in web session lasts this long.
+const SESSION_TTL: i64 = 12 * 3600;
+/// An anonymous one (holding the log-in form's CSRF token) this long.
+const ANONYMOUS_TTL: i64 = 3600;
+/// Sensitive changes need a code entered this recently.
+pub const RECENT_CODE: i64 = 300;
+
+/// What the page needs of an HTTP request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub form: HashMap<String, String>,
+    pub cookies: HashMap<String, String>,
+    pub remote_addr: String,
+}
+
+impl Request {
+    pub fn new(
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        peer: SocketAddr,
+    ) -> Request {
+        let pairs = |bytes: &[u8]| -> HashMap<String, String> {
+            form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        };
+        let is_form = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let cookies = headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Request {
+            method: method.as_str().to_string(),
+            path: uri.path().to_string(),
+            query: pairs(uri.query().unwrap_or("").as_bytes()),
+            form: if is_form { pairs(body) } else { HashMap::new() },
+            cookies,
+            remote_addr: peer.ip().to_string(),
+        }
+    }
+
+    pub fn field(&self, name: &str) -> &str {
+        self.form.get(name).map_or("", String::as_str)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// What goes back.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn html(body: String) -> Response {
+        Response {
+            status: 200,
+            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    pub fn css(text: &str) -> Response {
+        Response {
+            status: 200,
+            headers: vec![("content-type".into(), "text/css; charset=utf-8".into())],
+            body: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// A download, never shown inline.
+    pub fn attachment(name: &str, text: String) -> Response {
+        Response {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/plain; charset=utf-8".into()),
+                (
+                    "content-disposition".into(),
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            body: text.into_bytes(),
+        }
+    }
+
+    pub fn redirect(to: &str) -> Response {
+        Response {
+            status: 303,
+            headers: vec![("location".into(), to.to_string())],
+            body: Vec::new(),
+        }
+    }
+
+    /// A bare page for errors met before there is a session to show.
+    pub fn error(status: u16, message: &str) -> Response {
+        Response::html(super::html::bare_page("git2fa", &super::html::esc(message)))
+            .with_status(status)
+    }
+}
+
+use axum::response::IntoResponse;
+
+impl IntoResponse for Response {
+    fn into_response(self) -> axum::response::Response {
+        let mut builder = axum::http::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        // Nothing to run, frame or leak: the page needs no script at all.
+        builder = builder
+            .header(
+                "content-security-policy",
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'",
+            )
+            .header("x-frame-options", "DENY")
+            .header("x-content-type-options", "nosniff")
+            .header("referrer-policy", "no-referrer")
+            .header("cache-control", "no-store");
+        builder
+            .body(axum::body::Body::from(self.body))
+            .unwrap_or_else(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+/// A request with its store, web session and user.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub store: Store,
+    pub request: Request,
+    pub now: i64,
+    pub session: Option<WebSession>,
+    pub user: Option<User>,
+    /// A cookie to set with the response (a new session).
+    set_cookie: Option<String>,
+}
+
+fn session_hash(cookie: &str) -> [u8; 32] {
+    Sha256::digest(cookie.as_bytes()).into()
+}
+
+fn random_hex<const N: usize>() -> Result<String, Response> {
+    let bytes = crypto::random_bytes::<N>()
+        .map_err(|_| Response::error(503, "The random source failed."))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl<'a> Context<'a> {
+    pub fn open(config: &'a Config, request: Request) -> Result<Context<'a>, Response> {
+        let store = Store::open(&config.store_path()).map_err(|e| {
+            log::error!("web page: 2FA check unavailable: {e}");
+            Response::error(
+                503,
+                "2FA check unavailable. Tell an admin of this host; the cause is in their log.",
+            )
+        })?;
+        let t = now();
+        let mut cx = Context {
+            config,
+            store,
+            request,
+            now: t,
+            session: None,
+            user: None,
+            set_cookie: None,
+        };
+        if let Some(cookie) = cx.request.cookies.get(cx.cookie_name()).cloned() {
+            cx.session = cx
+                .store
+                .web_session(&session_hash(&cookie), t)
+                .map_err(|e| cx.unavailable(&e))?;
+        }
+        if let Some(user_id) = cx.session.as_ref().and_then(|s| s.user_id) {
+            cx.user = cx
+                .store
+                .user_by_id(user_id)
+                .map_err(|e| cx.unavailable(&e))?
+                .filter(|u| u.enabled);
+            if cx.user.is_none() {
+                cx.session = None;
+            }
+        }
+        Ok(cx)
+    }
+
+    pub fn unavailable(&self, cause: &dyn std::fmt::Display) -> Response {
+        log::error!("web page: 2FA check unavailable: {cause}");
+        Response::error(
+            503,
+            "2FA check unavailable. Tell an admin of this host; the cause is in their log.",
+        )
+    }
+
+    /// `__Host-` and `Secure` behind HTTPS; a plain name on plain HTTP,
+    /// where browsers would refuse a `Secure` cookie.
+    pub fn https(&self) -> bool {
+        self.config.public_url.starts_with("https://")
+    }
+
+    fn cookie_name(&self) -> &'static str {
+        if self.https() {
+            "__Host-git2fa"
+        } else {
+            "git2fa"
+        }
+    }
+
+    /// Starts a new web session, dropping the current one: a cookie from
+    /// before a log-in never carries over.
+    pub fn start_session(&mut self, user_id: Option<i64>) -> Result<(), Response> {
+        if let Some(old) = self.session.take() {
+            self.store
+                .delete_web_session(&old.id)
+                .map_err(|e| self.unavailable(&e))?;
+        }
+        let cookie = random_hex::<32>()?;
+        let ttl = if user_id.is_some() {
+            SESSION_TTL
+        } else {
+            ANONYMOUS_TTL
+        };
+        let session = WebSession {
+            id: session_hash(&cookie),
+            user_id,
+            csrf: random_hex::<16>()?,
+            created_at: self.now,
+            expires_at: self.now + ttl,
+            code_at: None,
+            pending_secret: None,
+            pending_codes: None,
+            remote_addr: Some(self.request.remote_addr.clone()),
+        };
+        self.store
+            .add_web_session(&session)
+            .map_err(|e| self.unavailable(&e))?;
+        let secure = if self.https() { "; Secure" } else { "" };
+        self.set_cookie = Some(format!(
+            "{}={cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{secure}",
+            self.cookie_name()
+        ));
+        self.session = Some(session);
+        self.user = match user_id {
+            Some(id) => self
+                .store
+                .user_by_id(id)
+                .map_err(|e| self.unavailable(&e))?,
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// Ends the web session (log-out).
+    pub fn end_session(&mut self) -> Result<(), Response> {
+        if let Some(old) = self.session.take() {
+            self.store
+                .delete_web_session(&old.id)
+                .map_err(|e| self.unavailable(&e))?;
+        }
+        self.user = None;
+        self.set_cookie = Some(format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            self.cookie_name(),
+            if self.https() { "; Secure" } else { "" }
+        ));
+        Ok(())
+    }
+
+    /// The session's CSRF token, making an anonymous session if needed
+    /// (the log-in form carries one too).
+    pub fn csrf(&mut self) -> Result<String, Response> {
+        if self.session.is_none() {
+            self.start_session(None)?;
+        }
+        Ok(self
+            .session
+            .as_ref()
+            .map(|s| s.csrf.clone())
+            .unwrap_or_default())
+    }
+
+    /// Every POST carries the session's CSRF token.
+    pub fn check_csrf(&self) -> Result<(), Response> {
+        let sent = self.request.field("csrf");
+        match &self.session {
+            Some(session)
+                if crypto::constant_time_eq(session.csrf.as_bytes(), sent.as_bytes())
+                    && !sent.is_empty() =>
+            {
+                Ok(())
+            }
+            _ => Err(Response::error(
+                403,
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            )),
+        }
+    }
+
+    fn to_login(&self) -> Response {
+        Response::redirect(&format!(
+            "/login?next={}",
+            crate::config::url_component(&self.next_target())
+        ))
+    }
+
+    /// Where to come back to after logging in or verifying.
+    pub fn next_target(&self) -> String {
+        let mut target = self.request.path.clone();
+        if let Some(repo) = self.request.param("repo") {
+            target += &format!("?repo={}", crate::config::url_component(repo));
+        }
+        target
+    }
+
+    /// A user who logged in with a password (possibly not past 2FA yet).
+    pub fn logged_in(&self) -> Result<User, Response> {
+        self.user.clone().ok_or_else(|| self.to_login())
+    }
+
+    /// A user who is all the way in: enrolled users have entered a code in
+    /// this web session (a half-logged-in session can do nothing but
+    /// verify), users not enrolled are sent to the set-up wizard.
+    pub fn full_user(&self) -> Result<User, Response> {
+        let user = self.logged_in()?;
+        if !user.is_enrolled() {
+            return Err(Response::redirect("/2fa/setup"));
+        }
+        if self.session.as_ref().and_then(|s| s.code_at).is_none() {
+            return Err(Response::redirect(&format!(
+                "/2fa/verify?next={}",
+                crate::config::url_component(&self.next_target())
+            )));
+        }
+        Ok(user)
+    }
+
+    /// Sensitive changes: a code entered in the last five minutes.
+    pub fn recent_code(&self) -> bool {
+        self.session
+            .as_ref()
+            .and_then(|s| s.code_at)
+            .is_some_and(|at| self.now - at <= RECENT_CODE)
+    }
+
+    /// Whether the user has an open git 2FA session (the padlock).
+    pub fn git_session_until(&self) -> Option<i64> {
+        let user = self.user.as_ref()?;
+        let sessions = self.store.open_sessions(user.id, self.now).ok()?;
+        sessions.iter().map(|s| s.expires_at).max()
+    }
+
+    pub fn secret_key(&self) -> Result<SecretKey, Response> {
+        SecretKey::load(&self.config.secret_key_path()).map_err(|e| self.unavailable(&e))
+    }
+
+    /// One audit row for something done in the web page.
+    pub fn audit(&mut self, action: &str, outcome: &str, reason: &str, repo: Option<&str>) {
+        let record = AuditRecord {
+            at: self.now,
+            user: self.user.as_ref().map(|u| u.name.clone()),
+            transport: Transport::Web.as_str().into(),
+            repo: repo.map(str::to_string),
+            action: action.into(),
+            outcome: outcome.into(),
+            reason: reason.into(),
+            remote_addr: Some(self.request.remote_addr.clone()),
+            ..AuditRecord::default()
+        };
+        if let Err(e) = self.store.append_audit(&record) {
+            log::error!("web page: cannot write the audit row: {e}");
+        }
+    }
+
+    /// Adds the session cookie, if a new one was made.
+    pub fn finish(self, mut response: Response) -> Response {
+        if let Some(cookie) = self.set_cookie {
+            response.headers.push(("set-cookie".into(), cookie));
+        }
+        response
+    }
+}
+
+/// Unwraps a guard: `guard!(cx.full_user())` returns its response early.
+macro_rules! guard {
+    ($e:expr) => {
+        match $e {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
+}
+pub(crate) use guard;

@@ -1,0 +1,120 @@
+//! The repositories whose `git2fa.toml` names the user an owner, with their
+//! requirement; owners change it here when the host allows.
+
+use super::html::{csrf_field, esc, notice, page};
+use super::page::{Context, Response, guard};
+use crate::repo_path;
+use crate::repo_policy::{self, RepoPolicy, Require};
+
+/// (name, directory, policy) of the repositories this user owns.
+fn owned(
+    cx: &Context,
+    user: &str,
+) -> Result<Vec<(String, std::path::PathBuf, RepoPolicy)>, Response> {
+    let root = cx
+        .config
+        .repos_root
+        .canonicalize()
+        .map_err(|e| cx.unavailable(&e))?;
+    let dirs = repo_path::find_all(&root).map_err(|e| cx.unavailable(&e))?;
+    Ok(dirs
+        .into_iter()
+        .filter_map(|dir| {
+            let policy = RepoPolicy::load(&dir).ok()?;
+            let below = dir.strip_prefix(&root).ok()?.to_str()?.to_string();
+            let name = below.strip_suffix(".git").unwrap_or(&below).to_string();
+            policy.is_owner(user).then_some((name, dir, policy))
+        })
+        .collect())
+}
+
+pub fn list(cx: &mut Context, message: Option<String>) -> Response {
+    let user = guard!(cx.full_user());
+    let csrf = csrf_field(&guard!(cx.csrf()));
+    let repos = guard!(owned(cx, &user.name));
+    let may_flag = cx.config.policy.repo_owners_may_flag;
+    let rows: String = repos
+        .iter()
+        .map(|(name, _, policy)| {
+            let change = if may_flag {
+                let option = |value: &str, label: &str| {
+                    let selected = if policy.require.as_str() == value { " selected" } else { "" };
+                    format!("<option value=\"{value}\"{selected}>{label}</option>")
+                };
+                format!(
+                    "<form method=\"post\" action=\"/2fa/repos\" class=\"inline\">{csrf}\
+                     <input type=\"hidden\" name=\"repo\" value=\"{}\"><select name=\"require\" aria-label=\"2FA for {}\">{}{}{}</select>\
+                     <button type=\"submit\">Save</button></form>",
+                    esc(name),
+                    esc(name),
+                    option("off", "not required"),
+                    option("push", "required to push"),
+                    option("all", "required for everything")
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{change}</td></tr>",
+                esc(name),
+                policy.require.as_str(),
+                esc(&policy.protected_refs.join(", "))
+            )
+        })
+        .collect();
+    let empty = if repos.is_empty() {
+        "<p>No repository names you as an owner.</p>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "{message}{empty}<table id=\"repos\"><tr><th>Repository</th><th>2FA</th><th>Protected refs</th><th></th></tr>{rows}</table>",
+        message = message.unwrap_or_default()
+    );
+    page(cx, "Your repositories", &body)
+}
+
+pub fn flag(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    if !cx.config.policy.repo_owners_may_flag {
+        return Response::error(
+            403,
+            "On this host only admins change repository requirements.",
+        );
+    }
+    let Some(require) = Require::parse(cx.request.field("require")) else {
+        return list(cx, Some(notice("error", "Choose off, push or all."))).with_status(400);
+    };
+    let name = cx.request.field("repo").to_string();
+    let repos = guard!(owned(cx, &user.name));
+    let Some((_, dir, _)) = repos.iter().find(|(n, _, _)| *n == name) else {
+        return list(cx, Some(notice("error", "You do not own that repository."))).with_status(403);
+    };
+    if let Err(e) = repo_policy::set_requirement(dir, require, None) {
+        log::error!("web page: {e}");
+        return list(
+            cx,
+            Some(notice(
+                "error",
+                "The repository's git2fa.toml could not be changed; it may have an error.",
+            )),
+        )
+        .with_status(409);
+    }
+    cx.audit("repo-flag", "ok", require.as_str(), Some(&name));
+    list(
+        cx,
+        Some(notice(
+            "ok",
+            &format!(
+                "{name}: 2FA {}.",
+                match require {
+                    Require::Off => "is no longer required",
+                    Require::Push => "is now required to push",
+                    Require::All => "is now required for everything",
+                }
+            ),
+        )),
+    )
+}

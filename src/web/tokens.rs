@@ -1,0 +1,181 @@
+//! Personal access tokens: create (shown once), list, revoke. Creating one
+//! needs an open 2FA session: the token carries the second factor.
+
+use super::html::{csrf_field, esc, notice, page};
+use super::page::{Context, Response, guard};
+use crate::decision::Permission;
+use crate::names::check_label;
+use crate::time::format_utc;
+use crate::token;
+
+pub fn list(cx: &mut Context, message: Option<String>) -> Response {
+    let user = guard!(cx.full_user());
+    let csrf = csrf_field(&guard!(cx.csrf()));
+    let tokens = match cx.store.tokens(Some(&user.name)) {
+        Ok(tokens) => tokens,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let rows: String = tokens
+        .iter()
+        .map(|t| {
+            let state = if t.revoked_at.is_some() {
+                "revoked".to_string()
+            } else if t.expires_at.is_some_and(|at| at <= cx.now) {
+                "expired".to_string()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"/2fa/tokens/revoke\" class=\"inline\">{csrf}\
+                     <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\">Revoke</button></form>",
+                    t.id
+                )
+            };
+            format!(
+                "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                t.id,
+                esc(&t.name),
+                t.permission.as_str(),
+                esc(&t.repos.join(", ")),
+                esc(&t.expires_at.map_or("never".into(), format_utc)),
+                esc(&t.last_used_at.map_or("never".into(), format_utc)),
+                state
+            )
+        })
+        .collect();
+    let max = cx.config.tokens.max_expiry_days;
+    let needs_session = if cx.git_session_until().is_none() {
+        notice(
+            "info",
+            "Creating a token needs an open 2FA session: you will be asked for a code.",
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "{message}<p>Over HTTPS, git takes a token where it asks for your password.</p>\
+         <table id=\"tokens\"><tr><th>Id</th><th>Name</th><th>Permission</th><th>Repositories</th><th>Expires</th><th>Last used</th><th></th></tr>{rows}</table>\
+         <h2>New token</h2>{needs_session}<form method=\"post\" action=\"/2fa/tokens\" class=\"card\">{csrf}\
+         <label for=\"name\">Name</label><input type=\"text\" id=\"name\" name=\"name\" placeholder=\"laptop\" required>\
+         <label for=\"repos\">Repositories (patterns, separated by spaces: team/app team/*)</label>\
+         <input type=\"text\" id=\"repos\" name=\"repos\" required>\
+         <label for=\"permission\">Permission</label><select id=\"permission\" name=\"permission\">\
+         <option value=\"read\">read (clone, fetch)</option><option value=\"write\">write (and push)</option></select>\
+         <label for=\"days\">Expires after (days{limit})</label>\
+         <input type=\"number\" id=\"days\" name=\"days\" min=\"{min}\" {max_attr} value=\"{default}\">\
+         <button type=\"submit\">Create token</button></form>",
+        message = message.unwrap_or_default(),
+        limit = if max == 0 {
+            ", 0 for never".to_string()
+        } else {
+            format!(", at most {max}")
+        },
+        min = if max == 0 { 0 } else { 1 },
+        max_attr = if max == 0 {
+            String::new()
+        } else {
+            format!("max=\"{max}\"")
+        },
+        default = cx.config.tokens.default_expiry_days,
+    );
+    page(cx, "Personal access tokens", &body)
+}
+
+pub fn create(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    if cx.git_session_until().is_none() {
+        return Response::redirect("/2fa/verify?next=/2fa/tokens");
+    }
+    let name = cx.request.field("name").trim().to_string();
+    let repos: Result<Vec<String>, String> = cx
+        .request
+        .field("repos")
+        .split([' ', ','])
+        .filter(|p| !p.is_empty())
+        .map(token::normalise_pattern)
+        .collect();
+    let permission = Permission::parse(cx.request.field("permission"));
+    let days: Option<u32> = cx.request.field("days").trim().parse().ok();
+    let max = cx.config.tokens.max_expiry_days;
+    let problem = match (&repos, permission, days) {
+        _ if check_label(&name).is_err() => {
+            Some("Give the token a name (1 to 100 characters).".to_string())
+        }
+        (Err(e), _, _) => Some(e.clone()),
+        (Ok(r), _, _) if r.is_empty() => Some("Name at least one repository.".into()),
+        (_, None, _) => Some("Choose read or write.".into()),
+        (_, _, None) => Some("The expiry must be a number of days.".into()),
+        (_, _, Some(0)) if max != 0 => Some(format!("Tokens must expire here, within {max} days.")),
+        (_, _, Some(d)) if max != 0 && d > max => {
+            Some(format!("Tokens expire within {max} days at most."))
+        }
+        _ => None,
+    };
+    if let Some(problem) = problem {
+        return list(cx, Some(notice("error", &problem))).with_status(400);
+    }
+    let (repos, permission, days) = (
+        repos.unwrap_or_default(),
+        permission.unwrap_or(Permission::Read),
+        days.unwrap_or(0),
+    );
+    let expires_at = (days > 0).then(|| cx.now + i64::from(days) * 86_400);
+    let secret = match token::generate() {
+        Ok(secret) => secret,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let id = match cx.store.add_token(
+        user.id,
+        &name,
+        &token::hash(&secret),
+        &repos,
+        permission,
+        expires_at,
+        cx.now,
+    ) {
+        Ok(id) => id,
+        Err(e) => return cx.unavailable(&e),
+    };
+    cx.audit("token-create", "ok", &format!("token #{id}"), None);
+    let example = repos
+        .iter()
+        .find(|r| !r.contains('*'))
+        .cloned()
+        .unwrap_or_else(|| "REPOSITORY".into());
+    let host = cx
+        .config
+        .public_url
+        .split_once("://")
+        .map_or(cx.config.public_url.as_str(), |(_, h)| h);
+    let scheme = cx.config.public_url.split("://").next().unwrap_or("https");
+    let body = format!(
+        "{}<p>Copy it now: it is shown only this once.</p><code class=\"secret\" id=\"token\">{}</code>\
+         <p>Use it as the password for <strong>{}</strong>, for example:</p>\
+         <code class=\"secret\">git clone {scheme}://{}:{}@{host}/git/{}.git</code>\
+         <p><a href=\"/2fa/tokens\">Back to your tokens</a></p>",
+        notice("ok", &format!("Token #{id} created.")),
+        esc(&secret),
+        esc(&user.name),
+        esc(&user.name),
+        esc(&secret),
+        esc(&example)
+    );
+    page(cx, "Your new token", &body)
+}
+
+pub fn revoke(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    let id: i64 = cx.request.field("id").parse().unwrap_or(-1);
+    match cx.store.token(id) {
+        Ok(Some(t)) if t.user == user.name => {}
+        Ok(_) => {
+            return list(cx, Some(notice("error", "No such token of yours."))).with_status(404);
+        }
+        Err(e) => return cx.unavailable(&e),
+    }
+    if let Err(e) = cx.store.revoke_token(id, cx.now) {
+        return cx.unavailable(&e);
+    }
+    cx.audit("token-revoke", "ok", &format!("token #{id}"), None);
+    list(cx, Some(notice("ok", &format!("Token #{id} is revoked."))))
+}

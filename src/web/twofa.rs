@@ -1,0 +1,569 @@
+//! The second factor in the web page: the set-up wizard, verify, and
+//! "Manage 2FA" (leave the session, always use 2FA, recovery codes, remove
+//! 2FA, recent activity).
+
+use super::account::safe_next;
+use super::html::{csrf_field, esc, notice, page};
+use super::page::{Context, Response, guard};
+use super::qr;
+use crate::decision::Transport;
+use crate::store::AuditFilter;
+use crate::time::{format_duration, format_utc};
+use crate::totp;
+use crate::twofactor::{self, Origin, Verified};
+
+fn origin(cx: &Context) -> Origin {
+    Origin {
+        transport: Transport::Web,
+        key_id: None,
+        remote_addr: Some(cx.request.remote_addr.clone()),
+    }
+}
+
+fn pending_context(user_id: i64) -> Vec<u8> {
+    format!("git2fa pending enrolment v1 user {user_id}").into_bytes()
+}
+
+/// The enrolment in progress in this web session: the secret, the
+/// recovery codes to show and their hashes.
+struct Pending {
+    secret: Vec<u8>,
+    codes: Vec<String>,
+    hashes: Vec<String>,
+}
+
+fn pending(cx: &Context, user_id: i64) -> Result<Option<Pending>, Response> {
+    let Some(session) = &cx.session else {
+        return Ok(None);
+    };
+    let (Some(secret), Some(codes)) = (&session.pending_secret, &session.pending_codes) else {
+        return Ok(None);
+    };
+    let key = cx.secret_key()?;
+    let context = pending_context(user_id);
+    let secret = key.open(&context, secret).map_err(|e| cx.unavailable(&e))?;
+    let codes = key.open(&context, codes).map_err(|e| cx.unavailable(&e))?;
+    let codes = String::from_utf8(codes).unwrap_or_default();
+    let (shown, hashes) = codes.split_once("\n--\n").unwrap_or(("", ""));
+    Ok(Some(Pending {
+        secret,
+        codes: shown.lines().map(str::to_string).collect(),
+        hashes: hashes.lines().map(str::to_string).collect(),
+    }))
+}
+
+fn steps(current: usize, with_codes: bool) -> String {
+    let mut names = vec!["Get an app", "Scan the code"];
+    if with_codes {
+        names.push("Save recovery codes");
+    }
+    names.push("Confirm");
+    let list: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if i + 1 == current {
+                format!("<strong>{n}</strong>")
+            } else {
+                n.to_string()
+            }
+        })
+        .collect();
+    format!(
+        "<p class=\"steps\">Step {current} of {}: {}</p>",
+        names.len(),
+        list.join(" &rarr; ")
+    )
+}
+
+pub fn setup_intro(cx: &mut Context) -> Response {
+    let user = guard!(cx.logged_in());
+    if user.is_enrolled() {
+        return Response::redirect("/2fa");
+    }
+    let csrf = guard!(cx.csrf());
+    let apps: String = cx
+        .config
+        .web
+        .authenticator_apps
+        .iter()
+        .map(|a| format!("<li>{}</li>", esc(a)))
+        .collect();
+    let body = format!(
+        "{steps}<section><p>Git on this host asks for a second factor: a 6-digit code from an \
+         authenticator app on your phone. Install one of these if you have none:</p><ul>{apps}</ul></section>\
+         <form method=\"post\" action=\"/2fa/setup/start\">{csrf}<button type=\"submit\">I have an app: next</button></form>",
+        steps = steps(1, cx.config.policy.recovery_codes > 0),
+        csrf = csrf_field(&csrf)
+    );
+    page(cx, "Set up two-factor authentication", &body)
+}
+
+pub fn setup_start(cx: &mut Context) -> Response {
+    let user = guard!(cx.logged_in());
+    guard!(cx.check_csrf());
+    if user.is_enrolled() {
+        return Response::redirect("/2fa");
+    }
+    let key = guard!(cx.secret_key());
+    let made = totp::generate_secret().and_then(|secret| {
+        Ok((
+            secret,
+            twofactor::new_recovery_codes(cx.config.policy.recovery_codes)?,
+        ))
+    });
+    let (secret, (shown, hashes)) = match made {
+        Ok(made) => made,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let context = pending_context(user.id);
+    let codes = format!("{}\n--\n{}", shown.join("\n"), hashes.join("\n"));
+    let sealed = key
+        .seal(&context, &secret)
+        .and_then(|s| Ok((s, key.seal(&context, codes.as_bytes())?)));
+    let (sealed_secret, sealed_codes) = match sealed {
+        Ok(sealed) => sealed,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
+    if let Err(e) = cx
+        .store
+        .set_web_pending(&id, Some(&sealed_secret), Some(&sealed_codes))
+    {
+        return cx.unavailable(&e);
+    }
+    Response::redirect("/2fa/setup/scan")
+}
+
+fn require_pending(cx: &Context) -> Result<(crate::store::User, Pending), Response> {
+    let user = cx.logged_in()?;
+    if user.is_enrolled() {
+        return Err(Response::redirect("/2fa"));
+    }
+    match pending(cx, user.id)? {
+        Some(p) => Ok((user, p)),
+        None => Err(Response::redirect("/2fa/setup")),
+    }
+}
+
+pub fn setup_scan(cx: &mut Context) -> Response {
+    let (user, pending) = guard!(require_pending(cx));
+    let uri = totp::otpauth_uri(&cx.config.totp.issuer, &user.name, &pending.secret);
+    let Some(svg) = qr::svg(&uri) else {
+        return cx.unavailable(&"the otpauth URI does not fit in a QR code");
+    };
+    let key = totp::encode_secret(&pending.secret);
+    let grouped: Vec<String> = key
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let with_codes = cx.config.policy.recovery_codes > 0;
+    let next = if with_codes {
+        "/2fa/setup/codes"
+    } else {
+        "/2fa/setup/confirm"
+    };
+    let body = format!(
+        "{steps}<section><p>Scan this QR code with your authenticator app. On a phone, tap it to open the app.</p>\
+         <a class=\"qr\" href=\"{uri}\" id=\"qr\">{svg}</a>\
+         <p>Cannot scan? Type this key into the app (time-based, 6 digits, 30 seconds):</p>\
+         <code class=\"secret\" id=\"key\">{grouped}</code></section><p><a href=\"{next}\">Next</a></p>",
+        steps = steps(2, with_codes),
+        uri = esc(&uri),
+        grouped = esc(&grouped.join(" "))
+    );
+    page(cx, "Scan the code", &body)
+}
+
+pub fn setup_codes(cx: &mut Context) -> Response {
+    let (_, pending) = guard!(require_pending(cx));
+    if pending.codes.is_empty() {
+        return Response::redirect("/2fa/setup/confirm");
+    }
+    let list: String = pending
+        .codes
+        .iter()
+        .map(|c| format!("<li>{}</li>", esc(c)))
+        .collect();
+    let body = format!(
+        "{steps}<section><p>If you lose your phone, each of these codes lets you in once. \
+         Save them somewhere safe now: they are shown only during this set-up.</p>\
+         <ul class=\"codes\" id=\"recovery-codes\">{list}</ul>\
+         <p><a href=\"/2fa/setup/codes.txt\">Download them as a text file</a></p></section>\
+         <p><a href=\"/2fa/setup/confirm\">I saved them: next</a></p>",
+        steps = steps(3, true)
+    );
+    page(cx, "Save your recovery codes", &body)
+}
+
+pub fn setup_codes_download(cx: &mut Context) -> Response {
+    let (user, pending) = guard!(require_pending(cx));
+    let text = format!(
+        "git2fa recovery codes for {} at {}\nEach code works once.\n\n{}\n",
+        user.name,
+        cx.config.public_url,
+        pending.codes.join("\n")
+    );
+    Response::attachment("git2fa-recovery-codes.txt", text)
+}
+
+pub fn setup_confirm_form(cx: &mut Context, error: Option<&str>) -> Response {
+    guard!(require_pending(cx));
+    let csrf = guard!(cx.csrf());
+    let body = format!(
+        "{steps}{error}<form method=\"post\" action=\"/2fa/setup/confirm\" class=\"card\">{csrf}\
+         <label for=\"code\">The 6-digit code your app shows now</label>\
+         <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus>\
+         <button type=\"submit\">Turn on 2FA</button></form>",
+        steps = steps(
+            if cx.config.policy.recovery_codes > 0 {
+                4
+            } else {
+                3
+            },
+            cx.config.policy.recovery_codes > 0
+        ),
+        error = error.map(|e| notice("error", e)).unwrap_or_default(),
+        csrf = csrf_field(&csrf)
+    );
+    page(cx, "Confirm", &body)
+}
+
+pub fn setup_confirm(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let (user, pending) = guard!(require_pending(cx));
+    let code = cx.request.field("code").to_string();
+    let Some(step) = totp::matching_step(&pending.secret, cx.now, cx.config.totp.skew, &code)
+    else {
+        return setup_confirm_form(
+            cx,
+            Some("That code is not the one the app shows now. Check the app and try again."),
+        )
+        .with_status(400);
+    };
+    let key = guard!(cx.secret_key());
+    let origin = origin(cx);
+    let result = twofactor::enroll_confirmed(
+        &mut cx.store,
+        &key,
+        cx.config,
+        &user,
+        &pending.secret,
+        &pending.hashes,
+        step,
+        &origin,
+        cx.now,
+    );
+    if let Err(e) = result {
+        return cx.unavailable(&e);
+    }
+    let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
+    if let Err(e) = cx
+        .store
+        .set_web_pending(&id, None, None)
+        .and_then(|()| cx.store.set_web_code_at(&id, cx.now))
+    {
+        return cx.unavailable(&e);
+    }
+    if let Some(session) = cx.session.as_mut() {
+        session.code_at = Some(cx.now);
+    }
+    cx.user = cx.store.user_by_id(user.id).ok().flatten();
+    let until = cx.now + cx.config.policy.session_ttl;
+    let body = format!(
+        "{}<p>A 2FA session is open until {}: git operations work now.</p><p><a href=\"/2fa\">Manage 2FA</a></p>",
+        notice("ok", "Two-factor authentication is on."),
+        esc(&format_utc(until))
+    );
+    page(cx, "2FA is on", &body)
+}
+
+pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
+    let user = guard!(cx.logged_in());
+    if !user.is_enrolled() {
+        return Response::redirect("/2fa/setup");
+    }
+    let csrf = guard!(cx.csrf());
+    let repo = cx.request.param("repo").map(str::to_string);
+    let next = cx
+        .request
+        .param("next")
+        .unwrap_or(cx.request.field("next"))
+        .to_string();
+    let why = match &repo {
+        Some(repo) => format!(
+            "<p>Git needs a 2FA session for <strong>{}</strong>.</p>",
+            esc(repo)
+        ),
+        None => String::new(),
+    };
+    let body = format!(
+        "{why}{error}<form method=\"post\" action=\"/2fa/verify\" class=\"card\">{csrf}\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\"><input type=\"hidden\" name=\"repo\" value=\"{repo}\">\
+         <label for=\"code\">Code from your authenticator app, or a recovery code</label>\
+         <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" required autofocus>\
+         <button type=\"submit\">Verify</button></form>\
+         <p>Opens a 2FA session for {ttl}; git operations work while it is open.</p>",
+        error = error.map(|e| notice("error", e)).unwrap_or_default(),
+        csrf = csrf_field(&csrf),
+        next = esc(&next),
+        repo = esc(repo.as_deref().unwrap_or("")),
+        ttl = format_duration(cx.config.policy.session_ttl)
+    );
+    page(cx, "Verify", &body)
+}
+
+pub fn verify(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.logged_in());
+    if !user.is_enrolled() {
+        return Response::redirect("/2fa/setup");
+    }
+    let key = guard!(cx.secret_key());
+    let code = cx.request.field("code").to_string();
+    let origin = origin(cx);
+    let result = twofactor::verify(
+        &mut cx.store,
+        &key,
+        cx.config,
+        &user,
+        &code,
+        &origin,
+        cx.now,
+    );
+    let error = match result {
+        Ok(Verified::Opened {
+            expires_at, method, ..
+        }) => {
+            let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
+            if let Err(e) = cx.store.set_web_code_at(&id, cx.now) {
+                return cx.unavailable(&e);
+            }
+            if let Some(session) = cx.session.as_mut() {
+                session.code_at = Some(cx.now);
+            }
+            let repo = cx.request.field("repo").to_string();
+            let next = cx.request.field("next").to_string();
+            let for_repo = if repo.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", esc(&repo))
+            };
+            let used = if method == twofactor::Method::RecoveryCode {
+                notice("info", "You used a recovery code; it will not work again.")
+            } else {
+                String::new()
+            };
+            let body = format!(
+                "{}{used}<p>Your 2FA session is open until <strong id=\"until\">{}</strong>. \
+                 Git operations{for_repo} work now: run the same git command again.</p><p><a href=\"{}\">Continue</a></p>",
+                notice("ok", "Verified."),
+                esc(&format_utc(expires_at)),
+                esc(&safe_next(Some(&next)))
+            );
+            return page(cx, "Verified", &body);
+        }
+        Ok(Verified::Wrong { left }) => {
+            format!("That code is not right. {left} more wrong codes lock your account.")
+        }
+        Ok(Verified::Replayed { left }) => {
+            format!(
+                "That code was already used. Wait for the next one. {left} more wrong codes lock your account."
+            )
+        }
+        Ok(Verified::Locked { until }) => {
+            format!(
+                "Too many wrong codes: your account is locked until {}.",
+                format_utc(until)
+            )
+        }
+        Err(e) => return cx.unavailable(&e),
+    };
+    verify_form(cx, Some(&error)).with_status(401)
+}
+
+pub fn manage(cx: &mut Context) -> Response {
+    manage_with(cx, None)
+}
+
+fn manage_with(cx: &mut Context, message: Option<String>) -> Response {
+    let user = guard!(cx.full_user());
+    let csrf = csrf_field(&guard!(cx.csrf()));
+    let status = match cx.git_session_until() {
+        Some(until) => format!(
+            "<p>You are in a 2FA session until <strong>{}</strong>.</p>\
+             <form method=\"post\" action=\"/2fa/leave\">{csrf}<button type=\"submit\">Leave the 2FA session</button></form>",
+            esc(&format_utc(until))
+        ),
+        None => {
+            "<p>You are not in a 2FA session. <a href=\"/2fa/verify\">Verify</a> to open one.</p>"
+                .into()
+        }
+    };
+    let always = if cx.config.policy.users_may_always_enforce {
+        let (value, label) = if user.always_2fa {
+            ("off", "Stop always using 2FA")
+        } else {
+            ("on", "Always use 2FA for my account")
+        };
+        format!(
+            "<section><h2>Always use 2FA</h2><p>{}</p><form method=\"post\" action=\"/2fa/always\">{csrf}\
+             <input type=\"hidden\" name=\"always\" value=\"{value}\"><button type=\"submit\">{label}</button></form></section>",
+            if user.always_2fa {
+                "Every git operation of yours needs a 2FA session, on every repository."
+            } else {
+                "Git asks for 2FA only where this host or the repository requires it."
+            }
+        )
+    } else {
+        String::new()
+    };
+    let codes = if cx.config.policy.recovery_codes > 0 {
+        format!(
+            "<section><h2>Recovery codes</h2><p>New codes replace the old ones, which stop working.</p>\
+             <form method=\"post\" action=\"/2fa/recovery-codes\">{csrf}<button type=\"submit\">Make new recovery codes</button></form></section>"
+        )
+    } else {
+        String::new()
+    };
+    let rows = cx
+        .store
+        .audit(&AuditFilter {
+            user: Some(user.name.clone()),
+            repo: None,
+            limit: 20,
+        })
+        .unwrap_or_default();
+    let activity: String = rows
+        .iter()
+        .map(|(_, r)| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+                esc(&format_utc(r.at)),
+                esc(&r.transport),
+                esc(&r.action),
+                esc(r.repo.as_deref().unwrap_or("")),
+                esc(&r.outcome),
+                esc(&r.reason),
+                esc(r.remote_addr.as_deref().unwrap_or(""))
+            )
+        })
+        .collect();
+    let body = format!(
+        "{message}<section><h2>2FA session</h2>{status}</section>{always}{codes}\
+         <section><h2>Remove 2FA</h2><p>Git then refuses what needs 2FA until you set it up again.</p>\
+         <form method=\"post\" action=\"/2fa/remove\">{csrf}<label for=\"remove-code\">A current code</label>\
+         <input type=\"text\" id=\"remove-code\" name=\"code\" autocomplete=\"one-time-code\" required>\
+         <button type=\"submit\" class=\"danger\">Remove 2FA</button></form></section>\
+         <h2>Recent activity</h2><table id=\"activity\"><tr><th>When</th><th>Via</th><th>What</th><th>Repository</th><th>Result</th><th>From</th></tr>{activity}</table>",
+        message = message.unwrap_or_default()
+    );
+    page(cx, "Manage 2FA", &body)
+}
+
+pub fn leave(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    match cx.store.end_sessions_of(user.id, cx.now) {
+        Ok(_) => {
+            cx.audit("logout", "ok", "left the 2FA session", None);
+            manage_with(
+                cx,
+                Some(notice(
+                    "ok",
+                    "You left the 2FA session; you are still logged in.",
+                )),
+            )
+        }
+        Err(e) => cx.unavailable(&e),
+    }
+}
+
+fn needs_recent_code(cx: &Context, back_to: &str) -> Option<Response> {
+    (!cx.recent_code()).then(|| {
+        Response::redirect(&format!(
+            "/2fa/verify?next={}",
+            crate::config::url_component(back_to)
+        ))
+    })
+}
+
+pub fn always(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    if !cx.config.policy.users_may_always_enforce {
+        return Response::error(403, "This host does not let users choose that.");
+    }
+    let on = cx.request.field("always") == "on";
+    if !on && let Some(response) = needs_recent_code(cx, "/2fa") {
+        return response;
+    }
+    if let Err(e) = cx.store.set_always_2fa(user.id, on) {
+        return cx.unavailable(&e);
+    }
+    cx.audit("always-2fa", "ok", if on { "on" } else { "off" }, None);
+    cx.user = cx.store.user_by_id(user.id).ok().flatten();
+    let text = if on {
+        "Every git operation of yours now needs 2FA."
+    } else {
+        "2FA applies where the host or repository requires it."
+    };
+    manage_with(cx, Some(notice("ok", text)))
+}
+
+pub fn regenerate(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    if let Some(response) = needs_recent_code(cx, "/2fa") {
+        return response;
+    }
+    let origin = origin(cx);
+    match twofactor::regenerate_recovery_codes(&mut cx.store, cx.config, &user, &origin, cx.now) {
+        Ok(codes) => {
+            let list: String = codes
+                .iter()
+                .map(|c| format!("<li>{}</li>", esc(c)))
+                .collect();
+            let body = format!(
+                "{}<ul class=\"codes\" id=\"recovery-codes\">{list}</ul><p>Save them now: they are not shown again. \
+                 <a href=\"/2fa\">Back</a></p>",
+                notice("ok", "New recovery codes; the old ones no longer work.")
+            );
+            page(cx, "New recovery codes", &body)
+        }
+        Err(e) => cx.unavailable(&e),
+    }
+}
+
+pub fn remove(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    let key = guard!(cx.secret_key());
+    let code = cx.request.field("code").to_string();
+    let origin = origin(cx);
+    match twofactor::verify(
+        &mut cx.store,
+        &key,
+        cx.config,
+        &user,
+        &code,
+        &origin,
+        cx.now,
+    ) {
+        Ok(Verified::Opened { .. }) => {}
+        Ok(_) => {
+            return manage_with(
+                cx,
+                Some(notice("error", "That code is not right; 2FA stays on.")),
+            )
+            .with_status(400);
+        }
+        Err(e) => return cx.unavailable(&e),
+    }
+    if let Err(e) = cx.store.reset_2fa(user.id, cx.now) {
+        return cx.unavailable(&e);
+    }
+    cx.audit("remove-2fa", "ok", "by the user", None);
+    Response::redirect("/2fa/setup")
+}
