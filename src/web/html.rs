@@ -54,13 +54,17 @@ pub fn page(cx: &mut Context, title: &str, body: &str) -> Response {
         }
         let padlock = match cx.git_session_until() {
             Some(until) => format!(
-                "<a class=\"padlock closed\" href=\"/2fa\" title=\"In a 2FA session until {until}\">&#128274; 2FA session</a>",
+                "<a class=\"padlock closed\" href=\"/2fa\" title=\"In a 2FA session until {until}\">{CLOSED} 2FA session</a>",
                 until = esc(&format_utc(until))
             ),
             None if user.is_enrolled() => {
-                "<a class=\"padlock open\" href=\"/2fa/verify\" title=\"No 2FA session: verify\">&#128275; Verify</a>".into()
+                format!(
+                    "<a class=\"padlock open\" href=\"/2fa/verify\" title=\"No 2FA session: verify\">{OPEN} Verify</a>"
+                )
             }
-            None => "<a class=\"padlock open\" href=\"/2fa/setup\" title=\"2FA is not set up\">&#128275; Set up 2FA</a>".into(),
+            None => format!(
+                "<a class=\"padlock open\" href=\"/2fa/setup\" title=\"2FA is not set up\">{OPEN} Set up 2FA</a>"
+            ),
         };
         menu += &format!(
             "<span class=\"spacer\"></span>{padlock}<span class=\"who\">{name}</span>\
@@ -79,6 +83,12 @@ pub fn page(cx: &mut Context, title: &str, body: &str) -> Response {
     ))
 }
 
+/// The padlock, closed and open, drawn inline (no font or image needed).
+const CLOSED: &str = "<svg class=\"lock\" viewBox=\"0 0 16 16\" aria-hidden=\"true\"><path fill=\"currentColor\" \
+     d=\"M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7zm2 0h4V5a2 2 0 0 0-4 0z\"/></svg>";
+const OPEN: &str = "<svg class=\"lock\" viewBox=\"0 0 16 16\" aria-hidden=\"true\"><path fill=\"currentColor\" \
+     d=\"M4 7V5a4 4 0 0 1 8 0h-2a2 2 0 0 0-4 0v2h7v8H3V7z\"/></svg>";
+
 /// A notice box: `kind` is ok, error or info.
 pub fn notice(kind: &str, text: &str) -> String {
     format!(
@@ -94,7 +104,8 @@ header a,header .who{color:#fff;text-decoration:none}
 header nav{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;flex:1}
 .brand{font-weight:700;letter-spacing:.02em}
 .spacer{flex:1}
-.padlock{padding:.1rem .5rem;border-radius:.3rem}
+.padlock{padding:.1rem .5rem;border-radius:.3rem;white-space:nowrap}
+.lock{width:.9em;height:.9em;vertical-align:-.1em}
 .padlock.closed{background:#1f7a3d}
 .padlock.open{background:#a33b1e}
 main{max-width:46rem;margin:1.5rem auto;padding:0 1rem}
@@ -117,7 +128,7 @@ code,.secret{font-family:ui-monospace,monospace;word-break:break-all}
 .codes{columns:2;font-family:ui-monospace,monospace;font-size:1.05rem;list-style:none;padding:0}
 .qr{display:inline-block;background:#fff;padding:.5rem}
 .qr svg{width:14rem;height:14rem}
-table{width:100%;border-collapse:collapse;background:#fff;font-size:.9rem}
+table{width:100%;border-collapse:collapse;background:#fff;font-size:.9rem;display:block;overflow-x:auto}
 th,td{text-align:left;padding:.4rem;border-bottom:1px solid #e3e6eb;vertical-align:top}
 .steps{color:#5b6475;font-size:.9rem}
 @media (max-width:40rem){.codes{columns:1}table{font-size:.8rem}}

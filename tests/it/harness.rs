@@ -72,6 +72,11 @@ impl Host {
     /// A host initialised by `git2fa init`, with `policy` as the body of its
     /// `[policy]` table and `extra` appended after it.
     pub fn with_policy(policy: &str, extra: &str) -> Host {
+        Host::build("https://git.example.com", policy, extra)
+    }
+
+    /// A host with this `public_url`.
+    pub fn build(public_url: &str, policy: &str, extra: &str) -> Host {
         let dir = tempfile::Builder::new()
             .prefix("git2fa-test")
             .tempdir()
@@ -83,7 +88,7 @@ impl Host {
         std::fs::write(
             &config,
             format!(
-                "repos_root = {root:?}\ndata_dir = {data:?}\npublic_url = \"https://git.example.com\"\n\
+                "repos_root = {root:?}\ndata_dir = {data:?}\npublic_url = {public_url:?}\n\
                  git_bin = {git:?}\n[policy]\n{policy}\n{extra}\n",
                 git = git_path()
             ),

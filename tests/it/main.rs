@@ -5,6 +5,7 @@
 
 mod admin_story;
 mod bad_input;
+mod browser;
 mod harness;
 mod hooks;
 mod hostile_http;
@@ -13,3 +14,6 @@ mod http;
 mod nginx;
 mod ssh;
 mod sshd;
+mod web;
+mod web_server;
+mod webdriver;

@@ -1,0 +1,402 @@
+//! The web page's defences, over plain HTTP: CSRF tokens, a new session at
+//! log-in, half-logged-in sessions, lock-outs, replayed codes, recent codes
+//! for sensitive changes, headers and cookie flags.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use sha2::Digest;
+
+use crate::harness::{Host, code};
+use crate::web_server::{self, Server};
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .unwrap_or("")
+    }
+
+    fn set_cookie(&self) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+    }
+
+    /// The CSRF token of the first form on the page.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        self.body[at..at + 32].to_string()
+    }
+}
+
+/// A client that keeps one cookie, as a browser would.
+struct Client {
+    port: u16,
+    cookie: Option<String>,
+}
+
+impl Client {
+    fn new(server: &Server) -> Client {
+        Client {
+            port: server.port,
+            cookie: None,
+        }
+    }
+
+    fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
+            self.port
+        );
+        if let Some(cookie) = &self.cookie {
+            request += &format!("Cookie: {cookie}\r\n");
+        }
+        if method == "POST" {
+            request += &format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            );
+        }
+        request += &format!("\r\n{body}");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let answer = Answer {
+            status: head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            head: head.to_ascii_lowercase(),
+            body: body.to_string(),
+        };
+        if let Some(cookie) = answer.set_cookie() {
+            let pair = cookie.split(';').next().unwrap_or("");
+            self.cookie = if pair.ends_with('=') {
+                None
+            } else {
+                Some(pair.to_string())
+            };
+        }
+        answer
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, &[])
+    }
+
+    fn log_in(&mut self, user: &str, password: &str) -> Answer {
+        let csrf = self.get("/login").csrf();
+        self.send(
+            "POST",
+            "/login",
+            &[("csrf", &csrf), ("user", user), ("password", password)],
+        )
+    }
+
+    /// Posts a form with the CSRF token of the page at `page`.
+    fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
+        let csrf = self.get(page).csrf();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.send("POST", action, &all)
+    }
+}
+
+fn start(policy: &str) -> (Host, Server, Vec<u8>) {
+    let port = web_server::free_port();
+    let host = web_server::host(port, policy);
+    host.add_user("alice");
+    let (secret, _) = host.enroll("alice");
+    let server = Server::start(&host, port);
+    (host, server, secret)
+}
+
+#[test]
+fn every_form_needs_its_csrf_token() {
+    let (_host, server, _) = start("");
+    let mut client = Client::new(&server);
+    let page = client.get("/login");
+    // Attack: another site's page posts the log-in (or any) form with the
+    // victim's cookie; without the token the post is refused.
+    let missing = client.send(
+        "POST",
+        "/login",
+        &[("user", "alice"), ("password", "correct horse battery")],
+    );
+    assert_eq!(missing.status, 403, "{}", missing.body);
+    let wrong = client.send(
+        "POST",
+        "/login",
+        &[
+            ("csrf", "0123456789abcdef0123456789abcdef"),
+            ("user", "alice"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(wrong.status, 403);
+    let right = client.send(
+        "POST",
+        "/login",
+        &[
+            ("csrf", &page.csrf()),
+            ("user", "alice"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(right.status, 303, "{}", right.body);
+    let logout = client.send("POST", "/logout", &[]);
+    assert_eq!(logout.status, 403, "log-out needs the token too");
+}
+
+#[test]
+fn a_cookie_from_before_log_in_is_not_accepted_after_it() {
+    // Attack (session fixation): the attacker plants a cookie in the
+    // victim's browser before they log in, then uses it once they have.
+    let (_host, server, _) = start("");
+    let mut victim = Client::new(&server);
+    victim.get("/login");
+    let planted = victim.cookie.clone().unwrap();
+    let logged_in = victim.log_in("alice", "correct horse battery");
+    assert_eq!(logged_in.status, 303);
+    assert_ne!(
+        victim.cookie.as_deref(),
+        Some(planted.as_str()),
+        "log-in makes a new session"
+    );
+    let mut attacker = Client {
+        port: server.port,
+        cookie: Some(planted),
+    };
+    let answer = attacker.get("/2fa/verify");
+    assert_eq!(
+        (answer.status, answer.location()),
+        (303, "/login?next=/2fa/verify")
+    );
+}
+
+#[test]
+fn a_half_logged_in_session_can_only_verify() {
+    let (_host, server, secret) = start("");
+    let mut client = Client::new(&server);
+    let logged_in = client.log_in("alice", "correct horse battery");
+    assert_eq!(logged_in.location(), "/2fa/verify?next=/2fa");
+    for page in [
+        "/2fa",
+        "/2fa/tokens",
+        "/2fa/keys",
+        "/2fa/repos",
+        "/2fa/admin/users",
+    ] {
+        let answer = client.get(page);
+        assert_eq!(answer.status, 303, "{page}");
+        assert!(
+            answer.location().starts_with("/2fa/verify?next="),
+            "{page}: {}",
+            answer.location()
+        );
+    }
+    let create = client.send("POST", "/2fa/tokens", &[("name", "x")]);
+    assert_eq!(create.status, 403, "no CSRF token for a page it cannot see");
+    assert_eq!(client.get("/2fa/verify").status, 200);
+    let verified = client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    assert!(verified.body.contains("Verified."), "{}", verified.body);
+    assert_eq!(client.get("/2fa/tokens").status, 200);
+}
+
+#[test]
+fn wrong_passwords_and_codes_lock_out_as_configured() {
+    let (host, server, secret) = start("max_failures = 3");
+    let mut client = Client::new(&server);
+    for _ in 0..3 {
+        let wrong = client.log_in("alice", "not the password");
+        assert_eq!(wrong.status, 401);
+        assert!(wrong.body.contains("Wrong user name or password."));
+    }
+    let throttled = client.log_in("alice", "correct horse battery");
+    assert!(
+        throttled
+            .body
+            .contains("Too many wrong passwords. Try again after "),
+        "{}",
+        throttled.body
+    );
+
+    host.add_user("bob");
+    let (bob_secret, _) = host.enroll("bob");
+    let mut bob = Client::new(&server);
+    bob.log_in("bob", "correct horse battery");
+    let right = code(&bob_secret, 0);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    for left in [2, 1] {
+        let answer = bob.submit("/2fa/verify", "/2fa/verify", &[("code", wrong)]);
+        assert!(
+            answer.body.contains(&format!(
+                "That code is not right. {left} more wrong codes lock your account."
+            )),
+            "{}",
+            answer.body
+        );
+    }
+    let locked = bob.submit("/2fa/verify", "/2fa/verify", &[("code", wrong)]);
+    assert!(
+        locked
+            .body
+            .contains("Too many wrong codes: your account is locked until"),
+        "{}",
+        locked.body
+    );
+    let still = bob.submit("/2fa/verify", "/2fa/verify", &[("code", &right)]);
+    assert!(
+        still.body.contains("your account is locked"),
+        "{}",
+        still.body
+    );
+    let _ = secret;
+}
+
+#[test]
+fn a_replayed_code_is_refused() {
+    let (_host, server, secret) = start("");
+    let mut client = Client::new(&server);
+    client.log_in("alice", "correct horse battery");
+    let now = code(&secret, 0);
+    assert!(
+        client
+            .submit("/2fa/verify", "/2fa/verify", &[("code", &now)])
+            .body
+            .contains("Verified.")
+    );
+    let left = client.submit("/2fa", "/2fa/leave", &[]);
+    assert!(left.body.contains("You left the 2FA session"));
+    let again = client.submit("/2fa/verify", "/2fa/verify", &[("code", &now)]);
+    assert!(
+        again.body.contains("That code was already used."),
+        "{}",
+        again.body
+    );
+}
+
+#[test]
+fn pages_needing_2fa_send_the_user_to_verify() {
+    let (_host, server, secret) = start("");
+    let mut client = Client::new(&server);
+    client.log_in("alice", "correct horse battery");
+    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    client.submit("/2fa", "/2fa/leave", &[]);
+    // Logged in, but no 2FA session: creating a token or adding a key asks
+    // for a code first.
+    let token = client.submit(
+        "/2fa/tokens",
+        "/2fa/tokens",
+        &[
+            ("name", "ci"),
+            ("repos", "app"),
+            ("permission", "read"),
+            ("days", "7"),
+        ],
+    );
+    assert_eq!(
+        (token.status, token.location()),
+        (303, "/2fa/verify?next=/2fa/tokens")
+    );
+    let key = client.submit("/2fa/keys", "/2fa/keys", &[("key", "ssh-ed25519 AAAA")]);
+    assert_eq!(
+        (key.status, key.location()),
+        (303, "/2fa/verify?next=/2fa/keys")
+    );
+}
+
+#[test]
+fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
+    let (host, server, secret) = start("");
+    let mut store = git2fa::store::Store::open(&host.store_path()).unwrap();
+    let alice = store.user("alice").unwrap().unwrap();
+    store.set_admin(alice.id, true).unwrap();
+    let mut client = Client::new(&server);
+    client.log_in("alice", "correct horse battery");
+    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    // The code was entered six minutes ago.
+    let cookie = client.cookie.clone().unwrap();
+    let value = cookie.split_once('=').unwrap().1;
+    let id: [u8; 32] = sha2::Sha256::digest(value.as_bytes()).into();
+    store
+        .set_web_code_at(&id, git2fa::time::now() - 360)
+        .unwrap();
+    for (page, action, fields) in [
+        ("/2fa", "/2fa/recovery-codes", vec![]),
+        (
+            "/2fa/admin/users",
+            "/2fa/admin/users",
+            vec![("user", "alice"), ("action", "unlock")],
+        ),
+    ] {
+        let answer = client.submit(page, action, &fields);
+        assert_eq!(answer.status, 303, "{action}");
+        assert!(
+            answer.location().starts_with("/2fa/verify?next="),
+            "{action}: {}",
+            answer.location()
+        );
+    }
+}
+
+#[test]
+fn headers_and_cookies_are_strict() {
+    let (_host, server, _) = start("");
+    let mut client = Client::new(&server);
+    let page = client.get("/login");
+    assert!(
+        page.head
+            .contains("content-security-policy: default-src 'none'; style-src 'self'"),
+        "{}",
+        page.head
+    );
+    assert!(page.head.contains("x-frame-options: deny"));
+    let cookie = page.set_cookie().unwrap();
+    assert!(
+        cookie.contains("; httponly") && cookie.contains("; samesite=strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("secure"),
+        "plain HTTP: no Secure flag browsers would refuse"
+    );
+
+    // Behind HTTPS: a __Host- cookie, Secure.
+    let port = web_server::free_port();
+    let host = Host::build(
+        "https://git.example.com",
+        "",
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let server = Server::start(&host, port);
+    let page = Client::new(&server).get("/login");
+    let cookie = page.set_cookie().unwrap();
+    assert!(
+        cookie.starts_with("__host-git2fa=") && cookie.contains("; secure"),
+        "{cookie}"
+    );
+}

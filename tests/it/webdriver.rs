@@ -1,0 +1,261 @@
+//! Real headless Chromium through chromedriver, spoken to with the W3C
+//! WebDriver protocol over plain HTTP: enough to open pages, fill forms,
+//! click, read text and attributes, and take screenshots.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::e2e_available;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        use nix::sys::signal::{Signal, killpg};
+        let _ = killpg(
+            nix::unistd::Pid::from_raw(self.driver.id() as i32),
+            Signal::SIGTERM,
+        );
+        let _ = self.driver.wait();
+    }
+}
+
+pub fn available() -> bool {
+    let chromium = e2e_available(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium",
+        "chromium",
+    );
+    let driver = e2e_available(
+        Path::new("/usr/bin/chromedriver").exists(),
+        "/usr/bin/chromedriver",
+        "chromium-driver",
+    );
+    chromium && driver
+}
+
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    // chromedriver keeps the connection open: read the head, then exactly
+    // Content-Length bytes.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, json)
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1000,900",
+                    format!("--user-data-dir={}", profile.path().display())
+                ]
+            }
+        }}});
+        let (status, value) = http(port, "POST", "/session", Some(&capabilities));
+        assert_eq!(status, 200, "no browser session: {value}");
+        let session = value["value"]["sessionId"].as_str().unwrap().to_string();
+        let browser = Browser {
+            driver,
+            port,
+            session,
+            _profile: profile,
+        };
+        // Element lookups wait for the page a click started to load.
+        browser.session_call(
+            "POST",
+            "/timeouts",
+            Some(json!({"implicit": 5000, "pageLoad": 20000})),
+        );
+        browser
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = http(self.port, method, path, body.as_ref());
+        assert_eq!(status, 200, "{method} {path}: {value}");
+        value["value"].clone()
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({"url": url})));
+    }
+
+    /// Waits until the page shows `text`; panics with the page if it does
+    /// not within 10 s.
+    pub fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let source = self.source();
+            if source.contains(text) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared on {}:\n{source}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the address ends with `suffix`.
+    pub fn wait_for_url(&self, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.url().ends_with(suffix) {
+            assert!(
+                Instant::now() < deadline,
+                "never reached {suffix}: at {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.session_call("GET", "/url", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn source(&self) -> String {
+        self.session_call("GET", "/source", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn element(&self, css: &str) -> String {
+        let found = self.session_call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css} on {}", self.url()))
+            .to_string()
+    }
+
+    pub fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.session_call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    pub fn fill(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.session_call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.session_call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    /// Chooses `value` in a `<select>`.
+    pub fn select(&self, css: &str, value: &str) {
+        self.click(&format!("{css} option[value=\"{value}\"]"));
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        let id = self.element(css);
+        self.session_call("GET", &format!("/element/{id}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn attribute(&self, css: &str, name: &str) -> String {
+        let id = self.element(css);
+        self.session_call("GET", &format!("/element/{id}/attribute/{name}"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Saves a screenshot as `docs/screenshots/NAME.png`, for the user guide.
+    pub fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let data = self.session_call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or_default())
+            .unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
