@@ -289,6 +289,21 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    /// A code was entered: the session steps up, under a new cookie (the
+    /// old one stops working), and remembers when.
+    pub fn step_up(&mut self) -> Result<(), Response> {
+        let user_id = self.session.as_ref().and_then(|s| s.user_id);
+        self.start_session(user_id)?;
+        let id = self.session.as_ref().map(|s| s.id).unwrap_or_default();
+        self.store
+            .set_web_code_at(&id, self.now)
+            .map_err(|e| self.unavailable(&e))?;
+        if let Some(session) = self.session.as_mut() {
+            session.code_at = Some(self.now);
+        }
+        Ok(())
+    }
+
     /// Ends the web session (log-out).
     pub fn end_session(&mut self) -> Result<(), Response> {
         if let Some(old) = self.session.take() {

@@ -258,18 +258,9 @@ pub fn setup_confirm(cx: &mut Context) -> Response {
     if let Err(e) = result {
         return cx.unavailable(&e);
     }
-    let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
-    if let Err(e) = cx
-        .store
-        .set_web_pending(&id, None, None)
-        .and_then(|()| cx.store.set_web_code_at(&id, cx.now))
-    {
-        return cx.unavailable(&e);
-    }
-    if let Some(session) = cx.session.as_mut() {
-        session.code_at = Some(cx.now);
-    }
-    cx.user = cx.store.user_by_id(user.id).ok().flatten();
+    // The new session has no enrolment in progress: the old one, with
+    // its sealed secret, is deleted.
+    guard!(cx.step_up());
     let until = cx.now + cx.config.policy.session_ttl;
     let body = format!(
         "{}<p>A 2FA session is open until {}: git operations work now.</p><p><a href=\"/2fa\">Manage 2FA</a></p>",
@@ -336,13 +327,7 @@ pub fn verify(cx: &mut Context) -> Response {
         Ok(Verified::Opened {
             expires_at, method, ..
         }) => {
-            let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
-            if let Err(e) = cx.store.set_web_code_at(&id, cx.now) {
-                return cx.unavailable(&e);
-            }
-            if let Some(session) = cx.session.as_mut() {
-                session.code_at = Some(cx.now);
-            }
+            guard!(cx.step_up());
             let repo = cx.request.field("repo").to_string();
             let next = cx.request.field("next").to_string();
             let for_repo = if repo.is_empty() {

@@ -162,19 +162,23 @@ fn a_user_goes_through_the_whole_web_page() {
 
     // Verify with a recovery code; the same one fails the second time.
     browser.click(".padlock.closed");
+    browser.wait_for("Leave the 2FA session");
     browser.click("form[action=\"/2fa/leave\"] button");
+    browser.wait_for("You left the 2FA session");
     browser.goto(&server.url("/2fa/verify"));
     browser.fill("#code", &codes[0]);
     browser.click("button[type=submit]");
     browser.wait_for("You used a recovery code; it will not work again.");
     browser.goto(&server.url("/2fa"));
     browser.click("form[action=\"/2fa/leave\"] button");
+    browser.wait_for("You left the 2FA session");
     browser.goto(&server.url("/2fa/verify"));
     browser.fill("#code", &codes[0]);
     browser.click("button[type=submit]");
     browser.wait_for("That code was already used.");
     browser.fill("#code", &codes[1]);
     browser.click("button[type=submit]");
+    browser.wait_for("You used a recovery code");
     browser.wait_for("padlock closed");
 
     // A token, used for a real clone over HTTP, then revoked.
@@ -268,4 +272,8 @@ fn a_user_goes_through_the_whole_web_page() {
     browser.goto(&server.url("/2fa"));
     assert!(browser.text("#activity").contains("verify"));
     browser.screenshot("manage-activity");
+    // On a phone the menu wraps and nothing needs sideways scrolling.
+    browser.resize(390, 844);
+    browser.goto(&server.url("/2fa/verify"));
+    browser.screenshot("phone-verify");
 }

@@ -400,3 +400,58 @@ fn headers_and_cookies_are_strict() {
         "{cookie}"
     );
 }
+
+#[test]
+fn each_step_up_gets_a_new_cookie() {
+    let (_host, server, secret) = start("");
+    let mut client = Client::new(&server);
+    client.log_in("alice", "correct horse battery");
+    let half = client.cookie.clone().unwrap();
+    let verified = client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    assert!(verified.body.contains("Verified."));
+    assert_ne!(
+        client.cookie.as_deref(),
+        Some(half.as_str()),
+        "verifying makes a new session"
+    );
+    let mut old = Client {
+        port: server.port,
+        cookie: Some(half),
+    };
+    assert_eq!(
+        old.get("/2fa").location(),
+        "/login?next=/2fa",
+        "the half-logged-in cookie is dead"
+    );
+    assert_eq!(client.get("/2fa").status, 200);
+}
+
+#[test]
+fn the_link_in_git_s_message_leads_to_verify_after_log_in() {
+    let (_host, server, _) = start("");
+    let mut client = Client::new(&server);
+    let first = client.get("/2fa/verify?repo=team/app");
+    assert_eq!(
+        first.location(),
+        "/login?next=/2fa/verify%3frepo%3dteam/app",
+        "(headers read lower-cased)"
+    );
+    let page = client.get("/login?next=/2fa/verify%3Frepo%3Dteam/app");
+    let answer = client.send(
+        "POST",
+        "/login",
+        &[
+            ("csrf", &page.csrf()),
+            ("user", "alice"),
+            ("password", "correct horse battery"),
+            ("next", "/2fa/verify?repo=team/app"),
+        ],
+    );
+    assert_eq!(answer.location(), "/2fa/verify?repo=team/app");
+    assert!(
+        client
+            .get(answer.location())
+            .body
+            .contains("Git needs a 2FA session for <strong>team/app</strong>.")
+    );
+}

@@ -247,6 +247,15 @@ impl Browser {
             .to_string()
     }
 
+    /// Resizes the window (a phone is about 390 × 844).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.session_call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
     /// Saves a screenshot as `docs/screenshots/NAME.png`, for the user guide.
     pub fn screenshot(&self, name: &str) {
         use base64::Engine;
