@@ -12,6 +12,7 @@ mod hostile_http;
 mod hostile_shell;
 mod http;
 mod nginx;
+mod properties;
 mod ssh;
 mod sshd;
 mod web;
