@@ -7,6 +7,9 @@ use std::os::unix::net::UnixDatagram;
 struct Syslog {
     socket: Option<UnixDatagram>,
     tag: String,
+    /// `GIT2FA_LOG_FILE`: lines are appended there too (hosts without a
+    /// syslog daemon; tests).
+    file: Option<std::path::PathBuf>,
 }
 
 impl log::Log for Syslog {
@@ -18,10 +21,19 @@ impl log::Log for Syslog {
         if !self.enabled(record.metadata()) {
             return;
         }
+        let line = format_line(&self.tag, record.level(), &record.args().to_string());
         if let Some(socket) = &self.socket {
-            let _ = socket.send(
-                format_line(&self.tag, record.level(), &record.args().to_string()).as_bytes(),
-            );
+            let _ = socket.send(line.as_bytes());
+        }
+        if let Some(path) = &self.file {
+            use std::io::Write;
+            if let Ok(mut file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(file, "{line}");
+            }
         }
     }
 
@@ -61,9 +73,11 @@ pub fn init(tag: &str) {
         Ok("off") => log::LevelFilter::Off,
         _ => log::LevelFilter::Warn,
     };
+    let file = std::env::var_os("GIT2FA_LOG_FILE").map(std::path::PathBuf::from);
     if log::set_boxed_logger(Box::new(Syslog {
         socket,
         tag: tag.into(),
+        file,
     }))
     .is_ok()
     {

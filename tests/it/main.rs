@@ -6,6 +6,7 @@
 mod admin_story;
 mod bad_input;
 mod browser;
+mod faults;
 mod harness;
 mod hooks;
 mod hostile_http;

@@ -1,0 +1,406 @@
+//! Faults on the way to a decision: the store missing, unreadable, not
+//! SQLite, truncated, locked past the busy timeout, on a full file system;
+//! secret.key missing or wrong; the config or a repository file malformed.
+//! Every transport refuses ("2FA check unavailable"), exits non-zero or
+//! answers 403/503, logs the cause, and starts no git.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::harness::{HOOK_BIN, HTTP_BIN, Host, SHELL_BIN};
+use crate::hostile_shell::recording_host;
+
+struct Target {
+    host: Host,
+    marker: PathBuf,
+    repo: PathBuf,
+    token: String,
+    log: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Shell,
+    Hook,
+    Http,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Wrap {
+    Plain,
+    /// As uid/gid 65534, which may not read the store.
+    Nobody,
+    /// With files limited to 4 KiB: the store cannot grow.
+    FullDisk,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    refused: bool,
+    text: String,
+    git_started: bool,
+}
+
+/// alice with a key and a read token; `team/app` (no 2FA required, so a
+/// healthy host allows every attempt below).
+fn target() -> Target {
+    let (host, marker) = recording_host();
+    let repo = host.root.join("team/app.git").canonicalize().unwrap();
+    let run = host
+        .git2fa(&[
+            "token", "create", "alice", "--repo", "team/*", "--perm", "write",
+        ])
+        .ok();
+    let log = host.dir.path().join("git2fa.log");
+    Target {
+        host,
+        marker,
+        repo,
+        token: run.stdout.trim().to_string(),
+        log,
+    }
+}
+
+fn attempt(t: &Target, transport: Transport, wrap: Wrap) -> Attempt {
+    let _ = std::fs::remove_file(&t.marker);
+    let config = t.host.config.display().to_string();
+    let (bin, args): (&str, Vec<String>) = match transport {
+        Transport::Shell => (
+            SHELL_BIN,
+            vec!["--config".into(), config, "--key-id".into(), "1".into()],
+        ),
+        Transport::Hook => (
+            HOOK_BIN,
+            vec!["--config".into(), config, "pre-receive".into()],
+        ),
+        Transport::Http => (HTTP_BIN, vec![]),
+    };
+    let mut command = match wrap {
+        Wrap::FullDisk => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
+                .arg(bin)
+                .args(&args);
+            sh
+        }
+        _ => {
+            let mut direct = Command::new(bin);
+            direct.args(&args);
+            direct
+        }
+    };
+    if wrap == Wrap::Nobody {
+        command.uid(65534).gid(65534);
+    }
+    command
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("GIT2FA_LOG_FILE", &t.log)
+        .current_dir(&t.repo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let zero = "0".repeat(40);
+    let stdin = match transport {
+        Transport::Shell => {
+            command.env("SSH_ORIGINAL_COMMAND", "git-receive-pack 'team/app.git'");
+            command.env("SSH_CONNECTION", "127.0.0.1 40000 127.0.0.1 22");
+            String::new()
+        }
+        Transport::Hook => {
+            command.env("GIT_DIR", ".");
+            for (k, v) in [
+                ("GIT2FA_USER", "alice"),
+                ("GIT2FA_TRANSPORT", "ssh"),
+                ("GIT2FA_KEY_ID", "1"),
+            ] {
+                command.env(k, v);
+            }
+            format!("{zero} {} refs/heads/main\n", "1".repeat(40))
+        }
+        Transport::Http => {
+            use base64::Engine;
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("alice:{}", t.token));
+            command
+                .env("GIT2FA_CONFIG", &t.host.config)
+                .env("REQUEST_METHOD", "GET")
+                .env("PATH_INFO", "/team/app.git/info/refs")
+                .env("QUERY_STRING", "service=git-receive-pack")
+                .env("REMOTE_ADDR", "127.0.0.1")
+                .env("HTTP_AUTHORIZATION", format!("Basic {basic}"));
+            String::new()
+        }
+    };
+    let mut child = command.spawn().unwrap();
+    {
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let git_started = t.marker.exists();
+    let refused = match transport {
+        // A CGI program exits 0 after answering; the answer says it.
+        Transport::Http => !text.starts_with("Status: ") || !git_started && text.contains("403"),
+        _ => !out.status.success(),
+    };
+    Attempt {
+        refused: refused && !git_started,
+        text,
+        git_started,
+    }
+}
+
+/// Applies nothing, then checks every transport allows: the control that
+/// makes each fault's refusal mean something.
+fn assert_all_allowed(t: &Target) {
+    for transport in [Transport::Shell, Transport::Hook, Transport::Http] {
+        let a = attempt(t, transport, Wrap::Plain);
+        assert!(!a.refused, "{transport:?} refused a healthy request: {a:?}");
+    }
+}
+
+fn assert_all_refused(t: &Target, wrap: Wrap, fault: &str, logged: &str) {
+    let transports = [Transport::Shell, Transport::Hook, Transport::Http];
+    let attempts: Vec<(Transport, Attempt)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = transports
+            .iter()
+            .map(|&tr| scope.spawn(move || (tr, attempt(t, tr, wrap))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (transport, a) in attempts {
+        assert!(
+            a.refused && !a.git_started,
+            "{fault}: {transport:?} let it through: {a:?}"
+        );
+        assert!(
+            a.text.contains("2FA check unavailable"),
+            "{fault}: {transport:?} said: {}",
+            a.text
+        );
+    }
+    let log = std::fs::read_to_string(&t.log).unwrap_or_default();
+    assert!(
+        log.contains("2FA check unavailable") && log.contains(logged),
+        "{fault}: the log lacks {logged:?}:\n{log}"
+    );
+    let _ = std::fs::remove_file(&t.log);
+}
+
+fn remove_store(host: &Host) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", host.store_path().display()));
+    }
+}
+
+#[test]
+fn a_missing_store_refuses_everywhere() {
+    let t = target();
+    assert_all_allowed(&t);
+    remove_store(&t.host);
+    assert_all_refused(&t, Wrap::Plain, "missing", "no store at");
+    assert!(
+        !t.host.store_path().exists(),
+        "no transport creates a store"
+    );
+}
+
+#[test]
+fn a_store_that_is_not_sqlite_or_truncated_refuses_everywhere() {
+    let t = target();
+    assert_all_allowed(&t);
+    // Truncated: the pages the header promises are gone.
+    let conn = rusqlite::Connection::open(t.host.store_path()).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.host.store_path())
+        .unwrap();
+    file.set_len(4096).unwrap();
+    drop(file);
+    assert_all_refused(&t, Wrap::Plain, "truncated", "");
+    remove_store(&t.host);
+    std::fs::write(
+        t.host.store_path(),
+        "This is a shopping list, not a database.\n".repeat(100),
+    )
+    .unwrap();
+    assert_all_refused(&t, Wrap::Plain, "not SQLite", "not a git2fa store");
+}
+
+#[test]
+fn an_unreadable_store_refuses_everywhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = target();
+    if crate::harness::unix_user() != "root" {
+        // Without root the test cannot run a transport as another account.
+        assert!(
+            std::env::var_os("GIT2FA_REQUIRE_E2E").is_none(),
+            "run the tests as root"
+        );
+        return;
+    }
+    // Everything but the data directory is readable by the other account.
+    for dir in [t.host.dir.path(), &t.host.root, t.marker.parent().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&t.host.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        &t.log.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    assert_all_refused(&t, Wrap::Nobody, "unreadable", "ermission denied");
+}
+
+#[test]
+fn a_store_locked_past_the_busy_timeout_refuses_everywhere() {
+    let t = target();
+    assert_all_allowed(&t);
+    let conn = rusqlite::Connection::open(t.host.store_path()).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    assert_all_refused(&t, Wrap::Plain, "locked", "locked by another process");
+    conn.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_full_file_system_refuses_everywhere() {
+    let t = target();
+    assert_all_allowed(&t);
+    assert_all_refused(&t, Wrap::FullDisk, "full", "");
+}
+
+#[test]
+fn a_malformed_config_or_repo_file_refuses_everywhere() {
+    let t = target();
+    assert_all_allowed(&t);
+    std::fs::write(
+        t.repo.join("git2fa.toml"),
+        "require = \"push\"\nwriters = \"everyone\"\n",
+    )
+    .unwrap();
+    assert_all_refused(&t, Wrap::Plain, "repo file", "git2fa.toml:2: writers");
+    let shell = attempt(&t, Transport::Shell, Wrap::Plain);
+    assert!(
+        shell
+            .text
+            .contains("The error is in the git2fa.toml of team/app, line 2."),
+        "{}",
+        shell.text
+    );
+    std::fs::remove_file(t.repo.join("git2fa.toml")).unwrap();
+    let good = std::fs::read_to_string(&t.host.config).unwrap();
+    std::fs::write(
+        &t.host.config,
+        format!("{good}\n[policy]\nsession_ttl = \"forever\"\n"),
+    )
+    .unwrap();
+    assert_all_refused(&t, Wrap::Plain, "config", "config.toml");
+}
+
+#[test]
+fn verifying_without_the_right_secret_key_opens_nothing() {
+    let (host, _marker) = recording_host();
+    let (secret, _) = host.enroll("alice");
+    let verify = |code: &str| {
+        let out = Command::new(SHELL_BIN)
+            .args([
+                "--config",
+                &host.config.display().to_string(),
+                "--key-id",
+                "1",
+            ])
+            .env_clear()
+            .env("SSH_ORIGINAL_COMMAND", "2fa verify")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                let _ = child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{code}\n").as_bytes());
+                child.wait_with_output()
+            })
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let key = host.data.join("secret.key");
+    let original = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let (code, text) = verify(&crate::harness::code(&secret, 0));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("2FA check unavailable"), "{text}");
+    // Another key of the right size: the sealed secret does not open.
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (code, text) = verify(&crate::harness::code(&secret, 0));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("2FA check unavailable"), "{text}");
+    assert!(
+        host.git2fa(&["session", "list"]).ok().stdout.is_empty(),
+        "no session was opened"
+    );
+    std::fs::write(&key, original).unwrap();
+    let (code, text) = verify(&crate::harness::code(&secret, 0));
+    assert_eq!(
+        code,
+        Some(0),
+        "the control: with its key the code opens a session: {text}"
+    );
+    let _ = Path::new("");
+}
+
+#[test]
+fn the_web_page_refuses_when_the_store_or_config_is_broken() {
+    let port = crate::web_server::free_port();
+    let host = crate::web_server::host(port, "");
+    let server = crate::web_server::Server::start(&host, port);
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(get("/login").starts_with("HTTP/1.1 200"));
+    remove_store(&host);
+    std::fs::write(host.store_path(), "not a database, just words\n".repeat(50)).unwrap();
+    let broken = get("/login");
+    assert!(
+        broken.starts_with("HTTP/1.1 503") && broken.contains("2FA check unavailable"),
+        "{broken}"
+    );
+    drop(server);
+    std::fs::write(&host.config, "repos_root = \n").unwrap();
+    let out = Command::new(crate::harness::BIN)
+        .args(["--config", &host.config.display().to_string(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("config.toml:1:"),
+        "{out:?}"
+    );
+}
