@@ -256,7 +256,7 @@ fn an_unreadable_store_refuses_everywhere() {
     }
     std::fs::set_permissions(&t.host.config, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(
-        &t.log.parent().unwrap(),
+        t.log.parent().unwrap(),
         std::fs::Permissions::from_mode(0o777),
     )
     .unwrap();
