@@ -61,6 +61,9 @@ fn unavailable(cause: &str) -> ExitCode {
 /// also come from the name it was started as.
 pub fn main() -> ExitCode {
     crate::syslog::init("git2fa-hook");
+    crate::syslog::refuse_on_panic(|| {
+        eprintln!("git2fa: internal error, so the push was refused.\nTell an admin of this host; the cause is in their log.");
+    });
     let mut args: Vec<String> = std::env::args().collect();
     let argv0 = args.remove(0);
     let mut config_path = None;
@@ -181,7 +184,10 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
         )]);
     }
     match &outcome.decision {
-        Decision::Allow(_) => run_chained(&git_dir, kind, args, &input),
+        Decision::Allow(_) => {
+            crate::syslog::panic_point("hook-after-allow");
+            run_chained(&git_dir, kind, args, &input)
+        }
         Decision::Refuse(refusal) => {
             refuse(config, kind, &request, refusal, args);
             Ok(ExitCode::from(1))

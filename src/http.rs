@@ -396,6 +396,9 @@ fn refusal_response(
 /// The CGI entry point.
 pub fn main() -> ExitCode {
     crate::syslog::init("git2fa-http");
+    crate::syslog::refuse_on_panic(|| {
+        print!("Status: 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ngit2fa: internal error, so the request was refused.\n");
+    });
     let response = match CgiRequest::from_env() {
         Err(e) => bad_request(e),
         Ok(cgi) => match Config::load(&Config::locate(None)) {
@@ -406,6 +409,7 @@ pub fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     match response {
         Response::Git(invocation) => {
+            crate::syslog::panic_point("http-before-exec");
             let error = invocation.exec();
             let _ = unavailable(&format!(
                 "cannot start {}: {error}",

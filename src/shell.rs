@@ -503,6 +503,12 @@ pub fn wait_until_allowed(
 /// `git2fa-shell --key-id N [--config PATH]`, as `authorized-keys` writes it.
 pub fn main() -> ExitCode {
     crate::syslog::init("git2fa-shell");
+    crate::syslog::refuse_on_panic(|| {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&err_pkt_line("git2fa: internal error, so the operation was refused. Tell an admin of this host."));
+        let _ = out.flush();
+        eprintln!("git2fa: internal error, so the operation was refused.\nTell an admin of this host; the cause is in their log.");
+    });
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let stdin = std::io::stdin();
@@ -547,6 +553,7 @@ pub fn main() -> ExitCode {
     match connection.handle(&command, &mut io) {
         Action::Exit(code) => ExitCode::from(code),
         Action::Git(invocation) => {
+            crate::syslog::panic_point("shell-before-exec");
             let _ = io.stdout.flush();
             let error = invocation.exec();
             refuse_unavailable(

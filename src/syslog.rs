@@ -94,3 +94,28 @@ mod tests {
         assert!(line.ends_with("]: store: locked again"), "{line}");
     }
 }
+
+/// Replaces the panic message (file and line, meant for developers, not
+/// for a git user) with `refusal` on stderr, and logs the panic. The
+/// process then ends without having started git: release builds abort
+/// (`panic = "abort"`), test builds unwind to a non-zero exit.
+pub fn refuse_on_panic(refusal: fn()) {
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("internal error, operation refused: {info}");
+        refusal();
+    }));
+}
+
+/// Test builds only: panics at `point` when `GIT2FA_TEST_PANIC` names it,
+/// so that a test can prove a panic there refuses the operation. Release
+/// builds compile it to nothing.
+#[cfg(debug_assertions)]
+pub fn panic_point(point: &str) {
+    if std::env::var("GIT2FA_TEST_PANIC").as_deref() == Ok(point) {
+        panic!("panic injected at {point}");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn panic_point(_point: &str) {}

@@ -14,6 +14,7 @@ mod hostile_shell;
 mod http;
 mod nginx;
 mod properties;
+mod races;
 mod ssh;
 mod sshd;
 mod web;
