@@ -62,7 +62,9 @@ fn unavailable(cause: &str) -> ExitCode {
 pub fn main() -> ExitCode {
     crate::syslog::init("git2fa-hook");
     crate::syslog::refuse_on_panic(|| {
-        eprintln!("git2fa: internal error, so the push was refused.\nTell an admin of this host; the cause is in their log.");
+        eprintln!(
+            "git2fa: internal error, so the push was refused.\nTell an admin of this host; the cause is in their log."
+        );
     });
     let mut args: Vec<String> = std::env::args().collect();
     let argv0 = args.remove(0);

@@ -397,7 +397,9 @@ fn refusal_response(
 pub fn main() -> ExitCode {
     crate::syslog::init("git2fa-http");
     crate::syslog::refuse_on_panic(|| {
-        print!("Status: 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ngit2fa: internal error, so the request was refused.\n");
+        print!(
+            "Status: 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ngit2fa: internal error, so the request was refused.\n"
+        );
     });
     let response = match CgiRequest::from_env() {
         Err(e) => bad_request(e),

@@ -505,9 +505,13 @@ pub fn main() -> ExitCode {
     crate::syslog::init("git2fa-shell");
     crate::syslog::refuse_on_panic(|| {
         let mut out = std::io::stdout();
-        let _ = out.write_all(&err_pkt_line("git2fa: internal error, so the operation was refused. Tell an admin of this host."));
+        let _ = out.write_all(&err_pkt_line(
+            "git2fa: internal error, so the operation was refused. Tell an admin of this host.",
+        ));
         let _ = out.flush();
-        eprintln!("git2fa: internal error, so the operation was refused.\nTell an admin of this host; the cause is in their log.");
+        eprintln!(
+            "git2fa: internal error, so the operation was refused.\nTell an admin of this host; the cause is in their log."
+        );
     });
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

@@ -375,6 +375,14 @@ impl Store {
         Ok((result != "ok").then_some(result))
     }
 
+    /// One statement in its own `BEGIN IMMEDIATE` transaction.
+    fn write(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(sql, params)?;
+        tx.commit()?;
+        Ok(changed)
+    }
+
     fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
         Ok(self
             .conn
@@ -431,8 +439,19 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Disabling also ends the user's web sessions, at once: a stolen cookie
+    /// must not outlive the admin's response (nor come back on re-enabling).
     pub fn set_enabled(&mut self, id: i64, enabled: bool) -> Result<bool> {
-        self.update_user("UPDATE users SET enabled = ?1 WHERE id = ?2", id, &enabled)
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE users SET enabled = ?1 WHERE id = ?2",
+            params![enabled, id],
+        )?;
+        if !enabled {
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(changed == 1)
     }
 
     pub fn set_admin(&mut self, id: i64, admin: bool) -> Result<bool> {
@@ -447,12 +466,16 @@ impl Store {
         )
     }
 
+    /// A new password ends every web session of the user.
     pub fn set_password_hash(&mut self, id: i64, hash: &str) -> Result<bool> {
-        self.update_user(
+        let tx = self.immediate()?;
+        let changed = tx.execute(
             "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-            id,
-            &hash,
-        )
+            params![hash, id],
+        )?;
+        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [id])?;
+        tx.commit()?;
+        Ok(changed == 1)
     }
 
     /// Clears the failure counter and any lock.
@@ -524,6 +547,9 @@ impl Store {
             "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL",
             params![now, user_id],
         )?;
+        // Web sessions too: whoever holds one must not enrol an app of
+        // their own in the gap.
+        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -755,7 +781,7 @@ impl Store {
     /// Records a use, at most once a minute per token (a write per git
     /// request would cost more than the rest of the check).
     pub fn touch_token(&mut self, id: i64, now: i64) -> Result<()> {
-        self.conn.execute(
+        self.write(
             "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at <= ?1 - 60)",
             params![now, id],
         )?;
@@ -816,8 +842,7 @@ impl Store {
 
     /// Forgets the failures of a scope (after a right password).
     pub fn clear_password_failures(&mut self, scope: &str) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM password_failures WHERE scope = ?1", [scope])?;
+        self.write("DELETE FROM password_failures WHERE scope = ?1", [scope])?;
         Ok(())
     }
 
@@ -826,6 +851,11 @@ impl Store {
     /// Stores a new web session (anonymous when `user_id` is `None`).
     pub fn add_web_session(&mut self, session: &WebSession) -> Result<()> {
         let tx = self.immediate()?;
+        // Expired sessions go as new ones come, so the table stays small.
+        tx.execute(
+            "DELETE FROM web_sessions WHERE expires_at <= ?1",
+            [session.created_at],
+        )?;
         tx.execute(
             "INSERT INTO web_sessions (id, user_id, csrf, created_at, expires_at, code_at, remote_addr)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -871,7 +901,7 @@ impl Store {
 
     /// Records that a code was entered in this web session.
     pub fn set_web_code_at(&mut self, id: &[u8; 32], at: i64) -> Result<()> {
-        self.conn.execute(
+        self.write(
             "UPDATE web_sessions SET code_at = ?1 WHERE id = ?2",
             params![at, &id[..]],
         )?;
@@ -885,7 +915,7 @@ impl Store {
         secret: Option<&[u8]>,
         codes: Option<&[u8]>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.write(
             "UPDATE web_sessions SET pending_secret = ?1, pending_codes = ?2 WHERE id = ?3",
             params![secret, codes, &id[..]],
         )?;
@@ -913,7 +943,7 @@ impl Store {
         user_id: i64,
         expires_at: i64,
     ) -> Result<()> {
-        self.conn.execute(
+        self.write(
             "INSERT INTO password_links (hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
             params![&hash[..], user_id, expires_at],
         )?;

@@ -85,16 +85,6 @@ pub fn init(tag: &str) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn lines_have_priority_tag_and_no_newlines() {
-        let line = super::format_line("git2fa-shell", log::Level::Error, "store: locked\nagain");
-        assert!(line.starts_with("<35>git2fa-shell["), "{line}");
-        assert!(line.ends_with("]: store: locked again"), "{line}");
-    }
-}
-
 /// Replaces the panic message (file and line, meant for developers, not
 /// for a git user) with `refusal` on stderr, and logs the panic. The
 /// process then ends without having started git: release builds abort
@@ -119,3 +109,13 @@ pub fn panic_point(point: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn panic_point(_point: &str) {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lines_have_priority_tag_and_no_newlines() {
+        let line = super::format_line("git2fa-shell", log::Level::Error, "store: locked\nagain");
+        assert!(line.starts_with("<35>git2fa-shell["), "{line}");
+        assert!(line.ends_with("]: store: locked again"), "{line}");
+    }
+}

@@ -12,9 +12,18 @@ use crate::time::format_utc;
 const ADDRESS_FACTOR: u32 = 5;
 
 /// A local path to go to after logging in; anything else goes home.
+///
+/// Only paths of this page (`/2fa…`) made of visible ASCII: browsers drop
+/// tabs and newlines from URLs, so `/\t/evil.example` would otherwise leave
+/// the site.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if (path == "/2fa" || path.starts_with("/2fa/") || path.starts_with("/2fa?"))
+                && path.bytes().all(|b| b.is_ascii_graphic())
+                && !path.contains("//")
+                && !path.contains('\\') =>
+        {
             path.to_string()
         }
         _ => "/2fa".to_string(),
@@ -60,7 +69,14 @@ pub fn login(cx: &mut Context) -> Response {
     ];
     match cx.store.password_throttled(&scopes, window, cx.now) {
         Ok(Some(until)) => {
-            cx.audit("login", "fail", "password-throttled", None);
+            let tried = check_user_name(&name).is_ok().then_some(name.clone());
+            cx.audit_for(
+                tried.as_deref(),
+                "login",
+                "fail",
+                "password-throttled",
+                None,
+            );
             let message = format!(
                 "Too many wrong passwords. Try again after {}.",
                 format_utc(until)
@@ -94,9 +110,8 @@ pub fn login(cx: &mut Context) -> Response {
         {
             return cx.unavailable(&e);
         }
-        let record_user = cx.user.take();
-        cx.audit("login", "fail", "wrong-password", None);
-        cx.user = record_user;
+        let tried = check_user_name(&name).is_ok().then_some(name.clone());
+        cx.audit_for(tried.as_deref(), "login", "fail", "wrong-password", None);
         return login_form(cx, Some("Wrong user name or password."));
     };
     if let Err(e) = cx.store.clear_password_failures(&user_scope) {
@@ -178,9 +193,16 @@ pub fn set_password(cx: &mut Context) -> Response {
         Ok(hash) => hash,
         Err(e) => return cx.unavailable(&e),
     };
+    let for_user = cx
+        .store
+        .password_link_user(&link_hash(cx), cx.now)
+        .ok()
+        .flatten()
+        .and_then(|id| cx.store.user_by_id(id).ok().flatten())
+        .map(|u| u.name);
     match cx.store.use_password_link(&link_hash(cx), &hash, cx.now) {
         Ok(true) => {
-            cx.audit("set-password", "ok", "link", None);
+            cx.audit_for(for_user.as_deref(), "set-password", "ok", "link", None);
             page(
                 cx,
                 "Password set",
@@ -209,6 +231,12 @@ mod tests {
         for bad in [
             "https://evil.example",
             "//evil.example/x",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/2fa/\t/x",
+            "/%09/evil.example",
+            "/login",
+            "/2fa//evil.example",
             "/\\evil",
             "",
             "2fa",

@@ -45,6 +45,7 @@ pub fn add(cx: &mut Context) -> Response {
     if cx.git_session_until().is_none() {
         return Response::redirect("/2fa/verify?next=/2fa/keys");
     }
+    guard!(cx.require_recent_code("/2fa/keys"));
     let key = match PublicKey::parse(cx.request.field("key")) {
         Ok(key) => key,
         Err(e) => {
@@ -90,6 +91,7 @@ pub fn add(cx: &mut Context) -> Response {
 pub fn remove(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
+    guard!(cx.require_recent_code("/2fa/keys"));
     let id: i64 = cx.request.field("id").parse().unwrap_or(-1);
     let key = match cx.store.key(id) {
         Ok(Some(k)) if k.user == user.name => k,

@@ -396,6 +396,19 @@ impl<'a> Context<'a> {
             .is_some_and(|at| self.now - at <= RECENT_CODE)
     }
 
+    /// Sensitive changes: without a code from the last five minutes, the
+    /// user is sent to verify and then back to `back_to`.
+    pub fn require_recent_code(&self, back_to: &str) -> Result<(), Response> {
+        if self.recent_code() {
+            Ok(())
+        } else {
+            Err(Response::redirect(&format!(
+                "/2fa/verify?next={}",
+                crate::config::url_component(back_to)
+            )))
+        }
+    }
+
     /// Whether the user has an open git 2FA session (the padlock).
     pub fn git_session_until(&self) -> Option<i64> {
         let user = self.user.as_ref()?;
@@ -409,9 +422,22 @@ impl<'a> Context<'a> {
 
     /// One audit row for something done in the web page.
     pub fn audit(&mut self, action: &str, outcome: &str, reason: &str, repo: Option<&str>) {
+        let user = self.user.as_ref().map(|u| u.name.clone());
+        self.audit_for(user.as_deref(), action, outcome, reason, repo);
+    }
+
+    /// One audit row naming `user` (a failed log-in names who was tried).
+    pub fn audit_for(
+        &mut self,
+        user: Option<&str>,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+        repo: Option<&str>,
+    ) {
         let record = AuditRecord {
             at: self.now,
-            user: self.user.as_ref().map(|u| u.name.clone()),
+            user: user.map(str::to_string),
             transport: Transport::Web.as_str().into(),
             repo: repo.map(str::to_string),
             action: action.into(),

@@ -83,6 +83,7 @@ pub fn flag(cx: &mut Context) -> Response {
             "On this host only admins change repository requirements.",
         );
     }
+    guard!(cx.require_recent_code("/2fa/repos"));
     let Some(require) = Require::parse(cx.request.field("require")) else {
         return list(cx, Some(notice("error", "Choose off, push or all."))).with_status(400);
     };

@@ -85,6 +85,8 @@ pub fn create(cx: &mut Context) -> Response {
     if cx.git_session_until().is_none() {
         return Response::redirect("/2fa/verify?next=/2fa/tokens");
     }
+    // A token skips 2FA for its lifetime: minting one is sensitive.
+    guard!(cx.require_recent_code("/2fa/tokens"));
     let name = cx.request.field("name").trim().to_string();
     let repos: Result<Vec<String>, String> = cx
         .request
@@ -141,22 +143,16 @@ pub fn create(cx: &mut Context) -> Response {
         .find(|r| !r.contains('*'))
         .cloned()
         .unwrap_or_else(|| "REPOSITORY".into());
-    let host = cx
-        .config
-        .public_url
-        .split_once("://")
-        .map_or(cx.config.public_url.as_str(), |(_, h)| h);
-    let scheme = cx.config.public_url.split("://").next().unwrap_or("https");
     let body = format!(
         "{}<p>Copy it now: it is shown only this once.</p><code class=\"secret\" id=\"token\">{}</code>\
-         <p>Use it as the password for <strong>{}</strong>, for example:</p>\
-         <code class=\"secret\">git clone {scheme}://{}:{}@{host}/git/{}.git</code>\
-         <p><a href=\"/2fa/tokens\">Back to your tokens</a></p>",
+         <p>When git asks for the password of <strong>{}</strong>, paste the token. For example:</p>\
+         <code class=\"secret\">git clone {}/git/{}.git</code>\
+         <p>Keep it out of URLs and scripts: a credential helper (<code>git config --global credential.helper store</code>, \
+         or your system's keychain) remembers it for you.</p><p><a href=\"/2fa/tokens\">Back to your tokens</a></p>",
         notice("ok", &format!("Token #{id} created.")),
         esc(&secret),
         esc(&user.name),
-        esc(&user.name),
-        esc(&secret),
+        esc(&clone_base(&cx.config.public_url, &user.name)),
         esc(&example)
     );
     page(cx, "Your new token", &body)
@@ -178,4 +174,12 @@ pub fn revoke(cx: &mut Context) -> Response {
     }
     cx.audit("token-revoke", "ok", &format!("token #{id}"), None);
     list(cx, Some(notice("ok", &format!("Token #{id} is revoked."))))
+}
+
+/// `https://alice@git.example.com`: the user in the URL, never the token.
+fn clone_base(public_url: &str, user: &str) -> String {
+    match public_url.split_once("://") {
+        Some((scheme, host)) => format!("{scheme}://{user}@{host}"),
+        None => public_url.to_string(),
+    }
 }

@@ -465,15 +465,6 @@ pub fn leave(cx: &mut Context) -> Response {
     }
 }
 
-fn needs_recent_code(cx: &Context, back_to: &str) -> Option<Response> {
-    (!cx.recent_code()).then(|| {
-        Response::redirect(&format!(
-            "/2fa/verify?next={}",
-            crate::config::url_component(back_to)
-        ))
-    })
-}
-
 pub fn always(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
@@ -481,8 +472,8 @@ pub fn always(cx: &mut Context) -> Response {
         return Response::error(403, "This host does not let users choose that.");
     }
     let on = cx.request.field("always") == "on";
-    if !on && let Some(response) = needs_recent_code(cx, "/2fa") {
-        return response;
+    if !on {
+        guard!(cx.require_recent_code("/2fa"));
     }
     if let Err(e) = cx.store.set_always_2fa(user.id, on) {
         return cx.unavailable(&e);
@@ -500,9 +491,7 @@ pub fn always(cx: &mut Context) -> Response {
 pub fn regenerate(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
-    if let Some(response) = needs_recent_code(cx, "/2fa") {
-        return response;
-    }
+    guard!(cx.require_recent_code("/2fa"));
     let origin = origin(cx);
     match twofactor::regenerate_recovery_codes(&mut cx.store, cx.config, &user, &origin, cx.now) {
         Ok(codes) => {

@@ -24,7 +24,11 @@ fn verify_race(host: &Host, name: &str, code: &str, n: usize) -> Vec<(i32, Strin
                     .args(["verify", &name, &code])
                     .output()
                     .unwrap();
-                let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 (out.status.code().unwrap_or(-1), text)
             })
         })
@@ -41,9 +45,22 @@ fn one_code_in_many_processes_succeeds_once() {
         let results = verify_race(&host, "alice", &code, 8);
         let won = results.iter().filter(|(status, _)| *status == 0).count();
         assert_eq!(won, 1, "{code}: {results:?}");
-        assert!(results.iter().filter(|(s, _)| *s != 0).all(|(_, t)| t.contains("already used")), "{results:?}");
+        assert!(
+            results
+                .iter()
+                .filter(|(s, _)| *s != 0)
+                .all(|(_, t)| t.contains("already used")),
+            "{results:?}"
+        );
     }
-    assert_eq!(host.git2fa(&["session", "list", "alice"]).ok().stdout.lines().count(), 2);
+    assert_eq!(
+        host.git2fa(&["session", "list", "alice"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -51,19 +68,39 @@ fn concurrent_wrong_codes_lock_at_exactly_max_failures() {
     let host = Host::with_policy("max_failures = 4", "");
     host.add_user("alice");
     let (secret, _) = host.enroll("alice");
-    let wrong = if code(&secret, 0) == "000000" { "111111" } else { "000000" };
+    let wrong = if code(&secret, 0) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let results = verify_race(&host, "alice", wrong, 12);
     assert!(results.iter().all(|(status, _)| *status == 1));
-    let audit = host.git2fa(&["audit", "--user", "alice", "--limit", "100"]).ok().stdout;
-    let counted = audit.lines().filter(|l| l.contains(" verify fail wrong-totp")).count();
-    let refused_locked = audit.lines().filter(|l| l.contains(" verify fail locked")).count();
+    let audit = host
+        .git2fa(&["audit", "--user", "alice", "--limit", "100"])
+        .ok()
+        .stdout;
+    let counted = audit
+        .lines()
+        .filter(|l| l.contains(" verify fail wrong-totp"))
+        .count();
+    let refused_locked = audit
+        .lines()
+        .filter(|l| l.contains(" verify fail locked"))
+        .count();
     assert_eq!((counted, refused_locked), (4, 8), "{audit}");
 }
 
 #[test]
 fn a_token_revoked_while_in_use_is_refused_from_the_next_request_on() {
     let (host, marker) = recording_host();
-    let token = host.git2fa(&["token", "create", "alice", "--repo", "team/*", "--perm", "read"]).ok().stdout.trim().to_string();
+    let token = host
+        .git2fa(&[
+            "token", "create", "alice", "--repo", "team/*", "--perm", "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     let request = || {
         use base64::Engine;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"));
@@ -77,7 +114,10 @@ fn a_token_revoked_while_in_use_is_refused_from_the_next_request_on() {
             .env("HTTP_AUTHORIZATION", format!("Basic {basic}"))
             .output()
             .unwrap();
-        (marker.exists(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            marker.exists(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     assert!(request().0, "in use");
     host.git2fa(&["token", "revoke", "1"]).ok();
@@ -88,7 +128,9 @@ fn a_token_revoked_while_in_use_is_refused_from_the_next_request_on() {
 #[test]
 fn a_session_ended_while_a_push_waits_is_not_honoured() {
     let (host, _marker) = recording_host();
-    let text = std::fs::read_to_string(&host.config).unwrap().replace("[policy]\n", "[policy]\nwait_for_verify = \"3s\"\n");
+    let text = std::fs::read_to_string(&host.config)
+        .unwrap()
+        .replace("[policy]\n", "[policy]\nwait_for_verify = \"3s\"\n");
     std::fs::write(&host.config, text).unwrap();
     let (secret, _) = host.enroll("alice");
     host.git2fa(&["repo", "flag", "team/app"]).ok();
@@ -98,7 +140,14 @@ fn a_session_ended_while_a_push_waits_is_not_honoured() {
         let repo = repo.clone();
         std::thread::spawn(move || {
             let mut child = Command::new(HOOK_BIN)
-                .args(["--config", &config.display().to_string(), "update", "refs/heads/main", &"0".repeat(40), &"1".repeat(40)])
+                .args([
+                    "--config",
+                    &config.display().to_string(),
+                    "update",
+                    "refs/heads/main",
+                    &"0".repeat(40),
+                    &"1".repeat(40),
+                ])
                 .current_dir(&repo)
                 .env("GIT_DIR", ".")
                 .env("GIT2FA_USER", "alice")
@@ -145,7 +194,9 @@ fn writers_killed_mid_transaction_leave_a_sound_store_that_lost_nothing_committe
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&host.config)
-            .args(["token", "create", "alice", "--repo", "app", "--perm", "read"])
+            .args([
+                "token", "create", "alice", "--repo", "app", "--perm", "read",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -161,11 +212,24 @@ fn writers_killed_mid_transaction_leave_a_sound_store_that_lost_nothing_committe
         }
     }
     let store = git2fa::store::Store::open(&host.store_path()).unwrap();
-    assert_eq!(store.integrity_problem().unwrap(), None, "PRAGMA integrity_check");
+    assert_eq!(
+        store.integrity_problem().unwrap(),
+        None,
+        "PRAGMA integrity_check"
+    );
     for token in &committed {
-        assert!(store.token_by_hash(&git2fa::token::hash(token)).unwrap().is_some(), "a committed token was lost");
+        assert!(
+            store
+                .token_by_hash(&git2fa::token::hash(token))
+                .unwrap()
+                .is_some(),
+            "a committed token was lost"
+        );
     }
-    eprintln!("{} of 40 writers committed before being killed", committed.len());
+    eprintln!(
+        "{} of 40 writers committed before being killed",
+        committed.len()
+    );
 }
 
 #[test]
@@ -176,25 +240,44 @@ fn a_panic_in_a_shim_or_hook_refuses_the_operation() {
     // The shim: a request it allows, and a panic just before git starts.
     let shell = |panic: Option<&str>| {
         let mut command = Command::new(SHELL_BIN);
-        command.args(["--config", &config, "--key-id", "1"]).env_clear().env("SSH_ORIGINAL_COMMAND", "git-upload-pack 'team/app'");
+        command
+            .args(["--config", &config, "--key-id", "1"])
+            .env_clear()
+            .env("SSH_ORIGINAL_COMMAND", "git-upload-pack 'team/app'");
         if let Some(point) = panic {
             command.env("GIT2FA_TEST_PANIC", point);
         }
         command.output().unwrap()
     };
-    assert!(shell(None).status.success() && marker.exists(), "the control: allowed without the panic");
+    assert!(
+        shell(None).status.success() && marker.exists(),
+        "the control: allowed without the panic"
+    );
     std::fs::remove_file(&marker).unwrap();
     let out = shell(Some("shell-before-exec"));
     assert!(!out.status.success() && !marker.exists(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("git2fa: internal error, so the operation was refused."), "{stderr}");
-    assert!(!stderr.contains(".rs:"), "no source locations for git users: {stderr}");
+    assert!(
+        stderr.starts_with("git2fa: internal error, so the operation was refused."),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(".rs:"),
+        "no source locations for git users: {stderr}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ERR git2fa: internal error"));
     // The hook.
     let hook = |panic: Option<&str>| {
         let mut command = Command::new(HOOK_BIN);
         command
-            .args(["--config", &config, "update", "refs/heads/main", &"0".repeat(40), &"1".repeat(40)])
+            .args([
+                "--config",
+                &config,
+                "update",
+                "refs/heads/main",
+                &"0".repeat(40),
+                &"1".repeat(40),
+            ])
             .current_dir(&repo)
             .env_clear()
             .env("GIT_DIR", ".")
@@ -209,9 +292,19 @@ fn a_panic_in_a_shim_or_hook_refuses_the_operation() {
     assert!(hook(None).status.success(), "the control");
     let out = hook(Some("hook-after-allow"));
     assert!(!out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("git2fa: internal error, so the push was refused."));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("git2fa: internal error, so the push was refused.")
+    );
     // The HTTP shim.
-    let token = host.git2fa(&["token", "create", "alice", "--repo", "team/*", "--perm", "read"]).ok().stdout.trim().to_string();
+    let token = host
+        .git2fa(&[
+            "token", "create", "alice", "--repo", "team/*", "--perm", "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"));
     let _ = std::fs::remove_file(&marker);
@@ -226,5 +319,8 @@ fn a_panic_in_a_shim_or_hook_refuses_the_operation() {
         .output()
         .unwrap();
     assert!(!marker.exists());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Status: 403"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("Status: 403"),
+        "{out:?}"
+    );
 }

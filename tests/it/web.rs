@@ -329,36 +329,224 @@ fn pages_needing_2fa_send_the_user_to_verify() {
     );
 }
 
-#[test]
-fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
-    let (host, server, secret) = start("");
+/// Makes the code of the client's web session `age` seconds old.
+fn age_code(host: &Host, client: &Client, age: i64) {
     let mut store = git2fa::store::Store::open(&host.store_path()).unwrap();
-    let alice = store.user("alice").unwrap().unwrap();
-    store.set_admin(alice.id, true).unwrap();
-    let mut client = Client::new(&server);
-    client.log_in("alice", "correct horse battery");
-    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
-    // The code was entered six minutes ago.
     let cookie = client.cookie.clone().unwrap();
     let value = cookie.split_once('=').unwrap().1;
     let id: [u8; 32] = sha2::Sha256::digest(value.as_bytes()).into();
     store
-        .set_web_code_at(&id, git2fa::time::now() - 360)
+        .set_web_code_at(&id, git2fa::time::now() - age)
         .unwrap();
-    for (page, action, fields) in [
-        ("/2fa", "/2fa/recovery-codes", vec![]),
+}
+
+#[test]
+fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
+    let (host, server, secret) = start("");
+    host.bare_repo("app.git");
+    std::fs::write(
+        host.root.join("app.git/git2fa.toml"),
+        "owners = ['alice']\n",
+    )
+    .unwrap();
+    let mut store = git2fa::store::Store::open(&host.store_path()).unwrap();
+    let alice = store.user("alice").unwrap().unwrap();
+    store.set_admin(alice.id, true).unwrap();
+    drop(store);
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh alice";
+    let token = [
+        ("name", "ci"),
+        ("repos", "app"),
+        ("permission", "read"),
+        ("days", "7"),
+    ];
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &str)> = vec![
+        (
+            "/2fa/tokens",
+            "/2fa/tokens",
+            token.to_vec(),
+            "Token #1 created.",
+        ),
+        ("/2fa/keys", "/2fa/keys", vec![("key", key)], "Key #1 added"),
+        (
+            "/2fa/keys",
+            "/2fa/keys/remove",
+            vec![("id", "1")],
+            "Key #1 removed.",
+        ),
+        (
+            "/2fa/repos",
+            "/2fa/repos",
+            vec![("repo", "app"), ("require", "off")],
+            "app: 2FA is no longer required.",
+        ),
+        ("/2fa", "/2fa/recovery-codes", vec![], "New recovery codes"),
         (
             "/2fa/admin/users",
             "/2fa/admin/users",
             vec![("user", "alice"), ("action", "unlock")],
+            "alice: unlocked.",
         ),
+    ];
+    let mut client = Client::new(&server);
+    client.log_in("alice", "correct horse battery");
+    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    for (page, action, fields, done) in &cases {
+        // The code was entered six minutes ago: verify first.
+        age_code(&host, &client, 360);
+        let stale = client.submit(page, action, fields);
+        assert_eq!(stale.status, 303, "{action}: {}", stale.body);
+        assert!(
+            stale.location().starts_with("/2fa/verify?next="),
+            "{action}: {}",
+            stale.location()
+        );
+        // The control: a fresh code, and the same change goes through.
+        age_code(&host, &client, 10);
+        let fresh = client.submit(page, action, fields);
+        assert!(fresh.body.contains(done), "{action}: {}", fresh.body);
+    }
+}
+
+#[test]
+fn a_half_logged_in_session_posts_nothing() {
+    let (_host, server, _) = start("");
+    let mut client = Client::new(&server);
+    client.log_in("alice", "correct horse battery");
+    // It has a valid CSRF token (the verify form's), and still every form
+    // but verify and log-out sends it to verify.
+    let csrf = client.get("/2fa/verify").csrf();
+    for action in [
+        "/2fa/tokens",
+        "/2fa/tokens/revoke",
+        "/2fa/keys",
+        "/2fa/keys/remove",
+        "/2fa/repos",
+        "/2fa/leave",
+        "/2fa/always",
+        "/2fa/recovery-codes",
+        "/2fa/remove",
+        "/2fa/admin/users",
     ] {
-        let answer = client.submit(page, action, &fields);
-        assert_eq!(answer.status, 303, "{action}");
+        let answer = client.send(
+            "POST",
+            action,
+            &[("csrf", &csrf), ("name", "x"), ("code", "123456")],
+        );
+        assert_eq!(answer.status, 303, "{action}: {}", answer.body);
         assert!(
             answer.location().starts_with("/2fa/verify?next="),
             "{action}: {}",
             answer.location()
+        );
+    }
+}
+
+#[test]
+fn nobody_touches_another_users_tokens_keys_or_repositories() {
+    let (host, server, secret) = start("");
+    host.add_user("bob");
+    host.git2fa(&["token", "create", "bob", "--repo", "app", "--perm", "read"])
+        .ok();
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh bob\n";
+    host.git2fa_with_stdin(&["key", "add", "bob", "-"], key)
+        .ok();
+    host.bare_repo("bobs.git");
+    std::fs::write(
+        host.root.join("bobs.git/git2fa.toml"),
+        "owners = ['bob']\nrequire = 'push'\n",
+    )
+    .unwrap();
+    let mut client = Client::new(&server);
+    client.log_in("alice", "correct horse battery");
+    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    let revoke = client.submit("/2fa/tokens", "/2fa/tokens/revoke", &[("id", "1")]);
+    assert!(
+        revoke.body.contains("No such token of yours."),
+        "{}",
+        revoke.body
+    );
+    let remove = client.submit("/2fa/keys", "/2fa/keys/remove", &[("id", "1")]);
+    assert!(
+        remove.body.contains("No such key of yours."),
+        "{}",
+        remove.body
+    );
+    let flag = client.submit(
+        "/2fa/repos",
+        "/2fa/repos",
+        &[("repo", "bobs"), ("require", "off")],
+    );
+    assert!(
+        flag.body.contains("You do not own that repository."),
+        "{}",
+        flag.body
+    );
+    let admin = client.submit(
+        "/2fa",
+        "/2fa/admin/users",
+        &[("user", "bob"), ("action", "disable")],
+    );
+    assert_eq!(admin.status, 403, "alice is no admin");
+    assert!(
+        host.git2fa(&["token", "list", "bob"])
+            .ok()
+            .stdout
+            .contains(" active ")
+    );
+    assert_eq!(
+        host.git2fa(&["key", "list", "bob"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        1
+    );
+    assert!(
+        std::fs::read_to_string(host.root.join("bobs.git/git2fa.toml"))
+            .unwrap()
+            .contains("require = 'push'")
+    );
+    assert!(
+        host.git2fa(&["user", "show", "bob"])
+            .ok()
+            .stdout
+            .starts_with("bob enabled")
+    );
+}
+
+#[test]
+fn resets_disables_and_new_passwords_end_web_sessions() {
+    // Attack: a stolen web cookie outlives the admin's response to the
+    // theft (a 2FA reset, a new password, disabling the account), and the
+    // thief enrols an authenticator of their own in the gap.
+    let (host, server, secret) = start("");
+    for (step, command) in [
+        (0, vec!["user", "reset-2fa", "alice"]),
+        (1, vec!["user", "set-password", "alice", "--password-stdin"]),
+        (2, vec!["user", "disable", "alice"]),
+    ] {
+        if step == 1 {
+            host.enroll("alice");
+        }
+        let mut stolen = Client::new(&server);
+        let logged_in = stolen.log_in("alice", "correct horse battery");
+        assert_eq!(logged_in.status, 303, "step {step}");
+        let _ = secret;
+        host.git2fa_with_stdin(&command, "correct horse battery\n")
+            .ok();
+        let after = stolen.get("/2fa/setup");
+        assert_eq!(
+            after.status, 303,
+            "{command:?}: the old cookie still works: {}",
+            after.body
+        );
+        assert!(
+            after.location().starts_with("/login"),
+            "{command:?}: {}",
+            after.location()
         );
     }
 }
