@@ -329,6 +329,9 @@ fn pages_needing_2fa_send_the_user_to_verify() {
     );
 }
 
+/// (page with the form, action, fields, what the page says when done)
+type SensitiveCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 /// Makes the code of the client's web session `age` seconds old.
 fn age_code(host: &Host, client: &Client, age: i64) {
     let mut store = git2fa::store::Store::open(&host.store_path()).unwrap();
@@ -361,7 +364,7 @@ fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
         ("permission", "read"),
         ("days", "7"),
     ];
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<SensitiveCase> = vec![
         (
             "/2fa/tokens",
             "/2fa/tokens",
