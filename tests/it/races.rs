@@ -202,7 +202,7 @@ fn writers_killed_mid_transaction_leave_a_sound_store_that_lost_nothing_committe
             .spawn()
             .unwrap();
         // Kill at a different moment each round, often inside the write.
-        std::thread::sleep(Duration::from_micros(round * 700));
+        std::thread::sleep(Duration::from_micros(round * 150));
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
         // A token is printed only after its transaction committed.
@@ -229,6 +229,47 @@ fn writers_killed_mid_transaction_leave_a_sound_store_that_lost_nothing_committe
     eprintln!(
         "{} of 40 writers committed before being killed",
         committed.len()
+    );
+
+    // Sessions and used recovery codes: a verification that reported
+    // success keeps its session and its spent code, whenever it was killed.
+    let (_, codes) = host.enroll("alice");
+    let mut reported = Vec::new();
+    for (round, code) in codes.iter().enumerate() {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&host.config)
+            .args(["verify", "alice", code])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(round as u64 * 15));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(rest) = printed.split("2FA session #").nth(1) {
+            reported.push((code.clone(), rest.split(' ').next().unwrap().to_string()));
+        }
+    }
+    let store = git2fa::store::Store::open(&host.store_path()).unwrap();
+    assert_eq!(store.integrity_problem().unwrap(), None);
+    drop(store);
+    let sessions = host.git2fa(&["session", "list", "alice"]).ok().stdout;
+    for (code, id) in &reported {
+        assert!(
+            sessions.contains(&format!("session #{id} alice")),
+            "session #{id} was lost:\n{sessions}"
+        );
+        let again = host.git2fa(&["verify", "alice", code]).fails(1);
+        assert!(
+            again.stderr.contains("already used"),
+            "a spent code came back: {again:?}"
+        );
+    }
+    eprintln!(
+        "{} of 10 verifications committed before being killed",
+        reported.len()
     );
 }
 
