@@ -16,7 +16,7 @@ use crate::gate::{self, Request};
 use crate::identity::Identity;
 use crate::install::{self, CHAINED_SUFFIX};
 use crate::repo_path::RepoPath;
-use crate::repo_policy::PushedRefs;
+use crate::repo_policy::{PushedRefs, RepoPolicy};
 use crate::store::Store;
 use crate::time::{format_duration, now};
 
@@ -106,6 +106,10 @@ pub fn main() -> ExitCode {
 fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, String> {
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let repo = repo_for(config, &git_dir)?;
+    // Only protected refs make one ref differ from another. Without them,
+    // pre-receive decides the whole push and update has nothing to add (a
+    // broken file counts as having them: the gate then refuses).
+    let per_ref = RepoPolicy::load(&repo.dir).map_or(true, |p| !p.protected_refs.is_empty());
     let mut input = Vec::new();
     let refs = match kind {
         HookKind::PreReceive => {
@@ -131,11 +135,15 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
                     )),
                 })
                 .collect::<Result<Vec<String>, String>>()?;
-            if install::hooks_installed(&repo.dir) {
+            if per_ref && install::hooks_installed(&repo.dir) {
                 PushedRefs::CheckedByHook
             } else {
                 PushedRefs::Known(refs)
             }
+        }
+        // Our pre-receive decided this push already, refs included.
+        HookKind::Update if !per_ref && install::hook_active(&repo.dir, "pre-receive") => {
+            return run_chained(&git_dir, kind, args, &input);
         }
         HookKind::Update => match args {
             [refname, _old, _new] => PushedRefs::Known(vec![refname.clone()]),

@@ -30,17 +30,19 @@ pub fn is_ours(path: &Path) -> bool {
     fs::read_to_string(path).is_ok_and(|text| text.contains(MARKER))
 }
 
-/// Whether both git2fa hooks are in place in the repository.
-///
-/// They must be executable too: git skips a hook that is not.
-pub fn hooks_installed(repo_dir: &Path) -> bool {
+/// Whether our stub `name` is in place in the repository as a file git
+/// will run: ours, and executable (git skips a hook that is not).
+pub fn hook_active(repo_dir: &Path, name: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    HOOKS.iter().all(|(name, _)| {
-        let path = repo_dir.join("hooks").join(name);
-        let executable = fs::metadata(&path)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0o111);
-        executable && is_ours(&path)
-    })
+    let path = repo_dir.join("hooks").join(name);
+    let executable =
+        fs::metadata(&path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0o111);
+    executable && is_ours(&path)
+}
+
+/// Whether both git2fa hooks are in place in the repository.
+pub fn hooks_installed(repo_dir: &Path) -> bool {
+    HOOKS.iter().all(|(name, _)| hook_active(repo_dir, name))
 }
 
 /// Quotes a path for `sh`: inside single quotes, with `'` written `'\''`.

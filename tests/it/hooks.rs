@@ -333,3 +333,43 @@ fn oversized_or_malformed_pre_receive_input_is_refused() {
         "more than 4 MiB of refs is refused whole"
     );
 }
+
+#[test]
+fn update_leaves_the_push_to_pre_receive_only_when_that_is_ours() {
+    let host = Host::new();
+    let me = unix_user();
+    host.add_user(&me);
+    let repo = host.bare_repo("app.git");
+    let work = work_tree(host.dir.path(), "work");
+    host.git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    host.git2fa(&["repo", "flag", "app"]).ok();
+    // Both hooks: pre-receive refuses the whole push, once.
+    let refused = push(&work, &repo, "main").fails(1);
+    assert!(
+        refused.stderr.contains("(pre-receive hook declined)"),
+        "{}",
+        refused.stderr
+    );
+    let audit = host.git2fa(&["audit", "--repo", "app"]).ok().stdout;
+    assert_eq!(
+        audit.lines().filter(|l| l.contains(" write ")).count(),
+        1,
+        "{audit}"
+    );
+    // Without our pre-receive, update decides each ref itself.
+    std::fs::remove_file(repo.join("hooks/pre-receive")).unwrap();
+    let refused = push(&work, &repo, "main").fails(1);
+    assert!(
+        refused
+            .stderr
+            .contains("remote: git2fa: refused refs/heads/main:"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("(hook declined)"),
+        "{}",
+        refused.stderr
+    );
+}
