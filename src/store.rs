@@ -321,8 +321,8 @@ impl Store {
         Store::configure(conn, path)
     }
 
-    fn configure(conn: Connection, path: &Path) -> Result<Store> {
-        conn.busy_timeout(BUSY_TIMEOUT)
+    fn configure(mut conn: Connection, path: &Path) -> Result<Store> {
+        conn.busy_handler(Some(wait_for_lock))
             .map_err(|e| classify(path, e))?;
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(|e| classify(path, e))?;
@@ -1090,6 +1090,23 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// How often a connection waiting for the write lock looks again.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+
+/// The busy handler: wait `BUSY_POLL` and try again, for `BUSY_TIMEOUT` in
+/// all. SQLite's own handler backs off to 100 ms sleeps, so under many
+/// concurrent decisions (each appends an audit row) a waiter could miss
+/// every moment the lock was free and starve past the timeout; short polls
+/// share the lock in something close to arrival order.
+fn wait_for_lock(attempt: i32) -> bool {
+    let waited = BUSY_POLL * u32::try_from(attempt).unwrap_or(u32::MAX);
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
 }
 
 /// Maps an error met while opening to what an admin needs to know.
