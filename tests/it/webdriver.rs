@@ -23,14 +23,23 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Never panics (it may run while a test panics): ends the session,
+    /// the driver, and any browser process still using this profile.
     fn drop(&mut self) {
-        let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        let (port, session) = (self.port, self.session.clone());
+        let _ = std::panic::catch_unwind(move || {
+            http(port, "DELETE", &format!("/session/{session}"), None)
+        });
         use nix::sys::signal::{Signal, killpg};
         let _ = killpg(
             nix::unistd::Pid::from_raw(self.driver.id() as i32),
             Signal::SIGTERM,
         );
         let _ = self.driver.wait();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self._profile.path())
+            .status();
     }
 }
 
