@@ -99,6 +99,8 @@ pub struct Web {
     pub listen: SocketAddr,
     /// The authenticator apps the set-up wizard suggests.
     pub authenticator_apps: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +222,7 @@ impl Config {
             web: Web {
                 listen,
                 authenticator_apps: raw.web.authenticator_apps,
+                trusted_proxies: raw.web.trusted_proxies,
             },
             ssh: Ssh {
                 listen: raw.ssh.listen.0,
@@ -504,6 +507,7 @@ impl Default for RawTotp {
 struct RawWeb {
     listen: SocketAddr,
     authenticator_apps: Vec<String>,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for RawWeb {
@@ -519,6 +523,7 @@ impl Default for RawWeb {
             ]
             .map(String::from)
             .to_vec(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -706,6 +711,9 @@ authenticator_apps = [
     "Raivo or 2FAS (iOS)",
     "1Password, Bitwarden or KeePassXC",
 ]
+# Reverse proxies in front of `git2fa serve` whose X-Forwarded-For header
+# names the client (for throttling, the audit log, bind_session = "ip").
+trusted_proxies = []
 
 [ssh]
 # The embedded SSH server of `git2fa serve`; "" turns it off.

@@ -44,7 +44,14 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
-    let request = Request::new(&method, &uri, &headers, &body, peer);
+    let request = Request::new(
+        &method,
+        &uri,
+        &headers,
+        &body,
+        peer,
+        &config.web.trusted_proxies,
+    );
     let handled = tokio::task::spawn_blocking(move || handle(&config, request)).await;
     match handled {
         Ok(response) => response.into_response(),

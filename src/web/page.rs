@@ -38,6 +38,7 @@ impl Request {
         headers: &HeaderMap,
         body: &[u8],
         peer: SocketAddr,
+        trusted_proxies: &[std::net::IpAddr],
     ) -> Request {
         let pairs = |bytes: &[u8]| -> HashMap<String, String> {
             form_urlencoded::parse(bytes)
@@ -62,7 +63,7 @@ impl Request {
             query: pairs(uri.query().unwrap_or("").as_bytes()),
             form: if is_form { pairs(body) } else { HashMap::new() },
             cookies,
-            remote_addr: peer.ip().to_string(),
+            remote_addr: client_addr(peer.ip(), headers, trusted_proxies).to_string(),
         }
     }
 
@@ -76,6 +77,31 @@ impl Request {
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy;
+/// then the right-most address in `X-Forwarded-For` that is not a trusted
+/// proxy (the left part of that header is whatever the client wrote).
+pub fn client_addr(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
 }
 
 /// What goes back.
@@ -470,3 +496,43 @@ macro_rules! guard {
     };
 }
 pub(crate) use guard;
+
+#[cfg(test)]
+mod tests {
+    use super::client_addr;
+    use axum::http::HeaderMap;
+
+    fn headers(forwarded: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", forwarded.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let proxy = "127.0.0.1".parse().unwrap();
+        let client = "203.0.113.7".parse().unwrap();
+        // Attack: a client sends its own X-Forwarded-For to pose as another
+        // address (to escape throttling, or to match an ip-bound session).
+        assert_eq!(
+            client_addr(client, &headers("198.51.100.1"), &[proxy]),
+            client
+        );
+        assert_eq!(
+            client_addr(proxy, &headers("203.0.113.7"), &[]),
+            proxy,
+            "no proxy trusted by default"
+        );
+        assert_eq!(
+            client_addr(proxy, &headers("203.0.113.7"), &[proxy]),
+            client
+        );
+        // Through the proxy, the client's own left-hand entries are ignored.
+        assert_eq!(
+            client_addr(proxy, &headers("198.51.100.1, 203.0.113.7"), &[proxy]),
+            client
+        );
+        assert_eq!(client_addr(proxy, &headers("garbage"), &[proxy]), proxy);
+        assert_eq!(client_addr(proxy, &HeaderMap::new(), &[proxy]), proxy);
+    }
+}
