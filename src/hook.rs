@@ -106,9 +106,11 @@ pub fn main() -> ExitCode {
 fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, String> {
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let repo = repo_for(config, &git_dir)?;
-    // Only protected refs make one ref differ from another. Without them,
-    // pre-receive decides the whole push and update has nothing to add (a
-    // broken file counts as having them: the gate then refuses).
+    // Only protected refs make one ref differ from another: without them
+    // pre-receive decides on the refs it was given (a broken file counts as
+    // having them: the gate then refuses). update always decides its ref:
+    // the file may change between the two hooks of one push, and update
+    // cannot know what pre-receive saw.
     let per_ref = RepoPolicy::load(&repo.dir).map_or(true, |p| !p.protected_refs.is_empty());
     let mut input = Vec::new();
     let refs = match kind {
@@ -140,10 +142,6 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
             } else {
                 PushedRefs::Known(refs)
             }
-        }
-        // Our pre-receive decided this push already, refs included.
-        HookKind::Update if !per_ref && install::hook_active(&repo.dir, "pre-receive") => {
-            return run_chained(&git_dir, kind, args, &input);
         }
         HookKind::Update => match args {
             [refname, _old, _new] => PushedRefs::Known(vec![refname.clone()]),

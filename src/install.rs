@@ -31,13 +31,36 @@ pub fn is_ours(path: &Path) -> bool {
 }
 
 /// Whether our stub `name` is in place in the repository as a file git
-/// will run: ours, and executable (git skips a hook that is not).
+/// will run. Executable as the kernel says (git skips a hook it cannot run,
+/// e.g. on a `noexec` mount), and exactly our stub for that hook: the
+/// template's lines and one `exec` of git2fa-hook for `name`, so neither an
+/// edited stub nor another hook's stub counts.
 pub fn hook_active(repo_dir: &Path, name: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
+    use nix::unistd::{AccessFlags, access};
     let path = repo_dir.join("hooks").join(name);
-    let executable =
-        fs::metadata(&path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0o111);
-    executable && is_ours(&path)
+    let runnable =
+        fs::metadata(&path).is_ok_and(|m| m.is_file()) && access(&path, AccessFlags::X_OK).is_ok();
+    runnable && fs::read_to_string(&path).is_ok_and(|text| is_stub_for(&text, name))
+}
+
+/// Whether `text` is the stub `install` writes for hook `name`.
+fn is_stub_for(text: &str, name: &str) -> bool {
+    let Some((_, template)) = HOOKS.iter().find(|(hook, _)| *hook == name) else {
+        return false;
+    };
+    let Some(exec_at) = template.find("exec @HOOK_BIN@") else {
+        return false;
+    };
+    let Some(exec_line) = text.strip_prefix(&template[..exec_at]) else {
+        return false;
+    };
+    let Some(exec_line) = exec_line.strip_suffix('\n') else {
+        return false;
+    };
+    !exec_line.contains('\n')
+        && exec_line.starts_with("exec '")
+        && exec_line.ends_with(&format!("' {name} \"$@\""))
+        && exec_line.contains("' --config '")
 }
 
 /// Whether both git2fa hooks are in place in the repository.
@@ -120,4 +143,35 @@ fn write_executable(path: &Path, text: &str) -> io::Result<()> {
     fs::write(&temp, text)?;
     fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))?;
     fs::rename(&temp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_stub_counts() {
+        let stub = |name: &str| {
+            let template = HOOKS.iter().find(|(h, _)| *h == name).unwrap().1;
+            template
+                .replace("@HOOK_BIN@", "'/usr/local/bin/git2fa-hook'")
+                .replace("@CONFIG@", "'/etc/git2fa/config.toml'")
+        };
+        assert!(is_stub_for(&stub("pre-receive"), "pre-receive"));
+        assert!(is_stub_for(&stub("update"), "update"));
+        // Another hook's stub, an edited one, or a bare marker do not.
+        assert!(!is_stub_for(&stub("update"), "pre-receive"));
+        assert!(!is_stub_for(
+            &stub("pre-receive").replace("exec ", "exit 0\nexec "),
+            "pre-receive"
+        ));
+        assert!(!is_stub_for(
+            &format!("{}exit 0\n", stub("pre-receive")),
+            "pre-receive"
+        ));
+        assert!(!is_stub_for(
+            "#!/bin/sh\n# git2fa-hook-stub\nexit 0\n",
+            "pre-receive"
+        ));
+    }
 }

@@ -441,13 +441,19 @@ impl Store {
 
     /// Disabling also ends the user's web sessions, at once: a stolen cookie
     /// must not outlive the admin's response (nor come back on re-enabling).
-    pub fn set_enabled(&mut self, id: i64, enabled: bool) -> Result<bool> {
+    pub fn set_enabled(&mut self, id: i64, enabled: bool, now: i64) -> Result<bool> {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE users SET enabled = ?1 WHERE id = ?2",
             params![enabled, id],
         )?;
         if !enabled {
+            // Its 2FA sessions too, in the same commit: none of them may
+            // work again if the user is enabled later.
+            tx.execute(
+                "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL",
+                params![now, id],
+            )?;
             tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [id])?;
         }
         tx.commit()?;
@@ -1101,8 +1107,18 @@ const BUSY_POLL: Duration = Duration::from_millis(1);
 /// every moment the lock was free and starve past the timeout; short polls
 /// share the lock in something close to arrival order.
 fn wait_for_lock(attempt: i32) -> bool {
-    let waited = BUSY_POLL * u32::try_from(attempt).unwrap_or(u32::MAX);
-    if waited >= BUSY_TIMEOUT {
+    thread_local! {
+        static WAITING_SINCE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let since = WAITING_SINCE.with(|since| {
+        // SQLite counts attempts from 0 for each wait.
+        if attempt == 0 || since.get().is_none() {
+            since.set(Some(now));
+        }
+        since.get().unwrap_or(now)
+    });
+    if now.duration_since(since) >= BUSY_TIMEOUT {
         return false;
     }
     std::thread::sleep(BUSY_POLL);

@@ -318,14 +318,13 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
         }
         UserCommand::Disable { name } => {
             let user = find_user(&store, &name)?;
-            store.set_enabled(user.id, false)?;
-            store.end_sessions_of(user.id, now())?;
+            store.set_enabled(user.id, false, now())?;
             admin_audit(&mut store, Some(&name), None, "user-disable", "admin")?;
             println!("disabled {name}");
         }
         UserCommand::Enable { name } => {
             let user = find_user(&store, &name)?;
-            store.set_enabled(user.id, true)?;
+            store.set_enabled(user.id, true, now())?;
             admin_audit(&mut store, Some(&name), None, "user-enable", "admin")?;
             println!("enabled {name}");
         }

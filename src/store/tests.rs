@@ -483,3 +483,15 @@ fn the_audit_log_is_append_only() {
         3
     );
 }
+
+#[test]
+fn disabling_ends_sessions_for_good() {
+    // Attack: sessions of a user disabled for a compromise come back to
+    // life when the user is enabled again.
+    let (_dir, mut store) = new_store();
+    let id = enrolled(&mut store, "alice");
+    store.open_session(id, &session(), NOW).unwrap();
+    store.set_enabled(id, false, NOW + 1).unwrap();
+    store.set_enabled(id, true, NOW + 2).unwrap();
+    assert!(store.open_sessions(id, NOW + 3).unwrap().is_empty());
+}

@@ -72,11 +72,11 @@ pub fn user_action(cx: &mut Context) -> Response {
     let store = &mut cx.store;
     let done = match action.as_str() {
         "disable" => store
-            .set_enabled(target.id, false)
-            .and_then(|_| store.end_sessions_of(target.id, cx.now))
-            .and_then(|_| store.delete_web_sessions_of(target.id))
-            .map(|()| "disabled"),
-        "enable" => store.set_enabled(target.id, true).map(|_| "enabled"),
+            .set_enabled(target.id, false, cx.now)
+            .map(|_| "disabled"),
+        "enable" => store
+            .set_enabled(target.id, true, cx.now)
+            .map(|_| "enabled"),
         "reset" => store
             .reset_2fa(target.id, cx.now)
             .and_then(|_| store.delete_web_sessions_of(target.id))

@@ -87,21 +87,28 @@ pub fn client_addr(
     headers: &HeaderMap,
     trusted: &[std::net::IpAddr],
 ) -> std::net::IpAddr {
+    let peer = peer.to_canonical();
     if !trusted.contains(&peer) {
         return peer;
     }
-    let forwarded: Vec<std::net::IpAddr> = headers
+    let entries: Vec<String> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
+        .map(|a| a.trim().to_string())
         .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|a| !trusted.contains(a))
-        .unwrap_or(peer)
+    // From the right: trusted proxies are skipped; the first other entry is
+    // the client. An entry that is not an address stops the walk (what is
+    // left of it the client may have written): the peer's address stands.
+    for entry in entries.iter().rev() {
+        match entry.parse::<std::net::IpAddr>().map(|a| a.to_canonical()) {
+            Ok(addr) if trusted.contains(&addr) => continue,
+            Ok(addr) => return addr,
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 /// What goes back.
@@ -533,6 +540,14 @@ mod tests {
             client
         );
         assert_eq!(client_addr(proxy, &headers("garbage"), &[proxy]), proxy);
+        // An entry that is not a bare address stops the walk there.
+        let cut = headers("198.51.100.1, 203.0.113.7:5678");
+        assert_eq!(client_addr(proxy, &cut, &[proxy]), proxy);
+        let mapped = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_addr(mapped, &headers("203.0.113.7"), &[proxy]),
+            client
+        );
         assert_eq!(client_addr(proxy, &HeaderMap::new(), &[proxy]), proxy);
     }
 }

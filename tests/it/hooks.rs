@@ -335,7 +335,7 @@ fn oversized_or_malformed_pre_receive_input_is_refused() {
 }
 
 #[test]
-fn update_leaves_the_push_to_pre_receive_only_when_that_is_ours() {
+fn pre_receive_refuses_the_whole_push_and_update_decides_each_ref() {
     let host = Host::new();
     let me = unix_user();
     host.add_user(&me);
