@@ -16,7 +16,7 @@ use crate::gate::{self, Request};
 use crate::identity::Identity;
 use crate::install::{self, CHAINED_SUFFIX};
 use crate::repo_path::RepoPath;
-use crate::repo_policy::{PushedRefs, RepoPolicy};
+use crate::repo_policy::PushedRefs;
 use crate::store::Store;
 use crate::time::{format_duration, now};
 
@@ -106,12 +106,6 @@ pub fn main() -> ExitCode {
 fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, String> {
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let repo = repo_for(config, &git_dir)?;
-    // Only protected refs make one ref differ from another: without them
-    // pre-receive decides on the refs it was given (a broken file counts as
-    // having them: the gate then refuses). update always decides its ref:
-    // the file may change between the two hooks of one push, and update
-    // cannot know what pre-receive saw.
-    let per_ref = RepoPolicy::load(&repo.dir).map_or(true, |p| !p.protected_refs.is_empty());
     let mut input = Vec::new();
     let refs = match kind {
         HookKind::PreReceive => {
@@ -137,7 +131,10 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
                     )),
                 })
                 .collect::<Result<Vec<String>, String>>()?;
-            if per_ref && install::hooks_installed(&repo.dir) {
+            // With both hooks in place, protected refs are update's to decide,
+            // one by one (update always decides: the file may change between
+            // the two hooks of one push).
+            if install::hooks_installed(&repo.dir) {
                 PushedRefs::CheckedByHook
             } else {
                 PushedRefs::Known(refs)

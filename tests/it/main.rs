@@ -1,7 +1,7 @@
 //! Integration tests: the real binaries on a temporary host.
 
 // Tests fail loudly on purpose: an unwrap here is an assertion.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_story;
 mod bad_input;
