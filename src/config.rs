@@ -37,6 +37,7 @@ pub struct Config {
     pub web: Web,
     pub ssh: Ssh,
     pub http: Http,
+    pub daemon: Daemon,
 }
 
 /// How 2FA applies to git across the host.
@@ -114,6 +115,13 @@ pub struct Http {
 pub struct Ssh {
     /// `None` when `listen = ""` turns the embedded server off.
     pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// The Unix socket `git2fa serve` answers hooks on, for hosts where
+    /// users push as their own Unix accounts; `None` when off.
+    pub socket: Option<PathBuf>,
 }
 
 /// A configuration or repository file that could not be used.
@@ -229,6 +237,9 @@ impl Config {
             },
             http: Http {
                 trust_remote_user: raw.http.trust_remote_user,
+            },
+            daemon: Daemon {
+                socket: raw.daemon.socket.0,
             },
         })
     }
@@ -402,6 +413,35 @@ struct RawConfig {
     ssh: RawSsh,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    daemon: RawDaemon,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawDaemon {
+    socket: SocketPath,
+}
+
+/// An absolute path; `""` means none.
+#[derive(Default)]
+struct SocketPath(Option<PathBuf>);
+
+impl<'de> Deserialize<'de> for SocketPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(SocketPath(None));
+        }
+        let path = PathBuf::from(text);
+        if !path.is_absolute() {
+            return Err(serde::de::Error::custom(format!(
+                "`{}` is not an absolute path",
+                path.display()
+            )));
+        }
+        Ok(SocketPath(Some(path)))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -723,6 +763,13 @@ listen = "127.0.0.1:2222"
 # Let the hook take the user from REMOTE_USER when a web server authenticated
 # git over HTTP by itself (without git2fa-http). Only for such setups.
 trust_remote_user = false
+
+[daemon]
+# Hosts where users push over SSH as their own Unix accounts: `git2fa serve`
+# answers the hooks on this Unix socket and learns each caller's account from
+# the kernel. Hooks run by any account but the store's owner ask it. Unset:
+# no socket, and such hooks refuse (they cannot read the store).
+# socket = "/run/git2fa/hook.sock"
 "#;
 
 /// Renders `TEMPLATE` with the given values, quoted as TOML strings.

@@ -61,28 +61,42 @@ pub fn random_below(bound: u8) -> Result<u8, CryptoError> {
     }
 }
 
+/// Writes a new file (which must not exist), mode 0600, synced.
+pub fn write_private_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(data).and_then(|()| file.sync_all())
+}
+
+/// Reads a file that only its owner may read; refuses one others may.
+pub fn read_private_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "mode {:o} lets others read it; run chmod 600",
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    std::fs::read(path)
+}
+
 /// The key that seals TOTP secrets. A copy of the store alone reveals none.
 pub struct SecretKey([u8; KEY_LEN]);
 
 impl SecretKey {
     /// Writes a new random key to `path` (which must not exist), mode 0600.
     pub fn create(path: &Path) -> Result<SecretKey, CryptoError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let key = random_bytes::<KEY_LEN>()?;
-        let fail = |e: std::io::Error| CryptoError::Key {
+        write_private_file(path, &key).map_err(|e| CryptoError::Key {
             path: path.to_path_buf(),
             problem: e.to_string(),
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(fail)?;
-        file.write_all(&key)
-            .and_then(|()| file.sync_all())
-            .map_err(fail)?;
+        })?;
         Ok(SecretKey(key))
     }
 

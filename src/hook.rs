@@ -32,10 +32,18 @@ pub enum HookKind {
 }
 
 impl HookKind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             HookKind::PreReceive => "pre-receive",
             HookKind::Update => "update",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HookKind> {
+        match name {
+            "pre-receive" => Some(HookKind::PreReceive),
+            "update" => Some(HookKind::Update),
+            _ => None,
         }
     }
 }
@@ -107,7 +115,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let repo = repo_for(config, &git_dir)?;
     let mut input = Vec::new();
-    let refs = match kind {
+    let names = match kind {
         HookKind::PreReceive => {
             std::io::stdin()
                 .take(MAX_INPUT + 1)
@@ -131,76 +139,137 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
                     )),
                 })
                 .collect::<Result<Vec<String>, String>>()?;
-            // With both hooks in place, protected refs are update's to decide,
-            // one by one (update always decides: the file may change between
-            // the two hooks of one push).
-            if install::hooks_installed(&repo.dir) {
-                PushedRefs::CheckedByHook
-            } else {
-                PushedRefs::Known(refs)
-            }
+            refs
         }
         HookKind::Update => match args {
-            [refname, _old, _new] => PushedRefs::Known(vec![refname.clone()]),
+            [refname, _old, _new] => vec![refname.clone()],
             _ => return Err("update: expected REF OLD NEW".into()),
         },
     };
-    let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
-    let (user, transport, credential, key_id, remote_addr) = identify(config, &store)?;
-    let operation = Operation::Write(refs);
+    let allowed = match asks_daemon(config)? {
+        Some(socket) => {
+            let question = crate::daemon::Question {
+                kind,
+                repo_dir: repo.dir.clone(),
+                refs: names,
+                args: args.to_vec(),
+            };
+            crate::daemon::ask(&socket, &question, &mut |line| say(&[line.to_string()]))?
+        }
+        None => {
+            let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
+            let who = identify(config, &store)?;
+            let refs = pushed_refs(kind, &repo, names);
+            decide(
+                config,
+                &mut store,
+                kind,
+                &repo,
+                refs,
+                who,
+                args,
+                &mut |line| say(&[line.to_string()]),
+            )?
+        }
+    };
+    if allowed {
+        crate::syslog::panic_point("hook-after-allow");
+        run_chained(&git_dir, kind, args, &input)
+    } else {
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// The refs a hook decides on. With both hooks in place, protected refs are
+/// update's to decide, one by one (update always decides: the file may
+/// change between the two hooks of one push).
+pub(crate) fn pushed_refs(kind: HookKind, repo: &RepoPath, names: Vec<String>) -> PushedRefs {
+    match kind {
+        HookKind::PreReceive if install::hooks_installed(&repo.dir) => PushedRefs::CheckedByHook,
+        _ => PushedRefs::Known(names),
+    }
+}
+
+/// The daemon's socket when this hook must ask it: the config names one and
+/// this process runs as another account than the one owning `data_dir`
+/// (which alone can read the store).
+fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(socket) = &config.daemon.socket else {
+        return Ok(None);
+    };
+    let owner = std::fs::metadata(&config.data_dir)
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?
+        .uid();
+    Ok((owner != nix::unistd::getuid().as_raw()).then(|| socket.clone()))
+}
+
+/// Decides a push, with its audit row, waiting for a verify when the
+/// policy says so; the lines for the user go to `say`. The daemon runs
+/// this too, for the account the kernel named.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decide(
+    config: &Config,
+    store: &mut Store,
+    kind: HookKind,
+    repo: &RepoPath,
+    refs: PushedRefs,
+    (user, transport, credential, key_id, remote_addr): Identified,
+    args: &[String],
+    say: &mut dyn FnMut(&str),
+) -> Result<bool, String> {
     let request = Request {
         user: Some(&user),
         credential,
-        repo: &repo,
-        operation,
+        repo,
+        operation: Operation::Write(refs),
         transport,
         key_id,
         remote_addr: remote_addr.as_deref(),
     };
-    let mut outcome = gate::authorize(config, &mut store, &request, now());
+    let mut outcome = gate::authorize(config, store, &request, now());
     if let Decision::Refuse(refusal) = &outcome.decision
         && config.policy.wait_for_verify > 0
         && refusal.fixed_by_verifying()
     {
-        say(&[format!(
+        say(&format!(
             "git2fa: {} requires 2FA; waiting up to {} for you to verify at {} (or: ssh git@{} 2fa verify) ...",
             repo.name,
             format_duration(config.policy.wait_for_verify),
             config.verify_url(Some(&repo.name)),
             config.public_host()
-        )]);
+        ));
         outcome = crate::shell::wait_until_allowed(
             config,
-            &mut store,
+            store,
             &request,
             config.policy.wait_for_verify,
         );
     }
-    drop(store);
     if let (Decision::Allow(_), Credential::Token(token), HookKind::PreReceive) =
         (&outcome.decision, &request.credential, kind)
         && let Some(at) = token.expires_at.filter(|&at| at - now() <= TOKEN_WARNING)
     {
-        say(&[format!(
+        say(&format!(
             "git2fa: note: access token #{} expires on {}; create a new one at {}",
             token.id,
             crate::time::format_utc(at),
             config.tokens_url()
-        )]);
+        ));
     }
     match &outcome.decision {
-        Decision::Allow(_) => {
-            crate::syslog::panic_point("hook-after-allow");
-            run_chained(&git_dir, kind, args, &input)
-        }
+        Decision::Allow(_) => Ok(true),
         Decision::Refuse(refusal) => {
-            refuse(config, kind, &request, refusal, args);
-            Ok(ExitCode::from(1))
+            for line in refusal_lines(config, kind, &request, refusal, args) {
+                say(&line);
+            }
+            Ok(false)
         }
     }
 }
 
-type Identified = (String, Transport, Credential, Option<i64>, Option<String>);
+/// Who pushes: user, transport, credential, key id, remote address.
+pub(crate) type Identified = (String, Transport, Credential, Option<i64>, Option<String>);
 
 /// Who pushes, and with what credential.
 ///
@@ -272,7 +341,7 @@ fn identify(config: &Config, store: &Store) -> Result<Identified, String> {
 }
 
 /// The repository the hook runs in, which must be inside `repos_root`.
-fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, String> {
+pub(crate) fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, String> {
     let dir = git_dir
         .canonicalize()
         .map_err(|e| format!("{}: {e}", git_dir.display()))?;
@@ -296,7 +365,13 @@ fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, String> {
     Ok(RepoPath { dir, name })
 }
 
-fn refuse(config: &Config, kind: HookKind, request: &Request, refusal: &Refusal, args: &[String]) {
+fn refusal_lines(
+    config: &Config,
+    kind: HookKind,
+    request: &Request,
+    refusal: &Refusal,
+    args: &[String],
+) -> Vec<String> {
     let cx = MessageContext {
         config,
         repo: &request.repo.name,
@@ -309,7 +384,7 @@ fn refuse(config: &Config, kind: HookKind, request: &Request, refusal: &Refusal,
         lines.push(format!("git2fa: refused {refname}:"));
     }
     lines.extend(refusal.lines(&cx));
-    say(&lines);
+    lines
 }
 
 /// Runs the hook that was there before ours, if any; its exit code counts.

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod decision;
 pub mod exec;
 pub mod gate;
@@ -18,6 +19,7 @@ pub mod install;
 pub mod names;
 pub mod repo_path;
 pub mod repo_policy;
+pub mod serve;
 pub mod shell;
 pub mod ssh_command;
 pub mod sshkey;

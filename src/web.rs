@@ -23,21 +23,30 @@ use axum::response::IntoResponse;
 
 use crate::config::Config;
 
-pub use page::{Request, Response};
+pub use page::{Request, Response, client_addr};
 
 /// The largest form body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
-/// The axum router serving the web page.
-pub fn router(config: Arc<Config>) -> axum::Router {
+/// What every request handler of `git2fa serve` shares.
+#[derive(Clone)]
+pub struct ServerState {
+    pub config: Arc<Config>,
+    pub operations: crate::serve::Operations,
+}
+
+/// The axum router: smart HTTP under `/git/`, the web page elsewhere.
+pub fn router(config: Arc<Config>, operations: crate::serve::Operations) -> axum::Router {
+    let git = format!("{}/{{*path}}", crate::serve::git_http::PREFIX);
     axum::Router::new()
+        .route(&git, axum::routing::any(crate::serve::git_http::handle))
         .fallback(dispatch)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(config)
+        .with_state(ServerState { config, operations })
 }
 
 async fn dispatch(
-    State(config): State<Arc<Config>>,
+    State(ServerState { config, .. }): State<ServerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
@@ -105,42 +114,4 @@ pub fn handle(config: &Config, request: Request) -> Response {
         _ => Response::error(404, "There is no such page."),
     };
     cx.finish(response)
-}
-
-/// Serves the web page on `[web] listen` until SIGTERM or SIGINT.
-pub fn serve(config: Config) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let listen = config.web.listen;
-    let config = Arc::new(config);
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        log::info!("web page on http://{listen}");
-        eprintln!("git2fa: serving the web page on http://{listen}");
-        let app = router(config).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("the web server stopped: {e}"))
-    })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the server runs until killed.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

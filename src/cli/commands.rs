@@ -48,7 +48,9 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Explain(args) => explain(&config, &args),
         Command::Audit { user, repo, limit } => audit(&config, user, repo, limit),
         Command::Check => check(&config),
-        Command::Serve => crate::web::serve(config).map_err(Failure::usage),
+        Command::Serve => crate::serve::Listeners::bind(&config)
+            .and_then(|listeners| crate::serve::run(config, listeners))
+            .map_err(Failure::usage),
         Command::AuthorizedKeys { .. } => Ok(()),
         Command::InstallHooks {
             root,

@@ -1,0 +1,241 @@
+//! `git2fa serve`: one process with the web page, smart HTTP under `/git/`,
+//! the embedded SSH server, and (when configured) the Unix socket that
+//! answers hooks run by other accounts. SIGTERM or SIGINT stops new work;
+//! git operations under way finish first.
+
+pub mod git_http;
+pub mod ssh;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+
+/// Git operations under way (SSH commands, HTTP requests to git, hook
+/// questions), so that shutdown can wait for them.
+#[derive(Clone, Default)]
+pub struct Operations(Arc<(AtomicUsize, Notify)>);
+
+/// One operation under way; dropping it ends it.
+pub struct Operation(Operations);
+
+impl Operations {
+    pub fn start(&self) -> Operation {
+        self.0.0.fetch_add(1, Ordering::SeqCst);
+        Operation(self.clone())
+    }
+
+    pub fn running(&self) -> usize {
+        self.0.0.load(Ordering::SeqCst)
+    }
+
+    /// Returns once no operation is under way.
+    pub async fn idle(&self) {
+        loop {
+            let ended = self.0.1.notified();
+            if self.running() == 0 {
+                return;
+            }
+            ended.await;
+        }
+    }
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.0.1.notify_waiters();
+        }
+    }
+}
+
+/// The sockets, bound before the runtime starts (so that `demo` can bind
+/// port 0 and print the ports it got).
+pub struct Listeners {
+    pub web: std::net::TcpListener,
+    pub ssh: Option<std::net::TcpListener>,
+    pub hooks: Option<std::os::unix::net::UnixListener>,
+}
+
+impl Listeners {
+    /// Binds `[web] listen`, `[ssh] listen` and `[daemon] socket`.
+    pub fn bind(config: &Config) -> Result<Listeners, String> {
+        let web = bind_tcp(config.web.listen)?;
+        let ssh = config.ssh.listen.map(bind_tcp).transpose()?;
+        let hooks = config
+            .daemon
+            .socket
+            .as_deref()
+            .map(crate::daemon::bind)
+            .transpose()?;
+        Ok(Listeners { web, ssh, hooks })
+    }
+
+    pub fn web_addr(&self) -> Result<SocketAddr, String> {
+        self.web.local_addr().map_err(|e| e.to_string())
+    }
+
+    pub fn ssh_addr(&self) -> Result<Option<SocketAddr>, String> {
+        self.ssh
+            .as_ref()
+            .map(|l| l.local_addr().map_err(|e| e.to_string()))
+            .transpose()
+    }
+}
+
+pub fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    Ok(listener)
+}
+
+/// Serves until SIGTERM or SIGINT, then waits for operations under way.
+pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
+    let host_key = match listeners.ssh {
+        Some(_) => Some(ssh::host_key(&config.data_dir)?),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let config = Arc::new(config);
+    let operations = Operations::default();
+    runtime.block_on(async move {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+
+        let web = tokio::net::TcpListener::from_std(listeners.web)
+            .map_err(|e| format!("web listener: {e}"))?;
+        let web_addr = web.local_addr().map_err(|e| e.to_string())?;
+        log::info!("web page on http://{web_addr}, smart HTTP under http://{web_addr}/git/");
+        let app = crate::web::router(config.clone(), operations.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let web_stopped = stopped.clone();
+        tasks.spawn(async move {
+            axum::serve(web, app)
+                .with_graceful_shutdown(wait_for_stop(web_stopped))
+                .await
+                .map_err(|e| format!("the web server stopped: {e}"))
+        });
+
+        if let (Some(listener), Some(key)) = (listeners.ssh, host_key) {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| format!("SSH listener: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            log::info!(
+                "SSH on {addr}, host key {}",
+                key.public_key()
+                    .fingerprint(russh::keys::ssh_key::HashAlg::Sha256)
+            );
+            let ssh_config = Arc::new(ssh::russh_config(key));
+            tasks.spawn(accept_ssh(
+                listener,
+                ssh_config,
+                config.clone(),
+                operations.clone(),
+                stopped.clone(),
+            ));
+        }
+
+        if let Some(listener) = listeners.hooks {
+            let listener = tokio::net::UnixListener::from_std(listener)
+                .map_err(|e| format!("hook socket: {e}"))?;
+            tasks.spawn(crate::daemon::serve(
+                listener,
+                config.clone(),
+                operations.clone(),
+                stopped.clone(),
+            ));
+        }
+
+        tasks.spawn(async move {
+            shutdown_signal().await;
+            log::info!("stopping: no new connections; operations under way finish");
+            let _ = stop.send(true);
+            Ok(())
+        });
+
+        let mut result = Ok(());
+        while let Some(done) = tasks.join_next().await {
+            let outcome = done.map_err(|e| format!("a server task failed: {e}"));
+            if let Err(e) = outcome.and_then(|r| r) {
+                log::error!("{e}");
+                result = Err(e);
+                break;
+            }
+        }
+        if operations.running() > 0 {
+            log::info!(
+                "waiting for {} git operation(s) to finish",
+                operations.running()
+            );
+        }
+        operations.idle().await;
+        log::info!("stopped");
+        result
+    })
+}
+
+async fn accept_ssh(
+    listener: tokio::net::TcpListener,
+    ssh_config: Arc<russh::server::Config>,
+    config: Arc<Config>,
+    operations: Operations,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        tokio::select! {
+            _ = wait_for_stop(stopped.clone()) => return Ok(()),
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: pause, go on.
+                        log::warn!("SSH accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let client = ssh::Client::new(config.clone(), Some(peer), operations.clone());
+                let ssh_config = ssh_config.clone();
+                tokio::spawn(async move {
+                    match russh::server::run_stream(ssh_config, stream, client).await {
+                        Ok(session) => {
+                            if let Err(e) = session.await {
+                                log::debug!("SSH session from {peer}: {e}");
+                            }
+                        }
+                        Err(e) => log::debug!("SSH handshake from {peer}: {e}"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+pub(crate) async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::warn!("no signal handlers: the server runs until killed");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,258 @@
+//! Smart HTTP under `/git/` in `git2fa serve`: the request becomes the CGI
+//! request `git2fa-http` would get, goes through the same [`http::handle`],
+//! and an allowed request runs `git http-backend` with both bodies streamed
+//! (a push is not held in memory, nor is a clone).
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::Operation;
+use crate::http::{self, CgiRequest};
+use crate::web::ServerState;
+
+/// Where smart HTTP lives on the server.
+pub const PREFIX: &str = "/git";
+
+/// The CGI header block of `git http-backend` is read up to this size.
+const MAX_HEADER: usize = 64 * 1024;
+
+pub async fn handle(
+    State(state): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let cgi = match cgi_request(&state, peer, &method, &uri, &headers) {
+        Ok(cgi) => cgi,
+        Err(message) => return text(StatusCode::BAD_REQUEST, &[message.into()], false),
+    };
+    let config = state.config.clone();
+    let decided = tokio::task::spawn_blocking(move || {
+        let response = http::handle(&config, &cgi);
+        (response, cgi)
+    })
+    .await;
+    let (response, cgi) = match decided {
+        Ok(decided) => decided,
+        Err(e) => {
+            log::error!("2FA check unavailable: {e}");
+            return unavailable();
+        }
+    };
+    match response {
+        http::Response::Text {
+            status,
+            lines,
+            challenge,
+        } => text(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            &lines,
+            challenge,
+        ),
+        http::Response::Git(invocation) => {
+            let operation = state.operations.start();
+            match backend(invocation, body, operation, cgi.method == "POST").await {
+                Ok(response) => response,
+                Err(e) => {
+                    log::error!("2FA check unavailable: git http-backend: {e}");
+                    unavailable()
+                }
+            }
+        }
+    }
+}
+
+/// The CGI variables `git2fa-http` reads, from the request.
+fn cgi_request(
+    state: &ServerState,
+    peer: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<CgiRequest, &'static str> {
+    let header = |name: &str| -> Result<Option<String>, &'static str> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map(|v| Some(v.to_string()))
+                .map_err(|_| "git2fa: a request header is not UTF-8"),
+        }
+    };
+    let path = uri.path();
+    let path_info = path.strip_prefix(PREFIX).unwrap_or(path);
+    let client = crate::web::client_addr(peer.ip(), headers, &state.config.web.trusted_proxies);
+    // The path arrives percent-encoded; CGI's PATH_INFO is decoded.
+    let path_info = percent_decode(path_info).ok_or("git2fa: the path is not valid UTF-8")?;
+    Ok(CgiRequest {
+        method: method.as_str().to_string(),
+        path_info,
+        query: uri.query().unwrap_or("").to_string(),
+        authorization: header("authorization")?,
+        remote_addr: Some(client.to_string()),
+        content_type: header("content-type")?,
+        content_length: header("content-length")?,
+        content_encoding: header("content-encoding")?,
+        git_protocol: header("git-protocol")?,
+    })
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn text(status: StatusCode, lines: &[String], challenge: bool) -> Response {
+    let mut body = String::new();
+    for line in lines {
+        body.push_str(line);
+        body.push('\n');
+    }
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    if challenge {
+        headers.insert(
+            "www-authenticate",
+            HeaderValue::from_static("Basic realm=\"git2fa\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+fn unavailable() -> Response {
+    text(
+        StatusCode::FORBIDDEN,
+        &[
+            "git2fa: 2FA check unavailable, so the request was refused.".into(),
+            "Tell an admin of this host; the cause is in their log.".into(),
+        ],
+        false,
+    )
+}
+
+/// Runs `git http-backend`: the request body streams to its input, its
+/// CGI headers become the response's, and the rest streams back.
+async fn backend(
+    invocation: crate::exec::GitInvocation,
+    body: Body,
+    operation: Operation,
+    has_body: bool,
+) -> std::io::Result<Response> {
+    let mut command = tokio::process::Command::from(invocation.command());
+    command
+        .stdin(if has_body {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = command.spawn()?;
+    if let Some(mut input) = child.stdin.take() {
+        tokio::spawn(async move {
+            let mut chunks = body.into_data_stream();
+            while let Some(chunk) = chunks.next().await {
+                let Ok(chunk) = chunk else { break };
+                if input.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping the pipe is git's end of input.
+        });
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no pipe from git"))?;
+    let mut reader = BufReader::new(stdout);
+    let mut status = StatusCode::OK;
+    let mut headers = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let mut line = String::new();
+        let n = (&mut reader)
+            .take((MAX_HEADER - seen) as u64)
+            .read_line(&mut line)
+            .await?;
+        seen += n;
+        if n == 0 || seen >= MAX_HEADER {
+            return Err(std::io::Error::other(
+                "git http-backend ended before its headers did",
+            ));
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| std::io::Error::other(format!("bad CGI header {line:?}")))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split(' ').next().unwrap_or("");
+            status = code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .ok_or_else(|| std::io::Error::other(format!("bad CGI status {value:?}")))?;
+        } else if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.push((name, value));
+        }
+    }
+    // The body: what git writes next, until it closes its output. The
+    // operation counts as under way until then, and git is waited for.
+    let stream = futures_util::stream::unfold(
+        (reader, child, Some(operation)),
+        |(mut reader, mut child, operation)| async move {
+            operation.as_ref()?;
+            let mut buffer = vec![0u8; 32 * 1024];
+            match reader.read(&mut buffer).await {
+                Ok(0) => {
+                    let _ = child.wait().await;
+                    None
+                }
+                Ok(n) => {
+                    buffer.truncate(n);
+                    Some((Ok(Bytes::from(buffer)), (reader, child, operation)))
+                }
+                Err(e) => Some((Err(e), (reader, child, None))),
+            }
+        },
+    );
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    for (name, value) in headers {
+        response.headers_mut().append(name, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,525 @@
+//! The embedded SSH server of `git2fa serve` (russh). Public-key
+//! authentication only; the key is bound to the connection only after russh
+//! has verified its signature. Each `exec` request runs through
+//! [`shell::Connection::handle`], the code `git2fa-shell` runs, with the
+//! channel as its streams. No shell, no PTY, no forwarding, no subsystem;
+//! `GIT_PROTOCOL` is the only variable taken from the client.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey};
+use russh::server::{Auth, Handle, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::sync::mpsc;
+
+use super::Operations;
+use crate::config::Config;
+use crate::exec::{GitInvocation, valid_git_protocol};
+use crate::shell::{Action, Connection, Streams, err_pkt_line};
+use crate::sshkey;
+use crate::store::Store;
+
+/// The host key's file name in `data_dir`.
+pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+
+/// Chunks of client input waiting for the command; a full queue stops
+/// reading from the connection (back-pressure to the client's window).
+const INPUT_QUEUE: usize = 16;
+
+/// Loads the host key, or makes one (Ed25519, mode 0600) on first start.
+pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
+    let path = data_dir.join(HOST_KEY_FILE);
+    match crate::crypto::read_private_file(&path) {
+        Ok(text) => PrivateKey::from_openssh(&text)
+            .map_err(|e| format!("{}: not an OpenSSH private key: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+            let text = key
+                .to_openssh(LineEnding::LF)
+                .map_err(|e| format!("cannot encode the host key: {e}"))?;
+            crate::crypto::write_private_file(&path, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            log::info!(
+                "made the SSH host key {} ({})",
+                path.display(),
+                key.public_key().fingerprint(HashAlg::Sha256)
+            );
+            Ok(key)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The host key's public half as a `known_hosts` key (`ssh-ed25519 AAAA…`).
+pub fn public_line(key: &PrivateKey) -> String {
+    key.public_key()
+        .to_openssh()
+        .unwrap_or_else(|_| String::from("(unencodable key)"))
+}
+
+pub fn russh_config(key: PrivateKey) -> russh::server::Config {
+    russh::server::Config {
+        server_id: russh::SshId::Standard("SSH-2.0-git2fa".into()),
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        keys: vec![key],
+        auth_rejection_time: std::time::Duration::from_millis(300),
+        auth_rejection_time_initial: Some(std::time::Duration::ZERO),
+        inactivity_timeout: Some(std::time::Duration::from_secs(600)),
+        max_auth_attempts: 10,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// One client connection.
+pub struct Client {
+    config: Arc<Config>,
+    peer: Option<SocketAddr>,
+    operations: Operations,
+    /// The key whose signature russh verified; `None` until then.
+    key_id: Option<i64>,
+    channels: HashMap<ChannelId, ChannelState>,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    git_protocol: Option<String>,
+    /// Where client data goes once a command runs; dropped at EOF.
+    input: Option<mpsc::Sender<Vec<u8>>>,
+    started: bool,
+}
+
+impl Client {
+    pub fn new(config: Arc<Config>, peer: Option<SocketAddr>, operations: Operations) -> Client {
+        Client {
+            config,
+            peer,
+            operations,
+            key_id: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    /// The registered key with this public key, if any.
+    async fn lookup(&self, key: &russh::keys::PublicKey) -> Option<i64> {
+        let blob = key.to_bytes().ok()?;
+        let parsed =
+            sshkey::PublicKey::from_parts(key.algorithm().as_str(), &base64_encode(&blob)).ok()?;
+        let config = self.config.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&config.store_path())?;
+            store.key_by_fingerprint(&parsed.fingerprint())
+        })
+        .await;
+        match found {
+            Ok(Ok(Some(key))) if sshkey_blob_matches(&key.blob, &blob) => Some(key.id),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                log::error!("SSH key lookup: {e}");
+                None
+            }
+            Err(e) => {
+                log::error!("SSH key lookup: {e}");
+                None
+            }
+        }
+    }
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+fn sshkey_blob_matches(stored: &str, blob: &[u8]) -> bool {
+    stored == base64_encode(blob)
+}
+
+impl russh::server::Handler for Client {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Only a hint that spares the client a signature: nothing is bound
+        // here, since the client has not proven it holds this key.
+        Ok(match self.lookup(offer.public_key).await {
+            Some(_) => Auth::Accept,
+            None => Auth::reject(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        _user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // russh calls this only after the signature over this session
+        // verified with this very key.
+        match self.lookup(key.public_key).await {
+            Some(id) => {
+                self.key_id = Some(id);
+                Ok(Auth::Accept)
+            }
+            None => Ok(Auth::reject()),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.key_id.is_some() && self.channels.len() < 4 {
+            self.channels.insert(channel.id(), ChannelState::default());
+            reply.accept().await;
+        } else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&channel) {
+            Some(state) if name == "GIT_PROTOCOL" && valid_git_protocol(value) => {
+                state.git_protocol = Some(value.to_string());
+                session.channel_success(channel)
+            }
+            _ => session.channel_failure(channel),
+        }
+    }
+
+    /// No shell: the same greeting `git2fa-shell` gives a login without a
+    /// command, and the channel closes.
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, String::new(), session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // As git2fa-shell: a command that is not UTF-8 is refused by name.
+        let command = match std::str::from_utf8(data) {
+            Ok(command) => command.to_string(),
+            Err(_) => "\u{fffd} (not UTF-8)".to_string(),
+        };
+        self.start(channel, command, session)
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let sender = self
+            .channels
+            .get(&channel)
+            .and_then(|state| state.input.clone());
+        if let Some(sender) = sender {
+            // Waiting here holds further packets back: back-pressure.
+            let _ = sender.send(data.to_vec()).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.input = None;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+}
+
+impl Client {
+    /// Runs one command on the blocking pool; a channel runs at most one.
+    fn start(
+        &mut self,
+        channel: ChannelId,
+        command: String,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let (Some(key_id), Some(state)) = (self.key_id, self.channels.get_mut(&channel)) else {
+            return session.channel_failure(channel);
+        };
+        if state.started {
+            return session.channel_failure(channel);
+        }
+        state.started = true;
+        let (sender, receiver) = mpsc::channel(INPUT_QUEUE);
+        state.input = Some(sender);
+        session.channel_success(channel)?;
+        let run = Run {
+            config: self.config.clone(),
+            key_id,
+            remote_addr: self.peer.map(|p| p.ip().to_canonical().to_string()),
+            git_protocol: state.git_protocol.clone(),
+            command,
+            runtime: tokio::runtime::Handle::current(),
+            handle: session.handle(),
+            channel,
+        };
+        let guard = self.operations.start();
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            run.run(receiver);
+        });
+        Ok(())
+    }
+}
+
+/// One command on one channel.
+struct Run {
+    config: Arc<Config>,
+    key_id: i64,
+    remote_addr: Option<String>,
+    git_protocol: Option<String>,
+    command: String,
+    runtime: tokio::runtime::Handle,
+    handle: Handle,
+    channel: ChannelId,
+}
+
+impl Run {
+    fn run(self, input: mpsc::Receiver<Vec<u8>>) {
+        let mut stdin = BufReader::new(ChannelInput {
+            receiver: input,
+            chunk: Vec::new(),
+            at: 0,
+        });
+        let mut stdout = self.output(None);
+        let mut stderr = self.output(Some(1));
+        let connection = Connection {
+            config: &self.config,
+            key_id: self.key_id,
+            remote_addr: self.remote_addr.clone(),
+            git_protocol: self.git_protocol.clone(),
+        };
+        let action = {
+            let mut io = Streams {
+                stdin: &mut stdin,
+                stdout: &mut stdout,
+                stderr: &mut stderr,
+            };
+            connection.handle(&self.command, &mut io)
+        };
+        let code = match action {
+            Action::Exit(code) => u32::from(code),
+            Action::Git(invocation) => match run_git(&invocation, stdin, &stdout, &stderr) {
+                Ok(code) => code,
+                Err(e) => {
+                    log::error!(
+                        "2FA check unavailable: cannot start {}: {e}",
+                        invocation.git_bin.display()
+                    );
+                    let _ = stdout.write_all(&err_pkt_line(
+                        "git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host.",
+                    ));
+                    1
+                }
+            },
+        };
+        let handle = &self.handle;
+        let channel = self.channel;
+        self.runtime.block_on(async {
+            let _ = handle.exit_status_request(channel, code).await;
+            let _ = handle.eof(channel).await;
+            let _ = handle.close(channel).await;
+        });
+    }
+
+    fn output(&self, ext: Option<u32>) -> ChannelOutput {
+        ChannelOutput {
+            runtime: self.runtime.clone(),
+            handle: self.handle.clone(),
+            channel: self.channel,
+            ext,
+        }
+    }
+}
+
+/// Starts git with the channel as its standard streams and returns its
+/// exit code once it ended and all its output was sent.
+fn run_git(
+    invocation: &GitInvocation,
+    mut stdin: BufReader<ChannelInput>,
+    stdout: &ChannelOutput,
+    stderr: &ChannelOutput,
+) -> std::io::Result<u32> {
+    use std::process::Stdio;
+    let mut child = invocation
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let (Some(mut child_in), Some(mut child_out), Some(mut child_err)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(std::io::Error::other("no pipes to git"));
+    };
+    // Input runs on its own: it ends at the client's EOF, or when git has
+    // gone and the pipe breaks, or when the channel closes.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut stdin, &mut child_in);
+    });
+    std::thread::scope(|scope| {
+        let mut err_out = stderr.clone();
+        scope.spawn(move || {
+            let _ = pump(&mut child_err, &mut err_out);
+        });
+        let mut out = stdout.clone();
+        let _ = pump(&mut child_out, &mut out);
+    });
+    let status = child.wait()?;
+    Ok(status.code().map_or(255, |c| c as u32))
+}
+
+fn pump(from: &mut dyn Read, to: &mut dyn Write) -> std::io::Result<()> {
+    let mut buffer = vec![0u8; 32 * 1024];
+    loop {
+        let n = from.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buffer[..n])?;
+    }
+}
+
+/// The client's data as a blocking reader.
+struct ChannelInput {
+    receiver: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.receiver.blocking_recv() {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Standard output (or, with `ext = Some(1)`, standard error) of a channel
+/// as a blocking writer.
+#[derive(Clone)]
+struct ChannelOutput {
+    runtime: tokio::runtime::Handle,
+    handle: Handle,
+    channel: ChannelId,
+    ext: Option<u32>,
+}
+
+impl Write for ChannelOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let data = buf.to_vec();
+        let sent = self.runtime.block_on(async {
+            match self.ext {
+                None => self.handle.data(self.channel, data).await,
+                Some(ext) => self.handle.extended_data(self.channel, ext, data).await,
+            }
+        });
+        match sent {
+            Ok(()) => Ok(buf.len()),
+            Err(_) => Err(std::io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
