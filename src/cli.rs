@@ -112,8 +112,20 @@ pub enum Command {
     },
     /// Check the configuration, store, key, permissions, repository files and hooks
     Check,
-    /// Serve the web page on [web] listen until SIGTERM or SIGINT
+    /// Serve the web page and smart HTTP on [web] listen, SSH on [ssh] listen, and hooks on [daemon] socket, until SIGTERM or SIGINT
     Serve,
+    /// Run a throwaway host on loopback with a demo user and a 2FA-protected repository, and print what to try
+    Demo {
+        /// Keep the demo host in this (new or empty) directory instead of a throwaway one
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Where to serve the web page and smart HTTP
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        web: std::net::SocketAddr,
+        /// Where to serve SSH
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2222")]
+        ssh: std::net::SocketAddr,
+    },
     /// For sshd's AuthorizedKeysCommand: print the forced-command line for a registered key
     AuthorizedKeys {
         /// The account sshd authenticates (%u); not used to find the key
@@ -291,8 +303,12 @@ pub enum OpArg {
 
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // The servers say what they listen on and when they stop.
+    init_logging(match cli.command {
+        Command::Serve | Command::Demo { .. } => "warn,git2fa=info",
+        _ => "warn",
+    });
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -303,8 +319,8 @@ pub fn main() -> ExitCode {
 }
 
 /// Log lines go to stderr; `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
-pub fn init_logging() {
-    let env = env_logger::Env::default().filter_or("GIT2FA_LOG", "warn");
+pub fn init_logging(default: &str) {
+    let env = env_logger::Env::default().filter_or("GIT2FA_LOG", default);
     let _ = env_logger::Builder::from_env(env)
         .format_timestamp(None)
         .try_init();

@@ -133,6 +133,36 @@ pub fn valid_git_protocol(value: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "=:._-".contains(c))
 }
 
+/// Runs git to completion with a cleared environment plus `env`; an error
+/// carries what git printed.
+pub fn run_git(
+    config: &Config,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(), String> {
+    let out = Command::new(&config.git_bin)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", SAFE_PATH)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", config.git_bin.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// Runs a chained hook with the same arguments and standard input git gave
 /// ours; its output goes where ours goes.
 pub fn run_hook(path: &Path, args: &[String], stdin: &[u8]) -> std::io::Result<ExitStatus> {

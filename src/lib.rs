@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod decision;
+pub mod demo;
 pub mod exec;
 pub mod gate;
 pub mod glob;

@@ -26,6 +26,9 @@ pub fn run(cli: Cli) -> Outcome {
     if let Command::Init(args) = &cli.command {
         return init(&config_path, args);
     }
+    if let Command::Demo { dir, web, ssh } = cli.command {
+        return crate::demo::run(crate::demo::Options { dir, web, ssh }).map_err(Failure::usage);
+    }
     if let Command::AuthorizedKeys {
         user,
         keytype,
@@ -51,7 +54,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Serve => crate::serve::Listeners::bind(&config)
             .and_then(|listeners| crate::serve::run(config, listeners))
             .map_err(Failure::usage),
-        Command::AuthorizedKeys { .. } => Ok(()),
+        Command::AuthorizedKeys { .. } | Command::Demo { .. } => Ok(()),
         Command::InstallHooks {
             root,
             uninstall,
