@@ -14,6 +14,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
 
+/// How long a stopping server waits for SSH clients to hang up after their
+/// last command ended.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Git operations under way (SSH commands, HTTP requests to git, hook
 /// questions), so that shutdown can wait for them.
 #[derive(Clone, Default)]
@@ -107,6 +111,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let config = Arc::new(config);
     let operations = Operations::default();
+    let connections = Operations::default();
     runtime.block_on(async move {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
@@ -139,7 +144,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
                 listener,
                 ssh_config,
                 config.clone(),
-                operations.clone(),
+                (operations.clone(), connections.clone()),
                 stopped.clone(),
             ));
         }
@@ -178,6 +183,9 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
             );
         }
         operations.idle().await;
+        // A finished command's exit status and close are queued on its
+        // connection; the client hangs up once it has them.
+        let _ = tokio::time::timeout(CLOSE_GRACE, connections.idle()).await;
         log::info!("stopped");
         result
     })
@@ -187,7 +195,7 @@ async fn accept_ssh(
     listener: tokio::net::TcpListener,
     ssh_config: Arc<russh::server::Config>,
     config: Arc<Config>,
-    operations: Operations,
+    (operations, connections): (Operations, Operations),
     stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
     loop {
@@ -206,7 +214,9 @@ async fn accept_ssh(
                 let _ = stream.set_nodelay(true);
                 let client = ssh::Client::new(config.clone(), Some(peer), operations.clone());
                 let ssh_config = ssh_config.clone();
+                let connection = connections.start();
                 tokio::spawn(async move {
+                    let _connection = connection;
                     match russh::server::run_stream(ssh_config, stream, client).await {
                         Ok(session) => {
                             if let Err(e) = session.await {

@@ -15,6 +15,7 @@ mod http;
 mod nginx;
 mod properties;
 mod races;
+mod serve;
 mod ssh;
 mod sshd;
 mod web;

@@ -134,6 +134,38 @@ impl Sshd {
         }
     }
 
+    /// The client side: this port, this login.
+    pub fn client(&self) -> SshClient {
+        SshClient {
+            port: self.port,
+            login: self.login.clone(),
+        }
+    }
+
+    pub fn ssh_command(&self, key: &Path) -> String {
+        self.client().ssh_command(key)
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        self.client().url(repo)
+    }
+
+    pub fn ssh(&self, key: &Path, command: &str, stdin: &str) -> Run {
+        self.client().ssh(key, command, stdin)
+    }
+
+    pub fn git(&self, key: &Path, cwd: &Path, args: &[&str]) -> Run {
+        self.client().git(key, cwd, args)
+    }
+}
+
+/// The real OpenSSH client and git, against an SSH server on loopback.
+pub struct SshClient {
+    pub port: u16,
+    pub login: String,
+}
+
+impl SshClient {
     /// The `ssh` command line git and tests use, with this key.
     pub fn ssh_command(&self, key: &Path) -> String {
         format!(
@@ -148,19 +180,24 @@ impl Sshd {
         format!("ssh://{}@127.0.0.1:{}/{repo}", self.login, self.port)
     }
 
-    /// `ssh git@host COMMAND`, with `stdin`.
-    pub fn ssh(&self, key: &Path, command: &str, stdin: &str) -> Run {
+    /// `ssh git@host COMMAND`, with `stdin`; `options` go before the host.
+    pub fn ssh_with(&self, key: &Path, options: &[&str], command: &str, stdin: &str) -> Run {
         let mut words: Vec<String> = self
             .ssh_command(key)
             .split(' ')
             .map(str::to_string)
             .collect();
+        words.extend(options.iter().map(|o| o.to_string()));
         words.push(format!("{}@127.0.0.1", self.login));
         if !command.is_empty() {
             words.push(command.to_string());
         }
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         run("ssh", &args, Path::new("/"), &[], stdin)
+    }
+
+    pub fn ssh(&self, key: &Path, command: &str, stdin: &str) -> Run {
+        self.ssh_with(key, &[], command, stdin)
     }
 
     /// Runs git with this key, in `cwd`.

@@ -10,28 +10,28 @@ use sha2::Digest;
 use crate::harness::{Host, code};
 use crate::web_server::{self, Server};
 
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
 }
 
 impl Answer {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.head
             .lines()
             .find_map(|l| l.strip_prefix("location: "))
             .unwrap_or("")
     }
 
-    fn set_cookie(&self) -> Option<&str> {
+    pub(crate) fn set_cookie(&self) -> Option<&str> {
         self.head
             .lines()
             .find_map(|l| l.strip_prefix("set-cookie: "))
     }
 
     /// The CSRF token of the first form on the page.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -42,20 +42,21 @@ impl Answer {
 }
 
 /// A client that keeps one cookie, as a browser would.
-struct Client {
+pub(crate) struct Client {
     port: u16,
     cookie: Option<String>,
 }
 
 impl Client {
-    fn new(server: &Server) -> Client {
-        Client {
-            port: server.port,
-            cookie: None,
-        }
+    pub(crate) fn new(server: &Server) -> Client {
+        Client::on_port(server.port)
     }
 
-    fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) fn on_port(port: u16) -> Client {
+        Client { port, cookie: None }
+    }
+
+    pub(crate) fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Answer {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -99,11 +100,11 @@ impl Client {
         answer
     }
 
-    fn get(&mut self, path: &str) -> Answer {
+    pub(crate) fn get(&mut self, path: &str) -> Answer {
         self.send("GET", path, &[])
     }
 
-    fn log_in(&mut self, user: &str, password: &str) -> Answer {
+    pub(crate) fn log_in(&mut self, user: &str, password: &str) -> Answer {
         let csrf = self.get("/login").csrf();
         self.send(
             "POST",
@@ -113,7 +114,7 @@ impl Client {
     }
 
     /// Posts a form with the CSRF token of the page at `page`.
-    fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
         let csrf = self.get(page).csrf();
         let mut all = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);

@@ -37,12 +37,18 @@ pub fn host(port: u16, policy: &str) -> Host {
     Host::build(
         &format!("http://127.0.0.1:{port}"),
         policy,
-        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n[ssh]\nlisten = \"\"\n"),
     )
 }
 
 impl Server {
     pub fn start(host: &Host, port: u16) -> Server {
+        Server::start_with(host, port, &[])
+    }
+
+    /// Starts `git2fa serve` and waits for the web port and `also` (the
+    /// SSH port, say) to answer.
+    pub fn start_with(host: &Host, port: u16, also: &[u16]) -> Server {
         let log = host.dir.path().join("serve.log");
         let child = Command::new(BIN)
             .args(["--config", &host.config.display().to_string(), "serve"])
@@ -53,7 +59,10 @@ impl Server {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::iter::once(&port)
+            .chain(also)
+            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
+        {
             assert!(
                 Instant::now() < deadline,
                 "git2fa serve did not start: {}",
@@ -62,6 +71,15 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         Server { child, port }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Waits for the server to exit by itself; its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        self.child.wait().ok().and_then(|s| s.code())
     }
 
     pub fn url(&self, path: &str) -> String {
