@@ -6,6 +6,8 @@
 mod admin_story;
 mod bad_input;
 mod browser;
+mod daemon;
+mod demo;
 mod faults;
 mod harness;
 mod hooks;

@@ -1,0 +1,173 @@
+//! Unix-account hosts: a hook run by another account than the store's
+//! asks `git2fa serve` on `[daemon] socket`, and the daemon takes the
+//! account from the kernel, whatever the hook's environment or the
+//! question claims.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::harness::{HOOK_BIN, Host, Run, code, e2e_available, unix_user};
+use crate::web_server::{Server, free_port};
+
+const NOBODY: u32 = 65534;
+const ZERO: &str = "0000000000000000000000000000000000000000";
+const ONE: &str = "1111111111111111111111111111111111111111";
+
+struct Setup {
+    host: Host,
+    server: Option<Server>,
+    socket: PathBuf,
+    repo: PathBuf,
+    hook_bin: PathBuf,
+}
+
+fn setup() -> Option<Setup> {
+    if !e2e_available(
+        unix_user() == "root",
+        "root (to run a hook as the account nobody)",
+        "(none: run the tests as root)",
+    ) {
+        return None;
+    }
+    let web = free_port();
+    let host = Host::build(
+        &format!("http://127.0.0.1:{web}"),
+        "",
+        &format!("[web]\nlisten = \"127.0.0.1:{web}\"\n[ssh]\nlisten = \"\"\n"),
+    );
+    let socket = host.dir.path().join("hook.sock");
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&host.config)
+        .unwrap();
+    writeln!(config, "[daemon]\nsocket = {socket:?}").unwrap();
+    // nobody may read the config and the repositories, not the store.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(host.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let hook_bin = host.dir.path().join("git2fa-hook");
+    std::fs::copy(HOOK_BIN, &hook_bin).unwrap();
+    host.add_user("alice");
+    host.add_user("nobody");
+    let repo = host.bare_repo("team/app.git");
+    host.git2fa(&["install-hooks", &host.root.display().to_string()])
+        .ok();
+    host.git2fa(&["repo", "flag", "team/app"]).ok();
+    // alice could push right now: a hook that passed for alice would be
+    // allowed.
+    let (alice_secret, _) = host.enroll("alice");
+    host.git2fa(&["verify", "alice", &code(&alice_secret, 0)])
+        .ok();
+    let server = Server::start(&host, web);
+    Some(Setup {
+        host,
+        server: Some(server),
+        socket,
+        repo,
+        hook_bin,
+    })
+}
+
+impl Setup {
+    /// `update refs/heads/main` as the account nobody, with an environment
+    /// that claims to be alice's push through the SSH shim.
+    fn hook_as_nobody(&self) -> Run {
+        let out = Command::new(&self.hook_bin)
+            .args(["--config", &self.host.config.display().to_string()])
+            .args(["update", "refs/heads/main", ZERO, ONE])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("GIT_DIR", &self.repo)
+            .env("GIT2FA_USER", "alice")
+            .env("GIT2FA_TRANSPORT", "ssh")
+            .env("GIT2FA_KEY_ID", "1")
+            .env("REMOTE_USER", "alice")
+            .current_dir(&self.repo)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn audit(&self, user: &str) -> String {
+        self.host.git2fa(&["audit", "--user", user]).ok().stdout
+    }
+}
+
+fn ask_raw(socket: &Path, question: &str) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.write_all(question.as_bytes()).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn a_hook_run_as_nobody_is_decided_for_nobody_whatever_it_claims() {
+    let Some(mut s) = setup() else { return };
+    // The store is out of nobody's reach: only the daemon can answer.
+    let refused = s.hook_as_nobody().fails(1);
+    for line in [
+        "git2fa: refused refs/heads/main:",
+        "git2fa: team/app requires two-factor authentication (2FA) to push.",
+        "nobody has not set up 2FA yet.",
+    ] {
+        assert!(refused.stderr.contains(line), "{line:?}:\n{refused:?}");
+    }
+    let audit = s.audit("nobody");
+    assert!(
+        audit.contains(" local nobody write refuse ") && audit.contains("credential=unix"),
+        "{audit}"
+    );
+    assert!(
+        !s.audit("alice").contains(" write "),
+        "alice pushed nothing"
+    );
+
+    // Once nobody has a 2FA session of its own, its push goes through.
+    let (secret, _) = s.host.enroll("nobody");
+    s.host.git2fa(&["verify", "nobody", &code(&secret, 0)]).ok();
+    s.hook_as_nobody().ok();
+    assert!(
+        s.audit("nobody").contains(" local nobody write allow "),
+        "{}",
+        s.audit("nobody")
+    );
+
+    // A question that names a user is not a question the daemon answers.
+    let answer = ask_raw(
+        &s.socket,
+        &format!(
+            "git2fa-hook 1\nkind update\ndir {}\nuser alice\nref refs/heads/main\n",
+            s.repo.display()
+        ),
+    );
+    assert!(answer.ends_with("\nrefuse\n"), "{answer}");
+    assert!(
+        answer.contains("say git2fa: 2FA check unavailable"),
+        "{answer}"
+    );
+
+    // With the daemon stopped, the push is refused and says why.
+    drop(s.server.take());
+    assert!(!s.socket.exists(), "the daemon removes its socket");
+    let down = s.hook_as_nobody().fails(1);
+    assert!(
+        down.stderr.contains(&format!(
+            "git2fa: the git2fa daemon does not answer at {}, so the push was refused.",
+            s.socket.display()
+        )),
+        "{down:?}"
+    );
+}
