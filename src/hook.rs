@@ -128,8 +128,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
             }
             let text =
                 String::from_utf8(input.clone()).map_err(|_| "pre-receive input is not UTF-8")?;
-            let refs = text
-                .lines()
+            text.lines()
                 .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
                     [_old, _new, refname] if refname.starts_with("refs/") => {
                         Ok(refname.to_string())
@@ -138,8 +137,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
                         "pre-receive input line is not OLD NEW REF: {line:?}"
                     )),
                 })
-                .collect::<Result<Vec<String>, String>>()?;
-            refs
+                .collect::<Result<Vec<String>, String>>()?
         }
         HookKind::Update => match args {
             [refname, _old, _new] => vec![refname.clone()],
