@@ -60,6 +60,13 @@ else
     echo "install.sh: add install/sshd_config.conf to your sshd_config by hand"
 fi
 
+# The unit for `git2fa serve` (web page, smart HTTP, embedded SSH, hook
+# socket); installed, not started.
+if [ -d /etc/systemd/system ]; then
+    install -o root -g root -m 0644 "$here/install/git2fa.service" /etc/systemd/system/git2fa.service
+    systemctl daemon-reload 2>/dev/null || true
+fi
+
 # Hooks in every repository, keeping any hook already there.
 runuser -u git -- "$prefix/git2fa" --config "$config" install-hooks "$repos_root"
 runuser -u git -- "$prefix/git2fa" --config "$config" check || true
@@ -68,5 +75,6 @@ cat <<NEXT
 git2fa is installed. Next:
   git2fa --config $config user add NAME            # then: git2fa key add NAME KEYFILE
   git2fa --config $config repo flag REPO           # pushes to REPO need 2FA
+  systemctl enable --now git2fa                    # the web page (and SSH on :2222; see [ssh] listen)
 Users clone with: git clone git@$(hostname -f 2>/dev/null || hostname):REPO.git
 NEXT
