@@ -611,6 +611,17 @@ impl Refusal {
                 ),
                 "Ask an owner of the repository, or an admin of this host, for access.".into(),
             ],
+            // With `password_for_git`, the password works once a session is
+            // open: the message says how to open one.
+            PasswordNotAccepted if config.tokens.password_for_git => vec![
+                format!(
+                    "git2fa: {repo} requires two-factor authentication (2FA): {who} has no open 2FA session, and a password works for git here only during one."
+                ),
+                format!("Verify at {verify_url}"),
+                format!(
+                    "then run the same git command again (or use a personal access token from {tokens_url})."
+                ),
+            ],
             PasswordNotAccepted => vec![
                 format!(
                     "git2fa: {repo} requires two-factor authentication (2FA): a password is not accepted for git here."

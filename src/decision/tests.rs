@@ -695,3 +695,36 @@ fn only_wrong_or_missing_credentials_are_401() {
         403
     );
 }
+
+#[test]
+fn a_password_refused_for_want_of_a_session_says_where_to_verify() {
+    let operation = Operation::Read;
+    let lines = |password_for_git: bool| {
+        let config = config("flagged", "user", password_for_git, true);
+        let cx = MessageContext {
+            config: &config,
+            repo: "team/app",
+            user: Some("alice"),
+            operation: &operation,
+            transport: Transport::Http,
+        };
+        Refusal::PasswordNotAccepted.lines(&cx)
+    };
+    // Off: only a token helps, so the message names the token page alone.
+    let off = lines(false);
+    assert!(off.iter().all(|l| !l.contains("/2fa/verify")), "{off:?}");
+    assert!(
+        off[1].contains("https://git.example.com/2fa/tokens"),
+        "{off:?}"
+    );
+    // On: a session makes the password work, so it says where to verify.
+    let on = lines(true);
+    assert_eq!(
+        on,
+        [
+            "git2fa: team/app requires two-factor authentication (2FA): alice has no open 2FA session, and a password works for git here only during one.",
+            "Verify at https://git.example.com/2fa/verify?repo=team/app",
+            "then run the same git command again (or use a personal access token from https://git.example.com/2fa/tokens).",
+        ]
+    );
+}

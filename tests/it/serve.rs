@@ -224,9 +224,9 @@ fn http_to_serve_is_refused_until_verified_in_the_web_page() {
     shows(
         &refused,
         &[
-            "remote: git2fa: team/app requires two-factor authentication (2FA): a password is not accepted for git here.\n",
+            "remote: git2fa: team/app requires two-factor authentication (2FA): alice has no open 2FA session, and a password works for git here only during one.\n",
             &format!(
-                "remote: Use a personal access token instead of your password: create one at http://127.0.0.1:{}/2fa/tokens\n",
+                "remote: Verify at http://127.0.0.1:{}/2fa/verify?repo=team/app\n",
                 s.web
             ),
             "error: 403",
