@@ -767,7 +767,7 @@ trust_remote_user = false
 [daemon]
 # Hosts where users push over SSH as their own Unix accounts: `git2fa serve`
 # answers the hooks on this Unix socket and learns each caller's account from
-# the kernel. Hooks run by any account but the store's owner ask it. Unset:
+# the kernel. Hooks run by any account but data_dir's owner ask it. Unset:
 # no socket, and such hooks refuse (they cannot read the store).
 # socket = "/run/git2fa/hook.sock"
 "#;

@@ -73,17 +73,31 @@ pub fn write_private_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     file.write_all(data).and_then(|()| file.sync_all())
 }
 
-/// Reads a file that only its owner may read; refuses one others may.
+/// Reads a file of this account's that no one else may read: not through
+/// a symlink, and checked on the open file itself.
 pub fn read_private_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)?;
-    if meta.permissions().mode() & 0o077 != 0 {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.mode() & 0o077 != 0 {
         return Err(std::io::Error::other(format!(
             "mode {:o} lets others read it; run chmod 600",
-            meta.permissions().mode() & 0o777
+            meta.mode() & 0o777
         )));
     }
-    std::fs::read(path)
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(std::io::Error::other(format!(
+            "it belongs to uid {}, not to this account",
+            meta.uid()
+        )));
+    }
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    Ok(data)
 }
 
 /// The key that seals TOTP secrets. A copy of the store alone reveals none.

@@ -28,12 +28,16 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::decision::{Credential, Transport};
 use crate::hook::{self, HookKind};
+use crate::repo_policy::PushedRefs;
 use crate::serve::Operations;
 use crate::store::Store;
 
 const VERSION_LINE: &str = "git2fa-hook 1";
 /// A question longer than this is refused (pre-receive reads 4 MiB at most).
 const MAX_QUESTION: u64 = 5 << 20;
+/// Questions answered at once, at most (the socket is open to every local
+/// account).
+const MAX_QUESTIONS: usize = 64;
 /// How long the daemon waits for a whole question.
 const QUESTION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -143,7 +147,7 @@ pub fn ask(socket: &Path, question: &Question, say: &mut dyn FnMut(&str)) -> Res
 /// kernel names it. A stale socket from a stopped daemon is replaced; any
 /// other file there, or a daemon that answers, is an error.
 pub fn bind(path: &Path) -> Result<UnixListener, String> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::fs::FileTypeExt;
     let fail = |e: std::io::Error| format!("{}: {e}", path.display());
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -164,8 +168,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e)),
     }
-    let listener = UnixListener::bind(path).map_err(fail)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+    // The mode comes from the umask at bind time: a chmod by path
+    // afterwards could be sent along a symlink put there meanwhile. Bound
+    // before the runtime starts, so no other thread creates files now.
+    use nix::sys::stat::{Mode, umask};
+    let before = umask(Mode::from_bits_truncate(0o111));
+    let bound = UnixListener::bind(path);
+    umask(before);
+    let listener = bound.map_err(fail)?;
     listener.set_nonblocking(true).map_err(fail)?;
     Ok(listener)
 }
@@ -178,6 +188,7 @@ pub async fn serve(
     stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let path = config.daemon.socket.clone();
+    let questions = Operations::default();
     if let Some(path) = &path {
         log::info!("answering hooks on {}", path.display());
     }
@@ -185,7 +196,12 @@ pub async fn serve(
         tokio::select! {
             _ = crate::serve::wait_for_stop(stopped.clone()) => break,
             accepted = listener.accept() => {
-                let stream = match accepted.and_then(|(s, _)| s.into_std()) {
+                // Answered on the blocking pool: a blocking socket, so
+                // that the read timeout holds.
+                let stream = match accepted
+                    .and_then(|(s, _)| s.into_std())
+                    .and_then(|s| s.set_nonblocking(false).map(|()| s))
+                {
                     Ok(stream) => stream,
                     Err(e) => {
                         log::warn!("hook socket accept: {e}");
@@ -193,8 +209,16 @@ pub async fn serve(
                         continue;
                     }
                 };
+                if questions.running() >= MAX_QUESTIONS {
+                    log::warn!("hook socket: {MAX_QUESTIONS} questions under way; refusing one");
+                    let mut stream = stream;
+                    let _ = stream.write_all(
+                        b"say git2fa: the 2FA check is busy, so the push was refused; try again.\nrefuse\n",
+                    );
+                    continue;
+                }
                 let config = config.clone();
-                let operation = operations.start();
+                let operation = (operations.start(), questions.start());
                 tokio::task::spawn_blocking(move || {
                     let _operation = operation;
                     answer(&config, stream);
@@ -247,7 +271,10 @@ fn decide(config: &Config, stream: &UnixStream) -> Result<bool, String> {
     let question =
         Question::decode(&text).map_err(|e| format!("bad question from uid {uid}: {e}"))?;
     let repo = hook::repo_for(config, &question.repo_dir)?;
-    let refs = hook::pushed_refs(question.kind, &repo, question.refs);
+    // Every ref is decided here, pre-receive's too: whether git will run
+    // the `update` hook depends on what the pusher's account may run,
+    // which this account cannot tell.
+    let refs = PushedRefs::Known(question.refs);
     let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
     let who = (
         account.name,

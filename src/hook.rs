@@ -181,7 +181,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
 /// The refs a hook decides on. With both hooks in place, protected refs are
 /// update's to decide, one by one (update always decides: the file may
 /// change between the two hooks of one push).
-pub(crate) fn pushed_refs(kind: HookKind, repo: &RepoPath, names: Vec<String>) -> PushedRefs {
+fn pushed_refs(kind: HookKind, repo: &RepoPath, names: Vec<String>) -> PushedRefs {
     match kind {
         HookKind::PreReceive if install::hooks_installed(&repo.dir) => PushedRefs::CheckedByHook,
         _ => PushedRefs::Known(names),
@@ -192,14 +192,22 @@ pub(crate) fn pushed_refs(kind: HookKind, repo: &RepoPath, names: Vec<String>) -
 /// this process runs as another account than the one owning `data_dir`
 /// (which alone can read the store).
 fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, String> {
-    use std::os::unix::fs::MetadataExt;
     let Some(socket) = &config.daemon.socket else {
         return Ok(None);
     };
+    Ok((!runs_as_store_owner(config)?).then(|| socket.clone()))
+}
+
+/// Whether this process runs as the account that owns `data_dir`, the one
+/// account that can read the store (the shims and `git2fa serve` run as
+/// it). Other accounts' hooks ask the daemon, and their `GIT2FA_*`
+/// variables count for nothing.
+fn runs_as_store_owner(config: &Config) -> Result<bool, String> {
+    use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?
         .uid();
-    Ok((owner != nix::unistd::getuid().as_raw()).then(|| socket.clone()))
+    Ok(owner == nix::unistd::getuid().as_raw())
 }
 
 /// Decides a push, with its audit row, waiting for a verify when the
@@ -276,11 +284,7 @@ pub(crate) type Identified = (String, Transport, Credential, Option<i64>, Option
 /// store: the shims run as that account, and a local user pushing under
 /// another account could set those variables to anything.
 fn identify(config: &Config, store: &Store) -> Result<Identified, String> {
-    use std::os::unix::fs::MetadataExt;
-    let owner = std::fs::metadata(config.store_path())
-        .map_err(|e| format!("{}: {e}", config.store_path().display()))?
-        .uid();
-    let from_shim = owner == nix::unistd::getuid().as_raw();
+    let from_shim = runs_as_store_owner(config)?;
     let handed_over = if from_shim {
         Identity::from_env(|name| std::env::var(name).ok())?
     } else {

@@ -14,6 +14,11 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
 
+/// SSH connections at most, authenticated or not.
+const MAX_SSH_CONNECTIONS: usize = 256;
+/// How long an SSH client has to authenticate.
+const LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long a stopping server waits for SSH clients to hang up after their
 /// last command ended.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -102,7 +107,16 @@ pub fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
 /// Serves until SIGTERM or SIGINT, then waits for operations under way.
 pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
     let host_key = match listeners.ssh {
-        Some(_) => Some(ssh::host_key(&config.data_dir)?),
+        Some(_) => match ssh::host_key(&config.data_dir) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                // The hook socket was bound already; leave no file behind.
+                if let (Some(path), Some(_)) = (&config.daemon.socket, &listeners.hooks) {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        },
         None => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -211,19 +225,47 @@ async fn accept_ssh(
                         continue;
                     }
                 };
+                if connections.running() >= MAX_SSH_CONNECTIONS {
+                    log::warn!("SSH: {MAX_SSH_CONNECTIONS} connections open; refusing {peer}");
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
-                let client = ssh::Client::new(config.clone(), Some(peer), operations.clone());
+                let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let client = ssh::Client::new(
+                    config.clone(),
+                    Some(peer),
+                    operations.clone(),
+                    authenticated.clone(),
+                    stopped.clone(),
+                );
                 let ssh_config = ssh_config.clone();
                 let connection = connections.start();
                 tokio::spawn(async move {
                     let _connection = connection;
-                    match russh::server::run_stream(ssh_config, stream, client).await {
-                        Ok(session) => {
-                            if let Err(e) = session.await {
-                                log::debug!("SSH session from {peer}: {e}");
+                    let mut session =
+                        match russh::server::run_stream(ssh_config, stream, client).await {
+                            Ok(session) => session,
+                            Err(e) => return log::debug!("SSH handshake from {peer}: {e}"),
+                        };
+                    let handle = session.handle();
+                    let ended = tokio::select! {
+                        ended = &mut session => ended,
+                        _ = tokio::time::sleep(LOGIN_GRACE) => {
+                            if !authenticated.load(Ordering::SeqCst) {
+                                log::info!("SSH: {peer} did not authenticate in time");
+                                let _ = handle
+                                    .disconnect(
+                                        russh::Disconnect::ByApplication,
+                                        "authentication took too long".into(),
+                                        String::new(),
+                                    )
+                                    .await;
                             }
+                            session.await
                         }
-                        Err(e) => log::debug!("SSH handshake from {peer}: {e}"),
+                    };
+                    if let Err(e) = ended {
+                        log::debug!("SSH session from {peer}: {e}");
                     }
                 });
             }

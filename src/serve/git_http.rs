@@ -113,6 +113,9 @@ fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = text.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -255,4 +258,22 @@ async fn backend(
         response.headers_mut().append(name, value);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_decode_once_and_bad_escapes_are_refused() {
+        assert_eq!(
+            percent_decode("/team%2Fapp.git/info/refs").as_deref(),
+            Some("/team/app.git/info/refs")
+        );
+        // Decoded once: an encoded `%` stays a `%` for the path check.
+        assert_eq!(percent_decode("/a%252e%252e").as_deref(), Some("/a%2e%2e"));
+        for bad in ["/a%", "/a%4", "/a%+A", "/a%zz", "/a%ff"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+    }
 }

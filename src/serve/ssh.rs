@@ -10,12 +10,14 @@ use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey};
 use russh::server::{Auth, Handle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Operations;
 use crate::config::Config;
@@ -27,9 +29,14 @@ use crate::store::Store;
 /// The host key's file name in `data_dir`.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 
-/// Chunks of client input waiting for the command; a full queue stops
-/// reading from the connection (back-pressure to the client's window).
-const INPUT_QUEUE: usize = 16;
+/// Client data its command has not read yet, at most; past this the
+/// channel closes (the handler never waits, so russh keeps serving the
+/// connection's other messages, window adjustments among them).
+const MAX_PENDING_INPUT: usize = 16 << 20;
+/// How long `2fa verify` (or anything before git starts) waits for input.
+const INPUT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Session channels per connection.
+const MAX_CHANNELS: usize = 4;
 
 /// Loads the host key, or makes one (Ed25519, mode 0600) on first start.
 pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
@@ -44,7 +51,11 @@ pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
             let text = key
                 .to_openssh(LineEnding::LF)
                 .map_err(|e| format!("cannot encode the host key: {e}"))?;
-            crate::crypto::write_private_file(&path, text.as_bytes())
+            // Written aside and renamed: a crash leaves no half a key.
+            let partial = data_dir.join(format!("{HOST_KEY_FILE}.partial"));
+            let _ = std::fs::remove_file(&partial);
+            crate::crypto::write_private_file(&partial, text.as_bytes())
+                .and_then(|()| std::fs::rename(&partial, &path))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             log::info!(
                 "made the SSH host key {} ({})",
@@ -83,6 +94,10 @@ pub struct Client {
     config: Arc<Config>,
     peer: Option<SocketAddr>,
     operations: Operations,
+    /// Set once a key authenticated (the accept loop's login timer reads it).
+    authenticated: Arc<AtomicBool>,
+    /// True once the server is stopping: no new channels.
+    stopped: watch::Receiver<bool>,
     /// The key whose signature russh verified; `None` until then.
     key_id: Option<i64>,
     channels: HashMap<ChannelId, ChannelState>,
@@ -92,16 +107,26 @@ pub struct Client {
 struct ChannelState {
     git_protocol: Option<String>,
     /// Where client data goes once a command runs; dropped at EOF.
-    input: Option<mpsc::Sender<Vec<u8>>>,
+    input: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// Bytes sent to `input` and not read yet.
+    pending: Arc<AtomicUsize>,
     started: bool,
 }
 
 impl Client {
-    pub fn new(config: Arc<Config>, peer: Option<SocketAddr>, operations: Operations) -> Client {
+    pub fn new(
+        config: Arc<Config>,
+        peer: Option<SocketAddr>,
+        operations: Operations,
+        authenticated: Arc<AtomicBool>,
+        stopped: watch::Receiver<bool>,
+    ) -> Client {
         Client {
             config,
             peer,
             operations,
+            authenticated,
+            stopped,
             key_id: None,
             channels: HashMap::new(),
         }
@@ -168,6 +193,7 @@ impl russh::server::Handler for Client {
         match self.lookup(key.public_key).await {
             Some(id) => {
                 self.key_id = Some(id);
+                self.authenticated.store(true, Ordering::SeqCst);
                 Ok(Auth::Accept)
             }
             None => Ok(Auth::reject()),
@@ -180,7 +206,8 @@ impl russh::server::Handler for Client {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.key_id.is_some() && self.channels.len() < 4 {
+        let stopping = *self.stopped.borrow();
+        if self.key_id.is_some() && self.channels.len() < MAX_CHANNELS && !stopping {
             self.channels.insert(channel.id(), ChannelState::default());
             reply.accept().await;
         } else {
@@ -278,16 +305,24 @@ impl russh::server::Handler for Client {
         &mut self,
         channel: ChannelId,
         data: &[u8],
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let sender = self
-            .channels
-            .get(&channel)
-            .and_then(|state| state.input.clone());
-        if let Some(sender) = sender {
-            // Waiting here holds further packets back: back-pressure.
-            let _ = sender.send(data.to_vec()).await;
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        let Some(sender) = &state.input else {
+            return Ok(());
+        };
+        let pending = state.pending.fetch_add(data.len(), Ordering::SeqCst) + data.len();
+        if pending > MAX_PENDING_INPUT {
+            log::warn!(
+                "SSH client {:?} sent {pending} bytes its command did not read; closing the channel",
+                self.peer
+            );
+            state.input = None;
+            return session.close(channel);
         }
+        let _ = sender.send(data.to_vec());
         Ok(())
     }
 
@@ -327,8 +362,9 @@ impl Client {
             return session.channel_failure(channel);
         }
         state.started = true;
-        let (sender, receiver) = mpsc::channel(INPUT_QUEUE);
+        let (sender, receiver) = mpsc::unbounded_channel();
         state.input = Some(sender);
+        let pending = state.pending.clone();
         session.channel_success(channel)?;
         let run = Run {
             config: self.config.clone(),
@@ -343,7 +379,7 @@ impl Client {
         let guard = self.operations.start();
         tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            run.run(receiver);
+            run.run(receiver, pending);
         });
         Ok(())
     }
@@ -362,9 +398,12 @@ struct Run {
 }
 
 impl Run {
-    fn run(self, input: mpsc::Receiver<Vec<u8>>) {
+    fn run(self, input: mpsc::UnboundedReceiver<Vec<u8>>, pending: Arc<AtomicUsize>) {
         let mut stdin = BufReader::new(ChannelInput {
             receiver: input,
+            pending,
+            runtime: self.runtime.clone(),
+            deadline: Some(Instant::now() + INPUT_TIMEOUT),
             chunk: Vec::new(),
             at: 0,
         });
@@ -384,6 +423,8 @@ impl Run {
             };
             connection.handle(&self.command, &mut io)
         };
+        // git reads its input for as long as it needs.
+        stdin.get_mut().deadline = None;
         let code = match action {
             Action::Exit(code) => u32::from(code),
             Action::Git(invocation) => match run_git(&invocation, stdin, &stdout, &stderr) {
@@ -446,13 +487,24 @@ fn run_git(
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut stdin, &mut child_in);
     });
+    // When the client is gone, git is stopped: it would otherwise block
+    // on a full pipe that nobody reads.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let stop_git = move || {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    };
     std::thread::scope(|scope| {
         let mut err_out = stderr.clone();
         scope.spawn(move || {
-            let _ = pump(&mut child_err, &mut err_out);
+            if pump(&mut child_err, &mut err_out).is_err() {
+                stop_git();
+            }
         });
         let mut out = stdout.clone();
-        let _ = pump(&mut child_out, &mut out);
+        if pump(&mut child_out, &mut out).is_err() {
+            stop_git();
+        }
+        drop(child_out);
     });
     let status = child.wait()?;
     Ok(status.code().map_or(255, |c| c as u32))
@@ -471,7 +523,12 @@ fn pump(from: &mut dyn Read, to: &mut dyn Write) -> std::io::Result<()> {
 
 /// The client's data as a blocking reader.
 struct ChannelInput {
-    receiver: mpsc::Receiver<Vec<u8>>,
+    receiver: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// Bytes queued and not read yet, shared with the handler.
+    pending: Arc<AtomicUsize>,
+    runtime: tokio::runtime::Handle,
+    /// No input by then is an error (a `2fa verify` nobody answers).
+    deadline: Option<Instant>,
     chunk: Vec<u8>,
     at: usize,
 }
@@ -479,7 +536,16 @@ struct ChannelInput {
 impl Read for ChannelInput {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at >= self.chunk.len() {
-            match self.receiver.blocking_recv() {
+            let next = match self.deadline {
+                None => self.runtime.block_on(self.receiver.recv()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.runtime
+                        .block_on(tokio::time::timeout(left, self.receiver.recv()))
+                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+                }
+            };
+            match next {
                 Some(chunk) => {
                     self.chunk = chunk;
                     self.at = 0;
@@ -490,6 +556,7 @@ impl Read for ChannelInput {
         let n = buf.len().min(self.chunk.len() - self.at);
         buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
         self.at += n;
+        self.pending.fetch_sub(n, Ordering::SeqCst);
         Ok(n)
     }
 }

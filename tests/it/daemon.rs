@@ -76,9 +76,13 @@ impl Setup {
     /// `update refs/heads/main` as the account nobody, with an environment
     /// that claims to be alice's push through the SSH shim.
     fn hook_as_nobody(&self) -> Run {
-        let out = Command::new(&self.hook_bin)
+        self.hook_as_nobody_with(&["update", "refs/heads/main", ZERO, ONE], "")
+    }
+
+    fn hook_as_nobody_with(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = Command::new(&self.hook_bin)
             .args(["--config", &self.host.config.display().to_string()])
-            .args(["update", "refs/heads/main", ZERO, ONE])
+            .args(args)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("GIT_DIR", &self.repo)
@@ -89,9 +93,13 @@ impl Setup {
             .current_dir(&self.repo)
             .uid(NOBODY)
             .gid(NOBODY)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -134,6 +142,17 @@ fn a_hook_run_as_nobody_is_decided_for_nobody_whatever_it_claims() {
         !s.audit("alice").contains(" write "),
         "alice pushed nothing"
     );
+    // A push of thousands of refs: a question far larger than a socket
+    // buffer is read whole (the daemon once read it without blocking, and
+    // refused such pushes as "unavailable").
+    let refs: String = (0..5000)
+        .map(|i| format!("{ZERO} {ONE} refs/heads/topic/a-rather-long-branch-name-{i:05}\n"))
+        .collect();
+    let many = s.hook_as_nobody_with(&["pre-receive"], &refs).fails(1);
+    assert!(
+        many.stderr.contains("nobody has not set up 2FA yet."),
+        "{many:?}"
+    );
 
     // Once nobody has a 2FA session of its own, its push goes through.
     let (secret, _) = s.host.enroll("nobody");
@@ -170,4 +189,40 @@ fn a_hook_run_as_nobody_is_decided_for_nobody_whatever_it_claims() {
         )),
         "{down:?}"
     );
+}
+
+/// Attack: on a Unix-account host, the `update` stub is executable for the
+/// daemon's account but not for the pusher's (mode 0744), so git, running
+/// as the pusher, skips `update`. A daemon that let pre-receive leave
+/// protected refs to `update` (as the shims' hooks do) would let a push to
+/// `main` through without 2FA. The daemon decides every ref in pre-receive.
+#[test]
+fn the_daemon_does_not_leave_protected_refs_to_an_update_hook_the_pusher_cannot_run() {
+    let Some(s) = setup() else { return };
+    std::fs::write(
+        s.repo.join("git2fa.toml"),
+        "require = \"push\"\nprotected_refs = [\"refs/heads/main\"]\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            s.repo.join("hooks/update"),
+            std::fs::Permissions::from_mode(0o744),
+        )
+        .unwrap();
+    }
+    let main = s
+        .hook_as_nobody_with(&["pre-receive"], &format!("{ZERO} {ONE} refs/heads/main\n"))
+        .fails(1);
+    assert!(
+        main.stderr.contains("nobody has not set up 2FA yet."),
+        "{main:?}"
+    );
+    // A ref that is not protected still goes through.
+    s.hook_as_nobody_with(
+        &["pre-receive"],
+        &format!("{ZERO} {ONE} refs/heads/topic\n"),
+    )
+    .ok();
 }

@@ -237,9 +237,10 @@ fn identity_variables_from_another_account_are_ignored() {
     };
     // As the store's owner the hand-over is taken (the shims run so)...
     push(&work).ok();
-    // ...but once the store belongs to another account, the pusher is who
-    // the kernel says, and that account is not registered.
-    std::os::unix::fs::chown(host.store_path(), Some(65534), None).unwrap();
+    // ...but once the data directory (and so the store) belongs to another
+    // account, the pusher is who the kernel says, and that account is not
+    // registered.
+    std::os::unix::fs::chown(&host.data, Some(65534), None).unwrap();
     std::fs::write(work.join("README"), "again").unwrap();
     run(
         "git",

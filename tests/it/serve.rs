@@ -530,3 +530,73 @@ fn sigterm_lets_an_operation_under_way_finish() {
     // The session is in the store: the audit shows the verify.
     assert!(s.audit().contains(" verify "), "{}", s.audit());
 }
+
+/// A client that goes away in the middle of a clone: git, blocked on a
+/// pipe nobody reads any more, is stopped, and nothing is left running
+/// (the server once kept that git, its threads and a pending operation
+/// until it was killed).
+#[test]
+fn a_client_gone_mid_clone_leaves_nothing_running() {
+    let Some(mut s) = setup("") else { return };
+    s.ssh
+        .ssh(&s.key, "2fa verify", &format!("{}\n", code(&s.secret, 0)))
+        .ok();
+    // 8 MiB that do not compress: more than the SSH window and the pipes.
+    let mut noise = vec![0u8; 8 << 20];
+    getrandom::fill(&mut noise).unwrap();
+    std::fs::write(s.work.join("noise.bin"), &noise).unwrap();
+    run("git", &["add", "noise.bin"], &s.work, &[], "").ok();
+    s.commit("noise");
+    let url = format!("ssh://git@127.0.0.1:{}/team/app.git", s.ssh.port);
+    s.git_ssh(&s.work, &["push", "--quiet", &url, "main"]).ok();
+    let head = run("git", &["rev-parse", "HEAD"], &s.work, &[], "").ok();
+    let repo_dir = s.host.root.join("team/app.git").canonicalize().unwrap();
+
+    // upload-pack's request, sent at once; the answer is never read.
+    let mut words: Vec<String> = s
+        .ssh
+        .ssh_command(&s.key)
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    words.push("git@127.0.0.1".into());
+    words.push("git-upload-pack 'team/app.git'".into());
+    let mut client = Command::new(&words[0])
+        .args(&words[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    write!(input, "0032want {}\n00000009done\n", head.stdout.trim()).unwrap();
+    let running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .any(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("upload-pack") && c.contains(&*repo_dir.to_string_lossy())
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !running() {
+        assert!(Instant::now() < deadline, "upload-pack never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    client.kill().unwrap();
+    let _ = client.wait();
+    drop(input);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running() {
+        assert!(
+            Instant::now() < deadline,
+            "git upload-pack still runs after its client went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And nothing holds the server up when it stops.
+    nix::sys::signal::kill(s.server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(s.server.wait(), Some(0));
+}
