@@ -137,6 +137,11 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
         let app = crate::web::router(config.clone(), operations.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         let web_stopped = stopped.clone();
+        // Small answers (a refusal, ref advertisements) go out at once,
+        // not after a delayed ACK.
+        let web = axum::serve::ListenerExt::tap_io(web, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tasks.spawn(async move {
             axum::serve(web, app)
                 .with_graceful_shutdown(wait_for_stop(web_stopped))

@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Host, Run, code, e2e_available, run, which, work_tree};
@@ -480,21 +479,7 @@ fn no_shell_no_pty_and_no_client_environment_but_git_protocol() {
 #[test]
 fn sigterm_lets_an_operation_under_way_finish() {
     let Some(mut s) = setup("") else { return };
-    let mut words: Vec<String> = s
-        .ssh
-        .ssh_command(&s.key)
-        .split(' ')
-        .map(str::to_string)
-        .collect();
-    words.push("git@127.0.0.1".into());
-    words.push("2fa verify".into());
-    let mut child = Command::new(&words[0])
-        .args(&words[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = s.ssh.spawn(&s.key, "2fa verify");
     // Wait for the prompt: the command is under way in the server.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut prompt = Vec::new();
@@ -553,21 +538,7 @@ fn a_client_gone_mid_clone_leaves_nothing_running() {
     let repo_dir = s.host.root.join("team/app.git").canonicalize().unwrap();
 
     // upload-pack's request, sent at once; the answer is never read.
-    let mut words: Vec<String> = s
-        .ssh
-        .ssh_command(&s.key)
-        .split(' ')
-        .map(str::to_string)
-        .collect();
-    words.push("git@127.0.0.1".into());
-    words.push("git-upload-pack 'team/app.git'".into());
-    let mut client = Command::new(&words[0])
-        .args(&words[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = s.ssh.spawn(&s.key, "git-upload-pack 'team/app.git'");
     let mut input = client.stdin.take().unwrap();
     write!(input, "0032want {}\n00000009done\n", head.stdout.trim()).unwrap();
     let running = || {

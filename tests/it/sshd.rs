@@ -180,8 +180,8 @@ impl SshClient {
         format!("ssh://{}@127.0.0.1:{}/{repo}", self.login, self.port)
     }
 
-    /// `ssh git@host COMMAND`, with `stdin`; `options` go before the host.
-    pub fn ssh_with(&self, key: &Path, options: &[&str], command: &str, stdin: &str) -> Run {
+    /// The words of `ssh [OPTIONS] LOGIN@127.0.0.1 [COMMAND]`.
+    fn words(&self, key: &Path, options: &[&str], command: &str) -> Vec<String> {
         let mut words: Vec<String> = self
             .ssh_command(key)
             .split(' ')
@@ -192,8 +192,27 @@ impl SshClient {
         if !command.is_empty() {
             words.push(command.to_string());
         }
+        words
+    }
+
+    /// `ssh git@host COMMAND`, with `stdin`; `options` go before the host.
+    pub fn ssh_with(&self, key: &Path, options: &[&str], command: &str, stdin: &str) -> Run {
+        let words = self.words(key, options, command);
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         run("ssh", &args, Path::new("/"), &[], stdin)
+    }
+
+    /// `ssh git@host COMMAND` started with piped standard streams, for a
+    /// test that talks to it while it runs.
+    pub fn spawn(&self, key: &Path, command: &str) -> Child {
+        let words = self.words(key, &[], command);
+        Command::new(&words[0])
+            .args(&words[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     pub fn ssh(&self, key: &Path, command: &str, stdin: &str) -> Run {
