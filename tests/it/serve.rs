@@ -309,88 +309,49 @@ fn a_client_offering_the_victims_key_then_signing_with_its_own_is_itself() {
     s.ssh
         .ssh(&s.key, "2fa verify", &format!("{}\n", code(&s.secret, 0)))
         .ok();
-    let attack = |command: &str| {
-        run(
-            "ssh",
-            &[
-                "-v",
-                "-i",
-                &stolen.join("alice_key.pub").display().to_string(),
-                "-i",
-                &mallory_key.display().to_string(),
-                "-p",
-                &s.ssh.port.to_string(),
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "IdentityAgent=none",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "git@127.0.0.1",
-                command,
-            ],
-            Path::new("/"),
-            &[],
-            "",
+    let stolen_key = stolen.join("alice_key.pub");
+    // `ssh` offering these identities, in this order, with its debug log.
+    let ssh_offering = |identities: &[&Path]| {
+        let mut line = String::from("ssh -v");
+        for identity in identities {
+            line += &format!(" -i {}", identity.display());
+        }
+        line + &format!(
+            " -p {} -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o BatchMode=yes",
+            s.ssh.port
         )
     };
-    let greeting = attack("").ok();
+    let attack = |identities: &[&Path], command: &str| {
+        let line = ssh_offering(identities);
+        let mut words: Vec<&str> = line.split(' ').skip(1).collect();
+        words.extend(["git@127.0.0.1", command]);
+        run("ssh", &words, Path::new("/"), &[], "")
+    };
+    let greeting = attack(&[&stolen_key, &mallory_key], "").ok();
     // The offer of alice's key was accepted, so the attack really ran...
-    let offered = format!(
-        "Server accepts key: {}",
-        stolen.join("alice_key.pub").display()
-    );
+    let offered = format!("Server accepts key: {}", stolen_key.display());
     assert!(greeting.stderr.contains(&offered), "{greeting:?}");
     // ...and what authenticated is mallory's key, as mallory.
     assert!(greeting.stdout.starts_with("Hi mallory! "), "{greeting:?}");
     let url = format!("ssh://git@127.0.0.1:{}/team/app.git", s.ssh.port);
-    let ssh_command = format!(
-        "ssh -i {} -i {} -p {} -o IdentitiesOnly=yes -o IdentityAgent=none \
-         -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes",
-        stolen.join("alice_key.pub").display(),
-        mallory_key.display(),
-        s.ssh.port
-    );
     let clone = run(
         "git",
         &["clone", "--quiet", &url, "stolen-clone"],
         s.host.dir.path(),
-        &[("GIT_SSH_COMMAND", ssh_command)],
+        &[(
+            "GIT_SSH_COMMAND",
+            ssh_offering(&[&stolen_key, &mallory_key]),
+        )],
         "",
     )
     .fails(128);
     shows(&clone, &["mallory has not set up 2FA yet."]);
     assert!(!clone.stderr.contains("alice has"), "{clone:?}");
-    // Without a key of its own, the attacker gets nobody at all.
-    let alone = run(
-        "ssh",
-        &[
-            "-i",
-            &stolen.join("alice_key").display().to_string(),
-            "-p",
-            &s.ssh.port.to_string(),
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "IdentityAgent=none",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "git@127.0.0.1",
-            "2fa status",
-        ],
-        Path::new("/"),
-        &[],
-        "",
-    )
-    .fails(255);
+    // Without a key of its own, the attacker gets nobody at all: the offer
+    // is accepted, and nothing it can sign follows.
+    let alone = attack(&[&stolen_key], "2fa status").fails(255);
+    assert!(alone.stderr.contains(&offered), "{alone:?}");
     assert!(alone.stderr.contains("Permission denied"), "{alone:?}");
 }
 
