@@ -78,7 +78,7 @@ def fill(db, scale):
     print(f"{users} users, {tokens} tokens, {sessions} sessions, {audit} audit rows")
 
 
-def concurrency(shell, config, key_id, threads, iterations, db, other_user):
+def concurrency(shell, config, key_args, threads, iterations, db, other_user):
     """`threads` threads each run the shim `iterations` times while another
     process opens and ends sessions in a loop; prints errors, p50, p99 (ms)."""
     stop = time.time() + 3600
@@ -89,7 +89,7 @@ def concurrency(shell, config, key_id, threads, iterations, db, other_user):
     def worker():
         for _ in range(int(iterations)):
             started = time.perf_counter()
-            done = subprocess.run([shell, "--config", config, "--key-id", key_id], env=env,
+            done = subprocess.run([shell, "--config", config, *key_args.split()], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             elapsed = (time.perf_counter() - started) * 1000
             with lock:

@@ -184,7 +184,12 @@ pub enum UserCommand {
     Enable { name: String },
     /// Remove a user's 2FA: secret, recovery codes and sessions
     #[command(name = "reset-2fa")]
-    Reset2fa { name: String },
+    Reset2fa {
+        name: String,
+        /// Keep the user's tokens (by default they are revoked with the rest)
+        #[arg(long)]
+        keep_tokens: bool,
+    },
     /// Set a user's password
     SetPassword {
         name: String,
@@ -226,6 +231,11 @@ pub enum TokenCommand {
         /// A label to recognise it by
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Mint it for a user who has not enrolled (a service account): the
+        /// token then carries no second factor, and listings and the audit
+        /// log say so
+        #[arg(long)]
+        without_2fa: bool,
     },
     /// List tokens, of one user or all
     List { user: Option<String> },

@@ -61,16 +61,10 @@ pub fn random_below(bound: u8) -> Result<u8, CryptoError> {
     }
 }
 
-/// Writes a new file (which must not exist), mode 0600, synced.
+/// Writes a new file (which must not exist, not even as a symlink), mode
+/// 0600, synced.
 pub fn write_private_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(data).and_then(|()| file.sync_all())
+    crate::atomic_file::write_new(path, data, 0o600)
 }
 
 /// Reads a file of this account's that no one else may read: not through

@@ -99,6 +99,9 @@ pub struct TokenFacts {
     pub repos: Vec<String>,
     pub expires_at: Option<i64>,
     pub revoked: bool,
+    /// Minted for a user without 2FA (a service account): the audit row
+    /// says so.
+    pub without_2fa: bool,
 }
 
 impl TokenFacts {
@@ -139,6 +142,7 @@ impl Credential {
     pub fn kind(&self) -> &'static str {
         match self {
             Credential::SshKey { .. } | Credential::UnknownKey => "key",
+            Credential::Token(token) if token.without_2fa => "token-without-2fa",
             Credential::Token(_) | Credential::MalformedToken | Credential::UnknownToken => "token",
             Credential::Password { .. } | Credential::ThrottledPassword { .. } => "password",
             Credential::UnixUser => "unix",

@@ -137,12 +137,10 @@ pub fn missing_hooks(root: &Path) -> io::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// Hooks directories belong to whoever owns the repository, and this runs
+/// as root: nothing planted there may redirect the write (`atomic_file`).
 fn write_executable(path: &Path, text: &str) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let temp = path.with_extension("git2fa-new");
-    fs::write(&temp, text)?;
-    fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))?;
-    fs::rename(&temp, path)
+    crate::atomic_file::replace(path, text.as_bytes(), 0o755)
 }
 
 #[cfg(test)]

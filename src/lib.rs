@@ -3,6 +3,7 @@
 //! The binaries in `src/bin/` are thin; everything lives here, one module per
 //! concern. Only `store` speaks SQL; `decision` does no I/O.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod crypto;

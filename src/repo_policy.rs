@@ -308,19 +308,17 @@ pub fn set_requirement(
     Ok(policy)
 }
 
+/// The repository's directory may be writable by its owner, who must not be
+/// able to aim this write elsewhere: see `atomic_file`. The file keeps its
+/// mode; a new one gets 0644 (every account that runs git reads it).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    use std::io::Write;
-    let fail =
-        |e: std::io::Error| FileError::new(path, None, format!("cannot write: {}", io_reason(&e)));
-    let temp = path.with_extension("toml.tmp");
-    let mut file = std::fs::File::create(&temp).map_err(fail)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(fail)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(&temp, meta.permissions()).map_err(fail)?;
-    }
-    std::fs::rename(&temp, path).map_err(fail)
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => meta.permissions().mode() & 0o777,
+        _ => 0o644,
+    };
+    crate::atomic_file::replace(path, bytes, mode)
+        .map_err(|e| FileError::new(path, None, format!("cannot write: {}", io_reason(&e))))
 }
 
 #[derive(Deserialize)]

@@ -40,6 +40,11 @@ pub enum Action {
 pub struct Connection<'a> {
     pub config: &'a Config,
     pub key_id: i64,
+    /// The fingerprint of the key that authenticated (`SHA256:…`). Every
+    /// command checks that key `key_id` still has it: a connection held
+    /// open outlives the key it logged in with, and must never turn into
+    /// whoever owns that id later.
+    pub fingerprint: String,
     pub remote_addr: Option<String>,
     /// The client's `GIT_PROTOCOL`, the one variable taken from it.
     pub git_protocol: Option<String>,
@@ -65,9 +70,20 @@ impl Connection<'_> {
             Err(e) => return self.unavailable(io, &e.to_string()),
         };
         let key = match store.key(self.key_id) {
-            Ok(Some(key)) => key,
-            Ok(None) => {
-                self.audit_refusal(&mut store, None, None, "unknown-key", command_line);
+            Ok(Some(key)) if key.fingerprint == self.fingerprint => key,
+            Ok(found) => {
+                let why = match found {
+                    Some(_) => {
+                        "the key of this id is not the key this connection authenticated with"
+                    }
+                    None => "the key this connection authenticated with was removed",
+                };
+                log::warn!("SSH key #{}: {why}", self.key_id);
+                let detail = format!(
+                    "{why}: {}",
+                    command_line.chars().take(150).collect::<String>()
+                );
+                self.audit_refusal(&mut store, None, None, "unknown-key", &detail);
                 let refusal = Refusal::UnknownKey;
                 return self.refuse(io, &refusal, "", None, &Operation::Read);
             }
@@ -500,7 +516,8 @@ pub fn wait_until_allowed(
     gate::authorize(config, store, request, now())
 }
 
-/// `git2fa-shell --key-id N [--config PATH]`, as `authorized-keys` writes it.
+/// `git2fa-shell --key-id N --fingerprint SHA256:… [--config PATH]`, as
+/// `authorized-keys` writes it.
 pub fn main() -> ExitCode {
     crate::syslog::init("git2fa-shell");
     crate::syslog::refuse_on_panic(|| {
@@ -532,7 +549,7 @@ pub fn main() -> ExitCode {
         ExitCode::from(1)
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (config_path, key_id) = match parse_args(&args) {
+    let (config_path, key_id, fingerprint) = match parse_args(&args) {
         Ok(parsed) => parsed,
         Err(why) => return refuse_unavailable(&mut io, format!("git2fa-shell: {why}")),
     };
@@ -545,6 +562,7 @@ pub fn main() -> ExitCode {
     let connection = Connection {
         config: &config,
         key_id,
+        fingerprint,
         remote_addr: identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref()),
         git_protocol: std::env::var("GIT_PROTOCOL").ok(),
     };
@@ -568,16 +586,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn parse_args(args: &[String]) -> Result<(Option<String>, i64), String> {
+fn parse_args(args: &[String]) -> Result<(Option<String>, i64, String), String> {
     let mut config = None;
     let mut key_id = None;
+    let mut fingerprint = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--config" => config = rest.next().cloned(),
             "--key-id" => key_id = rest.next().and_then(|v| v.parse().ok()),
+            "--fingerprint" => {
+                fingerprint = rest.next().filter(|v| v.starts_with("SHA256:")).cloned()
+            }
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
-    Ok((config, key_id.ok_or("--key-id N is required")?))
+    let key_id = key_id.ok_or("--key-id N is required")?;
+    // A forced command written before fingerprints were bound: refused,
+    // since the id alone may name another key by now.
+    let fingerprint = fingerprint.ok_or(
+        "--fingerprint SHA256:… is required (sshd's AuthorizedKeysCommand must run git2fa authorized-keys)",
+    )?;
+    Ok((config, key_id, fingerprint))
 }

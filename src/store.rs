@@ -141,6 +141,9 @@ pub struct Token {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// Minted by an admin for a user without 2FA (`--without-2fa`, a
+    /// service account): it carries no second factor.
+    pub without_2fa: bool,
 }
 
 impl Token {
@@ -151,8 +154,18 @@ impl Token {
             repos: self.repos.clone(),
             expires_at: self.expires_at,
             revoked: self.revoked_at.is_some(),
+            without_2fa: self.without_2fa,
         }
     }
+}
+
+/// What `reset_2fa` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reset {
+    /// 2FA sessions that were still open.
+    pub sessions_ended: usize,
+    /// Tokens that were still usable.
+    pub tokens_revoked: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,24 +553,47 @@ impl Store {
     }
 
     /// Removes 2FA from a user: secret, recovery codes, counters, and ends
-    /// every open session.
-    pub fn reset_2fa(&mut self, user_id: i64, now: i64) -> Result<bool> {
+    /// every open session; with `revoke_tokens`, revokes every token still
+    /// usable too (`user reset-2fa`: a token carries the second factor it
+    /// was minted with). `None` when there is no such user.
+    pub fn reset_2fa(
+        &mut self,
+        user_id: i64,
+        revoke_tokens: bool,
+        now: i64,
+    ) -> Result<Option<Reset>> {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE users SET totp_secret = NULL, totp_enrolled_at = NULL, totp_last_step = NULL,
                  failures = 0, locked_until = NULL WHERE id = ?1",
             [user_id],
         )?;
+        if changed == 0 {
+            return Ok(None);
+        }
         tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
-        tx.execute(
-            "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL",
+        let sessions_ended = tx.execute(
+            "UPDATE sessions SET ended_at = ?1
+             WHERE user_id = ?2 AND ended_at IS NULL AND expires_at > ?1",
             params![now, user_id],
         )?;
+        let tokens_revoked = if revoke_tokens {
+            tx.execute(
+                "UPDATE tokens SET revoked_at = ?1
+                 WHERE user_id = ?2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)",
+                params![now, user_id],
+            )?
+        } else {
+            0
+        };
         // Web sessions too: whoever holds one must not enrol an app of
         // their own in the gap.
         tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
-        Ok(changed == 1)
+        Ok(Some(Reset {
+            sessions_ended,
+            tokens_revoked,
+        }))
     }
 
     /// Records a second-factor attempt in one immediate transaction: refuses
@@ -721,12 +757,13 @@ impl Store {
         repos: &[String],
         permission: Permission,
         expires_at: Option<i64>,
+        without_2fa: bool,
         now: i64,
     ) -> Result<i64> {
         let tx = self.immediate()?;
         tx.execute(
-            "INSERT INTO tokens (user_id, name, hash, repos, permission, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO tokens (user_id, name, hash, repos, permission, created_at, expires_at, without_2fa)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 user_id,
                 name,
@@ -734,7 +771,8 @@ impl Store {
                 repos.join("\n"),
                 permission.as_str(),
                 now,
-                expires_at
+                expires_at,
+                without_2fa
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -1220,7 +1258,7 @@ fn user_from_row(row: &rusqlite::Row) -> rusqlite::Result<User> {
 
 const TOKEN_COLUMNS: &str =
     "SELECT t.id, t.user_id, u.name, t.name, t.repos, t.permission, t.created_at,
-    t.expires_at, t.revoked_at, t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id";
+    t.expires_at, t.revoked_at, t.last_used_at, t.without_2fa FROM tokens t JOIN users u ON u.id = t.user_id";
 
 fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<Token> {
     let repos: String = row.get(4)?;
@@ -1238,6 +1276,7 @@ fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<Token> {
         expires_at: row.get(7)?,
         revoked_at: row.get(8)?,
         last_used_at: row.get(9)?,
+        without_2fa: row.get(10)?,
     })
 }
 

@@ -339,11 +339,27 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
             admin_audit(&mut store, Some(&name), None, "user-unlock", "admin")?;
             println!("unlocked {name}");
         }
-        UserCommand::Reset2fa { name } => {
+        UserCommand::Reset2fa { name, keep_tokens } => {
             let user = find_user(&store, &name)?;
-            store.reset_2fa(user.id, now())?;
-            admin_audit(&mut store, Some(&name), None, "reset-2fa", "admin")?;
-            println!("removed 2FA from {name}: secret, recovery codes and sessions are gone");
+            let reset = store
+                .reset_2fa(user.id, !keep_tokens, now())?
+                .ok_or_else(|| Failure::refused(format!("no user {name}")))?;
+            let tokens = if keep_tokens {
+                "tokens kept".to_string()
+            } else {
+                plural(reset.tokens_revoked, "token") + " revoked"
+            };
+            let sessions = plural(reset.sessions_ended, "2FA session") + " ended";
+            admin_audit(
+                &mut store,
+                Some(&name),
+                None,
+                "reset-2fa",
+                &format!("admin; {sessions}; {tokens}"),
+            )?;
+            println!(
+                "removed 2FA from {name}: secret and recovery codes are gone; {sessions}; {tokens}"
+            );
         }
         UserCommand::SetPassword {
             name, link: true, ..
@@ -494,8 +510,10 @@ fn token_command(config: &Config, command: TokenCommand) -> Outcome {
             perm,
             expires_days,
             name,
+            without_2fa,
         } => {
             let owner = find_user(&store, &user)?;
+
             check_label(&name).map_err(Failure::usage)?;
             let repos = repos
                 .iter()
@@ -518,6 +536,15 @@ fn token_command(config: &Config, command: TokenCommand) -> Outcome {
                     "--expires-days {days} is more than max_expiry_days ({max})"
                 )));
             }
+            // Rule 4: a token opens repositories that require 2FA, so it
+            // is minted only for a user who has the second factor, unless
+            // the admin says, by name, that this one has none.
+            if !owner.is_enrolled() && !without_2fa {
+                return Err(Failure::refused(format!(
+                    "{user} has not set up 2FA, so a token would carry no second factor; \
+                     enrol them first (git2fa user enroll {user}), or pass --without-2fa for a service account"
+                )));
+            }
             let t = now();
             let expires_at = (days > 0).then(|| t + i64::from(days) * 86_400);
             let secret = token::generate()?;
@@ -528,18 +555,25 @@ fn token_command(config: &Config, command: TokenCommand) -> Outcome {
                 &repos,
                 permission,
                 expires_at,
+                without_2fa,
                 t,
             )?;
+            let marked = if without_2fa { " without-2fa" } else { "" };
             admin_audit(
                 &mut store,
                 Some(&user),
                 None,
                 "token-create",
-                &format!("token #{id}"),
+                &format!("token #{id}{marked}"),
             )?;
             println!("{secret}");
             eprintln!(
-                "token #{id} for {user}: {} on {}, {} (shown once; store it now)",
+                "token #{id} for {user}{}: {} on {}, {} (shown once; store it now)",
+                if without_2fa {
+                    ", minted without 2FA"
+                } else {
+                    ""
+                },
                 permission.as_str(),
                 repos.join(", "),
                 expires_at.map_or("never expires".into(), |at| format!(
@@ -586,13 +620,18 @@ fn token_line(token: &crate::store::Token, now: i64) -> String {
         "active".to_string()
     };
     format!(
-        "token #{} {} \"{}\" {} {} {} expires={} last-used={}",
+        "token #{} {} \"{}\" {} {} {}{} expires={} last-used={}",
         token.id,
         token.user,
         token.name,
         token.permission.as_str(),
         token.repos.join(","),
         state,
+        if token.without_2fa {
+            " without-2fa"
+        } else {
+            ""
+        },
         token
             .expires_at
             .map_or("never".into(), |at| format_utc(at).replace(' ', "T")),
@@ -1046,11 +1085,14 @@ fn authorized_keys(
             None => sibling("git2fa-shell")?,
         };
         let config_abs = config.path.canonicalize().unwrap_or(config.path.clone());
+        // The fingerprint binds the forced command to this very key: the
+        // shell refuses if key `found.id` is another key by then.
         let command = format!(
-            "{} --config {} --key-id {}",
+            "{} --config {} --key-id {} --fingerprint {}",
             option_quote(&shell.to_string_lossy()),
             option_quote(&config_abs.to_string_lossy()),
-            found.id
+            found.id,
+            option_quote(&found.fingerprint)
         );
         Ok(Some(format!(
             "command=\"{}\",restrict {} {}",
@@ -1143,4 +1185,9 @@ fn password_link(config: &Config, store: &mut Store, user: &User) -> Result<Stri
     let hash: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
     store.add_password_link(&hash, user.id, now() + 86_400)?;
     Ok(format!("{}/set-password/{secret}", config.public_url))
+}
+
+/// "1 token", "2 tokens".
+fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }

@@ -43,6 +43,7 @@ fn token(permission: Permission, repos: &[&str]) -> Credential {
         repos: repos.iter().map(|s| s.to_string()).collect(),
         expires_at: Some(NOW + 86_400),
         revoked: false,
+        without_2fa: false,
     })
 }
 

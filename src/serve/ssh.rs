@@ -52,10 +52,7 @@ pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
                 .to_openssh(LineEnding::LF)
                 .map_err(|e| format!("cannot encode the host key: {e}"))?;
             // Written aside and renamed: a crash leaves no half a key.
-            let partial = data_dir.join(format!("{HOST_KEY_FILE}.partial"));
-            let _ = std::fs::remove_file(&partial);
-            crate::crypto::write_private_file(&partial, text.as_bytes())
-                .and_then(|()| std::fs::rename(&partial, &path))
+            crate::atomic_file::replace(&path, text.as_bytes(), 0o600)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             log::info!(
                 "made the SSH host key {} ({})",
@@ -98,8 +95,9 @@ pub struct Client {
     authenticated: Arc<AtomicBool>,
     /// True once the server is stopping: no new channels.
     stopped: watch::Receiver<bool>,
-    /// The key whose signature russh verified; `None` until then.
-    key_id: Option<i64>,
+    /// The key whose signature russh verified (its id and fingerprint);
+    /// `None` until then.
+    key: Option<(i64, String)>,
     channels: HashMap<ChannelId, ChannelState>,
 }
 
@@ -127,13 +125,14 @@ impl Client {
             operations,
             authenticated,
             stopped,
-            key_id: None,
+            key: None,
             channels: HashMap::new(),
         }
     }
 
-    /// The registered key with this public key, if any.
-    async fn lookup(&self, key: &russh::keys::PublicKey) -> Option<i64> {
+    /// The registered key with this public key, if any: its id and
+    /// fingerprint.
+    async fn lookup(&self, key: &russh::keys::PublicKey) -> Option<(i64, String)> {
         let blob = key.to_bytes().ok()?;
         let parsed =
             sshkey::PublicKey::from_parts(key.algorithm().as_str(), &base64_encode(&blob)).ok()?;
@@ -144,7 +143,9 @@ impl Client {
         })
         .await;
         match found {
-            Ok(Ok(Some(key))) if sshkey_blob_matches(&key.blob, &blob) => Some(key.id),
+            Ok(Ok(Some(key))) if sshkey_blob_matches(&key.blob, &blob) => {
+                Some((key.id, key.fingerprint))
+            }
             Ok(Ok(_)) => None,
             Ok(Err(e)) => {
                 log::error!("SSH key lookup: {e}");
@@ -191,8 +192,8 @@ impl russh::server::Handler for Client {
         // russh calls this only after the signature over this session
         // verified with this very key.
         match self.lookup(key.public_key).await {
-            Some(id) => {
-                self.key_id = Some(id);
+            Some(found) => {
+                self.key = Some(found);
                 self.authenticated.store(true, Ordering::SeqCst);
                 Ok(Auth::Accept)
             }
@@ -207,7 +208,7 @@ impl russh::server::Handler for Client {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let stopping = *self.stopped.borrow();
-        if self.key_id.is_some() && self.channels.len() < MAX_CHANNELS && !stopping {
+        if self.key.is_some() && self.channels.len() < MAX_CHANNELS && !stopping {
             self.channels.insert(channel.id(), ChannelState::default());
             reply.accept().await;
         } else {
@@ -355,7 +356,9 @@ impl Client {
         command: String,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
-        let (Some(key_id), Some(state)) = (self.key_id, self.channels.get_mut(&channel)) else {
+        let (Some((key_id, fingerprint)), Some(state)) =
+            (self.key.clone(), self.channels.get_mut(&channel))
+        else {
             return session.channel_failure(channel);
         };
         if state.started {
@@ -369,6 +372,7 @@ impl Client {
         let run = Run {
             config: self.config.clone(),
             key_id,
+            fingerprint,
             remote_addr: self.peer.map(|p| p.ip().to_canonical().to_string()),
             git_protocol: state.git_protocol.clone(),
             command,
@@ -389,6 +393,7 @@ impl Client {
 struct Run {
     config: Arc<Config>,
     key_id: i64,
+    fingerprint: String,
     remote_addr: Option<String>,
     git_protocol: Option<String>,
     command: String,
@@ -412,6 +417,7 @@ impl Run {
         let connection = Connection {
             config: &self.config,
             key_id: self.key_id,
+            fingerprint: self.fingerprint.clone(),
             remote_addr: self.remote_addr.clone(),
             git_protocol: self.git_protocol.clone(),
         };

@@ -120,6 +120,69 @@ pub const MIGRATIONS: &[&str] = &[
         used_at     INTEGER
     );
     "#,
+    // 4: row ids are never reused. Without AUTOINCREMENT, SQLite gives
+    // the id of the newest row, once deleted, to the next row inserted
+    // (https://www.sqlite.org/autoinc.html): a connection still bound to a
+    // removed key's id would become whoever registered the next key. The
+    // tables are rebuilt with AUTOINCREMENT, which keeps the highest id
+    // ever used in sqlite_sequence. Tokens also record whether they were
+    // minted without a second factor (service accounts, rule 4); tokens of
+    // users who had never enrolled when this ran were minted so, and are
+    // marked as such.
+    r#"
+    CREATE TABLE ssh_keys_v4 (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id      INTEGER NOT NULL REFERENCES users(id),
+        algorithm    TEXT NOT NULL,
+        blob         TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL UNIQUE,
+        comment      TEXT NOT NULL DEFAULT '',
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    INSERT INTO ssh_keys_v4 SELECT id, user_id, algorithm, blob, fingerprint, comment,
+        created_at, last_used_at FROM ssh_keys;
+    DROP TABLE ssh_keys;
+    ALTER TABLE ssh_keys_v4 RENAME TO ssh_keys;
+    CREATE INDEX ssh_keys_user ON ssh_keys(user_id);
+
+    CREATE TABLE sessions_v4 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id     INTEGER NOT NULL REFERENCES users(id),
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        key_id      INTEGER,
+        remote_addr TEXT,
+        opened_via  TEXT NOT NULL
+    );
+    INSERT INTO sessions_v4 SELECT id, user_id, created_at, expires_at, ended_at, key_id,
+        remote_addr, opened_via FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_v4 RENAME TO sessions;
+    CREATE INDEX sessions_open ON sessions(user_id, expires_at) WHERE ended_at IS NULL;
+
+    CREATE TABLE tokens_v4 (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id      INTEGER NOT NULL REFERENCES users(id),
+        name         TEXT NOT NULL,
+        hash         BLOB NOT NULL UNIQUE,
+        repos        TEXT NOT NULL,
+        permission   TEXT NOT NULL CHECK (permission IN ('read', 'write')),
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,
+        revoked_at   INTEGER,
+        last_used_at INTEGER,
+        without_2fa  INTEGER NOT NULL DEFAULT 0   -- minted for a user without 2FA
+    );
+    INSERT INTO tokens_v4 SELECT t.id, t.user_id, t.name, t.hash, t.repos, t.permission,
+        t.created_at, t.expires_at, t.revoked_at, t.last_used_at,
+        (SELECT u.totp_enrolled_at IS NULL FROM users u WHERE u.id = t.user_id)
+        FROM tokens t;
+    DROP TABLE tokens;
+    ALTER TABLE tokens_v4 RENAME TO tokens;
+    CREATE INDEX tokens_user ON tokens(user_id);
+    "#,
 ];
 
 /// The schema version a store must have to be used.

@@ -254,7 +254,7 @@ fn a_code_of_a_replaced_secret_opens_nothing() {
     // secret the old code would open a session for the new enrolment.
     let (_dir, mut store) = new_store();
     let id = enrolled(&mut store, "alice");
-    store.reset_2fa(id, NOW).unwrap();
+    store.reset_2fa(id, true, NOW).unwrap();
     assert!(store.enroll(id, b"sealed again", &[], NOW).unwrap());
     let stale = store
         .record_attempt(id, totp(NOW / 30), NOW, LOCK, Some(&session()))
@@ -355,7 +355,7 @@ fn sessions_open_end_and_expire() {
     assert!(!store.end_session(sid, NOW + 20).unwrap());
     assert!(store.open_sessions(id, NOW + 30).unwrap().is_empty());
     store.open_session(id, &session(), NOW).unwrap();
-    store.reset_2fa(id, NOW + 40).unwrap();
+    store.reset_2fa(id, true, NOW + 40).unwrap();
     assert!(
         store.open_sessions(id, NOW + 50).unwrap().is_empty(),
         "reset ends sessions"
@@ -377,6 +377,7 @@ fn tokens_by_hash_revoke_and_touch() {
             &["team/*".into(), "x".into()],
             Permission::Write,
             Some(NOW + 60),
+            false,
             NOW,
         )
         .unwrap();
@@ -401,7 +402,16 @@ fn tokens_by_hash_revoke_and_touch() {
     assert!(!store.revoke_token(tid, NOW).unwrap());
     assert!(store.token(tid).unwrap().unwrap().facts().revoked);
     assert!(matches!(
-        store.add_token(id, "dup", &hash, &["x".into()], Permission::Read, None, NOW),
+        store.add_token(
+            id,
+            "dup",
+            &hash,
+            &["x".into()],
+            Permission::Read,
+            None,
+            false,
+            NOW
+        ),
         Err(StoreError::Exists)
     ));
 }
@@ -494,4 +504,112 @@ fn disabling_ends_sessions_for_good() {
     store.set_enabled(id, false, NOW + 1).unwrap();
     store.set_enabled(id, true, NOW + 2).unwrap();
     assert!(store.open_sessions(id, NOW + 3).unwrap().is_empty());
+}
+
+// Attack (key-id reuse): mallory holds a multiplexed SSH connection bound to
+// her key's id, removes the key, and dora's next key got the same id, so the
+// held connection became dora. Ids of keys, tokens and sessions must never
+// come back, even when the newest row is deleted.
+#[test]
+fn ids_are_never_reused() {
+    let (_dir, mut store) = new_store();
+    let mallory = store.add_user("mallory", None, NOW).unwrap();
+    let dora = store.add_user("dora", None, NOW).unwrap();
+    let first = store
+        .add_key(mallory, "ssh-ed25519", "AAAA1", "SHA256:one", "", NOW)
+        .unwrap();
+    assert!(store.remove_key(first).unwrap());
+    let second = store
+        .add_key(dora, "ssh-ed25519", "AAAA2", "SHA256:two", "", NOW)
+        .unwrap();
+    assert!(second > first, "key id {first} was given again");
+
+    let session = NewSession {
+        ttl: 60,
+        key_id: None,
+        remote_addr: None,
+        opened_via: "cli".into(),
+    };
+    let s1 = store.open_session(mallory, &session, NOW).unwrap();
+    let t1 = store
+        .add_token(
+            mallory,
+            "a",
+            &[1u8; 32],
+            &["*".into()],
+            Permission::Read,
+            None,
+            false,
+            NOW,
+        )
+        .unwrap();
+    // Rows deleted behind the store's back (by hand, or by a future purge)
+    // must not hand out their ids either.
+    store
+        .conn
+        .execute_batch("DELETE FROM sessions; DELETE FROM tokens;")
+        .unwrap();
+    assert!(store.open_session(dora, &session, NOW).unwrap() > s1);
+    let t2 = store
+        .add_token(
+            dora,
+            "b",
+            &[2u8; 32],
+            &["*".into()],
+            Permission::Read,
+            None,
+            false,
+            NOW,
+        )
+        .unwrap();
+    assert!(t2 > t1);
+}
+
+// Attack (tokens outlive 2FA): the admin's lost-phone procedure removed
+// alice's 2FA, but the tokens minted with it kept opening repositories
+// that require 2FA. A reset revokes them, unless the admin keeps them.
+#[test]
+fn a_reset_revokes_tokens_and_ends_sessions_unless_tokens_are_kept() {
+    let (_dir, mut store) = new_store();
+    let id = store.add_user("alice", None, NOW).unwrap();
+    store.enroll(id, b"sealed", &[], NOW).unwrap();
+    let add = |store: &mut Store, n: u8, expires_at| {
+        store
+            .add_token(
+                id,
+                "t",
+                &[n; 32],
+                &["*".into()],
+                Permission::Read,
+                expires_at,
+                false,
+                NOW,
+            )
+            .unwrap()
+    };
+    let live = add(&mut store, 1, None);
+    let expired = add(&mut store, 2, Some(NOW + 5));
+    let revoked = add(&mut store, 3, None);
+    store.revoke_token(revoked, NOW).unwrap();
+    let session = NewSession {
+        ttl: 60,
+        key_id: None,
+        remote_addr: None,
+        opened_via: "cli".into(),
+    };
+    store.open_session(id, &session, NOW).unwrap();
+
+    let reset = store.reset_2fa(id, true, NOW + 10).unwrap().unwrap();
+    assert_eq!(reset.tokens_revoked, 1, "only the live token is counted");
+    assert_eq!(reset.sessions_ended, 1);
+    assert!(store.token(live).unwrap().unwrap().revoked_at.is_some());
+    assert_eq!(store.token(expired).unwrap().unwrap().revoked_at, None);
+    assert!(store.open_sessions(id, NOW + 11).unwrap().is_empty());
+
+    store.enroll(id, b"sealed", &[], NOW + 20).unwrap();
+    let kept = add(&mut store, 4, None);
+    let reset = store.reset_2fa(id, false, NOW + 30).unwrap().unwrap();
+    assert_eq!(reset.tokens_revoked, 0);
+    assert_eq!(store.token(kept).unwrap().unwrap().revoked_at, None);
+    assert_eq!(store.reset_2fa(9999, true, NOW).unwrap(), None);
 }

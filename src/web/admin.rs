@@ -73,15 +73,24 @@ pub fn user_action(cx: &mut Context) -> Response {
     let done = match action.as_str() {
         "disable" => store
             .set_enabled(target.id, false, cx.now)
-            .map(|_| "disabled"),
+            .map(|_| "disabled".to_string()),
         "enable" => store
             .set_enabled(target.id, true, cx.now)
-            .map(|_| "enabled"),
-        "reset" => store
-            .reset_2fa(target.id, cx.now)
-            .and_then(|_| store.delete_web_sessions_of(target.id))
-            .map(|()| "2FA reset"),
-        "unlock" => store.unlock(target.id).map(|_| "unlocked"),
+            .map(|_| "enabled".to_string()),
+        // As `git2fa user reset-2fa`: the lost-phone procedure revokes the
+        // tokens too, since each carried the second factor now removed.
+        "reset" => store.reset_2fa(target.id, true, cx.now).and_then(|reset| {
+            store.delete_web_sessions_of(target.id)?;
+            Ok(match reset {
+                Some(r) => format!(
+                    "2FA reset, {} ended, {} revoked",
+                    count(r.sessions_ended, "2FA session"),
+                    count(r.tokens_revoked, "token")
+                ),
+                None => "2FA reset".to_string(),
+            })
+        }),
+        "unlock" => store.unlock(target.id).map(|_| "unlocked".to_string()),
         _ => return users(cx, Some(notice("error", "No such action."))).with_status(400),
     };
     match done {
@@ -134,4 +143,9 @@ pub fn audit(cx: &mut Context) -> Response {
         esc(filter.repo.as_deref().unwrap_or(""))
     );
     page(cx, "Audit log", &body)
+}
+
+/// "1 token", "2 tokens".
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }

@@ -32,7 +32,7 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
             format!(
                 "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 t.id,
-                esc(&t.name),
+                esc(&t.name) + if t.without_2fa { " (minted without 2FA)" } else { "" },
                 t.permission.as_str(),
                 esc(&t.repos.join(", ")),
                 esc(&t.expires_at.map_or("never".into(), format_utc)),
@@ -132,6 +132,7 @@ pub fn create(cx: &mut Context) -> Response {
         &repos,
         permission,
         expires_at,
+        false,
         cx.now,
     ) {
         Ok(id) => id,

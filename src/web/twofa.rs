@@ -535,7 +535,8 @@ pub fn remove(cx: &mut Context) -> Response {
         }
         Err(e) => return cx.unavailable(&e),
     }
-    if let Err(e) = cx.store.reset_2fa(user.id, cx.now) {
+    // The user's own tokens stay: each was minted with a code of theirs.
+    if let Err(e) = cx.store.reset_2fa(user.id, false, cx.now) {
         return cx.unavailable(&e);
     }
     cx.audit("remove-2fa", "ok", "by the user", None);

@@ -259,7 +259,7 @@ fn a_user_goes_through_the_whole_web_page() {
     browser.goto(&server.url("/2fa/admin/users"));
     browser.screenshot("admin-users");
     browser.click("button[aria-label=\"Reset 2FA bob\"]");
-    browser.wait_for("bob: 2FA reset.");
+    browser.wait_for("bob: 2FA reset, 0 2FA sessions ended, 0 tokens revoked.");
     assert!(
         host.git2fa(&["user", "show", "bob"])
             .ok()

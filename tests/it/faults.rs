@@ -16,6 +16,8 @@ struct Target {
     marker: PathBuf,
     repo: PathBuf,
     token: String,
+    /// git2fa-shell's arguments for alice's key, read while the store works.
+    shell_args: Vec<String>,
     log: PathBuf,
 }
 
@@ -49,15 +51,24 @@ fn target() -> Target {
     let repo = host.root.join("team/app.git").canonicalize().unwrap();
     let run = host
         .git2fa(&[
-            "token", "create", "alice", "--repo", "team/*", "--perm", "write",
+            "token",
+            "create",
+            "alice",
+            "--repo",
+            "team/*",
+            "--perm",
+            "write",
+            "--without-2fa",
         ])
         .ok();
     let log = host.dir.path().join("git2fa.log");
+    let shell_args = host.shell_args(1);
     Target {
         host,
         marker,
         repo,
         token: run.stdout.trim().to_string(),
+        shell_args,
         log,
     }
 }
@@ -66,10 +77,7 @@ fn attempt(t: &Target, transport: Transport, wrap: Wrap) -> Attempt {
     let _ = std::fs::remove_file(&t.marker);
     let config = t.host.config.display().to_string();
     let (bin, args): (&str, Vec<String>) = match transport {
-        Transport::Shell => (
-            SHELL_BIN,
-            vec!["--config".into(), config, "--key-id".into(), "1".into()],
-        ),
+        Transport::Shell => (SHELL_BIN, t.shell_args.clone()),
         Transport::Hook => (
             HOOK_BIN,
             vec!["--config".into(), config, "pre-receive".into()],
@@ -314,12 +322,7 @@ fn verifying_without_the_right_secret_key_opens_nothing() {
     let (secret, _) = host.enroll("alice");
     let verify = |code: &str| {
         let out = Command::new(SHELL_BIN)
-            .args([
-                "--config",
-                &host.config.display().to_string(),
-                "--key-id",
-                "1",
-            ])
+            .args(host.shell_args(1))
             .env_clear()
             .env("SSH_ORIGINAL_COMMAND", "2fa verify")
             .stdin(Stdio::piped())

@@ -174,6 +174,26 @@ impl Host {
         (secret, codes)
     }
 
+    /// The arguments `git2fa authorized-keys` gives `git2fa-shell` for key
+    /// `#id`: the config, the id, and the key's fingerprint.
+    pub fn shell_args(&self, id: i64) -> Vec<String> {
+        let list = self.git2fa(&["key", "list"]).ok().stdout;
+        let fingerprint = list
+            .lines()
+            .find(|l| l.starts_with(&format!("#{id} ")))
+            .and_then(|l| l.split(' ').nth(3))
+            .unwrap_or_else(|| panic!("no key #{id} in:\n{list}"))
+            .to_string();
+        vec![
+            "--config".into(),
+            self.config.display().to_string(),
+            "--key-id".into(),
+            id.to_string(),
+            "--fingerprint".into(),
+            fingerprint,
+        ]
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.data.join("git2fa.db")
     }

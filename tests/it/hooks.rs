@@ -213,7 +213,14 @@ fn identity_variables_from_another_account_are_ignored() {
     let host = Host::new();
     host.add_user("alice");
     host.git2fa(&[
-        "token", "create", "alice", "--repo", "app", "--perm", "write",
+        "token",
+        "create",
+        "alice",
+        "--repo",
+        "app",
+        "--perm",
+        "write",
+        "--without-2fa",
     ])
     .ok();
     let repo = host.bare_repo("app.git");

@@ -51,12 +51,7 @@ pub fn recording_host() -> (Host, std::path::PathBuf) {
 
 fn shell(host: &Host, command: &str) -> Run {
     let out = Command::new(SHELL_BIN)
-        .args([
-            "--config",
-            &host.config.display().to_string(),
-            "--key-id",
-            "1",
-        ])
+        .args(host.shell_args(1))
         .env_clear()
         .env("SSH_ORIGINAL_COMMAND", command)
         .env("SSH_CONNECTION", "127.0.0.1 40000 127.0.0.1 22")
@@ -180,12 +175,7 @@ fn hostile_commands_start_nothing() {
     assert!(audit.stdout.contains(" ssh alice ssh-command refuse disallowed-command credential=key key=#1 addr=127.0.0.1 detail=bash"), "{}", audit.stdout);
     // A command that is not UTF-8 is refused, not taken for no command.
     let out = Command::new(SHELL_BIN)
-        .args([
-            "--config",
-            &host.config.display().to_string(),
-            "--key-id",
-            "1",
-        ])
+        .args(host.shell_args(1))
         .env_clear()
         .env(
             "SSH_ORIGINAL_COMMAND",
@@ -228,12 +218,7 @@ fn git_gets_a_cleared_environment() {
     )
     .unwrap();
     let out = Command::new(SHELL_BIN)
-        .args([
-            "--config",
-            &host.config.display().to_string(),
-            "--key-id",
-            "1",
-        ])
+        .args(host.shell_args(1))
         .env("SSH_ORIGINAL_COMMAND", "git-upload-pack 'team/app'")
         .env("SSH_CONNECTION", "10.1.2.3 40000 127.0.0.1 22")
         .env("GIT_PROTOCOL", "version=2")

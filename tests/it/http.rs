@@ -163,6 +163,7 @@ fn expired_and_revoked_tokens_are_refused_with_403() {
             &["team/app".into()],
             Permission::Read,
             Some(now - 60),
+            false,
             now - 86_400,
         )
         .unwrap();
@@ -357,4 +358,91 @@ fn a_push_with_a_token_about_to_expire_says_so() {
     s.commit("later");
     let pushed = s.push(&later, "team/app").ok();
     assert!(!pushed.stderr.contains("expires on"), "{}", pushed.stderr);
+}
+
+// Attack (tokens outlive 2FA): `git2fa token create` minted a token for a
+// user who had never enrolled, and rule 4 let it open a repository that
+// requires 2FA for everything. Now it takes `--without-2fa`, and such a
+// token is marked in listings and audit rows.
+#[test]
+fn a_token_for_a_user_without_2fa_needs_the_service_account_flag() {
+    let Some(s) = setup("git = \"all\"") else {
+        return;
+    };
+    s.host.add_user("ci");
+    let before = s.host.store_snapshot();
+    let refused = s
+        .host
+        .git2fa(&[
+            "token", "create", "ci", "--repo", "team/app", "--perm", "read",
+        ])
+        .fails(1);
+    assert!(
+        refused.stderr.contains(
+            "ci has not set up 2FA, so a token would carry no second factor; \
+             enrol them first (git2fa user enroll ci), or pass --without-2fa for a service account"
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.stdout.is_empty());
+    assert_eq!(s.host.store_snapshot(), before, "nothing was written");
+
+    let minted = s
+        .host
+        .git2fa(&[
+            "token",
+            "create",
+            "ci",
+            "--repo",
+            "team/app",
+            "--perm",
+            "read",
+            "--without-2fa",
+        ])
+        .ok();
+    assert!(minted.stderr.contains("minted without 2FA"), "{minted:?}");
+    let secret = minted.stdout.trim();
+    let list = s.host.git2fa(&["token", "list", "ci"]).ok().stdout;
+    assert!(list.contains(" active without-2fa "), "{list}");
+    let url = s.nginx.url("ci", secret, "team/app");
+    s.git(&["clone", "--quiet", &url, "../ci-clone"]).ok();
+    let audit = s.host.git2fa(&["audit", "--user", "ci"]).ok().stdout;
+    assert!(audit.contains("credential=token-without-2fa"), "{audit}");
+    assert!(
+        audit.contains("token-create ok") && audit.contains("without-2fa"),
+        "{audit}"
+    );
+}
+
+// Attack (tokens outlive 2FA): alice lost her phone; the admin ran the
+// guide's `git2fa user reset-2fa`, but her tokens, minted with the lost
+// second factor, kept opening repositories that require 2FA. A reset
+// revokes them and says how many; `--keep-tokens` keeps them.
+#[test]
+fn reset_2fa_revokes_tokens_unless_told_to_keep_them() {
+    let Some(s) = setup("git = \"all\"") else {
+        return;
+    };
+    let token = s.token("read", "team/app");
+    s.clone(&token, "team/app", "c1").ok();
+    let reset = s.host.git2fa(&["user", "reset-2fa", "alice"]).ok();
+    assert_eq!(
+        reset.stdout.trim(),
+        "removed 2FA from alice: secret and recovery codes are gone; 0 2FA sessions ended; 1 token revoked",
+        "{reset:?}"
+    );
+    let run = s.clone(&token, "team/app", "c2").fails(128);
+    shows(
+        &run,
+        &["remote: git2fa: team/app: access token #1 was revoked."],
+    );
+
+    s.host.enroll("alice");
+    let kept = s.token("read", "team/app");
+    let reset = s
+        .host
+        .git2fa(&["user", "reset-2fa", "alice", "--keep-tokens"])
+        .ok();
+    assert!(reset.stdout.ends_with("tokens kept\n"), "{reset:?}");
+    s.clone(&kept, "team/app", "c3").ok();
 }

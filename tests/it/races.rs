@@ -95,7 +95,14 @@ fn a_token_revoked_while_in_use_is_refused_from_the_next_request_on() {
     let (host, marker) = recording_host();
     let token = host
         .git2fa(&[
-            "token", "create", "alice", "--repo", "team/*", "--perm", "read",
+            "token",
+            "create",
+            "alice",
+            "--repo",
+            "team/*",
+            "--perm",
+            "read",
+            "--without-2fa",
         ])
         .ok()
         .stdout
@@ -195,7 +202,14 @@ fn writers_killed_mid_transaction_leave_a_sound_store_that_lost_nothing_committe
             .arg("--config")
             .arg(&host.config)
             .args([
-                "token", "create", "alice", "--repo", "app", "--perm", "read",
+                "token",
+                "create",
+                "alice",
+                "--repo",
+                "app",
+                "--perm",
+                "read",
+                "--without-2fa",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -282,7 +296,7 @@ fn a_panic_in_a_shim_or_hook_refuses_the_operation() {
     let shell = |panic: Option<&str>| {
         let mut command = Command::new(SHELL_BIN);
         command
-            .args(["--config", &config, "--key-id", "1"])
+            .args(host.shell_args(1))
             .env_clear()
             .env("SSH_ORIGINAL_COMMAND", "git-upload-pack 'team/app'");
         if let Some(point) = panic {
@@ -340,7 +354,14 @@ fn a_panic_in_a_shim_or_hook_refuses_the_operation() {
     // The HTTP shim.
     let token = host
         .git2fa(&[
-            "token", "create", "alice", "--repo", "team/*", "--perm", "read",
+            "token",
+            "create",
+            "alice",
+            "--repo",
+            "team/*",
+            "--perm",
+            "read",
+            "--without-2fa",
         ])
         .ok()
         .stdout

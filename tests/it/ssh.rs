@@ -366,8 +366,9 @@ fn authorized_keys_prints_a_forced_command_for_known_enabled_keys_only() {
         .ok();
     let config = s.host.config.canonicalize().unwrap();
     let shell = Path::new(crate::harness::BIN).with_file_name("git2fa-shell");
+    let fingerprint = s.host.shell_args(1).pop().unwrap();
     let expected = format!(
-        "command=\"{} --config {} --key-id 1\",restrict ssh-ed25519 ",
+        "command=\"{} --config {} --key-id 1 --fingerprint {fingerprint}\",restrict ssh-ed25519 ",
         shell.display(),
         config.display()
     );

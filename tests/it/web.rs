@@ -451,8 +451,17 @@ fn a_half_logged_in_session_posts_nothing() {
 fn nobody_touches_another_users_tokens_keys_or_repositories() {
     let (host, server, secret) = start("");
     host.add_user("bob");
-    host.git2fa(&["token", "create", "bob", "--repo", "app", "--perm", "read"])
-        .ok();
+    host.git2fa(&[
+        "token",
+        "create",
+        "bob",
+        "--repo",
+        "app",
+        "--perm",
+        "read",
+        "--without-2fa",
+    ])
+    .ok();
     let key =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh bob\n";
     host.git2fa_with_stdin(&["key", "add", "bob", "-"], key)
