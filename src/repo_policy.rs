@@ -157,6 +157,19 @@ impl RepoPolicy {
                 format!("{key}: {message}"),
             )
         };
+        // Each push decision matches every pushed ref against every
+        // pattern: a cap keeps that cost bounded whatever the file says.
+        if let Some(refs) = &raw.protected_refs
+            && refs.len() > MAX_PROTECTED_REFS
+        {
+            return Err(bad(
+                "protected_refs",
+                format!(
+                    "{} patterns; at most {MAX_PROTECTED_REFS} are allowed (use refs/heads/release-* and the like)",
+                    refs.len()
+                ),
+            ));
+        }
         for pattern in raw.protected_refs.iter().flatten() {
             check_ref_pattern(pattern).map_err(|m| bad("protected_refs", m))?;
         }
@@ -244,6 +257,9 @@ impl RepoPolicy {
 }
 
 /// A protected-ref pattern: starts with `refs/`, printable, no spaces.
+/// Patterns in `protected_refs`, at most.
+pub const MAX_PROTECTED_REFS: usize = 100;
+
 fn check_ref_pattern(pattern: &str) -> Result<(), String> {
     if pattern.starts_with("refs/")
         && pattern.len() <= 256

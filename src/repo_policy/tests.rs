@@ -75,6 +75,25 @@ fn bad_files_name_line_and_key() {
     }
 }
 
+// Attack: a repository owner's file with thousands of star-heavy
+// protected_refs made every push decision take seconds. Past the cap the
+// file is refused, naming the key and the line, like any bad file.
+#[test]
+fn too_many_protected_refs_are_refused() {
+    let list = |n: usize| {
+        let refs: Vec<String> = (0..n).map(|i| format!("'refs/heads/r{i}-*'")).collect();
+        format!("require = 'push'\nprotected_refs = [{}]\n", refs.join(", "))
+    };
+    assert!(parse(&list(MAX_PROTECTED_REFS)).is_ok());
+    let err = parse(&list(MAX_PROTECTED_REFS + 1)).unwrap_err();
+    assert_eq!(err.line, Some(2));
+    assert!(
+        err.message
+            .contains("protected_refs: 101 patterns; at most 100 are allowed"),
+        "{err}"
+    );
+}
+
 #[test]
 fn flagging_keeps_comments_and_other_keys() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,7 +45,33 @@ fn safe_path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "._-+@/~".contains(c)
 }
 
+/// The obvious backtracking matcher, exponential but plainly right, for
+/// small inputs: `glob::matches` must agree with it.
+fn reference_glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern {
+        [] => text.is_empty(),
+        [b'*', b'*', rest @ ..] => (0..=text.len()).any(|i| reference_glob(rest, &text[i..])),
+        [b'*', rest @ ..] => {
+            let segment = text.iter().position(|&c| c == b'/').unwrap_or(text.len());
+            (0..=segment).any(|i| reference_glob(rest, &text[i..]))
+        }
+        [first, rest @ ..] => text.first() == Some(first) && reference_glob(rest, &text[1..]),
+    }
+}
+
 proptest! {
+    #[test]
+    fn glob_agrees_with_the_reference_matcher(
+        pattern in "[ab/*]{0,8}",
+        text in "[ab/]{0,8}",
+    ) {
+        prop_assert_eq!(
+            git2fa::glob::matches(&pattern, &text),
+            reference_glob(pattern.as_bytes(), text.as_bytes()),
+            "{} against {}", pattern, text
+        );
+    }
+
     #[test]
     fn ssh_commands_never_panic_and_accept_only_plain_paths(line in tricky()) {
         if let Ok(SshCommand::Git { repo, .. }) = ssh_command::parse(&line) {
