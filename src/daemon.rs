@@ -257,17 +257,8 @@ fn decide(config: &Config, stream: &UnixStream) -> Result<bool, String> {
     let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
         .ok_or_else(|| format!("uid {uid} has no account name"))?;
-    stream
-        .set_read_timeout(Some(QUESTION_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    (&mut &*stream)
-        .take(MAX_QUESTION + 1)
-        .read_to_string(&mut text)
+    let text = read_question(stream, std::time::Instant::now() + QUESTION_TIMEOUT)
         .map_err(|e| format!("reading the question of uid {uid}: {e}"))?;
-    if text.len() as u64 > MAX_QUESTION {
-        return Err(format!("the question of uid {uid} is too long"));
-    }
     let question =
         Question::decode(&text).map_err(|e| format!("bad question from uid {uid}: {e}"))?;
     let repo = hook::repo_for(config, &question.repo_dir)?;
@@ -298,6 +289,39 @@ fn decide(config: &Config, stream: &UnixStream) -> Result<bool, String> {
         &question.args,
         &mut stream_say,
     )
+}
+
+/// Reads one whole question by `deadline`: the time limit holds for the
+/// question, not for each read, so a client sending a byte now and then
+/// cannot hold a slot for longer.
+fn read_question(stream: &UnixStream, deadline: std::time::Instant) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "not sent within {} s",
+                QUESTION_TIMEOUT.as_secs()
+            ));
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let n = match (&mut &*stream).read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        if bytes.len() as u64 > MAX_QUESTION {
+            return Err("the question is too long".into());
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "the question is not UTF-8".into())
 }
 
 #[cfg(test)]

@@ -226,3 +226,49 @@ fn the_daemon_does_not_leave_protected_refs_to_an_update_hook_the_pusher_cannot_
     )
     .ok();
 }
+
+// Attack: a local user keeps every one of the daemon's 64 question slots
+// with connections that each send one byte every few seconds. The
+// 10-second limit held per read, not per question, so the slots were never
+// freed and every push on the host was refused as "busy". A question must
+// now arrive whole within 10 seconds.
+#[test]
+fn slow_questions_lose_their_slot_after_ten_seconds() {
+    let Some(s) = setup() else { return };
+    let started = std::time::Instant::now();
+    let drips: Vec<_> = (0..64)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&s.socket).unwrap();
+            std::thread::spawn(move || {
+                // Bounded: at most 25 s of dripping.
+                for _ in 0..10 {
+                    if stream.write_all(b"g").is_err() {
+                        return true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2500));
+                }
+                false
+            })
+        })
+        .collect();
+    // While they hold the slots, a push is refused undecided (busy, or
+    // the daemon hung up before reading it).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let busy = s.hook_as_nobody().fails(1);
+    assert!(!busy.stderr.contains("has not set up 2FA"), "{busy:?}");
+    // Past the question's deadline the daemon has dropped them all.
+    std::thread::sleep(
+        std::time::Duration::from_secs(12).saturating_sub(started.elapsed()),
+    );
+    let answered = s.hook_as_nobody().fails(1);
+    assert!(
+        answered.stderr.contains("nobody has not set up 2FA yet."),
+        "{answered:?}"
+    );
+    let cut = drips
+        .into_iter()
+        .map(|d| d.join().unwrap())
+        .filter(|&cut| cut)
+        .count();
+    assert_eq!(cut, 64, "every slow question was cut off");
+}
