@@ -300,10 +300,7 @@ fn read_question(stream: &UnixStream, deadline: std::time::Instant) -> Result<St
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "not sent within {} s",
-                QUESTION_TIMEOUT.as_secs()
-            ));
+            return Err(format!("not sent within {} s", QUESTION_TIMEOUT.as_secs()));
         }
         stream
             .set_read_timeout(Some(left))

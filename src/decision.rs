@@ -233,7 +233,13 @@ pub enum Refusal {
     },
     UnknownUser,
     UserDisabled,
-    NoAccess,
+    /// No right for the operation. `may_read` is false when the user may
+    /// not even read the repository, or it does not exist: the answer is
+    /// then the same either way, so that nobody learns which private
+    /// repositories exist.
+    NoAccess {
+        may_read: bool,
+    },
     PasswordNotAccepted,
     NotEnrolled,
     AccountLocked {
@@ -311,7 +317,9 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
         Operation::Write(_) => f.repo_policy.can_write(&user.name),
     };
     if !has_right {
-        return Err(Refusal::NoAccess);
+        return Err(Refusal::NoAccess {
+            may_read: f.repo_policy.can_read(&user.name),
+        });
     }
 
     // Rules 2 and 3.
@@ -459,7 +467,7 @@ impl Refusal {
             | TokenExpired { .. }
             | TokenOutOfScope { .. }
             | TokenReadOnly { .. } => 0,
-            UnknownUser | UserDisabled | NoAccess => 1,
+            UnknownUser | UserDisabled | NoAccess { .. } => 1,
             PasswordNotAccepted => 5,
             NotEnrolled => 6,
             AccountLocked { .. } | NoSession => 7,
@@ -482,7 +490,7 @@ impl Refusal {
             TokenReadOnly { .. } => "token-read-only",
             UnknownUser => "unknown-user",
             UserDisabled => "user-disabled",
-            NoAccess => "no-access",
+            NoAccess { .. } => "no-access",
             PasswordNotAccepted => "password-not-accepted",
             NotEnrolled => "not-enrolled",
             AccountLocked { .. } => "account-locked",
@@ -604,16 +612,13 @@ impl Refusal {
                 format!("git2fa: {repo}: the account {who} is disabled."),
                 "Ask an admin of this host.".into(),
             ],
-            NoAccess => vec![
-                format!(
-                    "git2fa: {repo}: {who} may not {} this repository.",
-                    if cx.operation.is_write() {
-                        "push to"
-                    } else {
-                        "read"
-                    }
-                ),
+            NoAccess { may_read: true } => vec![
+                format!("git2fa: {repo}: {who} may not push to this repository."),
                 "Ask an owner of the repository, or an admin of this host, for access.".into(),
+            ],
+            NoAccess { may_read: false } => vec![
+                format!("git2fa: {repo}: no such repository, or {who} may not read it."),
+                "Check the address, or ask an admin of this host for access.".into(),
             ],
             // With `password_for_git`, the password works once a session is
             // open: the message says how to open one.

@@ -12,13 +12,32 @@ use crate::repo_policy::{PushedRefs, RepoPolicy};
 use crate::store::{AuditRecord, Store};
 use crate::token;
 
+/// The repository a request names.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Found(&'a RepoPath),
+    /// No repository by this name (as typed, normalised): decided as one
+    /// that nobody may read, so that its answer is that of a private
+    /// repository, whatever the credential.
+    Missing(&'a str),
+}
+
+impl Target<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Found(repo) => &repo.name,
+            Target::Missing(name) => name,
+        }
+    }
+}
+
 /// One request for a git operation.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     /// The user the credential names (`None` for an unknown key).
     pub user: Option<&'a str>,
     pub credential: Credential,
-    pub repo: &'a RepoPath,
+    pub repo: Target<'a>,
     pub operation: Operation,
     pub transport: Transport,
     pub key_id: Option<i64>,
@@ -49,15 +68,18 @@ impl Outcome {
 
 /// Decides without writing anything (what `git2fa explain` shows).
 pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> Outcome {
-    let repo_policy = match RepoPolicy::load(&request.repo.dir) {
-        Ok(policy) => policy,
-        Err(e) => {
-            let location = match e.line {
-                Some(line) => format!("the git2fa.toml of {}, line {line}", request.repo.name),
-                None => format!("the git2fa.toml of {}", request.repo.name),
-            };
-            return Outcome::unavailable(Some(location), e.to_string());
-        }
+    let repo_policy = match request.repo {
+        Target::Missing(_) => RepoPolicy::nobody(),
+        Target::Found(repo) => match RepoPolicy::load(&repo.dir) {
+            Ok(policy) => policy,
+            Err(e) => {
+                let location = match e.line {
+                    Some(line) => format!("the git2fa.toml of {}, line {line}", repo.name),
+                    None => format!("the git2fa.toml of {}", repo.name),
+                };
+                return Outcome::unavailable(Some(location), e.to_string());
+            }
+        },
     };
     let (user, sessions) = match request
         .user
@@ -71,7 +93,7 @@ pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> 
     let facts = Facts {
         config,
         now,
-        repo: &request.repo.name,
+        repo: request.repo.name(),
         repo_policy: &repo_policy,
         operation: &request.operation,
         credential: &request.credential,
@@ -83,7 +105,10 @@ pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> 
     Outcome {
         decision: decision::decide(&facts),
         required_by: decision::required_by(&facts),
-        detail: None,
+        // The admin's audit log tells the two apart; the user's answer
+        // does not.
+        detail: matches!(request.repo, Target::Missing(_))
+            .then(|| "no such repository".to_string()),
     }
 }
 
@@ -147,7 +172,7 @@ fn audit_record(request: &Request, outcome: &Outcome, now: i64) -> AuditRecord {
         at: now,
         user: request.user.map(str::to_string),
         transport: request.transport.as_str().into(),
-        repo: Some(request.repo.name.clone()),
+        repo: Some(request.repo.name().to_string()),
         action: request.operation.as_str().into(),
         refs,
         outcome: if outcome.decision.is_allowed() {

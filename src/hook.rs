@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
-use crate::gate::{self, Request};
+use crate::gate::{self, Request, Target};
 use crate::identity::Identity;
 use crate::install::{self, CHAINED_SUFFIX};
 use crate::repo_path::RepoPath;
@@ -227,7 +227,7 @@ pub(crate) fn decide(
     let request = Request {
         user: Some(&user),
         credential,
-        repo,
+        repo: Target::Found(repo),
         operation: Operation::Write(refs),
         transport,
         key_id,
@@ -376,7 +376,7 @@ fn refusal_lines(
 ) -> Vec<String> {
     let cx = MessageContext {
         config,
-        repo: &request.repo.name,
+        repo: request.repo.name(),
         user: request.user,
         operation: &request.operation,
         transport: request.transport,

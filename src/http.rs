@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::crypto;
 use crate::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
 use crate::exec::{GitInvocation, valid_git_protocol};
-use crate::gate::{self, Request};
+use crate::gate::{self, Request, Target};
 use crate::http_request::{self, Authorization, BadRequest, GitRequest};
 use crate::identity::Identity;
 use crate::install;
@@ -194,24 +194,29 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         Ok(c) => c,
         Err(cause) => return unavailable(&cause),
     };
-    let repo = match repo_path::resolve(&config.repos_root, &request.repo) {
-        Ok(repo) => repo,
-        Err(RepoPathError::NotFound) => {
-            return Response::text(
-                404,
-                format!("git2fa: repository '{}' not found", request.repo),
-            );
-        }
+    let resolved = match repo_path::resolve(&config.repos_root, &request.repo) {
+        Ok(repo) => Some(repo),
+        // A missing repository is decided as one nobody may read: with a
+        // wrong credential it is a 401, with a good one a 403, exactly as
+        // for a private repository.
+        Err(RepoPathError::NotFound) => None,
         Err(RepoPathError::Malformed(why)) => return Response::text(400, format!("git2fa: {why}")),
     };
-    let operation = if request.service.is_write() {
-        Operation::Write(if install::hooks_installed(&repo.dir) {
-            PushedRefs::CheckedByHook
-        } else {
-            PushedRefs::Unknown
-        })
-    } else {
-        Operation::Read
+    let missing_name = match &resolved {
+        Some(_) => String::new(),
+        None => repo_path::name_of(&config.repos_root, &request.repo)
+            .unwrap_or_else(|_| request.repo.clone()),
+    };
+    let target = match &resolved {
+        Some(repo) => Target::Found(repo),
+        None => Target::Missing(&missing_name),
+    };
+    let operation = match (&resolved, request.service.is_write()) {
+        (_, false) => Operation::Read,
+        (Some(repo), true) if install::hooks_installed(&repo.dir) => {
+            Operation::Write(PushedRefs::CheckedByHook)
+        }
+        (_, true) => Operation::Write(PushedRefs::Unknown),
     };
     let token_id = match &credential {
         Credential::Token(token) => Some(token.id),
@@ -220,15 +225,15 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     let gate_request = Request {
         user: Some(&user),
         credential,
-        repo: &repo,
+        repo: target,
         operation,
         transport: Transport::Http,
         key_id: None,
         remote_addr: cgi.remote_addr.as_deref(),
     };
     let outcome = gate::authorize(config, &mut store, &gate_request, t);
-    match &outcome.decision {
-        Decision::Allow(_) => {
+    match (&outcome.decision, &resolved) {
+        (Decision::Allow(_), Some(repo)) => {
             if let Some(id) = token_id
                 && let Err(e) = store.touch_token(id, t)
             {
@@ -246,13 +251,15 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
                 Err(cause) => unavailable(&cause),
             }
         }
-        Decision::Refuse(refusal) => refusal_response(
+        (Decision::Refuse(refusal), _) => refusal_response(
             config,
-            &repo.name,
+            target.name(),
             Some(&user),
             &gate_request.operation,
             refusal,
         ),
+        // The decision about a missing repository never allows.
+        (Decision::Allow(_), None) => unavailable("a missing repository was allowed"),
     }
 }
 

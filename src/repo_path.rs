@@ -126,6 +126,22 @@ pub fn resolve(root: &Path, typed: &str) -> Result<RepoPath, RepoPathError> {
     Err(RepoPathError::NotFound)
 }
 
+/// The name `resolve` would give `typed` if it named a repository: its
+/// segments below the root, without a trailing `.git`. What a missing
+/// repository is shown and audited as.
+pub fn name_of(root: &Path, typed: &str) -> Result<String, RepoPathError> {
+    let typed = match Path::new(typed).strip_prefix(root) {
+        Ok(below) if typed.starts_with('/') => below.to_str().ok_or(RepoPathError::NotFound)?,
+        _ => typed,
+    };
+    let joined = parse(typed)?.join("/");
+    Ok(joined
+        .strip_suffix(".git")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&joined)
+        .to_string())
+}
+
 /// A bare repository has `HEAD`, `objects/` and `refs/` at its top.
 pub fn is_bare_repository(dir: &Path) -> bool {
     dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()

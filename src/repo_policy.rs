@@ -87,6 +87,19 @@ pub struct RepoPolicy {
     pub from_file: bool,
 }
 
+impl RepoPolicy {
+    /// The policy of a repository that does not exist: nobody may read or
+    /// write it.
+    pub fn nobody() -> RepoPolicy {
+        RepoPolicy {
+            writers: Members::Only(Vec::new()),
+            readers: Members::Only(Vec::new()),
+            from_file: true,
+            ..RepoPolicy::default()
+        }
+    }
+}
+
 impl Default for RepoPolicy {
     fn default() -> Self {
         RepoPolicy {

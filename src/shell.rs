@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::crypto::SecretKey;
 use crate::decision::{self, Credential, Decision, MessageContext, Operation, Refusal, Transport};
 use crate::exec::GitInvocation;
-use crate::gate::{self, Outcome, Request};
+use crate::gate::{self, Outcome, Request, Target};
 use crate::identity::{self, Identity};
 use crate::install;
 use crate::repo_path::{self, RepoPathError};
@@ -145,8 +145,8 @@ impl Connection<'_> {
         typed: &str,
         io: &mut Streams,
     ) -> Action {
-        let repo = match repo_path::resolve(&self.config.repos_root, typed) {
-            Ok(repo) => repo,
+        let resolved = match repo_path::resolve(&self.config.repos_root, typed) {
+            Ok(repo) => Some(repo),
             Err(RepoPathError::Malformed(why)) => {
                 self.audit_refusal(store, Some(key), Some(typed), "invalid-path", why);
                 return self.plain_refusal(
@@ -154,26 +154,32 @@ impl Connection<'_> {
                     &format!("git2fa: invalid repository path '{typed}': {why}"),
                 );
             }
-            Err(RepoPathError::NotFound) => {
-                self.audit_refusal(store, Some(key), Some(typed), "repo-not-found", typed);
-                return self.plain_refusal(io, &format!("git2fa: repository '{typed}' not found"));
-            }
+            Err(RepoPathError::NotFound) => None,
         };
-        let operation = if service.is_write() {
+        // A missing repository is decided as one nobody may read: the
+        // answer is that of a private repository.
+        let missing_name = match &resolved {
+            Some(_) => String::new(),
+            None => repo_path::name_of(&self.config.repos_root, typed)
+                .unwrap_or_else(|_| typed.to_string()),
+        };
+        let target = match &resolved {
+            Some(repo) => Target::Found(repo),
+            None => Target::Missing(&missing_name),
+        };
+        let operation = match (&resolved, service.is_write()) {
+            (_, false) => Operation::Read,
             // The refs are not known yet. The repository's hooks will check
             // protected refs one by one; without them, any push may touch one.
-            Operation::Write(if install::hooks_installed(&repo.dir) {
-                PushedRefs::CheckedByHook
-            } else {
-                PushedRefs::Unknown
-            })
-        } else {
-            Operation::Read
+            (Some(repo), true) if install::hooks_installed(&repo.dir) => {
+                Operation::Write(PushedRefs::CheckedByHook)
+            }
+            (_, true) => Operation::Write(PushedRefs::Unknown),
         };
         let request = Request {
             user: Some(&key.user),
             credential: Credential::SshKey { key_id: key.id },
-            repo: &repo,
+            repo: target,
             operation,
             transport: Transport::Ssh,
             key_id: Some(key.id),
@@ -188,8 +194,8 @@ impl Connection<'_> {
             }
             _ => outcome,
         };
-        match &outcome.decision {
-            Decision::Allow(_) => Action::Git(GitInvocation::ssh(
+        match (&outcome.decision, &resolved) {
+            (Decision::Allow(_), Some(repo)) => Action::Git(GitInvocation::ssh(
                 self.config,
                 service,
                 &repo.dir,
@@ -202,9 +208,15 @@ impl Connection<'_> {
                 },
                 self.git_protocol.as_deref(),
             )),
-            Decision::Refuse(refusal) => {
-                self.refuse(io, refusal, &repo.name, Some(&key.user), &request.operation)
-            }
+            (Decision::Refuse(refusal), _) => self.refuse(
+                io,
+                refusal,
+                target.name(),
+                Some(&key.user),
+                &request.operation,
+            ),
+            // The decision about a missing repository never allows.
+            (Decision::Allow(_), None) => self.unavailable(io, "a missing repository was allowed"),
         }
     }
 
@@ -220,7 +232,7 @@ impl Connection<'_> {
         let wait = self.config.policy.wait_for_verify;
         let cx = message_context(
             self.config,
-            &request.repo.name,
+            request.repo.name(),
             request.user,
             &request.operation,
         );
@@ -231,7 +243,7 @@ impl Connection<'_> {
             io.stderr,
             "git2fa: waiting up to {} for you to verify at {} (or: ssh git@{} 2fa verify) ...",
             format_duration(wait),
-            self.config.verify_url(Some(&request.repo.name)),
+            self.config.verify_url(Some(request.repo.name())),
             self.config.public_host()
         );
         let _ = io.stderr.flush();

@@ -833,7 +833,7 @@ fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
     let request = Request {
         user: Some(&args.user),
         credential,
-        repo: &repo,
+        repo: crate::gate::Target::Found(&repo),
         operation,
         transport: Transport::Cli,
         key_id: args.key_id,

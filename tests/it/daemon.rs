@@ -257,9 +257,7 @@ fn slow_questions_lose_their_slot_after_ten_seconds() {
     let busy = s.hook_as_nobody().fails(1);
     assert!(!busy.stderr.contains("has not set up 2FA"), "{busy:?}");
     // Past the question's deadline the daemon has dropped them all.
-    std::thread::sleep(
-        std::time::Duration::from_secs(12).saturating_sub(started.elapsed()),
-    );
+    std::thread::sleep(std::time::Duration::from_secs(12).saturating_sub(started.elapsed()));
     let answered = s.hook_as_nobody().fails(1);
     assert!(
         answered.stderr.contains("nobody has not set up 2FA yet."),

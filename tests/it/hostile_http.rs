@@ -1,5 +1,6 @@
 //! `git2fa-http` fed hostile CGI requests directly: each is refused with
-//! 400 or 404 and starts no git. The config's `git_bin` records being run.
+//! 400, 403 or 404 and starts no git. A path that names no repository is a
+//! 403, as a private repository's. The config's `git_bin` records being run.
 
 use std::process::{Command, Stdio};
 
@@ -84,9 +85,9 @@ fn hostile_requests_start_nothing() {
             ),
             q,
             good.clone(),
-            404,
+            403,
         ),
-        ("GET", "/evil/x.git/info/refs".into(), q, good.clone(), 404),
+        ("GET", "/evil/x.git/info/refs".into(), q, good.clone(), 403),
         ("GET", "/team/a..b/info/refs".into(), q, good.clone(), 400),
         ("GET", "/team/app.git/HEAD".into(), "", good.clone(), 404),
         (
@@ -132,7 +133,7 @@ fn hostile_requests_start_nothing() {
             b"Basic \xff\xfe".to_vec(),
             400,
         ),
-        ("GET", "/nope.git/info/refs".into(), q, good.clone(), 404),
+        ("GET", "/nope.git/info/refs".into(), q, good.clone(), 403),
     ];
     for (method, path, query, auth, status) in cases {
         let answer = cgi(&host, method, &path, query, Some(&auth));

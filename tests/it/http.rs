@@ -259,7 +259,8 @@ fn hostile_requests_through_nginx_start_nothing() {
         base64_encode(&format!("alice:{PASSWORD}"))
     );
     // nginx answers some of these itself (it normalises `..` away from the
-    // /git/ location); either way it is a 400 or a 404 and no git runs.
+    // /git/ location); either way it is a 400 or a 404, or the 403 of a
+    // repository alice may not read, and no git runs.
     for (line, expected) in [
         (
             "GET /git/team/app.git/info/refs?service=git-upload-pack HTTP/1.0",
@@ -279,7 +280,7 @@ fn hostile_requests_through_nginx_start_nothing() {
         ),
         (
             "GET /git//etc/info/refs?service=git-upload-pack HTTP/1.0",
-            &[400, 404],
+            &[400, 403, 404],
         ),
         (
             "GET /git/team/app.git%00/info/refs?service=git-upload-pack HTTP/1.0",
@@ -288,7 +289,7 @@ fn hostile_requests_through_nginx_start_nothing() {
         ("GET /git/team/app.git/HEAD HTTP/1.0", &[404]),
         (
             "GET /git/nope.git/info/refs?service=git-upload-pack HTTP/1.0",
-            &[404],
+            &[403],
         ),
     ] {
         let (status, body) = s.nginx.raw(line, &[&auth]);
@@ -322,7 +323,7 @@ fn hostile_requests_through_nginx_start_nothing() {
     assert_eq!(status, 401, "{body}");
 }
 
-fn base64_encode(text: &str) -> String {
+pub(crate) fn base64_encode(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }

@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod daemon;
 mod demo;
+mod enumeration;
 mod faults;
 mod harness;
 mod hooks;
