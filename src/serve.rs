@@ -16,7 +16,12 @@ use crate::config::Config;
 
 /// SSH connections at most, authenticated or not.
 const MAX_SSH_CONNECTIONS: usize = 256;
-/// How long an SSH client has to authenticate.
+/// SSH connections still logging in from one address, at most (OpenSSH's
+/// `MaxStartups` starts refusing at 10 in all; this is per address, so
+/// that one client cannot take every slot).
+const MAX_SSH_LOGINS_PER_ADDRESS: usize = 16;
+/// How long an SSH client has to authenticate, from the moment its TCP
+/// connection is accepted (banner and key exchange included).
 const LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a stopping server waits for SSH clients to hang up after their
@@ -57,6 +62,46 @@ impl Drop for Operation {
     fn drop(&mut self) {
         if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.0.1.notify_waiters();
+        }
+    }
+}
+
+/// Counts per client address (connections, logins under way), so that one
+/// address cannot take every slot.
+#[derive(Clone, Default)]
+pub struct PerAddress(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One slot of a [`PerAddress`]; dropping it frees it.
+pub struct AddressSlot {
+    counts: PerAddress,
+    addr: std::net::IpAddr,
+}
+
+impl PerAddress {
+    /// Takes a slot for `addr` unless it holds `max` already.
+    pub fn take(&self, addr: std::net::IpAddr, max: usize) -> Option<AddressSlot> {
+        let addr = addr.to_canonical();
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(addr).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: self.clone(),
+            addr,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.addr) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.addr);
+            }
         }
     }
 }
@@ -217,6 +262,7 @@ async fn accept_ssh(
     (operations, connections): (Operations, Operations),
     stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
+    let logins = PerAddress::default();
     loop {
         tokio::select! {
             _ = wait_for_stop(stopped.clone()) => return Ok(()),
@@ -234,28 +280,45 @@ async fn accept_ssh(
                     log::warn!("SSH: {MAX_SSH_CONNECTIONS} connections open; refusing {peer}");
                     continue;
                 }
+                // The login timer starts now: a client that sends nothing
+                // at all is cut off as surely as one that never signs.
+                let deadline = tokio::time::Instant::now() + LOGIN_GRACE;
+                let Some(login) = logins.take(peer.ip(), MAX_SSH_LOGINS_PER_ADDRESS) else {
+                    log::warn!(
+                        "SSH: {MAX_SSH_LOGINS_PER_ADDRESS} connections from {} are still logging in; refusing one",
+                        peer.ip()
+                    );
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let client = ssh::Client::new(
                     config.clone(),
                     Some(peer),
                     operations.clone(),
-                    authenticated.clone(),
+                    (authenticated.clone(), login),
                     stopped.clone(),
                 );
                 let ssh_config = ssh_config.clone();
                 let connection = connections.start();
                 tokio::spawn(async move {
                     let _connection = connection;
-                    let mut session =
-                        match russh::server::run_stream(ssh_config, stream, client).await {
-                            Ok(session) => session,
-                            Err(e) => return log::debug!("SSH handshake from {peer}: {e}"),
-                        };
+                    let started = tokio::time::timeout_at(
+                        deadline,
+                        russh::server::run_stream(ssh_config, stream, client),
+                    )
+                    .await;
+                    let mut session = match started {
+                        Ok(Ok(session)) => session,
+                        Ok(Err(e)) => return log::debug!("SSH handshake from {peer}: {e}"),
+                        Err(_) => {
+                            return log::info!("SSH: {peer} did not authenticate in time");
+                        }
+                    };
                     let handle = session.handle();
                     let ended = tokio::select! {
                         ended = &mut session => ended,
-                        _ = tokio::time::sleep(LOGIN_GRACE) => {
+                        _ = tokio::time::sleep_until(deadline) => {
                             if !authenticated.load(Ordering::SeqCst) {
                                 log::info!("SSH: {peer} did not authenticate in time");
                                 let _ = handle

@@ -93,6 +93,9 @@ pub struct Client {
     operations: Operations,
     /// Set once a key authenticated (the accept loop's login timer reads it).
     authenticated: Arc<AtomicBool>,
+    /// This connection's place among its address's logins under way,
+    /// given up once it authenticates.
+    login: Option<super::AddressSlot>,
     /// True once the server is stopping: no new channels.
     stopped: watch::Receiver<bool>,
     /// The key whose signature russh verified (its id and fingerprint);
@@ -116,7 +119,7 @@ impl Client {
         config: Arc<Config>,
         peer: Option<SocketAddr>,
         operations: Operations,
-        authenticated: Arc<AtomicBool>,
+        (authenticated, login): (Arc<AtomicBool>, super::AddressSlot),
         stopped: watch::Receiver<bool>,
     ) -> Client {
         Client {
@@ -124,6 +127,7 @@ impl Client {
             peer,
             operations,
             authenticated,
+            login: Some(login),
             stopped,
             key: None,
             channels: HashMap::new(),
@@ -195,6 +199,7 @@ impl russh::server::Handler for Client {
             Some(found) => {
                 self.key = Some(found);
                 self.authenticated.store(true, Ordering::SeqCst);
+                self.login = None;
                 Ok(Auth::Accept)
             }
             None => Ok(Auth::reject()),

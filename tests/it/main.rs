@@ -21,6 +21,7 @@ mod planted_links;
 mod properties;
 mod races;
 mod serve;
+mod slow_clients;
 mod ssh;
 mod sshd;
 mod web;

@@ -38,7 +38,7 @@ fn ssh_client_available() -> bool {
 /// alice with a key and 2FA enrolled; `team/app` with one commit and the
 /// git2fa hooks, requiring 2FA for everything; `git2fa serve` with web and
 /// SSH on free loopback ports.
-fn setup(extra: &str) -> Option<Served> {
+pub(crate) fn setup(extra: &str) -> Option<Served> {
     if !ssh_client_available() {
         return None;
     }

@@ -1,0 +1,88 @@
+//! Clients that connect and then dawdle cannot take `git2fa serve` away
+//! from everyone else: SSH logins are timed from the accept and capped per
+//! address, `2fa verify` prompts hold no thread and are capped per user,
+//! and the web page times out half-sent requests and caps connections per
+//! address.
+
+use std::io::Read;
+use std::net::{SocketAddrV4, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::serve::setup;
+
+/// A TCP connection to 127.0.0.1:`port` from the address `from` (any of
+/// 127.0.0.0/8 is this machine).
+pub(crate) fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddrV4::new(from.into(), 0).into())?;
+            socket
+                .connect(SocketAddrV4::new([127, 0, 0, 1].into(), port).into())
+                .await
+        })
+        .unwrap()
+        .into_std()
+        .unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// Whether the server has closed this connection (what it sent before,
+/// such as its banner, is read and dropped).
+pub(crate) fn closed_by_server(mut stream: &TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buffer = [0u8; 512];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+// Attack: 257 TCP connections to the embedded SSH server that send nothing
+// at all. The 30-second login limit started only once russh had the
+// client's banner, which it waited for up to the 600-second inactivity
+// timeout, so every slot stayed taken and alice could not log in. Now the
+// limit runs from the accept, and one address may hold only 16 logins.
+#[test]
+fn silent_ssh_connections_lock_nobody_out() {
+    let Some(s) = setup("") else { return };
+    let port = s.ssh.port;
+    let started = Instant::now();
+    let silent: Vec<TcpStream> = (0..300)
+        .map(|_| connect_from([127, 0, 0, 2], port))
+        .collect();
+
+    // alice, from her own address, gets in at once.
+    let status = s.ssh.ssh(&s.key, "2fa status", "");
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(status.stdout.starts_with("alice: "), "{status:?}");
+
+    // The server kept at most 16 of the silent ones.
+    std::thread::sleep(Duration::from_millis(300));
+    let held = silent.iter().filter(|c| !closed_by_server(c)).count();
+    assert!(held <= 16, "{held} silent connections are held");
+    assert!(held > 0, "the cap is per address, not a refusal of all");
+
+    // And none of them past the login limit, counted from the accept.
+    std::thread::sleep(Duration::from_secs(33).saturating_sub(started.elapsed()));
+    let held = silent.iter().filter(|c| !closed_by_server(c)).count();
+    assert_eq!(held, 0, "silent connections outlived the 30 s login limit");
+}
