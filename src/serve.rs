@@ -24,6 +24,14 @@ const MAX_SSH_LOGINS_PER_ADDRESS: usize = 16;
 /// connection is accepted (banner and key exchange included).
 const LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Web connections from one address at most (a browser opens about six;
+/// `[web] trusted_proxies` are not counted: they carry everyone).
+const MAX_WEB_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// How long a web client has to send a request's headers, from the first
+/// byte (hyper's `header_read_timeout`), and an idle kept-alive
+/// connection has before its next request.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// How long a stopping server waits for SSH clients to hang up after their
 /// last command ended.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -179,20 +187,13 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
             .map_err(|e| format!("web listener: {e}"))?;
         let web_addr = web.local_addr().map_err(|e| e.to_string())?;
         log::info!("web page on http://{web_addr}, smart HTTP under http://{web_addr}/git/");
-        let app = crate::web::router(config.clone(), operations.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let web_stopped = stopped.clone();
-        // Small answers (a refusal, ref advertisements) go out at once,
-        // not after a delayed ACK.
-        let web = axum::serve::ListenerExt::tap_io(web, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tasks.spawn(async move {
-            axum::serve(web, app)
-                .with_graceful_shutdown(wait_for_stop(web_stopped))
-                .await
-                .map_err(|e| format!("the web server stopped: {e}"))
-        });
+        let app = crate::web::router(config.clone(), operations.clone());
+        tasks.spawn(serve_web(
+            web,
+            app,
+            config.web.trusted_proxies.clone(),
+            stopped.clone(),
+        ));
 
         if let (Some(listener), Some(key)) = (listeners.ssh, host_key) {
             let listener = tokio::net::TcpListener::from_std(listener)
@@ -337,6 +338,95 @@ async fn accept_ssh(
                     }
                 });
             }
+        }
+    }
+}
+
+/// Serves the web page and `/git/` over HTTP/1.1 until the server stops.
+/// Not `axum::serve`: it sets no header timeout, so half-sent requests
+/// stayed open for ever and used up the process's descriptors.
+async fn serve_web(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    trusted_proxies: Vec<std::net::IpAddr>,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let per_address = PerAddress::default();
+    let open = Operations::default();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = wait_for_stop(stopped.clone()) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors and the like: pause, go on.
+                    log::warn!("web accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let proxy = trusted_proxies.contains(&peer.ip().to_canonical());
+        let slot = match proxy {
+            true => None,
+            false => match per_address.take(peer.ip(), MAX_WEB_CONNECTIONS_PER_ADDRESS) {
+                Some(slot) => Some(slot),
+                None => {
+                    log::warn!(
+                        "web: {MAX_WEB_CONNECTIONS_PER_ADDRESS} connections open from {}; refusing one",
+                        peer.ip()
+                    );
+                    continue;
+                }
+            },
+        };
+        // Small answers (a refusal, ref advertisements) go out at once,
+        // not after a delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let connection = open.start();
+        let app = app.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _connection = connection;
+            serve_web_connection(tcp, peer, app, stopped).await;
+        });
+    }
+    // Requests under way finish; idle connections close at once.
+    let _ = tokio::time::timeout(CLOSE_GRACE, open.idle()).await;
+    Ok(())
+}
+
+async fn serve_web_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: axum::Router,
+    stopped: watch::Receiver<bool>,
+) {
+    use tower_service::Service;
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        // What the handlers' `ConnectInfo` extractor reads.
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let mut app = app.clone();
+        async move { app.call(request).await }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                log::debug!("web connection from {peer}: {e}");
+            }
+        }
+        _ = wait_for_stop(stopped) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
         }
     }
 }

@@ -86,3 +86,56 @@ fn silent_ssh_connections_lock_nobody_out() {
     let held = silent.iter().filter(|c| !closed_by_server(c)).count();
     assert_eq!(held, 0, "silent connections outlived the 30 s login limit");
 }
+
+/// GET `path` from the web port; the status code.
+fn get(port: u16, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+// Attack: `git2fa serve` set no time limit on a request's headers, so
+// connections that send half a request stay open for ever; 1,100 of them,
+// past the default 1,024 descriptors, left /login and /git/ unanswered for
+// everyone. Now one address may hold 64 connections, and headers not sent
+// within 20 seconds close the connection.
+#[test]
+fn half_sent_requests_take_neither_the_page_nor_git_down() {
+    let Some(s) = setup("") else { return };
+    let started = Instant::now();
+    let slow: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut c = connect_from([127, 0, 0, 2], s.web);
+            std::io::Write::write_all(&mut c, b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let held = slow.iter().filter(|c| !closed_by_server(c)).count();
+    assert!(held <= 64, "{held} half-sent requests are held");
+    assert!(held > 0, "the cap is per address, not a refusal of all");
+    assert_eq!(get(s.web, "/login"), 200);
+    assert_eq!(
+        get(s.web, "/git/team/app.git/info/refs?service=git-upload-pack"),
+        401,
+        "/git/ answers (with its challenge)"
+    );
+
+    std::thread::sleep(Duration::from_secs(23).saturating_sub(started.elapsed()));
+    let held = slow.iter().filter(|c| !closed_by_server(c)).count();
+    assert_eq!(held, 0, "half-sent requests outlived the 20 s header limit");
+}
