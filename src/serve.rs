@@ -74,44 +74,60 @@ impl Drop for Operation {
     }
 }
 
-/// Counts per client address (connections, logins under way), so that one
-/// address cannot take every slot.
-#[derive(Clone, Default)]
-pub struct PerAddress(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+/// Counts per key (a client address, a user), so that one key cannot take
+/// every slot.
+pub struct Slots<K>(Arc<std::sync::Mutex<std::collections::HashMap<K, usize>>>);
 
-/// One slot of a [`PerAddress`]; dropping it frees it.
-pub struct AddressSlot {
-    counts: PerAddress,
-    addr: std::net::IpAddr,
+impl<K> Clone for Slots<K> {
+    fn clone(&self) -> Self {
+        Slots(self.0.clone())
+    }
 }
 
-impl PerAddress {
-    /// Takes a slot for `addr` unless it holds `max` already.
-    pub fn take(&self, addr: std::net::IpAddr, max: usize) -> Option<AddressSlot> {
-        let addr = addr.to_canonical();
+impl<K> Default for Slots<K> {
+    fn default() -> Self {
+        Slots(Arc::default())
+    }
+}
+
+/// One slot of a [`Slots`]; dropping it frees it.
+pub struct Slot<K: std::hash::Hash + Eq> {
+    slots: Slots<K>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
+    /// Takes a slot for `key` unless it holds `max` already.
+    pub fn take(&self, key: K, max: usize) -> Option<Slot<K>> {
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(addr).or_insert(0);
+        let count = counts.entry(key.clone()).or_insert(0);
         if *count >= max {
             return None;
         }
         *count += 1;
-        Some(AddressSlot {
-            counts: self.clone(),
-            addr,
+        Some(Slot {
+            slots: self.clone(),
+            key,
         })
     }
 }
 
-impl Drop for AddressSlot {
+impl<K: std::hash::Hash + Eq> Drop for Slot<K> {
     fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.addr) {
+        let mut counts = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.addr);
+                counts.remove(&self.key);
             }
         }
     }
+}
+
+/// Client addresses as one key: an IPv4 client seen through an IPv6
+/// socket is the same client.
+fn client_key(peer: SocketAddr) -> std::net::IpAddr {
+    peer.ip().to_canonical()
 }
 
 /// The sockets, bound before the runtime starts (so that `demo` can bind
@@ -263,7 +279,8 @@ async fn accept_ssh(
     (operations, connections): (Operations, Operations),
     stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let logins = PerAddress::default();
+    let logins = Slots::default();
+    let prompts = Slots::default();
     loop {
         tokio::select! {
             _ = wait_for_stop(stopped.clone()) => return Ok(()),
@@ -284,7 +301,7 @@ async fn accept_ssh(
                 // The login timer starts now: a client that sends nothing
                 // at all is cut off as surely as one that never signs.
                 let deadline = tokio::time::Instant::now() + LOGIN_GRACE;
-                let Some(login) = logins.take(peer.ip(), MAX_SSH_LOGINS_PER_ADDRESS) else {
+                let Some(login) = logins.take(client_key(peer), MAX_SSH_LOGINS_PER_ADDRESS) else {
                     log::warn!(
                         "SSH: {MAX_SSH_LOGINS_PER_ADDRESS} connections from {} are still logging in; refusing one",
                         peer.ip()
@@ -298,6 +315,7 @@ async fn accept_ssh(
                     Some(peer),
                     operations.clone(),
                     (authenticated.clone(), login),
+                    prompts.clone(),
                     stopped.clone(),
                 );
                 let ssh_config = ssh_config.clone();
@@ -351,7 +369,7 @@ async fn serve_web(
     trusted_proxies: Vec<std::net::IpAddr>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let per_address = PerAddress::default();
+    let per_address = Slots::default();
     let open = Operations::default();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -369,7 +387,7 @@ async fn serve_web(
         let proxy = trusted_proxies.contains(&peer.ip().to_canonical());
         let slot = match proxy {
             true => None,
-            false => match per_address.take(peer.ip(), MAX_WEB_CONNECTIONS_PER_ADDRESS) {
+            false => match per_address.take(client_key(peer), MAX_WEB_CONNECTIONS_PER_ADDRESS) {
                 Some(slot) => Some(slot),
                 None => {
                     log::warn!(

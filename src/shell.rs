@@ -62,12 +62,63 @@ pub fn err_pkt_line(message: &str) -> Vec<u8> {
     format!("{:04x}{body}", body.len() + 4).into_bytes()
 }
 
+/// How far `Connection::begin` took a command.
+#[must_use]
+#[derive(Debug)]
+pub enum Step {
+    Done(Action),
+    /// `2fa verify` has written its prompt and waits for a code: the
+    /// caller reads a line (the embedded server without holding a thread)
+    /// and hands it to `Connection::finish_verify`.
+    AwaitCode(PendingVerify),
+}
+
+/// A `2fa verify` waiting for its code.
+#[derive(Debug)]
+pub struct PendingVerify {
+    key: SshKey,
+}
+
+impl PendingVerify {
+    /// The user the prompt is for.
+    pub fn user(&self) -> &str {
+        &self.key.user
+    }
+}
+
+impl From<Action> for Step {
+    fn from(action: Action) -> Step {
+        Step::Done(action)
+    }
+}
+
+/// The longest line `2fa verify` reads as a code.
+pub const MAX_CODE_LINE: usize = 256;
+
 impl Connection<'_> {
-    /// Handles `command_line` (`SSH_ORIGINAL_COMMAND`).
+    /// Handles `command_line` (`SSH_ORIGINAL_COMMAND`), reading a code
+    /// from `io.stdin` when it is `2fa verify`.
     pub fn handle(&self, command_line: &str, io: &mut Streams) -> Action {
+        match self.begin(command_line, io) {
+            Step::Done(action) => action,
+            Step::AwaitCode(pending) => {
+                let mut line = String::new();
+                let read = io
+                    .stdin
+                    .take(MAX_CODE_LINE as u64)
+                    .read_line(&mut line)
+                    .is_ok();
+                self.finish_verify(pending, read.then_some(line.as_str()), io)
+            }
+        }
+    }
+
+    /// Handles `command_line` up to the point where it would wait for
+    /// input: everything but `2fa verify` is done here.
+    pub fn begin(&self, command_line: &str, io: &mut Streams) -> Step {
         let mut store = match Store::open(&self.config.store_path()) {
             Ok(store) => store,
-            Err(e) => return self.unavailable(io, &e.to_string()),
+            Err(e) => return self.unavailable(io, &e.to_string()).into(),
         };
         let key = match store.key(self.key_id) {
             Ok(Some(key)) if key.fingerprint == self.fingerprint => key,
@@ -85,9 +136,9 @@ impl Connection<'_> {
                 );
                 self.audit_refusal(&mut store, None, None, "unknown-key", &detail);
                 let refusal = Refusal::UnknownKey;
-                return self.refuse(io, &refusal, "", None, &Operation::Read);
+                return self.refuse(io, &refusal, "", None, &Operation::Read).into();
             }
-            Err(e) => return self.unavailable(io, &e.to_string()),
+            Err(e) => return self.unavailable(io, &e.to_string()).into(),
         };
         let command = match ssh_command::parse(command_line) {
             Ok(command) => command,
@@ -99,10 +150,12 @@ impl Connection<'_> {
                     "disallowed-command",
                     command_line,
                 );
-                return self.plain_refusal(io, &format!("git2fa: disallowed command: {}", why.0));
+                return self
+                    .plain_refusal(io, &format!("git2fa: disallowed command: {}", why.0))
+                    .into();
             }
         };
-        match command {
+        let action = match command {
             SshCommand::Greeting => {
                 let _ = writeln!(
                     io.stdout,
@@ -132,9 +185,10 @@ impl Connection<'_> {
                 Action::Exit(0)
             }
             SshCommand::Logout => self.logout(&mut store, &key, io),
-            SshCommand::Verify => self.verify(&mut store, &key, io),
+            SshCommand::Verify => return self.verify_prompt(&mut store, key, io),
             SshCommand::Git { service, repo } => self.git(&mut store, &key, service, &repo, io),
-        }
+        };
+        Step::Done(action)
     }
 
     fn git(
@@ -398,60 +452,105 @@ impl Connection<'_> {
         }
     }
 
-    fn verify(&self, store: &mut Store, key: &SshKey, io: &mut Streams) -> Action {
-        let fail = |io: &mut Streams, message: &str| {
-            let _ = writeln!(io.stderr, "git2fa: {message}");
-            Action::Exit(1)
-        };
+    /// Checks that the user may verify, then prompts for a code.
+    fn verify_prompt(&self, store: &mut Store, key: SshKey, io: &mut Streams) -> Step {
+        if let Err(action) = self.verifiable_user(store, &key, io) {
+            return action.into();
+        }
+        let _ = write!(
+            io.stderr,
+            "Code from your authenticator app (or a recovery code): "
+        );
+        let _ = io.stderr.flush();
+        Step::AwaitCode(PendingVerify { key })
+    }
+
+    /// The user of `key`, if enabled and enrolled; else the refusal.
+    fn verifiable_user(
+        &self,
+        store: &Store,
+        key: &SshKey,
+        io: &mut Streams,
+    ) -> Result<crate::store::User, Action> {
         let user = match store.user(&key.user) {
             Ok(Some(user)) if user.enabled => user,
-            Ok(_) => return fail(io, &format!("the account {} is disabled", key.user)),
+            Ok(_) => {
+                return Err(verify_failed(
+                    io,
+                    &format!("the account {} is disabled", key.user),
+                ));
+            }
             Err(e) => {
                 log::error!("2fa verify: {e}");
-                return fail(io, "2FA check unavailable; tell an admin of this host");
+                return Err(verify_failed(
+                    io,
+                    "2FA check unavailable; tell an admin of this host",
+                ));
             }
         };
         if !user.is_enrolled() {
-            return fail(
+            return Err(verify_failed(
                 io,
                 &format!(
                     "{} has not set up 2FA yet; set it up at {}",
                     user.name,
                     self.config.setup_url()
                 ),
-            );
+            ));
         }
+        Ok(user)
+    }
+
+    /// Checks the code typed at a `2fa verify` prompt (`None`: reading it
+    /// failed or timed out). The store and the user are read afresh: either
+    /// may have changed while the prompt waited.
+    pub fn finish_verify(
+        &self,
+        pending: PendingVerify,
+        line: Option<&str>,
+        io: &mut Streams,
+    ) -> Action {
+        let key = pending.key;
+        let code = match line.map(str::trim) {
+            Some(code) if !code.is_empty() => code,
+            _ => {
+                let _ = writeln!(io.stderr);
+                return verify_failed(io, "no code given");
+            }
+        };
+        let mut store = match Store::open(&self.config.store_path()) {
+            Ok(store) => store,
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                return verify_failed(io, "2FA check unavailable; tell an admin of this host");
+            }
+        };
+        let user = match self.verifiable_user(&store, &key, io) {
+            Ok(user) => user,
+            Err(action) => return action,
+        };
         let secret_key = match SecretKey::load(&self.config.secret_key_path()) {
             Ok(k) => k,
             Err(e) => {
                 log::error!("2fa verify: {e}");
-                return fail(io, "2FA check unavailable; tell an admin of this host");
+                return verify_failed(io, "2FA check unavailable; tell an admin of this host");
             }
         };
-        let _ = write!(
-            io.stderr,
-            "Code from your authenticator app (or a recovery code): "
-        );
-        let _ = io.stderr.flush();
-        let mut line = String::new();
-        if io.stdin.take(256).read_line(&mut line).is_err() || line.trim().is_empty() {
-            let _ = writeln!(io.stderr);
-            return fail(io, "no code given");
-        }
         let origin = Origin {
             transport: Transport::Ssh,
             key_id: Some(key.id),
             remote_addr: self.remote_addr.clone(),
         };
         let result = twofactor::verify(
-            store,
+            &mut store,
             &secret_key,
             self.config,
             &user,
-            line.trim(),
+            code,
             &origin,
             now(),
         );
+        let fail = verify_failed;
         match result {
             Ok(Verified::Opened { expires_at, .. }) => {
                 let scope = match self.config.policy.bind_session {
@@ -490,6 +589,11 @@ impl Connection<'_> {
             }
         }
     }
+}
+
+fn verify_failed(io: &mut Streams, message: &str) -> Action {
+    let _ = writeln!(io.stderr, "git2fa: {message}");
+    Action::Exit(1)
 }
 
 fn message_context<'a>(

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey};
@@ -19,10 +19,10 @@ use russh::server::{Auth, Handle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::{mpsc, watch};
 
-use super::Operations;
+use super::{Operations, Slots};
 use crate::config::Config;
 use crate::exec::{GitInvocation, valid_git_protocol};
-use crate::shell::{Action, Connection, Streams, err_pkt_line};
+use crate::shell::{Action, Connection, MAX_CODE_LINE, Step, Streams, err_pkt_line};
 use crate::sshkey;
 use crate::store::Store;
 
@@ -33,8 +33,10 @@ pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 /// channel closes (the handler never waits, so russh keeps serving the
 /// connection's other messages, window adjustments among them).
 const MAX_PENDING_INPUT: usize = 16 << 20;
-/// How long `2fa verify` (or anything before git starts) waits for input.
+/// How long `2fa verify` waits for its code.
 const INPUT_TIMEOUT: Duration = Duration::from_secs(300);
+/// `2fa verify` prompts waiting for a code, per user, at most.
+const MAX_PROMPTS_PER_USER: usize = 4;
 /// Session channels per connection.
 const MAX_CHANNELS: usize = 4;
 
@@ -95,7 +97,9 @@ pub struct Client {
     authenticated: Arc<AtomicBool>,
     /// This connection's place among its address's logins under way,
     /// given up once it authenticates.
-    login: Option<super::AddressSlot>,
+    login: Option<super::Slot<std::net::IpAddr>>,
+    /// `2fa verify` prompts waiting, per user, across connections.
+    prompts: Slots<String>,
     /// True once the server is stopping: no new channels.
     stopped: watch::Receiver<bool>,
     /// The key whose signature russh verified (its id and fingerprint);
@@ -119,7 +123,8 @@ impl Client {
         config: Arc<Config>,
         peer: Option<SocketAddr>,
         operations: Operations,
-        (authenticated, login): (Arc<AtomicBool>, super::AddressSlot),
+        (authenticated, login): (Arc<AtomicBool>, super::Slot<std::net::IpAddr>),
+        prompts: Slots<String>,
         stopped: watch::Receiver<bool>,
     ) -> Client {
         Client {
@@ -128,6 +133,7 @@ impl Client {
             operations,
             authenticated,
             login: Some(login),
+            prompts,
             stopped,
             key: None,
             channels: HashMap::new(),
@@ -354,7 +360,7 @@ impl russh::server::Handler for Client {
 }
 
 impl Client {
-    /// Runs one command on the blocking pool; a channel runs at most one.
+    /// Runs one command; a channel runs at most one.
     fn start(
         &mut self,
         channel: ChannelId,
@@ -380,15 +386,22 @@ impl Client {
             fingerprint,
             remote_addr: self.peer.map(|p| p.ip().to_canonical().to_string()),
             git_protocol: state.git_protocol.clone(),
-            command,
             runtime: tokio::runtime::Handle::current(),
             handle: session.handle(),
             channel,
         };
+        let input = ChannelInput {
+            receiver,
+            pending,
+            runtime: tokio::runtime::Handle::current(),
+            chunk: Vec::new(),
+            at: 0,
+        };
         let guard = self.operations.start();
-        tokio::task::spawn_blocking(move || {
+        let prompts = self.prompts.clone();
+        tokio::spawn(async move {
             let _guard = guard;
-            run.run(receiver, pending);
+            run.run(command, input, prompts).await;
         });
         Ok(())
     }
@@ -401,22 +414,76 @@ struct Run {
     fingerprint: String,
     remote_addr: Option<String>,
     git_protocol: Option<String>,
-    command: String,
     runtime: tokio::runtime::Handle,
     handle: Handle,
     channel: ChannelId,
 }
 
 impl Run {
-    fn run(self, input: mpsc::UnboundedReceiver<Vec<u8>>, pending: Arc<AtomicUsize>) {
-        let mut stdin = BufReader::new(ChannelInput {
-            receiver: input,
-            pending,
-            runtime: self.runtime.clone(),
-            deadline: Some(Instant::now() + INPUT_TIMEOUT),
-            chunk: Vec::new(),
-            at: 0,
-        });
+    /// The command's steps that touch the store or git run on the blocking
+    /// pool; waiting for a `2fa verify` code holds no thread.
+    async fn run(self, command: String, mut input: ChannelInput, prompts: Slots<String>) {
+        let run = Arc::new(self);
+        let begun = {
+            let run = run.clone();
+            tokio::task::spawn_blocking(move || {
+                run.with_streams(&mut std::io::empty(), |connection, io| {
+                    connection.begin(&command, io)
+                })
+            })
+            .await
+        };
+        let action = match begun {
+            Err(e) => {
+                log::error!("SSH command: {e}");
+                Action::Exit(1)
+            }
+            Ok(Step::Done(action)) => action,
+            Ok(Step::AwaitCode(pending)) => {
+                // A few prompts per user: more would only be someone
+                // holding the server's memory.
+                let line = match prompts.take(pending.user().to_string(), MAX_PROMPTS_PER_USER) {
+                    Some(_prompt) => input.read_line(MAX_CODE_LINE, INPUT_TIMEOUT).await,
+                    None => Err(format!(
+                        "{MAX_PROMPTS_PER_USER} `2fa verify` prompts of {} are waiting for a code already; \
+                         answer one of them, or close it, first",
+                        pending.user()
+                    )),
+                };
+                let run = run.clone();
+                tokio::task::spawn_blocking(move || {
+                    run.with_streams(&mut std::io::empty(), |connection, io| match line {
+                        Ok(line) => connection.finish_verify(pending, line.as_deref(), io),
+                        Err(why) => {
+                            let _ = writeln!(io.stderr, "\ngit2fa: {why}");
+                            Action::Exit(1)
+                        }
+                    })
+                })
+                .await
+                .unwrap_or(Action::Exit(1))
+            }
+        };
+        let code = match action {
+            Action::Exit(code) => u32::from(code),
+            Action::Git(invocation) => {
+                let run = run.clone();
+                tokio::task::spawn_blocking(move || run.git(&invocation, input))
+                    .await
+                    .unwrap_or(1)
+            }
+        };
+        let _ = run.handle.exit_status_request(run.channel, code).await;
+        let _ = run.handle.eof(run.channel).await;
+        let _ = run.handle.close(run.channel).await;
+    }
+
+    /// Calls `f` with the shell's connection and the channel's streams.
+    fn with_streams<T>(
+        &self,
+        stdin: &mut dyn std::io::BufRead,
+        f: impl FnOnce(&Connection, &mut Streams) -> T,
+    ) -> T {
         let mut stdout = self.output(None);
         let mut stderr = self.output(Some(1));
         let connection = Connection {
@@ -426,39 +493,31 @@ impl Run {
             remote_addr: self.remote_addr.clone(),
             git_protocol: self.git_protocol.clone(),
         };
-        let action = {
-            let mut io = Streams {
-                stdin: &mut stdin,
-                stdout: &mut stdout,
-                stderr: &mut stderr,
-            };
-            connection.handle(&self.command, &mut io)
+        let mut io = Streams {
+            stdin,
+            stdout: &mut stdout,
+            stderr: &mut stderr,
         };
-        // git reads its input for as long as it needs.
-        stdin.get_mut().deadline = None;
-        let code = match action {
-            Action::Exit(code) => u32::from(code),
-            Action::Git(invocation) => match run_git(&invocation, stdin, &stdout, &stderr) {
-                Ok(code) => code,
-                Err(e) => {
-                    log::error!(
-                        "2FA check unavailable: cannot start {}: {e}",
-                        invocation.git_bin.display()
-                    );
-                    let _ = stdout.write_all(&err_pkt_line(
-                        "git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host.",
-                    ));
-                    1
-                }
-            },
-        };
-        let handle = &self.handle;
-        let channel = self.channel;
-        self.runtime.block_on(async {
-            let _ = handle.exit_status_request(channel, code).await;
-            let _ = handle.eof(channel).await;
-            let _ = handle.close(channel).await;
-        });
+        f(&connection, &mut io)
+    }
+
+    /// Runs git on the channel; its exit code.
+    fn git(&self, invocation: &GitInvocation, input: ChannelInput) -> u32 {
+        let mut stdout = self.output(None);
+        let stderr = self.output(Some(1));
+        match run_git(invocation, BufReader::new(input), &stdout, &stderr) {
+            Ok(code) => code,
+            Err(e) => {
+                log::error!(
+                    "2FA check unavailable: cannot start {}: {e}",
+                    invocation.git_bin.display()
+                );
+                let _ = stdout.write_all(&err_pkt_line(
+                    "git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host.",
+                ));
+                1
+            }
+        }
     }
 
     fn output(&self, ext: Option<u32>) -> ChannelOutput {
@@ -532,31 +591,56 @@ fn pump(from: &mut dyn Read, to: &mut dyn Write) -> std::io::Result<()> {
     }
 }
 
-/// The client's data as a blocking reader.
+/// The client's data: read a line asynchronously (a `2fa verify` code),
+/// or, for git, as a blocking reader.
 struct ChannelInput {
     receiver: mpsc::UnboundedReceiver<Vec<u8>>,
     /// Bytes queued and not read yet, shared with the handler.
     pending: Arc<AtomicUsize>,
     runtime: tokio::runtime::Handle,
-    /// No input by then is an error (a `2fa verify` nobody answers).
-    deadline: Option<Instant>,
     chunk: Vec<u8>,
     at: usize,
+}
+
+impl ChannelInput {
+    /// One line of at most `max` bytes, without holding a thread while it
+    /// waits. `Ok(None)`: the input ended first. Past `timeout`, an error.
+    async fn read_line(&mut self, max: usize, timeout: Duration) -> Result<Option<String>, String> {
+        let mut line = Vec::new();
+        let read = tokio::time::timeout(timeout, async {
+            loop {
+                if self.at >= self.chunk.len() {
+                    match self.receiver.recv().await {
+                        Some(chunk) => {
+                            self.chunk = chunk;
+                            self.at = 0;
+                            continue;
+                        }
+                        None => return,
+                    }
+                }
+                let byte = self.chunk[self.at];
+                self.at += 1;
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                line.push(byte);
+                if byte == b'\n' || line.len() >= max {
+                    return;
+                }
+            }
+        })
+        .await;
+        match read {
+            Err(_) => Err(format!("no code within {} minutes", timeout.as_secs() / 60)),
+            Ok(()) if line.is_empty() => Ok(None),
+            Ok(()) => Ok(Some(String::from_utf8_lossy(&line).into_owned())),
+        }
+    }
 }
 
 impl Read for ChannelInput {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at >= self.chunk.len() {
-            let next = match self.deadline {
-                None => self.runtime.block_on(self.receiver.recv()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    self.runtime
-                        .block_on(tokio::time::timeout(left, self.receiver.recv()))
-                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-                }
-            };
-            match next {
+            match self.runtime.block_on(self.receiver.recv()) {
                 Some(chunk) => {
                     self.chunk = chunk;
                     self.at = 0;

@@ -4,11 +4,14 @@
 //! and the web page times out half-sent requests and caps connections per
 //! address.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::serve::setup;
+use crate::sshd::{SshClient, keygen};
 
 /// A TCP connection to 127.0.0.1:`port` from the address `from` (any of
 /// 127.0.0.0/8 is this machine).
@@ -138,4 +141,164 @@ fn half_sent_requests_take_neither_the_page_nor_git_down() {
     std::thread::sleep(Duration::from_secs(23).saturating_sub(started.elapsed()));
     let held = slow.iter().filter(|c| !closed_by_server(c)).count();
     assert_eq!(held, 0, "half-sent requests outlived the 20 s header limit");
+}
+
+/// The number of threads of process `pid`.
+fn threads(pid: nix::unistd::Pid) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// An OpenSSH control master, and the sessions started through it.
+struct Multiplexed {
+    master: Child,
+    socket: PathBuf,
+    sessions: Vec<Child>,
+}
+
+impl Drop for Multiplexed {
+    fn drop(&mut self) {
+        for child in self.sessions.iter_mut().chain([&mut self.master]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Multiplexed {
+    fn open(client: &SshClient, key: &Path, socket: PathBuf) -> Multiplexed {
+        let master = Command::new("ssh")
+            .args(client.ssh_command(key).split(' ').skip(1))
+            .args(["-M", "-S"])
+            .arg(&socket)
+            .args(["-N", &format!("{}@127.0.0.1", client.login)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the control master did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Multiplexed {
+            master,
+            socket,
+            sessions: Vec::new(),
+        }
+    }
+
+    /// Starts `2fa verify` on the held connection; its input stays open.
+    fn verify(&mut self, client: &SshClient) -> &mut Child {
+        let child = Command::new("ssh")
+            .args(["-S", &self.socket.display().to_string()])
+            .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes"])
+            .arg(format!("{}@127.0.0.1", client.login))
+            .arg("2fa verify")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.sessions.push(child);
+        self.sessions.last_mut().unwrap()
+    }
+}
+
+/// Reads `child`'s standard error until it holds `text`; all of it.
+fn stderr_until(child: &mut Child, text: &str) -> String {
+    let stderr = child.stderr.as_mut().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains(text) {
+        match stderr.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+// Attack: a user with a key opened 130 multiplexed connections with four
+// `2fa verify` prompts each. Every prompt waiting for its code held one of
+// the runtime's 512 blocking threads for up to 5 minutes, so the web page
+// stopped answering and other users' SSH logins stalled. Now a waiting
+// prompt holds no thread, and each user may have 4 at once.
+#[test]
+fn waiting_verify_prompts_hold_no_thread() {
+    let Some(s) = setup("") else { return };
+    const USERS: usize = 50;
+    let client = &s.ssh;
+    let mut held = Vec::new();
+    let mut secrets = Vec::new();
+    for n in 0..USERS {
+        let user = format!("user{n}");
+        s.host.add_user(&user);
+        secrets.push(s.host.enroll(&user).0);
+        let key = s.host.dir.path().join(format!("{user}_key"));
+        keygen(&key);
+        s.host
+            .git2fa(&["key", "add", &user, &format!("{}.pub", key.display())])
+            .ok();
+        let mut connection =
+            Multiplexed::open(client, &key, s.host.dir.path().join(format!("{user}.ctl")));
+        for _ in 0..4 {
+            let prompt = connection.verify(client);
+            let seen = stderr_until(prompt, "Code from your authenticator app");
+            assert!(seen.contains("(or a recovery code): "), "{user}: {seen}");
+        }
+        held.push((key, connection));
+    }
+    // 200 prompts wait. A fifth of user0's, on a connection of its own, is
+    // refused at once.
+    let mut extra = Multiplexed::open(client, &held[0].0, s.host.dir.path().join("extra.ctl"));
+    let fifth = extra.verify(client);
+    let seen = stderr_until(fifth, "first");
+    assert!(
+        seen.contains(
+            "git2fa: 4 `2fa verify` prompts of user0 are waiting for a code already; \
+             answer one of them, or close it, first"
+        ),
+        "{seen}"
+    );
+    assert_eq!(fifth.wait().unwrap().code(), Some(1));
+
+    // The blocking pool's idle threads end after 10 s; none is held.
+    std::thread::sleep(Duration::from_secs(11));
+    let count = threads(s.server.pid());
+    assert!(
+        count < 40,
+        "{count} threads for {} waiting prompts",
+        USERS * 4
+    );
+    assert_eq!(get(s.web, "/login"), 200);
+    let status = s.ssh.ssh(&s.key, "2fa status", "");
+    assert_eq!(status.code, 0, "{status:?}");
+
+    // A waiting prompt still takes its code.
+    let prompt = &mut held[7].1.sessions[2];
+    let code = crate::harness::code(&secrets[7], 0);
+    prompt
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{code}\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    prompt
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.starts_with("git2fa: 2FA session open until "), "{out}");
+    assert_eq!(prompt.wait().unwrap().code(), Some(0));
 }
