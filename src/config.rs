@@ -79,6 +79,10 @@ pub struct Policy {
     pub max_failures: u32,
     /// Seconds an account stays locked after `max_failures`.
     pub lockout: i64,
+    /// Seconds one git operation over SSH may run before it is stopped:
+    /// how long a connection opened before a disable, a key removal or the
+    /// end of a session keeps working.
+    pub max_git_duration: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +221,7 @@ impl Config {
                 recovery_codes: raw.policy.recovery_codes,
                 max_failures: raw.policy.max_failures,
                 lockout: raw.policy.lockout.0,
+                max_git_duration: raw.policy.max_git_duration.0,
             },
             tokens: Tokens {
                 default_expiry_days: raw.tokens.default_expiry_days,
@@ -486,6 +491,7 @@ struct RawPolicy {
     #[serde(deserialize_with = "max_failures")]
     max_failures: u32,
     lockout: Lockout,
+    max_git_duration: MaxGitDuration,
 }
 
 impl Default for RawPolicy {
@@ -500,6 +506,7 @@ impl Default for RawPolicy {
             recovery_codes: 10,
             max_failures: 10,
             lockout: Lockout(900),
+            max_git_duration: MaxGitDuration(3600),
         }
     }
 }
@@ -621,6 +628,7 @@ macro_rules! bounded_duration {
 bounded_duration!(SessionTtl, 60, 7 * 86_400, "1m .. 7d");
 bounded_duration!(WaitForVerify, 0, 600, "0s .. 10m");
 bounded_duration!(Lockout, 1, 7 * 86_400, "1s .. 7d");
+bounded_duration!(MaxGitDuration, 1, 7 * 86_400, "1s .. 7d");
 
 fn bounded_u32<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -724,6 +732,10 @@ recovery_codes = 10
 max_failures = 10
 # How long a locked account stays locked (1s .. 7d).
 lockout = "15m"
+# The longest one git operation over SSH may run; then it is stopped
+# (1s .. 7d). A connection opened before a user was disabled, a key removed
+# or a 2FA session ended works at most this long.
+max_git_duration = "1h"
 
 [tokens]
 # Personal access tokens expire after this many days unless the user says.

@@ -95,6 +95,55 @@ impl GitInvocation {
         use std::os::unix::process::CommandExt;
         self.command().exec()
     }
+
+    /// Runs git with this process's standard streams and waits for it,
+    /// for at most `max`: then git is killed and `on_timeout` runs. Returns
+    /// git's exit code (1 when it was killed).
+    pub fn run_for_at_most(
+        &self,
+        max: std::time::Duration,
+        on_timeout: impl FnOnce() + Send,
+    ) -> std::io::Result<u8> {
+        let mut child = self.command().spawn()?;
+        let status = wait_at_most(&mut child, max, on_timeout)?;
+        Ok(status.code().map_or(1, |c| c.clamp(0, 255) as u8))
+    }
+}
+
+/// Waits for `child`, for at most `max`: then it is killed (SIGKILL) and
+/// `on_timeout` runs first.
+pub fn wait_at_most(
+    child: &mut std::process::Child,
+    max: std::time::Duration,
+    on_timeout: impl FnOnce() + Send,
+) -> std::io::Result<std::process::ExitStatus> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    use std::sync::Mutex;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Set once the child has exited; until then it is not reaped, so its
+    // pid cannot belong to another process when the watchdog kills.
+    let exited = Mutex::new(false);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog_sees = &exited;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if finished.recv_timeout(max).is_ok() {
+                return;
+            }
+            let exited = watchdog_sees.lock().unwrap_or_else(|e| e.into_inner());
+            if !*exited {
+                on_timeout();
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        });
+        // Wait for the exit without reaping it.
+        while let Err(nix::errno::Errno::EINTR) =
+            waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+        {}
+        *exited.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let _ = done.send(());
+    });
+    child.wait()
 }
 
 /// `core.hooksPath=<repo>/hooks`: git runs the repository's own hooks

@@ -693,11 +693,26 @@ pub fn main() -> ExitCode {
         Action::Git(invocation) => {
             crate::syslog::panic_point("shell-before-exec");
             let _ = io.stdout.flush();
-            let error = invocation.exec();
-            refuse_unavailable(
-                &mut io,
-                format!("cannot start {}: {error}", invocation.git_bin.display()),
-            )
+            // Not exec: this process stays to stop git once the connection
+            // has run for `max_git_duration`, so that a connection held
+            // open cannot outlive a disable or a key's removal for long.
+            let max = config.policy.max_git_duration;
+            let on_timeout = move || {
+                let message = format!(
+                    "\ngit2fa: this git connection ran for {}, the longest allowed here; it was closed. Run the command again.\n",
+                    format_duration(max)
+                );
+                log::warn!("stopped a git operation after {}", format_duration(max));
+                // Not through the locked `io.stderr`: this runs on another thread.
+                let _ = nix::unistd::write(std::io::stderr(), message.as_bytes());
+            };
+            match invocation.run_for_at_most(Duration::from_secs(max.max(1) as u64), on_timeout) {
+                Ok(code) => ExitCode::from(code),
+                Err(error) => refuse_unavailable(
+                    &mut io,
+                    format!("cannot start {}: {error}", invocation.git_bin.display()),
+                ),
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::exec::{GitInvocation, valid_git_protocol};
 use crate::shell::{Action, Connection, MAX_CODE_LINE, Step, Streams, err_pkt_line};
 use crate::sshkey;
 use crate::store::Store;
+use crate::time::format_duration;
 
 /// The host key's file name in `data_dir`.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -505,7 +506,8 @@ impl Run {
     fn git(&self, invocation: &GitInvocation, input: ChannelInput) -> u32 {
         let mut stdout = self.output(None);
         let stderr = self.output(Some(1));
-        match run_git(invocation, BufReader::new(input), &stdout, &stderr) {
+        let max = self.config.policy.max_git_duration;
+        match run_git(invocation, BufReader::new(input), (&stdout, &stderr), max) {
             Ok(code) => code,
             Err(e) => {
                 log::error!(
@@ -535,8 +537,8 @@ impl Run {
 fn run_git(
     invocation: &GitInvocation,
     mut stdin: BufReader<ChannelInput>,
-    stdout: &ChannelOutput,
-    stderr: &ChannelOutput,
+    (stdout, stderr): (&ChannelOutput, &ChannelOutput),
+    max: i64,
 ) -> std::io::Result<u32> {
     use std::process::Stdio;
     let mut child = invocation
@@ -563,20 +565,33 @@ fn run_git(
     let stop_git = move || {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     };
-    std::thread::scope(|scope| {
+    // No connection keeps git for longer than `max_git_duration`.
+    let mut timeout_err = stderr.clone();
+    let on_timeout = move || {
+        log::warn!("stopped a git operation after {}", format_duration(max));
+        let _ = write!(
+            timeout_err,
+            "\ngit2fa: this git connection ran for {}, the longest allowed here; it was closed. Run the command again.\n",
+            format_duration(max)
+        );
+    };
+    let limit = Duration::from_secs(max.max(1) as u64);
+    let status = std::thread::scope(|scope| {
         let mut err_out = stderr.clone();
         scope.spawn(move || {
             if pump(&mut child_err, &mut err_out).is_err() {
                 stop_git();
             }
         });
+        let waiter = scope.spawn(|| crate::exec::wait_at_most(&mut child, limit, on_timeout));
         let mut out = stdout.clone();
         if pump(&mut child_out, &mut out).is_err() {
             stop_git();
         }
         drop(child_out);
+        waiter.join()
     });
-    let status = child.wait()?;
+    let status = status.map_err(|_| std::io::Error::other("the wait for git panicked"))??;
     Ok(status.code().map_or(255, |c| c as u32))
 }
 

@@ -6,6 +6,7 @@
 mod admin_story;
 mod bad_input;
 mod browser;
+mod connection_lifetime;
 mod daemon;
 mod demo;
 mod enumeration;

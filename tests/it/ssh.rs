@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 use crate::harness::{Host, code, run, work_tree};
 use crate::sshd::{self, Sshd, keygen};
 
-struct Setup {
-    host: Host,
-    sshd: Sshd,
-    key: PathBuf,
-    secret: Vec<u8>,
-    work: PathBuf,
+pub(crate) struct Setup {
+    pub host: Host,
+    pub sshd: Sshd,
+    pub key: PathBuf,
+    pub secret: Vec<u8>,
+    pub work: PathBuf,
 }
 
 /// alice with a key and 2FA enrolled; `team/app` seeded with one commit and
 /// with the git2fa hooks; sshd running. `None` when the machine lacks sshd
 /// and GIT2FA_REQUIRE_E2E is unset.
-fn setup(policy: &str) -> Option<Setup> {
+pub(crate) fn setup(policy: &str) -> Option<Setup> {
     if !sshd::available() {
         return None;
     }
