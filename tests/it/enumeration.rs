@@ -44,9 +44,18 @@ fn git(host: &Host, args: &[&str], env: &[(&str, String)]) -> Run {
     run("git", args, &work, &env, "")
 }
 
-/// What the user sees, with the repository's name taken out.
-fn seen(run: &Run, name: &str) -> (i32, String) {
-    (run.code, run.stderr.replace(name, "REPO"))
+/// What the user sees, with the repository's name taken out. Sorted by
+/// line: over SSH, the server's standard error and git's own lines reach
+/// the terminal in either order.
+fn seen(run: &Run, name: &str) -> (i32, Vec<String>) {
+    let mut lines: Vec<String> = run
+        .stderr
+        .replace(name, "REPO")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    (run.code, lines)
 }
 
 #[track_caller]
