@@ -119,6 +119,56 @@ pub struct Http {
 pub struct Ssh {
     /// `None` when `listen = ""` turns the embedded server off.
     pub listen: Option<SocketAddr>,
+    /// What messages tell users to ssh to; `None`: the default (see
+    /// `Config::ssh_address`).
+    pub public_address: Option<SshAddress>,
+}
+
+/// `user@host[:port]`, as `[ssh] public_address` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshAddress {
+    pub user: String,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl SshAddress {
+    /// Parses `user@host[:port]` (a bracketed IPv6 address as host).
+    pub fn parse(text: &str) -> Result<SshAddress, String> {
+        let bad = || {
+            format!(
+                "`{}` is not user@host[:port] like git@git.example.com:22",
+                text.escape_default()
+            )
+        };
+        let (user, rest) = text.split_once('@').ok_or_else(bad)?;
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                if port == 0 {
+                    return Err(bad());
+                }
+                (host, Some(port))
+            }
+            _ => (rest, None),
+        };
+        let user_ok = !user.is_empty()
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        let host_ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+        if !user_ok || !host_ok {
+            return Err(bad());
+        }
+        Ok(SshAddress {
+            user: user.to_string(),
+            host: host.to_string(),
+            port: port.filter(|&p| p != 22),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +289,7 @@ impl Config {
             },
             ssh: Ssh {
                 listen: raw.ssh.listen.0,
+                public_address: raw.ssh.public_address.map(|a| a.0),
             },
             http: Http {
                 trust_remote_user: raw.http.trust_remote_user,
@@ -282,6 +333,28 @@ impl Config {
     }
 
     /// The host name in `public_url`, for `ssh git@HOST 2fa verify`.
+    /// Where users ssh to: `[ssh] public_address`, else `git@` the
+    /// public URL's host, with the embedded server's port when it listens
+    /// on another port than 22.
+    pub fn ssh_address(&self) -> SshAddress {
+        if let Some(address) = &self.ssh.public_address {
+            return address.clone();
+        }
+        SshAddress {
+            user: "git".into(),
+            host: self.public_host().to_string(),
+            port: self.ssh.listen.map(|l| l.port()).filter(|&p| p != 22),
+        }
+    }
+
+    /// An ssh command line as a user types it: `ssh [-p PORT] USER@HOST
+    /// ARGS`.
+    pub fn ssh_hint(&self, args: &str) -> String {
+        let address = self.ssh_address();
+        let port = address.port.map_or(String::new(), |p| format!("-p {p} "));
+        format!("ssh {port}{}@{} {args}", address.user, address.host)
+    }
+
     pub fn public_host(&self) -> &str {
         let rest = self
             .public_url
@@ -579,13 +652,26 @@ impl Default for RawWeb {
 #[serde(deny_unknown_fields, default)]
 struct RawSsh {
     listen: OptionalListen,
+    public_address: Option<PublicSshAddress>,
 }
 
 impl Default for RawSsh {
     fn default() -> Self {
         RawSsh {
             listen: OptionalListen(Some(SocketAddr::from(([127, 0, 0, 1], 2222)))),
+            public_address: None,
         }
+    }
+}
+
+struct PublicSshAddress(SshAddress);
+
+impl<'de> Deserialize<'de> for PublicSshAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        SshAddress::parse(&text)
+            .map(PublicSshAddress)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -770,6 +856,10 @@ trusted_proxies = []
 [ssh]
 # The embedded SSH server of `git2fa serve`; "" turns it off.
 listen = "127.0.0.1:2222"
+# What messages tell users to ssh to, user@host[:port]. Default: git@ the
+# host of public_url, with the port of listen above when it is not 22. Set
+# it when users reach SSH elsewhere (OpenSSH on port 22, a load balancer).
+# public_address = "git@git.example.com:22"
 
 [http]
 # Let the hook take the user from REMOTE_USER when a web server authenticated

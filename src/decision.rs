@@ -537,10 +537,7 @@ impl Refusal {
         let verify_lines = || {
             let mut lines = vec![format!("Verify at {verify_url}")];
             if cx.transport != Transport::Http {
-                lines.push(format!(
-                    "or run: ssh git@{} 2fa verify",
-                    config.public_host()
-                ));
+                lines.push(format!("or run: {}", config.ssh_hint("2fa verify")));
             }
             lines.push("then run the same git command again.".into());
             lines

@@ -239,11 +239,11 @@ pub(crate) fn decide(
         && refusal.fixed_by_verifying()
     {
         say(&format!(
-            "git2fa: {} requires 2FA; waiting up to {} for you to verify at {} (or: ssh git@{} 2fa verify) ...",
+            "git2fa: {} requires 2FA; waiting up to {} for you to verify at {} (or: {}) ...",
             repo.name,
             format_duration(config.policy.wait_for_verify),
             config.verify_url(Some(&repo.name)),
-            config.public_host()
+            config.ssh_hint("2fa verify")
         ));
         outcome = crate::shell::wait_until_allowed(
             config,

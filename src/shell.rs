@@ -50,6 +50,40 @@ pub struct Connection<'a> {
     pub git_protocol: Option<String>,
 }
 
+/// Who reads a refusal: a git client (an `ERR` pkt-line on standard
+/// output, which git prints as `fatal: remote error: …`, and the
+/// explanation on standard error) or a person at a terminal (plain text on
+/// standard error only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Git,
+    Person,
+}
+
+impl Reader {
+    fn of(command_line: &str) -> Reader {
+        if ssh_command::is_git_command(command_line) {
+            Reader::Git
+        } else {
+            Reader::Person
+        }
+    }
+}
+
+/// Writes a refusal for its reader. The explanation goes first, in one
+/// write, so that its lines reach the terminal whole before git prints its
+/// `fatal:` line.
+fn write_refusal(io: &mut Streams, summary: &str, lines: &[String], reader: Reader) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let _ = io.stderr.write_all(text.as_bytes());
+    let _ = io.stderr.flush();
+    if reader == Reader::Git {
+        let _ = io.stdout.write_all(&err_pkt_line(summary));
+        let _ = io.stdout.flush();
+    }
+}
+
 /// A pkt-line carrying `ERR <message>` (gitprotocol-pack(5)): git prints it as
 /// `fatal: remote error: <message>`.
 pub fn err_pkt_line(message: &str) -> Vec<u8> {
@@ -116,9 +150,10 @@ impl Connection<'_> {
     /// Handles `command_line` up to the point where it would wait for
     /// input: everything but `2fa verify` is done here.
     pub fn begin(&self, command_line: &str, io: &mut Streams) -> Step {
+        let reader = Reader::of(command_line);
         let mut store = match Store::open(&self.config.store_path()) {
             Ok(store) => store,
-            Err(e) => return self.unavailable(io, &e.to_string()).into(),
+            Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
         };
         let key = match store.key(self.key_id) {
             Ok(Some(key)) if key.fingerprint == self.fingerprint => key,
@@ -136,9 +171,11 @@ impl Connection<'_> {
                 );
                 self.audit_refusal(&mut store, None, None, "unknown-key", &detail);
                 let refusal = Refusal::UnknownKey;
-                return self.refuse(io, &refusal, "", None, &Operation::Read).into();
+                return self
+                    .refuse(io, &refusal, ("", None, &Operation::Read), reader)
+                    .into();
             }
-            Err(e) => return self.unavailable(io, &e.to_string()).into(),
+            Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
         };
         let command = match ssh_command::parse(command_line) {
             Ok(command) => command,
@@ -150,11 +187,29 @@ impl Connection<'_> {
                     "disallowed-command",
                     command_line,
                 );
-                return self
-                    .plain_refusal(io, &format!("git2fa: disallowed command: {}", why.0))
-                    .into();
+                let try_help = match why {
+                    ssh_command::Disallowed::UNKNOWN => {
+                        format!(" (try: {})", self.config.ssh_hint("help"))
+                    }
+                    _ => String::new(),
+                };
+                let message = format!("git2fa: disallowed command: {}{try_help}", why.0);
+                return self.plain_refusal(io, &message, reader).into();
             }
         };
+        // A disabled account's connection answers nothing more. (Git
+        // commands learn it from the decision, with its own message.)
+        if !matches!(command, SshCommand::Git { .. }) {
+            match store.user(&key.user) {
+                Ok(Some(user)) if user.enabled => {}
+                Ok(_) => {
+                    self.audit_refusal(&mut store, Some(&key), None, "user-disabled", command_line);
+                    let message = format!("git2fa: the account {} is disabled", key.user);
+                    return self.plain_refusal(io, &message, reader).into();
+                }
+                Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
+            }
+        }
         let action = match command {
             SshCommand::Greeting => {
                 let _ = writeln!(
@@ -167,15 +222,19 @@ impl Connection<'_> {
                 Action::Exit(0)
             }
             SshCommand::Help => {
-                let host = self.config.public_host();
+                let hint = |args: &str| self.config.ssh_hint(args);
                 let _ = write!(
                     io.stdout,
                     "git2fa over SSH. Commands:\n  \
                      git clone/fetch/push   as usual\n  \
-                     ssh git@{host} 2fa verify   open a 2FA session with a code (or: echo CODE | ssh git@{host} 2fa verify)\n  \
-                     ssh git@{host} 2fa status   show your 2FA session\n  \
-                     ssh git@{host} 2fa logout   end your 2FA sessions\n\
+                     {}   open a 2FA session with a code (or: echo CODE | {})\n  \
+                     {}   show your 2FA session\n  \
+                     {}   end your 2FA sessions\n\
                      The web page: {}\n",
+                    hint("2fa verify"),
+                    hint("2fa verify"),
+                    hint("2fa status"),
+                    hint("2fa logout"),
                     self.config.verify_url(None)
                 );
                 Action::Exit(0)
@@ -206,6 +265,7 @@ impl Connection<'_> {
                 return self.plain_refusal(
                     io,
                     &format!("git2fa: invalid repository path '{typed}': {why}"),
+                    Reader::Git,
                 );
             }
             Err(RepoPathError::NotFound) => None,
@@ -265,12 +325,13 @@ impl Connection<'_> {
             (Decision::Refuse(refusal), _) => self.refuse(
                 io,
                 refusal,
-                target.name(),
-                Some(&key.user),
-                &request.operation,
+                (target.name(), Some(&key.user), &request.operation),
+                Reader::Git,
             ),
             // The decision about a missing repository never allows.
-            (Decision::Allow(_), None) => self.unavailable(io, "a missing repository was allowed"),
+            (Decision::Allow(_), None) => {
+                self.unavailable(io, "a missing repository was allowed", Reader::Git)
+            }
         }
     }
 
@@ -295,10 +356,10 @@ impl Connection<'_> {
         }
         let _ = writeln!(
             io.stderr,
-            "git2fa: waiting up to {} for you to verify at {} (or: ssh git@{} 2fa verify) ...",
+            "git2fa: waiting up to {} for you to verify at {} (or: {}) ...",
             format_duration(wait),
             self.config.verify_url(Some(request.repo.name())),
-            self.config.public_host()
+            self.config.ssh_hint("2fa verify")
         );
         let _ = io.stderr.flush();
         wait_until_allowed(self.config, store, request, wait)
@@ -308,16 +369,11 @@ impl Connection<'_> {
         &self,
         io: &mut Streams,
         refusal: &Refusal,
-        repo: &str,
-        user: Option<&str>,
-        operation: &Operation,
+        (repo, user, operation): (&str, Option<&str>, &Operation),
+        reader: Reader,
     ) -> Action {
         let cx = message_context(self.config, repo, user, operation);
-        let _ = io.stdout.write_all(&err_pkt_line(&refusal.summary(&cx)));
-        let _ = io.stdout.flush();
-        for line in refusal.lines(&cx) {
-            let _ = writeln!(io.stderr, "{line}");
-        }
+        write_refusal(io, &refusal.summary(&cx), &refusal.lines(&cx), reader);
         Action::Exit(1)
     }
 
@@ -356,17 +412,20 @@ impl Connection<'_> {
         }
     }
 
-    fn plain_refusal(&self, io: &mut Streams, message: &str) -> Action {
-        let _ = io.stdout.write_all(&err_pkt_line(message));
-        let _ = io.stdout.flush();
-        let _ = writeln!(io.stderr, "{message}");
+    fn plain_refusal(&self, io: &mut Streams, message: &str, reader: Reader) -> Action {
+        write_refusal(io, message, &[message.to_string()], reader);
         Action::Exit(1)
     }
 
-    fn unavailable(&self, io: &mut Streams, cause: &str) -> Action {
+    fn unavailable(&self, io: &mut Streams, cause: &str, reader: Reader) -> Action {
         log::error!("2FA check unavailable: {cause}");
         let refusal = Refusal::CheckUnavailable { location: None };
-        self.refuse(io, &refusal, "this repository", None, &Operation::Read)
+        self.refuse(
+            io,
+            &refusal,
+            ("this repository", None, &Operation::Read),
+            reader,
+        )
     }
 
     fn status_line(&self, store: &Store, key: &SshKey) -> String {
@@ -400,10 +459,10 @@ impl Connection<'_> {
                 format_utc(s.expires_at)
             ),
             None => format!(
-                "{}: no open 2FA session; verify at {} or with: ssh git@{} 2fa verify",
+                "{}: no open 2FA session; verify at {} or with: {}",
                 user.name,
                 self.config.verify_url(None),
-                self.config.public_host()
+                self.config.ssh_hint("2fa verify")
             ),
         }
     }
@@ -655,12 +714,23 @@ pub fn main() -> ExitCode {
         stdout: &mut out,
         stderr: &mut err,
     };
+    // No command is the greeting; a command that is not UTF-8 is refused.
+    let command = match std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.into_string()) {
+        None => String::new(),
+        Some(Ok(command)) => command,
+        Some(Err(_)) => "\u{fffd} (not UTF-8)".to_string(),
+    };
+    let reader = Reader::of(&command);
     let refuse_unavailable = |io: &mut Streams, cause: String| {
         log::error!("2FA check unavailable: {cause}");
-        let _ = io.stdout.write_all(&err_pkt_line("git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host."));
-        let _ = writeln!(
-            io.stderr,
-            "git2fa: 2FA check unavailable, so the operation was refused.\nTell an admin of this host; the cause is in their log."
+        write_refusal(
+            io,
+            "git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host.",
+            &[
+                "git2fa: 2FA check unavailable, so the operation was refused.".to_string(),
+                "Tell an admin of this host; the cause is in their log.".to_string(),
+            ],
+            reader,
         );
         ExitCode::from(1)
     };
@@ -681,12 +751,6 @@ pub fn main() -> ExitCode {
         fingerprint,
         remote_addr: identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref()),
         git_protocol: std::env::var("GIT_PROTOCOL").ok(),
-    };
-    // No command is the greeting; a command that is not UTF-8 is refused.
-    let command = match std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.into_string()) {
-        None => String::new(),
-        Some(Ok(command)) => command,
-        Some(Err(_)) => "\u{fffd} (not UTF-8)".to_string(),
     };
     match connection.handle(&command, &mut io) {
         Action::Exit(code) => ExitCode::from(code),

@@ -48,6 +48,23 @@ pub enum SshCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disallowed(pub &'static str);
 
+impl Disallowed {
+    /// Not a command at all (the shell adds how to list the commands).
+    pub const UNKNOWN: Disallowed = Disallowed("unknown command");
+}
+
+/// Whether `line` is what a git client sends (`git-upload-pack …`, `git
+/// upload-pack …`), well-formed or not: a git client reads the answer as
+/// pkt-lines, a person reads plain text.
+pub fn is_git_command(line: &str) -> bool {
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    match (words.next(), words.next()) {
+        (Some("git"), Some(sub)) => service(&format!("git-{sub}")).is_some(),
+        (Some(verb), _) => service(verb).is_some(),
+        _ => false,
+    }
+}
+
 /// Parses a command line as sshd hands it over.
 pub fn parse(line: &str) -> Result<SshCommand, Disallowed> {
     if line.len() > MAX_LEN {
@@ -68,7 +85,7 @@ pub fn parse(line: &str) -> Result<SshCommand, Disallowed> {
                 ("git", [sub, args @ ..]) => (service(&format!("git-{sub}")), args),
                 (verb, args) => (service(verb), args),
             };
-            let service = service.ok_or(Disallowed("unknown command (try: ssh git@HOST help)"))?;
+            let service = service.ok_or(Disallowed::UNKNOWN)?;
             match args {
                 [path] => Ok(SshCommand::Git {
                     service,
@@ -189,5 +206,28 @@ mod tests {
             parse(&"x".repeat(MAX_LEN + 1)),
             Err(Disallowed("the command is longer than 4 KiB"))
         );
+    }
+
+    #[test]
+    fn git_commands_are_told_from_the_rest() {
+        for line in [
+            "git-upload-pack 'a.git'",
+            "git-receive-pack '../x'",
+            "git upload-pack",
+            "git-upload-archive a b c",
+        ] {
+            assert!(is_git_command(line), "{line}");
+        }
+        for line in [
+            "",
+            "2fa",
+            "2fa help",
+            "help",
+            "git-shell -c id",
+            "git",
+            "scp -t /tmp",
+        ] {
+            assert!(!is_git_command(line), "{line}");
+        }
     }
 }

@@ -20,6 +20,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.policy.recovery_codes, 10);
     assert_eq!(config.policy.max_failures, 10);
     assert_eq!(config.policy.lockout, 900);
+    assert_eq!(config.policy.max_git_duration, 3600);
     assert_eq!(config.tokens.default_expiry_days, 30);
     assert_eq!(config.tokens.max_expiry_days, 365);
     assert!(!config.tokens.password_for_git);
@@ -27,6 +28,11 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.totp.skew, 1);
     assert_eq!(config.web.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.ssh.listen.unwrap().to_string(), "127.0.0.1:2222");
+    // The hint names the embedded server's port.
+    assert_eq!(
+        config.ssh_hint("2fa verify"),
+        "ssh -p 2222 git@127.0.0.1 2fa verify"
+    );
 }
 
 #[test]
@@ -54,8 +60,9 @@ fn every_key_can_be_set() {
         "{MINIMAL}public_url = 'https://git.example.com:8443'\n\
          [policy]\ngit = 'all'\nrepo_owners_may_flag = false\nsession_ttl = '2h'\nbind_session = 'key'\n\
          wait_for_verify = '90s'\nusers_may_always_enforce = false\nrecovery_codes = 0\nmax_failures = 3\nlockout = '1m'\n\
+         max_git_duration = '6h'\n\
          [tokens]\ndefault_expiry_days = 7\nmax_expiry_days = 0\npassword_for_git = true\n\
-         [totp]\nissuer = 'Example Git'\nskew = 2\n[web]\nlisten = '0.0.0.0:80'\n[ssh]\nlisten = ''\n"
+         [totp]\nissuer = 'Example Git'\nskew = 2\n[web]\nlisten = '0.0.0.0:80'\n[ssh]\nlisten = ''\npublic_address = 'git@ssh.example.com:2200'\n"
     ))
     .unwrap();
     assert_eq!(config.policy.git, GitMode::All);
@@ -66,6 +73,11 @@ fn every_key_can_be_set() {
     assert_eq!(config.tokens.max_expiry_days, 0);
     assert_eq!(config.totp.issuer, "Example Git");
     assert_eq!(config.ssh.listen, None);
+    assert_eq!(config.policy.max_git_duration, 6 * 3600);
+    assert_eq!(
+        config.ssh_hint("2fa verify"),
+        "ssh -p 2200 git@ssh.example.com 2fa verify"
+    );
     assert_eq!(config.public_host(), "git.example.com");
     assert_eq!(
         config.verify_url(Some("team/my app")),
@@ -195,4 +207,31 @@ fn the_example_config_in_fixtures_parses() {
     let config = Config::load(&path).unwrap();
     assert_eq!(config.public_url, "https://git.example.com");
     assert_eq!(config.policy.git, GitMode::Flagged);
+}
+
+#[test]
+fn ssh_public_address() {
+    use crate::config::SshAddress;
+    assert_eq!(
+        SshAddress::parse("git@git.example.com:2222"),
+        Ok(SshAddress {
+            user: "git".into(),
+            host: "git.example.com".into(),
+            port: Some(2222)
+        })
+    );
+    // Port 22 is what ssh assumes: no -p.
+    assert_eq!(SshAddress::parse("git@h:22").unwrap().port, None);
+    assert_eq!(SshAddress::parse("me@[::1]:2").unwrap().host, "[::1]");
+    for bad in [
+        "git.example.com",
+        "@h",
+        "git@",
+        "git@h:0",
+        "git@h:x",
+        "g it@h",
+        "git@h;rm",
+    ] {
+        assert!(SshAddress::parse(bad).is_err(), "{bad}");
+    }
 }

@@ -670,7 +670,7 @@ fn every_refusal_names_the_repo_and_what_fixes_it() {
             "git2fa: team/app requires two-factor authentication (2FA) to push.",
             "alice has no open 2FA session.",
             "Verify at https://git.example.com/2fa/verify?repo=team/app",
-            "or run: ssh git@git.example.com 2fa verify",
+            "or run: ssh -p 2222 git@git.example.com 2fa verify",
             "then run the same git command again.",
         ]
     );

@@ -188,7 +188,14 @@ fn the_shell_refuses_a_key_id_without_its_fingerprint() {
     let (code, out) = shell(&args[..4]);
     assert_eq!(code, Some(1));
     assert!(!out.contains("Hi "), "{out}");
+    // Once the account is disabled, its key answers nothing more, not
+    // even the greeting.
+    host.git2fa(&["user", "disable", "mallory"]).ok();
+    let (code, out) = shell(&args);
+    assert_eq!(code, Some(1));
+    assert!(!out.contains("Hi "), "{out}");
     args[5] = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into();
+    host.git2fa(&["user", "enable", "mallory"]).ok();
     let (code, out) = shell(&args);
     assert_eq!(code, Some(1));
     assert!(!out.contains("Hi "), "{out}");

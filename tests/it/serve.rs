@@ -150,12 +150,43 @@ fn ssh_to_serve_is_refused_until_verified_with_ssh_then_clones_and_pushes() {
                 "Verify at http://127.0.0.1:{}/2fa/verify?repo=team/app\n",
                 s.web
             ),
-            "or run: ssh git@127.0.0.1 2fa verify\n",
+            &format!("or run: ssh -p {} git@127.0.0.1 2fa verify\n", s.ssh.port),
             "then run the same git command again.\n",
             "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch).\n",
         ],
     );
     assert!(!top.join("c1").exists());
+    // The hint works typed as printed (with this test's key and host-key
+    // options after `ssh`).
+    let hint = refused
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("or run: "))
+        .unwrap();
+    let mut words: Vec<String> = hint.split(' ').map(str::to_string).collect();
+    let options: Vec<String> = s
+        .ssh
+        .ssh_command(&s.key)
+        .split(' ')
+        .skip(1)
+        .filter(|w| !w.starts_with("-p") && *w != s.ssh.port.to_string())
+        .map(str::to_string)
+        .collect();
+    words.splice(1..1, options);
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    // (The code of the previous step: the current one is used below.)
+    let typed = run(
+        "ssh",
+        &args,
+        top,
+        &[],
+        &format!("{}\n", code(&s.secret, -1)),
+    );
+    assert!(
+        typed.stdout.starts_with("git2fa: 2FA session open until "),
+        "{typed:?}"
+    );
+    s.host.git2fa(&["session", "end", "--user", "alice"]).ok();
     let push = s.git_ssh(&s.work, &["push", &url, "main"]).fails(128);
     shows(
         &push,

@@ -99,7 +99,7 @@ fn a_flagged_repo_refuses_until_verified_and_again_after_logout() {
         "git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch).\n",
         "alice has no open 2FA session.\n",
         "Verify at https://git.example.com/2fa/verify?repo=team/app\n",
-        "or run: ssh git@git.example.com 2fa verify\n",
+        "or run: ssh -p 2222 git@git.example.com 2fa verify\n",
         "then run the same git command again.\n",
         "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch).\n",
     ] {
@@ -336,13 +336,19 @@ fn the_greeting_help_and_no_shell() {
     let shell = s.sshd.ssh(&s.key, "sh -c id", "").fails(1);
     assert_eq!(
         shell.stderr,
-        "git2fa: disallowed command: unknown command (try: ssh git@HOST help)\n"
+        "git2fa: disallowed command: unknown command (try: ssh -p 2222 git@git.example.com help)\n"
     );
-    // The ERR pkt-line comes first, as for every refusal.
-    assert_eq!(
-        shell.stdout,
-        "004dERR git2fa: disallowed command: unknown command (try: ssh git@HOST help)\n"
-    );
+    // A person reads this, not git: no pkt-line framing, the message once.
+    assert_eq!(shell.stdout, "");
+    for typed in ["2fa", "2fa help"] {
+        let run = s.sshd.ssh(&s.key, typed, "").fails(1);
+        assert_eq!(run.stdout, "", "{typed}: {run:?}");
+        assert_eq!(
+            run.stderr.matches("disallowed command").count(),
+            1,
+            "{run:?}"
+        );
+    }
     // A key nobody registered gets no session at all.
     let stranger = s.host.dir.path().join("stranger");
     keygen(&stranger);
