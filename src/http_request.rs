@@ -123,8 +123,16 @@ pub enum Authorization {
 
 /// Parses `Basic base64(user:password)`. Other schemes, bad base64, no
 /// colon, non-UTF-8 or oversized values are a bad request.
+///
+/// An empty header is no credential: web servers configured with
+/// `fastcgi_param HTTP_AUTHORIZATION $http_authorization;` (nginx) or
+/// `SetEnvIf Authorization "(.*)" HTTP_AUTHORIZATION=$1` (Apache) pass
+/// `HTTP_AUTHORIZATION=""` when the client sent none, and RFC 3875 §4.1
+/// reads an empty meta-variable as unset. An empty password is no
+/// credential either: git sends `user:` when the URL names the user and it
+/// has no password yet, and asks for one on the challenge.
 pub fn parse_authorization(header: Option<&str>) -> Result<Authorization, BadRequest> {
-    let Some(header) = header else {
+    let Some(header) = header.filter(|h| !h.trim().is_empty()) else {
         return Ok(Authorization::None);
     };
     if header.len() > MAX_AUTHORIZATION {
@@ -145,11 +153,13 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Authorization, BadReq
     let (user, password) = decoded
         .split_once(':')
         .ok_or(bad("malformed Authorization header"))?;
-    if user.is_empty()
-        || user.len() > 64
-        || password.len() > 1024
-        || decoded.chars().any(char::is_control)
-    {
+    if user.len() > 64 || password.len() > 1024 || decoded.chars().any(char::is_control) {
+        return Err(bad("malformed Authorization header"));
+    }
+    if password.is_empty() {
+        return Ok(Authorization::None);
+    }
+    if user.is_empty() {
         return Err(bad("malformed Authorization header"));
     }
     Ok(Authorization::Basic {
@@ -229,6 +239,22 @@ mod tests {
             })
         );
         assert_eq!(parse_authorization(None), Ok(Authorization::None));
+        // What web servers pass when the client sent no header, and what
+        // git sends before it has a password: no credential, not a bad
+        // request.
+        for none in [
+            String::new(),
+            " ".to_string(),
+            format!("Basic {}", STANDARD.encode("alice:")),
+            format!("Basic {}", STANDARD.encode(":")),
+        ] {
+            assert_eq!(
+                parse_authorization(Some(&none)),
+                Ok(Authorization::None),
+                "{none:?}"
+            );
+        }
+        let no_user = format!("Basic {}", STANDARD.encode(":secret"));
         let huge = format!("Basic {}", "A".repeat(MAX_AUTHORIZATION));
         let non_utf8 = format!("Basic {}", STANDARD.encode(b"\xff\xfe:pw"));
         let no_colon = format!("Basic {}", STANDARD.encode("alice"));
@@ -239,6 +265,7 @@ mod tests {
             &huge,
             &non_utf8,
             &no_colon,
+            &no_user,
         ] {
             assert_eq!(
                 parse_authorization(Some(bad)).map_err(|e| e.status),

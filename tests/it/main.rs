@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_story;
+mod apache;
 mod bad_input;
 mod browser;
 mod connection_lifetime;
@@ -26,5 +27,6 @@ mod slow_clients;
 mod ssh;
 mod sshd;
 mod web;
+mod web_configs;
 mod web_server;
 mod webdriver;

@@ -56,8 +56,21 @@ fn wait_for(what: &str, log: &Path, ready: impl Fn() -> bool) {
     }
 }
 
+/// `install/nginx-git2fa.conf`, the location block admins install.
+pub fn our_location() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("install/nginx-git2fa.conf"))
+        .unwrap()
+}
+
 impl Nginx {
     pub fn start(host: &Host) -> Nginx {
+        Nginx::start_with(host, &our_location())
+    }
+
+    /// nginx serving `location`, an nginx config block written for
+    /// `/usr/local/bin/git2fa-http`, `/etc/git2fa/config.toml` and
+    /// fcgiwrap on `unix:/run/fcgiwrap.socket`, as admins write it.
+    pub fn start_with(host: &Host, location: &str) -> Nginx {
         let dir = host.dir.path().join("nginx");
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("fcgiwrap.sock");
@@ -77,23 +90,20 @@ impl Nginx {
             .local_addr()
             .unwrap()
             .port();
-        let location = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("install/nginx-git2fa.conf"),
-        )
-        .unwrap()
-        .replace("/usr/local/bin/git2fa-http", HTTP_BIN)
-        .replace(
-            "/etc/git2fa/config.toml",
-            &host.config.display().to_string(),
-        )
-        .replace(
-            "unix:/run/fcgiwrap.socket",
-            &format!("unix:{}", socket.display()),
-        )
-        .replace(
-            "include fastcgi_params;",
-            "include /etc/nginx/fastcgi_params;",
-        );
+        let location = location
+            .replace("/usr/local/bin/git2fa-http", HTTP_BIN)
+            .replace(
+                "/etc/git2fa/config.toml",
+                &host.config.display().to_string(),
+            )
+            .replace(
+                "unix:/run/fcgiwrap.socket",
+                &format!("unix:{}", socket.display()),
+            )
+            .replace(
+                "include fastcgi_params;",
+                "include /etc/nginx/fastcgi_params;",
+            );
         let error_log = dir.join("error.log");
         let user = if unix_user() == "root" {
             "user root;"

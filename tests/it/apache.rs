@@ -1,0 +1,152 @@
+//! A real Apache httpd (Debian's `apache2`) on a free loopback port with
+//! mod_cgi, configured as git-http-backend(1) says, with `git2fa-http` in
+//! place of `git http-backend`. Apache will not run CGI programs as root, so
+//! the host's files are handed to `www-data`, the account Debian runs
+//! Apache as, once they are set up; from then on the test runs the admin
+//! CLI as that account too.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{BIN, HTTP_BIN, Host, Run, e2e_available, unix_user};
+
+/// Debian's account for Apache.
+pub const WWW_DATA: u32 = 33;
+
+pub struct Apache {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, killpg};
+        let _ = killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+pub fn available() -> bool {
+    e2e_available(
+        Path::new("/usr/sbin/apache2").exists(),
+        "/usr/sbin/apache2",
+        "apache2",
+    ) && e2e_available(
+        unix_user() == "root",
+        "root (to hand the test host to www-data, as Apache runs CGI programs)",
+        "(none: run the tests as root)",
+    )
+}
+
+/// The modules git-http-backend(1) names (mod_cgi, mod_alias, mod_env),
+/// and what any Apache needs beside them.
+const MODULES: &[&str] = &[
+    "mpm_prefork",
+    "authz_core",
+    "alias",
+    "env",
+    "setenvif",
+    "cgi",
+];
+
+impl Apache {
+    /// Starts Apache with `site`, an Apache config block written for
+    /// `/usr/local/bin/git2fa-http` and `/etc/git2fa/config.toml`, after
+    /// handing the host's directory to www-data.
+    pub fn start(host: &Host, site: &str) -> Apache {
+        let dir = host.dir.path().join("apache");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A copy of the CGI inside the host's directory: the build
+        // directory may be out of www-data's reach.
+        let cgi = host.dir.path().join("git2fa-http");
+        std::fs::copy(HTTP_BIN, &cgi).unwrap();
+        // What Apache's CGI reads and writes becomes www-data's; the rest
+        // (a work tree the test runs git in as root) stays as it is.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(host.dir.path(), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let status = Command::new("chown")
+            .args(["-R", "www-data:www-data"])
+            .args([&host.root, &host.data, &host.config, &dir, &cgi])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let modules: String = MODULES
+            .iter()
+            .map(|m| format!("LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"))
+            .collect();
+        let site = site
+            .replace("/usr/local/bin/git2fa-http", &cgi.display().to_string())
+            .replace(
+                "/etc/git2fa/config.toml",
+                &host.config.display().to_string(),
+            );
+        let log = dir.join("error.log");
+        let config = dir.join("httpd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "ServerRoot /etc/apache2\nServerName 127.0.0.1\n{modules}\
+                 Listen 127.0.0.1:{port}\nPidFile {pid}\nErrorLog {log}\nLogLevel info\n\
+                 User www-data\nGroup www-data\nMutex file:{dir}\n\
+                 DocumentRoot {dir}\n{site}\n",
+                pid = dir.join("httpd.pid").display(),
+                log = log.display(),
+                dir = dir.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/apache2")
+            .args(["-DFOREGROUND", "-f"])
+            .arg(&config)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "apache2 did not start:\n{}{}",
+                std::fs::read_to_string(dir.join("stderr")).unwrap_or_default(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Apache { child, port }
+    }
+}
+
+/// `git2fa ARGS` as www-data, who owns the store once Apache runs.
+pub fn git2fa_as_www_data(host: &Host, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&host.config)
+        .args(args)
+        .env_remove("GIT2FA_CONFIG")
+        .uid(WWW_DATA)
+        .gid(WWW_DATA)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
