@@ -649,6 +649,22 @@ impl Store {
             tx.commit()?;
             return Ok(AttemptOutcome::Accepted { session_id });
         }
+        if matched {
+            // A right code of a step or a recovery code already used: an
+            // honest user typing the code they just used, or someone who
+            // saw it. It proves nothing either way, so it is refused
+            // without counting towards the lock.
+            let failures: i64 = tx.query_row(
+                "SELECT failures FROM users WHERE id = ?1",
+                [user_id],
+                |row| row.get(0),
+            )?;
+            tx.commit()?;
+            return Ok(AttemptOutcome::Replayed {
+                failures,
+                locked_until: None,
+            });
+        }
         let (failures, locked_until): (i64, Option<i64>) = tx.query_row(
             "UPDATE users SET failures = failures + 1,
                  locked_until = CASE WHEN failures + 1 >= ?1 THEN ?2 ELSE NULL END
@@ -661,16 +677,9 @@ impl Store {
             tx.execute("UPDATE users SET failures = 0 WHERE id = ?1", [user_id])?;
         }
         tx.commit()?;
-        Ok(if matched {
-            AttemptOutcome::Replayed {
-                failures,
-                locked_until,
-            }
-        } else {
-            AttemptOutcome::Wrong {
-                failures,
-                locked_until,
-            }
+        Ok(AttemptOutcome::Wrong {
+            failures,
+            locked_until,
         })
     }
 

@@ -71,6 +71,20 @@ pub fn format_utc(unix: i64) -> String {
     )
 }
 
+/// RFC 3339 in UTC, one word: `2026-11-27T11:12:10Z` (what the admin CLI
+/// prints in its one-line-per-row listings).
+pub fn format_rfc3339(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).
 ///
 /// The era-based method from Howard Hinnant's "chrono-Compatible Low-Level

@@ -15,7 +15,7 @@ use crate::repo_path::{self, RepoPath, RepoPathError};
 use crate::repo_policy::{self, PushedRefs, RepoPolicy, Require};
 use crate::sshkey::PublicKey;
 use crate::store::{AuditFilter, AuditRecord, Store, StoreError, User};
-use crate::time::{format_duration, format_utc, now};
+use crate::time::{format_duration, format_rfc3339, format_utc, now};
 use crate::token;
 use crate::twofactor::{self, Origin, Verified};
 
@@ -350,13 +350,16 @@ fn user(config: &Config, command: UserCommand) -> Outcome {
                 plural(reset.tokens_revoked, "token") + " revoked"
             };
             let sessions = plural(reset.sessions_ended, "2FA session") + " ended";
-            admin_audit(
-                &mut store,
-                Some(&name),
-                None,
-                "reset-2fa",
-                &format!("admin; {sessions}; {tokens}"),
-            )?;
+            store.append_audit(&AuditRecord {
+                at: now(),
+                user: Some(name.clone()),
+                transport: Transport::Cli.as_str().into(),
+                action: "reset-2fa".into(),
+                outcome: "ok".into(),
+                reason: "admin".into(),
+                detail: Some(format!("{}; {sessions}, {tokens}", operator())),
+                ..AuditRecord::default()
+            })?;
             println!(
                 "removed 2FA from {name}: secret and recovery codes are gone; {sessions}; {tokens}"
             );
@@ -418,7 +421,7 @@ fn user_line(user: &User, now: i64) -> String {
     }
     let mut line = format!("{} {}", user.name, flags.join(" "));
     if let Some(until) = user.locked_until.filter(|&u| u > now) {
-        line += &format!(" locked-until={}", format_utc(until).replace(' ', "T"));
+        line += &format!(" locked-until={}", format_rfc3339(until));
     }
     line
 }
@@ -632,12 +635,8 @@ fn token_line(token: &crate::store::Token, now: i64) -> String {
         } else {
             ""
         },
-        token
-            .expires_at
-            .map_or("never".into(), |at| format_utc(at).replace(' ', "T")),
-        token
-            .last_used_at
-            .map_or("never".into(), |at| format_utc(at).replace(' ', "T")),
+        token.expires_at.map_or("never".into(), format_rfc3339),
+        token.last_used_at.map_or("never".into(), format_rfc3339),
     )
 }
 
@@ -718,9 +717,9 @@ fn session(config: &Config, command: SessionCommand) -> Outcome {
                     "session #{} {} opened {} via {} until {}",
                     s.id,
                     s.user,
-                    format_utc(s.created_at).replace(' ', "T"),
+                    format_rfc3339(s.created_at),
                     s.opened_via,
-                    format_utc(s.expires_at).replace(' ', "T")
+                    format_rfc3339(s.expires_at)
                 );
                 if let Some(key) = s.key_id {
                     line += &format!(" key=#{key}");
@@ -910,7 +909,7 @@ fn audit(config: &Config, user: Option<String>, repo: Option<String>, limit: u32
     for (id, r) in rows {
         let mut line = format!(
             "#{id} {} {} {} {} {} {}",
-            format_utc(r.at).replace(' ', "T"),
+            format_rfc3339(r.at),
             r.transport,
             r.user.as_deref().unwrap_or("-"),
             r.action,

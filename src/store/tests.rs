@@ -127,10 +127,12 @@ fn a_totp_step_is_accepted_once() {
     let again = store
         .record_attempt(id, totp(step), NOW, LOCK, Some(&session()))
         .unwrap();
+    // The code just used, typed again (an honest mistake): refused, and
+    // not counted towards the lock.
     assert_eq!(
         again,
         AttemptOutcome::Replayed {
-            failures: 1,
+            failures: 0,
             locked_until: None
         }
     );
@@ -138,7 +140,23 @@ fn a_totp_step_is_accepted_once() {
     let older = store
         .record_attempt(id, totp(step - 1), NOW, LOCK, None)
         .unwrap();
-    assert!(matches!(older, AttemptOutcome::Replayed { .. }));
+    assert!(matches!(
+        older,
+        AttemptOutcome::Replayed { failures: 0, .. }
+    ));
+    // Many of them lock nothing.
+    for _ in 0..LOCK.max_failures + 1 {
+        let again = store
+            .record_attempt(id, totp(step), NOW, LOCK, None)
+            .unwrap();
+        assert!(matches!(
+            again,
+            AttemptOutcome::Replayed {
+                locked_until: None,
+                ..
+            }
+        ));
+    }
     let next = store
         .record_attempt(id, totp(step + 1), NOW + 30, LOCK, None)
         .unwrap();

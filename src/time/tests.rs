@@ -44,3 +44,9 @@ fn utc_dates_match_known_instants() {
     assert_eq!(format_utc(20_000_000_000), "2603-10-11 11:33:20 UTC");
     assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
 }
+
+#[test]
+fn rfc3339_is_one_word() {
+    assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(format_rfc3339(1_795_000_330), "2026-11-18T11:12:10Z");
+}

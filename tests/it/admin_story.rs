@@ -149,13 +149,14 @@ fn the_whole_story() {
         "000000"
     };
     let first = host.git2fa(&["verify", "alice", wrong]).fails(1);
-    // The replay above was the first failure.
+    // The replay above was not counted: it proves nothing.
     assert!(
         first
             .stderr
-            .contains("wrong code for alice; 1 more wrong codes lock the account"),
+            .contains("wrong code for alice; 2 more wrong codes lock the account"),
         "{first:?}"
     );
+    host.git2fa(&["verify", "alice", wrong]).fails(1);
     let locked = host.git2fa(&["verify", "alice", wrong]).fails(1);
     assert!(
         locked
@@ -327,8 +328,16 @@ fn the_whole_story() {
         .git2fa(&["audit", "--user", "alice", "--limit", "100"])
         .ok();
     let rows: Vec<&str> = audit.stdout.lines().collect();
+    // Times are one RFC 3339 word (they once read `…T11:12:10TUTC`).
+    for row in &rows {
+        let at = row.split(' ').nth(1).unwrap();
+        assert!(
+            at.len() == 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'),
+            "{row}"
+        );
+    }
     let verify_rows: Vec<&&str> = rows.iter().filter(|r| r.contains(" verify ")).collect();
-    assert_eq!(verify_rows.len(), 7, "{}", audit.stdout);
+    assert_eq!(verify_rows.len(), 8, "{}", audit.stdout);
     let outcomes: Vec<&str> = verify_rows
         .iter()
         .rev()
@@ -336,7 +345,7 @@ fn the_whole_story() {
         .collect();
     assert_eq!(
         outcomes,
-        ["ok", "fail", "fail", "fail", "fail", "ok", "fail"],
+        ["ok", "fail", "fail", "fail", "fail", "fail", "ok", "fail"],
         "{}",
         audit.stdout
     );
@@ -350,6 +359,7 @@ fn the_whole_story() {
         [
             "totp",
             "replayed-totp",
+            "wrong-totp",
             "wrong-totp",
             "wrong-totp",
             "locked",
