@@ -70,8 +70,8 @@ impl From<crate::twofactor::TwoFactorError> for Failure {
     max_term_width = 100
 )]
 pub struct Cli {
-    /// The configuration file [default: $GIT2FA_CONFIG, else /etc/git2fa/config.toml]
-    #[arg(long, global = true, value_name = "PATH")]
+    /// The configuration file [default: $GIT2FA_CONFIG, else /etc/git2fa/config.toml]; before the command
+    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -97,14 +97,21 @@ pub enum Command {
     #[command(subcommand)]
     Session(SessionCommand),
     /// Open a 2FA session for a user with a TOTP or recovery code
-    Verify { user: String, code: String },
+    Verify {
+        /// The user to open a session for
+        user: String,
+        /// A code from the user's authenticator app (6 digits) or a recovery code (XXXX-XXXX-XXXX)
+        code: String,
+    },
     /// Print the decision for a user, repository and operation, and the rule behind it
     Explain(ExplainArgs),
     /// Print audit rows, newest first
     Audit {
-        #[arg(long)]
+        /// Only rows about this user
+        #[arg(long, value_name = "NAME")]
         user: Option<String>,
-        #[arg(long)]
+        /// Only rows about this repository
+        #[arg(long, value_name = "REPO")]
         repo: Option<String>,
         /// How many rows at most
         #[arg(long, default_value_t = 50)]
@@ -140,6 +147,7 @@ pub enum Command {
     },
     /// Install the git2fa hooks into every bare repository under ROOT (keeping and chaining existing hooks)
     InstallHooks {
+        /// The directory to search for bare repositories (usually repos_root)
         root: PathBuf,
         /// Take the git2fa hooks out and put back what was there
         #[arg(long)]
@@ -167,7 +175,9 @@ pub struct InitArgs {
 pub enum UserCommand {
     /// Add a user (the password is read from a prompt, or stdin with --password-stdin)
     Add {
+        /// The user name (letters, digits, . _ -)
         name: String,
+        /// Read the password from the first line of stdin instead of a prompt
         #[arg(long)]
         password_stdin: bool,
         /// May use the admin pages of the web page
@@ -177,14 +187,24 @@ pub enum UserCommand {
     /// List users
     List,
     /// Show one user
-    Show { name: String },
+    Show {
+        /// The user
+        name: String,
+    },
     /// Disable a user: every git operation is refused
-    Disable { name: String },
+    Disable {
+        /// The user
+        name: String,
+    },
     /// Enable a disabled user
-    Enable { name: String },
-    /// Remove a user's 2FA: secret, recovery codes and sessions
+    Enable {
+        /// The user
+        name: String,
+    },
+    /// Remove a user's 2FA (the lost-phone procedure): secret, recovery codes, sessions and tokens
     #[command(name = "reset-2fa")]
     Reset2fa {
+        /// The user
         name: String,
         /// Keep the user's tokens (by default they are revoked with the rest)
         #[arg(long)]
@@ -192,7 +212,9 @@ pub enum UserCommand {
     },
     /// Set a user's password
     SetPassword {
+        /// The user
         name: String,
+        /// Read the password from the first line of stdin instead of a prompt
         #[arg(long)]
         password_stdin: bool,
         /// Print a one-time link (valid 24 hours) where the user sets it
@@ -200,29 +222,48 @@ pub enum UserCommand {
         link: bool,
     },
     /// Enrol a user now; prints the otpauth:// URI and the recovery codes
-    Enroll { name: String },
+    Enroll {
+        /// The user
+        name: String,
+    },
     /// Clear a user's failure counter and lock
-    Unlock { name: String },
+    Unlock {
+        /// The user
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// Register an OpenSSH public key from FILE (or - for stdin)
-    Add { user: String, file: PathBuf },
+    Add {
+        /// The user the key belongs to
+        user: String,
+        /// The public key file (ssh-ed25519 AAAA… comment), or - for stdin
+        file: PathBuf,
+    },
     /// List keys, of one user or all
-    List { user: Option<String> },
+    List {
+        /// Only this user's keys
+        user: Option<String>,
+    },
     /// Remove a key by id
-    Remove { id: i64 },
+    Remove {
+        /// The key's id, as `key list` shows it (#ID)
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it, once
     Create {
+        /// The user the token acts as
         user: String,
         /// A repository pattern the token is valid for (team/app, team/*); repeatable
         #[arg(long = "repo", required = true, value_name = "PATTERN")]
         repos: Vec<String>,
+        /// What the token may do
         #[arg(long, value_enum)]
         perm: PermArg,
         /// Days until it expires (0: never, when max_expiry_days = 0)
@@ -238,9 +279,15 @@ pub enum TokenCommand {
         without_2fa: bool,
     },
     /// List tokens, of one user or all
-    List { user: Option<String> },
+    List {
+        /// Only this user's tokens
+        user: Option<String>,
+    },
     /// Revoke a token by id
-    Revoke { id: i64 },
+    Revoke {
+        /// The token's id, as `token list` shows it (#ID)
+        id: i64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -252,10 +299,15 @@ pub enum PermArg {
 #[derive(Subcommand)]
 pub enum RepoCommand {
     /// Show a repository's policy
-    Show { repo: String },
+    Show {
+        /// The repository, as below repos_root (team/app)
+        repo: String,
+    },
     /// Require 2FA (for pushes, or every operation) in the repository's git2fa.toml
     Flag {
+        /// The repository, as below repos_root (team/app)
         repo: String,
+        /// push: pushes need 2FA; all: every clone, fetch and push
         #[arg(long, value_enum, default_value = "push")]
         require: RequireArg,
         /// With push: only these refs need 2FA (refs/heads/main, refs/tags/v*); repeatable
@@ -263,7 +315,10 @@ pub enum RepoCommand {
         refs: Vec<String>,
     },
     /// Set require = "off" in the repository's git2fa.toml
-    Unflag { repo: String },
+    Unflag {
+        /// The repository, as below repos_root (team/app)
+        repo: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -275,20 +330,28 @@ pub enum RequireArg {
 #[derive(Subcommand)]
 pub enum SessionCommand {
     /// List open 2FA sessions, of one user or all
-    List { user: Option<String> },
+    List {
+        /// Only this user's sessions
+        user: Option<String>,
+    },
     /// End a session by id, or every session of --user
     End {
+        /// The session's id, as `session list` shows it
         #[arg(required_unless_present = "user", conflicts_with = "user")]
         id: Option<i64>,
-        #[arg(long)]
+        /// End every session of this user
+        #[arg(long, value_name = "NAME")]
         user: Option<String>,
     },
 }
 
 #[derive(Args)]
 pub struct ExplainArgs {
+    /// The user
     pub user: String,
+    /// The repository, as below repos_root (team/app)
     pub repo: String,
+    /// The operation: read (clone, fetch) or write (push)
     #[arg(value_enum)]
     pub op: OpArg,
     /// The ref a push updates; repeatable
@@ -309,6 +372,38 @@ pub struct ExplainArgs {
 pub enum OpArg {
     Read,
     Write,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `--help` describes every argument of every command, and `demo`,
+    /// which makes its own config, does not offer `--config`.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        walk(&cli, "git2fa", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:?}");
+        let demo = cli.find_subcommand("demo").unwrap();
+        assert!(demo.get_arguments().all(|a| a.get_id() != "config"));
+    }
 }
 
 /// Runs the CLI with the process's arguments.

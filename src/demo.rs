@@ -16,8 +16,10 @@ use crate::sshkey;
 use crate::store::Store;
 use crate::time::now;
 
-pub const USER: &str = "demo";
-pub const REPO: &str = "demo";
+/// The demo user and repository: two names, so that messages read well
+/// ("hello requires 2FA … alice has not set up 2FA").
+pub const USER: &str = "alice";
+pub const REPO: &str = "hello";
 
 pub struct Options {
     /// Keep everything here instead of a directory removed at the end.
@@ -69,6 +71,7 @@ fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
     let config = write_config(dir, web_addr, ssh_addr)?;
     let password = set_up_store(&config, dir)?;
     make_repo(&config)?;
+    install_hooks(&config)?;
     let host_key = serve::ssh::host_key(&config.data_dir)?;
     std::fs::write(
         dir.join("known_hosts"),
@@ -199,7 +202,7 @@ fn make_repo(config: &Config) -> Result<(), String> {
     let files = [
         (
             "README.md",
-            "# demo\n\nA repository that needs 2FA for every git operation.\n",
+            "# hello\n\nA repository that needs 2FA for every git operation.\n",
             "Add a README",
         ),
         (
@@ -228,6 +231,18 @@ fn make_repo(config: &Config) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The git2fa hooks in the demo's repository, as on a real host (so that
+/// `git2fa check` passes there too). `cargo run -- demo` builds only
+/// `git2fa`, which is then the hook itself (see `src/bin/git2fa.rs`).
+fn install_hooks(config: &Config) -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find my binary: {e}"))?;
+    let hook_bin = me.with_file_name("git2fa-hook");
+    let hook_bin = if hook_bin.is_file() { hook_bin } else { me };
+    crate::install::install(&config.repos_root, &hook_bin, &config.path)
+        .map(|_| ())
+        .map_err(|e| format!("installing the hooks: {e}"))
 }
 
 /// What the demo prints. Lines that start with `  $ ` are commands to run

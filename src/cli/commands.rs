@@ -27,6 +27,12 @@ pub fn run(cli: Cli) -> Outcome {
         return init(&config_path, args);
     }
     if let Command::Demo { dir, web, ssh } = cli.command {
+        // The demo writes a config of its own; one given would be ignored.
+        if cli.config.is_some() {
+            return Err(Failure::usage(
+                "demo makes its own configuration (in --dir, or a throwaway directory); leave out --config",
+            ));
+        }
         return crate::demo::run(crate::demo::Options { dir, web, ssh }).map_err(Failure::usage);
     }
     if let Command::AuthorizedKeys {
@@ -1041,8 +1047,8 @@ fn check(config: &Config) -> Outcome {
         Ok(())
     } else {
         Err(Failure::refused(format!(
-            "{} problems found",
-            problems.len()
+            "{} found",
+            plural(problems.len(), "problem")
         )))
     }
 }

@@ -80,8 +80,8 @@ fn following_the_demo_s_instructions_ends_with_a_clone() {
     // 1. The clone is refused, and says where to go.
     let refused = sh(commands[0], &work, &home, "").fails(128);
     for line in [
-        "fatal: remote error: git2fa: demo requires two-factor authentication (2FA) to read (clone, fetch).",
-        "demo has not set up 2FA yet.",
+        "fatal: remote error: git2fa: hello requires two-factor authentication (2FA) to read (clone, fetch).",
+        "alice has not set up 2FA yet.",
         &format!("Set it up at {web}/2fa/setup"),
     ] {
         assert!(refused.stderr.contains(line), "{line:?}:\n{refused:?}");
@@ -116,11 +116,11 @@ fn following_the_demo_s_instructions_ends_with_a_clone() {
     // password given where git asks for it.
     sh(commands[1], &work, &home, "").ok();
     assert!(
-        std::fs::read_to_string(work.join("demo/README.md"))
+        std::fs::read_to_string(work.join("hello/README.md"))
             .unwrap()
-            .starts_with("# demo")
+            .starts_with("# hello")
     );
-    let log = run("git", &["log", "--oneline"], &work.join("demo"), &home, "").ok();
+    let log = run("git", &["log", "--oneline"], &work.join("hello"), &home, "").ok();
     assert_eq!(log.stdout.lines().count(), 3, "{log:?}");
     let askpass = top.path().join("askpass");
     std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n")).unwrap();
@@ -133,7 +133,51 @@ fn following_the_demo_s_instructions_ends_with_a_clone() {
         ("GIT_ASKPASS", askpass.display().to_string()),
     ];
     sh(commands[2], &work, &env, "").ok();
-    assert!(work.join("demo-http/README.md").exists());
+    assert!(work.join("hello-http/README.md").exists());
+    // A push goes through the demo's hooks too.
+    let clone = work.join("hello");
+    std::fs::write(clone.join("NOTES.md"), "pushed through the demo\n").unwrap();
+    let identity = [
+        home[0].clone(),
+        ("GIT_AUTHOR_NAME", "alice".to_string()),
+        ("GIT_AUTHOR_EMAIL", "alice@example.com".to_string()),
+        ("GIT_COMMITTER_NAME", "alice".to_string()),
+        ("GIT_COMMITTER_EMAIL", "alice@example.com".to_string()),
+    ];
+    run(
+        "git",
+        &["commit", "--quiet", "-am", "notes"],
+        &clone,
+        &identity,
+        "",
+    )
+    .ok();
+    let ssh_command = commands[1]
+        .strip_prefix("GIT_SSH_COMMAND=\"")
+        .and_then(|c| c.split('"').next())
+        .unwrap()
+        .to_string();
+    run(
+        "git",
+        &["push", "--quiet", "origin", "main"],
+        &clone,
+        &[home[0].clone(), ("GIT_SSH_COMMAND", ssh_command)],
+        "",
+    )
+    .ok();
+    // The demo's host is a sound host: `git2fa check` finds nothing wrong.
+    let check = run(
+        BIN,
+        &[
+            "--config",
+            &dir.join("config.toml").display().to_string(),
+            "check",
+        ],
+        top.path(),
+        &[],
+        "",
+    );
+    assert_eq!(check.code, 0, "{check:?}");
 
     // 4. A session opened from the terminal (with the recovery code, as
     // the code of this 30-second step is spent).

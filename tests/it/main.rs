@@ -22,6 +22,7 @@ mod nginx;
 mod planted_links;
 mod properties;
 mod races;
+mod readme;
 mod serve;
 mod slow_clients;
 mod ssh;
