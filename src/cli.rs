@@ -374,6 +374,31 @@ pub enum OpArg {
     Write,
 }
 
+/// Runs the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The servers say what they listen on and when they stop.
+    init_logging(match cli.command {
+        Command::Serve | Command::Demo { .. } => "warn,git2fa=info",
+        _ => "warn",
+    });
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("git2fa: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Log lines go to stderr; `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
+pub fn init_logging(default: &str) {
+    let env = env_logger::Env::default().filter_or("GIT2FA_LOG", default);
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp(None)
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,29 +429,4 @@ mod tests {
         let demo = cli.find_subcommand("demo").unwrap();
         assert!(demo.get_arguments().all(|a| a.get_id() != "config"));
     }
-}
-
-/// Runs the CLI with the process's arguments.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // The servers say what they listen on and when they stop.
-    init_logging(match cli.command {
-        Command::Serve | Command::Demo { .. } => "warn,git2fa=info",
-        _ => "warn",
-    });
-    match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("git2fa: {}", failure.message);
-            ExitCode::from(failure.code)
-        }
-    }
-}
-
-/// Log lines go to stderr; `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
-pub fn init_logging(default: &str) {
-    let env = env_logger::Env::default().filter_or("GIT2FA_LOG", default);
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp(None)
-        .try_init();
 }
