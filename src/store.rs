@@ -552,6 +552,16 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// How many of the user's recovery codes are not used yet.
+    pub fn recovery_codes_left(&self, user_id: i64) -> Result<usize> {
+        let left: i64 = self.conn.query_row(
+            "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+            [user_id],
+            |row| row.get(0),
+        )?;
+        Ok(usize::try_from(left).unwrap_or(0))
+    }
+
     /// Removes 2FA from a user: secret, recovery codes, counters, and ends
     /// every open session; with `revoke_tokens`, revokes every token still
     /// usable too (`user reset-2fa`: a token carries the second factor it

@@ -42,14 +42,21 @@ pub fn login_form(cx: &mut Context, error: Option<&str>) -> Response {
         .unwrap_or("")
         .to_string();
     let message = error.map(|e| notice("error", e)).unwrap_or_default();
+    // After a failed log-in the name stays; the password is typed again.
+    let typed = if error.is_some() {
+        cx.request.field("user").trim().to_string()
+    } else {
+        String::new()
+    };
     let body = format!(
         "{message}<form method=\"post\" action=\"/login\" class=\"card\">{csrf}\
          <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <label for=\"user\">User name</label><input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" required autofocus>\
+         <label for=\"user\">User name</label><input type=\"text\" id=\"user\" name=\"user\" value=\"{typed}\" autocomplete=\"username\" required autofocus>\
          <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
          <button type=\"submit\">Log in</button></form>",
         csrf = csrf_field(&csrf),
-        next = esc(&next)
+        next = esc(&next),
+        typed = esc(&typed)
     );
     let status = if error.is_some() { 401 } else { 200 };
     page(cx, "Log in", &body).with_status(status)

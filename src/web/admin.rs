@@ -1,6 +1,6 @@
 //! Admin pages: users (disable, enable, reset 2FA, unlock) and the audit log.
 
-use super::html::{csrf_field, esc, notice, page};
+use super::html::{csrf_field, esc, notice, page, table, when};
 use super::page::{Context, Response, guard};
 use crate::store::AuditFilter;
 use crate::time::format_utc;
@@ -21,7 +21,7 @@ pub fn users(cx: &mut Context, message: Option<String>) -> Response {
         Ok(users) => users,
         Err(e) => return cx.unavailable(&e),
     };
-    let rows: String = users
+    let rows: Vec<Vec<String>> = users
         .iter()
         .map(|u| {
             let button = |action: &str, label: &str| {
@@ -40,17 +40,25 @@ pub fn users(cx: &mut Context, message: Option<String>) -> Response {
             if u.locked_until.is_some_and(|t| t > cx.now) || u.failures > 0 {
                 actions += &button("unlock", "Unlock");
             }
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
+            vec![
                 esc(&u.name),
-                if u.enabled { "enabled" } else { "disabled" },
-                if u.is_enrolled() { "enrolled" } else { "not enrolled" },
-                u.locked_until.filter(|&t| t > cx.now).map_or(String::new(), |t| format!("locked until {}", esc(&format_utc(t)))),
-            )
+                if u.enabled { "enabled" } else { "disabled" }.to_string(),
+                if u.is_enrolled() { "enrolled" } else { "not enrolled" }.to_string(),
+                u.locked_until
+                    .filter(|&t| t > cx.now)
+                    .map_or("not locked".into(), |t| format!("locked until {}", when(format_utc(t)))),
+                actions,
+            ]
         })
         .collect();
     let body = format!(
-        "{message}<table id=\"users\"><tr><th>User</th><th>Account</th><th>2FA</th><th>Lock</th><th></th></tr>{rows}</table>",
+        "{message}{}",
+        table(
+            "users",
+            &["User", "Account", "2FA", "Lock", ""],
+            &rows,
+            "There are no users yet."
+        ),
         message = message.unwrap_or_default()
     );
     page(cx, "Users", &body)
@@ -118,29 +126,44 @@ pub fn audit(cx: &mut Context) -> Response {
         Ok(rows) => rows,
         Err(e) => return cx.unavailable(&e),
     };
-    let table: String = rows
+    let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|(id, r)| {
-            format!(
-                "<tr><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&format_utc(r.at)),
+            vec![
+                id.to_string(),
+                when(format_utc(r.at)),
                 esc(r.user.as_deref().unwrap_or("")),
                 esc(&r.transport),
                 esc(&r.action),
                 esc(r.repo.as_deref().unwrap_or("")),
                 esc(&r.outcome),
                 esc(&r.reason),
-                esc(r.remote_addr.as_deref().unwrap_or(""))
-            )
+                esc(r.remote_addr.as_deref().unwrap_or("")),
+            ]
         })
         .collect();
     let body = format!(
         "<form method=\"get\" action=\"/2fa/admin/audit\" class=\"card\"><label for=\"user\">User</label>\
          <input type=\"text\" id=\"user\" name=\"user\" value=\"{}\"><label for=\"repo\">Repository</label>\
-         <input type=\"text\" id=\"repo\" name=\"repo\" value=\"{}\"><button type=\"submit\">Filter</button></form>\
-         <table id=\"audit\"><tr><th>#</th><th>When</th><th>User</th><th>Via</th><th>What</th><th>Repository</th><th>Result</th><th>Why</th><th>From</th></tr>{table}</table>",
+         <input type=\"text\" id=\"repo\" name=\"repo\" value=\"{}\"><button type=\"submit\">Filter</button></form>{}",
         esc(filter.user.as_deref().unwrap_or("")),
-        esc(filter.repo.as_deref().unwrap_or(""))
+        esc(filter.repo.as_deref().unwrap_or("")),
+        table(
+            "audit",
+            &[
+                "#",
+                "When",
+                "User",
+                "Via",
+                "What",
+                "Repository",
+                "Result",
+                "Why",
+                "From"
+            ],
+            &rows,
+            "No audit rows match."
+        )
     );
     page(cx, "Audit log", &body)
 }

@@ -42,6 +42,7 @@ pub fn bare_page(title: &str, body: &str) -> String {
 /// (closed in a 2FA session, open otherwise) and log-out.
 pub fn page(cx: &mut Context, title: &str, body: &str) -> Response {
     let mut menu = String::new();
+    let mut status = String::new();
     if let Some(user) = cx.user.clone() {
         let csrf = cx.csrf().unwrap_or_default();
         let full = user.is_enrolled() && cx.session.as_ref().is_some_and(|s| s.code_at.is_some());
@@ -66,18 +67,24 @@ pub fn page(cx: &mut Context, title: &str, body: &str) -> Response {
                 "<a class=\"padlock open\" href=\"/2fa/setup\" title=\"2FA is not set up\">{OPEN} Set up 2FA</a>"
             ),
         };
-        menu += &format!(
-            "<span class=\"spacer\"></span>{padlock}<span class=\"who\">{name}</span>\
-             <form method=\"post\" action=\"/logout\" class=\"inline\">{csrf}<button class=\"link\">Log out</button></form>",
+        status = format!(
+            "<div class=\"status\">{padlock}<span class=\"who\">{name}</span>\
+             <form method=\"post\" action=\"/logout\" class=\"inline\">{csrf}<button class=\"link\">Log out</button></form></div>",
             name = esc(&user.name),
             csrf = csrf_field(&csrf)
         );
     }
+    // The menu only when it has links: a row of its own on a phone.
+    let nav = if menu.is_empty() {
+        String::new()
+    } else {
+        format!("<nav>{menu}</nav>")
+    };
     Response::html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} - git2fa</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
-         <body><header><a class=\"brand\" href=\"/2fa\">git2fa</a><nav>{menu}</nav></header>\
+         <body><header><a class=\"brand\" href=\"/2fa\">git2fa</a>{nav}{status}</header>\
          <main><h1>{title}</h1>{body}</main></body></html>",
         title = esc(title)
     ))
@@ -88,6 +95,40 @@ const CLOSED: &str = "<svg class=\"lock\" viewBox=\"0 0 16 16\" aria-hidden=\"tr
      d=\"M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7zm2 0h4V5a2 2 0 0 0-4 0z\"/></svg>";
 const OPEN: &str = "<svg class=\"lock\" viewBox=\"0 0 16 16\" aria-hidden=\"true\"><path fill=\"currentColor\" \
      d=\"M4 7V5a4 4 0 0 1 8 0h-2a2 2 0 0 0-4 0v2h7v8H3V7z\"/></svg>";
+
+/// A table of `rows` (cells of HTML, escaped by the caller) under
+/// `columns`. Each cell carries its column's name, so that on a phone every
+/// row shows as a card of labelled lines instead of a table wider than the
+/// screen. With no rows, `empty` is said instead.
+pub fn table(id: &str, columns: &[&str], rows: &[Vec<String>], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("<p class=\"empty\" id=\"{id}\">{}</p>", esc(empty));
+    }
+    let head: String = columns
+        .iter()
+        .map(|c| format!("<th>{}</th>", esc(c)))
+        .collect();
+    let body: String = rows
+        .iter()
+        .map(|row| {
+            let cells: String = row
+                .iter()
+                .zip(columns)
+                .map(|(cell, column)| match *column {
+                    "" => format!("<td class=\"actions\">{cell}</td>"),
+                    column => format!("<td data-label=\"{}\">{cell}</td>", esc(column)),
+                })
+                .collect();
+            format!("<tr>{cells}</tr>")
+        })
+        .collect();
+    format!("<table id=\"{id}\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+}
+
+/// A time, escaped, kept on one line.
+pub fn when(text: String) -> String {
+    format!("<span class=\"when\">{}</span>", esc(&text))
+}
 
 /// A notice box: `kind` is ok, error or info.
 pub fn notice(kind: &str, text: &str) -> String {
@@ -102,34 +143,54 @@ body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:
 header{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;padding:.6rem 1rem;background:#1d2330;color:#fff}
 header a,header .who{color:#fff;text-decoration:none}
 header nav{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;flex:1}
+header .status{display:flex;align-items:center;gap:.25rem .75rem;margin-left:auto}
 .brand{font-weight:700;letter-spacing:.02em}
-.spacer{flex:1}
 .padlock{padding:.1rem .5rem;border-radius:.3rem;white-space:nowrap}
 .lock{width:.9em;height:.9em;vertical-align:-.1em}
 .padlock.closed{background:#1f7a3d}
 .padlock.open{background:#a33b1e}
 main{max-width:46rem;margin:1.5rem auto;padding:0 1rem}
+main.wide{max-width:72rem}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
 section,form.card{background:#fff;border:1px solid #d8dce3;border-radius:.5rem;padding:1rem;margin:0 0 1rem}
 label{display:block;margin:.5rem 0 .2rem;font-weight:600}
-input[type=text],input[type=password],input[type=number],select,textarea{width:100%;padding:.5rem;font:inherit;border:1px solid #b9c0cc;border-radius:.3rem}
+input[type=text],input[type=password],input[type=number],select,textarea{width:100%;max-width:100%;padding:.5rem;font:inherit;border:1px solid #b9c0cc;border-radius:.3rem}
 textarea{min-height:6rem;font-family:ui-monospace,monospace;font-size:.85rem}
-button{margin-top:.75rem;padding:.5rem 1rem;font:inherit;border:0;border-radius:.3rem;background:#2456c7;color:#fff;cursor:pointer}
+button,a.button{display:inline-block;margin-top:.75rem;padding:.5rem 1rem;font:inherit;border:0;border-radius:.3rem;background:#2456c7;color:#fff;cursor:pointer;text-decoration:none}
 button.danger{background:#a33b1e}
 button.link{margin:0;padding:0;background:none;color:#fff;text-decoration:underline}
 form.inline{display:inline}
+form.row{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}
+form.row select{width:auto;flex:1 1 10rem}
+form.row button{margin:0}
 .notice{padding:.6rem .8rem;border-radius:.3rem}
 .notice.ok{background:#e3f4e8;border:1px solid #8fcca2}
 .notice.error{background:#fbe6e1;border:1px solid #e0a090}
 .notice.info{background:#e6eefb;border:1px solid #9db6e6}
-code,.secret{font-family:ui-monospace,monospace;word-break:break-all}
+.empty{color:#5b6475}
+code,.secret{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 .secret{display:block;padding:.5rem;background:#f0f2f5;border-radius:.3rem;font-size:1.05rem}
 .codes{columns:2;font-family:ui-monospace,monospace;font-size:1.05rem;list-style:none;padding:0}
-.qr{display:inline-block;background:#fff;padding:.5rem}
-.qr svg{width:14rem;height:14rem}
-table{width:100%;border-collapse:collapse;background:#fff;font-size:.9rem;display:block;overflow-x:auto}
-th,td{text-align:left;padding:.4rem;border-bottom:1px solid #e3e6eb;vertical-align:top}
+.qr{display:inline-block;background:#fff;padding:.5rem;max-width:100%}
+.qr svg{width:14rem;height:14rem;max-width:100%}
+table{width:100%;border-collapse:collapse;background:#fff;font-size:.9rem;border:1px solid #d8dce3}
+th,td{text-align:left;padding:.4rem;border-bottom:1px solid #e3e6eb;vertical-align:top;overflow-wrap:anywhere}
+td.actions{text-align:right;white-space:nowrap}
+td.actions button,td.actions form.row{margin:0}
+.when{white-space:nowrap}
 .steps{color:#5b6475;font-size:.9rem}
-@media (max-width:40rem){.codes{columns:1}table{font-size:.8rem}}
+@media (max-width:40rem){
+header{gap:.25rem .75rem}
+header nav{order:3;flex-basis:100%;gap:.1rem .9rem;font-size:.9rem}
+.codes{columns:1}
+table,thead,tbody,tr,td{display:block;width:100%}
+table{border:0;background:none}
+thead{display:none}
+tr{background:#fff;border:1px solid #d8dce3;border-radius:.5rem;padding:.5rem .75rem;margin:0 0 .5rem}
+td{border:0;padding:.1rem 0}
+td[data-label]::before{content:attr(data-label) ": ";font-weight:600;color:#5b6475}
+td.actions{text-align:left;white-space:normal}
+td.actions button{margin-top:.4rem}
+}
 "#;

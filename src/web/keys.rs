@@ -1,6 +1,6 @@
 //! SSH keys: add (needs an open 2FA session), list, remove.
 
-use super::html::{csrf_field, esc, notice, page};
+use super::html::{csrf_field, esc, notice, page, table, when};
 use super::page::{Context, Response, guard};
 use crate::sshkey::PublicKey;
 use crate::time::format_utc;
@@ -12,24 +12,31 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
         Ok(keys) => keys,
         Err(e) => return cx.unavailable(&e),
     };
-    let rows: String = keys
+    let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|k| {
-            format!(
-                "<tr><td>#{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>\
-                 <form method=\"post\" action=\"/2fa/keys/remove\" class=\"inline\">{csrf}\
-                 <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\">Remove</button></form></td></tr>",
-                k.id,
+            vec![
+                format!("#{}", k.id),
                 esc(&k.algorithm),
-                esc(&k.fingerprint),
+                format!("<code>{}</code>", esc(&k.fingerprint)),
                 esc(&k.comment),
-                esc(&format_utc(k.created_at)),
-                k.id
-            )
+                when(format_utc(k.created_at)),
+                format!(
+                    "<form method=\"post\" action=\"/2fa/keys/remove\" class=\"inline\">{csrf}\
+                     <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\" aria-label=\"Remove key #{}\">Remove</button></form>",
+                    k.id, k.id
+                ),
+            ]
         })
         .collect();
+    let table = table(
+        "keys",
+        &["Id", "Type", "Fingerprint", "Comment", "Added", ""],
+        &rows,
+        "You have no SSH keys yet.",
+    );
     let body = format!(
-        "{message}<table id=\"keys\"><tr><th>Id</th><th>Type</th><th>Fingerprint</th><th>Comment</th><th>Added</th><th></th></tr>{rows}</table>\
+        "{message}{table}\
          <h2>Add a key</h2><form method=\"post\" action=\"/2fa/keys\" class=\"card\">{csrf}\
          <label for=\"key\">Public key (the line in ~/.ssh/id_ed25519.pub)</label>\
          <textarea id=\"key\" name=\"key\" required placeholder=\"ssh-ed25519 AAAA... you@laptop\"></textarea>\

@@ -1,7 +1,7 @@
 //! The repositories whose `git2fa.toml` names the user an owner, with their
 //! requirement; owners change it here when the host allows.
 
-use super::html::{csrf_field, esc, notice, page};
+use super::html::{csrf_field, esc, notice, page, table};
 use super::page::{Context, Response, guard};
 use crate::repo_path;
 use crate::repo_policy::{self, RepoPolicy, Require};
@@ -33,7 +33,7 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
     let csrf = csrf_field(&guard!(cx.csrf()));
     let repos = guard!(owned(cx, &user.name));
     let may_flag = cx.config.policy.repo_owners_may_flag;
-    let rows: String = repos
+    let rows: Vec<Vec<String>> = repos
         .iter()
         .map(|(name, _, policy)| {
             let change = if may_flag {
@@ -42,7 +42,7 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
                     format!("<option value=\"{value}\"{selected}>{label}</option>")
                 };
                 format!(
-                    "<form method=\"post\" action=\"/2fa/repos\" class=\"inline\">{csrf}\
+                    "<form method=\"post\" action=\"/2fa/repos\" class=\"row\">{csrf}\
                      <input type=\"hidden\" name=\"repo\" value=\"{}\"><select name=\"require\" aria-label=\"2FA for {}\">{}{}{}</select>\
                      <button type=\"submit\">Save</button></form>",
                     esc(name),
@@ -54,24 +54,35 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
             } else {
                 String::new()
             };
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{change}</td></tr>",
-                esc(name),
-                policy.require.as_str(),
-                esc(&policy.protected_refs.join(", "))
-            )
+            vec![esc(name), esc(&requirement(policy)), change]
         })
         .collect();
-    let empty = if repos.is_empty() {
-        "<p>No repository names you as an owner.</p>"
+    let columns: &[&str] = if may_flag {
+        &["Repository", "2FA", "Change"]
     } else {
-        ""
+        &["Repository", "2FA"]
     };
     let body = format!(
-        "{message}{empty}<table id=\"repos\"><tr><th>Repository</th><th>2FA</th><th>Protected refs</th><th></th></tr>{rows}</table>",
+        "{message}{}",
+        table(
+            "repos",
+            columns,
+            &rows,
+            "No repository names you as an owner."
+        ),
         message = message.unwrap_or_default()
     );
     page(cx, "Your repositories", &body)
+}
+
+/// What a repository requires, in words, with its protected refs.
+fn requirement(policy: &RepoPolicy) -> String {
+    match policy.require {
+        Require::Off => "not required".into(),
+        Require::All => "required for everything".into(),
+        Require::Push if policy.protected_refs.is_empty() => "required to push".into(),
+        Require::Push => format!("required to push to {}", policy.protected_refs.join(", ")),
+    }
 }
 
 pub fn flag(cx: &mut Context) -> Response {

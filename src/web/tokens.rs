@@ -1,7 +1,7 @@
 //! Personal access tokens: create (shown once), list, revoke. Creating one
 //! needs an open 2FA session: the token carries the second factor.
 
-use super::html::{csrf_field, esc, notice, page};
+use super::html::{csrf_field, esc, notice, page, table, when};
 use super::page::{Context, Response, guard};
 use crate::decision::Permission;
 use crate::names::check_label;
@@ -15,7 +15,7 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
         Ok(tokens) => tokens,
         Err(e) => return cx.unavailable(&e),
     };
-    let rows: String = tokens
+    let rows: Vec<Vec<String>> = tokens
         .iter()
         .map(|t| {
             let state = if t.revoked_at.is_some() {
@@ -25,22 +25,35 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
             } else {
                 format!(
                     "<form method=\"post\" action=\"/2fa/tokens/revoke\" class=\"inline\">{csrf}\
-                     <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\">Revoke</button></form>",
-                    t.id
+                     <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\" aria-label=\"Revoke token #{}\">Revoke</button></form>",
+                    t.id, t.id
                 )
             };
-            format!(
-                "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                t.id,
+            vec![
+                format!("#{}", t.id),
                 esc(&t.name) + if t.without_2fa { " (minted without 2FA)" } else { "" },
-                t.permission.as_str(),
+                t.permission.as_str().to_string(),
                 esc(&t.repos.join(", ")),
-                esc(&t.expires_at.map_or("never".into(), format_utc)),
-                esc(&t.last_used_at.map_or("never".into(), format_utc)),
-                state
-            )
+                when(t.expires_at.map_or("never".into(), format_utc)),
+                when(t.last_used_at.map_or("never".into(), format_utc)),
+                state,
+            ]
         })
         .collect();
+    let table = table(
+        "tokens",
+        &[
+            "Id",
+            "Name",
+            "Permission",
+            "Repositories",
+            "Expires",
+            "Last used",
+            "",
+        ],
+        &rows,
+        "You have no tokens yet.",
+    );
     let max = cx.config.tokens.max_expiry_days;
     let needs_session = if cx.git_session_until().is_none() {
         notice(
@@ -52,7 +65,7 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
     };
     let body = format!(
         "{message}<p>Over HTTPS, git takes a token where it asks for your password.</p>\
-         <table id=\"tokens\"><tr><th>Id</th><th>Name</th><th>Permission</th><th>Repositories</th><th>Expires</th><th>Last used</th><th></th></tr>{rows}</table>\
+         {table}\
          <h2>New token</h2>{needs_session}<form method=\"post\" action=\"/2fa/tokens\" class=\"card\">{csrf}\
          <label for=\"name\">Name</label><input type=\"text\" id=\"name\" name=\"name\" placeholder=\"laptop\" required>\
          <label for=\"repos\">Repositories (patterns, separated by spaces: team/app team/*)</label>\
@@ -149,7 +162,7 @@ pub fn create(cx: &mut Context) -> Response {
          <p>When git asks for the password of <strong>{}</strong>, paste the token. For example:</p>\
          <code class=\"secret\">git clone {}/git/{}.git</code>\
          <p>Keep it out of URLs and scripts: a credential helper (<code>git config --global credential.helper store</code>, \
-         or your system's keychain) remembers it for you.</p><p><a href=\"/2fa/tokens\">Back to your tokens</a></p>",
+         or your system's keychain) remembers it for you.</p><p><a class=\"button\" href=\"/2fa/tokens\">Back to your tokens</a></p>",
         notice("ok", &format!("Token #{id} created.")),
         esc(&secret),
         esc(&user.name),

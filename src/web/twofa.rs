@@ -3,7 +3,7 @@
 //! 2FA, recent activity).
 
 use super::account::safe_next;
-use super::html::{csrf_field, esc, notice, page};
+use super::html::{csrf_field, esc, notice, page, table, when};
 use super::page::{Context, Response, guard};
 use super::qr;
 use crate::decision::Transport;
@@ -168,7 +168,7 @@ pub fn setup_scan(cx: &mut Context) -> Response {
         "{steps}<section><p>Scan this QR code with your authenticator app. On a phone, tap it to open the app.</p>\
          <a class=\"qr\" href=\"{uri}\" id=\"qr\">{svg}</a>\
          <p>Cannot scan? Type this key into the app (time-based, 6 digits, 30 seconds):</p>\
-         <code class=\"secret\" id=\"key\">{grouped}</code></section><p><a href=\"{next}\">Next</a></p>",
+         <code class=\"secret\" id=\"key\">{grouped}</code></section><p><a class=\"button\" href=\"{next}\">Next</a></p>",
         steps = steps(2, with_codes),
         uri = esc(&uri),
         grouped = esc(&grouped.join(" "))
@@ -191,7 +191,7 @@ pub fn setup_codes(cx: &mut Context) -> Response {
          Save them somewhere safe now: they are shown only during this set-up.</p>\
          <ul class=\"codes\" id=\"recovery-codes\">{list}</ul>\
          <p><a href=\"/2fa/setup/codes.txt\">Download them as a text file</a></p></section>\
-         <p><a href=\"/2fa/setup/confirm\">I saved them: next</a></p>",
+         <p><a class=\"button\" href=\"/2fa/setup/confirm\">I saved them: next</a></p>",
         steps = steps(3, true)
     );
     page(cx, "Save your recovery codes", &body)
@@ -263,7 +263,7 @@ pub fn setup_confirm(cx: &mut Context) -> Response {
     guard!(cx.step_up());
     let until = cx.now + cx.config.policy.session_ttl;
     let body = format!(
-        "{}<p>A 2FA session is open until {}: git operations work now.</p><p><a href=\"/2fa\">Manage 2FA</a></p>",
+        "{}<p>A 2FA session is open until {}: git operations work now.</p><p><a class=\"button\" href=\"/2fa\">Manage 2FA</a></p>",
         notice("ok", "Two-factor authentication is on."),
         esc(&format_utc(until))
     );
@@ -276,7 +276,13 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
         return Response::redirect("/2fa/setup");
     }
     let csrf = guard!(cx.csrf());
-    let repo = cx.request.param("repo").map(str::to_string);
+    // From the link git printed, or, after a wrong code, from the form.
+    let repo = cx
+        .request
+        .param("repo")
+        .or(Some(cx.request.field("repo")))
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
     let next = cx
         .request
         .param("next")
@@ -336,14 +342,25 @@ pub fn verify(cx: &mut Context) -> Response {
                 format!(" on {}", esc(&repo))
             };
             let used = if method == twofactor::Method::RecoveryCode {
-                notice("info", "You used a recovery code; it will not work again.")
+                let left = cx.store.recovery_codes_left(user.id).unwrap_or(0);
+                notice(
+                    if left < 3 { "error" } else { "info" },
+                    &format!(
+                        "You used a recovery code; it will not work again. {left} recovery code{} left{}.",
+                        if left == 1 { " is" } else { "s are" },
+                        if left < 3 {
+                            ": make new ones on Manage 2FA"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
             } else {
                 String::new()
             };
             let body = format!(
-                "{}{used}<p>Your 2FA session is open until <strong id=\"until\">{}</strong>. \
-                 Git operations{for_repo} work now: run the same git command again.</p><p><a href=\"{}\">Continue</a></p>",
-                notice("ok", "Verified."),
+                "{used}<p>Your 2FA session is open until <strong id=\"until\">{}</strong>. \
+                 Git operations{for_repo} work now: run the same git command again.</p><p><a class=\"button\" href=\"{}\">Continue</a></p>",
                 esc(&format_utc(expires_at)),
                 esc(&safe_next(Some(&next)))
             );
@@ -420,28 +437,55 @@ fn manage_with(cx: &mut Context, message: Option<String>) -> Response {
             limit: 20,
         })
         .unwrap_or_default();
-    let activity: String = rows
+    // One git operation is several requests over HTTP (and a decision per
+    // hook over SSH): alike rows in a row, within a minute, are one line.
+    let mut shown: Vec<&crate::store::AuditRecord> = Vec::new();
+    for (_, r) in &rows {
+        let same = shown.last().is_some_and(|last| {
+            (
+                last.transport.as_str(),
+                last.action.as_str(),
+                &last.repo,
+                last.outcome.as_str(),
+            ) == (
+                r.transport.as_str(),
+                r.action.as_str(),
+                &r.repo,
+                r.outcome.as_str(),
+            ) && last.reason == r.reason
+                && last.remote_addr == r.remote_addr
+                && last.at - r.at <= 60
+        });
+        if !same {
+            shown.push(r);
+        }
+    }
+    let activity: Vec<Vec<String>> = shown
         .iter()
-        .map(|(_, r)| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
-                esc(&format_utc(r.at)),
+        .map(|r| {
+            vec![
+                when(format_utc(r.at)),
                 esc(&r.transport),
                 esc(&r.action),
                 esc(r.repo.as_deref().unwrap_or("")),
-                esc(&r.outcome),
-                esc(&r.reason),
-                esc(r.remote_addr.as_deref().unwrap_or(""))
-            )
+                format!("{} ({})", esc(&r.outcome), esc(&r.reason)),
+                esc(r.remote_addr.as_deref().unwrap_or("")),
+            ]
         })
         .collect();
+    let activity = table(
+        "activity",
+        &["When", "Via", "What", "Repository", "Result", "From"],
+        &activity,
+        "Nothing yet.",
+    );
     let body = format!(
         "{message}<section><h2>2FA session</h2>{status}</section>{always}{codes}\
          <section><h2>Remove 2FA</h2><p>Git then refuses what needs 2FA until you set it up again.</p>\
          <form method=\"post\" action=\"/2fa/remove\">{csrf}<label for=\"remove-code\">A current code</label>\
          <input type=\"text\" id=\"remove-code\" name=\"code\" autocomplete=\"one-time-code\" required>\
          <button type=\"submit\" class=\"danger\">Remove 2FA</button></form></section>\
-         <h2>Recent activity</h2><table id=\"activity\"><tr><th>When</th><th>Via</th><th>What</th><th>Repository</th><th>Result</th><th>From</th></tr>{activity}</table>",
+         <h2>Recent activity</h2>{activity}",
         message = message.unwrap_or_default()
     );
     page(cx, "Manage 2FA", &body)

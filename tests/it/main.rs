@@ -18,6 +18,7 @@ mod hostile_http;
 mod hostile_shell;
 mod http;
 mod key_reuse;
+mod layout;
 mod nginx;
 mod planted_links;
 mod properties;

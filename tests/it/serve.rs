@@ -283,7 +283,11 @@ fn http_to_serve_is_refused_until_verified_in_the_web_page() {
         "/2fa/verify",
         &[("code", &code(&s.secret, 0))],
     );
-    assert!(verified.body.contains("Verified."), "{}", verified.body);
+    assert!(
+        verified.body.contains("<h1>Verified</h1>"),
+        "{}",
+        verified.body
+    );
 
     s.git_http(top, &["clone", "--quiet", &url, "c2"]).ok();
     assert_eq!(

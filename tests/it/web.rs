@@ -219,7 +219,11 @@ fn a_half_logged_in_session_can_only_verify() {
     assert_eq!(create.status, 403, "no CSRF token for a page it cannot see");
     assert_eq!(client.get("/2fa/verify").status, 200);
     let verified = client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
-    assert!(verified.body.contains("Verified."), "{}", verified.body);
+    assert!(
+        verified.body.contains("<h1>Verified</h1>"),
+        "{}",
+        verified.body
+    );
     assert_eq!(client.get("/2fa/tokens").status, 200);
 }
 
@@ -288,7 +292,7 @@ fn a_replayed_code_is_refused() {
         client
             .submit("/2fa/verify", "/2fa/verify", &[("code", &now)])
             .body
-            .contains("Verified.")
+            .contains("<h1>Verified</h1>")
     );
     let left = client.submit("/2fa", "/2fa/leave", &[]);
     assert!(left.body.contains("You left the 2FA session"));
@@ -609,7 +613,7 @@ fn each_step_up_gets_a_new_cookie() {
     client.log_in("alice", "correct horse battery");
     let half = client.cookie.clone().unwrap();
     let verified = client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
-    assert!(verified.body.contains("Verified."));
+    assert!(verified.body.contains("<h1>Verified</h1>"));
     assert_ne!(
         client.cookie.as_deref(),
         Some(half.as_str()),
@@ -654,5 +658,91 @@ fn the_link_in_git_s_message_leads_to_verify_after_log_in() {
             .get(answer.location())
             .body
             .contains("Git needs a 2FA session for <strong>team/app</strong>.")
+    );
+}
+
+/// What a user tripped over in the field trial: a failed log-in cleared
+/// the name, a wrong code dropped which repository needed the session,
+/// "Verified" showed twice and the recovery codes left not at all, empty
+/// lists said nothing, and one HTTP clone was four lines of activity.
+#[test]
+fn the_small_things_from_the_field_trial() {
+    let (host, server, secret) = start("");
+    host.add_user("bob");
+    let (_, codes) = host.enroll("bob");
+    let mut client = Client::new(&server);
+    let failed = client.log_in("alice", "not her password");
+    assert_eq!(failed.status, 401);
+    assert!(
+        failed.body.contains("name=\"user\" value=\"alice\""),
+        "{}",
+        failed.body
+    );
+    client.log_in("alice", "correct horse battery");
+    let wrong = client.submit(
+        "/2fa/verify?repo=team/app",
+        "/2fa/verify",
+        &[("code", "000000"), ("repo", "team/app")],
+    );
+    assert!(
+        wrong
+            .body
+            .contains("Git needs a 2FA session for <strong>team/app</strong>."),
+        "{}",
+        wrong.body
+    );
+    let verified = client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    assert_eq!(
+        verified.body.matches("Verified").count(),
+        2,
+        "the title and the heading"
+    );
+    for (page, empty) in [
+        ("/2fa/tokens", "You have no tokens yet."),
+        ("/2fa/keys", "You have no SSH keys yet."),
+        ("/2fa/repos", "No repository names you as an owner."),
+    ] {
+        let answer = client.get(page);
+        assert!(answer.body.contains(empty), "{page}: {}", answer.body);
+    }
+    // Four requests of one clone over HTTP: one line of activity.
+    let mut store = git2fa::store::Store::open(&host.store_path()).unwrap();
+    for _ in 0..4 {
+        store
+            .append_audit(&git2fa::store::AuditRecord {
+                at: git2fa::time::now(),
+                user: Some("alice".into()),
+                transport: "http".into(),
+                repo: Some("team/app".into()),
+                action: "read".into(),
+                outcome: "allow".into(),
+                reason: "token".into(),
+                remote_addr: Some("127.0.0.1".into()),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    drop(store);
+    let manage = client.get("/2fa");
+    assert_eq!(
+        manage
+            .body
+            .matches("<td data-label=\"Via\">http</td>")
+            .count(),
+        1,
+        "{}",
+        manage.body
+    );
+
+    // bob verifies with a recovery code and learns how many are left.
+    let mut bob = Client::new(&server);
+    bob.log_in("bob", "correct horse battery");
+    let used = bob.submit("/2fa/verify", "/2fa/verify", &[("code", &codes[0])]);
+    assert!(
+        used.body.contains(
+            "You used a recovery code; it will not work again. 9 recovery codes are left."
+        ),
+        "{}",
+        used.body
     );
 }

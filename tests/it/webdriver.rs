@@ -201,6 +201,15 @@ impl Browser {
             .to_string()
     }
 
+    /// Runs `script` (a function body) in the page; what it returns.
+    pub fn eval(&self, script: &str) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
     pub fn source(&self) -> String {
         self.session_call("GET", "/source", None)
             .as_str()
