@@ -117,8 +117,12 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
-    /// Check the configuration, store, key, permissions, repository files and hooks
-    Check,
+    /// Check the configuration, store, key, owners and permissions, repositories and hooks, sshd and the git account
+    Check {
+        /// The sshd configuration to read [default: sshd's own]
+        #[arg(long, value_name = "FILE")]
+        sshd_config: Option<PathBuf>,
+    },
     /// Serve the web page and smart HTTP on [web] listen, SSH on [ssh] listen, and hooks on [daemon] socket, until SIGTERM or SIGINT
     Serve,
     /// Run a throwaway host on loopback with a demo user and a 2FA-protected repository, and print what to try

@@ -4,6 +4,7 @@
 //! concern. Only `store` speaks SQL; `decision` does no I/O.
 
 pub mod atomic_file;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod crypto;

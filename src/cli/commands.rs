@@ -56,7 +56,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Verify { user, code } => verify(&config, &user, &code),
         Command::Explain(args) => explain(&config, &args),
         Command::Audit { user, repo, limit } => audit(&config, user, repo, limit),
-        Command::Check => check(&config),
+        Command::Check { sshd_config } => check(&config, sshd_config),
         Command::Serve => crate::serve::Listeners::bind(&config)
             .and_then(|listeners| crate::serve::run(config, listeners))
             .map_err(Failure::usage),
@@ -942,114 +942,14 @@ fn audit(config: &Config, user: Option<String>, repo: Option<String>, limit: u32
 
 // check
 
-fn check(config: &Config) -> Outcome {
-    use std::os::unix::fs::PermissionsExt;
-    let mut problems = Vec::new();
-    println!("ok: config {} is valid", config.path.display());
-    let mode = |path: &Path| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
-    match mode(&config.data_dir) {
-        Ok(m) if m & 0o077 != 0 => problems.push(format!(
-            "data_dir {} has mode {m:o}; run chmod 700",
-            config.data_dir.display()
-        )),
-        Ok(_) => println!("ok: data_dir {} is private", config.data_dir.display()),
-        Err(e) => problems.push(format!(
-            "data_dir {}: {}",
-            config.data_dir.display(),
-            config::io_reason(&e)
-        )),
+fn check(config: &Config, sshd_config: Option<PathBuf>) -> Outcome {
+    let report = crate::check::run(config, &crate::check::Options { sshd_config });
+    for (level, line) in &report.lines {
+        println!("{}: {line}", level.word());
     }
-    let store_path = config.store_path();
-    match Store::open(&store_path) {
-        Ok(store) => {
-            match store.integrity_problem() {
-                Ok(None) => println!(
-                    "ok: store {} passes the integrity check",
-                    store_path.display()
-                ),
-                Ok(Some(problem)) => problems.push(format!("store integrity: {problem}")),
-                Err(e) => problems.push(e.to_string()),
-            }
-            if mode(&store_path).is_ok_and(|m| m & 0o077 != 0) {
-                problems.push(format!(
-                    "store {} is readable by others; run chmod 600",
-                    store_path.display()
-                ));
-            }
-            match SecretKey::load(&config.secret_key_path()) {
-                Ok(key) => {
-                    let users = match store.users() {
-                        Ok(users) => users,
-                        Err(e) => {
-                            problems.push(e.to_string());
-                            Vec::new()
-                        }
-                    };
-                    let broken: Vec<_> = users
-                        .iter()
-                        .filter(|u| u.is_enrolled() && twofactor::open_secret(&key, u).is_err())
-                        .map(|u| u.name.clone())
-                        .collect();
-                    if broken.is_empty() {
-                        println!("ok: secret.key opens every enrolled user's secret");
-                    } else {
-                        problems.push(format!(
-                            "secret.key does not open the TOTP secret of {}",
-                            broken.join(", ")
-                        ));
-                    }
-                }
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        Err(e) => problems.push(e.to_string()),
-    }
-    match repo_path::find_all(&config.repos_root) {
-        Ok(repos) => {
-            let mut bad = 0;
-            for dir in &repos {
-                if let Err(e) = RepoPolicy::load(dir) {
-                    problems.push(e.to_string());
-                    bad += 1;
-                }
-            }
-            println!(
-                "ok: {} of {} repositories under {} have a valid policy",
-                repos.len() - bad,
-                repos.len(),
-                config.repos_root.display()
-            );
-            let without: Vec<_> = repos
-                .iter()
-                .filter(|r| !crate::install::hooks_installed(r))
-                .collect();
-            if without.is_empty() {
-                println!("ok: every repository has the git2fa hooks");
-            }
-            for repo in without {
-                problems.push(format!(
-                    "{} lacks the git2fa hooks (run: git2fa install-hooks {})",
-                    repo.display(),
-                    config.repos_root.display()
-                ));
-            }
-        }
-        Err(e) => problems.push(format!(
-            "repos_root {}: {}",
-            config.repos_root.display(),
-            config::io_reason(&e)
-        )),
-    }
-    for problem in &problems {
-        println!("problem: {problem}");
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::refused(format!(
-            "{} found",
-            plural(problems.len(), "problem")
-        )))
+    match report.problems() {
+        0 => Ok(()),
+        n => Err(Failure::refused(format!("{} found", plural(n, "problem")))),
     }
 }
 

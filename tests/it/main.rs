@@ -7,6 +7,7 @@ mod admin_story;
 mod apache;
 mod bad_input;
 mod browser;
+mod check;
 mod connection_lifetime;
 mod daemon;
 mod demo;

@@ -1,0 +1,307 @@
+//! `git2fa check` on hosts broken the ways admins break them: each is a
+//! problem (exit 1, one `problem:` line that says what to do), and a sound
+//! host passes. The host's account is a real system account made for the
+//! test (as the package makes `git`), since a host run by root hides what
+//! a git account gets wrong.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{BIN, HOOK_BIN, Host, Run, SHELL_BIN, e2e_available, unix_user};
+
+/// A system account for one test, removed afterwards.
+struct Account {
+    name: String,
+    home: PathBuf,
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+fn account(host: &Host) -> Account {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("g2c{}x{n}", std::process::id());
+    let home = host.dir.path().join("home");
+    let out = Command::new("useradd")
+        .args(["--system", "--shell", "/bin/sh", "--home-dir"])
+        .arg(&home)
+        .arg(&name)
+        .output()
+        .expect("useradd (Debian package passwd)");
+    assert!(out.status.success(), "useradd: {out:?}");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    Account { name, home }
+}
+
+/// A sound host run by its own account: hooks in place, binaries where
+/// sshd will run them (a root-owned copy), an sshd configuration with our
+/// snippet, the embedded SSH server off.
+struct Sound {
+    host: Host,
+    account: Account,
+    bin_dir: PathBuf,
+    sshd_config: PathBuf,
+}
+
+impl Drop for Sound {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bin_dir);
+    }
+}
+
+fn sound() -> Option<Sound> {
+    if !e2e_available(
+        unix_user() == "root",
+        "root (to make a system account)",
+        "(none: run the tests as root)",
+    ) || !e2e_available(
+        Path::new("/usr/sbin/sshd").exists(),
+        "/usr/sbin/sshd",
+        "openssh-server",
+    ) {
+        return None;
+    }
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let host = Host::with_policy("", "[ssh]\nlisten = \"\"\n");
+    let account = account(&host);
+    let bin_dir = PathBuf::from(format!(
+        "/run/git2fa-check-{}-{}",
+        std::process::id(),
+        account.name
+    ));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for bin in [BIN, SHELL_BIN, HOOK_BIN] {
+        std::fs::copy(bin, bin_dir.join(Path::new(bin).file_name().unwrap())).unwrap();
+    }
+    host.bare_repo("team/app.git");
+    host.git2fa(&[
+        "install-hooks",
+        &host.root.display().to_string(),
+        "--hook-bin",
+        &bin_dir.join("git2fa-hook").display().to_string(),
+    ])
+    .ok();
+    // The host's files are the account's, as the package makes them.
+    {
+        std::fs::set_permissions(host.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new("chown")
+            .args(["-R", &format!("{}:", account.name)])
+            .args([&host.root, &host.data, &host.config, &account.home])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let host_key = host.dir.path().join("ssh_host_ed25519_key");
+    crate::sshd::keygen(&host_key);
+    let snippet = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("install/sshd_config.conf"),
+    )
+    .unwrap()
+    .replace("Match User git", &format!("Match User {}", account.name))
+    .replace(
+        "AuthorizedKeysCommandUser git",
+        &format!("AuthorizedKeysCommandUser {}", account.name),
+    )
+    .replace("/usr/local/bin/", &format!("{}/", bin_dir.display()))
+    .replace(
+        "/etc/git2fa/config.toml",
+        &host.config.display().to_string(),
+    );
+    let sshd_config = host.dir.path().join("sshd_config");
+    std::fs::write(
+        &sshd_config,
+        format!("HostKey {}\nUsePAM no\n{snippet}", host_key.display()),
+    )
+    .unwrap();
+    Some(Sound {
+        host,
+        account,
+        bin_dir,
+        sshd_config,
+    })
+}
+
+impl Sound {
+    fn check(&self) -> Run {
+        self.host.git2fa(&[
+            "check",
+            "--sshd-config",
+            &self.sshd_config.display().to_string(),
+        ])
+    }
+
+    /// `check` exits 1 with one problem, which says `what`.
+    #[track_caller]
+    fn one_problem(&self, what: &str) {
+        let run = self.check();
+        assert_eq!(run.code, 1, "{run:?}");
+        let problems: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("problem: "))
+            .collect();
+        assert_eq!(problems.len(), 1, "{run:?}");
+        assert!(problems[0].contains(what), "{what:?} not in {problems:?}");
+        assert_eq!(run.stderr, "git2fa: 1 problem found\n");
+    }
+}
+
+#[test]
+fn a_sound_host_passes() {
+    let Some(s) = sound() else { return };
+    let run = s.check();
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in [
+        &format!("ok: sshd asks git2fa for {}'s keys", s.account.name),
+        "ok: the git2fa binaries and their directories are root's alone",
+        &format!("ok: {} logs in with /bin/sh", s.account.name),
+        "ok: every repository has the git2fa hooks, and they can run",
+        "ok: git_bin ",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?}:\n{}", run.stdout);
+    }
+}
+
+// Attack: a line left in the git account's own ~/.ssh/authorized_keys, with
+// no git2fa-shell forced command, gave `ssh git@host 'cat
+// /var/lib/git2fa/secret.key'` a shell that read the key; check said all
+// was well.
+#[test]
+fn a_key_in_the_git_account_s_own_authorized_keys_is_a_shell() {
+    let Some(s) = sound() else { return };
+    let file = s.account.home.join(".ssh/authorized_keys");
+    std::fs::write(
+        &file,
+        "# the admin's old key\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh admin@laptop\n",
+    )
+    .unwrap();
+    s.one_problem(&format!(
+        "{}:2 gives a shell as {}",
+        file.display(),
+        s.account.name
+    ));
+    // Forced through git2fa-shell, the same key is no shell.
+    std::fs::write(
+        &file,
+        "command=\"/usr/local/bin/git2fa-shell --key-id 1 --fingerprint SHA256:x\",restrict ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh\n",
+    )
+    .unwrap();
+    assert_eq!(s.check().code, 0);
+}
+
+#[test]
+fn sshd_that_does_not_ask_git2fa_for_keys() {
+    let Some(s) = sound() else { return };
+    let text = std::fs::read_to_string(&s.sshd_config).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("AuthorizedKeysCommand"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&s.sshd_config, without).unwrap();
+    s.one_problem(&format!(
+        "sshd does not ask git2fa for {}'s keys",
+        s.account.name
+    ));
+}
+
+#[test]
+fn hook_stubs_that_run_a_missing_binary_or_config() {
+    let Some(s) = sound() else { return };
+    // The binary the stubs name is gone (moved without install-hooks again).
+    std::fs::rename(s.bin_dir.join("git2fa-hook"), s.bin_dir.join("moved")).unwrap();
+    s.one_problem("runs ");
+    std::fs::rename(s.bin_dir.join("moved"), s.bin_dir.join("git2fa-hook")).unwrap();
+    assert_eq!(s.check().code, 0);
+    // The config the stubs name moved: every push would fail.
+    let elsewhere = s.host.config.with_extension("moved");
+    std::fs::rename(&s.host.config, &elsewhere).unwrap();
+    let run = Command::new(BIN)
+        .args([
+            "--config",
+            &elsewhere.display().to_string(),
+            "check",
+            "--sshd-config",
+        ])
+        .arg(&s.sshd_config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("names the config "), "{stdout}");
+}
+
+#[test]
+fn a_store_owned_by_another_account() {
+    let Some(s) = sound() else { return };
+    let out = Command::new("chown")
+        .args(["nobody:", &s.host.store_path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    s.one_problem(&format!(
+        "{} belongs to nobody, not to {}",
+        s.host.store_path().display(),
+        s.account.name
+    ));
+}
+
+#[test]
+fn a_git_bin_that_is_not_there() {
+    let Some(s) = sound() else { return };
+    let text = std::fs::read_to_string(&s.host.config).unwrap();
+    let git = crate::harness::git_path().display().to_string();
+    std::fs::write(
+        &s.host.config,
+        text.replace(
+            &format!("git_bin = {git:?}"),
+            "git_bin = \"/usr/lib/nothing/git\"",
+        ),
+    )
+    .unwrap();
+    s.one_problem("git_bin /usr/lib/nothing/git is not an executable file");
+}
+
+#[test]
+fn a_git_account_that_cannot_run_the_forced_command() {
+    let Some(s) = sound() else { return };
+    for shell in ["/usr/sbin/nologin", "/usr/bin/git-shell"] {
+        let out = Command::new("usermod")
+            .args(["-s", shell, &s.account.name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        s.one_problem(&format!("the login shell of {} is {shell}", s.account.name));
+    }
+}
+
+#[test]
+fn binaries_others_can_write() {
+    let Some(s) = sound() else { return };
+    std::fs::set_permissions(&s.bin_dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    s.one_problem(&format!(
+        "{} can be written by others than root",
+        s.bin_dir.display()
+    ));
+}
+
+#[test]
+fn a_daemon_socket_nobody_answers() {
+    let Some(s) = sound() else { return };
+    let socket = s.host.dir.path().join("hook.sock");
+    let mut text = std::fs::read_to_string(&s.host.config).unwrap();
+    text.push_str(&format!("[daemon]\nsocket = {socket:?}\n"));
+    std::fs::write(&s.host.config, text).unwrap();
+    s.one_problem(&format!(
+        "nothing answers on [daemon] socket {}",
+        socket.display()
+    ));
+    let run = s.check();
+    assert!(run.stdout.contains("note: [daemon] socket is set: pushes by Unix accounts are checked by hooks, which a user who can write a repository can skip"), "{}", run.stdout);
+}
