@@ -37,18 +37,23 @@ if ! id git >/dev/null 2>&1; then
 fi
 install -d -o git -g git -m 0755 "$repos_root"
 
-# Config (readable by git, writable by root); store and key (git only).
+# Config (root-owned, readable by all: it holds no secret); store and key
+# (git only). Modes and owners are set when they are made, never again: a
+# second run leaves a working host as the admin has it.
 if [ ! -e "$config" ]; then
     args=(--repos-root "$repos_root" --data-dir "$data_dir")
     [ -n "$public_url" ] && args+=(--public-url "$public_url")
-    "$prefix/git2fa" --config "$config" init "${args[@]}"
+    install -d -o git -g git -m 0700 "$data_dir"
+    work=$(mktemp -d)
+    chown git:git "$work"
+    runuser -u git -- "$prefix/git2fa" --config "$work/config.toml" init "${args[@]}" >/dev/null
+    install -d -o root -g root -m 0755 "$(dirname "$config")"
+    install -o root -g root -m 0644 "$work/config.toml" "$config"
+    rm -rf "$work"
+else
+    # Migrations, as the account that owns the store.
+    runuser -u "$(stat -c %U "$data_dir")" -- "$prefix/git2fa" --config "$config" init >/dev/null
 fi
-"$prefix/git2fa" --config "$config" init >/dev/null
-chown root:git /etc/git2fa "$config"
-chmod 0750 /etc/git2fa
-chmod 0640 "$config"
-chown -R git:git "$data_dir"
-chmod 0700 "$data_dir"
 
 # sshd: the git account's keys come from git2fa.
 if [ -d /etc/ssh/sshd_config.d ]; then
