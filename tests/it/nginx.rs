@@ -69,7 +69,8 @@ impl Nginx {
 
     /// nginx serving `location`, an nginx config block written for
     /// `/usr/local/bin/git2fa-http`, `/etc/git2fa/config.toml` and
-    /// fcgiwrap on `unix:/run/fcgiwrap.socket`, as admins write it.
+    /// fcgiwrap on `unix:/run/git2fa-fcgiwrap.sock` (ours) or
+    /// `unix:/run/fcgiwrap.socket` (Debian's), as admins write it.
     pub fn start_with(host: &Host, location: &str) -> Nginx {
         let dir = host.dir.path().join("nginx");
         std::fs::create_dir_all(&dir).unwrap();
@@ -97,7 +98,7 @@ impl Nginx {
                 &host.config.display().to_string(),
             )
             .replace(
-                "unix:/run/fcgiwrap.socket",
+                "unix:/run/git2fa-fcgiwrap.sock",
                 &format!("unix:{}", socket.display()),
             )
             .replace(
