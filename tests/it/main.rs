@@ -3,6 +3,7 @@
 // Tests fail loudly on purpose: an unwrap here is an assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_guide;
 mod admin_story;
 mod apache;
 mod bad_input;

@@ -15,6 +15,10 @@ use crate::harness::Run;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// The demo and `git2fa serve` with the default config listen on 8080 (and
+/// 2222): the tests that start them take turns.
+pub static PORT_8080: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The ```sh blocks of the README section titled `heading`.
 fn blocks(heading: &str) -> Vec<Vec<String>> {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
@@ -268,6 +272,7 @@ fn serve(aliases: &str, command: &str) {
 
 #[test]
 fn the_readme_s_run_it_commands_work_as_written() {
+    let _port = PORT_8080.lock().unwrap_or_else(|e| e.into_inner());
     let blocks = blocks("Run it");
     assert_eq!(
         blocks.len(),

@@ -1,0 +1,565 @@
+//! docs/admin-guide.md, followed as written: its ```sh blocks in order, as
+//! root, against the package `install/build-deb` makes. A block with a
+//! `<!-- test: … -->` comment above it needs what a test machine lacks
+//! (systemd, DNS names, port 22); the test does what the comment says
+//! instead, with the files the guide installed. The git user's blocks run
+//! on "her machine" (a work directory, her key), with git.example.com
+//! being the loopback address and port of the server the block talks to.
+//! The guide's promises are checked as a user would: git is refused with
+//! the guide's lines, then works over SSH and HTTPS, and purge leaves the
+//! repositories.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Run, e2e_available, unix_user, which};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A step of the guide: its commands, and the test's comment if any.
+#[derive(Debug)]
+struct Step {
+    lines: Vec<String>,
+    instead: Option<String>,
+}
+
+fn steps() -> Vec<Step> {
+    let guide = std::fs::read_to_string(Path::new(ROOT).join("docs/admin-guide.md")).unwrap();
+    let mut steps = Vec::new();
+    let mut instead = None;
+    let mut block: Option<Vec<String>> = None;
+    for line in guide.lines() {
+        match (&mut block, line) {
+            (None, l) if l.starts_with("<!-- test: ") => {
+                instead = Some(
+                    l.trim_start_matches("<!-- test: ")
+                        .trim_end_matches(" -->")
+                        .to_string(),
+                );
+            }
+            (None, "```sh") => block = Some(Vec::new()),
+            (Some(_), "```") => steps.push(Step {
+                lines: block.take().unwrap(),
+                instead: instead.take(),
+            }),
+            (Some(lines), l) => lines.push(l.to_string()),
+            (None, l) if !l.trim().is_empty() && !l.starts_with("```") => {}
+            _ => {}
+        }
+    }
+    steps
+}
+
+/// Children the test started (sshd, fcgiwrap, nginx, serve), ended at
+/// the end whatever happens.
+#[derive(Default)]
+struct Started(Vec<Child>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bash(script: &str, cwd: &Path, env: &[(&str, String)]) -> Run {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(cwd)
+        .env_remove("GIT2FA_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn spawn_logged(command: &mut Command, log: &Path) -> Child {
+    command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn purge() {
+    let _ = Command::new("dpkg").args(["--purge", "git2fa"]).output();
+}
+
+/// What the test keeps while it follows the guide.
+struct Follow {
+    dir: tempfile::TempDir,
+    started: Started,
+    aliases: String,
+    secret: Option<Vec<u8>>,
+    ssh_port: u16,
+    http_port: u16,
+    alice_key: PathBuf,
+    alice_home: PathBuf,
+    /// Where her shell is: a `cd` carries over, block to block.
+    alice_cwd: PathBuf,
+    saw_refusal: bool,
+    pushed: bool,
+    cloned_over_https: bool,
+    served_the_page: bool,
+}
+
+impl Follow {
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    /// A block of the admin's, line by line (aliases carried along).
+    fn as_admin(&mut self, lines: &[String]) {
+        let mut script = String::new();
+        for line in lines {
+            // A line continued with `\` is one command.
+            script.push_str(line);
+            if line.ends_with('\\') {
+                script.push('\n');
+                continue;
+            }
+            let command = std::mem::take(&mut script);
+            if command.trim_start().starts_with("alias ") {
+                self.aliases.push_str(&command);
+                self.aliases.push('\n');
+                continue;
+            }
+            let run = bash(
+                &format!("shopt -s expand_aliases\n{}{command}", self.aliases),
+                Path::new(ROOT),
+                &[],
+            );
+            assert_eq!(run.code, 0, "the guide's `{command}`: {run:?}");
+            if command.contains(" user enroll ") {
+                let uri = run
+                    .stdout
+                    .lines()
+                    .find(|l| l.starts_with("otpauth://"))
+                    .expect("user enroll prints the otpauth:// URI");
+                self.secret = git2fa::totp::secret_from_uri(uri);
+            }
+            if command.contains(" check") {
+                assert!(!run.stdout.contains("problem:"), "{run:?}");
+            }
+        }
+    }
+
+    /// A block of alice's, on her machine.
+    fn as_alice(&mut self, lines: &[String]) -> Vec<Run> {
+        let ssh = format!(
+            "ssh -i {} -p {} -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            self.alice_key.display(),
+            self.ssh_port
+        );
+        let code = self
+            .secret
+            .as_ref()
+            .map(|s| crate::harness::code(s, 0))
+            .unwrap_or_default();
+        let env = [
+            ("HOME", self.alice_home.display().to_string()),
+            ("GIT_SSH_COMMAND", ssh.clone()),
+            ("GIT_CONFIG_NOSYSTEM", "1".into()),
+            ("GIT_TERMINAL_PROMPT", "0".into()),
+            ("GIT_AUTHOR_NAME", "alice".into()),
+            ("GIT_AUTHOR_EMAIL", "alice@example.com".into()),
+            ("GIT_COMMITTER_NAME", "alice".into()),
+            ("GIT_COMMITTER_EMAIL", "alice@example.com".into()),
+        ];
+        let mut runs = Vec::new();
+        let mut cwd = self.alice_cwd.clone();
+        for line in lines {
+            let line = line
+                .replace(
+                    "git@git.example.com:",
+                    &format!("ssh://git@127.0.0.1:{}/", self.ssh_port),
+                )
+                .replace("ssh git@git.example.com", &format!("{ssh} git@127.0.0.1"))
+                .replace("https://alice:", "http://alice:")
+                .replace(
+                    "@git.example.com/",
+                    &format!("@127.0.0.1:{}/", self.http_port),
+                )
+                .replace("123456", &code);
+            // `cd` carries over to the next line, as in her shell.
+            let script = format!("{line}\nstatus=$?\npwd >&3\nexit $status");
+            let out = Command::new("bash")
+                .args([
+                    "-c",
+                    &format!("exec 3>{}; {script}", self.dir.path().join("pwd").display()),
+                ])
+                .current_dir(&cwd)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            if let Ok(now) = std::fs::read_to_string(self.dir.path().join("pwd"))
+                && !now.trim().is_empty()
+            {
+                cwd = PathBuf::from(now.trim());
+            }
+            self.alice_cwd = cwd.clone();
+            runs.push(Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        runs
+    }
+
+    fn start_sshd(&mut self) {
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        self.ssh_port = free_port();
+        let log = self.log("sshd");
+        let child = spawn_logged(
+            Command::new("/usr/sbin/sshd").args([
+                "-D",
+                "-e",
+                "-f",
+                "/etc/ssh/sshd_config",
+                "-p",
+                &self.ssh_port.to_string(),
+                "-o",
+                "ListenAddress=127.0.0.1",
+                "-o",
+                &format!("PidFile={}", self.dir.path().join("sshd.pid").display()),
+            ]),
+            &log,
+        );
+        self.started.0.push(child);
+        wait_for_port(self.ssh_port, "sshd", &log);
+    }
+
+    /// What systemd does with the two units: binds the socket unit's
+    /// `ListenStream` (with its `SocketUser`, `SocketGroup`, `SocketMode`)
+    /// and starts the service's `ExecStart` as its `User`, handing the
+    /// socket over as fd 3 (`LISTEN_FDS`, socket activation). python3
+    /// stands in for systemd.
+    fn start_fcgiwrap(&mut self) {
+        let unit = std::fs::read_to_string("/etc/systemd/system/git2fa-fcgiwrap.service")
+            .expect("the guide copied the service unit");
+        let socket_unit = std::fs::read_to_string("/etc/systemd/system/git2fa-fcgiwrap.socket")
+            .expect("the guide copied the socket unit");
+        let value = |text: &str, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("no {key}= in the unit"))
+                .to_string()
+        };
+        let socket = value(&socket_unit, "ListenStream");
+        let _ = std::fs::remove_file(&socket);
+        const SYSTEMD: &str = r#"
+import os, pwd, grp, socket, sys
+path, socket_user, socket_group, mode, user = sys.argv[1:6]
+command = sys.argv[6:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chown(path, pwd.getpwnam(socket_user).pw_uid, grp.getgrnam(socket_group).gr_gid)
+os.chmod(path, int(mode, 8))
+s.listen(64)
+os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+account = pwd.getpwnam(user)
+os.setgroups([])
+os.setgid(account.pw_gid)
+os.setuid(account.pw_uid)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(command[0], command)
+"#;
+        let log = self.log("fcgiwrap");
+        let child = spawn_logged(
+            Command::new("python3")
+                .args(["-c", SYSTEMD, &socket])
+                .arg(value(&socket_unit, "SocketUser"))
+                .arg(value(&socket_unit, "SocketGroup"))
+                .arg(value(&socket_unit, "SocketMode"))
+                .arg(value(&unit, "User"))
+                .args(value(&unit, "ExecStart").split_whitespace()),
+            &log,
+        );
+        self.started.0.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Path::new(&socket).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "fcgiwrap did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// nginx with the package's example blocks in a plain-HTTP server on a
+    /// loopback port.
+    fn start_nginx(&mut self) {
+        self.http_port = free_port();
+        let dir = self.dir.path().join("nginx");
+        std::fs::create_dir_all(&dir).unwrap();
+        let examples = Path::new("/usr/share/doc/git2fa/examples");
+        let blocks: String = ["nginx-git2fa.conf", "nginx-git2fa-web.conf"]
+            .iter()
+            .map(|f| std::fs::read_to_string(examples.join(f)).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(
+                "include fastcgi_params;",
+                "include /etc/nginx/fastcgi_params;",
+            );
+        let temp = |name: &str| dir.join(name).display().to_string();
+        let config = dir.join("nginx.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "user root;\ndaemon off;\nworker_processes 1;\npid {pid};\nerror_log {error} info;\n\
+                 events {{ worker_connections 64; }}\nhttp {{\n access_log {access};\n\
+                 client_body_temp_path {body};\n fastcgi_temp_path {fastcgi};\n proxy_temp_path {proxy};\n\
+                 uwsgi_temp_path {uwsgi};\n scgi_temp_path {scgi};\n\
+                 server {{\n  listen 127.0.0.1:{port};\n{blocks}\n }}\n}}\n",
+                pid = temp("nginx.pid"),
+                error = temp("error.log"),
+                access = temp("access.log"),
+                body = temp("body"),
+                fastcgi = temp("fastcgi"),
+                proxy = temp("proxy"),
+                uwsgi = temp("uwsgi"),
+                scgi = temp("scgi"),
+                port = self.http_port,
+            ),
+        )
+        .unwrap();
+        let log = self.log("nginx");
+        let child = spawn_logged(
+            Command::new("/usr/sbin/nginx")
+                .arg("-c")
+                .arg(&config)
+                .arg("-p")
+                .arg(&dir),
+            &log,
+        );
+        self.started.0.push(child);
+        wait_for_port(self.http_port, "nginx", &log);
+    }
+
+    /// The unit's `git2fa serve`, as its User.
+    fn start_serve(&mut self) {
+        let unit = std::fs::read_to_string("/lib/systemd/system/git2fa.service").unwrap();
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap()
+            .to_string();
+        let user = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("User="))
+            .unwrap()
+            .to_string();
+        let log = self.log("serve");
+        let mut words = exec.split_whitespace();
+        let program = words.next().unwrap().to_string();
+        let child = spawn_logged(
+            Command::new("runuser")
+                .args(["-u", &user, "--", &program])
+                .args(words),
+            &log,
+        );
+        self.started.0.push(child);
+        wait_for_port(8080, "git2fa serve", &log);
+    }
+
+    fn get(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).unwrap();
+        std::io::Write::write_all(
+            &mut stream,
+            format!("GET {path} HTTP/1.0\r\nHost: git.example.com\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    }
+}
+
+#[test]
+fn the_admin_guide_works_as_written() {
+    let found = |path: &str| Path::new(path).exists();
+    if !e2e_available(
+        unix_user() == "root",
+        "root (the guide installs a package)",
+        "(none: run the tests as root)",
+    ) || !e2e_available(found("/usr/bin/dpkg"), "dpkg", "dpkg")
+        || !e2e_available(found("/usr/sbin/sshd"), "/usr/sbin/sshd", "openssh-server")
+        || !e2e_available(found("/usr/sbin/nginx"), "/usr/sbin/nginx", "nginx")
+        || !e2e_available(
+            found("/usr/sbin/fcgiwrap"),
+            "/usr/sbin/fcgiwrap",
+            "fcgiwrap",
+        )
+        || !e2e_available(which("ssh").is_some(), "ssh", "openssh-client")
+    {
+        return;
+    }
+    // git2fa serve's default port is the README's too.
+    let _port = crate::readme::PORT_8080
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    purge();
+    let dir = tempfile::tempdir().unwrap();
+    let alice_home = dir.path().join("alice");
+    std::fs::create_dir_all(&alice_home).unwrap();
+    let alice_key = dir.path().join("alice_key");
+    crate::sshd::keygen(&alice_key);
+    // What alice gave the admin, where the guide takes it from.
+    std::fs::copy(alice_key.with_extension("pub"), "/tmp/alice.pub").unwrap();
+    let mut follow = Follow {
+        dir,
+        started: Started::default(),
+        aliases: String::new(),
+        secret: None,
+        ssh_port: 0,
+        http_port: 0,
+        alice_key,
+        alice_cwd: alice_home.clone(),
+        alice_home,
+        saw_refusal: false,
+        pushed: false,
+        cloned_over_https: false,
+        served_the_page: false,
+    };
+    let steps = steps();
+    assert!(steps.len() >= 10, "{steps:?}");
+    for step in &steps {
+        let text = step.lines.join("\n");
+        let Some(instead) = &step.instead else {
+            follow.as_admin(&step.lines);
+            continue;
+        };
+        if instead.starts_with("starts its own sshd") {
+            assert!(text.contains("systemctl reload ssh"), "{text}");
+            let check = bash("sshd -t", Path::new("/"), &[]);
+            assert_eq!(check.code, 0, "sshd -t: {check:?}");
+            follow.start_sshd();
+        } else if instead.starts_with("as alice, with her key") {
+            let runs = follow.as_alice(&step.lines);
+            assert_eq!(runs[0].code, 0, "her clone: {:?}", runs[0]);
+            let push = &runs[1];
+            assert_ne!(push.code, 0, "the push before verifying: {push:?}");
+            for line in [
+                "git2fa: team/app requires two-factor authentication (2FA) to push.",
+                "alice has no open 2FA session.",
+                "Verify at https://git.example.com/2fa/verify?repo=team/app",
+                "or run: ssh git@git.example.com 2fa verify",
+                "then run the same git command again.",
+                "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to push.",
+            ] {
+                assert!(push.stderr.contains(line), "{line:?}: {push:?}");
+            }
+            follow.saw_refusal = true;
+        } else if instead.starts_with("as alice, her code") {
+            let runs = follow.as_alice(&step.lines);
+            assert_eq!(runs[0].code, 0, "2fa verify: {:?}", runs[0]);
+            assert!(
+                runs[0]
+                    .stdout
+                    .starts_with("git2fa: 2FA session open until "),
+                "{:?}",
+                runs[0]
+            );
+            assert_eq!(runs[1].code, 0, "the push after verifying: {:?}", runs[1]);
+            follow.pushed = true;
+        } else if instead.starts_with("does what systemd does with the two units") {
+            let admin: Vec<String> = step
+                .lines
+                .iter()
+                .filter(|l| !l.starts_with("systemctl"))
+                .cloned()
+                .collect();
+            follow.as_admin(&admin);
+            follow.start_fcgiwrap();
+        } else if instead.starts_with("serves the example block") {
+            assert!(text.contains("reload nginx"), "{text}");
+            follow.start_nginx();
+        } else if instead.starts_with("as alice, with git.example.com being nginx") {
+            let runs = follow.as_alice(&step.lines);
+            assert_eq!(runs[0].code, 0, "the clone over HTTPS: {:?}", runs[0]);
+            follow.cloned_over_https = true;
+        } else if instead.starts_with("runs git2fa serve") {
+            follow.start_serve();
+            // Through nginx, with the guide's proxy block.
+            assert!(
+                follow.get("/login").starts_with("HTTP/1.1 200"),
+                "{}",
+                follow.get("/login")
+            );
+            assert!(follow.get("/style.css").starts_with("HTTP/1.1 200"));
+            let verify = follow.get("/2fa/verify?repo=team/app");
+            assert!(verify.starts_with("HTTP/1.1 303"), "{verify}");
+            follow.served_the_page = true;
+        } else if instead.starts_with("runs this last") {
+            let repos_before = std::fs::read_dir("/srv/git/team").unwrap().count();
+            follow.started = Started::default();
+            follow.as_admin(&step.lines);
+            assert!(!Path::new("/etc/git2fa").exists());
+            assert!(!Path::new("/var/lib/git2fa").exists());
+            assert!(!Path::new("/usr/bin/git2fa").exists());
+            assert_eq!(
+                std::fs::read_dir("/srv/git/team").unwrap().count(),
+                repos_before,
+                "repositories stay"
+            );
+        } else {
+            panic!("the guide has a step the test does not know: {instead:?}\n{text}");
+        }
+    }
+    assert!(
+        follow.saw_refusal && follow.pushed && follow.cloned_over_https && follow.served_the_page,
+        "the guide lost a step"
+    );
+    // What purge left behind (the repositories, and their account) goes.
+    let _ = std::fs::remove_dir_all("/srv/git");
+    let _ = Command::new("deluser").args(["--system", "git"]).output();
+    for copied in [
+        "/etc/systemd/system/git2fa-fcgiwrap.socket",
+        "/etc/systemd/system/git2fa-fcgiwrap.service",
+    ] {
+        let _ = std::fs::remove_file(copied);
+    }
+    let _ = std::fs::remove_file("/tmp/alice.pub");
+    let _ = std::fs::remove_file("/tmp/alice.token");
+}
