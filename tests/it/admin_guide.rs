@@ -554,6 +554,65 @@ fn the_admin_guide_works_as_written() {
     // What purge left behind (the repositories, and their account) goes.
     let _ = std::fs::remove_dir_all("/srv/git");
     let _ = Command::new("deluser").args(["--system", "git"]).output();
+
+    // Other distributions: install/install.sh, twice. The second run keeps
+    // what the admin set (it once put back 0750/0640 and broke a host).
+    let install = || {
+        bash(
+            "install/install.sh --repos-root /srv/git",
+            Path::new(ROOT),
+            &[],
+        )
+    };
+    let first = install();
+    assert_eq!(first.code, 0, "{first:?}");
+    std::fs::set_permissions(
+        "/etc/git2fa",
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    std::fs::write(
+        "/etc/git2fa/config.toml",
+        std::fs::read_to_string("/etc/git2fa/config.toml").unwrap() + "# the admin's line\n",
+    )
+    .unwrap();
+    let again = install();
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(crate::harness::file_mode(Path::new("/etc/git2fa")), 0o711);
+    assert_eq!(
+        crate::harness::file_mode(Path::new("/etc/git2fa/config.toml")),
+        0o644
+    );
+    assert_eq!(
+        crate::harness::file_mode(Path::new("/var/lib/git2fa")),
+        0o700
+    );
+    assert!(
+        std::fs::read_to_string("/etc/git2fa/config.toml")
+            .unwrap()
+            .ends_with("# the admin's line\n")
+    );
+    let check = bash(
+        "runuser -u git -- /usr/local/bin/git2fa --config /etc/git2fa/config.toml check",
+        Path::new("/"),
+        &[],
+    );
+    assert_eq!(check.code, 0, "{check:?}");
+    for path in [
+        "/etc/git2fa",
+        "/var/lib/git2fa",
+        "/srv/git",
+        "/etc/ssh/sshd_config.d/git2fa.conf",
+        "/etc/systemd/system/git2fa.service",
+        "/usr/local/bin/git2fa",
+        "/usr/local/bin/git2fa-shell",
+        "/usr/local/bin/git2fa-hook",
+        "/usr/local/bin/git2fa-http",
+    ] {
+        let _ = std::fs::remove_dir_all(path);
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = Command::new("userdel").arg("git").output();
     for copied in [
         "/etc/systemd/system/git2fa-fcgiwrap.socket",
         "/etc/systemd/system/git2fa-fcgiwrap.service",
