@@ -102,6 +102,10 @@ impl Nginx {
                 &format!("unix:{}", socket.display()),
             )
             .replace(
+                "unix:/run/fcgiwrap.socket",
+                &format!("unix:{}", socket.display()),
+            )
+            .replace(
                 "include fastcgi_params;",
                 "include /etc/nginx/fastcgi_params;",
             );
