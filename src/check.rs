@@ -343,8 +343,7 @@ fn authorized_keys_files(account: &nix::unistd::User, report: &mut Report) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let forced = line.starts_with("command=") || line.contains(",command=");
-            if !(forced && line.contains("git2fa-shell")) {
+            if !forced_through_git2fa_shell(line) {
                 open.push(format!("{}:{}", path.display(), number + 1));
             }
         }
@@ -361,6 +360,37 @@ fn authorized_keys_files(account: &nix::unistd::User, report: &mut Report) {
             account.name
         ));
     }
+}
+
+/// Whether an `authorized_keys` line's options (what comes before the key
+/// type, outside quotes) force a command that is `git2fa-shell`. A
+/// "git2fa-shell" in the key's comment does not count.
+fn forced_through_git2fa_shell(line: &str) -> bool {
+    let mut in_quotes = false;
+    let mut end = line.len();
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ' ' | '\t' if !in_quotes => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let options = &line[..end];
+    if options.starts_with("ssh-") || options.starts_with("ecdsa-") || options.starts_with("sk-") {
+        return false;
+    }
+    options
+        .split(',')
+        .filter_map(|o| o.strip_prefix("command=\""))
+        .any(|command| {
+            command
+                .split('"')
+                .next()
+                .is_some_and(|c| c.contains("git2fa-shell"))
+        })
 }
 
 /// sshd's effective configuration for the git account (`sshd -T`): its
@@ -496,6 +526,25 @@ fn daemon(config: &Config, report: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_forced_git2fa_shell_counts() {
+        assert!(forced_through_git2fa_shell(
+            r#"command="/usr/bin/git2fa-shell --key-id 1",restrict ssh-ed25519 AAAA"#
+        ));
+        assert!(forced_through_git2fa_shell(
+            r#"restrict,command="/usr/bin/git2fa-shell --key-id 1" ssh-ed25519 AAAA x"#
+        ));
+        assert!(!forced_through_git2fa_shell(
+            "ssh-ed25519 AAAA git2fa-shell"
+        ));
+        assert!(!forced_through_git2fa_shell(
+            r#"command="/bin/sh" ssh-ed25519 AAAA git2fa-shell"#
+        ));
+        assert!(!forced_through_git2fa_shell(
+            r#"restrict ssh-ed25519 AAAA command="git2fa-shell""#
+        ));
+    }
 
     #[test]
     fn single_quoted_words() {

@@ -40,6 +40,8 @@ const MAX_QUESTION: u64 = 5 << 20;
 const MAX_QUESTIONS: usize = 64;
 /// How long the daemon waits for a whole question.
 const QUESTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Questions of one Unix account under way at once, at most.
+const MAX_QUESTIONS_PER_ACCOUNT: usize = 8;
 
 /// What a hook asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +191,7 @@ pub async fn serve(
 ) -> Result<(), String> {
     let path = config.daemon.socket.clone();
     let questions = Operations::default();
+    let per_uid = crate::serve::Slots::default();
     if let Some(path) = &path {
         log::info!("answering hooks on {}", path.display());
     }
@@ -209,7 +212,11 @@ pub async fn serve(
                         continue;
                     }
                 };
-                if questions.running() >= MAX_QUESTIONS {
+                // One account may hold a few slots, not all of them.
+                use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+                let uid = getsockopt(&stream, PeerCredentials).map(|c| c.uid()).ok();
+                let slot = uid.and_then(|uid| per_uid.take(uid, MAX_QUESTIONS_PER_ACCOUNT));
+                if questions.running() >= MAX_QUESTIONS || slot.is_none() {
                     log::warn!("hook socket: {MAX_QUESTIONS} questions under way; refusing one");
                     let mut stream = stream;
                     let _ = stream.write_all(
@@ -218,7 +225,7 @@ pub async fn serve(
                     continue;
                 }
                 let config = config.clone();
-                let operation = (operations.start(), questions.start());
+                let operation = (operations.start(), questions.start(), slot);
                 tokio::task::spawn_blocking(move || {
                     let _operation = operation;
                     answer(&config, stream);

@@ -104,14 +104,16 @@ impl GitInvocation {
         max: std::time::Duration,
         on_timeout: impl FnOnce() + Send,
     ) -> std::io::Result<u8> {
-        let mut child = self.command().spawn()?;
+        use std::os::unix::process::CommandExt;
+        let mut child = self.command().process_group(0).spawn()?;
         let status = wait_at_most(&mut child, max, on_timeout)?;
         Ok(status.code().map_or(1, |c| c.clamp(0, 255) as u8))
     }
 }
 
-/// Waits for `child`, for at most `max`: then it is killed (SIGKILL) and
-/// `on_timeout` runs first.
+/// Waits for `child`, for at most `max`: then its process group is killed
+/// (SIGKILL: git and what it started, `index-pack` or `pack-objects`), and
+/// `on_timeout` runs first. The child must lead its own process group.
 pub fn wait_at_most(
     child: &mut std::process::Child,
     max: std::time::Duration,
@@ -133,7 +135,7 @@ pub fn wait_at_most(
             let exited = watchdog_sees.lock().unwrap_or_else(|e| e.into_inner());
             if !*exited {
                 on_timeout();
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
             }
         });
         // Wait for the exit without reaping it.

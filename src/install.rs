@@ -25,9 +25,32 @@ pub struct Change {
     pub kept: Vec<String>,
 }
 
-/// Whether a hook file is one of our stubs.
+/// Whether a hook file is one of our stubs: a regular file (not a link,
+/// which could lead anywhere, `/dev/zero` included), small, with our marker.
 pub fn is_ours(path: &Path) -> bool {
-    fs::read_to_string(path).is_ok_and(|text| text.contains(MARKER))
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() <= 64 * 1024)
+        && fs::read_to_string(path).is_ok_and(|text| text.contains(MARKER))
+}
+
+/// A repository's `hooks` directory, made if missing. A symlink there is
+/// refused: this may run as root, and a repository owner could point it
+/// at any directory (`/etc/sudoers.d`) for the stubs to land in.
+fn hooks_dir(repo: &Path) -> io::Result<PathBuf> {
+    let hooks = repo.join("hooks");
+    match fs::symlink_metadata(&hooks) {
+        Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
+            Err(io::Error::other(format!(
+                "{} is not a directory of its own (a link?); not writing there: resolve by hand",
+                hooks.display()
+            )))
+        }
+        Ok(_) => Ok(hooks),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir(&hooks)?;
+            Ok(hooks)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether our stub `name` is in place in the repository as a file git
@@ -78,8 +101,7 @@ fn shell_quote(path: &Path) -> String {
 pub fn install(root: &Path, hook_bin: &Path, config: &Path) -> io::Result<Vec<Change>> {
     let mut changes = Vec::new();
     for repo in repo_path::find_all(root)? {
-        let hooks = repo.join("hooks");
-        fs::create_dir_all(&hooks)?;
+        let hooks = hooks_dir(&repo)?;
         let mut kept = Vec::new();
         for (name, template) in HOOKS {
             let path = hooks.join(name);
@@ -110,7 +132,7 @@ pub fn install(root: &Path, hook_bin: &Path, config: &Path) -> io::Result<Vec<Ch
 pub fn uninstall(root: &Path) -> io::Result<Vec<Change>> {
     let mut changes = Vec::new();
     for repo in repo_path::find_all(root)? {
-        let hooks = repo.join("hooks");
+        let hooks = hooks_dir(&repo)?;
         let mut kept = Vec::new();
         for (name, _) in HOOKS {
             let path = hooks.join(name);

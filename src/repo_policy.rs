@@ -234,7 +234,15 @@ impl RepoPolicy {
                 // Unknown refs might include a protected one.
                 PushedRefs::Unknown => true,
                 PushedRefs::CheckedByHook => false,
-                PushedRefs::Known(refs) => refs.iter().any(|r| self.is_protected(r)),
+                // Matching costs pattern × ref bytes; a push whose refs
+                // would cost more than the budget is taken as touching a
+                // protected ref (fail closed: it needs 2FA) unchecked.
+                PushedRefs::Known(refs) => {
+                    let patterns: usize = self.protected_refs.iter().map(String::len).sum();
+                    let names: usize = refs.iter().map(String::len).sum();
+                    patterns.saturating_mul(names) > MAX_MATCH_WORK
+                        || refs.iter().any(|r| self.is_protected(r))
+                }
             },
         }
     }
@@ -270,6 +278,10 @@ impl RepoPolicy {
 }
 
 /// A protected-ref pattern: starts with `refs/`, printable, no spaces.
+/// Pattern bytes × ref bytes a push decision matches at most (about a
+/// tenth of a second); past it, the push needs 2FA without matching.
+const MAX_MATCH_WORK: usize = 50_000_000;
+
 /// Patterns in `protected_refs`, at most.
 pub const MAX_PROTECTED_REFS: usize = 100;
 

@@ -20,6 +20,8 @@ const MAX_SSH_CONNECTIONS: usize = 256;
 /// `MaxStartups` starts refusing at 10 in all; this is per address, so
 /// that one client cannot take every slot).
 const MAX_SSH_LOGINS_PER_ADDRESS: usize = 16;
+/// SSH connections of one user at most, once authenticated.
+const MAX_SSH_CONNECTIONS_PER_USER: usize = 32;
 /// How long an SSH client has to authenticate, from the moment its TCP
 /// connection is accepted (banner and key exchange included).
 const LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -280,6 +282,7 @@ async fn accept_ssh(
     stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let logins = Slots::default();
+    let users = Slots::default();
     let prompts = Slots::default();
     loop {
         tokio::select! {
@@ -315,6 +318,7 @@ async fn accept_ssh(
                     Some(peer),
                     operations.clone(),
                     (authenticated.clone(), login),
+                    (users.clone(), MAX_SSH_CONNECTIONS_PER_USER),
                     prompts.clone(),
                     stopped.clone(),
                 );
@@ -334,19 +338,14 @@ async fn accept_ssh(
                             return log::info!("SSH: {peer} did not authenticate in time");
                         }
                     };
-                    let handle = session.handle();
                     let ended = tokio::select! {
                         ended = &mut session => ended,
                         _ = tokio::time::sleep_until(deadline) => {
                             if !authenticated.load(Ordering::SeqCst) {
-                                log::info!("SSH: {peer} did not authenticate in time");
-                                let _ = handle
-                                    .disconnect(
-                                        russh::Disconnect::ByApplication,
-                                        "authentication took too long".into(),
-                                        String::new(),
-                                    )
-                                    .await;
+                                // Dropped, not asked to disconnect: russh
+                                // defers that message during a key exchange,
+                                // which a client can keep going.
+                                return log::info!("SSH: {peer} did not authenticate in time");
                             }
                             session.await
                         }

@@ -1107,9 +1107,15 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn remove_key(&mut self, id: i64) -> Result<bool> {
+    /// Removes a key, and ends the 2FA sessions opened with it (with
+    /// `bind_session = "key"` they were good for that key alone).
+    pub fn remove_key(&mut self, id: i64, now: i64) -> Result<bool> {
         let tx = self.immediate()?;
         let changed = tx.execute("DELETE FROM ssh_keys WHERE id = ?1", [id])?;
+        tx.execute(
+            "UPDATE sessions SET ended_at = ?1 WHERE key_id = ?2 AND ended_at IS NULL",
+            params![now, id],
+        )?;
         tx.commit()?;
         Ok(changed == 1)
     }

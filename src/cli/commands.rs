@@ -494,7 +494,7 @@ fn key(config: &Config, command: KeyCommand) -> Outcome {
             let key = store
                 .key(id)?
                 .ok_or_else(|| Failure::refused(format!("no key #{id}")))?;
-            store.remove_key(id)?;
+            store.remove_key(id, now())?;
             admin_audit(
                 &mut store,
                 Some(&key.user),

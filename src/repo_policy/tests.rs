@@ -163,3 +163,25 @@ fn the_example_repo_file_in_fixtures_parses() {
     );
     assert!(policy.is_owner("alice"));
 }
+
+// Attack: a local owner pairs 100 long star-heavy patterns with a push of
+// thousands of long refs; each match is cheap, the product is not. Past
+// the budget the push simply needs 2FA, unmatched.
+#[test]
+fn a_push_too_costly_to_match_needs_2fa() {
+    let refs: Vec<String> = (0..100).map(|i| format!("refs/heads/x{i}")).collect();
+    let list: Vec<String> = refs.iter().map(|r| format!("'{r}'")).collect();
+    let policy = parse(&format!(
+        "require = 'push'\nprotected_refs = [{}]\n",
+        list.join(", ")
+    ))
+    .unwrap();
+    let topic = PushedRefs::Known(vec!["refs/heads/topic".into()]);
+    assert!(!policy.requires_for_push(&topic));
+    let many = PushedRefs::Known(
+        (0..200_000)
+            .map(|i| format!("refs/heads/topic-{i:06}"))
+            .collect(),
+    );
+    assert!(policy.requires_for_push(&many));
+}

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -60,7 +61,8 @@ pub async fn handle(
         ),
         http::Response::Git(invocation) => {
             let operation = state.operations.start();
-            match backend(invocation, body, operation, cgi.method == "POST").await {
+            let max = Duration::from_secs(state.config.policy.max_git_duration.max(1) as u64);
+            match backend(invocation, body, (operation, max), cgi.method == "POST").await {
                 Ok(response) => response,
                 Err(e) => {
                     log::error!("2FA check unavailable: git http-backend: {e}");
@@ -161,12 +163,16 @@ fn unavailable() -> Response {
 
 /// Runs `git http-backend`: the request body streams to its input, its
 /// CGI headers become the response's, and the rest streams back.
+///
+/// Like every git operation here, it runs at most `max_git_duration`: then
+/// git is killed and the response cut off.
 async fn backend(
     invocation: crate::exec::GitInvocation,
     body: Body,
-    operation: Operation,
+    (operation, max): (Operation, Duration),
     has_body: bool,
 ) -> std::io::Result<Response> {
+    let deadline = tokio::time::Instant::now() + max;
     let mut command = tokio::process::Command::from(invocation.command());
     command
         .stdin(if has_body {
@@ -200,10 +206,14 @@ async fn backend(
     let mut seen = 0usize;
     loop {
         let mut line = String::new();
-        let n = (&mut reader)
-            .take((MAX_HEADER - seen) as u64)
-            .read_line(&mut line)
-            .await?;
+        let n = tokio::time::timeout_at(
+            deadline,
+            (&mut reader)
+                .take((MAX_HEADER - seen) as u64)
+                .read_line(&mut line),
+        )
+        .await
+        .map_err(|_| std::io::Error::other("git http-backend ran past max_git_duration"))??;
         seen += n;
         if n == 0 || seen >= MAX_HEADER {
             return Err(std::io::Error::other(
@@ -236,19 +246,26 @@ async fn backend(
     // operation counts as under way until then, and git is waited for.
     let stream = futures_util::stream::unfold(
         (reader, child, Some(operation)),
-        |(mut reader, mut child, operation)| async move {
+        move |(mut reader, mut child, operation)| async move {
             operation.as_ref()?;
             let mut buffer = vec![0u8; 32 * 1024];
-            match reader.read(&mut buffer).await {
-                Ok(0) => {
+            match tokio::time::timeout_at(deadline, reader.read(&mut buffer)).await {
+                Ok(Ok(0)) => {
                     let _ = child.wait().await;
                     None
                 }
-                Ok(n) => {
+                Ok(Ok(n)) => {
                     buffer.truncate(n);
                     Some((Ok(Bytes::from(buffer)), (reader, child, operation)))
                 }
-                Err(e) => Some((Err(e), (reader, child, None))),
+                Ok(Err(e)) => Some((Err(e), (reader, child, None))),
+                Err(_) => {
+                    log::warn!("stopped a git operation over HTTP at max_git_duration");
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    let cut = std::io::Error::other("max_git_duration");
+                    Some((Err(cut), (reader, child, None)))
+                }
             }
         },
     );

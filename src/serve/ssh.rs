@@ -101,6 +101,10 @@ pub struct Client {
     login: Option<super::Slot<std::net::IpAddr>>,
     /// `2fa verify` prompts waiting, per user, across connections.
     prompts: Slots<String>,
+    /// Authenticated connections per user, and the cap.
+    users: (Slots<String>, usize),
+    /// This connection's place among its user's, once authenticated.
+    user_slot: Option<super::Slot<String>>,
     /// True once the server is stopping: no new channels.
     stopped: watch::Receiver<bool>,
     /// The key whose signature russh verified (its id and fingerprint);
@@ -125,6 +129,7 @@ impl Client {
         peer: Option<SocketAddr>,
         operations: Operations,
         (authenticated, login): (Arc<AtomicBool>, super::Slot<std::net::IpAddr>),
+        users: (Slots<String>, usize),
         prompts: Slots<String>,
         stopped: watch::Receiver<bool>,
     ) -> Client {
@@ -135,27 +140,34 @@ impl Client {
             authenticated,
             login: Some(login),
             prompts,
+            users,
+            user_slot: None,
             stopped,
             key: None,
             channels: HashMap::new(),
         }
     }
 
-    /// The registered key with this public key, if any: its id and
-    /// fingerprint.
-    async fn lookup(&self, key: &russh::keys::PublicKey) -> Option<(i64, String)> {
+    /// The registered key with this public key, of an enabled user, if
+    /// any: its id, fingerprint and user.
+    async fn lookup(&self, key: &russh::keys::PublicKey) -> Option<(i64, String, String)> {
         let blob = key.to_bytes().ok()?;
         let parsed =
             sshkey::PublicKey::from_parts(key.algorithm().as_str(), &base64_encode(&blob)).ok()?;
         let config = self.config.clone();
-        let found = tokio::task::spawn_blocking(move || {
+        let found = tokio::task::spawn_blocking(move || -> crate::store::Result<_> {
             let store = Store::open(&config.store_path())?;
-            store.key_by_fingerprint(&parsed.fingerprint())
+            let Some(key) = store.key_by_fingerprint(&parsed.fingerprint())? else {
+                return Ok(None);
+            };
+            // A disabled account's key opens no connection at all.
+            let enabled = store.user(&key.user)?.is_some_and(|u| u.enabled);
+            Ok(enabled.then_some(key))
         })
         .await;
         match found {
             Ok(Ok(Some(key))) if sshkey_blob_matches(&key.blob, &blob) => {
-                Some((key.id, key.fingerprint))
+                Some((key.id, key.fingerprint, key.user))
             }
             Ok(Ok(_)) => None,
             Ok(Err(e)) => {
@@ -203,8 +215,14 @@ impl russh::server::Handler for Client {
         // russh calls this only after the signature over this session
         // verified with this very key.
         match self.lookup(key.public_key).await {
-            Some(found) => {
-                self.key = Some(found);
+            Some((id, fingerprint, user)) => {
+                let (slots, max) = &self.users;
+                let Some(slot) = slots.take(user.clone(), *max) else {
+                    log::warn!("SSH: {user} has {max} connections open; refusing another");
+                    return Ok(Auth::reject());
+                };
+                self.user_slot = Some(slot);
+                self.key = Some((id, fingerprint));
                 self.authenticated.store(true, Ordering::SeqCst);
                 self.login = None;
                 Ok(Auth::Accept)
@@ -540,9 +558,11 @@ fn run_git(
     (stdout, stderr): (&ChannelOutput, &ChannelOutput),
     max: i64,
 ) -> std::io::Result<u32> {
+    use std::os::unix::process::CommandExt;
     use std::process::Stdio;
     let mut child = invocation
         .command()
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -563,7 +583,7 @@ fn run_git(
     // on a full pipe that nobody reads.
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let stop_git = move || {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
     };
     // No connection keeps git for longer than `max_git_duration`.
     let mut timeout_err = stderr.clone();

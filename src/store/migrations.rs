@@ -183,6 +183,22 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE tokens_v4 RENAME TO tokens;
     CREATE INDEX tokens_user ON tokens(user_id);
     "#,
+    // 5: ids the store itself no longer holds, but its sessions and audit
+    // rows still name, are not handed out again either: the newest key or
+    // token deleted before migration 4 left its id free.
+    r#"
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'ssh_keys', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'ssh_keys');
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'tokens', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'tokens');
+    UPDATE sqlite_sequence SET seq = max(seq,
+        (SELECT coalesce(max(key_id), 0) FROM sessions),
+        (SELECT coalesce(max(key_id), 0) FROM audit))
+        WHERE name = 'ssh_keys';
+    UPDATE sqlite_sequence SET seq = max(seq,
+        (SELECT coalesce(max(token_id), 0) FROM audit))
+        WHERE name = 'tokens';
+    "#,
 ];
 
 /// The schema version a store must have to be used.

@@ -450,7 +450,7 @@ fn keys_by_fingerprint() {
         Err(StoreError::Exists)
     ));
     assert_eq!(store.keys(Some("alice")).unwrap().len(), 1);
-    assert!(store.remove_key(kid).unwrap());
+    assert!(store.remove_key(kid, NOW).unwrap());
     assert!(store.key(kid).unwrap().is_none());
 }
 
@@ -536,7 +536,7 @@ fn ids_are_never_reused() {
     let first = store
         .add_key(mallory, "ssh-ed25519", "AAAA1", "SHA256:one", "", NOW)
         .unwrap();
-    assert!(store.remove_key(first).unwrap());
+    assert!(store.remove_key(first, NOW).unwrap());
     let second = store
         .add_key(dora, "ssh-ed25519", "AAAA2", "SHA256:two", "", NOW)
         .unwrap();
@@ -630,4 +630,49 @@ fn a_reset_revokes_tokens_and_ends_sessions_unless_tokens_are_kept() {
     assert_eq!(reset.tokens_revoked, 0);
     assert_eq!(store.token(kept).unwrap().unwrap().revoked_at, None);
     assert_eq!(store.reset_2fa(9999, true, NOW).unwrap(), None);
+}
+
+// Attack: the newest key was removed before the store moved to
+// AUTOINCREMENT; its id, still named by sessions and audit rows, went to
+// the next key added. Migration 5 starts the count past every id named.
+#[test]
+fn ids_named_by_old_rows_are_not_given_again_after_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("git2fa.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
+        for (version, sql) in migrations::MIGRATIONS.iter().enumerate().take(3) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version as i64 + 1)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO users (id, name, created_at) VALUES (1, 'mallory', 0);
+             INSERT INTO sessions (user_id, created_at, expires_at, key_id, opened_via)
+                 VALUES (1, 0, 10, 7, 'ssh');
+             INSERT INTO audit (at, transport, action, outcome, reason, key_id, token_id)
+                 VALUES (0, 'ssh', 'read', 'allow', 'session', 9, 4);",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open_and_migrate(&path).unwrap();
+    let user = store.add_user("dora", None, NOW).unwrap();
+    let key = store
+        .add_key(user, "ssh-ed25519", "AAAA", "SHA256:dora", "", NOW)
+        .unwrap();
+    assert!(key > 9, "key #{key} was named before");
+    let token = store
+        .add_token(
+            user,
+            "t",
+            &[1u8; 32],
+            &["*".into()],
+            Permission::Read,
+            None,
+            false,
+            NOW,
+        )
+        .unwrap();
+    assert!(token > 4, "token #{token} was named before");
 }

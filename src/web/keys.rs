@@ -105,7 +105,7 @@ pub fn remove(cx: &mut Context) -> Response {
         Ok(_) => return list(cx, Some(notice("error", "No such key of yours."))).with_status(404),
         Err(e) => return cx.unavailable(&e),
     };
-    if let Err(e) = cx.store.remove_key(id) {
+    if let Err(e) = cx.store.remove_key(id, cx.now) {
         return cx.unavailable(&e);
     }
     cx.audit("key-remove", "ok", &key.fingerprint, None);

@@ -123,3 +123,34 @@ fn install_hooks_never_writes_through_a_planted_link() {
     );
     host.git2fa(&["user", "list"]).ok();
 }
+
+// Attack: a repository owner makes `evil.git/hooks` itself a symlink to a
+// directory of root's (here a stand-in for /etc/sudoers.d); root's
+// `install-hooks` then created its 0755 stubs there, and renamed what it
+// found there to *.git2fa-chained. A linked hooks directory is refused.
+#[test]
+fn install_hooks_refuses_a_linked_hooks_directory() {
+    let host = Host::new();
+    let repo = host.bare_repo("evil.git");
+    let target = host.dir.path().join("root-only");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("update"), "precious\n").unwrap();
+    std::fs::remove_dir_all(repo.join("hooks")).unwrap();
+    symlink(&target, repo.join("hooks")).unwrap();
+    let refused = host
+        .git2fa(&["install-hooks", &host.root.display().to_string()])
+        .fails(2);
+    assert!(
+        refused.stderr.contains("not a directory of its own"),
+        "{refused:?}"
+    );
+    let names: Vec<_> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["update"]);
+    assert_eq!(
+        std::fs::read_to_string(target.join("update")).unwrap(),
+        "precious\n"
+    );
+}
