@@ -60,28 +60,24 @@ pub fn format_duration(seconds: i64) -> String {
 
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn format_utc(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let (date, time) = date_and_time(unix);
+    format!("{date} {time} UTC")
 }
 
 /// RFC 3339 in UTC, one word: `2026-11-27T11:12:10Z` (what the admin CLI
 /// prints in its one-line-per-row listings).
 pub fn format_rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
+    let (date, time) = date_and_time(unix);
+    format!("{date}T{time}Z")
+}
+
+/// `YYYY-MM-DD` and `HH:MM:SS` in UTC.
+fn date_and_time(unix: i64) -> (String, String) {
     let secs = unix.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
     )
 }
 

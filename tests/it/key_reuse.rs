@@ -4,11 +4,10 @@
 //! `git2fa-shell` and through `git2fa serve`'s embedded server.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::harness::{Host, Run, which};
-use crate::sshd::{SshClient, Sshd, keygen};
+use crate::harness::{Host, which};
+use crate::sshd::{Multiplexed, SshClient, Sshd, keygen};
 use crate::web_server::{Server, free_port};
 
 /// mallory and dora, each with a repository only they may read.
@@ -39,69 +38,13 @@ fn people(host: &Host) -> (PathBuf, PathBuf) {
     (mallory, dora)
 }
 
-/// An OpenSSH control master for `key`, held open until dropped.
-struct Master {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Master {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn hold_connection(client: &SshClient, key: &Path, dir: &Path) -> Master {
-    let socket = dir.join("mallory.ctl");
-    let child = Command::new("ssh")
-        .args(client.ssh_command(key).split(' ').skip(1))
-        .args(["-M", "-S"])
-        .arg(&socket)
-        .args(["-N", &format!("{}@127.0.0.1", client.login)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the control master did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Master { child, socket }
-}
-
-/// A command over the held connection (no new authentication).
-fn through(client: &SshClient, master: &Master, command: &str) -> Run {
-    crate::harness::run(
-        "ssh",
-        &[
-            "-S",
-            &master.socket.display().to_string(),
-            "-o",
-            "ControlMaster=no",
-            "-o",
-            "BatchMode=yes",
-            &format!("{}@127.0.0.1", client.login),
-            command,
-        ],
-        Path::new("/"),
-        &[],
-        "",
-    )
-}
-
 /// The attack, on either server: mallory logs in and holds the connection,
 /// removes her key (as on `/2fa/keys`), dora registers a key (which took
 /// mallory's freed id, since SQLite reused the newest id), and mallory's
 /// held connection greeted "Hi dora" and read dora's repository.
 fn replay(host: &Host, client: &SshClient, mallory: &Path, dora: &Path) {
-    let master = hold_connection(client, mallory, host.dir.path());
-    let hello = through(client, &master, "");
+    let master = Multiplexed::open(client, mallory, host.dir.path().join("mallory.ctl"));
+    let hello = master.run(client, "");
     assert!(hello.stdout.contains("Hi mallory!"), "{hello:?}");
 
     host.git2fa(&["key", "remove", "1"]).ok();
@@ -113,10 +56,10 @@ fn replay(host: &Host, client: &SshClient, mallory: &Path, dora: &Path) {
         "dora's key got mallory's old id: {added:?}"
     );
 
-    let hello = through(client, &master, "");
+    let hello = master.run(client, "");
     assert!(!hello.stdout.contains("Hi dora"), "{hello:?}");
     assert_ne!(hello.code, 0, "{hello:?}");
-    let read = through(client, &master, "git-upload-pack 'd/secret.git'");
+    let read = master.run(client, "git-upload-pack 'd/secret.git'");
     assert_eq!(read.code, 1, "{read:?}");
     assert!(!read.stdout.contains("refs/"), "{read:?}");
 

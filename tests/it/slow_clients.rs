@@ -6,12 +6,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::serve::setup;
-use crate::sshd::{SshClient, keygen};
+use crate::sshd::{Multiplexed, keygen};
 
 /// A TCP connection to 127.0.0.1:`port` from the address `from` (any of
 /// 127.0.0.0/8 is this machine).
@@ -153,66 +153,6 @@ fn threads(pid: nix::unistd::Pid) -> usize {
         .unwrap()
 }
 
-/// An OpenSSH control master, and the sessions started through it.
-struct Multiplexed {
-    master: Child,
-    socket: PathBuf,
-    sessions: Vec<Child>,
-}
-
-impl Drop for Multiplexed {
-    fn drop(&mut self) {
-        for child in self.sessions.iter_mut().chain([&mut self.master]) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Multiplexed {
-    fn open(client: &SshClient, key: &Path, socket: PathBuf) -> Multiplexed {
-        let master = Command::new("ssh")
-            .args(client.ssh_command(key).split(' ').skip(1))
-            .args(["-M", "-S"])
-            .arg(&socket)
-            .args(["-N", &format!("{}@127.0.0.1", client.login)])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the control master did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Multiplexed {
-            master,
-            socket,
-            sessions: Vec::new(),
-        }
-    }
-
-    /// Starts `2fa verify` on the held connection; its input stays open.
-    fn verify(&mut self, client: &SshClient) -> &mut Child {
-        let child = Command::new("ssh")
-            .args(["-S", &self.socket.display().to_string()])
-            .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes"])
-            .arg(format!("{}@127.0.0.1", client.login))
-            .arg("2fa verify")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        self.sessions.push(child);
-        self.sessions.last_mut().unwrap()
-    }
-}
-
 /// Reads `child`'s standard error until it holds `text`; all of it.
 fn stderr_until(child: &mut Child, text: &str) -> String {
     let stderr = child.stderr.as_mut().unwrap();
@@ -251,7 +191,7 @@ fn waiting_verify_prompts_hold_no_thread() {
         let mut connection =
             Multiplexed::open(client, &key, s.host.dir.path().join(format!("{user}.ctl")));
         for _ in 0..4 {
-            let prompt = connection.verify(client);
+            let prompt = connection.spawn(client, "2fa verify");
             let seen = stderr_until(prompt, "Code from your authenticator app");
             assert!(seen.contains("(or a recovery code): "), "{user}: {seen}");
         }
@@ -260,7 +200,7 @@ fn waiting_verify_prompts_hold_no_thread() {
     // 200 prompts wait. A fifth of user0's, on a connection of its own, is
     // refused at once.
     let mut extra = Multiplexed::open(client, &held[0].0, s.host.dir.path().join("extra.ctl"));
-    let fifth = extra.verify(client);
+    let fifth = extra.spawn(client, "2fa verify");
     let seen = stderr_until(fifth, "first");
     assert!(
         seen.contains(

@@ -241,3 +241,86 @@ pub fn keygen(path: &Path) {
         .expect("ssh-keygen (Debian package openssh-client)");
     assert!(out.status.success(), "{out:?}");
 }
+
+/// An OpenSSH control master, and the sessions started through it.
+pub struct Multiplexed {
+    master: Child,
+    socket: PathBuf,
+    pub sessions: Vec<Child>,
+}
+
+impl Drop for Multiplexed {
+    fn drop(&mut self) {
+        for child in self.sessions.iter_mut().chain([&mut self.master]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Multiplexed {
+    /// Logs in with `key` and holds the connection at control socket
+    /// `socket` (`ssh -M -S`).
+    pub fn open(client: &SshClient, key: &Path, socket: PathBuf) -> Multiplexed {
+        let master = Command::new("ssh")
+            .args(client.ssh_command(key).split(' ').skip(1))
+            .args(["-M", "-S"])
+            .arg(&socket)
+            .args(["-N", &format!("{}@127.0.0.1", client.login)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the control master did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Multiplexed {
+            master,
+            socket,
+            sessions: Vec::new(),
+        }
+    }
+
+    /// Starts `command` on the held connection, with piped streams; its
+    /// input stays open.
+    pub fn spawn(&mut self, client: &SshClient, command: &str) -> &mut Child {
+        let child = Command::new("ssh")
+            .args(["-S", &self.socket.display().to_string()])
+            .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes"])
+            .arg(format!("{}@127.0.0.1", client.login))
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.sessions.push(child);
+        self.sessions.last_mut().unwrap()
+    }
+
+    /// Runs `command` on the held connection (no new authentication).
+    pub fn run(&self, client: &SshClient, command: &str) -> Run {
+        run(
+            "ssh",
+            &[
+                "-S",
+                &self.socket.display().to_string(),
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "BatchMode=yes",
+                &format!("{}@127.0.0.1", client.login),
+                command,
+            ],
+            Path::new("/"),
+            &[],
+            "",
+        )
+    }
+}

@@ -143,12 +143,7 @@ fn nginx_with_only_fastcgi_params() {
 /// way: `SetEnvIf`, which sets an empty value when the header is absent.
 #[test]
 fn apache_mod_cgi_with_setenvif() {
-    if !apache::available() {
-        return;
-    }
-    let (host, token, work) = host();
-    let apache = Apache::start(
-        &host,
+    through_apache(
         r#"SetEnv GIT2FA_CONFIG /etc/git2fa/config.toml
 SetEnvIf Authorization "(.*)" HTTP_AUTHORIZATION=$1
 ScriptAlias /git/ /usr/local/bin/git2fa-http/
@@ -156,24 +151,12 @@ ScriptAlias /git/ /usr/local/bin/git2fa-http/
     Require all granted
 </Location>"#,
     );
-    exercise(&host, apache.port, &token, &work, &|| {
-        ok(apache::git2fa_as_www_data(
-            &host,
-            &["audit", "--limit", "100"],
-        ))
-        .stdout
-    });
 }
 
 /// The same with `CGIPassAuth On` (Apache 2.4.13 and later).
 #[test]
 fn apache_mod_cgi_with_cgipassauth() {
-    if !apache::available() {
-        return;
-    }
-    let (host, token, work) = host();
-    let apache = Apache::start(
-        &host,
+    through_apache(
         r#"SetEnv GIT2FA_CONFIG /etc/git2fa/config.toml
 ScriptAlias /git/ /usr/local/bin/git2fa-http/
 <Location /git/>
@@ -181,27 +164,25 @@ ScriptAlias /git/ /usr/local/bin/git2fa-http/
     Require all granted
 </Location>"#,
     );
-    exercise(&host, apache.port, &token, &work, &|| {
-        ok(apache::git2fa_as_www_data(
-            &host,
-            &["audit", "--limit", "100"],
-        ))
-        .stdout
-    });
 }
 
-/// `install/apache-git2fa.conf` as shipped, under mod_cgi.
+/// `install/apache-git2fa.conf` as shipped: the recipe of the admin guide.
 #[test]
 fn apache_with_our_example() {
-    if !apache::available() {
-        return;
-    }
-    let (host, token, work) = host();
     let ours = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("install/apache-git2fa.conf"),
     )
     .unwrap();
-    let apache = Apache::start(&host, &ours);
+    through_apache(&ours);
+}
+
+/// Apache serving `site`, exercised as a user would.
+fn through_apache(site: &str) {
+    if !apache::available() {
+        return;
+    }
+    let (host, token, work) = host();
+    let apache = Apache::start(&host, site);
     exercise(&host, apache.port, &token, &work, &|| {
         ok(apache::git2fa_as_www_data(
             &host,
