@@ -1,12 +1,14 @@
 //! OpenSSH public keys as users paste them (`ssh-ed25519 AAAA… comment`):
-//! parsed, checked against their own wire encoding, fingerprinted the way
-//! `ssh-keygen -l` prints (`SHA256:` + unpadded base64 of SHA-256).
+//! parsed and checked by the `ssh-key` crate (the one russh uses), limited
+//! to the key types git2fa accepts, fingerprinted the way `ssh-keygen -l`
+//! prints (`SHA256:` + unpadded base64 of SHA-256).
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use sha2::{Digest, Sha256};
+use base64::engine::general_purpose::STANDARD;
+use russh::keys::ssh_key::{self, HashAlg};
 
-/// Key types git2fa accepts (DSA is gone from OpenSSH).
+/// Key types git2fa accepts (DSA is gone from OpenSSH). The `sk-` types
+/// are security keys (FIDO): a touch of the key signs each login.
 pub const ALGORITHMS: &[&str] = &[
     "ssh-ed25519",
     "ssh-rsa",
@@ -17,12 +19,13 @@ pub const ALGORITHMS: &[&str] = &[
     "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
 
-const MAX_BLOB: usize = 16 * 1024;
+/// The longest line taken: an RSA key of 16 kbit is about 2,800 bytes.
+const MAX_LINE: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
     pub algorithm: String,
-    pub blob: Vec<u8>,
+    key: ssh_key::PublicKey,
     pub comment: String,
 }
 
@@ -30,11 +33,13 @@ impl PublicKey {
     /// Parses one `authorized_keys`-style line without options.
     pub fn parse(line: &str) -> Result<PublicKey, String> {
         let line = line.trim();
-        let mut fields = line.splitn(3, char::is_whitespace);
-        let algorithm = fields.next().unwrap_or("");
+        if line.len() > MAX_LINE {
+            return Err("the key is too long".into());
+        }
+        let algorithm = line.split_whitespace().next().unwrap_or("");
         if !ALGORITHMS.contains(&algorithm) {
             return Err(format!(
-                "`{}` is not a supported key type (use ssh-ed25519, ecdsa-sha2-* or ssh-rsa; options are not allowed)",
+                "`{}` is not a supported key type (use ssh-ed25519, ecdsa-sha2-*, ssh-rsa or a security key; options are not allowed)",
                 algorithm
                     .chars()
                     .take(40)
@@ -42,14 +47,21 @@ impl PublicKey {
                     .escape_default()
             ));
         }
-        let encoded = fields.next().unwrap_or("").trim();
-        if encoded.len() > MAX_BLOB * 4 / 3 + 4 {
-            return Err("the key is too long".into());
+        let key = ssh_key::PublicKey::from_openssh(line)
+            .map_err(|e| format!("this is not an OpenSSH public key: {e}"))?;
+        // The key data names its own type: it must be the one written.
+        if key.algorithm().as_str() != algorithm {
+            return Err("the key data does not match its key type".into());
         }
-        let blob = STANDARD
-            .decode(encoded)
-            .map_err(|_| "the key is not valid base64".to_string())?;
-        PublicKey::from_blob(algorithm, &blob, fields.next().unwrap_or("").trim())
+        let comment = key.comment().to_string();
+        if comment.chars().any(char::is_control) || comment.len() > 200 {
+            return Err("the key comment must be printable and at most 200 bytes".into());
+        }
+        Ok(PublicKey {
+            algorithm: algorithm.to_string(),
+            key,
+            comment,
+        })
     }
 
     /// Builds a key from `KEYTYPE` and the base64 blob, as sshd hands them to
@@ -58,49 +70,15 @@ impl PublicKey {
         PublicKey::parse(&format!("{algorithm} {encoded}"))
     }
 
-    fn from_blob(algorithm: &str, blob: &[u8], comment: &str) -> Result<PublicKey, String> {
-        // The wire form begins with the key type as an SSH string (RFC 4253
-        // section 6.6): a 4-byte big-endian length, then the name.
-        let inner = read_string(blob).ok_or("the key data is truncated")?;
-        if inner != algorithm.as_bytes() {
-            return Err("the key data does not match its key type".into());
-        }
-        let rest = &blob[4 + inner.len()..];
-        if algorithm == "ssh-ed25519" {
-            // RFC 8709 section 4: one string holding the 32-byte key.
-            if read_string(rest).map(<[u8]>::len) != Some(32) || rest.len() != 36 {
-                return Err("the ed25519 key data is malformed".into());
-            }
-        } else if rest.is_empty() {
-            return Err("the key data is truncated".into());
-        }
-        if comment.chars().any(char::is_control) || comment.len() > 200 {
-            return Err("the key comment must be printable and at most 200 bytes".into());
-        }
-        Ok(PublicKey {
-            algorithm: algorithm.to_string(),
-            blob: blob.to_vec(),
-            comment: comment.to_string(),
-        })
-    }
-
     /// `SHA256:…`, as `ssh-keygen -l` and sshd's logs print it.
     pub fn fingerprint(&self) -> String {
-        format!(
-            "SHA256:{}",
-            STANDARD_NO_PAD.encode(Sha256::digest(&self.blob))
-        )
+        self.key.fingerprint(HashAlg::Sha256).to_string()
     }
 
-    /// The key's base64 blob.
+    /// The key's base64 blob (its wire encoding).
     pub fn blob_base64(&self) -> String {
-        STANDARD.encode(&self.blob)
+        STANDARD.encode(self.key.to_bytes().unwrap_or_default())
     }
-}
-
-fn read_string(data: &[u8]) -> Option<&[u8]> {
-    let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
-    data.get(4..4usize.checked_add(len)?)
 }
 
 #[cfg(test)]
@@ -127,10 +105,35 @@ mod tests {
         assert_eq!(again.fingerprint(), key.fingerprint());
     }
 
+    /// Security keys, as `ssh-keygen -t ed25519-sk` and `-t ecdsa-sk`
+    /// write them (fixed test vectors of the ssh-key crate's format).
+    #[test]
+    fn security_keys_parse() {
+        for (line, algorithm) in [
+            (
+                "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIPcT+/nqe4c8DBB8ld4K6C2UHRA1bJqbBGI2sSWmqd6BAAAABHNzaDo= user@example.com",
+                "sk-ssh-ed25519@openssh.com",
+            ),
+            (
+                "sk-ecdsa-sha2-nistp256@openssh.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb20AAAAIbmlzdHAyNTYAAABBBN8RF/cLWLMbOV0V+PmfxbTRDj5gDsIGUEWJCsUuSbTjPc8VCcOyjlugoE9C/t1UsNk75zPkflrlYpwkLN2XV0UAAAAEc3NoOg== user@example.com",
+                "sk-ecdsa-sha2-nistp256@openssh.com",
+            ),
+        ] {
+            let key = PublicKey::parse(line).unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+            assert_eq!(key.algorithm, algorithm);
+            assert_eq!(key.comment, "user@example.com");
+        }
+    }
+
     #[test]
     fn refuses_what_is_not_a_key() {
         let good = ed25519_line("");
         let encoded = good.split(' ').nth(1).unwrap();
+        let mut short = Vec::new();
+        short.extend_from_slice(&11u32.to_be_bytes());
+        short.extend_from_slice(b"ssh-ed25519");
+        short.extend_from_slice(&31u32.to_be_bytes());
+        short.extend_from_slice(&[7u8; 31]);
         for bad in [
             String::new(),
             "ssh-dss AAAA".into(),
@@ -138,6 +141,7 @@ mod tests {
             "ssh-ed25519 !!!notbase64".into(),
             format!("ssh-rsa {encoded}"),
             format!("ssh-ed25519 {}", &encoded[..20]),
+            format!("ssh-ed25519 {}", STANDARD.encode(&short)),
             format!("ssh-ed25519 {encoded} bad\u{7}comment"),
         ] {
             assert!(PublicKey::parse(&bad).is_err(), "{bad}");

@@ -506,3 +506,33 @@ fn a_hooks_path_elsewhere_does_not_skip_the_git2fa_hooks() {
         .fails(128);
     assert!(topic.stderr.contains("fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to push."), "{}", topic.stderr);
 }
+
+/// Security keys (`ssh-keygen -t ed25519-sk`, `-t ecdsa-sk`) register like
+/// any key, and sshd is told to force git2fa-shell for them too.
+#[test]
+fn security_keys_register_and_get_the_forced_command() {
+    let host = Host::new();
+    host.add_user("alice");
+    for line in [
+        "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIPcT+/nqe4c8DBB8ld4K6C2UHRA1bJqbBGI2sSWmqd6BAAAABHNzaDo= alice@yubikey",
+        "sk-ecdsa-sha2-nistp256@openssh.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb20AAAAIbmlzdHAyNTYAAABBBN8RF/cLWLMbOV0V+PmfxbTRDj5gDsIGUEWJCsUuSbTjPc8VCcOyjlugoE9C/t1UsNk75zPkflrlYpwkLN2XV0UAAAAEc3NoOg== alice@token",
+    ] {
+        let added = host
+            .git2fa_with_stdin(&["key", "add", "alice", "-"], &format!("{line}\n"))
+            .ok();
+        assert!(added.stdout.starts_with("added key #"), "{added:?}");
+        let mut words = line.split(' ');
+        let (keytype, blob) = (words.next().unwrap(), words.next().unwrap());
+        let forced = host.git2fa(&["authorized-keys", "git", keytype, blob]).ok();
+        assert!(
+            forced.stdout.starts_with("command=\"")
+                && forced.stdout.contains("git2fa-shell")
+                && forced
+                    .stdout
+                    .contains(&format!(",restrict {keytype} {blob}")),
+            "{forced:?}"
+        );
+    }
+    let list = host.git2fa(&["key", "list", "alice"]).ok().stdout;
+    assert_eq!(list.lines().count(), 2, "{list}");
+}
