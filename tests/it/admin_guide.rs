@@ -10,13 +10,12 @@
 //! repositories.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Run, e2e_available, unix_user, which};
+use crate::harness::{Process, Run, e2e_available, free_port, unix_user, wait_port, which};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -57,37 +56,7 @@ fn steps() -> Vec<Step> {
 /// Children the test started (sshd, fcgiwrap, nginx, serve), ended at
 /// the end whatever happens.
 #[derive(Default)]
-struct Started(Vec<Child>);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+struct Started(Vec<Process>);
 
 fn bash(script: &str, cwd: &Path, env: &[(&str, String)]) -> Run {
     let out = Command::new("bash")
@@ -105,14 +74,13 @@ fn bash(script: &str, cwd: &Path, env: &[(&str, String)]) -> Run {
     }
 }
 
-fn spawn_logged(command: &mut Command, log: &Path) -> Child {
-    command
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+fn spawn_logged(command: &mut Command, log: &Path) -> Process {
+    Process::spawn(
+        command
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+            .stderr(std::fs::File::create(log).unwrap()),
+    )
 }
 
 fn purge() {
@@ -263,7 +231,7 @@ impl Follow {
             &log,
         );
         self.started.0.push(child);
-        wait_for_port(self.ssh_port, "sshd", &log);
+        wait_port(self.ssh_port, "sshd", &log);
     }
 
     /// What systemd does with the two units: binds the socket unit's
@@ -374,7 +342,7 @@ os.execv(command[0], command)
             &log,
         );
         self.started.0.push(child);
-        wait_for_port(self.http_port, "nginx", &log);
+        wait_port(self.http_port, "nginx", &log);
     }
 
     /// The unit's `git2fa serve`, as its User.
@@ -400,7 +368,7 @@ os.execv(command[0], command)
             &log,
         );
         self.started.0.push(child);
-        wait_for_port(8080, "git2fa serve", &log);
+        wait_port(8080, "git2fa serve", &log);
     }
 
     fn get(&self, path: &str) -> String {

@@ -5,31 +5,21 @@
 //! Apache as, once they are set up; from then on the test runs the admin
 //! CLI as that account too.
 
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use crate::harness::{BIN, HTTP_BIN, Host, Run, e2e_available, unix_user};
+use crate::harness::{
+    BIN, HTTP_BIN, Host, Process, Run, e2e_available, free_port, unix_user, wait_port,
+};
 
 /// Debian's account for Apache.
 pub const WWW_DATA: u32 = 33;
 
+/// Apache in a process group of its own, ended when dropped.
 pub struct Apache {
-    child: Child,
+    _process: Process,
     pub port: u16,
-}
-
-impl Drop for Apache {
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        let _ = killpg(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
 }
 
 pub fn available() -> bool {
@@ -79,11 +69,7 @@ impl Apache {
             .status()
             .unwrap();
         assert!(status.success());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let modules: String = MODULES
             .iter()
             .map(|m| format!("LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"))
@@ -109,26 +95,19 @@ impl Apache {
             ),
         )
         .unwrap();
-        let child = Command::new("/usr/sbin/apache2")
-            .args(["-DFOREGROUND", "-f"])
-            .arg(&config)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "apache2 did not start:\n{}{}",
-                std::fs::read_to_string(dir.join("stderr")).unwrap_or_default(),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let process = Process::spawn(
+            Command::new("/usr/sbin/apache2")
+                .args(["-DFOREGROUND", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("stderr")).unwrap()),
+        );
+        wait_port(port, "apache2", &log);
+        Apache {
+            _process: process,
+            port,
         }
-        Apache { child, port }
     }
 }
 

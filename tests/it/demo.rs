@@ -4,22 +4,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::harness::{BIN, Run, e2e_available, run, which};
+use crate::harness::{BIN, Process, Run, e2e_available, run, which};
 use crate::web::Client;
-
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.0.wait();
-    }
-}
 
 /// The value after `label` on a line of the instructions.
 fn field<'a>(text: &'a str, label: &str) -> &'a str {
@@ -44,17 +32,16 @@ fn following_the_demo_s_instructions_ends_with_a_clone() {
     }
     let top = tempfile::tempdir().unwrap();
     let dir = top.path().join("demo-host");
-    let mut child = Command::new(BIN)
-        .args(["demo", "--dir", &dir.display().to_string()])
-        .args(["--web", "127.0.0.1:0", "--ssh", "127.0.0.1:0"])
-        .env_remove("GIT2FA_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let demo = Demo(child);
+    let mut demo = Process::spawn(
+        Command::new(BIN)
+            .args(["demo", "--dir", &dir.display().to_string()])
+            .args(["--web", "127.0.0.1:0", "--ssh", "127.0.0.1:0"])
+            .env_remove("GIT2FA_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let stdout = demo.0.stdout.take().unwrap();
     let mut text = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();

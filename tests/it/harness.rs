@@ -2,8 +2,11 @@
 //! real `git2fa` binary to run against them.
 
 use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -279,4 +282,80 @@ pub fn work_tree(parent: &Path, name: &str) -> PathBuf {
     git(&["add", "README"]);
     git(&["commit", "--quiet", "-m", "first"]);
     path
+}
+
+/// A free loopback port to configure before starting a server on it.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits up to `limit` for `ready`; fails naming `what`, with the text of
+/// `log` (what the thing waited for said about itself).
+#[track_caller]
+pub fn wait_until(what: &str, limit: Duration, log: &Path, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to 15 seconds for a server on loopback `port`.
+#[track_caller]
+pub fn wait_port(port: u16, what: &str, log: &Path) {
+    wait_until(what, Duration::from_secs(15), log, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+/// A process the test started, in a process group of its own: dropping it
+/// ends the group (SIGTERM), so that children (nginx's workers, fcgiwrap's
+/// CGIs) go too, and waits for it.
+pub struct Process(pub Child);
+
+impl Process {
+    pub fn spawn(command: &mut Command) -> Process {
+        Process(
+            command
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{command:?}: {e}")),
+        )
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.0.id() as i32)
+    }
+
+    /// Sends `signal` to the whole group.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::killpg(self.pid(), signal);
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
 }

@@ -3,31 +3,21 @@
 //! through `git2fa-http` as admins will run it.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::harness::{HTTP_BIN, Host, e2e_available, unix_user};
+use crate::harness::{
+    HTTP_BIN, Host, Process, e2e_available, free_port, unix_user, wait_port, wait_until,
+};
 
+/// nginx and its fcgiwrap, each in a process group of its own: dropped,
+/// the groups end, nginx's workers and fcgiwrap's children with them.
 pub struct Nginx {
-    nginx: Child,
-    fcgiwrap: Child,
+    _nginx: Process,
+    _fcgiwrap: Process,
     pub port: u16,
-}
-
-impl Drop for Nginx {
-    /// Each runs in its own process group: SIGTERM to the group ends nginx's
-    /// workers and fcgiwrap's preforked children too.
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        use nix::unistd::Pid;
-        for child in [&mut self.nginx, &mut self.fcgiwrap] {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let _ = child.wait();
-        }
-    }
 }
 
 pub fn available() -> bool {
@@ -42,18 +32,6 @@ pub fn available() -> bool {
         "fcgiwrap",
     );
     nginx && fcgiwrap
-}
-
-fn wait_for(what: &str, log: &Path, ready: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `install/nginx-git2fa.conf`, the location block admins install.
@@ -76,21 +54,18 @@ impl Nginx {
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("fcgiwrap.sock");
         let fcgi_log = dir.join("fcgiwrap.log");
-        let fcgiwrap = Command::new("/usr/sbin/fcgiwrap")
-            .args(["-c", "4", "-s"])
-            .arg(format!("unix:{}", socket.display()))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&fcgi_log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for("fcgiwrap", &fcgi_log, || socket.exists());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let fcgiwrap = Process::spawn(
+            Command::new("/usr/sbin/fcgiwrap")
+                .args(["-c", "4", "-s"])
+                .arg(format!("unix:{}", socket.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&fcgi_log).unwrap()),
+        );
+        wait_until("fcgiwrap", Duration::from_secs(10), &fcgi_log, || {
+            socket.exists()
+        });
+        let port = free_port();
         let location = location
             .replace("/usr/local/bin/git2fa-http", HTTP_BIN)
             .replace(
@@ -136,22 +111,19 @@ impl Nginx {
             ),
         )
         .unwrap();
-        let nginx = Command::new("/usr/sbin/nginx")
-            .args(["-e", &error_log.display().to_string(), "-c"])
-            .arg(&config)
-            .args(["-p", &dir.display().to_string()])
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for("nginx", &dir.join("nginx.stderr"), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let nginx = Process::spawn(
+            Command::new("/usr/sbin/nginx")
+                .args(["-e", &error_log.display().to_string(), "-c"])
+                .arg(&config)
+                .args(["-p", &dir.display().to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap()),
+        );
+        wait_port(port, "nginx", &dir.join("nginx.stderr"));
         Nginx {
-            nginx,
-            fcgiwrap,
+            _nginx: nginx,
+            _fcgiwrap: fcgiwrap,
             port,
         }
     }

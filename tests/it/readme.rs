@@ -6,12 +6,11 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::harness::Run;
+use crate::harness::{Process, Run, wait_port};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -39,36 +38,6 @@ fn blocks(heading: &str) -> Vec<Vec<String>> {
     blocks
 }
 
-/// A process group the test ends, whatever happens.
-struct Group(Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
-impl Group {
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::killpg(pid, signal);
-    }
-
-    /// Waits up to `limit` for the process to exit; its exit code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
 /// `bash` running `script` in the project's directory, in its own process
 /// group.
 fn bash(script: &str) -> Command {
@@ -76,20 +45,8 @@ fn bash(script: &str) -> Command {
     command
         .args(["-c", script])
         .current_dir(ROOT)
-        .env_remove("GIT2FA_CONFIG")
-        .process_group(0);
+        .env_remove("GIT2FA_CONFIG");
     command
-}
-
-fn wait_for_port(port: u16, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 fn get_status(port: u16, path: &str) -> String {
@@ -108,15 +65,14 @@ fn get_status(port: u16, path: &str) -> String {
 /// and Ctrl-C stops it and removes its directory.
 fn run_the_demo(block: &[String]) {
     assert_eq!(block.len(), 1, "one command: {block:?}");
-    let mut child = bash(&block[0])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut demo = Group(child);
+    let mut demo = Process::spawn(
+        bash(&block[0])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stdout = demo.0.stdout.take().unwrap();
+    let stderr = demo.0.stderr.take().unwrap();
     // The build may come first (minutes on a fresh machine); its output
     // goes to stderr, read aside so that it never fills the pipe.
     let errors = std::thread::spawn(move || {
@@ -159,7 +115,7 @@ fn run_the_demo(block: &[String]) {
     assert!(get_status(8080, "/login").ends_with(" 200 OK"));
     demo.signal(nix::sys::signal::Signal::SIGINT);
     assert_eq!(
-        demo.wait(Duration::from_secs(30)),
+        demo.wait_for_exit(Duration::from_secs(30)),
         Some(0),
         "Ctrl-C stops the demo"
     );
@@ -249,25 +205,19 @@ fn run_the_host_block(block: &[String]) {
 
 /// `g2 serve` runs until stopped: it must serve the page, then stop cleanly.
 fn serve(aliases: &str, command: &str) {
-    let mut server = Group(
+    let log = std::env::temp_dir().join(format!("git2fa-readme-serve-{}.log", std::process::id()));
+    let mut server = Process::spawn(
         bash(&format!("shopt -s expand_aliases\n{aliases}{command}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(std::fs::File::create(&log).unwrap()),
     );
-    assert!(
-        wait_for_port(8080, Duration::from_secs(20)),
-        "{command} serves nothing on :8080"
-    );
-    assert!(
-        wait_for_port(2222, Duration::from_secs(5)),
-        "{command} serves no SSH on :2222"
-    );
+    wait_port(8080, command, &log);
+    wait_port(2222, command, &log);
+    let _ = std::fs::remove_file(&log);
     assert!(get_status(8080, "/login").ends_with(" 200 OK"));
     server.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(server.wait(Duration::from_secs(30)), Some(0));
+    assert_eq!(server.wait_for_exit(Duration::from_secs(30)), Some(0));
 }
 
 #[test]

@@ -1,16 +1,17 @@
 //! A real OpenSSH sshd on a free loopback port, authenticating keys through
 //! `git2fa authorized-keys` and forcing `git2fa-shell`.
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{BIN, HOOK_BIN, Host, Run, SHELL_BIN, e2e_available, run, unix_user};
+use crate::harness::{
+    BIN, HOOK_BIN, Host, Process, Run, SHELL_BIN, e2e_available, free_port, run, unix_user,
+    wait_port,
+};
 
 pub struct Sshd {
-    child: Child,
+    _process: Process,
     pub port: u16,
     /// Root-owned copies of the binaries: sshd runs an
     /// AuthorizedKeysCommand only from a path no other user can write.
@@ -20,12 +21,6 @@ pub struct Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        let _ = killpg(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.bin_dir);
     }
 }
@@ -52,14 +47,6 @@ pub fn available() -> bool {
 
 fn nix_is_root() -> bool {
     unix_user() == "root"
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Sshd {
@@ -108,26 +95,17 @@ impl Sshd {
             ),
         )
         .unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not start:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let process = Process::spawn(
+            Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap()),
+        );
+        wait_port(port, "sshd", &log);
         Sshd {
-            child,
+            _process: process,
             port,
             bin_dir,
             login: unix_user(),

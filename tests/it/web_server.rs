@@ -1,35 +1,15 @@
 //! `git2fa serve` on a free loopback port, for the web page's tests.
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use crate::harness::{BIN, Host};
+use crate::harness::{BIN, Host, Process, wait_port};
 
+pub use crate::harness::free_port;
+
+/// `git2fa serve`, stopped with SIGTERM when dropped.
 pub struct Server {
-    child: Child,
+    process: Process,
     pub port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill};
-        let _ = kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
-
-/// A free loopback port to configure before starting.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A host whose public URL and `[web] listen` are this port.
@@ -50,36 +30,26 @@ impl Server {
     /// SSH port, say) to answer.
     pub fn start_with(host: &Host, port: u16, also: &[u16]) -> Server {
         let log = host.dir.path().join("serve.log");
-        let child = Command::new(BIN)
-            .args(["--config", &host.config.display().to_string(), "serve"])
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::iter::once(&port)
-            .chain(also)
-            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "git2fa serve did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let process = Process::spawn(
+            Command::new(BIN)
+                .args(["--config", &host.config.display().to_string(), "serve"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap()),
+        );
+        for p in std::iter::once(&port).chain(also) {
+            wait_port(*p, "git2fa serve", &log);
         }
-        Server { child, port }
+        Server { process, port }
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.child.id() as i32)
+        self.process.pid()
     }
 
     /// Waits for the server to exit by itself; its exit code.
     pub fn wait(&mut self) -> Option<i32> {
-        self.child.wait().ok().and_then(|s| s.code())
+        self.process.0.wait().ok().and_then(|s| s.code())
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -3,7 +3,7 @@
 //! click, read text and attributes, and take screenshots.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -100,11 +100,7 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Valu
 
 impl Browser {
     pub fn start() -> Browser {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::harness::free_port();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .process_group(0)
@@ -113,11 +109,12 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::harness::wait_until(
+            "chromedriver",
+            Duration::from_secs(20),
+            Path::new("/dev/null"),
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
