@@ -197,6 +197,41 @@ impl Host {
         ]
     }
 
+    /// A new SSH key pair for `user`, registered; the private key's path.
+    pub fn add_key(&self, user: &str) -> PathBuf {
+        let key = self.dir.path().join(format!("{user}_key"));
+        crate::sshd::keygen(&key);
+        self.git2fa(&["key", "add", user, &format!("{}.pub", key.display())])
+            .ok();
+        key
+    }
+
+    /// A bare repository `name` (below the root, `.git` added) with one
+    /// commit on `main`, pushed from the work tree `work` (made if need
+    /// be); the work tree's path.
+    pub fn repo_with_a_commit(&self, name: &str) -> PathBuf {
+        let repo = self.bare_repo(&format!("{name}.git"));
+        let work = self.dir.path().join("work");
+        if !work.exists() {
+            work_tree(self.dir.path(), "work");
+        }
+        run(
+            "git",
+            &["push", "--quiet", &repo.display().to_string(), "main"],
+            &work,
+            &[],
+            "",
+        )
+        .ok();
+        work
+    }
+
+    /// The git2fa hooks in every repository below the root.
+    pub fn install_hooks(&self) {
+        self.git2fa(&["install-hooks", &self.root.display().to_string()])
+            .ok();
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.data.join("git2fa.db")
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use git2fa::decision::Permission;
 use git2fa::store::Store;
 
-use crate::harness::{Host, Run, run, work_tree};
+use crate::harness::{Host, Run, run};
 use crate::nginx::{self, Nginx};
 
 struct Setup {
@@ -26,19 +26,9 @@ fn setup(policy: &str) -> Option<Setup> {
     let host = Host::with_policy(policy, "");
     host.add_user("alice");
     host.enroll("alice");
-    let repo = host.bare_repo("team/app.git");
+    let work = host.repo_with_a_commit("team/app");
     host.bare_repo("other.git");
-    let work = work_tree(host.dir.path(), "work");
-    run(
-        "git",
-        &["push", "--quiet", &repo.display().to_string(), "main"],
-        &work,
-        &[],
-        "",
-    )
-    .ok();
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     let nginx = Nginx::start(&host);
     Some(Setup { host, nginx, work })
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Host, Run, code, e2e_available, run, which, work_tree};
+use crate::harness::{Host, Run, code, e2e_available, run, which};
 use crate::sshd::{SshClient, keygen};
 use crate::web::Client;
 use crate::web_server::{Server, free_port};
@@ -52,23 +52,10 @@ pub(crate) fn setup(extra: &str) -> Option<Served> {
         ),
     );
     host.add_user("alice");
-    let key = host.dir.path().join("alice_key");
-    keygen(&key);
-    host.git2fa(&["key", "add", "alice", &format!("{}.pub", key.display())])
-        .ok();
+    let key = host.add_key("alice");
     let (secret, _) = host.enroll("alice");
-    let repo = host.bare_repo("team/app.git");
-    let work = work_tree(host.dir.path(), "work");
-    run(
-        "git",
-        &["push", "--quiet", &repo.display().to_string(), "main"],
-        &work,
-        &[],
-        "",
-    )
-    .ok();
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    let work = host.repo_with_a_commit("team/app");
+    host.install_hooks();
     host.git2fa(&["repo", "flag", "team/app", "--require", "all"])
         .ok();
     let server = Server::start_with(&host, web, &[ssh_port]);

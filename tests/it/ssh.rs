@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Host, code, run, work_tree};
+use crate::harness::{Host, code, run};
 use crate::sshd::{self, Sshd, keygen};
 
 pub(crate) struct Setup {
@@ -24,21 +24,10 @@ pub(crate) fn setup(policy: &str) -> Option<Setup> {
     }
     let host = Host::with_policy(policy, "");
     host.add_user("alice");
-    let key = host.dir.path().join("alice_key");
-    keygen(&key);
-    host.git2fa(&["key", "add", "alice", &format!("{}.pub", key.display())])
-        .ok();
+    let key = host.add_key("alice");
     let (secret, _) = host.enroll("alice");
-    let repo = host.bare_repo("team/app.git");
-    let work = work_tree(host.dir.path(), "work");
-    run(
-        "git",
-        &["push", "--quiet", &repo.display().to_string(), "main"],
-        &work,
-        &[],
-        "",
-    )
-    .ok();
+    let work = host.repo_with_a_commit("team/app");
+    let repo = host.root.join("team/app.git");
     // A hook the repository had before git2fa: it records what it is fed.
     let old_hook = repo.join("hooks/pre-receive");
     let marker = host.dir.path().join("old-hook-ran");
@@ -51,8 +40,7 @@ pub(crate) fn setup(policy: &str) -> Option<Setup> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&old_hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     let sshd = Sshd::start(&host);
     Some(Setup {
         host,

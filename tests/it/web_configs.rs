@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
 use crate::apache::{self, Apache};
-use crate::harness::{Host, Run, run, work_tree};
+use crate::harness::{Host, Run, run};
 use crate::nginx::{self, Nginx};
 
 /// alice, enrolled, with a write token for `team/app`, which has one
@@ -19,18 +19,8 @@ fn host() -> (Host, String, PathBuf) {
     let host = Host::new();
     host.add_user("alice");
     host.enroll("alice");
-    let repo = host.bare_repo("team/app.git");
-    let work = work_tree(host.dir.path(), "work");
-    run(
-        "git",
-        &["push", "--quiet", &repo.display().to_string(), "main"],
-        &work,
-        &[],
-        "",
-    )
-    .ok();
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    let work = host.repo_with_a_commit("team/app");
+    host.install_hooks();
     host.git2fa(&["repo", "flag", "team/app", "--require", "all"])
         .ok();
     let token = host
