@@ -31,6 +31,50 @@ impl Target<'_> {
     }
 }
 
+/// The repository a git client named, as the SSH and HTTP transports
+/// resolve it: found below the root, or missing (then decided as one
+/// nobody may read, so that its answer is a private repository's).
+#[derive(Debug)]
+pub enum Named {
+    Found(RepoPath),
+    Missing(String),
+}
+
+impl Named {
+    /// Resolves `typed`; only a malformed path is an error (the transport
+    /// refuses it as such: it tells nothing about what exists).
+    pub fn resolve(root: &std::path::Path, typed: &str) -> Result<Named, &'static str> {
+        use crate::repo_path::{self, RepoPathError};
+        match repo_path::resolve(root, typed) {
+            Ok(repo) => Ok(Named::Found(repo)),
+            Err(RepoPathError::Malformed(why)) => Err(why),
+            Err(RepoPathError::NotFound) => Ok(Named::Missing(
+                repo_path::name_of(root, typed).unwrap_or_else(|_| typed.to_string()),
+            )),
+        }
+    }
+
+    pub fn target(&self) -> Target<'_> {
+        match self {
+            Named::Found(repo) => Target::Found(repo),
+            Named::Missing(name) => Target::Missing(name),
+        }
+    }
+
+    /// What a service does to it. A push's refs are not known yet: the
+    /// repository's hooks will check protected refs one by one; without
+    /// them, any push may touch one.
+    pub fn operation(&self, write: bool) -> Operation {
+        match (self, write) {
+            (_, false) => Operation::Read,
+            (Named::Found(repo), true) if crate::install::hooks_installed(&repo.dir) => {
+                Operation::Write(PushedRefs::CheckedByHook)
+            }
+            (_, true) => Operation::Write(PushedRefs::Unknown),
+        }
+    }
+}
+
 /// One request for a git operation.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {

@@ -11,12 +11,10 @@ use crate::config::Config;
 use crate::crypto;
 use crate::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
 use crate::exec::{GitInvocation, valid_git_protocol};
-use crate::gate::{self, Request, Target};
+use crate::gate::{self, Named, Request};
 use crate::http_request::{self, Authorization, BadRequest, GitRequest};
 use crate::identity::Identity;
-use crate::install;
 use crate::names::check_user_name;
-use crate::repo_path::{self, RepoPathError};
 use crate::repo_policy::PushedRefs;
 use crate::store::Store;
 use crate::time::now;
@@ -194,30 +192,15 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         Ok(c) => c,
         Err(cause) => return unavailable(&cause),
     };
-    let resolved = match repo_path::resolve(&config.repos_root, &request.repo) {
-        Ok(repo) => Some(repo),
-        // A missing repository is decided as one nobody may read: with a
-        // wrong credential it is a 401, with a good one a 403, exactly as
-        // for a private repository.
-        Err(RepoPathError::NotFound) => None,
-        Err(RepoPathError::Malformed(why)) => return Response::text(400, format!("git2fa: {why}")),
+    // A missing repository is decided as one nobody may read: with a
+    // wrong credential it is a 401, with a good one a 403, exactly as for a
+    // private repository.
+    let named = match Named::resolve(&config.repos_root, &request.repo) {
+        Ok(named) => named,
+        Err(why) => return Response::text(400, format!("git2fa: {why}")),
     };
-    let missing_name = match &resolved {
-        Some(_) => String::new(),
-        None => repo_path::name_of(&config.repos_root, &request.repo)
-            .unwrap_or_else(|_| request.repo.clone()),
-    };
-    let target = match &resolved {
-        Some(repo) => Target::Found(repo),
-        None => Target::Missing(&missing_name),
-    };
-    let operation = match (&resolved, request.service.is_write()) {
-        (_, false) => Operation::Read,
-        (Some(repo), true) if install::hooks_installed(&repo.dir) => {
-            Operation::Write(PushedRefs::CheckedByHook)
-        }
-        (_, true) => Operation::Write(PushedRefs::Unknown),
-    };
+    let target = named.target();
+    let operation = named.operation(request.service.is_write());
     let token_id = match &credential {
         Credential::Token(token) => Some(token.id),
         _ => None,
@@ -232,8 +215,8 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         remote_addr: cgi.remote_addr.as_deref(),
     };
     let outcome = gate::authorize(config, &mut store, &gate_request, t);
-    match (&outcome.decision, &resolved) {
-        (Decision::Allow(_), Some(repo)) => {
+    match (&outcome.decision, &named) {
+        (Decision::Allow(_), Named::Found(repo)) => {
             if let Some(id) = token_id
                 && let Err(e) = store.touch_token(id, t)
             {
@@ -259,7 +242,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             refusal,
         ),
         // The decision about a missing repository never allows.
-        (Decision::Allow(_), None) => unavailable("a missing repository was allowed"),
+        (Decision::Allow(_), Named::Missing(_)) => unavailable("a missing repository was allowed"),
     }
 }
 

@@ -11,11 +11,8 @@ use crate::config::Config;
 use crate::crypto::SecretKey;
 use crate::decision::{self, Credential, Decision, MessageContext, Operation, Refusal, Transport};
 use crate::exec::GitInvocation;
-use crate::gate::{self, Outcome, Request, Target};
+use crate::gate::{self, Named, Outcome, Request};
 use crate::identity::{self, Identity};
-use crate::install;
-use crate::repo_path::{self, RepoPathError};
-use crate::repo_policy::PushedRefs;
 use crate::ssh_command::{self, GitService, SshCommand};
 use crate::store::{AuditRecord, SshKey, Store};
 use crate::time::{format_duration, format_utc, now};
@@ -258,9 +255,9 @@ impl Connection<'_> {
         typed: &str,
         io: &mut Streams,
     ) -> Action {
-        let resolved = match repo_path::resolve(&self.config.repos_root, typed) {
-            Ok(repo) => Some(repo),
-            Err(RepoPathError::Malformed(why)) => {
+        let named = match Named::resolve(&self.config.repos_root, typed) {
+            Ok(named) => named,
+            Err(why) => {
                 self.audit_refusal(store, Some(key), Some(typed), "invalid-path", why);
                 return self.plain_refusal(
                     io,
@@ -268,28 +265,9 @@ impl Connection<'_> {
                     Reader::Git,
                 );
             }
-            Err(RepoPathError::NotFound) => None,
         };
-        // A missing repository is decided as one nobody may read: the
-        // answer is that of a private repository.
-        let missing_name = match &resolved {
-            Some(_) => String::new(),
-            None => repo_path::name_of(&self.config.repos_root, typed)
-                .unwrap_or_else(|_| typed.to_string()),
-        };
-        let target = match &resolved {
-            Some(repo) => Target::Found(repo),
-            None => Target::Missing(&missing_name),
-        };
-        let operation = match (&resolved, service.is_write()) {
-            (_, false) => Operation::Read,
-            // The refs are not known yet. The repository's hooks will check
-            // protected refs one by one; without them, any push may touch one.
-            (Some(repo), true) if install::hooks_installed(&repo.dir) => {
-                Operation::Write(PushedRefs::CheckedByHook)
-            }
-            (_, true) => Operation::Write(PushedRefs::Unknown),
-        };
+        let target = named.target();
+        let operation = named.operation(service.is_write());
         let request = Request {
             user: Some(&key.user),
             credential: Credential::SshKey { key_id: key.id },
@@ -308,8 +286,8 @@ impl Connection<'_> {
             }
             _ => outcome,
         };
-        match (&outcome.decision, &resolved) {
-            (Decision::Allow(_), Some(repo)) => Action::Git(GitInvocation::ssh(
+        match (&outcome.decision, &named) {
+            (Decision::Allow(_), Named::Found(repo)) => Action::Git(GitInvocation::ssh(
                 self.config,
                 service,
                 &repo.dir,
@@ -329,7 +307,7 @@ impl Connection<'_> {
                 Reader::Git,
             ),
             // The decision about a missing repository never allows.
-            (Decision::Allow(_), None) => {
+            (Decision::Allow(_), Named::Missing(_)) => {
                 self.unavailable(io, "a missing repository was allowed", Reader::Git)
             }
         }
