@@ -167,6 +167,27 @@ pub fn authorize(config: &Config, store: &mut Store, request: &Request, now: i64
     }
 }
 
+/// `wait_for_verify`: polls (without writing) until the decision allows or `wait` seconds
+/// pass; then decides once more, with its audit row.
+pub fn wait_until_allowed(
+    config: &Config,
+    store: &mut Store,
+    request: &Request,
+    wait: i64,
+) -> Outcome {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait.max(0) as u64);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if evaluate(config, store, request, crate::time::now())
+            .decision
+            .is_allowed()
+        {
+            break;
+        }
+    }
+    authorize(config, store, request, crate::time::now())
+}
+
 fn user_facts(
     store: &Store,
     name: &str,

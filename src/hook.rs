@@ -245,12 +245,7 @@ pub(crate) fn decide(
             config.verify_url(Some(&repo.name)),
             config.ssh_hint("2fa verify")
         ));
-        outcome = crate::shell::wait_until_allowed(
-            config,
-            store,
-            &request,
-            config.policy.wait_for_verify,
-        );
+        outcome = gate::wait_until_allowed(config, store, &request, config.policy.wait_for_verify);
     }
     if let (Decision::Allow(_), Credential::Token(token), HookKind::PreReceive) =
         (&outcome.decision, &request.credential, kind)

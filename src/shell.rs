@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::crypto::SecretKey;
@@ -340,7 +340,7 @@ impl Connection<'_> {
             self.config.ssh_hint("2fa verify")
         );
         let _ = io.stderr.flush();
-        wait_until_allowed(self.config, store, request, wait)
+        gate::wait_until_allowed(self.config, store, request, wait)
     }
 
     fn refuse(
@@ -646,27 +646,6 @@ fn message_context<'a>(
         operation,
         transport: Transport::Ssh,
     }
-}
-
-/// Polls (without writing) until the decision allows or `wait` seconds
-/// pass; then decides once more, with its audit row.
-pub fn wait_until_allowed(
-    config: &Config,
-    store: &mut Store,
-    request: &Request,
-    wait: i64,
-) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(wait.max(0) as u64);
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        if gate::evaluate(config, store, request, now())
-            .decision
-            .is_allowed()
-        {
-            break;
-        }
-    }
-    gate::authorize(config, store, request, now())
 }
 
 /// `git2fa-shell --key-id N --fingerprint SHA256:… [--config PATH]`, as
