@@ -33,9 +33,11 @@ done
 
 # The account git runs as. Its shell must run a forced command: /bin/sh.
 if ! id git >/dev/null 2>&1; then
-    useradd --system --home-dir "$repos_root" --shell /bin/sh --user-group git
+    # Password "*": no password log-in, and not "locked" (sshd without PAM
+    # refuses a locked account even with a key).
+    useradd --system --home-dir "$repos_root" --shell /bin/sh --user-group --password '*' git
 fi
-install -d -o git -g git -m 0755 "$repos_root"
+[ -d "$repos_root" ] || install -d -o git -g git -m 0755 "$repos_root"
 
 # Config (root-owned, readable by all: it holds no secret); store and key
 # (git only). Modes and owners are set when they are made, never again: a
@@ -52,12 +54,14 @@ if [ ! -e "$config" ]; then
     rm -rf "$work"
 else
     # Migrations, as the account that owns the store.
-    runuser -u "$(stat -c %U "$data_dir")" -- "$prefix/git2fa" --config "$config" init >/dev/null
+    runuser -u "$(stat -c %U "$data_dir" 2>/dev/null || echo git)" -- "$prefix/git2fa" --config "$config" init >/dev/null
 fi
 
 # sshd: the git account's keys come from git2fa.
 if [ -d /etc/ssh/sshd_config.d ]; then
-    install -o root -g root -m 0644 "$here/install/sshd_config.conf" /etc/ssh/sshd_config.d/git2fa.conf
+    # Kept if it is there: the admin may have added to it (SetEnv …).
+    [ -e /etc/ssh/sshd_config.d/git2fa.conf ] || \
+        install -o root -g root -m 0644 "$here/install/sshd_config.conf" /etc/ssh/sshd_config.d/git2fa.conf
     if command -v sshd >/dev/null && sshd -t; then
         (systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null) || echo "install.sh: reload sshd yourself"
     fi
@@ -68,7 +72,8 @@ fi
 # The unit for `git2fa serve` (web page, smart HTTP, embedded SSH, hook
 # socket); installed, not started.
 if [ -d /etc/systemd/system ]; then
-    install -o root -g root -m 0644 "$here/install/git2fa.service" /etc/systemd/system/git2fa.service
+    [ -e /etc/systemd/system/git2fa.service ] || \
+        install -o root -g root -m 0644 "$here/install/git2fa.service" /etc/systemd/system/git2fa.service
     systemctl daemon-reload 2>/dev/null || true
 fi
 

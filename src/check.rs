@@ -66,7 +66,7 @@ pub struct Options {
 pub fn run(config: &Config, options: &Options) -> Report {
     let mut report = Report::default();
     report.ok(format!("config {} is valid", config.path.display()));
-    data_dir_and_store(config, &mut report);
+    as_owner(config, || data_dir_and_store(config, &mut report));
     let account = git_account(config, &mut report);
     git_bin(config, &mut report);
     repositories(config, &mut report);
@@ -79,6 +79,27 @@ pub fn run(config: &Config, options: &Options) -> Report {
     }
     daemon(config, &mut report);
     report
+}
+
+/// Runs `f` as `data_dir`'s owner when `check` runs as root: the files
+/// SQLite makes beside the store (`-wal`, `-shm`) must be the owner's, or
+/// the shims, running as the owner, could not write them afterwards.
+fn as_owner<T>(config: &Config, f: impl FnOnce() -> T) -> T {
+    use nix::unistd::{Gid, Uid, getegid, geteuid, setegid, seteuid};
+    let owner = std::fs::metadata(&config.data_dir).ok();
+    let (uid, gid) = match owner {
+        Some(meta) if geteuid().is_root() && meta.uid() != 0 => (meta.uid(), meta.gid()),
+        _ => return f(),
+    };
+    let (root_uid, root_gid) = (geteuid(), getegid());
+    if setegid(Gid::from_raw(gid)).is_err() || seteuid(Uid::from_raw(uid)).is_err() {
+        let _ = setegid(root_gid);
+        return f();
+    }
+    let result = f();
+    let _ = seteuid(root_uid);
+    let _ = setegid(root_gid);
+    result
 }
 
 fn mode(path: &Path) -> std::io::Result<u32> {

@@ -240,10 +240,10 @@ impl Follow {
     /// socket over as fd 3 (`LISTEN_FDS`, socket activation). python3
     /// stands in for systemd.
     fn start_fcgiwrap(&mut self) {
-        let unit = std::fs::read_to_string("/etc/systemd/system/git2fa-fcgiwrap.service")
-            .expect("the guide copied the service unit");
-        let socket_unit = std::fs::read_to_string("/etc/systemd/system/git2fa-fcgiwrap.socket")
-            .expect("the guide copied the socket unit");
+        let unit = std::fs::read_to_string("/lib/systemd/system/git2fa-fcgiwrap.service")
+            .expect("the package installed the service unit");
+        let socket_unit = std::fs::read_to_string("/lib/systemd/system/git2fa-fcgiwrap.socket")
+            .expect("the package installed the socket unit");
         let value = |text: &str, key: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("{key}=")))
@@ -588,5 +588,5 @@ fn the_admin_guide_works_as_written() {
         let _ = std::fs::remove_file(copied);
     }
     let _ = std::fs::remove_file("/tmp/alice.pub");
-    let _ = std::fs::remove_file("/tmp/alice.token");
+    let _ = std::fs::remove_file("/root/alice.token");
 }

@@ -245,11 +245,17 @@ fn a_store_owned_by_another_account() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    s.one_problem(&format!(
-        "{} belongs to nobody, not to {}",
-        s.host.store_path().display(),
-        s.account.name
-    ));
+    // (The account cannot open it either: that is a problem line too.)
+    let run = s.check();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "{} belongs to nobody, not to {}",
+            s.host.store_path().display(),
+            s.account.name
+        )),
+        "{run:?}"
+    );
 }
 
 #[test]
