@@ -1,0 +1,149 @@
+//! Personal access tokens, and the throttling of password checks.
+
+use super::*;
+
+impl Store {
+    // Personal access tokens.
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_token(
+        &mut self,
+        user_id: i64,
+        name: &str,
+        hash: &[u8; 32],
+        repos: &[String],
+        permission: Permission,
+        expires_at: Option<i64>,
+        without_2fa: bool,
+        now: i64,
+    ) -> Result<i64> {
+        let tx = self.immediate()?;
+        tx.execute(
+            "INSERT INTO tokens (user_id, name, hash, repos, permission, created_at, expires_at, without_2fa)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                user_id,
+                name,
+                &hash[..],
+                repos.join("\n"),
+                permission.as_str(),
+                now,
+                expires_at,
+                without_2fa
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// One indexed lookup by the token's SHA-256.
+    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Token>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{TOKEN_COLUMNS} WHERE t.hash = ?1"),
+                [&hash[..]],
+                token_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn token(&self, id: i64) -> Result<Option<Token>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{TOKEN_COLUMNS} WHERE t.id = ?1"),
+                [id],
+                token_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn tokens(&self, user: Option<&str>) -> Result<Vec<Token>> {
+        let mut statement = self.conn.prepare(&format!(
+            "{TOKEN_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY t.id"
+        ))?;
+        let rows = statement.query_map([user], token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Revokes a token; false when there is no unrevoked token of that id.
+    pub fn revoke_token(&mut self, id: i64, now: i64) -> Result<bool> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+            params![now, id],
+        )?;
+        tx.commit()?;
+        Ok(changed == 1)
+    }
+
+    /// Records a use, at most once a minute per token (a write per git
+    /// request would cost more than the rest of the check).
+    pub fn touch_token(&mut self, id: i64, now: i64) -> Result<()> {
+        self.write(
+            "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at <= ?1 - 60)",
+            params![now, id],
+        )?;
+        Ok(())
+    }
+
+    // Password throttling.
+
+    /// Until when password checks for any of `scopes` are refused, if they
+    /// are: `limit` failures within `window` seconds of the first.
+    pub fn password_throttled(
+        &self,
+        scopes: &[(&str, u32)],
+        window: i64,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let mut until = None;
+        for (scope, limit) in scopes {
+            let found: Option<(i64, i64)> = self
+                .conn
+                .query_row(
+                    "SELECT count, window_start FROM password_failures WHERE scope = ?1",
+                    [scope],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some((count, start)) = found
+                && count >= i64::from(*limit)
+                && start + window > now
+            {
+                until = until.max(Some(start + window));
+            }
+        }
+        Ok(until)
+    }
+
+    /// Counts a failed password check against each scope; a window that
+    /// has passed starts again.
+    pub fn record_password_failure(
+        &mut self,
+        scopes: &[&str],
+        window: i64,
+        now: i64,
+    ) -> Result<()> {
+        let tx = self.immediate()?;
+        for scope in scopes {
+            tx.execute(
+                "INSERT INTO password_failures (scope, count, window_start) VALUES (?1, 1, ?2)
+                 ON CONFLICT (scope) DO UPDATE SET
+                     count = CASE WHEN window_start + ?3 > ?2 THEN count + 1 ELSE 1 END,
+                     window_start = CASE WHEN window_start + ?3 > ?2 THEN window_start ELSE ?2 END",
+                params![scope, now, window],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets the failures of a scope (after a right password).
+    pub fn clear_password_failures(&mut self, scope: &str) -> Result<()> {
+        self.write("DELETE FROM password_failures WHERE scope = ?1", [scope])?;
+        Ok(())
+    }
+}

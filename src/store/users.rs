@@ -1,0 +1,296 @@
+//! Users and their second factor: accounts, passwords, enrolment, recovery codes, and each code attempt.
+
+use super::*;
+
+impl Store {
+    // Users.
+
+    pub fn add_user(&mut self, name: &str, password_hash: Option<&str>, now: i64) -> Result<i64> {
+        let tx = self.immediate()?;
+        tx.execute(
+            "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)",
+            params![name, password_hash, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<User>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{USER_COLUMNS} WHERE name = ?1"),
+                [name],
+                user_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{USER_COLUMNS} WHERE id = ?1"),
+                [id],
+                user_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        let mut statement = self
+            .conn
+            .prepare(&format!("{USER_COLUMNS} ORDER BY name"))?;
+        let rows = statement.query_map([], user_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn update_user(&mut self, sql: &str, id: i64, value: &dyn rusqlite::ToSql) -> Result<bool> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(sql, params![value, id])?;
+        tx.commit()?;
+        Ok(changed == 1)
+    }
+
+    /// Disabling also ends the user's web sessions, at once: a stolen cookie
+    /// must not outlive the admin's response (nor come back on re-enabling).
+    pub fn set_enabled(&mut self, id: i64, enabled: bool, now: i64) -> Result<bool> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE users SET enabled = ?1 WHERE id = ?2",
+            params![enabled, id],
+        )?;
+        if !enabled {
+            // Its 2FA sessions too, in the same commit: none of them may
+            // work again if the user is enabled later.
+            tx.execute(
+                "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL",
+                params![now, id],
+            )?;
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(changed == 1)
+    }
+
+    pub fn set_admin(&mut self, id: i64, admin: bool) -> Result<bool> {
+        self.update_user("UPDATE users SET is_admin = ?1 WHERE id = ?2", id, &admin)
+    }
+
+    pub fn set_always_2fa(&mut self, id: i64, always: bool) -> Result<bool> {
+        self.update_user(
+            "UPDATE users SET always_2fa = ?1 WHERE id = ?2",
+            id,
+            &always,
+        )
+    }
+
+    /// A new password ends every web session of the user.
+    pub fn set_password_hash(&mut self, id: i64, hash: &str) -> Result<bool> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            params![hash, id],
+        )?;
+        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [id])?;
+        tx.commit()?;
+        Ok(changed == 1)
+    }
+
+    /// Clears the failure counter and any lock.
+    pub fn unlock(&mut self, id: i64) -> Result<bool> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
+            [id],
+        )?;
+        tx.commit()?;
+        Ok(changed == 1)
+    }
+
+    // Second factor.
+
+    /// Stores the encrypted TOTP secret and the recovery code hashes, if the
+    /// user is not enrolled yet. Returns false when already enrolled.
+    pub fn enroll(
+        &mut self,
+        user_id: i64,
+        sealed_secret: &[u8],
+        recovery_hashes: &[String],
+        now: i64,
+    ) -> Result<bool> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE users SET totp_secret = ?1, totp_enrolled_at = ?2, totp_last_step = NULL,
+                 failures = 0, locked_until = NULL
+             WHERE id = ?3 AND totp_secret IS NULL",
+            params![sealed_secret, now, user_id],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        replace_recovery_codes(&tx, user_id, recovery_hashes)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Replaces the user's recovery codes with a new set.
+    pub fn replace_recovery_codes(&mut self, user_id: i64, hashes: &[String]) -> Result<()> {
+        let tx = self.immediate()?;
+        replace_recovery_codes(&tx, user_id, hashes)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The recovery codes of a user: (row id, hash), used or not.
+    /// Used ones too: a reused code is then told apart from a wrong one.
+    pub fn recovery_codes(&self, user_id: i64) -> Result<Vec<(i64, String)>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, hash FROM recovery_codes WHERE user_id = ?1 ORDER BY id")?;
+        let rows = statement.query_map([user_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many of the user's recovery codes are not used yet.
+    pub fn recovery_codes_left(&self, user_id: i64) -> Result<usize> {
+        let left: i64 = self.conn.query_row(
+            "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+            [user_id],
+            |row| row.get(0),
+        )?;
+        Ok(usize::try_from(left).unwrap_or(0))
+    }
+
+    /// Removes 2FA from a user: secret, recovery codes, counters, and ends
+    /// every open session; with `revoke_tokens`, revokes every token still
+    /// usable too (`user reset-2fa`: a token carries the second factor it
+    /// was minted with). `None` when there is no such user.
+    pub fn reset_2fa(
+        &mut self,
+        user_id: i64,
+        revoke_tokens: bool,
+        now: i64,
+    ) -> Result<Option<Reset>> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE users SET totp_secret = NULL, totp_enrolled_at = NULL, totp_last_step = NULL,
+                 failures = 0, locked_until = NULL WHERE id = ?1",
+            [user_id],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
+        let sessions_ended = tx.execute(
+            "UPDATE sessions SET ended_at = ?1
+             WHERE user_id = ?2 AND ended_at IS NULL AND expires_at > ?1",
+            params![now, user_id],
+        )?;
+        let tokens_revoked = if revoke_tokens {
+            tx.execute(
+                "UPDATE tokens SET revoked_at = ?1
+                 WHERE user_id = ?2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)",
+                params![now, user_id],
+            )?
+        } else {
+            0
+        };
+        // Web sessions too: whoever holds one must not enrol an app of
+        // their own in the gap.
+        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
+        tx.commit()?;
+        Ok(Some(Reset {
+            sessions_ended,
+            tokens_revoked,
+        }))
+    }
+
+    /// Records a second-factor attempt in one immediate transaction: refuses
+    /// while locked; marks the TOTP step or recovery code used (at most
+    /// once, ever); counts failures and locks at `max_failures`; on success
+    /// resets the counter and opens `session` if given.
+    pub fn record_attempt(
+        &mut self,
+        user_id: i64,
+        attempt: Attempt,
+        now: i64,
+        lock: LockPolicy,
+        session: Option<&NewSession>,
+    ) -> Result<AttemptOutcome> {
+        let tx = self.immediate()?;
+        let locked_until: Option<i64> = tx.query_row(
+            "SELECT locked_until FROM users WHERE id = ?1",
+            [user_id],
+            |row| row.get(0),
+        )?;
+        if let Some(until) = locked_until.filter(|&until| until > now) {
+            return Ok(AttemptOutcome::Locked { until });
+        }
+        let (matched, used_now) = match attempt {
+            Attempt::Totp(None) | Attempt::Recovery(None) => (false, false),
+            Attempt::Totp(Some((step, sealed))) => (
+                true,
+                tx.execute(
+                    "UPDATE users SET totp_last_step = ?1
+                     WHERE id = ?2 AND totp_secret = ?3
+                       AND (totp_last_step IS NULL OR totp_last_step < ?1)",
+                    params![step, user_id, sealed],
+                )? == 1,
+            ),
+            Attempt::Recovery(Some((code_id, hash))) => (
+                true,
+                tx.execute(
+                    "UPDATE recovery_codes SET used_at = ?1
+                     WHERE id = ?2 AND user_id = ?3 AND hash = ?4 AND used_at IS NULL",
+                    params![now, code_id, user_id, hash],
+                )? == 1,
+            ),
+        };
+        if used_now {
+            tx.execute(
+                "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
+                [user_id],
+            )?;
+            let session_id = match session {
+                Some(s) => Some(insert_session(&tx, user_id, s, now)?),
+                None => None,
+            };
+            tx.commit()?;
+            return Ok(AttemptOutcome::Accepted { session_id });
+        }
+        if matched {
+            // A right code of a step or a recovery code already used: an
+            // honest user typing the code they just used, or someone who
+            // saw it. It proves nothing either way, so it is refused
+            // without counting towards the lock.
+            let failures: i64 = tx.query_row(
+                "SELECT failures FROM users WHERE id = ?1",
+                [user_id],
+                |row| row.get(0),
+            )?;
+            tx.commit()?;
+            return Ok(AttemptOutcome::Replayed {
+                failures,
+                locked_until: None,
+            });
+        }
+        let (failures, locked_until): (i64, Option<i64>) = tx.query_row(
+            "UPDATE users SET failures = failures + 1,
+                 locked_until = CASE WHEN failures + 1 >= ?1 THEN ?2 ELSE NULL END
+             WHERE id = ?3 RETURNING failures, locked_until",
+            params![lock.max_failures, now + lock.lockout, user_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        // A lock ends the count: the next lock needs max_failures new ones.
+        if locked_until.is_some() {
+            tx.execute("UPDATE users SET failures = 0 WHERE id = ?1", [user_id])?;
+        }
+        tx.commit()?;
+        Ok(AttemptOutcome::Wrong {
+            failures,
+            locked_until,
+        })
+    }
+}
