@@ -59,19 +59,16 @@ fn steps() -> Vec<Step> {
 struct Started(Vec<Process>);
 
 fn bash(script: &str, cwd: &Path, env: &[(&str, String)]) -> Run {
-    let out = Command::new("bash")
-        .args(["-c", script])
-        .current_dir(cwd)
-        .env_remove("GIT2FA_CONFIG")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(
+        Command::new("bash")
+            .args(["-c", script])
+            .current_dir(cwd)
+            .env_remove("GIT2FA_CONFIG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
 }
 
 fn spawn_logged(command: &mut Command, log: &Path) -> Process {
@@ -202,11 +199,7 @@ impl Follow {
                 cwd = PathBuf::from(now.trim());
             }
             self.alice_cwd = cwd.clone();
-            runs.push(Run {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
+            runs.push(Run::from(out));
         }
         runs
     }

@@ -113,19 +113,16 @@ impl Apache {
 
 /// `git2fa ARGS` as www-data, who owns the store once Apache runs.
 pub fn git2fa_as_www_data(host: &Host, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&host.config)
-        .args(args)
-        .env_remove("GIT2FA_CONFIG")
-        .uid(WWW_DATA)
-        .gid(WWW_DATA)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&host.config)
+            .args(args)
+            .env_remove("GIT2FA_CONFIG")
+            .uid(WWW_DATA)
+            .gid(WWW_DATA)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
 }

@@ -50,19 +50,16 @@ pub fn recording_host() -> (Host, std::path::PathBuf) {
 }
 
 fn shell(host: &Host, command: &str) -> Run {
-    let out = Command::new(SHELL_BIN)
-        .args(host.shell_args(1))
-        .env_clear()
-        .env("SSH_ORIGINAL_COMMAND", command)
-        .env("SSH_CONNECTION", "127.0.0.1 40000 127.0.0.1 22")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(
+        Command::new(SHELL_BIN)
+            .args(host.shell_args(1))
+            .env_clear()
+            .env("SSH_ORIGINAL_COMMAND", command)
+            .env("SSH_CONNECTION", "127.0.0.1 40000 127.0.0.1 22")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]

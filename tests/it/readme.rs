@@ -125,15 +125,12 @@ fn run_the_demo(block: &[String]) {
 
 /// One line of the host block, with the alias lines before it.
 fn host_line(aliases: &str, line: &str) -> Run {
-    let out = bash(&format!("shopt -s expand_aliases\n{aliases}{line}"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(
+        bash(&format!("shopt -s expand_aliases\n{aliases}{line}"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
 }
 
 /// The second block, line by line: each does what its comment says, and
