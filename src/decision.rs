@@ -673,6 +673,12 @@ impl Refusal {
     }
 }
 
+/// What a person is told when the check itself failed (the store, the
+/// key, a broken file): never an allow, and never the cause, which goes to
+/// the admin's log.
+pub const UNAVAILABLE: &str =
+    "2FA check unavailable. Tell an admin of this host; the cause is in their log.";
+
 impl RequiredBy {
     /// Why 2FA applies, for `git2fa explain`.
     pub fn describe(&self) -> String {

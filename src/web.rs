@@ -3,11 +3,13 @@
 //! stylesheet. Each request runs its store work on tokio's blocking pool, on
 //! a store opened for it.
 
+mod context;
+mod layout;
+mod response;
+
 mod account;
 mod admin;
-mod html;
 mod keys;
-mod page;
 mod qr;
 mod repos;
 mod tokens;
@@ -23,7 +25,8 @@ use axum::response::IntoResponse;
 
 use crate::config::Config;
 
-pub use page::{Request, Response, client_addr};
+pub use context::{Request, client_addr};
+pub use response::Response;
 
 /// The largest form body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -72,14 +75,14 @@ async fn dispatch(
 
 /// Routes one request. Every route is listed here, grouped by module.
 pub fn handle(config: &Config, request: Request) -> Response {
-    let mut cx = match page::Context::open(config, request) {
+    let mut cx = match context::Context::open(config, request) {
         Ok(cx) => cx,
         Err(response) => return response,
     };
     let path = cx.request.path.clone();
     let method = cx.request.method.clone();
     let response = match (method.as_str(), path.as_str()) {
-        ("GET", "/style.css") => Response::css(html::STYLE),
+        ("GET", "/style.css") => Response::css(layout::STYLE),
         ("GET", "/") => Response::redirect("/2fa"),
         ("GET", "/login") => account::login_form(&mut cx, None),
         ("POST", "/login") => account::login(&mut cx),

@@ -2,8 +2,11 @@
 
 use sha2::{Digest, Sha256};
 
-use super::html::{csrf_field, esc, notice, page};
-use super::page::{Context, Response, guard};
+use maud::html;
+
+use super::context::{Context, guard};
+use super::layout::{csrf_field, notice, page};
+use super::response::Response;
 use crate::crypto;
 use crate::names::check_user_name;
 use crate::time::format_utc;
@@ -41,25 +44,26 @@ pub fn login_form(cx: &mut Context, error: Option<&str>) -> Response {
         .or(Some(cx.request.field("next")))
         .unwrap_or("")
         .to_string();
-    let message = error.map(|e| notice("error", e)).unwrap_or_default();
     // After a failed log-in the name stays; the password is typed again.
     let typed = if error.is_some() {
         cx.request.field("user").trim().to_string()
     } else {
         String::new()
     };
-    let body = format!(
-        "{message}<form method=\"post\" action=\"/login\" class=\"card\">{csrf}\
-         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <label for=\"user\">User name</label><input type=\"text\" id=\"user\" name=\"user\" value=\"{typed}\" autocomplete=\"username\" required autofocus>\
-         <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Log in</button></form>",
-        csrf = csrf_field(&csrf),
-        next = esc(&next),
-        typed = esc(&typed)
-    );
+    let body = html! {
+        @if let Some(error) = error { (notice("error", error)) }
+        form.card method="post" action="/login" {
+            (csrf_field(&csrf))
+            input type="hidden" name="next" value=(next);
+            label for="user" { "User name" }
+            input type="text" id="user" name="user" value=(typed) autocomplete="username" required autofocus;
+            label for="password" { "Password" }
+            input type="password" id="password" name="password" autocomplete="current-password" required;
+            button type="submit" { "Log in" }
+        }
+    };
     let status = if error.is_some() { 401 } else { 200 };
-    page(cx, "Log in", &body).with_status(status)
+    page(cx, "Log in", body).with_status(status)
 }
 
 pub fn login(cx: &mut Context) -> Response {
@@ -166,15 +170,17 @@ pub fn set_password_form(cx: &mut Context) -> Response {
         Err(e) => return cx.unavailable(&e),
     }
     let csrf = guard!(cx.csrf());
-    let body = format!(
-        "<form method=\"post\" class=\"card\">{csrf}\
-         <label for=\"password\">New password (at least 8 characters)</label>\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" minlength=\"8\" required>\
-         <label for=\"again\">Again</label><input type=\"password\" id=\"again\" name=\"again\" autocomplete=\"new-password\" required>\
-         <button type=\"submit\">Set password</button></form>",
-        csrf = csrf_field(&csrf)
-    );
-    page(cx, "Set your password", &body)
+    let body = html! {
+        form.card method="post" {
+            (csrf_field(&csrf))
+            label for="password" { "New password (at least 8 characters)" }
+            input type="password" id="password" name="password" autocomplete="new-password" minlength="8" required;
+            label for="again" { "Again" }
+            input type="password" id="again" name="again" autocomplete="new-password" required;
+            button type="submit" { "Set password" }
+        }
+    };
+    page(cx, "Set your password", body)
 }
 
 pub fn set_password(cx: &mut Context) -> Response {
@@ -184,7 +190,7 @@ pub fn set_password(cx: &mut Context) -> Response {
         return page(
             cx,
             "Set your password",
-            &notice("error", "The two passwords differ. Go back and try again."),
+            notice("error", "The two passwords differ. Go back and try again."),
         )
         .with_status(400);
     }
@@ -192,7 +198,7 @@ pub fn set_password(cx: &mut Context) -> Response {
         return page(
             cx,
             "Set your password",
-            &notice("error", "A password needs 8 to 1024 characters."),
+            notice("error", "A password needs 8 to 1024 characters."),
         )
         .with_status(400);
     }
@@ -213,10 +219,10 @@ pub fn set_password(cx: &mut Context) -> Response {
             page(
                 cx,
                 "Password set",
-                &format!(
-                    "{}<p><a href=\"/login\">Log in</a></p>",
-                    notice("ok", "Your password is set.")
-                ),
+                html! {
+                    (notice("ok", "Your password is set."))
+                    p { a href="/login" { "Log in" } }
+                },
             )
         }
         Ok(false) => Response::error(

@@ -1,7 +1,10 @@
 //! Admin pages: users (disable, enable, reset 2FA, unlock) and the audit log.
 
-use super::html::{csrf_field, esc, notice, page, table, when};
-use super::page::{Context, Response, guard};
+use maud::{Markup, html};
+
+use super::context::{Context, guard};
+use super::layout::{csrf_field, notice, page, table, when};
+use super::response::Response;
 use crate::store::AuditFilter;
 use crate::time::format_utc;
 
@@ -14,54 +17,51 @@ fn admin(cx: &Context) -> Result<crate::store::User, Response> {
     }
 }
 
-pub fn users(cx: &mut Context, message: Option<String>) -> Response {
+pub fn users(cx: &mut Context, message: Option<Markup>) -> Response {
     guard!(admin(cx));
     let csrf = csrf_field(&guard!(cx.csrf()));
     let users = match cx.store.users() {
         Ok(users) => users,
         Err(e) => return cx.unavailable(&e),
     };
-    let rows: Vec<Vec<String>> = users
+    let rows: Vec<Vec<Markup>> = users
         .iter()
         .map(|u| {
             let button = |action: &str, label: &str| {
-                format!(
-                    "<form method=\"post\" action=\"/2fa/admin/users\" class=\"inline\">{csrf}\
-                     <input type=\"hidden\" name=\"user\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"{action}\">\
-                     <button type=\"submit\" aria-label=\"{label} {}\">{label}</button></form> ",
-                    esc(&u.name),
-                    esc(&u.name)
-                )
+                html! {
+                    form.inline method="post" action="/2fa/admin/users" {
+                        (csrf)
+                        input type="hidden" name="user" value=(u.name);
+                        input type="hidden" name="action" value=(action);
+                        button type="submit" aria-label={ (label) " " (u.name) } { (label) }
+                    }
+                    " "
+                }
             };
-            let mut actions = if u.enabled { button("disable", "Disable") } else { button("enable", "Enable") };
-            if u.is_enrolled() {
-                actions += &button("reset", "Reset 2FA");
-            }
-            if u.locked_until.is_some_and(|t| t > cx.now) || u.failures > 0 {
-                actions += &button("unlock", "Unlock");
-            }
+            let locked = u.locked_until.filter(|&t| t > cx.now);
             vec![
-                esc(&u.name),
-                if u.enabled { "enabled" } else { "disabled" }.to_string(),
-                if u.is_enrolled() { "enrolled" } else { "not enrolled" }.to_string(),
-                u.locked_until
-                    .filter(|&t| t > cx.now)
-                    .map_or("not locked".into(), |t| format!("locked until {}", when(format_utc(t)))),
-                actions,
+                html! { (u.name) },
+                html! { @if u.enabled { "enabled" } @else { "disabled" } },
+                html! { @if u.is_enrolled() { "enrolled" } @else { "not enrolled" } },
+                html! {
+                    @match locked {
+                        Some(t) => { "locked until " (when(format_utc(t))) },
+                        None => "not locked",
+                    }
+                },
+                html! {
+                    @if u.enabled { (button("disable", "Disable")) } @else { (button("enable", "Enable")) }
+                    @if u.is_enrolled() { (button("reset", "Reset 2FA")) }
+                    @if locked.is_some() || u.failures > 0 { (button("unlock", "Unlock")) }
+                },
             ]
         })
         .collect();
-    let body = format!(
-        "{message}{}",
-        table(
-            "users",
-            &["User", "Account", "2FA", "Lock", ""],
-            &rows,
-            "There are no users yet."
-        ),
-        message = message.unwrap_or_default()
-    );
-    page(cx, "Users", &body)
+    let body = html! {
+        @if let Some(message) = message { (message) }
+        (table("users", &["User", "Account", "2FA", "Lock", ""], &rows, "There are no users yet."))
+    };
+    page(cx, "Users", body)
 }
 
 pub fn user_action(cx: &mut Context) -> Response {
@@ -109,7 +109,8 @@ pub fn user_action(cx: &mut Context) -> Response {
                 &format!("{} by {}", target.name, me.name),
                 None,
             );
-            users(cx, Some(notice("ok", &format!("{}: {what}.", target.name))))
+            let text = format!("{}: {what}.", target.name);
+            users(cx, Some(notice("ok", &text)))
         }
         Err(e) => cx.unavailable(&e),
     }
@@ -126,46 +127,44 @@ pub fn audit(cx: &mut Context) -> Response {
         Ok(rows) => rows,
         Err(e) => return cx.unavailable(&e),
     };
-    let rows: Vec<Vec<String>> = rows
+    let rows: Vec<Vec<Markup>> = rows
         .iter()
         .map(|(id, r)| {
             vec![
-                id.to_string(),
+                html! { (id) },
                 when(format_utc(r.at)),
-                esc(r.user.as_deref().unwrap_or("")),
-                esc(&r.transport),
-                esc(&r.action),
-                esc(r.repo.as_deref().unwrap_or("")),
-                esc(&r.outcome),
-                esc(&r.reason),
-                esc(r.remote_addr.as_deref().unwrap_or("")),
+                html! { (r.user.as_deref().unwrap_or("")) },
+                html! { (r.transport) },
+                html! { (r.action) },
+                html! { (r.repo.as_deref().unwrap_or("")) },
+                html! { (r.outcome) },
+                html! { (r.reason) },
+                html! { (r.remote_addr.as_deref().unwrap_or("")) },
             ]
         })
         .collect();
-    let body = format!(
-        "<form method=\"get\" action=\"/2fa/admin/audit\" class=\"card\"><label for=\"user\">User</label>\
-         <input type=\"text\" id=\"user\" name=\"user\" value=\"{}\"><label for=\"repo\">Repository</label>\
-         <input type=\"text\" id=\"repo\" name=\"repo\" value=\"{}\"><button type=\"submit\">Filter</button></form>{}",
-        esc(filter.user.as_deref().unwrap_or("")),
-        esc(filter.repo.as_deref().unwrap_or("")),
-        table(
-            "audit",
-            &[
-                "#",
-                "When",
-                "User",
-                "Via",
-                "What",
-                "Repository",
-                "Result",
-                "Why",
-                "From"
-            ],
-            &rows,
-            "No audit rows match."
-        )
-    );
-    page(cx, "Audit log", &body)
+    let columns = [
+        "#",
+        "When",
+        "User",
+        "Via",
+        "What",
+        "Repository",
+        "Result",
+        "Why",
+        "From",
+    ];
+    let body = html! {
+        form.card method="get" action="/2fa/admin/audit" {
+            label for="user" { "User" }
+            input type="text" id="user" name="user" value=(filter.user.as_deref().unwrap_or(""));
+            label for="repo" { "Repository" }
+            input type="text" id="repo" name="repo" value=(filter.repo.as_deref().unwrap_or(""));
+            button type="submit" { "Filter" }
+        }
+        (table("audit", &columns, &rows, "No audit rows match."))
+    };
+    page(cx, "Audit log", body)
 }
 
 /// "1 token", "2 tokens".

@@ -1,49 +1,52 @@
 //! SSH keys: add (needs an open 2FA session), list, remove.
 
-use super::html::{csrf_field, esc, notice, page, table, when};
-use super::page::{Context, Response, guard};
+use maud::{Markup, html};
+
+use super::context::{Context, guard};
+use super::layout::{csrf_field, notice, page, table, when};
+use super::response::Response;
 use crate::sshkey::PublicKey;
 use crate::time::format_utc;
 
-pub fn list(cx: &mut Context, message: Option<String>) -> Response {
+pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
     let user = guard!(cx.full_user());
     let csrf = csrf_field(&guard!(cx.csrf()));
     let keys = match cx.store.keys(Some(&user.name)) {
         Ok(keys) => keys,
         Err(e) => return cx.unavailable(&e),
     };
-    let rows: Vec<Vec<String>> = keys
+    let rows: Vec<Vec<Markup>> = keys
         .iter()
         .map(|k| {
             vec![
-                format!("#{}", k.id),
-                esc(&k.algorithm),
-                format!("<code>{}</code>", esc(&k.fingerprint)),
-                esc(&k.comment),
+                html! { "#" (k.id) },
+                html! { (k.algorithm) },
+                html! { code { (k.fingerprint) } },
+                html! { (k.comment) },
                 when(format_utc(k.created_at)),
-                format!(
-                    "<form method=\"post\" action=\"/2fa/keys/remove\" class=\"inline\">{csrf}\
-                     <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\" aria-label=\"Remove key #{}\">Remove</button></form>",
-                    k.id, k.id
-                ),
+                html! {
+                    form.inline method="post" action="/2fa/keys/remove" {
+                        (csrf)
+                        input type="hidden" name="id" value=(k.id);
+                        button.danger type="submit" aria-label={ "Remove key #" (k.id) } { "Remove" }
+                    }
+                },
             ]
         })
         .collect();
-    let table = table(
-        "keys",
-        &["Id", "Type", "Fingerprint", "Comment", "Added", ""],
-        &rows,
-        "You have no SSH keys yet.",
-    );
-    let body = format!(
-        "{message}{table}\
-         <h2>Add a key</h2><form method=\"post\" action=\"/2fa/keys\" class=\"card\">{csrf}\
-         <label for=\"key\">Public key (the line in ~/.ssh/id_ed25519.pub)</label>\
-         <textarea id=\"key\" name=\"key\" required placeholder=\"ssh-ed25519 AAAA... you@laptop\"></textarea>\
-         <button type=\"submit\">Add key</button></form>",
-        message = message.unwrap_or_default()
-    );
-    page(cx, "SSH keys", &body)
+    let columns = ["Id", "Type", "Fingerprint", "Comment", "Added", ""];
+    let body = html! {
+        @if let Some(message) = message { (message) }
+        (table("keys", &columns, &rows, "You have no SSH keys yet."))
+        h2 { "Add a key" }
+        form.card method="post" action="/2fa/keys" {
+            (csrf)
+            label for="key" { "Public key (the line in ~/.ssh/id_ed25519.pub)" }
+            textarea id="key" name="key" required placeholder="ssh-ed25519 AAAA... you@laptop" {}
+            button type="submit" { "Add key" }
+        }
+    };
+    page(cx, "SSH keys", body)
 }
 
 pub fn add(cx: &mut Context) -> Response {
@@ -56,14 +59,8 @@ pub fn add(cx: &mut Context) -> Response {
     let key = match PublicKey::parse(cx.request.field("key")) {
         Ok(key) => key,
         Err(e) => {
-            return list(
-                cx,
-                Some(notice(
-                    "error",
-                    &format!("That is not a public key we accept: {e}."),
-                )),
-            )
-            .with_status(400);
+            let text = format!("That is not a public key we accept: {e}.");
+            return list(cx, Some(notice("error", &text))).with_status(400);
         }
     };
     let fingerprint = key.fingerprint();
@@ -86,10 +83,8 @@ pub fn add(cx: &mut Context) -> Response {
     match result {
         Ok(id) => {
             cx.audit("key-add", "ok", &fingerprint, None);
-            list(
-                cx,
-                Some(notice("ok", &format!("Key #{id} added: {fingerprint}"))),
-            )
+            let text = format!("Key #{id} added: {fingerprint}");
+            list(cx, Some(notice("ok", &text)))
         }
         Err(e) => cx.unavailable(&e),
     }
@@ -109,5 +104,6 @@ pub fn remove(cx: &mut Context) -> Response {
         return cx.unavailable(&e);
     }
     cx.audit("key-remove", "ok", &key.fingerprint, None);
-    list(cx, Some(notice("ok", &format!("Key #{id} removed."))))
+    let text = format!("Key #{id} removed.");
+    list(cx, Some(notice("ok", &text)))
 }

@@ -1,8 +1,11 @@
 //! The repositories whose `git2fa.toml` names the user an owner, with their
 //! requirement; owners change it here when the host allows.
 
-use super::html::{csrf_field, esc, notice, page, table};
-use super::page::{Context, Response, guard};
+use maud::{Markup, html};
+
+use super::context::{Context, guard};
+use super::layout::{csrf_field, notice, page, table};
+use super::response::Response;
 use crate::repo_path;
 use crate::repo_policy::{self, RepoPolicy, Require};
 
@@ -28,33 +31,35 @@ fn owned(
         .collect())
 }
 
-pub fn list(cx: &mut Context, message: Option<String>) -> Response {
+pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
     let user = guard!(cx.full_user());
     let csrf = csrf_field(&guard!(cx.csrf()));
     let repos = guard!(owned(cx, &user.name));
     let may_flag = cx.config.policy.repo_owners_may_flag;
-    let rows: Vec<Vec<String>> = repos
+    let choices = [
+        ("off", "not required"),
+        ("push", "required to push"),
+        ("all", "required for everything"),
+    ];
+    let rows: Vec<Vec<Markup>> = repos
         .iter()
         .map(|(name, _, policy)| {
-            let change = if may_flag {
-                let option = |value: &str, label: &str| {
-                    let selected = if policy.require.as_str() == value { " selected" } else { "" };
-                    format!("<option value=\"{value}\"{selected}>{label}</option>")
-                };
-                format!(
-                    "<form method=\"post\" action=\"/2fa/repos\" class=\"row\">{csrf}\
-                     <input type=\"hidden\" name=\"repo\" value=\"{}\"><select name=\"require\" aria-label=\"2FA for {}\">{}{}{}</select>\
-                     <button type=\"submit\">Save</button></form>",
-                    esc(name),
-                    esc(name),
-                    option("off", "not required"),
-                    option("push", "required to push"),
-                    option("all", "required for everything")
-                )
-            } else {
-                String::new()
-            };
-            vec![esc(name), esc(&requirement(policy)), change]
+            let mut row = vec![html! { (name) }, html! { (requirement(policy)) }];
+            if may_flag {
+                row.push(html! {
+                    form.row method="post" action="/2fa/repos" {
+                        (csrf)
+                        input type="hidden" name="repo" value=(name);
+                        select name="require" aria-label={ "2FA for " (name) } {
+                            @for (value, label) in choices {
+                                option value=(value) selected[policy.require.as_str() == value] { (label) }
+                            }
+                        }
+                        button type="submit" { "Save" }
+                    }
+                });
+            }
+            row
         })
         .collect();
     let columns: &[&str] = if may_flag {
@@ -62,17 +67,11 @@ pub fn list(cx: &mut Context, message: Option<String>) -> Response {
     } else {
         &["Repository", "2FA"]
     };
-    let body = format!(
-        "{message}{}",
-        table(
-            "repos",
-            columns,
-            &rows,
-            "No repository names you as an owner."
-        ),
-        message = message.unwrap_or_default()
-    );
-    page(cx, "Your repositories", &body)
+    let body = html! {
+        @if let Some(message) = message { (message) }
+        (table("repos", columns, &rows, "No repository names you as an owner."))
+    };
+    page(cx, "Your repositories", body)
 }
 
 /// What a repository requires, in words, with its protected refs.
@@ -115,18 +114,11 @@ pub fn flag(cx: &mut Context) -> Response {
         .with_status(409);
     }
     cx.audit("repo-flag", "ok", require.as_str(), Some(&name));
-    list(
-        cx,
-        Some(notice(
-            "ok",
-            &format!(
-                "{name}: 2FA {}.",
-                match require {
-                    Require::Off => "is no longer required",
-                    Require::Push => "is now required to push",
-                    Require::All => "is now required for everything",
-                }
-            ),
-        )),
-    )
+    let now = match require {
+        Require::Off => "is no longer required",
+        Require::Push => "is now required to push",
+        Require::All => "is now required for everything",
+    };
+    let text = format!("{name}: 2FA {now}.");
+    list(cx, Some(notice("ok", &text)))
 }

@@ -1,95 +1,94 @@
 //! Personal access tokens: create (shown once), list, revoke. Creating one
 //! needs an open 2FA session: the token carries the second factor.
 
-use super::html::{csrf_field, esc, notice, page, table, when};
-use super::page::{Context, Response, guard};
+use maud::{Markup, html};
+
+use super::context::{Context, guard};
+use super::layout::{csrf_field, notice, page, table, when};
+use super::response::Response;
 use crate::decision::Permission;
 use crate::names::check_label;
 use crate::time::format_utc;
 use crate::token;
 
-pub fn list(cx: &mut Context, message: Option<String>) -> Response {
+pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
     let user = guard!(cx.full_user());
     let csrf = csrf_field(&guard!(cx.csrf()));
     let tokens = match cx.store.tokens(Some(&user.name)) {
         Ok(tokens) => tokens,
         Err(e) => return cx.unavailable(&e),
     };
-    let rows: Vec<Vec<String>> = tokens
+    let rows: Vec<Vec<Markup>> = tokens
         .iter()
         .map(|t| {
-            let state = if t.revoked_at.is_some() {
-                "revoked".to_string()
-            } else if t.expires_at.is_some_and(|at| at <= cx.now) {
-                "expired".to_string()
-            } else {
-                format!(
-                    "<form method=\"post\" action=\"/2fa/tokens/revoke\" class=\"inline\">{csrf}\
-                     <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\" aria-label=\"Revoke token #{}\">Revoke</button></form>",
-                    t.id, t.id
-                )
+            let state = html! {
+                @if t.revoked_at.is_some() {
+                    "revoked"
+                } @else if t.expires_at.is_some_and(|at| at <= cx.now) {
+                    "expired"
+                } @else {
+                    form.inline method="post" action="/2fa/tokens/revoke" {
+                        (csrf)
+                        input type="hidden" name="id" value=(t.id);
+                        button.danger type="submit" aria-label={ "Revoke token #" (t.id) } { "Revoke" }
+                    }
+                }
             };
             vec![
-                format!("#{}", t.id),
-                esc(&t.name) + if t.without_2fa { " (minted without 2FA)" } else { "" },
-                t.permission.as_str().to_string(),
-                esc(&t.repos.join(", ")),
+                html! { "#" (t.id) },
+                html! { (t.name) @if t.without_2fa { " (minted without 2FA)" } },
+                html! { (t.permission.as_str()) },
+                html! { (t.repos.join(", ")) },
                 when(t.expires_at.map_or("never".into(), format_utc)),
                 when(t.last_used_at.map_or("never".into(), format_utc)),
                 state,
             ]
         })
         .collect();
-    let table = table(
-        "tokens",
-        &[
-            "Id",
-            "Name",
-            "Permission",
-            "Repositories",
-            "Expires",
-            "Last used",
-            "",
-        ],
-        &rows,
-        "You have no tokens yet.",
-    );
+    let columns = [
+        "Id",
+        "Name",
+        "Permission",
+        "Repositories",
+        "Expires",
+        "Last used",
+        "",
+    ];
     let max = cx.config.tokens.max_expiry_days;
-    let needs_session = if cx.git_session_until().is_none() {
-        notice(
-            "info",
-            "Creating a token needs an open 2FA session: you will be asked for a code.",
-        )
-    } else {
-        String::new()
+    let in_session = cx.git_session_until().is_some();
+    let body = html! {
+        @if let Some(message) = message { (message) }
+        p { "Over HTTPS, git takes a token where it asks for your password." }
+        (table("tokens", &columns, &rows, "You have no tokens yet."))
+        h2 { "New token" }
+        @if !in_session {
+            (notice("info", "Creating a token needs an open 2FA session: you will be asked for a code."))
+        }
+        form.card method="post" action="/2fa/tokens" {
+            (csrf)
+            label for="name" { "Name" }
+            input type="text" id="name" name="name" placeholder="laptop" required;
+            label for="repos" { "Repositories (patterns, separated by spaces: team/app team/*)" }
+            input type="text" id="repos" name="repos" required;
+            label for="permission" { "Permission" }
+            select id="permission" name="permission" {
+                option value="read" { "read (clone, fetch)" }
+                option value="write" { "write (and push)" }
+            }
+            label for="days" {
+                "Expires after (days"
+                @if max == 0 { ", 0 for never" } @else { ", at most " (max) }
+                ")"
+            }
+            @if max == 0 {
+                input type="number" id="days" name="days" min="0" value=(cx.config.tokens.default_expiry_days);
+            } @else {
+                input type="number" id="days" name="days" min="1" max=(max) value=(cx.config.tokens.default_expiry_days);
+            }
+            button type="submit" { "Create token" }
+        }
     };
-    let body = format!(
-        "{message}<p>Over HTTPS, git takes a token where it asks for your password.</p>\
-         {table}\
-         <h2>New token</h2>{needs_session}<form method=\"post\" action=\"/2fa/tokens\" class=\"card\">{csrf}\
-         <label for=\"name\">Name</label><input type=\"text\" id=\"name\" name=\"name\" placeholder=\"laptop\" required>\
-         <label for=\"repos\">Repositories (patterns, separated by spaces: team/app team/*)</label>\
-         <input type=\"text\" id=\"repos\" name=\"repos\" required>\
-         <label for=\"permission\">Permission</label><select id=\"permission\" name=\"permission\">\
-         <option value=\"read\">read (clone, fetch)</option><option value=\"write\">write (and push)</option></select>\
-         <label for=\"days\">Expires after (days{limit})</label>\
-         <input type=\"number\" id=\"days\" name=\"days\" min=\"{min}\" {max_attr} value=\"{default}\">\
-         <button type=\"submit\">Create token</button></form>",
-        message = message.unwrap_or_default(),
-        limit = if max == 0 {
-            ", 0 for never".to_string()
-        } else {
-            format!(", at most {max}")
-        },
-        min = if max == 0 { 0 } else { 1 },
-        max_attr = if max == 0 {
-            String::new()
-        } else {
-            format!("max=\"{max}\"")
-        },
-        default = cx.config.tokens.default_expiry_days,
-    );
-    page(cx, "Personal access tokens", &body)
+    page(cx, "Personal access tokens", body)
 }
 
 pub fn create(cx: &mut Context) -> Response {
@@ -157,19 +156,20 @@ pub fn create(cx: &mut Context) -> Response {
         .find(|r| !r.contains('*'))
         .cloned()
         .unwrap_or_else(|| "REPOSITORY".into());
-    let body = format!(
-        "{}<p>Copy it now: it is shown only this once.</p><code class=\"secret\" id=\"token\">{}</code>\
-         <p>When git asks for the password of <strong>{}</strong>, paste the token. For example:</p>\
-         <code class=\"secret\">git clone {}/git/{}.git</code>\
-         <p>Keep it out of URLs and scripts: a credential helper (<code>git config --global credential.helper store</code>, \
-         or your system's keychain) remembers it for you.</p><p><a class=\"button\" href=\"/2fa/tokens\">Back to your tokens</a></p>",
-        notice("ok", &format!("Token #{id} created.")),
-        esc(&secret),
-        esc(&user.name),
-        esc(&clone_base(&cx.config.public_url, &user.name)),
-        esc(&example)
-    );
-    page(cx, "Your new token", &body)
+    let body = html! {
+        (notice("ok", &format!("Token #{id} created.")))
+        p { "Copy it now: it is shown only this once." }
+        code.secret id="token" { (secret) }
+        p { "When git asks for the password of " strong { (user.name) } ", paste the token. For example:" }
+        code.secret { "git clone " (clone_base(&cx.config.public_url, &user.name)) "/git/" (example) ".git" }
+        p {
+            "Keep it out of URLs and scripts: a credential helper ("
+            code { "git config --global credential.helper store" }
+            ", or your system's keychain) remembers it for you."
+        }
+        p { a.button href="/2fa/tokens" { "Back to your tokens" } }
+    };
+    page(cx, "Your new token", body)
 }
 
 pub fn revoke(cx: &mut Context) -> Response {
@@ -187,7 +187,8 @@ pub fn revoke(cx: &mut Context) -> Response {
         return cx.unavailable(&e);
     }
     cx.audit("token-revoke", "ok", &format!("token #{id}"), None);
-    list(cx, Some(notice("ok", &format!("Token #{id} is revoked."))))
+    let text = format!("Token #{id} is revoked.");
+    list(cx, Some(notice("ok", &text)))
 }
 
 /// `https://alice@git.example.com`: the user in the URL, never the token.

@@ -3,9 +3,12 @@
 //! 2FA, recent activity).
 
 use super::account::safe_next;
-use super::html::{csrf_field, esc, notice, page, table, when};
-use super::page::{Context, Response, guard};
+use maud::{Markup, html};
+
+use super::context::{Context, guard};
+use super::layout::{csrf_field, notice, page, table, when};
 use super::qr;
+use super::response::Response;
 use crate::decision::Transport;
 use crate::store::AuditFilter;
 use crate::time::{format_duration, format_utc};
@@ -52,28 +55,21 @@ fn pending(cx: &Context, user_id: i64) -> Result<Option<Pending>, Response> {
     }))
 }
 
-fn steps(current: usize, with_codes: bool) -> String {
+fn steps(current: usize, with_codes: bool) -> Markup {
     let mut names = vec!["Get an app", "Scan the code"];
     if with_codes {
         names.push("Save recovery codes");
     }
     names.push("Confirm");
-    let list: Vec<String> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            if i + 1 == current {
-                format!("<strong>{n}</strong>")
-            } else {
-                n.to_string()
+    html! {
+        p.steps {
+            "Step " (current) " of " (names.len()) ": "
+            @for (i, name) in names.iter().enumerate() {
+                @if i > 0 { " \u{2192} " }
+                @if i + 1 == current { strong { (name) } } @else { (name) }
             }
-        })
-        .collect();
-    format!(
-        "<p class=\"steps\">Step {current} of {}: {}</p>",
-        names.len(),
-        list.join(" &rarr; ")
-    )
+        }
+    }
 }
 
 pub fn setup_intro(cx: &mut Context) -> Response {
@@ -82,21 +78,21 @@ pub fn setup_intro(cx: &mut Context) -> Response {
         return Response::redirect("/2fa");
     }
     let csrf = guard!(cx.csrf());
-    let apps: String = cx
-        .config
-        .web
-        .authenticator_apps
-        .iter()
-        .map(|a| format!("<li>{}</li>", esc(a)))
-        .collect();
-    let body = format!(
-        "{steps}<section><p>Git on this host asks for a second factor: a 6-digit code from an \
-         authenticator app on your phone. Install one of these if you have none:</p><ul>{apps}</ul></section>\
-         <form method=\"post\" action=\"/2fa/setup/start\">{csrf}<button type=\"submit\">I have an app: next</button></form>",
-        steps = steps(1, cx.config.policy.recovery_codes > 0),
-        csrf = csrf_field(&csrf)
-    );
-    page(cx, "Set up two-factor authentication", &body)
+    let body = html! {
+        (steps(1, cx.config.policy.recovery_codes > 0))
+        section {
+            p {
+                "Git on this host asks for a second factor: a 6-digit code from an \
+                 authenticator app on your phone. Install one of these if you have none:"
+            }
+            ul { @for app in &cx.config.web.authenticator_apps { li { (app) } } }
+        }
+        form method="post" action="/2fa/setup/start" {
+            (csrf_field(&csrf))
+            button type="submit" { "I have an app: next" }
+        }
+    };
+    page(cx, "Set up two-factor authentication", body)
 }
 
 pub fn setup_start(cx: &mut Context) -> Response {
@@ -164,16 +160,17 @@ pub fn setup_scan(cx: &mut Context) -> Response {
     } else {
         "/2fa/setup/confirm"
     };
-    let body = format!(
-        "{steps}<section><p>Scan this QR code with your authenticator app. On a phone, tap it to open the app.</p>\
-         <a class=\"qr\" href=\"{uri}\" id=\"qr\">{svg}</a>\
-         <p>Cannot scan? Type this key into the app (time-based, 6 digits, 30 seconds):</p>\
-         <code class=\"secret\" id=\"key\">{grouped}</code></section><p><a class=\"button\" href=\"{next}\">Next</a></p>",
-        steps = steps(2, with_codes),
-        uri = esc(&uri),
-        grouped = esc(&grouped.join(" "))
-    );
-    page(cx, "Scan the code", &body)
+    let body = html! {
+        (steps(2, with_codes))
+        section {
+            p { "Scan this QR code with your authenticator app. On a phone, tap it to open the app." }
+            a.qr href=(uri) id="qr" { (svg) }
+            p { "Cannot scan? Type this key into the app (time-based, 6 digits, 30 seconds):" }
+            code.secret id="key" { (grouped.join(" ")) }
+        }
+        p { a.button href=(next) { "Next" } }
+    };
+    page(cx, "Scan the code", body)
 }
 
 pub fn setup_codes(cx: &mut Context) -> Response {
@@ -181,20 +178,19 @@ pub fn setup_codes(cx: &mut Context) -> Response {
     if pending.codes.is_empty() {
         return Response::redirect("/2fa/setup/confirm");
     }
-    let list: String = pending
-        .codes
-        .iter()
-        .map(|c| format!("<li>{}</li>", esc(c)))
-        .collect();
-    let body = format!(
-        "{steps}<section><p>If you lose your phone, each of these codes lets you in once. \
-         Save them somewhere safe now: they are shown only during this set-up.</p>\
-         <ul class=\"codes\" id=\"recovery-codes\">{list}</ul>\
-         <p><a href=\"/2fa/setup/codes.txt\">Download them as a text file</a></p></section>\
-         <p><a class=\"button\" href=\"/2fa/setup/confirm\">I saved them: next</a></p>",
-        steps = steps(3, true)
-    );
-    page(cx, "Save your recovery codes", &body)
+    let body = html! {
+        (steps(3, true))
+        section {
+            p {
+                "If you lose your phone, each of these codes lets you in once. \
+                 Save them somewhere safe now: they are shown only during this set-up."
+            }
+            ul.codes id="recovery-codes" { @for code in &pending.codes { li { (code) } } }
+            p { a href="/2fa/setup/codes.txt" { "Download them as a text file" } }
+        }
+        p { a.button href="/2fa/setup/confirm" { "I saved them: next" } }
+    };
+    page(cx, "Save your recovery codes", body)
 }
 
 pub fn setup_codes_download(cx: &mut Context) -> Response {
@@ -211,23 +207,18 @@ pub fn setup_codes_download(cx: &mut Context) -> Response {
 pub fn setup_confirm_form(cx: &mut Context, error: Option<&str>) -> Response {
     guard!(require_pending(cx));
     let csrf = guard!(cx.csrf());
-    let body = format!(
-        "{steps}{error}<form method=\"post\" action=\"/2fa/setup/confirm\" class=\"card\">{csrf}\
-         <label for=\"code\">The 6-digit code your app shows now</label>\
-         <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus>\
-         <button type=\"submit\">Turn on 2FA</button></form>",
-        steps = steps(
-            if cx.config.policy.recovery_codes > 0 {
-                4
-            } else {
-                3
-            },
-            cx.config.policy.recovery_codes > 0
-        ),
-        error = error.map(|e| notice("error", e)).unwrap_or_default(),
-        csrf = csrf_field(&csrf)
-    );
-    page(cx, "Confirm", &body)
+    let with_codes = cx.config.policy.recovery_codes > 0;
+    let body = html! {
+        (steps(if with_codes { 4 } else { 3 }, with_codes))
+        @if let Some(error) = error { (notice("error", error)) }
+        form.card method="post" action="/2fa/setup/confirm" {
+            (csrf_field(&csrf))
+            label for="code" { "The 6-digit code your app shows now" }
+            input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus;
+            button type="submit" { "Turn on 2FA" }
+        }
+    };
+    page(cx, "Confirm", body)
 }
 
 pub fn setup_confirm(cx: &mut Context) -> Response {
@@ -262,12 +253,12 @@ pub fn setup_confirm(cx: &mut Context) -> Response {
     // its sealed secret, is deleted.
     guard!(cx.step_up());
     let until = cx.now + cx.config.policy.session_ttl;
-    let body = format!(
-        "{}<p>A 2FA session is open until {}: git operations work now.</p><p><a class=\"button\" href=\"/2fa\">Manage 2FA</a></p>",
-        notice("ok", "Two-factor authentication is on."),
-        esc(&format_utc(until))
-    );
-    page(cx, "2FA is on", &body)
+    let body = html! {
+        (notice("ok", "Two-factor authentication is on."))
+        p { "A 2FA session is open until " (format_utc(until)) ": git operations work now." }
+        p { a.button href="/2fa" { "Manage 2FA" } }
+    };
+    page(cx, "2FA is on", body)
 }
 
 pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
@@ -288,27 +279,25 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
         .param("next")
         .unwrap_or(cx.request.field("next"))
         .to_string();
-    let why = match &repo {
-        Some(repo) => format!(
-            "<p>Git needs a 2FA session for <strong>{}</strong>.</p>",
-            esc(repo)
-        ),
-        None => String::new(),
+    let body = html! {
+        @if let Some(repo) = &repo {
+            p { "Git needs a 2FA session for " strong { (repo) } "." }
+        }
+        @if let Some(error) = error { (notice("error", error)) }
+        form.card method="post" action="/2fa/verify" {
+            (csrf_field(&csrf))
+            input type="hidden" name="next" value=(next);
+            input type="hidden" name="repo" value=(repo.as_deref().unwrap_or(""));
+            label for="code" { "Code from your authenticator app, or a recovery code" }
+            input type="text" id="code" name="code" autocomplete="one-time-code" required autofocus;
+            button type="submit" { "Verify" }
+        }
+        p {
+            "Opens a 2FA session for " (format_duration(cx.config.policy.session_ttl))
+            "; git operations work while it is open."
+        }
     };
-    let body = format!(
-        "{why}{error}<form method=\"post\" action=\"/2fa/verify\" class=\"card\">{csrf}\
-         <input type=\"hidden\" name=\"next\" value=\"{next}\"><input type=\"hidden\" name=\"repo\" value=\"{repo}\">\
-         <label for=\"code\">Code from your authenticator app, or a recovery code</label>\
-         <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" required autofocus>\
-         <button type=\"submit\">Verify</button></form>\
-         <p>Opens a 2FA session for {ttl}; git operations work while it is open.</p>",
-        error = error.map(|e| notice("error", e)).unwrap_or_default(),
-        csrf = csrf_field(&csrf),
-        next = esc(&next),
-        repo = esc(repo.as_deref().unwrap_or("")),
-        ttl = format_duration(cx.config.policy.session_ttl)
-    );
-    page(cx, "Verify", &body)
+    page(cx, "Verify", body)
 }
 
 pub fn verify(cx: &mut Context) -> Response {
@@ -336,35 +325,31 @@ pub fn verify(cx: &mut Context) -> Response {
             guard!(cx.step_up());
             let repo = cx.request.field("repo").to_string();
             let next = cx.request.field("next").to_string();
-            let for_repo = if repo.is_empty() {
-                String::new()
-            } else {
-                format!(" on {}", esc(&repo))
-            };
             let used = if method == twofactor::Method::RecoveryCode {
                 let left = cx.store.recovery_codes_left(user.id).unwrap_or(0);
-                notice(
-                    if left < 3 { "error" } else { "info" },
-                    &format!(
-                        "You used a recovery code; it will not work again. {left} recovery code{} left{}.",
-                        if left == 1 { " is" } else { "s are" },
-                        if left < 3 {
-                            ": make new ones on Manage 2FA"
-                        } else {
-                            ""
-                        }
-                    ),
-                )
+                let text = format!(
+                    "You used a recovery code; it will not work again. {left} recovery code{} left{}.",
+                    if left == 1 { " is" } else { "s are" },
+                    if left < 3 {
+                        ": make new ones on Manage 2FA"
+                    } else {
+                        ""
+                    }
+                );
+                Some(notice(if left < 3 { "error" } else { "info" }, &text))
             } else {
-                String::new()
+                None
             };
-            let body = format!(
-                "{used}<p>Your 2FA session is open until <strong id=\"until\">{}</strong>. \
-                 Git operations{for_repo} work now: run the same git command again.</p><p><a class=\"button\" href=\"{}\">Continue</a></p>",
-                esc(&format_utc(expires_at)),
-                esc(&safe_next(Some(&next)))
-            );
-            return page(cx, "Verified", &body);
+            let body = html! {
+                @if let Some(used) = used { (used) }
+                p {
+                    "Your 2FA session is open until " strong id="until" { (format_utc(expires_at)) } ". Git operations"
+                    @if !repo.is_empty() { " on " (repo) }
+                    " work now: run the same git command again."
+                }
+                p { a.button href=(safe_next(Some(&next))) { "Continue" } }
+            };
+            return page(cx, "Verified", body);
         }
         Ok(Verified::Wrong { left }) => {
             format!("That code is not right. {left} more wrong codes lock your account.")
@@ -389,46 +374,12 @@ pub fn manage(cx: &mut Context) -> Response {
     manage_with(cx, None)
 }
 
-fn manage_with(cx: &mut Context, message: Option<String>) -> Response {
+fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
     let user = guard!(cx.full_user());
     let csrf = csrf_field(&guard!(cx.csrf()));
-    let status = match cx.git_session_until() {
-        Some(until) => format!(
-            "<p>You are in a 2FA session until <strong>{}</strong>.</p>\
-             <form method=\"post\" action=\"/2fa/leave\">{csrf}<button type=\"submit\">Leave the 2FA session</button></form>",
-            esc(&format_utc(until))
-        ),
-        None => {
-            "<p>You are not in a 2FA session. <a href=\"/2fa/verify\">Verify</a> to open one.</p>"
-                .into()
-        }
-    };
-    let always = if cx.config.policy.users_may_always_enforce {
-        let (value, label) = if user.always_2fa {
-            ("off", "Stop always using 2FA")
-        } else {
-            ("on", "Always use 2FA for my account")
-        };
-        format!(
-            "<section><h2>Always use 2FA</h2><p>{}</p><form method=\"post\" action=\"/2fa/always\">{csrf}\
-             <input type=\"hidden\" name=\"always\" value=\"{value}\"><button type=\"submit\">{label}</button></form></section>",
-            if user.always_2fa {
-                "Every git operation of yours needs a 2FA session, on every repository."
-            } else {
-                "Git asks for 2FA only where this host or the repository requires it."
-            }
-        )
-    } else {
-        String::new()
-    };
-    let codes = if cx.config.policy.recovery_codes > 0 {
-        format!(
-            "<section><h2>Recovery codes</h2><p>New codes replace the old ones, which stop working.</p>\
-             <form method=\"post\" action=\"/2fa/recovery-codes\">{csrf}<button type=\"submit\">Make new recovery codes</button></form></section>"
-        )
-    } else {
-        String::new()
-    };
+    let until = cx.git_session_until();
+    let may_always = cx.config.policy.users_may_always_enforce;
+    let with_codes = cx.config.policy.recovery_codes > 0;
     let rows = cx
         .store
         .audit(&AuditFilter {
@@ -460,35 +411,78 @@ fn manage_with(cx: &mut Context, message: Option<String>) -> Response {
             shown.push(r);
         }
     }
-    let activity: Vec<Vec<String>> = shown
+    let activity: Vec<Vec<Markup>> = shown
         .iter()
         .map(|r| {
             vec![
                 when(format_utc(r.at)),
-                esc(&r.transport),
-                esc(&r.action),
-                esc(r.repo.as_deref().unwrap_or("")),
-                format!("{} ({})", esc(&r.outcome), esc(&r.reason)),
-                esc(r.remote_addr.as_deref().unwrap_or("")),
+                html! { (r.transport) },
+                html! { (r.action) },
+                html! { (r.repo.as_deref().unwrap_or("")) },
+                html! { (r.outcome) " (" (r.reason) ")" },
+                html! { (r.remote_addr.as_deref().unwrap_or("")) },
             ]
         })
         .collect();
-    let activity = table(
-        "activity",
-        &["When", "Via", "What", "Repository", "Result", "From"],
-        &activity,
-        "Nothing yet.",
-    );
-    let body = format!(
-        "{message}<section><h2>2FA session</h2>{status}</section>{always}{codes}\
-         <section><h2>Remove 2FA</h2><p>Git then refuses what needs 2FA until you set it up again.</p>\
-         <form method=\"post\" action=\"/2fa/remove\">{csrf}<label for=\"remove-code\">A current code</label>\
-         <input type=\"text\" id=\"remove-code\" name=\"code\" autocomplete=\"one-time-code\" required>\
-         <button type=\"submit\" class=\"danger\">Remove 2FA</button></form></section>\
-         <h2>Recent activity</h2>{activity}",
-        message = message.unwrap_or_default()
-    );
-    page(cx, "Manage 2FA", &body)
+    let columns = ["When", "Via", "What", "Repository", "Result", "From"];
+    let body = html! {
+        @if let Some(message) = message { (message) }
+        section {
+            h2 { "2FA session" }
+            @if let Some(until) = until {
+                p { "You are in a 2FA session until " strong { (format_utc(until)) } "." }
+                form method="post" action="/2fa/leave" {
+                    (csrf)
+                    button type="submit" { "Leave the 2FA session" }
+                }
+            } @else {
+                p { "You are not in a 2FA session. " a href="/2fa/verify" { "Verify" } " to open one." }
+            }
+        }
+        @if may_always {
+            section {
+                h2 { "Always use 2FA" }
+                @if user.always_2fa {
+                    p { "Every git operation of yours needs a 2FA session, on every repository." }
+                } @else {
+                    p { "Git asks for 2FA only where this host or the repository requires it." }
+                }
+                form method="post" action="/2fa/always" {
+                    (csrf)
+                    @if user.always_2fa {
+                        input type="hidden" name="always" value="off";
+                        button type="submit" { "Stop always using 2FA" }
+                    } @else {
+                        input type="hidden" name="always" value="on";
+                        button type="submit" { "Always use 2FA for my account" }
+                    }
+                }
+            }
+        }
+        @if with_codes {
+            section {
+                h2 { "Recovery codes" }
+                p { "New codes replace the old ones, which stop working." }
+                form method="post" action="/2fa/recovery-codes" {
+                    (csrf)
+                    button type="submit" { "Make new recovery codes" }
+                }
+            }
+        }
+        section {
+            h2 { "Remove 2FA" }
+            p { "Git then refuses what needs 2FA until you set it up again." }
+            form method="post" action="/2fa/remove" {
+                (csrf)
+                label for="remove-code" { "A current code" }
+                input type="text" id="remove-code" name="code" autocomplete="one-time-code" required;
+                button.danger type="submit" { "Remove 2FA" }
+            }
+        }
+        h2 { "Recent activity" }
+        (table("activity", &columns, &activity, "Nothing yet."))
+    };
+    page(cx, "Manage 2FA", body)
 }
 
 pub fn leave(cx: &mut Context) -> Response {
@@ -539,16 +533,12 @@ pub fn regenerate(cx: &mut Context) -> Response {
     let origin = origin(cx);
     match twofactor::regenerate_recovery_codes(&mut cx.store, cx.config, &user, &origin, cx.now) {
         Ok(codes) => {
-            let list: String = codes
-                .iter()
-                .map(|c| format!("<li>{}</li>", esc(c)))
-                .collect();
-            let body = format!(
-                "{}<ul class=\"codes\" id=\"recovery-codes\">{list}</ul><p>Save them now: they are not shown again. \
-                 <a href=\"/2fa\">Back</a></p>",
-                notice("ok", "New recovery codes; the old ones no longer work.")
-            );
-            page(cx, "New recovery codes", &body)
+            let body = html! {
+                (notice("ok", "New recovery codes; the old ones no longer work."))
+                ul.codes id="recovery-codes" { @for code in &codes { li { (code) } } }
+                p { "Save them now: they are not shown again. " a href="/2fa" { "Back" } }
+            };
+            page(cx, "New recovery codes", body)
         }
         Err(e) => cx.unavailable(&e),
     }

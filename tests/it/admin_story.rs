@@ -406,16 +406,16 @@ fn ssh_keys_are_registered_once() {
     let host = Host::new();
     host.add_user("alice");
     host.add_user("bob");
-    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh alice@laptop\n";
+    let key = format!("{} alice@laptop\n", crate::harness::ED25519_PUBLIC);
     let added = host
-        .git2fa_with_stdin(&["key", "add", "alice", "-"], key)
+        .git2fa_with_stdin(&["key", "add", "alice", "-"], &key)
         .ok();
     assert!(
         added.stdout.starts_with("added key #1 SHA256:"),
         "{added:?}"
     );
     let twice = host
-        .git2fa_with_stdin(&["key", "add", "bob", "-"], key)
+        .git2fa_with_stdin(&["key", "add", "bob", "-"], &key)
         .fails(1);
     assert!(
         twice.stderr.contains("already registered to alice"),

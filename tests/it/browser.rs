@@ -226,7 +226,10 @@ fn a_user_goes_through_the_whole_web_page() {
 
     // An SSH key.
     browser.goto(&server.url("/2fa/keys"));
-    browser.fill("#key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh alice@laptop");
+    browser.fill(
+        "#key",
+        &format!("{} alice@laptop", crate::harness::ED25519_PUBLIC),
+    );
     browser.click("form[action=\"/2fa/keys\"] button");
     browser.wait_for("Key #1 added: SHA256:");
     assert!(browser.text("#keys").contains("alice@laptop"));

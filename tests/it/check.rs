@@ -178,7 +178,10 @@ fn a_key_in_the_git_account_s_own_authorized_keys_is_a_shell() {
     let file = s.account.home.join(".ssh/authorized_keys");
     std::fs::write(
         &file,
-        "# the admin's old key\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh admin@laptop\n",
+        format!(
+            "# the admin's old key\n{} admin@laptop\n",
+            crate::harness::ED25519_PUBLIC
+        ),
     )
     .unwrap();
     s.one_problem(&format!(
@@ -189,7 +192,10 @@ fn a_key_in_the_git_account_s_own_authorized_keys_is_a_shell() {
     // Forced through git2fa-shell, the same key is no shell.
     std::fs::write(
         &file,
-        "command=\"/usr/local/bin/git2fa-shell --key-id 1 --fingerprint SHA256:x\",restrict ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh\n",
+        format!(
+            "command=\"/usr/local/bin/git2fa-shell --key-id 1 --fingerprint SHA256:x\",restrict {}\n",
+            crate::harness::ED25519_PUBLIC
+        ),
     )
     .unwrap();
     assert_eq!(s.check().code, 0);

@@ -15,6 +15,11 @@ pub const SHELL_BIN: &str = env!("CARGO_BIN_EXE_git2fa-shell");
 pub const HOOK_BIN: &str = env!("CARGO_BIN_EXE_git2fa-hook");
 pub const HTTP_BIN: &str = env!("CARGO_BIN_EXE_git2fa-http");
 
+/// A well-formed ed25519 public key, without comment, for tests that only
+/// register keys (no private half exists).
+pub const ED25519_PUBLIC: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh";
+
 /// The absolute path of the `git` on PATH.
 pub fn git_path() -> PathBuf {
     which("git").unwrap_or_else(|| panic!("git is not installed (Debian package: git)"))

@@ -275,8 +275,7 @@ fn a_key_of_another_user_is_no_key() {
     let host = Host::new();
     host.add_user("alice");
     host.add_user("bob");
-    let key =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh bob\n";
+    let key = &format!("{} bob\n", crate::harness::ED25519_PUBLIC);
     host.git2fa_with_stdin(&["key", "add", "bob", "-"], key)
         .ok();
     let repo = host.bare_repo("app.git");

@@ -41,8 +41,7 @@ pub fn recording_host() -> (Host, std::path::PathBuf) {
         .join("\n");
     std::fs::write(&host.config, text).unwrap();
     host.add_user("alice");
-    let key =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh alice\n";
+    let key = &format!("{} alice\n", crate::harness::ED25519_PUBLIC);
     host.git2fa_with_stdin(&["key", "add", "alice", "-"], key)
         .ok();
     host.bare_repo("team/app.git");

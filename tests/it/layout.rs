@@ -94,7 +94,10 @@ fn busy_host(port: u16) -> (Host, Vec<u8>) {
         "continuous-integration-runner",
     ])
     .ok();
-    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh alice@a-rather-long-laptop-name.example.com\n";
+    let key = &format!(
+        "{} alice@a-rather-long-laptop-name.example.com\n",
+        crate::harness::ED25519_PUBLIC
+    );
     host.git2fa_with_stdin(&["key", "add", "alice", "-"], key)
         .ok();
     host.git2fa(&["verify", "alice", &code(&secret, -1)]).ok();

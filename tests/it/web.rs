@@ -361,8 +361,7 @@ fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
     let alice = store.user("alice").unwrap().unwrap();
     store.set_admin(alice.id, true).unwrap();
     drop(store);
-    let key =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh alice";
+    let key = &format!("{} alice", crate::harness::ED25519_PUBLIC);
     let token = [
         ("name", "ci"),
         ("repos", "app"),
@@ -466,8 +465,7 @@ fn nobody_touches_another_users_tokens_keys_or_repositories() {
         "--without-2fa",
     ])
     .ok();
-    let key =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdpdDJmYSB0ZXN0IGtleSwgbm90IGEgcmVhbCBvbmUh bob\n";
+    let key = &format!("{} bob\n", crate::harness::ED25519_PUBLIC);
     host.git2fa_with_stdin(&["key", "add", "bob", "-"], key)
         .ok();
     host.bare_repo("bobs.git");
@@ -745,4 +743,62 @@ fn the_small_things_from_the_field_trial() {
         "{}",
         used.body
     );
+}
+
+#[test]
+fn text_from_users_comes_back_escaped() {
+    // Attack (cross-site scripting): markup typed where the page shows it
+    // again (the user name after a failed log-in, the repository in the
+    // verify link git prints, a token's name, a key's comment) would run
+    // in the browser of whoever views the page, an admin included.
+    let (_host, server, secret) = start("");
+    let mut client = Client::new(&server);
+    let evil = "\"><script>alert(1)</script>";
+    let escaped = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;";
+
+    let failed = client.log_in(evil, "not the password");
+    assert_eq!(failed.status, 401);
+    assert!(failed.body.contains(escaped), "{}", failed.body);
+
+    client.log_in("alice", "correct horse battery");
+    let link = format!(
+        "/2fa/verify?repo={}",
+        form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>()
+    );
+    let verify = client.get(&link);
+    assert!(verify.body.contains(escaped), "{}", verify.body);
+    let verified = client.submit(&link, "/2fa/verify", &[("code", &code(&secret, 0))]);
+    assert!(
+        verified.body.contains("<h1>Verified</h1>"),
+        "{}",
+        verified.body
+    );
+
+    let created = client.submit(
+        "/2fa/tokens",
+        "/2fa/tokens",
+        &[
+            ("name", evil),
+            ("repos", "team/app"),
+            ("permission", "read"),
+            ("days", "30"),
+        ],
+    );
+    assert!(
+        created.body.contains("Token #1 created."),
+        "{}",
+        created.body
+    );
+    let key = format!("{} {evil}", crate::harness::ED25519_PUBLIC);
+    let added = client.submit("/2fa/keys", "/2fa/keys", &[("key", &key)]);
+    assert!(added.body.contains("Key #1 added"), "{}", added.body);
+
+    for page in ["/2fa/tokens", "/2fa/keys", "/2fa/admin/audit"] {
+        let shown = client.get(page);
+        assert!(!shown.body.contains("<script>"), "{page}: {}", shown.body);
+    }
+    for page in ["/2fa/tokens", "/2fa/keys"] {
+        let shown = client.get(page);
+        assert!(shown.body.contains(escaped), "{page}: {}", shown.body);
+    }
 }

@@ -1,5 +1,5 @@
 //! One request of the web page: what came in, who sent it (the web session
-//! and its user), the guards every page uses, and what goes out.
+//! and its user), and the guards every page uses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +12,8 @@ use crate::crypto::{self, SecretKey};
 use crate::decision::Transport;
 use crate::store::{AuditRecord, Store, User, WebSession};
 use crate::time::now;
+
+use super::response::Response;
 
 /// A logged-in web session lasts this long.
 const SESSION_TTL: i64 = 12 * 3600;
@@ -111,89 +113,11 @@ pub fn client_addr(
     peer
 }
 
-/// What goes back.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn html(body: String) -> Response {
-        Response {
-            status: 200,
-            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
-            body: body.into_bytes(),
-        }
-    }
-
-    pub fn with_status(mut self, status: u16) -> Response {
-        self.status = status;
-        self
-    }
-
-    pub fn css(text: &str) -> Response {
-        Response {
-            status: 200,
-            headers: vec![("content-type".into(), "text/css; charset=utf-8".into())],
-            body: text.as_bytes().to_vec(),
-        }
-    }
-
-    /// A download, never shown inline.
-    pub fn attachment(name: &str, text: String) -> Response {
-        Response {
-            status: 200,
-            headers: vec![
-                ("content-type".into(), "text/plain; charset=utf-8".into()),
-                (
-                    "content-disposition".into(),
-                    format!("attachment; filename=\"{name}\""),
-                ),
-            ],
-            body: text.into_bytes(),
-        }
-    }
-
-    pub fn redirect(to: &str) -> Response {
-        Response {
-            status: 303,
-            headers: vec![("location".into(), to.to_string())],
-            body: Vec::new(),
-        }
-    }
-
-    /// A bare page for errors met before there is a session to show.
-    pub fn error(status: u16, message: &str) -> Response {
-        Response::html(super::html::bare_page("git2fa", &super::html::esc(message)))
-            .with_status(status)
-    }
-}
-
-use axum::response::IntoResponse;
-
-impl IntoResponse for Response {
-    fn into_response(self) -> axum::response::Response {
-        let mut builder = axum::http::Response::builder().status(self.status);
-        for (name, value) in &self.headers {
-            builder = builder.header(name, value);
-        }
-        // Nothing to run, frame or leak: the page needs no script at all.
-        builder = builder
-            .header(
-                "content-security-policy",
-                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                 frame-ancestors 'none'; base-uri 'none'",
-            )
-            .header("x-frame-options", "DENY")
-            .header("x-content-type-options", "nosniff")
-            .header("referrer-policy", "no-referrer")
-            .header("cache-control", "no-store");
-        builder
-            .body(axum::body::Body::from(self.body))
-            .unwrap_or_else(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
-    }
+/// The store, the key or the random source failed: the cause goes to the
+/// log, the user is told whom to ask.
+fn unavailable(cause: &dyn std::fmt::Display) -> Response {
+    log::error!("web page: 2FA check unavailable: {cause}");
+    Response::error(503, crate::decision::UNAVAILABLE)
 }
 
 /// A request with its store, web session and user.
@@ -220,13 +144,7 @@ fn random_hex<const N: usize>() -> Result<String, Response> {
 
 impl<'a> Context<'a> {
     pub fn open(config: &'a Config, request: Request) -> Result<Context<'a>, Response> {
-        let store = Store::open(&config.store_path()).map_err(|e| {
-            log::error!("web page: 2FA check unavailable: {e}");
-            Response::error(
-                503,
-                "2FA check unavailable. Tell an admin of this host; the cause is in their log.",
-            )
-        })?;
+        let store = Store::open(&config.store_path()).map_err(|e| unavailable(&e))?;
         let t = now();
         let mut cx = Context {
             config,
@@ -257,11 +175,7 @@ impl<'a> Context<'a> {
     }
 
     pub fn unavailable(&self, cause: &dyn std::fmt::Display) -> Response {
-        log::error!("web page: 2FA check unavailable: {cause}");
-        Response::error(
-            503,
-            "2FA check unavailable. Tell an admin of this host; the cause is in their log.",
-        )
+        unavailable(cause)
     }
 
     /// `__Host-` and `Secure` behind HTTPS; a plain name on plain HTTP,

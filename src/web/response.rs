@@ -1,0 +1,103 @@
+//! What goes back to the browser: a status, headers and a body, with the
+//! security headers every response of the page carries.
+
+use axum::response::IntoResponse;
+use maud::{DOCTYPE, Markup, html};
+
+/// What goes back.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn html(page: Markup) -> Response {
+        Response {
+            status: 200,
+            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+            body: page.into_string().into_bytes(),
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    pub fn css(text: &str) -> Response {
+        Response {
+            status: 200,
+            headers: vec![("content-type".into(), "text/css; charset=utf-8".into())],
+            body: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// A download, never shown inline.
+    pub fn attachment(name: &str, text: String) -> Response {
+        Response {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/plain; charset=utf-8".into()),
+                (
+                    "content-disposition".into(),
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            body: text.into_bytes(),
+        }
+    }
+
+    pub fn redirect(to: &str) -> Response {
+        Response {
+            status: 303,
+            headers: vec![("location".into(), to.to_string())],
+            body: Vec::new(),
+        }
+    }
+
+    /// A bare page, without menu, for errors met before there is a session
+    /// to show (or whose session does not matter).
+    pub fn error(status: u16, message: &str) -> Response {
+        let page = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { "git2fa" }
+                    link rel="stylesheet" href="/style.css";
+                }
+                body {
+                    header { span.brand { "git2fa" } }
+                    main { p { (message) } }
+                }
+            }
+        };
+        Response::html(page).with_status(status)
+    }
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> axum::response::Response {
+        let mut builder = axum::http::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        // Nothing to run, frame or leak: the page needs no script at all.
+        builder = builder
+            .header(
+                "content-security-policy",
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'",
+            )
+            .header("x-frame-options", "DENY")
+            .header("x-content-type-options", "nosniff")
+            .header("referrer-policy", "no-referrer")
+            .header("cache-control", "no-store");
+        builder
+            .body(axum::body::Body::from(self.body))
+            .unwrap_or_else(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
