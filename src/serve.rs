@@ -4,15 +4,20 @@
 //! git operations under way finish first.
 
 pub mod git_http;
+pub mod hook_socket;
+pub mod operations;
+pub mod router;
 pub mod ssh;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
-use crate::config::Config;
+use operations::{CLOSE_GRACE, Operations, Slots, client_key, wait_for_stop};
+
+use crate::system::config::Config;
 
 /// SSH connections at most, authenticated or not.
 const MAX_SSH_CONNECTIONS: usize = 256;
@@ -25,112 +30,6 @@ const MAX_SSH_CONNECTIONS_PER_USER: usize = 32;
 /// How long an SSH client has to authenticate, from the moment its TCP
 /// connection is accepted (banner and key exchange included).
 const LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Web connections from one address at most (a browser opens about six;
-/// `[web] trusted_proxies` are not counted: they carry everyone).
-const MAX_WEB_CONNECTIONS_PER_ADDRESS: usize = 64;
-/// How long a web client has to send a request's headers, from the first
-/// byte (hyper's `header_read_timeout`), and an idle kept-alive
-/// connection has before its next request.
-const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// How long a stopping server waits for SSH clients to hang up after their
-/// last command ended.
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Git operations under way (SSH commands, HTTP requests to git, hook
-/// questions), so that shutdown can wait for them.
-#[derive(Clone, Default)]
-pub struct Operations(Arc<(AtomicUsize, Notify)>);
-
-/// One operation under way; dropping it ends it.
-pub struct Operation(Operations);
-
-impl Operations {
-    pub fn start(&self) -> Operation {
-        self.0.0.fetch_add(1, Ordering::SeqCst);
-        Operation(self.clone())
-    }
-
-    pub fn running(&self) -> usize {
-        self.0.0.load(Ordering::SeqCst)
-    }
-
-    /// Returns once no operation is under way.
-    pub async fn idle(&self) {
-        loop {
-            let ended = self.0.1.notified();
-            if self.running() == 0 {
-                return;
-            }
-            ended.await;
-        }
-    }
-}
-
-impl Drop for Operation {
-    fn drop(&mut self) {
-        if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.0.1.notify_waiters();
-        }
-    }
-}
-
-/// Counts per key (a client address, a user), so that one key cannot take
-/// every slot.
-pub struct Slots<K>(Arc<std::sync::Mutex<std::collections::HashMap<K, usize>>>);
-
-impl<K> Clone for Slots<K> {
-    fn clone(&self) -> Self {
-        Slots(self.0.clone())
-    }
-}
-
-impl<K> Default for Slots<K> {
-    fn default() -> Self {
-        Slots(Arc::default())
-    }
-}
-
-/// One slot of a [`Slots`]; dropping it frees it.
-pub struct Slot<K: std::hash::Hash + Eq> {
-    slots: Slots<K>,
-    key: K,
-}
-
-impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
-    /// Takes a slot for `key` unless it holds `max` already.
-    pub fn take(&self, key: K, max: usize) -> Option<Slot<K>> {
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(key.clone()).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(Slot {
-            slots: self.clone(),
-            key,
-        })
-    }
-}
-
-impl<K: std::hash::Hash + Eq> Drop for Slot<K> {
-    fn drop(&mut self) {
-        let mut counts = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
-}
-
-/// Client addresses as one key: an IPv4 client seen through an IPv6
-/// socket is the same client.
-fn client_key(peer: SocketAddr) -> std::net::IpAddr {
-    peer.ip().to_canonical()
-}
 
 /// The sockets, bound before the runtime starts (so that `demo` can bind
 /// port 0 and print the ports it got).
@@ -149,7 +48,7 @@ impl Listeners {
             .daemon
             .socket
             .as_deref()
-            .map(crate::daemon::bind)
+            .map(hook_socket::bind)
             .transpose()?;
         Ok(Listeners { web, ssh, hooks })
     }
@@ -205,8 +104,8 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
             .map_err(|e| format!("web listener: {e}"))?;
         let web_addr = web.local_addr().map_err(|e| e.to_string())?;
         log::info!("web page on http://{web_addr}, smart HTTP under http://{web_addr}/git/");
-        let app = crate::web::router(config.clone(), operations.clone());
-        tasks.spawn(serve_web(
+        let app = router::router(config.clone(), operations.clone());
+        tasks.spawn(router::serve_web(
             web,
             app,
             config.web.trusted_proxies.clone(),
@@ -235,7 +134,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
         if let Some(listener) = listeners.hooks {
             let listener = tokio::net::UnixListener::from_std(listener)
                 .map_err(|e| format!("hook socket: {e}"))?;
-            tasks.spawn(crate::daemon::serve(
+            tasks.spawn(hook_socket::serve(
                 listener,
                 config.clone(),
                 operations.clone(),
@@ -357,99 +256,6 @@ async fn accept_ssh(
             }
         }
     }
-}
-
-/// Serves the web page and `/git/` over HTTP/1.1 until the server stops.
-/// Not `axum::serve`: it sets no header timeout, so half-sent requests
-/// stayed open for ever and used up the process's descriptors.
-async fn serve_web(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    trusted_proxies: Vec<std::net::IpAddr>,
-    stopped: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let per_address = Slots::default();
-    let open = Operations::default();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = wait_for_stop(stopped.clone()) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of descriptors and the like: pause, go on.
-                    log::warn!("web accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let proxy = trusted_proxies.contains(&peer.ip().to_canonical());
-        let slot = match proxy {
-            true => None,
-            false => match per_address.take(client_key(peer), MAX_WEB_CONNECTIONS_PER_ADDRESS) {
-                Some(slot) => Some(slot),
-                None => {
-                    log::warn!(
-                        "web: {MAX_WEB_CONNECTIONS_PER_ADDRESS} connections open from {}; refusing one",
-                        peer.ip()
-                    );
-                    continue;
-                }
-            },
-        };
-        // Small answers (a refusal, ref advertisements) go out at once,
-        // not after a delayed ACK.
-        let _ = tcp.set_nodelay(true);
-        let connection = open.start();
-        let app = app.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let _connection = connection;
-            serve_web_connection(tcp, peer, app, stopped).await;
-        });
-    }
-    // Requests under way finish; idle connections close at once.
-    let _ = tokio::time::timeout(CLOSE_GRACE, open.idle()).await;
-    Ok(())
-}
-
-async fn serve_web_connection(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    app: axum::Router,
-    stopped: watch::Receiver<bool>,
-) {
-    use tower_service::Service;
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        // What the handlers' `ConnectInfo` extractor reads.
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
-        let mut app = app.clone();
-        async move { app.call(request).await }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                log::debug!("web connection from {peer}: {e}");
-            }
-        }
-        _ = wait_for_stop(stopped) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-    }
-}
-
-pub(crate) async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|s| *s).await;
 }
 
 async fn shutdown_signal() {

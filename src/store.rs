@@ -24,8 +24,6 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::decision::{Permission, SessionFacts, TokenFacts};
-
 /// How long a statement waits for another process's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -139,6 +137,39 @@ pub struct SshKey {
     pub last_used_at: Option<i64>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a personal access token allows.
+pub enum Permission {
+    Read,
+    Write,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Write => "write",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Permission> {
+        match text {
+            "read" => Some(Permission::Read),
+            "write" => Some(Permission::Write),
+            _ => None,
+        }
+    }
+}
+
+/// A 2FA session that has not been ended (it may have expired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub id: i64,
+    pub expires_at: i64,
+    pub key_id: Option<i64>,
+    pub remote_addr: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub id: i64,
@@ -154,19 +185,6 @@ pub struct Token {
     /// Minted by an admin for a user without 2FA (`--without-2fa`, a
     /// service account): it carries no second factor.
     pub without_2fa: bool,
-}
-
-impl Token {
-    pub fn facts(&self) -> TokenFacts {
-        TokenFacts {
-            id: self.id,
-            permission: self.permission,
-            repos: self.repos.clone(),
-            expires_at: self.expires_at,
-            revoked: self.revoked_at.is_some(),
-            without_2fa: self.without_2fa,
-        }
-    }
 }
 
 /// What `reset_2fa` ended.

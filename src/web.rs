@@ -1,7 +1,10 @@
 //! The web page: log in, enrol, verify, recovery codes, tokens, SSH keys,
-//! repository flags, admin pages. Server-rendered HTML, no JavaScript, one
-//! stylesheet. Each request runs its store work on tokio's blocking pool, on
-//! a store opened for it.
+//! repository flags, admin pages. Server-rendered HTML (maud), no
+//! JavaScript, one stylesheet. Each request runs its store work on tokio's
+//! blocking pool, on a store opened for it.
+//!
+//! `context` is one request with its session and user, `response` what goes
+//! back, `layout` the frame every page shares; the other modules are pages.
 
 mod context;
 mod layout;
@@ -19,43 +22,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, Uri};
-use axum::response::IntoResponse;
 
-use crate::config::Config;
+use crate::system::config::Config;
 
 pub use context::{Request, client_addr};
 pub use response::Response;
 
-/// The largest form body accepted.
-const MAX_BODY: usize = 64 * 1024;
-
-/// What every request handler of `git2fa serve` shares.
-#[derive(Clone)]
-pub struct ServerState {
-    pub config: Arc<Config>,
-    pub operations: crate::serve::Operations,
-}
-
-/// The axum router: smart HTTP under `/git/`, the web page elsewhere.
-pub fn router(config: Arc<Config>, operations: crate::serve::Operations) -> axum::Router {
-    let git = format!("{}/{{*path}}", crate::serve::git_http::PREFIX);
-    axum::Router::new()
-        .route(&git, axum::routing::any(crate::serve::git_http::handle))
-        .fallback(dispatch)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(ServerState { config, operations })
-}
-
-async fn dispatch(
-    State(ServerState { config, .. }): State<ServerState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+/// Answers one request of the page, given what `serve`'s router took from
+/// it. The store work runs on tokio's blocking pool.
+pub async fn dispatch(
+    config: Arc<Config>,
+    peer: SocketAddr,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> axum::response::Response {
+) -> Response {
     let request = Request::new(
         &method,
         &uri,
@@ -65,12 +48,7 @@ async fn dispatch(
         &config.web.trusted_proxies,
     );
     let handled = tokio::task::spawn_blocking(move || handle(&config, request)).await;
-    match handled {
-        Ok(response) => response.into_response(),
-        Err(_) => {
-            Response::error(500, "Something went wrong; nothing was changed.").into_response()
-        }
-    }
+    handled.unwrap_or_else(|_| Response::error(500, "Something went wrong; nothing was changed."))
 }
 
 /// Routes one request. Every route is listed here, grouped by module.

@@ -1,5 +1,5 @@
 //! `git2fa-hook`: the `pre-receive` and `update` hook.
 
 fn main() -> std::process::ExitCode {
-    git2fa::hook::main()
+    git2fa::transport::hook::main()
 }

@@ -1,5 +1,5 @@
 //! `git2fa-http`: the CGI program in front of `git http-backend`.
 
 fn main() -> std::process::ExitCode {
-    git2fa::http::main()
+    git2fa::transport::cgi::main()
 }

@@ -1,5 +1,5 @@
 //! `git2fa-shell`: the SSH forced command.
 
 fn main() -> std::process::ExitCode {
-    git2fa::shell::main()
+    git2fa::transport::shell::main()
 }

@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
         [] => "",
     };
     if first == "pre-receive" || first == "update" {
-        return git2fa::hook::main();
+        return git2fa::transport::hook::main();
     }
-    git2fa::cli::main()
+    git2fa::admin::cli::main()
 }

@@ -14,9 +14,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::Operation;
-use crate::http::{self, CgiRequest};
-use crate::web::ServerState;
+use super::operations::{Operation, ServerState};
+use crate::transport::cgi::{self, CgiRequest};
 
 /// Where smart HTTP lives on the server.
 pub const PREFIX: &str = "/git";
@@ -38,7 +37,7 @@ pub async fn handle(
     };
     let config = state.config.clone();
     let decided = tokio::task::spawn_blocking(move || {
-        let response = http::handle(&config, &cgi);
+        let response = cgi::handle(&config, &cgi);
         (response, cgi)
     })
     .await;
@@ -50,7 +49,7 @@ pub async fn handle(
         }
     };
     match response {
-        http::Response::Text {
+        cgi::Response::Text {
             status,
             lines,
             challenge,
@@ -59,7 +58,7 @@ pub async fn handle(
             &lines,
             challenge,
         ),
-        http::Response::Git(invocation) => {
+        cgi::Response::Git(invocation) => {
             let operation = state.operations.start();
             let max = Duration::from_secs(state.config.policy.max_git_duration.max(1) as u64);
             match backend(invocation, body, (operation, max), cgi.method == "POST").await {
@@ -167,7 +166,7 @@ fn unavailable() -> Response {
 /// Like every git operation here, it runs at most `max_git_duration`: then
 /// git is killed and the response cut off.
 async fn backend(
-    invocation: crate::exec::GitInvocation,
+    invocation: crate::transport::exec::GitInvocation,
     body: Body,
     (operation, max): (Operation, Duration),
     has_body: bool,

@@ -19,13 +19,13 @@ use russh::server::{Auth, Handle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::{mpsc, watch};
 
-use super::{Operations, Slots};
-use crate::config::Config;
-use crate::exec::{GitInvocation, valid_git_protocol};
-use crate::shell::{Action, Connection, MAX_CODE_LINE, Step, Streams, err_pkt_line};
-use crate::sshkey;
+use super::operations::{Operations, Slot, Slots};
+use crate::factor::sshkey;
 use crate::store::Store;
-use crate::time::format_duration;
+use crate::system::config::Config;
+use crate::system::time::format_duration;
+use crate::transport::exec::{GitInvocation, valid_git_protocol};
+use crate::transport::shell::{Action, Connection, MAX_CODE_LINE, Step, Streams, err_pkt_line};
 
 /// The host key's file name in `data_dir`.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -44,7 +44,7 @@ const MAX_CHANNELS: usize = 4;
 /// Loads the host key, or makes one (Ed25519, mode 0600) on first start.
 pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
     let path = data_dir.join(HOST_KEY_FILE);
-    match crate::crypto::read_private_file(&path) {
+    match crate::factor::crypto::read_private_file(&path) {
         Ok(text) => PrivateKey::from_openssh(&text)
             .map_err(|e| format!("{}: not an OpenSSH private key: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -55,7 +55,7 @@ pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
                 .to_openssh(LineEnding::LF)
                 .map_err(|e| format!("cannot encode the host key: {e}"))?;
             // Written aside and renamed: a crash leaves no half a key.
-            crate::atomic_file::replace(&path, text.as_bytes(), 0o600)
+            crate::system::atomic_file::replace(&path, text.as_bytes(), 0o600)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             log::info!(
                 "made the SSH host key {} ({})",
@@ -98,13 +98,13 @@ pub struct Client {
     authenticated: Arc<AtomicBool>,
     /// This connection's place among its address's logins under way,
     /// given up once it authenticates.
-    login: Option<super::Slot<std::net::IpAddr>>,
+    login: Option<Slot<std::net::IpAddr>>,
     /// `2fa verify` prompts waiting, per user, across connections.
     prompts: Slots<String>,
     /// Authenticated connections per user, and the cap.
     users: (Slots<String>, usize),
     /// This connection's place among its user's, once authenticated.
-    user_slot: Option<super::Slot<String>>,
+    user_slot: Option<Slot<String>>,
     /// True once the server is stopping: no new channels.
     stopped: watch::Receiver<bool>,
     /// The key whose signature russh verified (its id and fingerprint);
@@ -128,7 +128,7 @@ impl Client {
         config: Arc<Config>,
         peer: Option<SocketAddr>,
         operations: Operations,
-        (authenticated, login): (Arc<AtomicBool>, super::Slot<std::net::IpAddr>),
+        (authenticated, login): (Arc<AtomicBool>, Slot<std::net::IpAddr>),
         users: (Slots<String>, usize),
         prompts: Slots<String>,
         stopped: watch::Receiver<bool>,
@@ -603,7 +603,8 @@ fn run_git(
                 stop_git();
             }
         });
-        let waiter = scope.spawn(|| crate::exec::wait_at_most(&mut child, limit, on_timeout));
+        let waiter =
+            scope.spawn(|| crate::transport::exec::wait_at_most(&mut child, limit, on_timeout));
         let mut out = stdout.clone();
         if pump(&mut child_out, &mut out).is_err() {
             stop_git();

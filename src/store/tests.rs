@@ -418,7 +418,7 @@ fn tokens_by_hash_revoke_and_touch() {
     );
     assert!(store.revoke_token(tid, NOW).unwrap());
     assert!(!store.revoke_token(tid, NOW).unwrap());
-    assert!(store.token(tid).unwrap().unwrap().facts().revoked);
+    assert!(store.token(tid).unwrap().unwrap().revoked_at.is_some());
     assert!(matches!(
         store.add_token(
             id,

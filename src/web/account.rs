@@ -7,9 +7,9 @@ use maud::html;
 use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page};
 use super::response::Response;
-use crate::crypto;
-use crate::names::check_user_name;
-use crate::time::format_utc;
+use crate::factor::crypto;
+use crate::system::names::check_user_name;
+use crate::system::time::format_utc;
 
 /// Wrong passwords from one address, as a multiple of `max_failures`.
 const ADDRESS_FACTOR: u32 = 5;
@@ -140,7 +140,7 @@ pub fn login(cx: &mut Context) -> Response {
     }
     Response::redirect(&format!(
         "/2fa/verify?next={}",
-        crate::config::url_component(&next)
+        crate::system::config::url_component(&next)
     ))
 }
 

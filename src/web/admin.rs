@@ -6,7 +6,7 @@ use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::response::Response;
 use crate::store::AuditFilter;
-use crate::time::format_utc;
+use crate::system::time::format_utc;
 
 fn admin(cx: &Context) -> Result<crate::store::User, Response> {
     let user = cx.full_user()?;

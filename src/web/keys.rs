@@ -5,8 +5,8 @@ use maud::{Markup, html};
 use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::response::Response;
-use crate::sshkey::PublicKey;
-use crate::time::format_utc;
+use crate::factor::sshkey::PublicKey;
+use crate::system::time::format_utc;
 
 pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
     let user = guard!(cx.full_user());

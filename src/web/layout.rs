@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::context::Context;
 use super::response::Response;
-use crate::time::format_utc;
+use crate::system::time::format_utc;
 
 /// The stylesheet, served at `/style.css` (the CSP allows no inline style).
 pub const STYLE: &str = include_str!("style.css");

@@ -6,8 +6,8 @@ use maud::{Markup, html};
 use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table};
 use super::response::Response;
-use crate::repo_path;
-use crate::repo_policy::{self, RepoPolicy, Require};
+use crate::repo;
+use crate::repo::policy::{RepoPolicy, Require};
 
 /// (name, directory, policy) of the repositories this user owns.
 fn owned(
@@ -19,7 +19,7 @@ fn owned(
         .repos_root
         .canonicalize()
         .map_err(|e| cx.unavailable(&e))?;
-    let dirs = repo_path::find_all(&root).map_err(|e| cx.unavailable(&e))?;
+    let dirs = repo::path::find_all(&root).map_err(|e| cx.unavailable(&e))?;
     Ok(dirs
         .into_iter()
         .filter_map(|dir| {
@@ -102,7 +102,7 @@ pub fn flag(cx: &mut Context) -> Response {
     let Some((_, dir, _)) = repos.iter().find(|(n, _, _)| *n == name) else {
         return list(cx, Some(notice("error", "You do not own that repository."))).with_status(403);
     };
-    if let Err(e) = repo_policy::set_requirement(dir, require, None) {
+    if let Err(e) = repo::policy::set_requirement(dir, require, None) {
         log::error!("web page: {e}");
         return list(
             cx,

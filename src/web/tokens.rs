@@ -6,10 +6,10 @@ use maud::{Markup, html};
 use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::response::Response;
-use crate::decision::Permission;
-use crate::names::check_label;
-use crate::time::format_utc;
-use crate::token;
+use crate::authz::decision::Permission;
+use crate::factor::token;
+use crate::system::names::check_label;
+use crate::system::time::format_utc;
 
 pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
     let user = guard!(cx.full_user());

@@ -9,11 +9,11 @@ use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::qr;
 use super::response::Response;
-use crate::decision::Transport;
+use crate::authz::decision::Transport;
+use crate::authz::twofactor::{self, Origin, Verified};
+use crate::factor::totp;
 use crate::store::AuditFilter;
-use crate::time::{format_duration, format_utc};
-use crate::totp;
-use crate::twofactor::{self, Origin, Verified};
+use crate::system::time::{format_duration, format_utc};
 
 fn origin(cx: &Context) -> Origin {
     Origin {

@@ -135,7 +135,7 @@ impl Follow {
                     .lines()
                     .find(|l| l.starts_with("otpauth://"))
                     .expect("user enroll prints the otpauth:// URI");
-                self.secret = git2fa::totp::secret_from_uri(uri);
+                self.secret = git2fa::factor::totp::secret_from_uri(uri);
             }
             if command.contains(" check") {
                 assert!(!run.stdout.contains("problem:"), "{run:?}");

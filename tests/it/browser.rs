@@ -109,9 +109,9 @@ fn a_user_goes_through_the_whole_web_page() {
         "the QR code is a link to what it shows"
     );
     let key: String = browser.text("#key").split_whitespace().collect();
-    let secret = git2fa::totp::secret_from_uri(&uri).unwrap();
+    let secret = git2fa::factor::totp::secret_from_uri(&uri).unwrap();
     assert_eq!(
-        git2fa::totp::encode_secret(&secret),
+        git2fa::factor::totp::encode_secret(&secret),
         key,
         "the QR code carries the key shown as text"
     );

@@ -22,7 +22,7 @@ fn sh(command: &str, cwd: &Path, env: &[(&str, String)], stdin: &str) -> Run {
 }
 
 fn totp_now(key: &[u8]) -> String {
-    git2fa::totp::code_at(key, git2fa::time::now() as u64)
+    git2fa::factor::totp::code_at(key, git2fa::system::time::now() as u64)
 }
 
 #[test]

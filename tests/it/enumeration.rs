@@ -75,7 +75,7 @@ fn same_answer(private: &Run, ghost: &Run) {
 fn a_missing_repository_answers_as_a_private_one_over_http() {
     let Some((host, token)) = setup() else { return };
     let nginx = Nginx::start(&host);
-    let made_up = git2fa::token::generate().unwrap();
+    let made_up = git2fa::factor::token::generate().unwrap();
     for (user, secret) in [
         ("mallory", made_up.as_str()),
         ("alice", made_up.as_str()),

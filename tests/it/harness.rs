@@ -177,7 +177,7 @@ impl Host {
             .lines()
             .find(|l| l.starts_with("otpauth://"))
             .expect("an otpauth URI");
-        let secret = git2fa::totp::secret_from_uri(uri).expect("a secret in the URI");
+        let secret = git2fa::factor::totp::secret_from_uri(uri).expect("a secret in the URI");
         let codes = run
             .stdout
             .lines()
@@ -258,8 +258,8 @@ impl Host {
 
 /// The TOTP code `offset` steps from now.
 pub fn code(secret: &[u8], offset: i64) -> String {
-    let at = git2fa::time::now() + offset * 30;
-    git2fa::totp::code_at(secret, at as u64)
+    let at = git2fa::system::time::now() + offset * 30;
+    git2fa::factor::totp::code_at(secret, at as u64)
 }
 
 pub fn file_mode(path: &Path) -> u32 {

@@ -171,7 +171,7 @@ fn hostile_requests_start_nothing() {
 #[test]
 fn a_token_that_fails_its_checksum_is_refused_before_the_store() {
     let (host, _marker) = recording_host();
-    let token = git2fa::token::generate().unwrap();
+    let token = git2fa::factor::token::generate().unwrap();
     let mut typo = token.clone().into_bytes();
     typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();

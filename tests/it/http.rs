@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use git2fa::decision::Permission;
+use git2fa::authz::decision::Permission;
 use git2fa::store::Store;
 
 use crate::harness::{Host, Run, run};
@@ -141,15 +141,15 @@ fn expired_and_revoked_tokens_are_refused_with_403() {
     );
 
     // An expired token, put in the store directly: no clock to wind here.
-    let expired = git2fa::token::generate().unwrap();
+    let expired = git2fa::factor::token::generate().unwrap();
     let mut store = Store::open(&s.host.store_path()).unwrap();
     let alice = store.user("alice").unwrap().unwrap();
-    let now = git2fa::time::now();
+    let now = git2fa::system::time::now();
     let id = store
         .add_token(
             alice.id,
             "old",
-            &git2fa::token::hash(&expired),
+            &git2fa::factor::token::hash(&expired),
             &["team/app".into()],
             Permission::Read,
             Some(now - 60),
@@ -213,7 +213,7 @@ fn password_for_git_lets_a_password_through_with_an_open_session() {
         opened_via: "web".into(),
     };
     store
-        .open_session(alice.id, &session, git2fa::time::now())
+        .open_session(alice.id, &session, git2fa::system::time::now())
         .unwrap();
     drop(store);
     s.push(PASSWORD, "team/app").ok();

@@ -20,6 +20,7 @@ mod hostile_http;
 mod hostile_shell;
 mod http;
 mod key_reuse;
+mod layers;
 mod layout;
 mod nginx;
 mod planted_links;

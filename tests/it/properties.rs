@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use git2fa::config::Config;
-use git2fa::http_request::{self, Authorization};
-use git2fa::repo_path;
-use git2fa::repo_policy::RepoPolicy;
-use git2fa::ssh_command::{self, SshCommand};
-use git2fa::token;
-use git2fa::totp;
-use git2fa::twofactor::normalise_recovery_code;
+use git2fa::authz::twofactor::normalise_recovery_code;
+use git2fa::factor::token;
+use git2fa::factor::totp;
+use git2fa::repo;
+use git2fa::repo::policy::RepoPolicy;
+use git2fa::system::config::Config;
+use git2fa::transport::http_request::{self, Authorization};
+use git2fa::transport::ssh_command::{self, SshCommand};
 use proptest::prelude::*;
 
 /// Text made of the pieces that matter to path and command parsers.
@@ -66,7 +66,7 @@ proptest! {
         text in "[ab/]{0,8}",
     ) {
         prop_assert_eq!(
-            git2fa::glob::matches(&pattern, &text),
+            git2fa::repo::glob::matches(&pattern, &text),
             reference_glob(pattern.as_bytes(), text.as_bytes()),
             "{} against {}", pattern, text
         );
@@ -98,7 +98,7 @@ proptest! {
         query in prop_oneof![Just("service=git-upload-pack".to_string()), Just("service=git-receive-pack".to_string()), tricky()],
     ) {
         if let Ok(request) = http_request::parse(&method, &path, &query) {
-            prop_assert!(repo_path::parse(&request.repo).is_ok());
+            prop_assert!(repo::path::parse(&request.repo).is_ok());
             prop_assert!(!request.repo.contains(".."));
         }
     }
@@ -182,9 +182,9 @@ fn accepted_paths_are_inside_the_root() {
     std::os::unix::fs::symlink(top.path().join("outside.git"), root.join("out.git")).unwrap();
     let canonical = root.canonicalize().unwrap();
     proptest!(|(typed in tricky())| {
-        if let Ok(found) = repo_path::resolve(&root, &typed) {
+        if let Ok(found) = repo::path::resolve(&root, &typed) {
             prop_assert!(found.dir.starts_with(&canonical) && found.dir != canonical, "{typed:?} → {found:?}");
-            prop_assert!(repo_path::is_bare_repository(&found.dir));
+            prop_assert!(repo::path::is_bare_repository(&found.dir));
             prop_assert!(!found.name.split('/').any(|s| s == ".." || s.is_empty()));
         }
     });

@@ -175,7 +175,7 @@ fn a_session_ended_while_a_push_waits_is_not_honoured() {
     let waiting = push();
     std::thread::sleep(Duration::from_millis(800));
     let conn = rusqlite::Connection::open(host.store_path()).unwrap();
-    let now = git2fa::time::now();
+    let now = git2fa::system::time::now();
     conn.execute(
         "INSERT INTO sessions (user_id, created_at, expires_at, ended_at, opened_via) VALUES (1, ?1, ?2, ?1, 'web')",
         [now, now + 3600],
@@ -234,7 +234,7 @@ fn writers_killed_mid_transaction_leave_a_sound_store_that_lost_nothing_committe
     for token in &committed {
         assert!(
             store
-                .token_by_hash(&git2fa::token::hash(token))
+                .token_by_hash(&git2fa::factor::token::hash(token))
                 .unwrap()
                 .is_some(),
             "a committed token was lost"

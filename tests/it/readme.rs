@@ -184,7 +184,7 @@ fn run_the_host_block(block: &[String]) {
                 .lines()
                 .find(|l| l.starts_with("otpauth://"))
                 .unwrap_or_else(|| panic!("{command} printed no otpauth:// URI: {run:?}"));
-            secret = git2fa::totp::secret_from_uri(uri);
+            secret = git2fa::factor::totp::secret_from_uri(uri);
         }
         if command.ends_with(" check") {
             assert!(!run.stdout.contains("problem:"), "{run:?}");

@@ -344,7 +344,7 @@ fn age_code(host: &Host, client: &Client, age: i64) {
     let value = cookie.split_once('=').unwrap().1;
     let id: [u8; 32] = sha2::Sha256::digest(value.as_bytes()).into();
     store
-        .set_web_code_at(&id, git2fa::time::now() - age)
+        .set_web_code_at(&id, git2fa::system::time::now() - age)
         .unwrap();
 }
 
@@ -708,7 +708,7 @@ fn the_small_things_from_the_field_trial() {
     for _ in 0..4 {
         store
             .append_audit(&git2fa::store::AuditRecord {
-                at: git2fa::time::now(),
+                at: git2fa::system::time::now(),
                 user: Some("alice".into()),
                 transport: "http".into(),
                 repo: Some("team/app".into()),

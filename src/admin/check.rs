@@ -1,0 +1,579 @@
+//! `git2fa check`: what breaks a host, or opens it. Each finding is `ok`,
+//! a `problem` (the host refuses what it should allow, or allows what it
+//! should refuse) or a `note` (worth knowing, nothing wrong). Reads only.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::factor::crypto::SecretKey;
+use crate::repo;
+use crate::repo::policy::RepoPolicy;
+use crate::store::Store;
+use crate::system::config::{self, Config};
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<(Level, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Note,
+    Problem,
+}
+
+impl Level {
+    pub fn word(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Note => "note",
+            Level::Problem => "problem",
+        }
+    }
+}
+
+impl Report {
+    fn ok(&mut self, text: impl Into<String>) {
+        self.lines.push((Level::Ok, text.into()));
+    }
+
+    fn note(&mut self, text: impl Into<String>) {
+        self.lines.push((Level::Note, text.into()));
+    }
+
+    fn problem(&mut self, text: impl Into<String>) {
+        self.lines.push((Level::Problem, text.into()));
+    }
+
+    pub fn problems(&self) -> usize {
+        self.lines
+            .iter()
+            .filter(|(level, _)| *level == Level::Problem)
+            .count()
+    }
+}
+
+/// What `check` looks at besides the config.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The sshd configuration to read (`sshd -T -f`); `None`: sshd's own.
+    pub sshd_config: Option<PathBuf>,
+}
+
+/// Runs every check.
+pub fn run(config: &Config, options: &Options) -> Report {
+    let mut report = Report::default();
+    report.ok(format!("config {} is valid", config.path.display()));
+    as_owner(config, || data_dir_and_store(config, &mut report));
+    let account = git_account(config, &mut report);
+    git_bin(config, &mut report);
+    repositories(config, &mut report);
+    if let Some(account) = &account {
+        login_shell(account, &mut report);
+        authorized_keys_files(account, &mut report);
+        if let Some(command) = sshd(config, options, account, &mut report) {
+            binaries_safe_for_sshd(&command, &mut report);
+        }
+    }
+    daemon(config, &mut report);
+    report
+}
+
+/// Runs `f` as `data_dir`'s owner when `check` runs as root: the files
+/// SQLite makes beside the store (`-wal`, `-shm`) must be the owner's, or
+/// the shims, running as the owner, could not write them afterwards.
+fn as_owner<T>(config: &Config, f: impl FnOnce() -> T) -> T {
+    use nix::unistd::{Gid, Uid, getegid, geteuid, setegid, seteuid};
+    let owner = std::fs::metadata(&config.data_dir).ok();
+    let (uid, gid) = match owner {
+        Some(meta) if geteuid().is_root() && meta.uid() != 0 => (meta.uid(), meta.gid()),
+        _ => return f(),
+    };
+    let (root_uid, root_gid) = (geteuid(), getegid());
+    if setegid(Gid::from_raw(gid)).is_err() || seteuid(Uid::from_raw(uid)).is_err() {
+        let _ = setegid(root_gid);
+        return f();
+    }
+    let result = f();
+    let _ = seteuid(root_uid);
+    let _ = setegid(root_gid);
+    result
+}
+
+fn mode(path: &Path) -> std::io::Result<u32> {
+    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777)
+}
+
+fn data_dir_and_store(config: &Config, report: &mut Report) {
+    match mode(&config.data_dir) {
+        Ok(m) if m & 0o077 != 0 => report.problem(format!(
+            "data_dir {} has mode {m:o}; run chmod 700",
+            config.data_dir.display()
+        )),
+        Ok(_) => report.ok(format!("data_dir {} is private", config.data_dir.display())),
+        Err(e) => report.problem(format!(
+            "data_dir {}: {}",
+            config.data_dir.display(),
+            config::io_reason(&e)
+        )),
+    }
+    let store_path = config.store_path();
+    let store = match Store::open(&store_path) {
+        Ok(store) => store,
+        Err(e) => return report.problem(e.to_string()),
+    };
+    match store.integrity_problem() {
+        Ok(None) => report.ok(format!(
+            "store {} passes the integrity check",
+            store_path.display()
+        )),
+        Ok(Some(problem)) => report.problem(format!("store integrity: {problem}")),
+        Err(e) => report.problem(e.to_string()),
+    }
+    if mode(&store_path).is_ok_and(|m| m & 0o077 != 0) {
+        report.problem(format!(
+            "store {} is readable by others; run chmod 600",
+            store_path.display()
+        ));
+    }
+    let key = match SecretKey::load(&config.secret_key_path()) {
+        Ok(key) => key,
+        Err(e) => return report.problem(e.to_string()),
+    };
+    let users = match store.users() {
+        Ok(users) => users,
+        Err(e) => return report.problem(e.to_string()),
+    };
+    let broken: Vec<_> = users
+        .iter()
+        .filter(|u| u.is_enrolled() && crate::authz::twofactor::open_secret(&key, u).is_err())
+        .map(|u| u.name.clone())
+        .collect();
+    if broken.is_empty() {
+        report.ok("secret.key opens every enrolled user's secret");
+    } else {
+        report.problem(format!(
+            "secret.key does not open the TOTP secret of {}",
+            broken.join(", ")
+        ));
+    }
+}
+
+/// The account the shims and hooks must run as: the owner of `data_dir`.
+/// The store, `secret.key` and the repositories must be its too, or the
+/// shims (which run as that account) cannot read or write them, whoever
+/// runs `check`.
+fn git_account(config: &Config, report: &mut Report) -> Option<nix::unistd::User> {
+    let owner = std::fs::metadata(&config.data_dir).ok()?.uid();
+    let account = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner)) {
+        Ok(Some(account)) => account,
+        _ => {
+            report.problem(format!(
+                "data_dir {} belongs to uid {owner}, which has no account",
+                config.data_dir.display()
+            ));
+            return None;
+        }
+    };
+    let mut wrong = Vec::new();
+    for path in [
+        config.store_path(),
+        config.secret_key_path(),
+        config.repos_root.clone(),
+    ] {
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.uid() != owner => {
+                let other = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+                    .ok()
+                    .flatten()
+                    .map_or(format!("uid {}", meta.uid()), |u| u.name);
+                wrong.push(format!("{} belongs to {other}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    if wrong.is_empty() {
+        report.ok(format!(
+            "data_dir, the store, secret.key and repos_root belong to {}, the account git2fa runs as",
+            account.name
+        ));
+    } else {
+        report.problem(format!(
+            "{}, not to {} (the owner of data_dir, as whom the shims run); run chown -R {} on them",
+            wrong.join("; "),
+            account.name,
+            account.name
+        ));
+    }
+    Some(account)
+}
+
+fn git_bin(config: &Config, report: &mut Report) {
+    use nix::unistd::{AccessFlags, access};
+    let bin = &config.git_bin;
+    if bin.is_file() && access(bin, AccessFlags::X_OK).is_ok() {
+        report.ok(format!("git_bin {} can be run", bin.display()));
+    } else {
+        report.problem(format!(
+            "git_bin {} is not an executable file: every git operation fails (Debian package: git)",
+            bin.display()
+        ));
+    }
+}
+
+fn repositories(config: &Config, report: &mut Report) {
+    let repos = match repo::path::find_all(&config.repos_root) {
+        Ok(repos) => repos,
+        Err(e) => {
+            return report.problem(format!(
+                "repos_root {}: {}",
+                config.repos_root.display(),
+                config::io_reason(&e)
+            ));
+        }
+    };
+    let mut bad = 0;
+    for dir in &repos {
+        if let Err(e) = RepoPolicy::load(dir) {
+            report.problem(e.to_string());
+            bad += 1;
+        }
+    }
+    report.ok(format!(
+        "{} of {} repositories under {} have a valid policy",
+        repos.len() - bad,
+        repos.len(),
+        config.repos_root.display()
+    ));
+    let mut missing = 0;
+    for repo in &repos {
+        if !crate::repo::hooks::hooks_installed(repo) {
+            missing += 1;
+            report.problem(format!(
+                "{} lacks the git2fa hooks (run: git2fa install-hooks {})",
+                repo.display(),
+                config.repos_root.display()
+            ));
+            continue;
+        }
+        // One line a repository: its stubs are written together.
+        let broken: Vec<String> = crate::repo::hooks::HOOKS
+            .iter()
+            .filter_map(|(name, _)| {
+                broken_stub(&repo.join("hooks").join(name)).map(|why| format!("{name} {why}"))
+            })
+            .collect();
+        if !broken.is_empty() {
+            missing += 1;
+            report.problem(format!(
+                "the git2fa hooks of {}: {}; every push fails (run: git2fa install-hooks {})",
+                repo.display(),
+                broken.join(", "),
+                config.repos_root.display()
+            ));
+        }
+    }
+    if missing == 0 {
+        report.ok("every repository has the git2fa hooks, and they can run");
+    }
+}
+
+/// Why our stub at `path` cannot work: the binary or config it names is
+/// gone. `None` when both are there.
+fn broken_stub(path: &Path) -> Option<String> {
+    use nix::unistd::{AccessFlags, access};
+    let text = std::fs::read_to_string(path).ok()?;
+    let exec = text.lines().find(|l| l.starts_with("exec '"))?;
+    let quoted: Vec<String> = single_quoted(exec);
+    let (bin, config) = (quoted.first()?, quoted.get(1)?);
+    let bin = Path::new(bin);
+    if !(bin.is_file() && access(bin, AccessFlags::X_OK).is_ok()) {
+        return Some(format!("runs {}, which is not there", bin.display()));
+    }
+    if !Path::new(config).is_file() {
+        return Some(format!("names the config {config}, which is not there"));
+    }
+    None
+}
+
+/// The words of a `sh` line written in single quotes (`'\''` inside).
+fn single_quoted(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current: Option<String> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (&mut current, c) {
+            (None, '\'') => current = Some(String::new()),
+            (Some(word), '\'') => {
+                // `'\''` continues the word with a quote.
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                    chars.next();
+                    chars.next();
+                    word.push('\'');
+                } else {
+                    words.extend(current.take());
+                }
+            }
+            (Some(word), c) => word.push(c),
+            (None, _) => {}
+        }
+    }
+    words
+}
+
+/// sshd runs a forced command with the account's login shell (`SHELL -c
+/// COMMAND`): `nologin`, `false` or `git-shell` cannot run `git2fa-shell`,
+/// and git then says "protocol error".
+fn login_shell(account: &nix::unistd::User, report: &mut Report) {
+    if account.uid.is_root() {
+        return;
+    }
+    let shell = account.shell.to_string_lossy().into_owned();
+    let name = shell.rsplit('/').next().unwrap_or("");
+    if ["nologin", "false", "git-shell"].contains(&name) || shell.is_empty() {
+        report.problem(format!(
+            "the login shell of {} is {shell}: sshd runs the forced command git2fa-shell through it, which {shell} cannot; run: usermod -s /bin/sh {}",
+            account.name, account.name
+        ));
+    } else {
+        report.ok(format!("{} logs in with {shell}", account.name));
+    }
+}
+
+/// A key in the git account's own `authorized_keys` without the
+/// `git2fa-shell` forced command gets a shell as that account, which reads
+/// the store and `secret.key`. Keys belong in `git2fa key add`.
+fn authorized_keys_files(account: &nix::unistd::User, report: &mut Report) {
+    if account.uid.is_root() {
+        report.note(
+            "git2fa runs as root here; on a real host it runs as its own account (git), never root",
+        );
+        return;
+    }
+    let mut open = Vec::new();
+    for name in ["authorized_keys", "authorized_keys2"] {
+        let path = account.dir.join(".ssh").join(name);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if !forced_through_git2fa_shell(line) {
+                open.push(format!("{}:{}", path.display(), number + 1));
+            }
+        }
+    }
+    if open.is_empty() {
+        report.ok(format!(
+            "no key in {}'s own authorized_keys escapes git2fa-shell",
+            account.name
+        ));
+    } else {
+        report.problem(format!(
+            "{} gives a shell as {} to whoever holds that key (no git2fa-shell forced command): it can read secret.key; delete the line, and register keys with git2fa key add",
+            open.join(", "),
+            account.name
+        ));
+    }
+}
+
+/// Whether an `authorized_keys` line's options (what comes before the key
+/// type, outside quotes) force a command that is `git2fa-shell`. A
+/// "git2fa-shell" in the key's comment does not count.
+fn forced_through_git2fa_shell(line: &str) -> bool {
+    let mut in_quotes = false;
+    let mut end = line.len();
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ' ' | '\t' if !in_quotes => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let options = &line[..end];
+    if options.starts_with("ssh-") || options.starts_with("ecdsa-") || options.starts_with("sk-") {
+        return false;
+    }
+    options
+        .split(',')
+        .filter_map(|o| o.strip_prefix("command=\""))
+        .any(|command| {
+            command
+                .split('"')
+                .next()
+                .is_some_and(|c| c.contains("git2fa-shell"))
+        })
+}
+
+/// sshd's effective configuration for the git account (`sshd -T`): its
+/// `AuthorizedKeysCommand` must be `git2fa authorized-keys`, or no key
+/// registered in git2fa gets in through OpenSSH.
+/// Returns the command when it is git2fa's.
+fn sshd(
+    config: &Config,
+    options: &Options,
+    account: &nix::unistd::User,
+    report: &mut Report,
+) -> Option<String> {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() {
+        report.note("no OpenSSH server here (/usr/sbin/sshd)");
+        return None;
+    }
+    let mut command = std::process::Command::new(sshd);
+    if let Some(file) = &options.sshd_config {
+        command.arg("-f").arg(file);
+    }
+    let output = command
+        .args([
+            "-T",
+            "-C",
+            &format!("user={},host=localhost,addr=127.0.0.1", account.name),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let text = match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => {
+            report.note(format!(
+                "cannot read sshd's configuration (run check as root): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            return None;
+        }
+        Err(e) => {
+            report.note(format!("cannot run sshd -T: {e}"));
+            return None;
+        }
+    };
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or("")
+            .to_string()
+    };
+    let command = value("authorizedkeyscommand");
+    if command.contains("git2fa") && command.contains("authorized-keys") {
+        report.ok(format!(
+            "sshd asks git2fa for {}'s keys ({command})",
+            account.name
+        ));
+        return Some(command);
+    }
+    if config.ssh.listen.is_some() {
+        report.note(format!(
+            "sshd does not ask git2fa for {}'s keys; git over SSH goes through git2fa serve's own server",
+            account.name
+        ));
+    } else {
+        report.problem(format!(
+            "sshd does not ask git2fa for {}'s keys (AuthorizedKeysCommand is {:?}) and the embedded SSH server is off: no key registered in git2fa gets in; install install/sshd_config.conf",
+            account.name,
+            if command.is_empty() { "none" } else { &command }
+        ));
+    }
+    None
+}
+
+/// sshd runs an `AuthorizedKeysCommand` only from a root-owned path that no
+/// one else can write, every directory up to `/` included; a binary others
+/// can write is also a binary others can replace.
+fn binaries_safe_for_sshd(command: &str, report: &mut Report) {
+    let Some(git2fa) = command.split_whitespace().next().map(PathBuf::from) else {
+        return;
+    };
+    let mut unsafe_paths = Vec::new();
+    // The command, and the shell it hands out, beside it.
+    for path in [git2fa.clone(), git2fa.with_file_name("git2fa-shell")] {
+        if !path.exists() {
+            unsafe_paths.push(format!("{} is not there", path.display()));
+            continue;
+        }
+        let mut at = Some(path.as_path());
+        while let Some(p) = at {
+            if let Ok(meta) = std::fs::metadata(p)
+                && (meta.mode() & 0o022 != 0 || meta.uid() != 0)
+            {
+                let why = if meta.uid() != 0 {
+                    "is not owned by root"
+                } else {
+                    "can be written by others than root"
+                };
+                let line = format!("{} {why}", p.display());
+                if !unsafe_paths.contains(&line) {
+                    unsafe_paths.push(line);
+                }
+            }
+            at = p.parent();
+        }
+    }
+    if unsafe_paths.is_empty() {
+        report.ok("the git2fa binaries and their directories are root's alone");
+    } else {
+        report.problem(format!(
+            "{}: sshd refuses such an AuthorizedKeysCommand, and whoever can write there can replace git2fa",
+            unsafe_paths.join("; ")
+        ));
+    }
+}
+
+/// The hook socket of Unix-account hosts: it must answer, and the mode
+/// stops mistakes, not a user set on bypassing the hooks.
+fn daemon(config: &Config, report: &mut Report) {
+    let Some(socket) = &config.daemon.socket else {
+        return;
+    };
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => report.ok(format!("git2fa serve answers hooks on {}", socket.display())),
+        Err(e) => report.problem(format!(
+            "nothing answers on [daemon] socket {} ({e}): every push by a Unix account is refused; start git2fa serve",
+            socket.display()
+        )),
+    }
+    report.note(
+        "[daemon] socket is set: pushes by Unix accounts are checked by hooks, which a user who can write a repository can skip; this mode stops mistakes, not a user set on bypassing it (docs/security.md)",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_forced_git2fa_shell_counts() {
+        assert!(forced_through_git2fa_shell(
+            r#"command="/usr/bin/git2fa-shell --key-id 1",restrict ssh-ed25519 AAAA"#
+        ));
+        assert!(forced_through_git2fa_shell(
+            r#"restrict,command="/usr/bin/git2fa-shell --key-id 1" ssh-ed25519 AAAA x"#
+        ));
+        assert!(!forced_through_git2fa_shell(
+            "ssh-ed25519 AAAA git2fa-shell"
+        ));
+        assert!(!forced_through_git2fa_shell(
+            r#"command="/bin/sh" ssh-ed25519 AAAA git2fa-shell"#
+        ));
+        assert!(!forced_through_git2fa_shell(
+            r#"restrict ssh-ed25519 AAAA command="git2fa-shell""#
+        ));
+    }
+
+    #[test]
+    fn single_quoted_words() {
+        assert_eq!(
+            single_quoted(
+                r#"exec '/usr/bin/git2fa-hook' --config '/etc/it'\''s.toml' update "$@""#
+            ),
+            vec!["/usr/bin/git2fa-hook", "/etc/it's.toml"]
+        );
+    }
+}

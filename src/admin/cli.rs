@@ -1,0 +1,117 @@
+//! The admin CLI, `git2fa`: parses the command line and hands each command
+//! to its module. Exit codes: 0 done, 1 refused or not found, 2 usage or
+//! configuration error (DESIGN.md "Admin CLI").
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use super::args::{Cli, Command};
+use super::support::{Failure, Outcome};
+use super::{demo, init, inspect, keys, repos, sessions, tokens, users};
+use crate::system::config::Config;
+
+/// Runs the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The servers say what they listen on and when they stop.
+    init_logging(match cli.command {
+        Command::Serve | Command::Demo { .. } => "warn,git2fa=info",
+        _ => "warn",
+    });
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("git2fa: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Log lines go to stderr; `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
+pub fn init_logging(default: &str) {
+    let env = env_logger::Env::default().filter_or("GIT2FA_LOG", default);
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp(None)
+        .try_init();
+}
+
+/// One command. `init`, `demo` and `authorized-keys` run before (or
+/// without) a loaded config; the others load it first.
+fn run(cli: Cli) -> Outcome {
+    let config_path = Config::locate(cli.config.as_deref());
+    let load = || Config::load(&config_path);
+    match cli.command {
+        Command::Init(args) => init::init(&config_path, &args),
+        Command::Demo { dir, web, ssh } => {
+            // The demo writes a config of its own; one given would be ignored.
+            if cli.config.is_some() {
+                return Err(Failure::usage(
+                    "demo makes its own configuration (in --dir, or a throwaway directory); leave out --config",
+                ));
+            }
+            demo::run(demo::Options { dir, web, ssh }).map_err(Failure::usage)
+        }
+        Command::AuthorizedKeys {
+            user,
+            keytype,
+            key,
+            shell,
+        } => {
+            keys::authorized_keys(&config_path, &user, &keytype, &key, shell.as_deref());
+            Ok(())
+        }
+        Command::User(command) => users::user(&load()?, command),
+        Command::Key(command) => keys::key(&load()?, command),
+        Command::Token(command) => tokens::token_command(&load()?, command),
+        Command::Repo(command) => repos::repo(&load()?, command),
+        Command::Session(command) => sessions::session(&load()?, command),
+        Command::Verify { user, code } => sessions::verify(&load()?, &user, &code),
+        Command::Explain(args) => inspect::explain(&load()?, &args),
+        Command::Audit { user, repo, limit } => inspect::audit(&load()?, user, repo, limit),
+        Command::Check { sshd_config } => inspect::check(&load()?, sshd_config),
+        Command::Serve => {
+            let config = load()?;
+            crate::serve::Listeners::bind(&config)
+                .and_then(|listeners| crate::serve::run(config, listeners))
+                .map_err(Failure::usage)
+        }
+        Command::InstallHooks {
+            root,
+            uninstall,
+            hook_bin,
+        } => repos::install_hooks(&load()?, &root, uninstall, hook_bin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::args::Cli;
+    use clap::CommandFactory;
+
+    /// `--help` describes every argument of every command, and `demo`,
+    /// which makes its own config, does not offer `--config`.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        walk(&cli, "git2fa", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:?}");
+        let demo = cli.find_subcommand("demo").unwrap();
+        assert!(demo.get_arguments().all(|a| a.get_id() != "config"));
+    }
+}

@@ -1,0 +1,163 @@
+//! `git2fa explain`, `git2fa audit` and `git2fa check`: looking, not changing.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::args::*;
+use super::support::*;
+use crate::authz::decision::{Credential, Decision, Operation, Transport};
+use crate::authz::gate::{self, Request};
+use crate::repo::policy::PushedRefs;
+use crate::store::AuditFilter;
+use crate::system::config::Config;
+use crate::system::names::check_user_name;
+use crate::system::time::{format_rfc3339, now};
+
+pub(super) fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
+    let store = open_store(config)?;
+    check_user_name(&args.user).map_err(Failure::usage)?;
+    let repo = resolve_repo(config, &args.repo)?;
+    if args.op == OpArg::Read && !args.refs.is_empty() {
+        return Err(Failure::usage("--ref goes with write"));
+    }
+    let operation = match args.op {
+        OpArg::Read => Operation::Read,
+        OpArg::Write if args.refs.is_empty() => Operation::Write(PushedRefs::Unknown),
+        OpArg::Write => Operation::Write(PushedRefs::Known(args.refs.clone())),
+    };
+    let credential = match args.token {
+        Some(id) => {
+            let found = store
+                .token(id)?
+                .ok_or_else(|| Failure::refused(format!("no token #{id}")))?;
+            if found.user != args.user {
+                return Err(Failure::usage(format!(
+                    "token #{id} belongs to {}",
+                    found.user
+                )));
+            }
+            Credential::Token(crate::authz::decision::TokenFacts::of(&found))
+        }
+        None => match args.key_id {
+            Some(key_id) => Credential::SshKey { key_id },
+            None => Credential::UnixUser,
+        },
+    };
+    let request = Request {
+        user: Some(&args.user),
+        credential,
+        repo: crate::authz::gate::Target::Found(&repo),
+        operation,
+        transport: Transport::Cli,
+        key_id: args.key_id,
+        remote_addr: args.ip.as_deref(),
+    };
+    let outcome = gate::evaluate(config, &store, &request, now());
+    let verdict = if outcome.decision.is_allowed() {
+        "allowed"
+    } else {
+        "refused"
+    };
+    println!(
+        "{verdict} by rule {} ({}): {}",
+        outcome.decision.rule(),
+        outcome.decision.code(),
+        rule_text(&outcome.decision)
+    );
+    match &outcome.required_by {
+        Some(why) => println!("2FA required: yes, {}", why.describe()),
+        None if outcome.decision.rule() >= 2 => println!("2FA required: no"),
+        None => {}
+    }
+    if let Some(detail) = &outcome.detail {
+        println!("cause: {detail}");
+    }
+    match &outcome.decision {
+        Decision::Allow(_) => Ok(()),
+        Decision::Refuse(refusal) => {
+            let cx = crate::authz::decision::MessageContext {
+                config,
+                repo: &repo.name,
+                user: Some(&args.user),
+                operation: &request.operation,
+                transport: Transport::Ssh,
+            };
+            println!("a git user would read:");
+            for line in refusal.lines(&cx) {
+                println!("  {line}");
+            }
+            Err(Failure {
+                code: 1,
+                message: format!(
+                    "{} may not {} {}",
+                    args.user,
+                    request.operation.as_str(),
+                    repo.name
+                ),
+            })
+        }
+    }
+}
+
+pub(super) fn rule_text(decision: &Decision) -> &'static str {
+    match decision.rule() {
+        0 => "the credential does not hold",
+        1 => "not a registered, enabled user with the right on this repository",
+        3 => "2FA is not required for this operation",
+        4 => "a personal access token carries the second factor",
+        5 if decision.is_allowed() => "a password with an open 2FA session (password_for_git)",
+        5 => "a password is not accepted where 2FA is required; use a personal access token",
+        6 => "2FA is required and the user has not enrolled",
+        7 if decision.is_allowed() => "an open 2FA session",
+        7 => "2FA is required and no open 2FA session matches",
+        _ => "the check could not be completed",
+    }
+}
+
+pub(super) fn audit(
+    config: &Config,
+    user: Option<String>,
+    repo: Option<String>,
+    limit: u32,
+) -> Outcome {
+    let store = open_store(config)?;
+    let rows = store.audit(&AuditFilter { user, repo, limit })?;
+    let mut out = std::io::stdout().lock();
+    for (id, r) in rows {
+        let mut line = format!(
+            "#{id} {} {} {} {} {} {}",
+            format_rfc3339(r.at),
+            r.transport,
+            r.user.as_deref().unwrap_or("-"),
+            r.action,
+            r.outcome,
+            r.reason
+        );
+        for (label, value) in [
+            ("repo", r.repo),
+            ("refs", r.refs),
+            ("credential", r.credential),
+            ("key", r.key_id.map(|k| format!("#{k}"))),
+            ("token", r.token_id.map(|t| format!("#{t}"))),
+            ("addr", r.remote_addr),
+            ("detail", r.detail),
+        ] {
+            if let Some(value) = value {
+                line += &format!(" {label}={value}");
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    Ok(())
+}
+
+pub(super) fn check(config: &Config, sshd_config: Option<PathBuf>) -> Outcome {
+    let report = crate::admin::check::run(config, &crate::admin::check::Options { sshd_config });
+    for (level, line) in &report.lines {
+        println!("{}: {line}", level.word());
+    }
+    match report.problems() {
+        0 => Ok(()),
+        n => Err(Failure::refused(format!("{} found", plural(n, "problem")))),
+    }
+}

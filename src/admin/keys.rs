@@ -1,0 +1,146 @@
+//! `git2fa key` and `git2fa authorized-keys` (OpenSSH's `AuthorizedKeysCommand`).
+
+use std::io::Read;
+use std::path::Path;
+
+use super::args::*;
+use super::support::*;
+use crate::factor::sshkey::PublicKey;
+use crate::store::Store;
+use crate::system::config::{self, Config};
+use crate::system::time::now;
+
+pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
+    let mut store = open_store(config)?;
+    match command {
+        KeyCommand::Add { user, file } => {
+            let owner = find_user(&store, &user)?;
+            let text = if file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .take(64 * 1024)
+                    .read_to_string(&mut text)
+                    .map_err(|e| Failure::usage(format!("stdin: {e}")))?;
+                text
+            } else {
+                config::read_small_file(&file)?
+            };
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
+            let [line] = lines.as_slice() else {
+                return Err(Failure::refused(format!(
+                    "expected one public key, found {}",
+                    lines.len()
+                )));
+            };
+            let key = PublicKey::parse(line).map_err(Failure::refused)?;
+            let fingerprint = key.fingerprint();
+            if let Some(existing) = store.key_by_fingerprint(&fingerprint)? {
+                return Err(Failure::refused(format!(
+                    "key {fingerprint} is already registered to {}",
+                    existing.user
+                )));
+            }
+            let id = store.add_key(
+                owner.id,
+                &key.algorithm,
+                &key.blob_base64(),
+                &fingerprint,
+                &key.comment,
+                now(),
+            )?;
+            admin_audit(&mut store, Some(&user), None, "key-add", &fingerprint)?;
+            println!("added key #{id} {fingerprint} for {user}");
+        }
+        KeyCommand::List { user } => {
+            if let Some(name) = &user {
+                find_user(&store, name)?;
+            }
+            for key in store.keys(user.as_deref())? {
+                println!(
+                    "#{} {} {} {} {}",
+                    key.id, key.user, key.algorithm, key.fingerprint, key.comment
+                );
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let key = store
+                .key(id)?
+                .ok_or_else(|| Failure::refused(format!("no key #{id}")))?;
+            store.remove_key(id, now())?;
+            admin_audit(
+                &mut store,
+                Some(&key.user),
+                None,
+                "key-remove",
+                &key.fingerprint,
+            )?;
+            println!("removed key #{id} {} of {}", key.fingerprint, key.user);
+        }
+    }
+    Ok(())
+}
+
+/// sshd expects exit 0 and nothing printed for a key it should refuse, so
+/// every failure is a line on stderr (sshd's log) and no output.
+pub(super) fn authorized_keys(
+    config_path: &Path,
+    _account: &str,
+    keytype: &str,
+    key: &str,
+    shell: Option<&Path>,
+) {
+    let line = (|| -> Result<Option<String>, Failure> {
+        let config = Config::load(config_path)?;
+        let key = PublicKey::from_parts(keytype, key).map_err(Failure::refused)?;
+        let store = Store::open(&config.store_path())?;
+        let Some(found) = store.key_by_fingerprint(&key.fingerprint())? else {
+            return Ok(None);
+        };
+        match store.user(&found.user)? {
+            Some(owner) if owner.enabled => {}
+            _ => return Ok(None),
+        }
+        let shell = match shell {
+            Some(path) => path.to_path_buf(),
+            None => sibling("git2fa-shell")?,
+        };
+        let config_abs = config.path.canonicalize().unwrap_or(config.path.clone());
+        // The fingerprint binds the forced command to this very key: the
+        // shell refuses if key `found.id` is another key by then.
+        let command = format!(
+            "{} --config {} --key-id {} --fingerprint {}",
+            option_quote(&shell.to_string_lossy()),
+            option_quote(&config_abs.to_string_lossy()),
+            found.id,
+            option_quote(&found.fingerprint)
+        );
+        Ok(Some(format!(
+            "command=\"{}\",restrict {} {}",
+            command.replace('\\', "\\\\").replace('"', "\\\""),
+            key.algorithm,
+            key.blob_base64()
+        )))
+    })();
+    match line {
+        Ok(Some(line)) => println!("{line}"),
+        Ok(None) => {}
+        Err(failure) => eprintln!("git2fa authorized-keys: {}", failure.message),
+    }
+}
+
+/// Quotes a word for the shell sshd runs the forced command with.
+pub(super) fn option_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

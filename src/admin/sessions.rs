@@ -1,0 +1,98 @@
+//! `git2fa session` and `git2fa verify`: 2FA sessions.
+
+use super::args::*;
+use super::support::*;
+use crate::authz::twofactor::{self, Verified};
+use crate::factor::crypto::SecretKey;
+use crate::system::config::Config;
+use crate::system::time::{format_duration, format_rfc3339, format_utc, now};
+
+pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
+    let mut store = open_store(config)?;
+    match command {
+        SessionCommand::List { user } => {
+            if let Some(name) = &user {
+                find_user(&store, name)?;
+            }
+            for s in store.sessions(user.as_deref(), now())? {
+                let mut line = format!(
+                    "session #{} {} opened {} via {} until {}",
+                    s.id,
+                    s.user,
+                    format_rfc3339(s.created_at),
+                    s.opened_via,
+                    format_rfc3339(s.expires_at)
+                );
+                if let Some(key) = s.key_id {
+                    line += &format!(" key=#{key}");
+                }
+                if let Some(addr) = &s.remote_addr {
+                    line += &format!(" addr={addr}");
+                }
+                println!("{line}");
+            }
+        }
+        SessionCommand::End { id: Some(id), .. } => {
+            if !store.end_session(id, now())? {
+                return Err(Failure::refused(format!("no open session #{id}")));
+            }
+            admin_audit(
+                &mut store,
+                None,
+                None,
+                "session-end",
+                &format!("session #{id}"),
+            )?;
+            println!("ended session #{id}");
+        }
+        SessionCommand::End { id: None, user } => {
+            let name = user.unwrap_or_default();
+            let found = find_user(&store, &name)?;
+            let count = store.end_sessions_of(found.id, now())?;
+            admin_audit(
+                &mut store,
+                Some(&name),
+                None,
+                "session-end",
+                &format!("{count} sessions"),
+            )?;
+            println!("ended {count} sessions of {name}");
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn verify(config: &Config, name: &str, code: &str) -> Outcome {
+    let mut store = open_store(config)?;
+    let user = find_user(&store, name)?;
+    let key = SecretKey::load(&config.secret_key_path())?;
+    let t = now();
+    match twofactor::verify(&mut store, &key, config, &user, code, &cli_origin(), t)? {
+        Verified::Opened {
+            session_id,
+            expires_at,
+            method,
+        } => {
+            println!(
+                "verified {name} with a {}: 2FA session #{session_id} open until {} ({})",
+                match method {
+                    twofactor::Method::Totp => "TOTP code",
+                    twofactor::Method::RecoveryCode => "recovery code",
+                },
+                format_utc(expires_at),
+                format_duration(config.policy.session_ttl)
+            );
+            Ok(())
+        }
+        Verified::Wrong { left } => Err(Failure::refused(format!(
+            "wrong code for {name}; {left} more wrong codes lock the account"
+        ))),
+        Verified::Replayed { left } => Err(Failure::refused(format!(
+            "that code was already used; wait for the next one ({left} more wrong codes lock the account)"
+        ))),
+        Verified::Locked { until } => Err(Failure::refused(format!(
+            "{name} is locked after too many wrong codes until {} (git2fa user unlock {name})",
+            format_utc(until)
+        ))),
+    }
+}

@@ -1,0 +1,241 @@
+//! What the admin commands share: their failure type and exit codes, the
+//! store, the audit row, passwords read without echo.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
+
+use crate::authz::decision::Transport;
+use crate::authz::twofactor::Origin;
+use crate::factor::crypto::{self};
+use crate::repo;
+use crate::repo::path::{RepoPath, RepoPathError};
+use crate::store::{AuditRecord, Store, User};
+use crate::system::config::{self, Config};
+use crate::system::names::check_user_name;
+use crate::system::time::{format_rfc3339, now};
+
+/// What a command returns.
+pub type Outcome = Result<(), Failure>;
+
+/// A command that did not do what was asked, with the exit code to use.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Exit 1: refused, or the thing named does not exist.
+    pub fn refused(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Exit 2: bad input, configuration or store.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+macro_rules! exit_2_on {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Failure {
+                Failure::usage(e.to_string())
+            }
+        }
+    )*};
+}
+
+exit_2_on!(
+    crate::system::config::FileError,
+    crate::store::StoreError,
+    crate::factor::crypto::CryptoError,
+    crate::repo::path::RepoPathError
+);
+
+impl From<crate::authz::twofactor::TwoFactorError> for Failure {
+    fn from(e: crate::authz::twofactor::TwoFactorError) -> Failure {
+        use crate::authz::twofactor::TwoFactorError;
+        match e {
+            TwoFactorError::AlreadyEnrolled | TwoFactorError::NotEnrolled => {
+                Failure::refused(e.to_string())
+            }
+            other => Failure::usage(other.to_string()),
+        }
+    }
+}
+
+pub(super) fn open_store(config: &Config) -> Result<Store, Failure> {
+    Ok(Store::open_and_migrate(&config.store_path())?)
+}
+
+pub(super) fn find_user(store: &Store, name: &str) -> Result<User, Failure> {
+    check_user_name(name).map_err(Failure::usage)?;
+    store
+        .user(name)?
+        .ok_or_else(|| Failure::refused(format!("no user named {name}")))
+}
+
+pub(super) fn cli_origin() -> Origin {
+    Origin {
+        transport: Transport::Cli,
+        key_id: None,
+        remote_addr: None,
+    }
+}
+
+/// Who ran the command, for the audit row.
+pub(super) fn operator() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => format!("by {} (uid {uid})", user.name),
+        _ => format!("by uid {uid}"),
+    }
+}
+
+pub(super) fn admin_audit(
+    store: &mut Store,
+    user: Option<&str>,
+    repo: Option<&str>,
+    action: &str,
+    reason: &str,
+) -> Outcome {
+    store.append_audit(&AuditRecord {
+        at: now(),
+        user: user.map(str::to_string),
+        transport: Transport::Cli.as_str().into(),
+        repo: repo.map(str::to_string),
+        action: action.into(),
+        outcome: "ok".into(),
+        reason: reason.into(),
+        detail: Some(operator()),
+        ..AuditRecord::default()
+    })?;
+    Ok(())
+}
+
+pub(super) fn read_password(from_stdin: bool, required: bool) -> Result<Option<String>, Failure> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::usage(format!("stdin: {e}")))?;
+        Some(line.trim_end_matches(['\n', '\r']).to_string())
+    } else if std::io::stdin().is_terminal() {
+        let first = prompt_hidden("Password: ")?;
+        let second = prompt_hidden("Again: ")?;
+        if first != second {
+            return Err(Failure::usage("the passwords differ"));
+        }
+        Some(first)
+    } else if required {
+        return Err(Failure::usage(
+            "give the password on a terminal, or with --password-stdin",
+        ));
+    } else {
+        None
+    };
+    match password {
+        Some(p) if p.chars().count() < 8 => {
+            Err(Failure::usage("a password needs at least 8 characters"))
+        }
+        Some(p) if p.len() > 1024 => Err(Failure::usage("a password may have at most 1024 bytes")),
+        other => Ok(other),
+    }
+}
+
+pub(super) fn prompt_hidden(prompt: &str) -> Result<String, Failure> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let fail = |e: nix::Error| Failure::usage(format!("cannot read from the terminal: {e}"));
+    let saved = tcgetattr(&stdin).map_err(fail)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    eprint!("{prompt}");
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(fail)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    tcsetattr(&stdin, SetArg::TCSANOW, &saved).map_err(fail)?;
+    eprintln!();
+    read.map_err(|e| Failure::usage(format!("cannot read from the terminal: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// A one-time link where the user sets a password, valid 24 hours.
+pub(super) fn password_link(
+    config: &Config,
+    store: &mut Store,
+    user: &User,
+) -> Result<String, Failure> {
+    let secret: String = crypto::random_bytes::<24>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let hash: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
+    store.add_password_link(&hash, user.id, now() + 86_400)?;
+    Ok(format!("{}/set-password/{secret}", config.public_url))
+}
+
+/// "1 token", "2 tokens".
+pub(super) fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+pub(super) fn io_failure(path: &Path, e: &std::io::Error) -> Failure {
+    Failure::usage(format!("{}: {}", path.display(), config::io_reason(e)))
+}
+
+/// A binary installed beside this one.
+pub(super) fn sibling(name: &str) -> Result<PathBuf, Failure> {
+    let me =
+        std::env::current_exe().map_err(|e| Failure::usage(format!("cannot find myself: {e}")))?;
+    let dir = me
+        .parent()
+        .ok_or_else(|| Failure::usage("cannot find my directory"))?;
+    Ok(dir.join(name))
+}
+
+pub(super) fn resolve_repo(config: &Config, typed: &str) -> Result<RepoPath, Failure> {
+    repo::path::resolve(&config.repos_root, typed).map_err(|e| match e {
+        RepoPathError::NotFound => Failure::refused(format!(
+            "no bare repository {typed} under {}",
+            config.repos_root.display()
+        )),
+        malformed => Failure::usage(malformed.to_string()),
+    })
+}
+
+pub(super) fn token_line(token: &crate::store::Token, now: i64) -> String {
+    let state = if token.revoked_at.is_some() {
+        "revoked".to_string()
+    } else if token.expires_at.is_some_and(|at| at <= now) {
+        "expired".to_string()
+    } else {
+        "active".to_string()
+    };
+    format!(
+        "token #{} {} \"{}\" {} {} {}{} expires={} last-used={}",
+        token.id,
+        token.user,
+        token.name,
+        token.permission.as_str(),
+        token.repos.join(","),
+        state,
+        if token.without_2fa {
+            " without-2fa"
+        } else {
+            ""
+        },
+        token.expires_at.map_or("never".into(), format_rfc3339),
+        token.last_used_at.map_or("never".into(), format_rfc3339),
+    )
+}

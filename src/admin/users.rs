@@ -1,0 +1,190 @@
+//! `git2fa user`: add, show, list, disable, enable, reset 2FA, unlock, passwords.
+
+use super::args::*;
+use super::support::*;
+use crate::authz::decision::Transport;
+use crate::authz::twofactor::{self};
+use crate::factor::crypto::{self, SecretKey};
+use crate::store::{AuditRecord, StoreError, User};
+use crate::system::config::Config;
+use crate::system::names::check_user_name;
+use crate::system::time::{format_rfc3339, format_utc, now};
+
+pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
+    let mut store = open_store(config)?;
+    match command {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            admin,
+        } => {
+            check_user_name(&name).map_err(Failure::usage)?;
+            if store.user(&name)?.is_some() {
+                return Err(Failure::refused(format!("user {name} already exists")));
+            }
+            let password = read_password(password_stdin, false)?;
+            let hash = password.as_deref().map(crypto::hash_password).transpose()?;
+            let id = match store.add_user(&name, hash.as_deref(), now()) {
+                Err(StoreError::Exists) => {
+                    return Err(Failure::refused(format!("user {name} already exists")));
+                }
+                other => other?,
+            };
+            if admin {
+                store.set_admin(id, true)?;
+            }
+            admin_audit(
+                &mut store,
+                Some(&name),
+                None,
+                "user-add",
+                if admin { "admin" } else { "user" },
+            )?;
+            match hash {
+                Some(_) => println!("added {name}"),
+                None => {
+                    let user = find_user(&store, &name)?;
+                    println!("added {name}; they set a password at (once, within 24 hours):");
+                    println!("{}", password_link(config, &mut store, &user)?);
+                }
+            }
+        }
+        UserCommand::List => {
+            let t = now();
+            for user in store.users()? {
+                println!("{}", user_line(&user, t));
+            }
+        }
+        UserCommand::Show { name } => {
+            let user = find_user(&store, &name)?;
+            let t = now();
+            println!("{}", user_line(&user, t));
+            if let Some(at) = user.enrolled_at {
+                println!("enrolled: {}", format_utc(at));
+            }
+            println!("failures: {}", user.failures);
+            for key in store.keys(Some(&name))? {
+                println!(
+                    "key #{} {} {} {}",
+                    key.id, key.algorithm, key.fingerprint, key.comment
+                );
+            }
+            for token in store.tokens(Some(&name))? {
+                println!("{}", token_line(&token, t));
+            }
+            for session in store.sessions(Some(&name), t)? {
+                println!(
+                    "session #{} until {} via {}",
+                    session.id,
+                    format_utc(session.expires_at),
+                    session.opened_via
+                );
+            }
+        }
+        UserCommand::Disable { name } => {
+            let user = find_user(&store, &name)?;
+            store.set_enabled(user.id, false, now())?;
+            admin_audit(&mut store, Some(&name), None, "user-disable", "admin")?;
+            println!("disabled {name}");
+        }
+        UserCommand::Enable { name } => {
+            let user = find_user(&store, &name)?;
+            store.set_enabled(user.id, true, now())?;
+            admin_audit(&mut store, Some(&name), None, "user-enable", "admin")?;
+            println!("enabled {name}");
+        }
+        UserCommand::Unlock { name } => {
+            let user = find_user(&store, &name)?;
+            store.unlock(user.id)?;
+            admin_audit(&mut store, Some(&name), None, "user-unlock", "admin")?;
+            println!("unlocked {name}");
+        }
+        UserCommand::Reset2fa { name, keep_tokens } => {
+            let user = find_user(&store, &name)?;
+            let reset = store
+                .reset_2fa(user.id, !keep_tokens, now())?
+                .ok_or_else(|| Failure::refused(format!("no user {name}")))?;
+            let tokens = if keep_tokens {
+                "tokens kept".to_string()
+            } else {
+                plural(reset.tokens_revoked, "token") + " revoked"
+            };
+            let sessions = plural(reset.sessions_ended, "2FA session") + " ended";
+            store.append_audit(&AuditRecord {
+                at: now(),
+                user: Some(name.clone()),
+                transport: Transport::Cli.as_str().into(),
+                action: "reset-2fa".into(),
+                outcome: "ok".into(),
+                reason: "admin".into(),
+                detail: Some(format!("{}; {sessions}, {tokens}", operator())),
+                ..AuditRecord::default()
+            })?;
+            println!(
+                "removed 2FA from {name}: secret and recovery codes are gone; {sessions}; {tokens}"
+            );
+        }
+        UserCommand::SetPassword {
+            name, link: true, ..
+        } => {
+            let user = find_user(&store, &name)?;
+            println!("{}", password_link(config, &mut store, &user)?);
+            admin_audit(&mut store, Some(&name), None, "set-password", "link")?;
+        }
+        UserCommand::SetPassword {
+            name,
+            password_stdin,
+            ..
+        } => {
+            let user = find_user(&store, &name)?;
+            let password = read_password(password_stdin, true)?.unwrap_or_default();
+            store.set_password_hash(user.id, &crypto::hash_password(&password)?)?;
+            admin_audit(&mut store, Some(&name), None, "set-password", "admin")?;
+            println!("set the password of {name}");
+        }
+        UserCommand::Enroll { name } => {
+            let user = find_user(&store, &name)?;
+            let key = SecretKey::load(&config.secret_key_path())?;
+            let enrollment =
+                twofactor::enroll(&mut store, &key, config, &user, &cli_origin(), now())?;
+            println!("enrolled {name}; add this to an authenticator app:");
+            println!("{}", enrollment.uri);
+            println!(
+                "key: {}",
+                crate::factor::totp::encode_secret(&enrollment.secret)
+            );
+            if !enrollment.recovery_codes.is_empty() {
+                println!("recovery codes (each works once; keep them safe):");
+                for code in &enrollment.recovery_codes {
+                    println!("  {code}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn user_line(user: &User, now: i64) -> String {
+    let mut flags = vec![
+        if user.enabled { "enabled" } else { "disabled" },
+        if user.is_enrolled() {
+            "enrolled"
+        } else {
+            "not-enrolled"
+        },
+    ];
+    if user.is_admin {
+        flags.push("admin");
+    }
+    if user.always_2fa {
+        flags.push("always-2fa");
+    }
+    if user.password_hash.is_none() {
+        flags.push("no-password");
+    }
+    let mut line = format!("{} {}", user.name, flags.join(" "));
+    if let Some(until) = user.locked_until.filter(|&u| u > now) {
+        line += &format!(" locked-until={}", format_rfc3339(until));
+    }
+    line
+}

@@ -1,0 +1,685 @@
+//! The decision: may this identity do this operation on this repository now?
+//!
+//! One pure function, no I/O: every transport gathers `Facts` (see `gate`)
+//! and calls `decide`. The rules are DESIGN.md's, in order:
+//!
+//! 0. the credential itself must hold;
+//! 1. a registered, enabled user with the right on the repository;
+//! 2. is 2FA required (global `all`, the repository's flag, the user's own
+//!    "always use 2FA")?  3. not required: allow;
+//! 4. a valid personal access token: allow (it was minted under 2FA);
+//! 5. a password: refuse, unless `password_for_git` and a session is open;
+//! 6. not enrolled: refuse;  7. an open, matching 2FA session: allow;
+//! 8. any error on the way is a refusal (`Refusal::CheckUnavailable`), made
+//!    by the caller that met the error.
+
+use crate::repo::glob;
+use crate::repo::policy::{PushedRefs, RepoPolicy};
+use crate::system::config::{BindSession, Config, GitMode};
+use crate::system::time::format_utc;
+
+pub use crate::store::{Permission, SessionFacts, Token};
+
+/// How the request reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Ssh,
+    Http,
+    Local,
+    Cli,
+    Web,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ssh => "ssh",
+            Transport::Http => "http",
+            Transport::Local => "local",
+            Transport::Cli => "cli",
+            Transport::Web => "web",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Clone, fetch, ls-remote, archive.
+    Read,
+    /// Push.
+    Write(PushedRefs),
+}
+
+impl Operation {
+    pub fn is_write(&self) -> bool {
+        matches!(self, Operation::Write(_))
+    }
+
+    /// The word the audit log and messages use.
+    pub fn as_str(&self) -> &'static str {
+        if self.is_write() { "write" } else { "read" }
+    }
+
+    fn noun(&self) -> &'static str {
+        if self.is_write() {
+            "push"
+        } else {
+            "read (clone, fetch)"
+        }
+    }
+}
+
+/// What is known of a personal access token found in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFacts {
+    pub id: i64,
+    pub permission: Permission,
+    /// Repository patterns (see `glob`), matched against repository names.
+    pub repos: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    /// Minted for a user without 2FA (a service account): the audit row
+    /// says so.
+    pub without_2fa: bool,
+}
+
+impl TokenFacts {
+    /// What the decision needs of a token row.
+    pub fn of(token: &Token) -> TokenFacts {
+        TokenFacts {
+            id: token.id,
+            permission: token.permission,
+            repos: token.repos.clone(),
+            expires_at: token.expires_at,
+            revoked: token.revoked_at.is_some(),
+            without_2fa: token.without_2fa,
+        }
+    }
+
+    pub fn covers(&self, repo: &str) -> bool {
+        self.repos
+            .iter()
+            .any(|pattern| glob::matches(pattern, repo))
+    }
+}
+
+/// The credential presented, as far as the caller could establish it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A registered SSH key whose signature was verified.
+    SshKey { key_id: i64 },
+    /// A well-formed token found in the store, owned by the user.
+    Token(TokenFacts),
+    /// A password, checked against the user's hash.
+    Password { valid: bool },
+    /// A password not checked: too many wrong ones lately, until then.
+    ThrottledPassword { until: i64 },
+    /// The Unix account running the hook, from the kernel.
+    UnixUser,
+    /// A user name the web server authenticated (`REMOTE_USER`).
+    TrustedRemoteUser,
+    /// No credential at all.
+    Missing,
+    /// An SSH key that no user has registered.
+    UnknownKey,
+    /// A string that is not a git2fa token (bad prefix, length or checksum).
+    MalformedToken,
+    /// A well-formed token that is not in the store (or not this user's).
+    UnknownToken,
+}
+
+impl Credential {
+    /// The word the audit log uses.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::SshKey { .. } | Credential::UnknownKey => "key",
+            Credential::Token(token) if token.without_2fa => "token-without-2fa",
+            Credential::Token(_) | Credential::MalformedToken | Credential::UnknownToken => "token",
+            Credential::Password { .. } | Credential::ThrottledPassword { .. } => "password",
+            Credential::UnixUser => "unix",
+            Credential::TrustedRemoteUser => "remote-user",
+            Credential::Missing => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFacts {
+    pub name: String,
+    pub enabled: bool,
+    pub enrolled: bool,
+    pub always_2fa: bool,
+    pub locked_until: Option<i64>,
+}
+
+/// Everything the decision looks at.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub config: &'a Config,
+    pub now: i64,
+    /// The repository's name (`team/app`).
+    pub repo: &'a str,
+    pub repo_policy: &'a RepoPolicy,
+    pub operation: &'a Operation,
+    pub credential: &'a Credential,
+    /// `None`: no registered user by that name.
+    pub user: Option<&'a UserFacts>,
+    pub sessions: &'a [SessionFacts],
+    /// The SSH key the connection authenticated with, if any.
+    pub key_id: Option<i64>,
+    pub remote_addr: Option<&'a str>,
+}
+
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Allowed),
+    Refuse(Refusal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowed {
+    /// Rule 3.
+    NotRequired,
+    /// Rule 4.
+    Token,
+    /// Rule 5, with `password_for_git`.
+    PasswordWithSession { session_id: i64 },
+    /// Rule 7.
+    Session { session_id: i64 },
+}
+
+/// Why an operation was refused: a closed set, each with its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    MissingCredential,
+    UnknownKey,
+    WrongPassword,
+    PasswordThrottled {
+        until: i64,
+    },
+    TokenMalformed,
+    TokenUnknown,
+    TokenRevoked {
+        token_id: i64,
+    },
+    TokenExpired {
+        token_id: i64,
+        expired_at: i64,
+    },
+    TokenOutOfScope {
+        token_id: i64,
+    },
+    TokenReadOnly {
+        token_id: i64,
+    },
+    UnknownUser,
+    UserDisabled,
+    /// No right for the operation. `may_read` is false when the user may
+    /// not even read the repository, or it does not exist: the answer is
+    /// then the same either way, so that nobody learns which private
+    /// repositories exist.
+    NoAccess {
+        may_read: bool,
+    },
+    PasswordNotAccepted,
+    NotEnrolled,
+    AccountLocked {
+        until: i64,
+    },
+    NoSession,
+    /// Rule 8. `location` is safe to show a git user ("git2fa.toml of
+    /// team/app, line 3"); the cause goes to the log and the audit row.
+    CheckUnavailable {
+        location: Option<String>,
+    },
+}
+
+/// Why 2FA applies (rule 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequiredBy {
+    /// `[policy] git = "all"`.
+    Host,
+    /// The repository's `require`, and the protected ref that matched.
+    Repository { protected_ref: Option<String> },
+    /// The user chose "always use 2FA".
+    User,
+}
+
+/// Decides. Pure: the same facts give the same decision.
+pub fn decide(f: &Facts) -> Decision {
+    match decide_inner(f) {
+        Ok(allowed) => Decision::Allow(allowed),
+        Err(refusal) => Decision::Refuse(refusal),
+    }
+}
+
+fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
+    // Rule 0: the credential itself.
+    match f.credential {
+        Credential::Missing => return Err(Refusal::MissingCredential),
+        Credential::UnknownKey => return Err(Refusal::UnknownKey),
+        Credential::Password { valid: false } => return Err(Refusal::WrongPassword),
+        Credential::ThrottledPassword { until } => {
+            return Err(Refusal::PasswordThrottled { until: *until });
+        }
+        Credential::MalformedToken => return Err(Refusal::TokenMalformed),
+        Credential::UnknownToken => return Err(Refusal::TokenUnknown),
+        Credential::Token(token) => {
+            let token_id = token.id;
+            if token.revoked {
+                return Err(Refusal::TokenRevoked { token_id });
+            }
+            if let Some(expired_at) = token.expires_at.filter(|&at| at <= f.now) {
+                return Err(Refusal::TokenExpired {
+                    token_id,
+                    expired_at,
+                });
+            }
+            if !token.covers(f.repo) {
+                return Err(Refusal::TokenOutOfScope { token_id });
+            }
+            if f.operation.is_write() && token.permission == Permission::Read {
+                return Err(Refusal::TokenReadOnly { token_id });
+            }
+        }
+        Credential::SshKey { .. }
+        | Credential::Password { valid: true }
+        | Credential::UnixUser
+        | Credential::TrustedRemoteUser => {}
+    }
+
+    // Rule 1: a registered, enabled user with the right.
+    let user = f.user.ok_or(Refusal::UnknownUser)?;
+    if !user.enabled {
+        return Err(Refusal::UserDisabled);
+    }
+    let has_right = match f.operation {
+        Operation::Read => f.repo_policy.can_read(&user.name),
+        Operation::Write(_) => f.repo_policy.can_write(&user.name),
+    };
+    if !has_right {
+        return Err(Refusal::NoAccess {
+            may_read: f.repo_policy.can_read(&user.name),
+        });
+    }
+
+    // Rules 2 and 3.
+    if required_by(f).is_none() {
+        return Ok(Allowed::NotRequired);
+    }
+
+    // Rule 4.
+    if let Credential::Token(_) = f.credential {
+        return Ok(Allowed::Token);
+    }
+
+    // Rule 5.
+    if let Credential::Password { .. } = f.credential {
+        return match matching_session(f) {
+            Some(session) if f.config.tokens.password_for_git => Ok(Allowed::PasswordWithSession {
+                session_id: session.id,
+            }),
+            _ => Err(Refusal::PasswordNotAccepted),
+        };
+    }
+
+    // Rule 6.
+    if !user.enrolled {
+        return Err(Refusal::NotEnrolled);
+    }
+
+    // Rule 7.
+    if let Some(session) = matching_session(f) {
+        return Ok(Allowed::Session {
+            session_id: session.id,
+        });
+    }
+    match user.locked_until {
+        Some(until) if until > f.now => Err(Refusal::AccountLocked { until }),
+        _ => Err(Refusal::NoSession),
+    }
+}
+
+/// Rule 2: why 2FA applies to this operation, or `None` when it does not.
+pub fn required_by(f: &Facts) -> Option<RequiredBy> {
+    let policy = &f.config.policy;
+    if policy.git == GitMode::All {
+        return Some(RequiredBy::Host);
+    }
+    if policy.git == GitMode::Flagged {
+        let repo = f.repo_policy;
+        let flagged = match f.operation {
+            Operation::Read => repo.requires_for_read(),
+            Operation::Write(refs) => repo.requires_for_push(refs),
+        };
+        if flagged {
+            let protected_ref = match f.operation {
+                Operation::Write(PushedRefs::Known(refs)) if !repo.protected_refs.is_empty() => {
+                    refs.iter().find(|r| repo.is_protected(r)).cloned()
+                }
+                _ => None,
+            };
+            return Some(RequiredBy::Repository { protected_ref });
+        }
+    }
+    let user_always = f.user.is_some_and(|u| u.always_2fa);
+    if user_always && policy.users_may_always_enforce {
+        return Some(RequiredBy::User);
+    }
+    None
+}
+
+/// The first open session that the binding policy lets this request use.
+fn matching_session<'a>(f: &Facts<'a>) -> Option<&'a SessionFacts> {
+    let bind = f.config.policy.bind_session;
+    f.sessions
+        .iter()
+        .find(|s| session_matches(bind, s, f.key_id, f.remote_addr, f.now))
+}
+
+/// Whether `session` is open at `now` and good for a request from this key
+/// and address under the binding policy.
+pub fn session_matches(
+    bind: BindSession,
+    session: &SessionFacts,
+    key_id: Option<i64>,
+    remote_addr: Option<&str>,
+    now: i64,
+) -> bool {
+    session.expires_at > now
+        && match bind {
+            BindSession::User => true,
+            BindSession::Key => session.key_id.is_some() && session.key_id == key_id,
+            BindSession::Ip => {
+                session.remote_addr.is_some() && session.remote_addr.as_deref() == remote_addr
+            }
+        }
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+
+    /// The DESIGN.md rule that made this decision.
+    pub fn rule(&self) -> u8 {
+        match self {
+            Decision::Allow(Allowed::NotRequired) => 3,
+            Decision::Allow(Allowed::Token) => 4,
+            Decision::Allow(Allowed::PasswordWithSession { .. }) => 5,
+            Decision::Allow(Allowed::Session { .. }) => 7,
+            Decision::Refuse(refusal) => refusal.rule(),
+        }
+    }
+
+    /// A short stable code for the audit log.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Decision::Allow(Allowed::NotRequired) => "not-required",
+            Decision::Allow(Allowed::Token) => "token",
+            Decision::Allow(Allowed::PasswordWithSession { .. }) => "password-with-session",
+            Decision::Allow(Allowed::Session { .. }) => "session",
+            Decision::Refuse(refusal) => refusal.code(),
+        }
+    }
+}
+
+/// What a message needs to name: the repository, the user, where to go.
+#[derive(Debug, Clone)]
+pub struct MessageContext<'a> {
+    pub config: &'a Config,
+    pub repo: &'a str,
+    pub user: Option<&'a str>,
+    pub operation: &'a Operation,
+    pub transport: Transport,
+}
+
+impl Refusal {
+    pub fn rule(&self) -> u8 {
+        use Refusal::*;
+        match self {
+            MissingCredential
+            | UnknownKey
+            | WrongPassword
+            | PasswordThrottled { .. }
+            | TokenMalformed
+            | TokenUnknown
+            | TokenRevoked { .. }
+            | TokenExpired { .. }
+            | TokenOutOfScope { .. }
+            | TokenReadOnly { .. } => 0,
+            UnknownUser | UserDisabled | NoAccess { .. } => 1,
+            PasswordNotAccepted => 5,
+            NotEnrolled => 6,
+            AccountLocked { .. } | NoSession => 7,
+            CheckUnavailable { .. } => 8,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use Refusal::*;
+        match self {
+            MissingCredential => "no-credential",
+            UnknownKey => "unknown-key",
+            WrongPassword => "wrong-password",
+            PasswordThrottled { .. } => "password-throttled",
+            TokenMalformed => "token-malformed",
+            TokenUnknown => "token-unknown",
+            TokenRevoked { .. } => "token-revoked",
+            TokenExpired { .. } => "token-expired",
+            TokenOutOfScope { .. } => "token-out-of-scope",
+            TokenReadOnly { .. } => "token-read-only",
+            UnknownUser => "unknown-user",
+            UserDisabled => "user-disabled",
+            NoAccess { .. } => "no-access",
+            PasswordNotAccepted => "password-not-accepted",
+            NotEnrolled => "not-enrolled",
+            AccountLocked { .. } => "account-locked",
+            NoSession => "no-session",
+            CheckUnavailable { .. } => "check-unavailable",
+        }
+    }
+
+    /// The HTTP status: 401 only when the credential is missing or wrong,
+    /// so that a credential helper never erases a valid token; 403 for
+    /// every other refusal.
+    pub fn http_status(&self) -> u16 {
+        use Refusal::*;
+        match self {
+            MissingCredential | UnknownKey | WrongPassword | TokenMalformed | TokenUnknown => 401,
+            _ => 403,
+        }
+    }
+
+    /// Whether verifying (opening a 2FA session) would let the operation
+    /// through; `wait_for_verify` waits only for these.
+    pub fn fixed_by_verifying(&self) -> bool {
+        matches!(self, Refusal::NoSession)
+    }
+
+    /// One line: what `fatal: remote error:` shows.
+    pub fn summary(&self, cx: &MessageContext) -> String {
+        self.lines(cx).into_iter().next().unwrap_or_default()
+    }
+
+    /// The full explanation a git user reads: what is refused, what is
+    /// missing, and the URL that fixes it.
+    pub fn lines(&self, cx: &MessageContext) -> Vec<String> {
+        use Refusal::*;
+        let config = cx.config;
+        let repo = cx.repo;
+        let who = cx.user.unwrap_or("you");
+        let required = format!(
+            "git2fa: {repo} requires two-factor authentication (2FA) to {}.",
+            cx.operation.noun()
+        );
+        let tokens_url = config.tokens_url();
+        let verify_url = config.verify_url(Some(repo));
+        let verify_lines = || {
+            let mut lines = vec![format!("Verify at {verify_url}")];
+            if cx.transport != Transport::Http {
+                lines.push(format!("or run: {}", config.ssh_hint("2fa verify")));
+            }
+            lines.push("then run the same git command again.".into());
+            lines
+        };
+        let mut lines = match self {
+            MissingCredential => vec![
+                format!("git2fa: {repo}: authentication required."),
+                format!("Use your user name and a personal access token from {tokens_url}"),
+            ],
+            UnknownKey => vec![
+                "git2fa: this SSH key is not registered with git2fa.".into(),
+                format!(
+                    "Add your public key at {}/2fa/keys or ask an admin of this host.",
+                    config.public_url
+                ),
+            ],
+            WrongPassword => vec![
+                format!("git2fa: {repo}: wrong user name, password or token."),
+                format!("Personal access tokens are at {tokens_url}"),
+            ],
+            PasswordThrottled { until } => vec![
+                format!(
+                    "git2fa: {repo}: too many wrong passwords for {who}; passwords are not checked until {}.",
+                    format_utc(*until)
+                ),
+                format!("Use a personal access token instead: create one at {tokens_url}"),
+            ],
+            TokenMalformed => vec![
+                format!(
+                    "git2fa: {repo}: the access token is not a valid git2fa token (it may be mistyped or cut short)."
+                ),
+                format!("Copy it again, or create a new one at {tokens_url}"),
+            ],
+            TokenUnknown => vec![
+                format!(
+                    "git2fa: {repo}: the access token is not known for {who} (deleted, or another user's)."
+                ),
+                format!("Create a new one at {tokens_url}"),
+            ],
+            TokenRevoked { token_id } => vec![
+                format!("git2fa: {repo}: access token #{token_id} was revoked."),
+                format!("Create a new one at {tokens_url}"),
+            ],
+            TokenExpired {
+                token_id,
+                expired_at,
+            } => vec![
+                format!(
+                    "git2fa: {repo}: access token #{token_id} expired on {}.",
+                    format_utc(*expired_at)
+                ),
+                format!("Create a new one at {tokens_url}"),
+            ],
+            TokenOutOfScope { token_id } => vec![
+                format!(
+                    "git2fa: {repo}: access token #{token_id} is not valid for this repository."
+                ),
+                format!("Create a token that covers {repo} at {tokens_url}"),
+            ],
+            TokenReadOnly { token_id } => vec![
+                format!("git2fa: {repo}: access token #{token_id} is read-only and cannot push."),
+                format!("Create a token with write permission at {tokens_url}"),
+            ],
+            UnknownUser => vec![
+                format!("git2fa: {repo}: {who} is not a registered git2fa user."),
+                "Ask an admin of this host to add you.".into(),
+            ],
+            UserDisabled => vec![
+                format!("git2fa: {repo}: the account {who} is disabled."),
+                "Ask an admin of this host.".into(),
+            ],
+            NoAccess { may_read: true } => vec![
+                format!("git2fa: {repo}: {who} may not push to this repository."),
+                "Ask an owner of the repository, or an admin of this host, for access.".into(),
+            ],
+            NoAccess { may_read: false } => vec![
+                format!("git2fa: {repo}: no such repository, or {who} may not read it."),
+                "Check the address, or ask an admin of this host for access.".into(),
+            ],
+            // With `password_for_git`, the password works once a session is
+            // open: the message says how to open one.
+            PasswordNotAccepted if config.tokens.password_for_git => vec![
+                format!(
+                    "git2fa: {repo} requires two-factor authentication (2FA): {who} has no open 2FA session, and a password works for git here only during one."
+                ),
+                format!("Verify at {verify_url}"),
+                format!(
+                    "then run the same git command again (or use a personal access token from {tokens_url})."
+                ),
+            ],
+            PasswordNotAccepted => vec![
+                format!(
+                    "git2fa: {repo} requires two-factor authentication (2FA): a password is not accepted for git here."
+                ),
+                format!(
+                    "Use a personal access token instead of your password: create one at {tokens_url}"
+                ),
+            ],
+            NotEnrolled => vec![
+                required,
+                format!("{who} has not set up 2FA yet."),
+                format!("Set it up at {}", config.setup_url()),
+                "then run the same git command again.".into(),
+            ],
+            AccountLocked { until } => vec![
+                required,
+                format!(
+                    "The account {who} is locked after too many wrong codes until {}.",
+                    format_utc(*until)
+                ),
+                format!(
+                    "Try again after that at {verify_url}, or ask an admin of this host to unlock it."
+                ),
+            ],
+            NoSession => {
+                let mut lines = vec![required, format!("{who} has no open 2FA session.")];
+                lines.extend(verify_lines());
+                lines
+            }
+            CheckUnavailable { location } => {
+                let mut lines = vec![format!(
+                    "git2fa: {repo}: 2FA check unavailable, so the operation was refused."
+                )];
+                if let Some(location) = location {
+                    lines.push(format!("The error is in {location}."));
+                }
+                lines.push("Tell an admin of this host; the cause is in their log.".into());
+                lines
+            }
+        };
+        lines.retain(|l| !l.is_empty());
+        lines
+    }
+}
+
+/// What a person is told when the check itself failed (the store, the
+/// key, a broken file): never an allow, and never the cause, which goes to
+/// the admin's log.
+pub const UNAVAILABLE: &str =
+    "2FA check unavailable. Tell an admin of this host; the cause is in their log.";
+
+impl RequiredBy {
+    /// Why 2FA applies, for `git2fa explain`.
+    pub fn describe(&self) -> String {
+        match self {
+            RequiredBy::Host => {
+                "the host requires 2FA for every operation ([policy] git = \"all\")".into()
+            }
+            RequiredBy::Repository {
+                protected_ref: Some(r),
+            } => {
+                format!("the repository's git2fa.toml protects {r}")
+            }
+            RequiredBy::Repository {
+                protected_ref: None,
+            } => "the repository's git2fa.toml requires 2FA for this operation".into(),
+            RequiredBy::User => "the user chose \"always use 2FA\"".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,732 @@
+//! The decision, rule by rule: an explicit table of cases, then a sweep over
+//! every combination checking the promises that must hold in all of them.
+
+use std::path::Path;
+
+use super::*;
+use crate::repo::policy::{Members, Require};
+
+const NOW: i64 = 1_800_000_000;
+
+fn config(git: &str, bind: &str, password_for_git: bool, users_may_always: bool) -> Config {
+    let text = format!(
+        "repos_root = '/srv/git'\ndata_dir = '/var/lib/git2fa'\npublic_url = 'https://git.example.com'\n\
+         [policy]\ngit = '{git}'\nbind_session = '{bind}'\nusers_may_always_enforce = {users_may_always}\n\
+         [tokens]\npassword_for_git = {password_for_git}\n"
+    );
+    Config::parse(Path::new("test.toml"), &text).unwrap()
+}
+
+fn repo(require: Require, protected: &[&str]) -> RepoPolicy {
+    RepoPolicy {
+        require,
+        protected_refs: protected.iter().map(|s| s.to_string()).collect(),
+        from_file: true,
+        ..RepoPolicy::default()
+    }
+}
+
+fn user(enrolled: bool) -> UserFacts {
+    UserFacts {
+        name: "alice".into(),
+        enabled: true,
+        enrolled,
+        always_2fa: false,
+        locked_until: None,
+    }
+}
+
+fn token(permission: Permission, repos: &[&str]) -> Credential {
+    Credential::Token(TokenFacts {
+        id: 7,
+        permission,
+        repos: repos.iter().map(|s| s.to_string()).collect(),
+        expires_at: Some(NOW + 86_400),
+        revoked: false,
+        without_2fa: false,
+    })
+}
+
+fn session(key_id: Option<i64>, addr: Option<&str>, expires_at: i64) -> SessionFacts {
+    SessionFacts {
+        id: 3,
+        expires_at,
+        key_id,
+        remote_addr: addr.map(str::to_string),
+    }
+}
+
+fn push(refs: &[&str]) -> Operation {
+    Operation::Write(PushedRefs::Known(
+        refs.iter().map(|s| s.to_string()).collect(),
+    ))
+}
+
+/// One case with everything defaulted to "alice, enrolled, SSH key 1 from
+/// 10.0.0.1, no session, flagged repo requiring push, host git = flagged".
+struct Case {
+    config: Config,
+    repo: RepoPolicy,
+    operation: Operation,
+    credential: Credential,
+    user: Option<UserFacts>,
+    sessions: Vec<SessionFacts>,
+    key_id: Option<i64>,
+    addr: Option<&'static str>,
+}
+
+impl Case {
+    fn new() -> Case {
+        Case {
+            config: config("flagged", "user", false, true),
+            repo: repo(Require::Push, &[]),
+            operation: push(&["refs/heads/main"]),
+            credential: Credential::SshKey { key_id: 1 },
+            user: Some(user(true)),
+            sessions: vec![],
+            key_id: Some(1),
+            addr: Some("10.0.0.1"),
+        }
+    }
+
+    fn decide(&self) -> Decision {
+        decide(&self.facts())
+    }
+
+    fn facts(&self) -> Facts<'_> {
+        Facts {
+            config: &self.config,
+            now: NOW,
+            repo: "team/app",
+            repo_policy: &self.repo,
+            operation: &self.operation,
+            credential: &self.credential,
+            user: self.user.as_ref(),
+            sessions: &self.sessions,
+            key_id: self.key_id,
+            remote_addr: self.addr,
+        }
+    }
+}
+
+fn open() -> Vec<SessionFacts> {
+    vec![session(Some(1), Some("10.0.0.1"), NOW + 600)]
+}
+
+fn code(decision: &Decision) -> (&'static str, u8) {
+    (decision.code(), decision.rule())
+}
+
+#[test]
+fn the_rules_case_by_case() {
+    type Tweak = fn(&mut Case);
+    let cases: Vec<(&str, Tweak, (&str, u8))> = vec![
+        // Rule 0: the credential.
+        (
+            "no credential",
+            |c| c.credential = Credential::Missing,
+            ("no-credential", 0),
+        ),
+        (
+            "unknown key",
+            |c| c.credential = Credential::UnknownKey,
+            ("unknown-key", 0),
+        ),
+        (
+            "wrong password",
+            |c| c.credential = Credential::Password { valid: false },
+            ("wrong-password", 0),
+        ),
+        (
+            "malformed token",
+            |c| c.credential = Credential::MalformedToken,
+            ("token-malformed", 0),
+        ),
+        (
+            "unknown token",
+            |c| c.credential = Credential::UnknownToken,
+            ("token-unknown", 0),
+        ),
+        (
+            "revoked token",
+            |c| {
+                let Credential::Token(mut t) = token(Permission::Write, &["team/*"]) else {
+                    unreachable!()
+                };
+                t.revoked = true;
+                c.credential = Credential::Token(t);
+            },
+            ("token-revoked", 0),
+        ),
+        (
+            "expired token",
+            |c| {
+                let Credential::Token(mut t) = token(Permission::Write, &["team/*"]) else {
+                    unreachable!()
+                };
+                t.expires_at = Some(NOW);
+                c.credential = Credential::Token(t);
+            },
+            ("token-expired", 0),
+        ),
+        (
+            "token for another repo",
+            |c| c.credential = token(Permission::Write, &["other/*"]),
+            ("token-out-of-scope", 0),
+        ),
+        (
+            "read token pushing",
+            |c| c.credential = token(Permission::Read, &["team/app"]),
+            ("token-read-only", 0),
+        ),
+        (
+            "wrong password even on an open repo",
+            |c| {
+                c.repo = repo(Require::Off, &[]);
+                c.credential = Credential::Password { valid: false };
+            },
+            ("wrong-password", 0),
+        ),
+        (
+            "throttled password",
+            |c| c.credential = Credential::ThrottledPassword { until: NOW + 60 },
+            ("password-throttled", 0),
+        ),
+        // Rule 1: the user and the right.
+        ("unknown user", |c| c.user = None, ("unknown-user", 1)),
+        (
+            "disabled user",
+            |c| c.user.as_mut().unwrap().enabled = false,
+            ("user-disabled", 1),
+        ),
+        (
+            "reader pushing",
+            |c| {
+                c.repo.writers = Members::Only(vec!["bob".into()]);
+            },
+            ("no-access", 1),
+        ),
+        (
+            "not a reader",
+            |c| {
+                c.operation = Operation::Read;
+                c.repo.writers = Members::Only(vec![]);
+                c.repo.readers = Members::Only(vec!["bob".into()]);
+            },
+            ("no-access", 1),
+        ),
+        (
+            "an owner may push whatever writers says",
+            |c| {
+                c.repo.writers = Members::Only(vec![]);
+                c.repo.owners = vec!["alice".into()];
+                c.repo.require = Require::Off;
+            },
+            ("not-required", 3),
+        ),
+        (
+            "disabled user with a valid session",
+            |c| {
+                c.user.as_mut().unwrap().enabled = false;
+                c.sessions = open();
+            },
+            ("user-disabled", 1),
+        ),
+        // Rules 2 and 3: is 2FA required?
+        (
+            "host off, repo flagged",
+            |c| c.config = config("off", "user", false, true),
+            ("not-required", 3),
+        ),
+        (
+            "repo off",
+            |c| c.repo = repo(Require::Off, &[]),
+            ("not-required", 3),
+        ),
+        (
+            "repo push, read",
+            |c| c.operation = Operation::Read,
+            ("not-required", 3),
+        ),
+        (
+            "repo all, read",
+            |c| {
+                c.repo = repo(Require::All, &[]);
+                c.operation = Operation::Read;
+            },
+            ("no-session", 7),
+        ),
+        (
+            "host all overrides repo off",
+            |c| {
+                c.config = config("all", "user", false, true);
+                c.repo = repo(Require::Off, &[]);
+                c.operation = Operation::Read;
+            },
+            ("no-session", 7),
+        ),
+        (
+            "protected main, push to main",
+            |c| c.repo = repo(Require::Push, &["refs/heads/main"]),
+            ("no-session", 7),
+        ),
+        (
+            "protected main, push to topic",
+            |c| {
+                c.repo = repo(Require::Push, &["refs/heads/main"]);
+                c.operation = push(&["refs/heads/topic"]);
+            },
+            ("not-required", 3),
+        ),
+        (
+            "protected tags, push of a tag among branches",
+            |c| {
+                c.repo = repo(Require::Push, &["refs/tags/v*"]);
+                c.operation = push(&["refs/heads/topic", "refs/tags/v1.2"]);
+            },
+            ("no-session", 7),
+        ),
+        (
+            "protected main, refs not known yet",
+            |c| {
+                c.repo = repo(Require::Push, &["refs/heads/main"]);
+                c.operation = Operation::Write(PushedRefs::Unknown);
+            },
+            ("no-session", 7),
+        ),
+        (
+            "user always 2FA on an open repo",
+            |c| {
+                c.repo = repo(Require::Off, &[]);
+                c.user.as_mut().unwrap().always_2fa = true;
+            },
+            ("no-session", 7),
+        ),
+        (
+            "user always 2FA when the host forbids it",
+            |c| {
+                c.config = config("flagged", "user", false, false);
+                c.repo = repo(Require::Off, &[]);
+                c.user.as_mut().unwrap().always_2fa = true;
+            },
+            ("not-required", 3),
+        ),
+        (
+            "user always 2FA with host git off",
+            |c| {
+                c.config = config("off", "user", false, true);
+                c.user.as_mut().unwrap().always_2fa = true;
+            },
+            ("no-session", 7),
+        ),
+        // Rule 4: tokens.
+        (
+            "write token",
+            |c| c.credential = token(Permission::Write, &["team/*"]),
+            ("token", 4),
+        ),
+        (
+            "read token reading",
+            |c| {
+                c.credential = token(Permission::Read, &["team/app"]);
+                c.operation = Operation::Read;
+                c.repo = repo(Require::All, &[]);
+            },
+            ("token", 4),
+        ),
+        (
+            "token of a user not enrolled",
+            |c| {
+                c.credential = token(Permission::Write, &["**"]);
+                c.user = Some(user(false));
+            },
+            ("token", 4),
+        ),
+        // Rule 5: passwords.
+        (
+            "password where 2FA applies",
+            |c| c.credential = Credential::Password { valid: true },
+            ("password-not-accepted", 5),
+        ),
+        (
+            "password with a session but password_for_git off",
+            |c| {
+                c.credential = Credential::Password { valid: true };
+                c.sessions = open();
+            },
+            ("password-not-accepted", 5),
+        ),
+        (
+            "password with a session and password_for_git",
+            |c| {
+                c.config = config("flagged", "user", true, true);
+                c.credential = Credential::Password { valid: true };
+                c.sessions = open();
+            },
+            ("password-with-session", 5),
+        ),
+        (
+            "password_for_git but no session",
+            |c| {
+                c.config = config("flagged", "user", true, true);
+                c.credential = Credential::Password { valid: true };
+            },
+            ("password-not-accepted", 5),
+        ),
+        (
+            "password where 2FA does not apply",
+            |c| {
+                c.credential = Credential::Password { valid: true };
+                c.operation = Operation::Read;
+            },
+            ("not-required", 3),
+        ),
+        // Rule 6: not enrolled.
+        (
+            "not enrolled",
+            |c| c.user = Some(user(false)),
+            ("not-enrolled", 6),
+        ),
+        // Rule 7: sessions and their binding.
+        ("open session", |c| c.sessions = open(), ("session", 7)),
+        (
+            "expired session",
+            |c| c.sessions = vec![session(Some(1), None, NOW)],
+            ("no-session", 7),
+        ),
+        (
+            "key-bound, same key",
+            |c| {
+                c.config = config("flagged", "key", false, true);
+                c.sessions = open();
+            },
+            ("session", 7),
+        ),
+        (
+            "key-bound, other key",
+            |c| {
+                c.config = config("flagged", "key", false, true);
+                c.sessions = open();
+                c.key_id = Some(2);
+                c.credential = Credential::SshKey { key_id: 2 };
+            },
+            ("no-session", 7),
+        ),
+        (
+            "key-bound, session without a key",
+            |c| {
+                c.config = config("flagged", "key", false, true);
+                c.sessions = vec![session(None, Some("10.0.0.1"), NOW + 600)];
+            },
+            ("no-session", 7),
+        ),
+        (
+            "ip-bound, same address",
+            |c| {
+                c.config = config("flagged", "ip", false, true);
+                c.sessions = open();
+            },
+            ("session", 7),
+        ),
+        (
+            "ip-bound, other address",
+            |c| {
+                c.config = config("flagged", "ip", false, true);
+                c.sessions = open();
+                c.addr = Some("10.0.0.2");
+            },
+            ("no-session", 7),
+        ),
+        (
+            "ip-bound, no address known",
+            |c| {
+                c.config = config("flagged", "ip", false, true);
+                c.sessions = open();
+                c.addr = None;
+            },
+            ("no-session", 7),
+        ),
+        (
+            "locked, no session",
+            |c| c.user.as_mut().unwrap().locked_until = Some(NOW + 60),
+            ("account-locked", 7),
+        ),
+        (
+            "lock expired",
+            |c| c.user.as_mut().unwrap().locked_until = Some(NOW),
+            ("no-session", 7),
+        ),
+        (
+            "locked but a session is open",
+            |c| {
+                c.user.as_mut().unwrap().locked_until = Some(NOW + 60);
+                c.sessions = open();
+            },
+            ("session", 7),
+        ),
+        (
+            "unix account with a session",
+            |c| {
+                c.credential = Credential::UnixUser;
+                c.key_id = None;
+                c.sessions = open();
+            },
+            ("session", 7),
+        ),
+        (
+            "trusted REMOTE_USER without a session",
+            |c| c.credential = Credential::TrustedRemoteUser,
+            ("no-session", 7),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, tweak, expected) in cases {
+        let mut case = Case::new();
+        tweak(&mut case);
+        let got = code(&case.decide());
+        if got != expected {
+            failures.push(format!("{name}: expected {expected:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Every combination of host mode × repo requirement × operation ×
+/// credential × enrolment × session × "always use 2FA", checked against the
+/// promises stated independently of the rule order.
+#[test]
+fn every_combination_keeps_the_promises() {
+    let hosts = ["off", "flagged", "all"];
+    let repos: [(Require, &[&str]); 4] = [
+        (Require::Off, &[]),
+        (Require::Push, &[]),
+        (Require::All, &[]),
+        (Require::Push, &["refs/heads/main"]),
+    ];
+    let operations = [
+        Operation::Read,
+        push(&["refs/heads/main"]),
+        push(&["refs/heads/topic"]),
+    ];
+    let credentials = [
+        Credential::SshKey { key_id: 1 },
+        token(Permission::Write, &["team/*"]),
+        token(Permission::Read, &["team/*"]),
+        Credential::Password { valid: true },
+    ];
+    let sessions = [
+        vec![],
+        vec![session(Some(1), Some("10.0.0.1"), NOW + 600)],
+        vec![session(Some(1), None, NOW - 1)],
+    ];
+    let mut count = 0;
+    for host in hosts {
+        for (require, protected) in &repos {
+            for operation in &operations {
+                for credential in &credentials {
+                    for enrolled in [false, true] {
+                        for session_set in &sessions {
+                            for always in [false, true] {
+                                let mut case = Case::new();
+                                case.config = config(host, "user", false, true);
+                                case.repo = repo(*require, protected);
+                                case.operation = operation.clone();
+                                case.credential = credential.clone();
+                                case.user.as_mut().unwrap().enrolled = enrolled;
+                                case.user.as_mut().unwrap().always_2fa = always;
+                                case.sessions = session_set.clone();
+                                check_promises(&case, host, *require, protected);
+                                count += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(count, 3 * 4 * 3 * 4 * 2 * 3 * 2);
+}
+
+fn check_promises(case: &Case, host: &str, require: Require, protected: &[&str]) {
+    let decision = case.decide();
+    let is_write = case.operation.is_write();
+    let pushes_main = case.operation == push(&["refs/heads/main"]);
+    let repo_asks = match require {
+        Require::Off => false,
+        Require::All => true,
+        Require::Push => is_write && (protected.is_empty() || pushes_main),
+    };
+    let required =
+        host == "all" || (host == "flagged" && repo_asks) || case.user.as_ref().unwrap().always_2fa;
+    let session_open = case.sessions.iter().any(|s| s.expires_at > NOW);
+    let context = format!(
+        "{host} {require:?} {protected:?} {:?} {:?} → {decision:?}",
+        case.operation, case.credential
+    );
+
+    // A read-only token never pushes, whatever else holds.
+    if let Credential::Token(t) = &case.credential {
+        if t.permission == Permission::Read && is_write {
+            assert_eq!(
+                decision,
+                Decision::Refuse(Refusal::TokenReadOnly { token_id: 7 }),
+                "{context}"
+            );
+            return;
+        }
+        // A valid token in scope is always enough.
+        assert!(decision.is_allowed(), "{context}");
+        return;
+    }
+    if !required {
+        assert_eq!(decision, Decision::Allow(Allowed::NotRequired), "{context}");
+        return;
+    }
+    // Required: a key or password gets through only with an open session,
+    // and a password only with password_for_git (off here).
+    match &case.credential {
+        Credential::Password { .. } => {
+            assert_eq!(
+                decision,
+                Decision::Refuse(Refusal::PasswordNotAccepted),
+                "{context}"
+            )
+        }
+        _ if !case.user.as_ref().unwrap().enrolled => {
+            assert_eq!(
+                decision,
+                Decision::Refuse(Refusal::NotEnrolled),
+                "{context}"
+            )
+        }
+        _ => assert_eq!(decision.is_allowed(), session_open, "{context}"),
+    }
+    assert!(required_by(&case.facts()).is_some(), "{context}");
+}
+
+#[test]
+fn every_refusal_names_the_repo_and_what_fixes_it() {
+    let config = config("flagged", "user", false, true);
+    let refusals = [
+        Refusal::MissingCredential,
+        Refusal::UnknownKey,
+        Refusal::WrongPassword,
+        Refusal::PasswordThrottled { until: NOW + 900 },
+        Refusal::TokenMalformed,
+        Refusal::TokenUnknown,
+        Refusal::TokenRevoked { token_id: 4 },
+        Refusal::TokenExpired {
+            token_id: 4,
+            expired_at: NOW,
+        },
+        Refusal::TokenOutOfScope { token_id: 4 },
+        Refusal::TokenReadOnly { token_id: 4 },
+        Refusal::UnknownUser,
+        Refusal::UserDisabled,
+        Refusal::NoAccess { may_read: false },
+        Refusal::NoAccess { may_read: true },
+        Refusal::PasswordNotAccepted,
+        Refusal::NotEnrolled,
+        Refusal::AccountLocked { until: NOW + 900 },
+        Refusal::NoSession,
+        Refusal::CheckUnavailable {
+            location: Some("the git2fa.toml of team/app, line 3".into()),
+        },
+    ];
+    let operation = push(&["refs/heads/main"]);
+    for refusal in refusals {
+        let cx = MessageContext {
+            config: &config,
+            repo: "team/app",
+            user: Some("alice"),
+            operation: &operation,
+            transport: Transport::Ssh,
+        };
+        let text = refusal.lines(&cx).join("\n");
+        if refusal != Refusal::UnknownKey {
+            assert!(
+                text.contains("team/app"),
+                "{refusal:?} does not name the repo:\n{text}"
+            );
+        }
+        let actionable = text.contains("https://git.example.com/") || text.contains("admin");
+        assert!(actionable, "{refusal:?} says nowhere to go:\n{text}");
+        assert!(!refusal.summary(&cx).is_empty());
+        assert!(
+            !text.contains("/srv/git"),
+            "{refusal:?} leaks a server path:\n{text}"
+        );
+    }
+    let cx = MessageContext {
+        config: &config,
+        repo: "team/app",
+        user: Some("alice"),
+        operation: &operation,
+        transport: Transport::Ssh,
+    };
+    assert_eq!(
+        Refusal::NoSession.lines(&cx),
+        vec![
+            "git2fa: team/app requires two-factor authentication (2FA) to push.",
+            "alice has no open 2FA session.",
+            "Verify at https://git.example.com/2fa/verify?repo=team/app",
+            "or run: ssh -p 2222 git@git.example.com 2fa verify",
+            "then run the same git command again.",
+        ]
+    );
+}
+
+#[test]
+fn only_wrong_or_missing_credentials_are_401() {
+    assert_eq!(Refusal::WrongPassword.http_status(), 401);
+    assert_eq!(Refusal::MissingCredential.http_status(), 401);
+    assert_eq!(Refusal::TokenMalformed.http_status(), 401);
+    assert_eq!(
+        Refusal::TokenExpired {
+            token_id: 1,
+            expired_at: 0
+        }
+        .http_status(),
+        403
+    );
+    assert_eq!(Refusal::TokenRevoked { token_id: 1 }.http_status(), 403);
+    assert_eq!(Refusal::PasswordNotAccepted.http_status(), 403);
+    assert_eq!(Refusal::NoSession.http_status(), 403);
+    assert_eq!(
+        Refusal::CheckUnavailable { location: None }.http_status(),
+        403
+    );
+}
+
+#[test]
+fn a_password_refused_for_want_of_a_session_says_where_to_verify() {
+    let operation = Operation::Read;
+    let lines = |password_for_git: bool| {
+        let config = config("flagged", "user", password_for_git, true);
+        let cx = MessageContext {
+            config: &config,
+            repo: "team/app",
+            user: Some("alice"),
+            operation: &operation,
+            transport: Transport::Http,
+        };
+        Refusal::PasswordNotAccepted.lines(&cx)
+    };
+    // Off: only a token helps, so the message names the token page alone.
+    let off = lines(false);
+    assert!(off.iter().all(|l| !l.contains("/2fa/verify")), "{off:?}");
+    assert!(
+        off[1].contains("https://git.example.com/2fa/tokens"),
+        "{off:?}"
+    );
+    // On: a session makes the password work, so it says where to verify.
+    let on = lines(true);
+    assert_eq!(
+        on,
+        [
+            "git2fa: team/app requires two-factor authentication (2FA): alice has no open 2FA session, and a password works for git here only during one.",
+            "Verify at https://git.example.com/2fa/verify?repo=team/app",
+            "then run the same git command again (or use a personal access token from https://git.example.com/2fa/tokens).",
+        ]
+    );
+}

@@ -1,0 +1,259 @@
+//! The gate every transport goes through: gather the facts (store, repository
+//! file), call the pure `decision::decide`, write the audit row. Any error on
+//! the way is a refusal ("2FA check unavailable"), never an allow.
+
+use crate::authz::decision::{
+    self, Credential, Decision, Facts, Operation, Refusal, RequiredBy, SessionFacts, Transport,
+    UserFacts,
+};
+use crate::factor::token;
+use crate::repo::path::RepoPath;
+use crate::repo::policy::{PushedRefs, RepoPolicy};
+use crate::store::{AuditRecord, Store};
+use crate::system::config::Config;
+
+/// The repository a request names.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Found(&'a RepoPath),
+    /// No repository by this name (as typed, normalised): decided as one
+    /// that nobody may read, so that its answer is that of a private
+    /// repository, whatever the credential.
+    Missing(&'a str),
+}
+
+impl Target<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Found(repo) => &repo.name,
+            Target::Missing(name) => name,
+        }
+    }
+}
+
+/// The repository a git client named, as the SSH and HTTP transports
+/// resolve it: found below the root, or missing (then decided as one
+/// nobody may read, so that its answer is a private repository's).
+#[derive(Debug)]
+pub enum Named {
+    Found(RepoPath),
+    Missing(String),
+}
+
+impl Named {
+    /// Resolves `typed`; only a malformed path is an error (the transport
+    /// refuses it as such: it tells nothing about what exists).
+    pub fn resolve(root: &std::path::Path, typed: &str) -> Result<Named, &'static str> {
+        use crate::repo;
+        use crate::repo::path::RepoPathError;
+        match repo::path::resolve(root, typed) {
+            Ok(repo) => Ok(Named::Found(repo)),
+            Err(RepoPathError::Malformed(why)) => Err(why),
+            Err(RepoPathError::NotFound) => Ok(Named::Missing(
+                repo::path::name_of(root, typed).unwrap_or_else(|_| typed.to_string()),
+            )),
+        }
+    }
+
+    pub fn target(&self) -> Target<'_> {
+        match self {
+            Named::Found(repo) => Target::Found(repo),
+            Named::Missing(name) => Target::Missing(name),
+        }
+    }
+
+    /// What a service does to it. A push's refs are not known yet: the
+    /// repository's hooks will check protected refs one by one; without
+    /// them, any push may touch one.
+    pub fn operation(&self, write: bool) -> Operation {
+        match (self, write) {
+            (_, false) => Operation::Read,
+            (Named::Found(repo), true) if crate::repo::hooks::hooks_installed(&repo.dir) => {
+                Operation::Write(PushedRefs::CheckedByHook)
+            }
+            (_, true) => Operation::Write(PushedRefs::Unknown),
+        }
+    }
+}
+
+/// One request for a git operation.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The user the credential names (`None` for an unknown key).
+    pub user: Option<&'a str>,
+    pub credential: Credential,
+    pub repo: Target<'a>,
+    pub operation: Operation,
+    pub transport: Transport,
+    pub key_id: Option<i64>,
+    pub remote_addr: Option<&'a str>,
+}
+
+/// A decision with what explains it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// Why 2FA applied, when the facts got that far.
+    pub required_by: Option<RequiredBy>,
+    /// The internal cause of a `CheckUnavailable`, for the log and the
+    /// audit row only.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    fn unavailable(location: Option<String>, detail: String) -> Outcome {
+        log::error!("2FA check unavailable: {detail}");
+        Outcome {
+            decision: Decision::Refuse(Refusal::CheckUnavailable { location }),
+            required_by: None,
+            detail: Some(detail),
+        }
+    }
+}
+
+/// Decides without writing anything (what `git2fa explain` shows).
+pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> Outcome {
+    let repo_policy = match request.repo {
+        Target::Missing(_) => RepoPolicy::nobody(),
+        Target::Found(repo) => match RepoPolicy::load(&repo.dir) {
+            Ok(policy) => policy,
+            Err(e) => {
+                let location = match e.line {
+                    Some(line) => format!("the git2fa.toml of {}, line {line}", repo.name),
+                    None => format!("the git2fa.toml of {}", repo.name),
+                };
+                return Outcome::unavailable(Some(location), e.to_string());
+            }
+        },
+    };
+    let (user, sessions) = match request
+        .user
+        .map(|name| user_facts(store, name, now))
+        .transpose()
+    {
+        Ok(found) => found.flatten().unzip(),
+        Err(e) => return Outcome::unavailable(None, e.to_string()),
+    };
+    let sessions: Vec<SessionFacts> = sessions.unwrap_or_default();
+    let facts = Facts {
+        config,
+        now,
+        repo: request.repo.name(),
+        repo_policy: &repo_policy,
+        operation: &request.operation,
+        credential: &request.credential,
+        user: user.as_ref(),
+        sessions: &sessions,
+        key_id: request.key_id,
+        remote_addr: request.remote_addr,
+    };
+    Outcome {
+        decision: decision::decide(&facts),
+        required_by: decision::required_by(&facts),
+        // The admin's audit log tells the two apart; the user's answer
+        // does not.
+        detail: matches!(request.repo, Target::Missing(_))
+            .then(|| "no such repository".to_string()),
+    }
+}
+
+/// Decides and appends the audit row. If the row cannot be written, the
+/// operation is refused: an unaudited allow is not an allow.
+pub fn authorize(config: &Config, store: &mut Store, request: &Request, now: i64) -> Outcome {
+    let outcome = evaluate(config, store, request, now);
+    let record = audit_record(request, &outcome, now);
+    match store.append_audit(&record) {
+        Ok(()) => outcome,
+        Err(e) => Outcome::unavailable(None, format!("cannot write the audit row: {e}")),
+    }
+}
+
+/// `wait_for_verify`: polls (without writing) until the decision allows or `wait` seconds
+/// pass; then decides once more, with its audit row.
+pub fn wait_until_allowed(
+    config: &Config,
+    store: &mut Store,
+    request: &Request,
+    wait: i64,
+) -> Outcome {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait.max(0) as u64);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if evaluate(config, store, request, crate::system::time::now())
+            .decision
+            .is_allowed()
+        {
+            break;
+        }
+    }
+    authorize(config, store, request, crate::system::time::now())
+}
+
+fn user_facts(
+    store: &Store,
+    name: &str,
+    now: i64,
+) -> Result<Option<(UserFacts, Vec<SessionFacts>)>, crate::store::StoreError> {
+    let Some(user) = store.user(name)? else {
+        return Ok(None);
+    };
+    let sessions = store.open_sessions(user.id, now)?;
+    let facts = UserFacts {
+        enrolled: user.is_enrolled(),
+        name: user.name,
+        enabled: user.enabled,
+        always_2fa: user.always_2fa,
+        locked_until: user.locked_until,
+    };
+    Ok(Some((facts, sessions)))
+}
+
+/// Turns a token string from a password field into a credential: checksum
+/// first (no store access for a mistyped token), then one indexed lookup.
+/// A token of another user than `user` is unknown to `user`.
+pub fn token_credential(
+    store: &Store,
+    user: &str,
+    presented: &str,
+) -> Result<Credential, crate::store::StoreError> {
+    if !token::is_well_formed(presented) {
+        return Ok(Credential::MalformedToken);
+    }
+    Ok(match store.token_by_hash(&token::hash(presented))? {
+        Some(found) if found.user == user => {
+            Credential::Token(crate::authz::decision::TokenFacts::of(&found))
+        }
+        _ => Credential::UnknownToken,
+    })
+}
+
+fn audit_record(request: &Request, outcome: &Outcome, now: i64) -> AuditRecord {
+    let refs = match &request.operation {
+        Operation::Write(PushedRefs::Known(refs)) => Some(refs.join(" ")),
+        _ => None,
+    };
+    let token_id = match &request.credential {
+        Credential::Token(token) => Some(token.id),
+        _ => None,
+    };
+    AuditRecord {
+        at: now,
+        user: request.user.map(str::to_string),
+        transport: request.transport.as_str().into(),
+        repo: Some(request.repo.name().to_string()),
+        action: request.operation.as_str().into(),
+        refs,
+        outcome: if outcome.decision.is_allowed() {
+            "allow"
+        } else {
+            "refuse"
+        }
+        .into(),
+        reason: outcome.decision.code().into(),
+        credential: Some(request.credential.kind().into()),
+        key_id: request.key_id,
+        token_id,
+        remote_addr: request.remote_addr.map(str::to_string),
+        detail: outcome.detail.clone(),
+    }
+}

@@ -1,0 +1,383 @@
+//! The second factor's flows: enrol, verify (TOTP or recovery code, opening
+//! a 2FA session), regenerate recovery codes. Shared by the admin CLI, the
+//! SSH `2fa verify` command and the web page, so each audits the same way.
+
+use std::fmt;
+
+use crate::authz::decision::Transport;
+use crate::factor::crypto::{self, CryptoError, SecretKey};
+use crate::factor::totp;
+use crate::store::{
+    Attempt, AttemptOutcome, AuditRecord, LockPolicy, NewSession, Store, StoreError, User,
+};
+use crate::system::config::Config;
+
+/// Crockford's base32: no I, L, O or U, so codes read aloud unambiguously.
+const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// 12 characters of base32: 60 bits each.
+const RECOVERY_LEN: usize = 12;
+
+#[derive(Debug)]
+pub enum TwoFactorError {
+    Store(StoreError),
+    Crypto(CryptoError),
+    AlreadyEnrolled,
+    NotEnrolled,
+}
+
+impl fmt::Display for TwoFactorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TwoFactorError::Store(e) => e.fmt(f),
+            TwoFactorError::Crypto(e) => e.fmt(f),
+            TwoFactorError::AlreadyEnrolled => write!(f, "already enrolled (reset 2FA first)"),
+            TwoFactorError::NotEnrolled => write!(f, "has not enrolled in 2FA"),
+        }
+    }
+}
+
+impl std::error::Error for TwoFactorError {}
+
+impl From<StoreError> for TwoFactorError {
+    fn from(e: StoreError) -> Self {
+        TwoFactorError::Store(e)
+    }
+}
+
+impl From<CryptoError> for TwoFactorError {
+    fn from(e: CryptoError) -> Self {
+        TwoFactorError::Crypto(e)
+    }
+}
+
+/// What a new enrolment hands the user, once.
+pub struct Enrollment {
+    pub secret: [u8; totp::SECRET_LEN],
+    pub uri: String,
+    pub recovery_codes: Vec<String>,
+}
+
+/// Where a verification comes from; a session opened by it is bound here.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub transport: Transport,
+    pub key_id: Option<i64>,
+    pub remote_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    RecoveryCode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// A 2FA session is open until `expires_at`.
+    Opened {
+        session_id: i64,
+        expires_at: i64,
+        method: Method,
+    },
+    /// The code is wrong; `left` more wrong codes lock the account.
+    Wrong { left: u32 },
+    /// The code was right once but has been used already.
+    Replayed { left: u32 },
+    /// Too many wrong codes: locked until then (this one was not checked).
+    Locked { until: i64 },
+}
+
+/// The context a TOTP secret is sealed under: the user's row.
+fn secret_context(user_id: i64) -> Vec<u8> {
+    format!("git2fa totp secret v1 user {user_id}").into_bytes()
+}
+
+/// Decrypts a user's TOTP secret.
+pub fn open_secret(key: &SecretKey, user: &User) -> Result<Vec<u8>, TwoFactorError> {
+    let sealed = user
+        .totp_secret
+        .as_deref()
+        .ok_or(TwoFactorError::NotEnrolled)?;
+    Ok(key.open(&secret_context(user.id), sealed)?)
+}
+
+/// A new set of recovery codes: what to show (`XXXX-XXXX-XXXX`) and what to
+/// store (salted slow hashes).
+pub fn new_recovery_codes(count: u32) -> Result<(Vec<String>, Vec<String>), CryptoError> {
+    let mut shown = Vec::new();
+    let mut hashes = Vec::new();
+    for _ in 0..count {
+        let mut raw = String::with_capacity(RECOVERY_LEN);
+        for _ in 0..RECOVERY_LEN {
+            raw.push(char::from(
+                RECOVERY_ALPHABET[usize::from(crypto::random_below(32)?)],
+            ));
+        }
+        hashes.push(crypto::hash_recovery_code(&raw)?);
+        shown.push(format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..]));
+    }
+    Ok((shown, hashes))
+}
+
+/// A typed recovery code in canonical form: case, dashes and spaces
+/// ignored, and the letters people confuse with digits read as digits.
+pub fn normalise_recovery_code(typed: &str) -> Option<String> {
+    let mut out = String::with_capacity(RECOVERY_LEN);
+    for c in typed.chars().filter(|c| !c.is_whitespace() && *c != '-') {
+        let c = match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        };
+        if !RECOVERY_ALPHABET.contains(&(c as u8)) || !c.is_ascii() {
+            return None;
+        }
+        out.push(c);
+    }
+    (out.len() == RECOVERY_LEN).then_some(out)
+}
+
+/// Enrols `user` at once: a new secret, sealed, and new recovery codes.
+pub fn enroll(
+    store: &mut Store,
+    key: &SecretKey,
+    config: &Config,
+    user: &User,
+    origin: &Origin,
+    now: i64,
+) -> Result<Enrollment, TwoFactorError> {
+    if user.is_enrolled() {
+        return Err(TwoFactorError::AlreadyEnrolled);
+    }
+    let secret = totp::generate_secret()?;
+    let sealed = key.seal(&secret_context(user.id), &secret)?;
+    let (recovery_codes, hashes) = new_recovery_codes(config.policy.recovery_codes)?;
+    if !store.enroll(user.id, &sealed, &hashes, now)? {
+        return Err(TwoFactorError::AlreadyEnrolled);
+    }
+    audit(store, user, origin, "enroll", "ok", "enrolled", now)?;
+    Ok(Enrollment {
+        secret,
+        uri: totp::otpauth_uri(&config.totp.issuer, &user.name, &secret),
+        recovery_codes,
+    })
+}
+
+/// Enrols `user` with a secret they have just proved with a code for
+/// `step` (the web page's wizard): stores it sealed with the recovery code
+/// hashes, spends that step, and opens a 2FA session bound to `origin`.
+#[allow(clippy::too_many_arguments)]
+pub fn enroll_confirmed(
+    store: &mut Store,
+    key: &SecretKey,
+    config: &Config,
+    user: &User,
+    secret: &[u8],
+    recovery_hashes: &[String],
+    step: i64,
+    origin: &Origin,
+    now: i64,
+) -> Result<i64, TwoFactorError> {
+    let sealed = key.seal(&secret_context(user.id), secret)?;
+    if !store.enroll(user.id, &sealed, recovery_hashes, now)? {
+        return Err(TwoFactorError::AlreadyEnrolled);
+    }
+    audit(store, user, origin, "enroll", "ok", "enrolled", now)?;
+    let lock = LockPolicy {
+        max_failures: config.policy.max_failures,
+        lockout: config.policy.lockout,
+    };
+    let session = NewSession {
+        ttl: config.policy.session_ttl,
+        key_id: origin.key_id,
+        remote_addr: origin.remote_addr.clone(),
+        opened_via: origin.transport.as_str().to_string(),
+    };
+    match store.record_attempt(
+        user.id,
+        Attempt::Totp(Some((step, sealed))),
+        now,
+        lock,
+        Some(&session),
+    )? {
+        AttemptOutcome::Accepted {
+            session_id: Some(id),
+        } => Ok(id),
+        // Enrolled a moment ago by this very call: nothing else can have
+        // used the step or locked the account.
+        _ => Err(TwoFactorError::AlreadyEnrolled),
+    }
+}
+
+/// Replaces the user's recovery codes; the old ones stop working.
+pub fn regenerate_recovery_codes(
+    store: &mut Store,
+    config: &Config,
+    user: &User,
+    origin: &Origin,
+    now: i64,
+) -> Result<Vec<String>, TwoFactorError> {
+    if !user.is_enrolled() {
+        return Err(TwoFactorError::NotEnrolled);
+    }
+    let (shown, hashes) = new_recovery_codes(config.policy.recovery_codes)?;
+    store.replace_recovery_codes(user.id, &hashes)?;
+    audit(
+        store,
+        user,
+        origin,
+        "recovery-codes",
+        "ok",
+        "regenerated",
+        now,
+    )?;
+    Ok(shown)
+}
+
+/// Checks a TOTP or recovery code and, when it holds, opens a 2FA session
+/// bound to `origin`. Every attempt is audited.
+pub fn verify(
+    store: &mut Store,
+    key: &SecretKey,
+    config: &Config,
+    user: &User,
+    code: &str,
+    origin: &Origin,
+    now: i64,
+) -> Result<Verified, TwoFactorError> {
+    if !user.is_enrolled() {
+        return Err(TwoFactorError::NotEnrolled);
+    }
+    let (attempt, method) = if totp::looks_like_code(code) {
+        let secret = open_secret(key, user)?;
+        let sealed = user.totp_secret.clone().unwrap_or_default();
+        let step = totp::matching_step(&secret, now, config.totp.skew, code);
+        (Attempt::Totp(step.map(|step| (step, sealed))), Method::Totp)
+    } else {
+        let matched = match normalise_recovery_code(code) {
+            Some(code) if config.policy.recovery_codes > 0 => store
+                .recovery_codes(user.id)?
+                .into_iter()
+                .find(|(_, hash)| crypto::verify_recovery_code(hash, &code)),
+            _ => None,
+        };
+        (Attempt::Recovery(matched), Method::RecoveryCode)
+    };
+    let lock = LockPolicy {
+        max_failures: config.policy.max_failures,
+        lockout: config.policy.lockout,
+    };
+    let session = NewSession {
+        ttl: config.policy.session_ttl,
+        key_id: origin.key_id,
+        remote_addr: origin.remote_addr.clone(),
+        opened_via: origin.transport.as_str().to_string(),
+    };
+    let outcome = store.record_attempt(user.id, attempt, now, lock, Some(&session))?;
+    let method_name = match method {
+        Method::Totp => "totp",
+        Method::RecoveryCode => "recovery-code",
+    };
+    let left = |failures: i64, locked: Option<i64>| {
+        if locked.is_some() {
+            0
+        } else {
+            config.policy.max_failures.saturating_sub(failures as u32)
+        }
+    };
+    let (verified, outcome_word, reason) = match outcome {
+        AttemptOutcome::Accepted { session_id } => (
+            Verified::Opened {
+                session_id: session_id.unwrap_or_default(),
+                expires_at: now + config.policy.session_ttl,
+                method,
+            },
+            "ok",
+            method_name.to_string(),
+        ),
+        AttemptOutcome::Wrong {
+            failures,
+            locked_until,
+        } => (
+            match locked_until {
+                Some(until) => Verified::Locked { until },
+                None => Verified::Wrong {
+                    left: left(failures, locked_until),
+                },
+            },
+            "fail",
+            format!("wrong-{method_name}"),
+        ),
+        AttemptOutcome::Replayed {
+            failures,
+            locked_until,
+        } => (
+            match locked_until {
+                Some(until) => Verified::Locked { until },
+                None => Verified::Replayed {
+                    left: left(failures, locked_until),
+                },
+            },
+            "fail",
+            format!("replayed-{method_name}"),
+        ),
+        AttemptOutcome::Locked { until } => {
+            (Verified::Locked { until }, "fail", "locked".to_string())
+        }
+    };
+    audit(store, user, origin, "verify", outcome_word, &reason, now)?;
+    Ok(verified)
+}
+
+fn audit(
+    store: &mut Store,
+    user: &User,
+    origin: &Origin,
+    action: &str,
+    outcome: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    store.append_audit(&AuditRecord {
+        at: now,
+        user: Some(user.name.clone()),
+        transport: origin.transport.as_str().into(),
+        action: action.into(),
+        outcome: outcome.into(),
+        reason: reason.into(),
+        key_id: origin.key_id,
+        remote_addr: origin.remote_addr.clone(),
+        ..AuditRecord::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_have_60_bits_and_normalise() {
+        let (shown, hashes) = new_recovery_codes(3).unwrap();
+        assert_eq!(shown.len(), 3);
+        assert_eq!(hashes.len(), 3);
+        for code in &shown {
+            assert_eq!(code.len(), 14);
+            let normal = normalise_recovery_code(code).unwrap();
+            assert!(crypto::verify_recovery_code(
+                &hashes[shown.iter().position(|c| c == code).unwrap()],
+                &normal
+            ));
+            assert_eq!(
+                normalise_recovery_code(&code.to_lowercase()),
+                Some(normal.clone())
+            );
+        }
+        assert_eq!(
+            normalise_recovery_code("abcd-efgh-jkoi"),
+            Some("ABCDEFGHJK01".into())
+        );
+        assert_eq!(normalise_recovery_code("ABCD-EFGH-JKU1"), None);
+        assert_eq!(normalise_recovery_code("ABCD-EFGH"), None);
+        assert_eq!(normalise_recovery_code("ÄBCD-EFGH-JKMN"), None);
+    }
+}

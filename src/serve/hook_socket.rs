@@ -1,0 +1,213 @@
+//! Hosts where users push over SSH as their own Unix accounts: the hook
+//! runs as the pusher, who must not read the store. It asks `git2fa serve`
+//! on `[daemon] socket` instead (`transport::hook_question` holds the
+//! question and the hook's side). The daemon takes the pusher's account
+//! from the kernel (`SO_PEERCRED`), never from the question, and decides as
+//! the hook would, with the credential "Unix account". Anything but an
+//! explicit allow refuses the push.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::operations::{Operations, Slots, wait_for_stop};
+use crate::authz::decision::{Credential, Transport};
+use crate::repo::policy::PushedRefs;
+use crate::store::Store;
+use crate::system::config::Config;
+use crate::transport::hook;
+use crate::transport::hook_question::{MAX_QUESTION, Question};
+
+/// Questions answered at once, at most (the socket is open to every local
+/// account).
+const MAX_QUESTIONS: usize = 64;
+/// How long the daemon waits for a whole question.
+const QUESTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Questions of one Unix account under way at once, at most.
+const MAX_QUESTIONS_PER_ACCOUNT: usize = 8;
+/// Binds the socket, mode 0666: any local account may ask, since the
+/// kernel names it. A stale socket from a stopped daemon is replaced; any
+/// other file there, or a daemon that answers, is an error.
+pub fn bind(path: &Path) -> Result<UnixListener, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "{}: another git2fa daemon answers there",
+                    path.display()
+                ));
+            }
+            std::fs::remove_file(path).map_err(fail)?;
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{}: exists and is not a socket; not touching it",
+                path.display()
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    // The mode comes from the umask at bind time: a chmod by path
+    // afterwards could be sent along a symlink put there meanwhile. Bound
+    // before the runtime starts, so no other thread creates files now.
+    use nix::sys::stat::{Mode, umask};
+    let before = umask(Mode::from_bits_truncate(0o111));
+    let bound = UnixListener::bind(path);
+    umask(before);
+    let listener = bound.map_err(fail)?;
+    listener.set_nonblocking(true).map_err(fail)?;
+    Ok(listener)
+}
+
+/// Answers hooks until the server stops; then removes the socket file.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    config: Arc<Config>,
+    operations: Operations,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let path = config.daemon.socket.clone();
+    let questions = Operations::default();
+    let per_uid = Slots::default();
+    if let Some(path) = &path {
+        log::info!("answering hooks on {}", path.display());
+    }
+    loop {
+        tokio::select! {
+            _ = wait_for_stop(stopped.clone()) => break,
+            accepted = listener.accept() => {
+                // Answered on the blocking pool: a blocking socket, so
+                // that the read timeout holds.
+                let stream = match accepted
+                    .and_then(|(s, _)| s.into_std())
+                    .and_then(|s| s.set_nonblocking(false).map(|()| s))
+                {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        log::warn!("hook socket accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                // One account may hold a few slots, not all of them.
+                use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+                let uid = getsockopt(&stream, PeerCredentials).map(|c| c.uid()).ok();
+                let slot = uid.and_then(|uid| per_uid.take(uid, MAX_QUESTIONS_PER_ACCOUNT));
+                if questions.running() >= MAX_QUESTIONS || slot.is_none() {
+                    log::warn!("hook socket: {MAX_QUESTIONS} questions under way; refusing one");
+                    let mut stream = stream;
+                    let _ = stream.write_all(
+                        b"say git2fa: the 2FA check is busy, so the push was refused; try again.\nrefuse\n",
+                    );
+                    continue;
+                }
+                let config = config.clone();
+                let operation = (operations.start(), questions.start(), slot);
+                tokio::task::spawn_blocking(move || {
+                    let _operation = operation;
+                    answer(&config, stream);
+                });
+            }
+        }
+    }
+    if let Some(path) = path {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// Answers one question; every failure on the way refuses.
+fn answer(config: &Config, mut stream: UnixStream) {
+    let mut reply = String::new();
+    let allowed = match decide(config, &stream) {
+        Ok(allowed) => allowed,
+        Err(cause) => {
+            log::error!("2FA check unavailable (hook socket): {cause}");
+            reply.push_str("say git2fa: 2FA check unavailable, so the push was refused.\n");
+            reply.push_str("say Tell an admin of this host; the cause is in their log.\n");
+            false
+        }
+    };
+    reply.push_str(if allowed { "allow\n" } else { "refuse\n" });
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+fn decide(config: &Config, stream: &UnixStream) -> Result<bool, String> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    // Who asks: the kernel's word, taken when the hook connected.
+    let uid = getsockopt(stream, PeerCredentials)
+        .map_err(|e| format!("SO_PEERCRED: {e}"))?
+        .uid();
+    let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
+        .ok_or_else(|| format!("uid {uid} has no account name"))?;
+    let text = read_question(stream, std::time::Instant::now() + QUESTION_TIMEOUT)
+        .map_err(|e| format!("reading the question of uid {uid}: {e}"))?;
+    let question =
+        Question::decode(&text).map_err(|e| format!("bad question from uid {uid}: {e}"))?;
+    let repo = hook::repo_for(config, &question.repo_dir)?;
+    // Every ref is decided here, pre-receive's too: whether git will run
+    // the `update` hook depends on what the pusher's account may run,
+    // which this account cannot tell.
+    let refs = PushedRefs::Known(question.refs);
+    let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
+    let who = (
+        account.name,
+        Transport::Local,
+        Credential::UnixUser,
+        None,
+        None,
+    );
+    let mut stream_say = |line: &str| {
+        // Lines before a wait go out at once, so the user sees them.
+        let line = format!("say {}\n", line.replace('\n', " "));
+        let _ = (&mut &*stream).write_all(line.as_bytes());
+    };
+    hook::decide(
+        config,
+        &mut store,
+        question.kind,
+        &repo,
+        refs,
+        who,
+        &question.args,
+        &mut stream_say,
+    )
+}
+
+/// Reads one whole question by `deadline`: the time limit holds for the
+/// question, not for each read, so a client sending a byte now and then
+/// cannot hold a slot for longer.
+fn read_question(stream: &UnixStream, deadline: std::time::Instant) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!("not sent within {} s", QUESTION_TIMEOUT.as_secs()));
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let n = match (&mut &*stream).read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        if bytes.len() as u64 > MAX_QUESTION {
+            return Err("the question is too long".into());
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "the question is not UTF-8".into())
+}

@@ -1,0 +1,121 @@
+//! What the servers of `git2fa serve` count: git operations under way (so
+//! that a stop waits for them), and slots per key (so that one address,
+//! user or account cannot take them all).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Notify, watch};
+
+use crate::system::config::Config;
+
+/// How long a stopping server waits for clients to hang up after their
+/// last request or command ended.
+pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What every HTTP request handler shares.
+#[derive(Clone)]
+pub struct ServerState {
+    pub config: Arc<Config>,
+    pub operations: Operations,
+}
+
+/// Git operations under way (SSH commands, HTTP requests to git, hook
+/// questions), so that shutdown can wait for them.
+#[derive(Clone, Default)]
+pub struct Operations(Arc<(AtomicUsize, Notify)>);
+
+/// One operation under way; dropping it ends it.
+pub struct Operation(Operations);
+
+impl Operations {
+    pub fn start(&self) -> Operation {
+        self.0.0.fetch_add(1, Ordering::SeqCst);
+        Operation(self.clone())
+    }
+
+    pub fn running(&self) -> usize {
+        self.0.0.load(Ordering::SeqCst)
+    }
+
+    /// Returns once no operation is under way.
+    pub async fn idle(&self) {
+        loop {
+            let ended = self.0.1.notified();
+            if self.running() == 0 {
+                return;
+            }
+            ended.await;
+        }
+    }
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.0.1.notify_waiters();
+        }
+    }
+}
+
+/// Counts per key (a client address, a user), so that one key cannot take
+/// every slot.
+pub struct Slots<K>(Arc<std::sync::Mutex<std::collections::HashMap<K, usize>>>);
+
+impl<K> Clone for Slots<K> {
+    fn clone(&self) -> Self {
+        Slots(self.0.clone())
+    }
+}
+
+impl<K> Default for Slots<K> {
+    fn default() -> Self {
+        Slots(Arc::default())
+    }
+}
+
+/// One slot of a [`Slots`]; dropping it frees it.
+pub struct Slot<K: std::hash::Hash + Eq> {
+    slots: Slots<K>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
+    /// Takes a slot for `key` unless it holds `max` already.
+    pub fn take(&self, key: K, max: usize) -> Option<Slot<K>> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(key.clone()).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            slots: self.clone(),
+            key,
+        })
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Drop for Slot<K> {
+    fn drop(&mut self) {
+        let mut counts = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Client addresses as one key: an IPv4 client seen through an IPv6
+/// socket is the same client.
+pub fn client_key(peer: SocketAddr) -> std::net::IpAddr {
+    peer.ip().to_canonical()
+}
+
+/// Returns once the server is told to stop.
+pub async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}

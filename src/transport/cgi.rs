@@ -1,0 +1,418 @@
+//! `git2fa-http`, a CGI program in front of `git http-backend` (nginx with
+//! fcgiwrap, Apache). It authenticates (token or password), decides, and
+//! either execs `git http-backend` or answers with the refusal: 401 only for
+//! a missing or wrong credential, 403 for everything else, the explanation
+//! as `text/plain` (git shows it as `remote:` lines).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::authz::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
+use crate::authz::gate::{self, Named, Request};
+use crate::factor::crypto;
+use crate::factor::token;
+use crate::repo::policy::PushedRefs;
+use crate::store::Store;
+use crate::system::config::Config;
+use crate::system::names::check_user_name;
+use crate::system::time::now;
+use crate::transport::exec::{GitInvocation, valid_git_protocol};
+use crate::transport::http_request::{self, Authorization, BadRequest, GitRequest};
+use crate::transport::identity::Identity;
+
+/// How many wrong passwords from one address, in `[policy] lockout`,
+/// stop password checks from it, as a multiple of `max_failures`.
+const ADDRESS_FACTOR: u32 = 5;
+
+/// The CGI variables git2fa-http reads. A variable that is not UTF-8 is a
+/// bad request.
+#[derive(Debug, Clone, Default)]
+pub struct CgiRequest {
+    pub method: String,
+    pub path_info: String,
+    pub query: String,
+    pub authorization: Option<String>,
+    pub remote_addr: Option<String>,
+    pub content_type: Option<String>,
+    pub content_length: Option<String>,
+    pub content_encoding: Option<String>,
+    pub git_protocol: Option<String>,
+}
+
+impl CgiRequest {
+    pub fn from_env() -> Result<CgiRequest, BadRequest> {
+        let var = |name: &str| -> Result<Option<String>, BadRequest> {
+            match std::env::var_os(name) {
+                None => Ok(None),
+                Some(value) => value.into_string().map(Some).map_err(|_| BadRequest {
+                    status: 400,
+                    message: "a request value is not UTF-8",
+                }),
+            }
+        };
+        Ok(CgiRequest {
+            method: var("REQUEST_METHOD")?.unwrap_or_default(),
+            path_info: var("PATH_INFO")?.unwrap_or_default(),
+            query: var("QUERY_STRING")?.unwrap_or_default(),
+            authorization: var("HTTP_AUTHORIZATION")?,
+            remote_addr: var("REMOTE_ADDR")?,
+            content_type: var("CONTENT_TYPE")?,
+            content_length: var("CONTENT_LENGTH")?,
+            content_encoding: var("HTTP_CONTENT_ENCODING")?,
+            git_protocol: var("HTTP_GIT_PROTOCOL")?,
+        })
+    }
+}
+
+/// What to answer.
+#[must_use]
+#[derive(Debug)]
+pub enum Response {
+    /// Hand the request to `git http-backend`.
+    Git(GitInvocation),
+    Text {
+        status: u16,
+        lines: Vec<String>,
+        challenge: bool,
+    },
+}
+
+impl Response {
+    fn text(status: u16, line: impl Into<String>) -> Response {
+        Response::Text {
+            status,
+            lines: vec![line.into()],
+            challenge: false,
+        }
+    }
+
+    /// The CGI response for a refusal or a bad request.
+    pub fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let Response::Text {
+            status,
+            lines,
+            challenge,
+        } = self
+        else {
+            return Ok(());
+        };
+        let reason = match status {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            _ => "Service Unavailable",
+        };
+        write!(
+            out,
+            "Status: {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+        )?;
+        if *challenge {
+            write!(
+                out,
+                "WWW-Authenticate: Basic realm=\"git2fa\", charset=\"UTF-8\"\r\n"
+            )?;
+        }
+        write!(out, "\r\n")?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    }
+}
+
+fn bad_request(e: BadRequest) -> Response {
+    Response::text(e.status, format!("git2fa: {}", e.message))
+}
+
+fn unavailable(cause: &str) -> Response {
+    log::error!("2FA check unavailable: {cause}");
+    Response::Text {
+        status: 403,
+        lines: vec![
+            "git2fa: 2FA check unavailable, so the request was refused.".into(),
+            "Tell an admin of this host; the cause is in their log.".into(),
+        ],
+        challenge: false,
+    }
+}
+
+/// Decides one request.
+pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
+    let request = match http_request::parse(&cgi.method, &cgi.path_info, &cgi.query) {
+        Ok(request) => request,
+        Err(e) => return bad_request(e),
+    };
+    let authorization = match http_request::parse_authorization(cgi.authorization.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return bad_request(e),
+    };
+    let (user, secret) = match authorization {
+        Authorization::None => {
+            // git asks anonymously first and sends credentials on the 401.
+            return refusal_response(
+                config,
+                &request.repo,
+                None,
+                &Operation::Read,
+                &Refusal::MissingCredential,
+            );
+        }
+        Authorization::Basic { user, password } => (user, password),
+    };
+    let operation_guess = if request.service.is_write() {
+        Operation::Write(PushedRefs::Unknown)
+    } else {
+        Operation::Read
+    };
+    // A mistyped token is refused before the store is touched.
+    if token::looks_like_token(&secret) && !token::is_well_formed(&secret) {
+        return refusal_response(
+            config,
+            &request.repo,
+            Some(&user),
+            &operation_guess,
+            &Refusal::TokenMalformed,
+        );
+    }
+    let mut store = match Store::open(&config.store_path()) {
+        Ok(store) => store,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    let t = now();
+    let credential = match credential(
+        config,
+        &mut store,
+        &user,
+        &secret,
+        cgi.remote_addr.as_deref(),
+        t,
+    ) {
+        Ok(c) => c,
+        Err(cause) => return unavailable(&cause),
+    };
+    // A missing repository is decided as one nobody may read: with a
+    // wrong credential it is a 401, with a good one a 403, exactly as for a
+    // private repository.
+    let named = match Named::resolve(&config.repos_root, &request.repo) {
+        Ok(named) => named,
+        Err(why) => return Response::text(400, format!("git2fa: {why}")),
+    };
+    let target = named.target();
+    let operation = named.operation(request.service.is_write());
+    let token_id = match &credential {
+        Credential::Token(token) => Some(token.id),
+        _ => None,
+    };
+    let gate_request = Request {
+        user: Some(&user),
+        credential,
+        repo: target,
+        operation,
+        transport: Transport::Http,
+        key_id: None,
+        remote_addr: cgi.remote_addr.as_deref(),
+    };
+    let outcome = gate::authorize(config, &mut store, &gate_request, t);
+    match (&outcome.decision, &named) {
+        (Decision::Allow(_), Named::Found(repo)) => {
+            if let Some(id) = token_id
+                && let Err(e) = store.touch_token(id, t)
+            {
+                log::warn!("cannot record the use of token #{id}: {e}");
+            }
+            let identity = Identity {
+                user: user.clone(),
+                transport: Transport::Http,
+                key_id: None,
+                token_id,
+                remote_addr: cgi.remote_addr.clone(),
+            };
+            match backend(config, &repo.dir, &request, cgi, &identity) {
+                Ok(invocation) => Response::Git(invocation),
+                Err(cause) => unavailable(&cause),
+            }
+        }
+        (Decision::Refuse(refusal), _) => refusal_response(
+            config,
+            target.name(),
+            Some(&user),
+            &gate_request.operation,
+            refusal,
+        ),
+        // The decision about a missing repository never allows.
+        (Decision::Allow(_), Named::Missing(_)) => unavailable("a missing repository was allowed"),
+    }
+}
+
+/// Establishes the credential: a token by one indexed lookup, a password by
+/// the slow hash, unless too many wrong ones came lately.
+fn credential(
+    config: &Config,
+    store: &mut Store,
+    user: &str,
+    secret: &str,
+    remote_addr: Option<&str>,
+    now: i64,
+) -> Result<Credential, String> {
+    if token::looks_like_token(secret) {
+        return gate::token_credential(store, user, secret).map_err(|e| e.to_string());
+    }
+    let user_scope = format!("user:{user}");
+    let addr_scope = format!("addr:{}", remote_addr.unwrap_or("unknown"));
+    let limit = config.policy.max_failures;
+    let window = config.policy.lockout;
+    let scopes = [
+        (user_scope.as_str(), limit),
+        (addr_scope.as_str(), limit.saturating_mul(ADDRESS_FACTOR)),
+    ];
+    if let Some(until) = store
+        .password_throttled(&scopes, window, now)
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(Credential::ThrottledPassword { until });
+    }
+    let hash = if check_user_name(user).is_ok() {
+        store
+            .user(user)
+            .map_err(|e| e.to_string())?
+            .and_then(|u| u.password_hash)
+    } else {
+        None
+    };
+    let valid = match hash {
+        Some(hash) => crypto::verify_password(&hash, secret),
+        None => {
+            // The same work as a real check, so that timing does not tell
+            // which user names exist.
+            let _ = crypto::hash_password(secret);
+            false
+        }
+    };
+    if valid {
+        store
+            .clear_password_failures(&user_scope)
+            .map_err(|e| e.to_string())?;
+    } else {
+        store
+            .record_password_failure(&[&user_scope, &addr_scope], window, now)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Credential::Password { valid })
+}
+
+/// `git http-backend` for this request, with the CGI variables it needs and
+/// nothing else from the client.
+fn backend(
+    config: &Config,
+    repo_dir: &std::path::Path,
+    request: &GitRequest,
+    cgi: &CgiRequest,
+    identity: &Identity,
+) -> Result<GitInvocation, String> {
+    let root = config
+        .repos_root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", config.repos_root.display()))?;
+    let below = repo_dir
+        .strip_prefix(&root)
+        .map_err(|_| "repository outside the root".to_string())?;
+    let path_info = format!(
+        "/{}{}",
+        below.display(),
+        request.endpoint.suffix(request.service)
+    );
+    let mut vars = vec![
+        ("GATEWAY_INTERFACE".to_string(), "CGI/1.1".to_string()),
+        ("REQUEST_METHOD".into(), cgi.method.clone()),
+        ("PATH_INFO".into(), path_info),
+        ("QUERY_STRING".into(), cgi.query.clone()),
+    ];
+    if let Some(addr) = &cgi.remote_addr {
+        vars.push(("REMOTE_ADDR".into(), addr.clone()));
+    }
+    if let Some(content_type) = cgi
+        .content_type
+        .as_ref()
+        .filter(|v| v.starts_with("application/x-git-"))
+    {
+        vars.push(("CONTENT_TYPE".into(), content_type.clone()));
+    }
+    if let Some(length) = cgi
+        .content_length
+        .as_ref()
+        .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+    {
+        vars.push(("CONTENT_LENGTH".into(), length.clone()));
+    }
+    if let Some(encoding) = cgi
+        .content_encoding
+        .as_ref()
+        .filter(|v| matches!(v.as_str(), "gzip" | "x-gzip"))
+    {
+        vars.push(("HTTP_CONTENT_ENCODING".into(), encoding.clone()));
+    }
+    if let Some(protocol) = cgi.git_protocol.as_ref().filter(|v| valid_git_protocol(v)) {
+        vars.push(("HTTP_GIT_PROTOCOL".into(), protocol.clone()));
+    }
+    Ok(GitInvocation::http_backend(
+        config, &root, repo_dir, vars, identity,
+    ))
+}
+
+fn refusal_response(
+    config: &Config,
+    repo: &str,
+    user: Option<&str>,
+    operation: &Operation,
+    refusal: &Refusal,
+) -> Response {
+    let cx = MessageContext {
+        config,
+        repo,
+        user,
+        operation,
+        transport: Transport::Http,
+    };
+    let status = refusal.http_status();
+    Response::Text {
+        status,
+        lines: refusal.lines(&cx),
+        challenge: status == 401,
+    }
+}
+
+/// The CGI entry point.
+pub fn main() -> ExitCode {
+    crate::system::syslog::init("git2fa-http");
+    crate::system::syslog::refuse_on_panic(|| {
+        print!(
+            "Status: 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ngit2fa: internal error, so the request was refused.\n"
+        );
+    });
+    let response = match CgiRequest::from_env() {
+        Err(e) => bad_request(e),
+        Ok(cgi) => match Config::load(&Config::locate(None)) {
+            Ok(config) => handle(&config, &cgi),
+            Err(e) => unavailable(&e.to_string()),
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    match response {
+        Response::Git(invocation) => {
+            crate::system::syslog::panic_point("http-before-exec");
+            let error = invocation.exec();
+            let _ = unavailable(&format!(
+                "cannot start {}: {error}",
+                invocation.git_bin.display()
+            ))
+            .write_to(&mut out);
+            ExitCode::from(1)
+        }
+        text => {
+            let _ = text.write_to(&mut out);
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! `git2fa-hook`, run by git as `pre-receive` and `update`. It learns who
+//! pushes from the shim's `GIT2FA_*` variables, else `REMOTE_USER` when the
+//! config trusts it, else the Unix account running it; decides with the
+//! refs in hand; and runs the repository's own hook, chained, when allowed.
+//!
+//! With both hooks installed, `pre-receive` checks everything but protected
+//! refs and `update` checks each ref, so only the protected refs are refused.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::authz::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
+use crate::authz::gate::{self, Request, Target};
+use crate::repo::hooks::{self, CHAINED_SUFFIX};
+use crate::repo::path::RepoPath;
+use crate::repo::policy::PushedRefs;
+use crate::store::Store;
+use crate::system::config::Config;
+use crate::system::time::{format_duration, now};
+use crate::transport::identity::Identity;
+
+/// At most this much of pre-receive's input is read (a line per ref).
+const MAX_INPUT: u64 = 4 << 20;
+/// A push with a token that expires within this many seconds says so.
+const TOKEN_WARNING: i64 = 7 * 86_400;
+
+pub use super::hook_question::HookKind;
+
+/// What a refusal or error prints: `remote:` lines on the git user's screen.
+fn say(lines: &[String]) {
+    let mut err = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+fn unavailable(cause: &str) -> ExitCode {
+    log::error!("2FA check unavailable: {cause}");
+    say(&[
+        "git2fa: 2FA check unavailable, so the push was refused.".into(),
+        "Tell an admin of this host; the cause is in their log.".into(),
+    ]);
+    ExitCode::from(1)
+}
+
+/// `git2fa-hook [--config PATH] pre-receive|update [ARGS]`; the kind may
+/// also come from the name it was started as.
+pub fn main() -> ExitCode {
+    crate::system::syslog::init("git2fa-hook");
+    crate::system::syslog::refuse_on_panic(|| {
+        eprintln!(
+            "git2fa: internal error, so the push was refused.\nTell an admin of this host; the cause is in their log."
+        );
+    });
+    let mut args: Vec<String> = std::env::args().collect();
+    let argv0 = args.remove(0);
+    let mut config_path = None;
+    if args.first().map(String::as_str) == Some("--config") {
+        args.remove(0);
+        if args.is_empty() {
+            return unavailable("--config needs a path");
+        }
+        config_path = Some(PathBuf::from(args.remove(0)));
+    }
+    let invoked_as = Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    let kind = match (invoked_as, args.first().map(String::as_str)) {
+        (_, Some("pre-receive")) => {
+            args.remove(0);
+            HookKind::PreReceive
+        }
+        (_, Some("update")) => {
+            args.remove(0);
+            HookKind::Update
+        }
+        ("pre-receive", _) => HookKind::PreReceive,
+        ("update", _) => HookKind::Update,
+        _ => return unavailable("git2fa-hook: say pre-receive or update"),
+    };
+    let config = match Config::load(&Config::locate(config_path.as_deref())) {
+        Ok(config) => config,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    match run(&config, kind, &args) {
+        Ok(code) => code,
+        Err(cause) => unavailable(&cause),
+    }
+}
+
+fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, String> {
+    let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let repo = repo_for(config, &git_dir)?;
+    let mut input = Vec::new();
+    let names = match kind {
+        HookKind::PreReceive => {
+            std::io::stdin()
+                .take(MAX_INPUT + 1)
+                .read_to_end(&mut input)
+                .map_err(|e| format!("stdin: {e}"))?;
+            // Every ref is checked, or none is: a cut list would leave refs
+            // unchecked here and in the chained hook.
+            if input.len() as u64 > MAX_INPUT {
+                return Err("pre-receive input is over 4 MiB".into());
+            }
+            let text =
+                String::from_utf8(input.clone()).map_err(|_| "pre-receive input is not UTF-8")?;
+            text.lines()
+                .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
+                    [_old, _new, refname] if refname.starts_with("refs/") => {
+                        Ok(refname.to_string())
+                    }
+                    _ => Err(format!(
+                        "pre-receive input line is not OLD NEW REF: {line:?}"
+                    )),
+                })
+                .collect::<Result<Vec<String>, String>>()?
+        }
+        HookKind::Update => match args {
+            [refname, _old, _new] => vec![refname.clone()],
+            _ => return Err("update: expected REF OLD NEW".into()),
+        },
+    };
+    let allowed = match asks_daemon(config)? {
+        Some(socket) => {
+            let question = crate::transport::hook_question::Question {
+                kind,
+                repo_dir: repo.dir.clone(),
+                refs: names,
+                args: args.to_vec(),
+            };
+            crate::transport::hook_question::ask(&socket, &question, &mut |line| {
+                say(&[line.to_string()])
+            })?
+        }
+        None => {
+            let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
+            let who = identify(config, &store)?;
+            let refs = pushed_refs(kind, &repo, names);
+            decide(
+                config,
+                &mut store,
+                kind,
+                &repo,
+                refs,
+                who,
+                args,
+                &mut |line| say(&[line.to_string()]),
+            )?
+        }
+    };
+    if allowed {
+        crate::system::syslog::panic_point("hook-after-allow");
+        run_chained(&git_dir, kind, args, &input)
+    } else {
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// The refs a hook decides on. With both hooks in place, protected refs are
+/// update's to decide, one by one (update always decides: the file may
+/// change between the two hooks of one push).
+fn pushed_refs(kind: HookKind, repo: &RepoPath, names: Vec<String>) -> PushedRefs {
+    match kind {
+        HookKind::PreReceive if hooks::hooks_installed(&repo.dir) => PushedRefs::CheckedByHook,
+        _ => PushedRefs::Known(names),
+    }
+}
+
+/// The daemon's socket when this hook must ask it: the config names one and
+/// this process runs as another account than the one owning `data_dir`
+/// (which alone can read the store).
+fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, String> {
+    let Some(socket) = &config.daemon.socket else {
+        return Ok(None);
+    };
+    Ok((!runs_as_store_owner(config)?).then(|| socket.clone()))
+}
+
+/// Whether this process runs as the account that owns `data_dir`, the one
+/// account that can read the store (the shims and `git2fa serve` run as
+/// it). Other accounts' hooks ask the daemon, and their `GIT2FA_*`
+/// variables count for nothing.
+fn runs_as_store_owner(config: &Config) -> Result<bool, String> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(&config.data_dir)
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?
+        .uid();
+    Ok(owner == nix::unistd::getuid().as_raw())
+}
+
+/// Decides a push, with its audit row, waiting for a verify when the
+/// policy says so; the lines for the user go to `say`. The daemon runs
+/// this too, for the account the kernel named.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decide(
+    config: &Config,
+    store: &mut Store,
+    kind: HookKind,
+    repo: &RepoPath,
+    refs: PushedRefs,
+    (user, transport, credential, key_id, remote_addr): Identified,
+    args: &[String],
+    say: &mut dyn FnMut(&str),
+) -> Result<bool, String> {
+    let request = Request {
+        user: Some(&user),
+        credential,
+        repo: Target::Found(repo),
+        operation: Operation::Write(refs),
+        transport,
+        key_id,
+        remote_addr: remote_addr.as_deref(),
+    };
+    let mut outcome = gate::authorize(config, store, &request, now());
+    if let Decision::Refuse(refusal) = &outcome.decision
+        && config.policy.wait_for_verify > 0
+        && refusal.fixed_by_verifying()
+    {
+        say(&format!(
+            "git2fa: {} requires 2FA; waiting up to {} for you to verify at {} (or: {}) ...",
+            repo.name,
+            format_duration(config.policy.wait_for_verify),
+            config.verify_url(Some(&repo.name)),
+            config.ssh_hint("2fa verify")
+        ));
+        outcome = gate::wait_until_allowed(config, store, &request, config.policy.wait_for_verify);
+    }
+    if let (Decision::Allow(_), Credential::Token(token), HookKind::PreReceive) =
+        (&outcome.decision, &request.credential, kind)
+        && let Some(at) = token.expires_at.filter(|&at| at - now() <= TOKEN_WARNING)
+    {
+        say(&format!(
+            "git2fa: note: access token #{} expires on {}; create a new one at {}",
+            token.id,
+            crate::system::time::format_utc(at),
+            config.tokens_url()
+        ));
+    }
+    match &outcome.decision {
+        Decision::Allow(_) => Ok(true),
+        Decision::Refuse(refusal) => {
+            for line in refusal_lines(config, kind, &request, refusal, args) {
+                say(&line);
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Who pushes: user, transport, credential, key id, remote address.
+pub(crate) type Identified = (String, Transport, Credential, Option<i64>, Option<String>);
+
+/// Who pushes, and with what credential.
+///
+/// The identity a shim hands over (`GIT2FA_*`, or `REMOTE_USER` when
+/// trusted) counts only when the hook runs as the account that owns the
+/// store: the shims run as that account, and a local user pushing under
+/// another account could set those variables to anything.
+fn identify(config: &Config, store: &Store) -> Result<Identified, String> {
+    let from_shim = runs_as_store_owner(config)?;
+    let handed_over = if from_shim {
+        Identity::from_env(|name| std::env::var(name).ok())?
+    } else {
+        None
+    };
+    if let Some(identity) = handed_over {
+        let credential = match (identity.transport, identity.key_id, identity.token_id) {
+            (Transport::Ssh, Some(key_id), _) => {
+                match store.key(key_id).map_err(|e| e.to_string())? {
+                    Some(key) if key.user == identity.user => Credential::SshKey { key_id },
+                    _ => Credential::UnknownKey,
+                }
+            }
+            (Transport::Http, _, Some(token_id)) => {
+                match store.token(token_id).map_err(|e| e.to_string())? {
+                    Some(token) if token.user == identity.user => {
+                        Credential::Token(crate::authz::decision::TokenFacts::of(&token))
+                    }
+                    _ => Credential::UnknownToken,
+                }
+            }
+            // git2fa-http checked the password before git started.
+            (Transport::Http, _, None) => Credential::Password { valid: true },
+            _ => return Err("GIT2FA_TRANSPORT=ssh without GIT2FA_KEY_ID".into()),
+        };
+        return Ok((
+            identity.user,
+            identity.transport,
+            credential,
+            identity.key_id,
+            identity.remote_addr,
+        ));
+    }
+    if from_shim
+        && config.http.trust_remote_user
+        && let Ok(user) = std::env::var("REMOTE_USER")
+    {
+        let addr = std::env::var("REMOTE_ADDR").ok();
+        return Ok((
+            user,
+            Transport::Http,
+            Credential::TrustedRemoteUser,
+            None,
+            addr,
+        ));
+    }
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
+        .ok_or_else(|| format!("uid {uid} has no account name"))?;
+    Ok((
+        user.name,
+        Transport::Local,
+        Credential::UnixUser,
+        None,
+        None,
+    ))
+}
+
+/// The repository the hook runs in, which must be inside `repos_root`.
+pub(crate) fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, String> {
+    let dir = git_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", git_dir.display()))?;
+    let root = config
+        .repos_root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", config.repos_root.display()))?;
+    let below = dir
+        .strip_prefix(&root)
+        .ok()
+        .and_then(Path::to_str)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "{} is not below repos_root {}",
+                dir.display(),
+                root.display()
+            )
+        })?;
+    let name = below.strip_suffix(".git").unwrap_or(below).to_string();
+    Ok(RepoPath { dir, name })
+}
+
+fn refusal_lines(
+    config: &Config,
+    kind: HookKind,
+    request: &Request,
+    refusal: &Refusal,
+    args: &[String],
+) -> Vec<String> {
+    let cx = MessageContext {
+        config,
+        repo: request.repo.name(),
+        user: request.user,
+        operation: &request.operation,
+        transport: request.transport,
+    };
+    let mut lines = Vec::new();
+    if let (HookKind::Update, Some(refname)) = (kind, args.first()) {
+        lines.push(format!("git2fa: refused {refname}:"));
+    }
+    lines.extend(refusal.lines(&cx));
+    lines
+}
+
+/// Runs the hook that was there before ours, if any; its exit code counts.
+fn run_chained(
+    git_dir: &Path,
+    kind: HookKind,
+    args: &[String],
+    input: &[u8],
+) -> Result<ExitCode, String> {
+    let chained = git_dir
+        .join("hooks")
+        .join(format!("{}{CHAINED_SUFFIX}", kind.name()));
+    if !chained.exists() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = crate::transport::exec::run_hook(&chained, args, input)
+        .map_err(|e| format!("{}: {e}", chained.display()))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
+        None => ExitCode::from(1),
+    })
+}

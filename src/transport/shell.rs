@@ -1,0 +1,765 @@
+//! `git2fa-shell`, the SSH forced command: parse the command, decide, and
+//! either hand back a git invocation to start or refuse. The streams are
+//! parameters so that the embedded SSH server runs the same code on a
+//! channel.
+
+use std::io::{BufRead, Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::authz::decision::{
+    self, Credential, Decision, MessageContext, Operation, Refusal, Transport,
+};
+use crate::authz::gate::{self, Named, Outcome, Request};
+use crate::authz::twofactor::{self, Origin, Verified};
+use crate::factor::crypto::SecretKey;
+use crate::store::{AuditRecord, SshKey, Store};
+use crate::system::config::Config;
+use crate::system::time::{format_duration, format_utc, now};
+use crate::transport::exec::GitInvocation;
+use crate::transport::identity::{self, Identity};
+use crate::transport::ssh_command::{self, GitService, SshCommand};
+
+/// The streams of one SSH session.
+pub struct Streams<'a> {
+    pub stdin: &'a mut dyn BufRead,
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+}
+
+/// What to do after a command was handled.
+#[must_use]
+#[derive(Debug)]
+pub enum Action {
+    Exit(u8),
+    Git(GitInvocation),
+}
+
+/// One authenticated SSH connection.
+pub struct Connection<'a> {
+    pub config: &'a Config,
+    pub key_id: i64,
+    /// The fingerprint of the key that authenticated (`SHA256:…`). Every
+    /// command checks that key `key_id` still has it: a connection held
+    /// open outlives the key it logged in with, and must never turn into
+    /// whoever owns that id later.
+    pub fingerprint: String,
+    pub remote_addr: Option<String>,
+    /// The client's `GIT_PROTOCOL`, the one variable taken from it.
+    pub git_protocol: Option<String>,
+}
+
+/// Who reads a refusal: a git client (an `ERR` pkt-line on standard
+/// output, which git prints as `fatal: remote error: …`, and the
+/// explanation on standard error) or a person at a terminal (plain text on
+/// standard error only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Git,
+    Person,
+}
+
+impl Reader {
+    fn of(command_line: &str) -> Reader {
+        if ssh_command::is_git_command(command_line) {
+            Reader::Git
+        } else {
+            Reader::Person
+        }
+    }
+}
+
+/// Writes a refusal for its reader. The explanation goes first, in one
+/// write, so that its lines reach the terminal whole before git prints its
+/// `fatal:` line.
+fn write_refusal(io: &mut Streams, summary: &str, lines: &[String], reader: Reader) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let _ = io.stderr.write_all(text.as_bytes());
+    let _ = io.stderr.flush();
+    if reader == Reader::Git {
+        let _ = io.stdout.write_all(&err_pkt_line(summary));
+        let _ = io.stdout.flush();
+    }
+}
+
+/// A pkt-line carrying `ERR <message>` (gitprotocol-pack(5)): git prints it as
+/// `fatal: remote error: <message>`.
+pub fn err_pkt_line(message: &str) -> Vec<u8> {
+    let message: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(1000)
+        .collect();
+    let body = format!("ERR {message}\n");
+    format!("{:04x}{body}", body.len() + 4).into_bytes()
+}
+
+/// How far `Connection::begin` took a command.
+#[must_use]
+#[derive(Debug)]
+pub enum Step {
+    Done(Action),
+    /// `2fa verify` has written its prompt and waits for a code: the
+    /// caller reads a line (the embedded server without holding a thread)
+    /// and hands it to `Connection::finish_verify`.
+    AwaitCode(PendingVerify),
+}
+
+/// A `2fa verify` waiting for its code.
+#[derive(Debug)]
+pub struct PendingVerify {
+    key: SshKey,
+}
+
+impl PendingVerify {
+    /// The user the prompt is for.
+    pub fn user(&self) -> &str {
+        &self.key.user
+    }
+}
+
+impl From<Action> for Step {
+    fn from(action: Action) -> Step {
+        Step::Done(action)
+    }
+}
+
+/// The longest line `2fa verify` reads as a code.
+pub const MAX_CODE_LINE: usize = 256;
+
+impl Connection<'_> {
+    /// Handles `command_line` (`SSH_ORIGINAL_COMMAND`), reading a code
+    /// from `io.stdin` when it is `2fa verify`.
+    pub fn handle(&self, command_line: &str, io: &mut Streams) -> Action {
+        match self.begin(command_line, io) {
+            Step::Done(action) => action,
+            Step::AwaitCode(pending) => {
+                let mut line = String::new();
+                let read = io
+                    .stdin
+                    .take(MAX_CODE_LINE as u64)
+                    .read_line(&mut line)
+                    .is_ok();
+                self.finish_verify(pending, read.then_some(line.as_str()), io)
+            }
+        }
+    }
+
+    /// Handles `command_line` up to the point where it would wait for
+    /// input: everything but `2fa verify` is done here.
+    pub fn begin(&self, command_line: &str, io: &mut Streams) -> Step {
+        let reader = Reader::of(command_line);
+        let mut store = match Store::open(&self.config.store_path()) {
+            Ok(store) => store,
+            Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
+        };
+        let key = match store.key(self.key_id) {
+            Ok(Some(key)) if key.fingerprint == self.fingerprint => key,
+            Ok(found) => {
+                let why = match found {
+                    Some(_) => {
+                        "the key of this id is not the key this connection authenticated with"
+                    }
+                    None => "the key this connection authenticated with was removed",
+                };
+                log::warn!("SSH key #{}: {why}", self.key_id);
+                let detail = format!(
+                    "{why}: {}",
+                    command_line.chars().take(150).collect::<String>()
+                );
+                self.audit_refusal(&mut store, None, None, "unknown-key", &detail);
+                let refusal = Refusal::UnknownKey;
+                return self
+                    .refuse(io, &refusal, ("", None, &Operation::Read), reader)
+                    .into();
+            }
+            Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
+        };
+        let command = match ssh_command::parse(command_line) {
+            Ok(command) => command,
+            Err(why) => {
+                self.audit_refusal(
+                    &mut store,
+                    Some(&key),
+                    None,
+                    "disallowed-command",
+                    command_line,
+                );
+                let try_help = match why {
+                    ssh_command::Disallowed::UNKNOWN => {
+                        format!(" (try: {})", self.config.ssh_hint("help"))
+                    }
+                    _ => String::new(),
+                };
+                let message = format!("git2fa: disallowed command: {}{try_help}", why.0);
+                return self.plain_refusal(io, &message, reader).into();
+            }
+        };
+        // A disabled account's connection answers nothing more. (Git
+        // commands learn it from the decision, with its own message.)
+        if !matches!(command, SshCommand::Git { .. }) {
+            match store.user(&key.user) {
+                Ok(Some(user)) if user.enabled => {}
+                Ok(_) => {
+                    self.audit_refusal(&mut store, Some(&key), None, "user-disabled", command_line);
+                    let message = format!("git2fa: the account {} is disabled", key.user);
+                    return self.plain_refusal(io, &message, reader).into();
+                }
+                Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
+            }
+        }
+        let action = match command {
+            SshCommand::Greeting => {
+                let _ = writeln!(
+                    io.stdout,
+                    "Hi {}! You are authenticated to git2fa with key #{}, but there is no shell access here.\n{}",
+                    key.user,
+                    key.id,
+                    self.status_line(&store, &key)
+                );
+                Action::Exit(0)
+            }
+            SshCommand::Help => {
+                let hint = |args: &str| self.config.ssh_hint(args);
+                let _ = write!(
+                    io.stdout,
+                    "git2fa over SSH. Commands:\n  \
+                     git clone/fetch/push   as usual\n  \
+                     {}   open a 2FA session with a code (or: echo CODE | {})\n  \
+                     {}   show your 2FA session\n  \
+                     {}   end your 2FA sessions\n\
+                     The web page: {}\n",
+                    hint("2fa verify"),
+                    hint("2fa verify"),
+                    hint("2fa status"),
+                    hint("2fa logout"),
+                    self.config.verify_url(None)
+                );
+                Action::Exit(0)
+            }
+            SshCommand::Status => {
+                let _ = writeln!(io.stdout, "{}", self.status_line(&store, &key));
+                Action::Exit(0)
+            }
+            SshCommand::Logout => self.logout(&mut store, &key, io),
+            SshCommand::Verify => return self.verify_prompt(&mut store, key, io),
+            SshCommand::Git { service, repo } => self.git(&mut store, &key, service, &repo, io),
+        };
+        Step::Done(action)
+    }
+
+    fn git(
+        &self,
+        store: &mut Store,
+        key: &SshKey,
+        service: GitService,
+        typed: &str,
+        io: &mut Streams,
+    ) -> Action {
+        let named = match Named::resolve(&self.config.repos_root, typed) {
+            Ok(named) => named,
+            Err(why) => {
+                self.audit_refusal(store, Some(key), Some(typed), "invalid-path", why);
+                return self.plain_refusal(
+                    io,
+                    &format!("git2fa: invalid repository path '{typed}': {why}"),
+                    Reader::Git,
+                );
+            }
+        };
+        let target = named.target();
+        let operation = named.operation(service.is_write());
+        let request = Request {
+            user: Some(&key.user),
+            credential: Credential::SshKey { key_id: key.id },
+            repo: target,
+            operation,
+            transport: Transport::Ssh,
+            key_id: Some(key.id),
+            remote_addr: self.remote_addr.as_deref(),
+        };
+        let outcome = gate::authorize(self.config, store, &request, now());
+        let outcome = match outcome.decision {
+            Decision::Refuse(ref refusal)
+                if self.config.policy.wait_for_verify > 0 && refusal.fixed_by_verifying() =>
+            {
+                self.wait_for_verify(store, &request, refusal, io)
+            }
+            _ => outcome,
+        };
+        match (&outcome.decision, &named) {
+            (Decision::Allow(_), Named::Found(repo)) => Action::Git(GitInvocation::ssh(
+                self.config,
+                service,
+                &repo.dir,
+                &Identity {
+                    user: key.user.clone(),
+                    transport: Transport::Ssh,
+                    key_id: Some(key.id),
+                    token_id: None,
+                    remote_addr: self.remote_addr.clone(),
+                },
+                self.git_protocol.as_deref(),
+            )),
+            (Decision::Refuse(refusal), _) => self.refuse(
+                io,
+                refusal,
+                (target.name(), Some(&key.user), &request.operation),
+                Reader::Git,
+            ),
+            // The decision about a missing repository never allows.
+            (Decision::Allow(_), Named::Missing(_)) => {
+                self.unavailable(io, "a missing repository was allowed", Reader::Git)
+            }
+        }
+    }
+
+    /// Tells the user to verify and polls the store until a session opens
+    /// or the time is up.
+    fn wait_for_verify(
+        &self,
+        store: &mut Store,
+        request: &Request,
+        refusal: &Refusal,
+        io: &mut Streams,
+    ) -> Outcome {
+        let wait = self.config.policy.wait_for_verify;
+        let cx = message_context(
+            self.config,
+            request.repo.name(),
+            request.user,
+            &request.operation,
+        );
+        for line in refusal.lines(&cx).iter().take(2) {
+            let _ = writeln!(io.stderr, "{line}");
+        }
+        let _ = writeln!(
+            io.stderr,
+            "git2fa: waiting up to {} for you to verify at {} (or: {}) ...",
+            format_duration(wait),
+            self.config.verify_url(Some(request.repo.name())),
+            self.config.ssh_hint("2fa verify")
+        );
+        let _ = io.stderr.flush();
+        gate::wait_until_allowed(self.config, store, request, wait)
+    }
+
+    fn refuse(
+        &self,
+        io: &mut Streams,
+        refusal: &Refusal,
+        (repo, user, operation): (&str, Option<&str>, &Operation),
+        reader: Reader,
+    ) -> Action {
+        let cx = message_context(self.config, repo, user, operation);
+        write_refusal(io, &refusal.summary(&cx), &refusal.lines(&cx), reader);
+        Action::Exit(1)
+    }
+
+    /// Audits a refusal made before the decision (a command or path that is
+    /// not acceptable, an unknown key). Best effort: the refusal stands
+    /// whether or not the row is written.
+    fn audit_refusal(
+        &self,
+        store: &mut Store,
+        key: Option<&SshKey>,
+        repo: Option<&str>,
+        reason: &str,
+        detail: &str,
+    ) {
+        let detail: String = detail
+            .chars()
+            .take(200)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        let record = AuditRecord {
+            at: now(),
+            user: key.map(|k| k.user.clone()),
+            transport: Transport::Ssh.as_str().into(),
+            repo: repo.map(|r| r.chars().take(200).collect()),
+            action: "ssh-command".into(),
+            outcome: "refuse".into(),
+            reason: reason.into(),
+            credential: Some("key".into()),
+            key_id: Some(self.key_id),
+            remote_addr: self.remote_addr.clone(),
+            detail: Some(detail),
+            ..AuditRecord::default()
+        };
+        if let Err(e) = store.append_audit(&record) {
+            log::error!("cannot write the audit row of a refused command: {e}");
+        }
+    }
+
+    fn plain_refusal(&self, io: &mut Streams, message: &str, reader: Reader) -> Action {
+        write_refusal(io, message, &[message.to_string()], reader);
+        Action::Exit(1)
+    }
+
+    fn unavailable(&self, io: &mut Streams, cause: &str, reader: Reader) -> Action {
+        log::error!("2FA check unavailable: {cause}");
+        let refusal = Refusal::CheckUnavailable { location: None };
+        self.refuse(
+            io,
+            &refusal,
+            ("this repository", None, &Operation::Read),
+            reader,
+        )
+    }
+
+    fn status_line(&self, store: &Store, key: &SshKey) -> String {
+        let t = now();
+        let user = match store.user(&key.user) {
+            Ok(Some(user)) => user,
+            _ => return "git2fa: 2FA status unavailable".into(),
+        };
+        if !user.is_enrolled() {
+            return format!(
+                "{}: 2FA is not set up; set it up at {}",
+                user.name,
+                self.config.setup_url()
+            );
+        }
+        let sessions = store.open_sessions(user.id, t).unwrap_or_default();
+        let usable = sessions.iter().find(|s| {
+            decision::session_matches(
+                self.config.policy.bind_session,
+                s,
+                Some(key.id),
+                self.remote_addr.as_deref(),
+                t,
+            )
+        });
+        match usable {
+            Some(s) => format!(
+                "{}: 2FA session #{} open until {}",
+                user.name,
+                s.id,
+                format_utc(s.expires_at)
+            ),
+            None => format!(
+                "{}: no open 2FA session; verify at {} or with: {}",
+                user.name,
+                self.config.verify_url(None),
+                self.config.ssh_hint("2fa verify")
+            ),
+        }
+    }
+
+    fn logout(&self, store: &mut Store, key: &SshKey, io: &mut Streams) -> Action {
+        let t = now();
+        let ended = store
+            .user(&key.user)
+            .and_then(|user| match user {
+                Some(user) => store.end_sessions_of(user.id, t),
+                None => Ok(0),
+            })
+            .and_then(|ended| {
+                store
+                    .append_audit(&AuditRecord {
+                        at: t,
+                        user: Some(key.user.clone()),
+                        transport: Transport::Ssh.as_str().into(),
+                        action: "logout".into(),
+                        outcome: "ok".into(),
+                        reason: format!("{ended} sessions"),
+                        key_id: Some(key.id),
+                        remote_addr: self.remote_addr.clone(),
+                        ..AuditRecord::default()
+                    })
+                    .map(|()| ended)
+            });
+        match ended {
+            Ok(n) => {
+                let _ = writeln!(
+                    io.stdout,
+                    "git2fa: ended {n} 2FA session{} of {}",
+                    if n == 1 { "" } else { "s" },
+                    key.user
+                );
+                Action::Exit(0)
+            }
+            Err(e) => {
+                log::error!("2fa logout: {e}");
+                let _ = writeln!(
+                    io.stderr,
+                    "git2fa: 2FA check unavailable; nothing was changed. Tell an admin of this host."
+                );
+                Action::Exit(1)
+            }
+        }
+    }
+
+    /// Checks that the user may verify, then prompts for a code.
+    fn verify_prompt(&self, store: &mut Store, key: SshKey, io: &mut Streams) -> Step {
+        if let Err(action) = self.verifiable_user(store, &key, io) {
+            return action.into();
+        }
+        let _ = write!(
+            io.stderr,
+            "Code from your authenticator app (or a recovery code): "
+        );
+        let _ = io.stderr.flush();
+        Step::AwaitCode(PendingVerify { key })
+    }
+
+    /// The user of `key`, if enabled and enrolled; else the refusal.
+    fn verifiable_user(
+        &self,
+        store: &Store,
+        key: &SshKey,
+        io: &mut Streams,
+    ) -> Result<crate::store::User, Action> {
+        let user = match store.user(&key.user) {
+            Ok(Some(user)) if user.enabled => user,
+            Ok(_) => {
+                return Err(verify_failed(
+                    io,
+                    &format!("the account {} is disabled", key.user),
+                ));
+            }
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                return Err(verify_failed(
+                    io,
+                    "2FA check unavailable; tell an admin of this host",
+                ));
+            }
+        };
+        if !user.is_enrolled() {
+            return Err(verify_failed(
+                io,
+                &format!(
+                    "{} has not set up 2FA yet; set it up at {}",
+                    user.name,
+                    self.config.setup_url()
+                ),
+            ));
+        }
+        Ok(user)
+    }
+
+    /// Checks the code typed at a `2fa verify` prompt (`None`: reading it
+    /// failed or timed out). The store and the user are read afresh: either
+    /// may have changed while the prompt waited.
+    pub fn finish_verify(
+        &self,
+        pending: PendingVerify,
+        line: Option<&str>,
+        io: &mut Streams,
+    ) -> Action {
+        let key = pending.key;
+        let code = match line.map(str::trim) {
+            Some(code) if !code.is_empty() => code,
+            _ => {
+                let _ = writeln!(io.stderr);
+                return verify_failed(io, "no code given");
+            }
+        };
+        let mut store = match Store::open(&self.config.store_path()) {
+            Ok(store) => store,
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                return verify_failed(io, "2FA check unavailable; tell an admin of this host");
+            }
+        };
+        let user = match self.verifiable_user(&store, &key, io) {
+            Ok(user) => user,
+            Err(action) => return action,
+        };
+        let secret_key = match SecretKey::load(&self.config.secret_key_path()) {
+            Ok(k) => k,
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                return verify_failed(io, "2FA check unavailable; tell an admin of this host");
+            }
+        };
+        let origin = Origin {
+            transport: Transport::Ssh,
+            key_id: Some(key.id),
+            remote_addr: self.remote_addr.clone(),
+        };
+        let result = twofactor::verify(
+            &mut store,
+            &secret_key,
+            self.config,
+            &user,
+            code,
+            &origin,
+            now(),
+        );
+        let fail = verify_failed;
+        match result {
+            Ok(Verified::Opened { expires_at, .. }) => {
+                let scope = match self.config.policy.bind_session {
+                    crate::system::config::BindSession::User => String::new(),
+                    crate::system::config::BindSession::Key => format!(" with key #{}", key.id),
+                    crate::system::config::BindSession::Ip => " from this address".into(),
+                };
+                let _ = writeln!(
+                    io.stdout,
+                    "git2fa: 2FA session open until {} ({}). Git operations{scope} now work.",
+                    format_utc(expires_at),
+                    format_duration(self.config.policy.session_ttl)
+                );
+                Action::Exit(0)
+            }
+            Ok(Verified::Wrong { left }) => fail(
+                io,
+                &format!("wrong code; {left} more wrong codes lock the account"),
+            ),
+            Ok(Verified::Replayed { left }) => fail(
+                io,
+                &format!(
+                    "that code was already used; wait for the next one ({left} more wrong codes lock the account)"
+                ),
+            ),
+            Ok(Verified::Locked { until }) => fail(
+                io,
+                &format!(
+                    "too many wrong codes: the account is locked until {}",
+                    format_utc(until)
+                ),
+            ),
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                fail(io, "2FA check unavailable; tell an admin of this host")
+            }
+        }
+    }
+}
+
+fn verify_failed(io: &mut Streams, message: &str) -> Action {
+    let _ = writeln!(io.stderr, "git2fa: {message}");
+    Action::Exit(1)
+}
+
+fn message_context<'a>(
+    config: &'a Config,
+    repo: &'a str,
+    user: Option<&'a str>,
+    operation: &'a Operation,
+) -> MessageContext<'a> {
+    MessageContext {
+        config,
+        repo,
+        user,
+        operation,
+        transport: Transport::Ssh,
+    }
+}
+
+/// `git2fa-shell --key-id N --fingerprint SHA256:… [--config PATH]`, as
+/// `authorized-keys` writes it.
+pub fn main() -> ExitCode {
+    crate::system::syslog::init("git2fa-shell");
+    crate::system::syslog::refuse_on_panic(|| {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&err_pkt_line(
+            "git2fa: internal error, so the operation was refused. Tell an admin of this host.",
+        ));
+        let _ = out.flush();
+        eprintln!(
+            "git2fa: internal error, so the operation was refused.\nTell an admin of this host; the cause is in their log."
+        );
+    });
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let stdin = std::io::stdin();
+    let (mut out, mut err, mut input) = (stdout.lock(), stderr.lock(), stdin.lock());
+    let mut io = Streams {
+        stdin: &mut input,
+        stdout: &mut out,
+        stderr: &mut err,
+    };
+    // No command is the greeting; a command that is not UTF-8 is refused.
+    let command = match std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.into_string()) {
+        None => String::new(),
+        Some(Ok(command)) => command,
+        Some(Err(_)) => "\u{fffd} (not UTF-8)".to_string(),
+    };
+    let reader = Reader::of(&command);
+    let refuse_unavailable = |io: &mut Streams, cause: String| {
+        log::error!("2FA check unavailable: {cause}");
+        write_refusal(
+            io,
+            "git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host.",
+            &[
+                "git2fa: 2FA check unavailable, so the operation was refused.".to_string(),
+                "Tell an admin of this host; the cause is in their log.".to_string(),
+            ],
+            reader,
+        );
+        ExitCode::from(1)
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (config_path, key_id, fingerprint) = match parse_args(&args) {
+        Ok(parsed) => parsed,
+        Err(why) => return refuse_unavailable(&mut io, format!("git2fa-shell: {why}")),
+    };
+    let config = match Config::load(&Config::locate(
+        config_path.as_deref().map(std::path::Path::new),
+    )) {
+        Ok(config) => config,
+        Err(e) => return refuse_unavailable(&mut io, e.to_string()),
+    };
+    let connection = Connection {
+        config: &config,
+        key_id,
+        fingerprint,
+        remote_addr: identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref()),
+        git_protocol: std::env::var("GIT_PROTOCOL").ok(),
+    };
+    match connection.handle(&command, &mut io) {
+        Action::Exit(code) => ExitCode::from(code),
+        Action::Git(invocation) => {
+            crate::system::syslog::panic_point("shell-before-exec");
+            let _ = io.stdout.flush();
+            // Not exec: this process stays to stop git once the connection
+            // has run for `max_git_duration`, so that a connection held
+            // open cannot outlive a disable or a key's removal for long.
+            let max = config.policy.max_git_duration;
+            let on_timeout = move || {
+                let message = format!(
+                    "\ngit2fa: this git connection ran for {}, the longest allowed here; it was closed. Run the command again.\n",
+                    format_duration(max)
+                );
+                log::warn!("stopped a git operation after {}", format_duration(max));
+                // Not through the locked `io.stderr`: this runs on another thread.
+                let _ = nix::unistd::write(std::io::stderr(), message.as_bytes());
+            };
+            match invocation.run_for_at_most(Duration::from_secs(max.max(1) as u64), on_timeout) {
+                Ok(code) => ExitCode::from(code),
+                Err(error) => refuse_unavailable(
+                    &mut io,
+                    format!("cannot start {}: {error}", invocation.git_bin.display()),
+                ),
+            }
+        }
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<(Option<String>, i64, String), String> {
+    let mut config = None;
+    let mut key_id = None;
+    let mut fingerprint = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--config" => config = rest.next().cloned(),
+            "--key-id" => key_id = rest.next().and_then(|v| v.parse().ok()),
+            "--fingerprint" => {
+                fingerprint = rest.next().filter(|v| v.starts_with("SHA256:")).cloned()
+            }
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    let key_id = key_id.ok_or("--key-id N is required")?;
+    // A forced command written before fingerprints were bound: refused,
+    // since the id alone may name another key by now.
+    let fingerprint = fingerprint.ok_or(
+        "--fingerprint SHA256:… is required (sshd's AuthorizedKeysCommand must run git2fa authorized-keys)",
+    )?;
+    Ok((config, key_id, fingerprint))
+}
