@@ -5,4 +5,5 @@
 
 pub mod decision;
 pub mod gate;
+pub mod messages;
 pub mod twofactor;

@@ -9,7 +9,7 @@ use crate::factor::crypto::SecretKey;
 use crate::repo;
 use crate::repo::policy::RepoPolicy;
 use crate::store::Store;
-use crate::system::config::{self, Config};
+use crate::system::config::Config;
 
 /// What `check` found.
 #[derive(Debug, Default)]
@@ -116,7 +116,7 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
         Err(e) => report.problem(format!(
             "data_dir {}: {}",
             config.data_dir.display(),
-            config::io_reason(&e)
+            crate::system::files::io_reason(&e)
         )),
     }
     let store_path = config.store_path();
@@ -230,7 +230,7 @@ fn repositories(config: &Config, report: &mut Report) {
             return report.problem(format!(
                 "repos_root {}: {}",
                 config.repos_root.display(),
-                config::io_reason(&e)
+                crate::system::files::io_reason(&e)
             ));
         }
     };

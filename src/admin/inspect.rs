@@ -75,7 +75,7 @@ pub(super) fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
     match &outcome.decision {
         Decision::Allow(_) => Ok(()),
         Decision::Refuse(refusal) => {
-            let cx = crate::authz::decision::MessageContext {
+            let cx = crate::authz::messages::MessageContext {
                 config,
                 repo: &repo.name,
                 user: Some(&args.user),

@@ -7,7 +7,7 @@ use super::args::*;
 use super::support::*;
 use crate::factor::sshkey::PublicKey;
 use crate::store::Store;
-use crate::system::config::{self, Config};
+use crate::system::config::Config;
 use crate::system::time::now;
 
 pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
@@ -23,7 +23,7 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
                     .map_err(|e| Failure::usage(format!("stdin: {e}")))?;
                 text
             } else {
-                config::read_small_file(&file)?
+                crate::system::files::read_small_file(&file)?
             };
             let lines: Vec<&str> = text
                 .lines()

@@ -12,7 +12,7 @@ use crate::factor::crypto::{self};
 use crate::repo;
 use crate::repo::path::{RepoPath, RepoPathError};
 use crate::store::{AuditRecord, Store, User};
-use crate::system::config::{self, Config};
+use crate::system::config::Config;
 use crate::system::names::check_user_name;
 use crate::system::time::{format_rfc3339, now};
 
@@ -55,7 +55,7 @@ macro_rules! exit_2_on {
 }
 
 exit_2_on!(
-    crate::system::config::FileError,
+    crate::system::files::FileError,
     crate::store::StoreError,
     crate::factor::crypto::CryptoError,
     crate::repo::path::RepoPathError
@@ -191,7 +191,11 @@ pub(super) fn plural(n: usize, noun: &str) -> String {
 }
 
 pub(super) fn io_failure(path: &Path, e: &std::io::Error) -> Failure {
-    Failure::usage(format!("{}: {}", path.display(), config::io_reason(e)))
+    Failure::usage(format!(
+        "{}: {}",
+        path.display(),
+        crate::system::files::io_reason(e)
+    ))
 }
 
 /// A binary installed beside this one.

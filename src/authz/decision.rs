@@ -16,7 +16,6 @@
 use crate::repo::glob;
 use crate::repo::policy::{PushedRefs, RepoPolicy};
 use crate::system::config::{BindSession, Config, GitMode};
-use crate::system::time::format_utc;
 
 pub use crate::store::{Permission, SessionFacts, Token};
 
@@ -60,7 +59,7 @@ impl Operation {
         if self.is_write() { "write" } else { "read" }
     }
 
-    fn noun(&self) -> &'static str {
+    pub fn noun(&self) -> &'static str {
         if self.is_write() {
             "push"
         } else {
@@ -425,16 +424,6 @@ impl Decision {
     }
 }
 
-/// What a message needs to name: the repository, the user, where to go.
-#[derive(Debug, Clone)]
-pub struct MessageContext<'a> {
-    pub config: &'a Config,
-    pub repo: &'a str,
-    pub user: Option<&'a str>,
-    pub operation: &'a Operation,
-    pub transport: Transport,
-}
-
 impl Refusal {
     pub fn rule(&self) -> u8 {
         use Refusal::*;
@@ -496,188 +485,6 @@ impl Refusal {
     /// through; `wait_for_verify` waits only for these.
     pub fn fixed_by_verifying(&self) -> bool {
         matches!(self, Refusal::NoSession)
-    }
-
-    /// One line: what `fatal: remote error:` shows.
-    pub fn summary(&self, cx: &MessageContext) -> String {
-        self.lines(cx).into_iter().next().unwrap_or_default()
-    }
-
-    /// The full explanation a git user reads: what is refused, what is
-    /// missing, and the URL that fixes it.
-    pub fn lines(&self, cx: &MessageContext) -> Vec<String> {
-        use Refusal::*;
-        let config = cx.config;
-        let repo = cx.repo;
-        let who = cx.user.unwrap_or("you");
-        let required = format!(
-            "git2fa: {repo} requires two-factor authentication (2FA) to {}.",
-            cx.operation.noun()
-        );
-        let tokens_url = config.tokens_url();
-        let verify_url = config.verify_url(Some(repo));
-        let verify_lines = || {
-            let mut lines = vec![format!("Verify at {verify_url}")];
-            if cx.transport != Transport::Http {
-                lines.push(format!("or run: {}", config.ssh_hint("2fa verify")));
-            }
-            lines.push("then run the same git command again.".into());
-            lines
-        };
-        let mut lines = match self {
-            MissingCredential => vec![
-                format!("git2fa: {repo}: authentication required."),
-                format!("Use your user name and a personal access token from {tokens_url}"),
-            ],
-            UnknownKey => vec![
-                "git2fa: this SSH key is not registered with git2fa.".into(),
-                format!(
-                    "Add your public key at {}/2fa/keys or ask an admin of this host.",
-                    config.public_url
-                ),
-            ],
-            WrongPassword => vec![
-                format!("git2fa: {repo}: wrong user name, password or token."),
-                format!("Personal access tokens are at {tokens_url}"),
-            ],
-            PasswordThrottled { until } => vec![
-                format!(
-                    "git2fa: {repo}: too many wrong passwords for {who}; passwords are not checked until {}.",
-                    format_utc(*until)
-                ),
-                format!("Use a personal access token instead: create one at {tokens_url}"),
-            ],
-            TokenMalformed => vec![
-                format!(
-                    "git2fa: {repo}: the access token is not a valid git2fa token (it may be mistyped or cut short)."
-                ),
-                format!("Copy it again, or create a new one at {tokens_url}"),
-            ],
-            TokenUnknown => vec![
-                format!(
-                    "git2fa: {repo}: the access token is not known for {who} (deleted, or another user's)."
-                ),
-                format!("Create a new one at {tokens_url}"),
-            ],
-            TokenRevoked { token_id } => vec![
-                format!("git2fa: {repo}: access token #{token_id} was revoked."),
-                format!("Create a new one at {tokens_url}"),
-            ],
-            TokenExpired {
-                token_id,
-                expired_at,
-            } => vec![
-                format!(
-                    "git2fa: {repo}: access token #{token_id} expired on {}.",
-                    format_utc(*expired_at)
-                ),
-                format!("Create a new one at {tokens_url}"),
-            ],
-            TokenOutOfScope { token_id } => vec![
-                format!(
-                    "git2fa: {repo}: access token #{token_id} is not valid for this repository."
-                ),
-                format!("Create a token that covers {repo} at {tokens_url}"),
-            ],
-            TokenReadOnly { token_id } => vec![
-                format!("git2fa: {repo}: access token #{token_id} is read-only and cannot push."),
-                format!("Create a token with write permission at {tokens_url}"),
-            ],
-            UnknownUser => vec![
-                format!("git2fa: {repo}: {who} is not a registered git2fa user."),
-                "Ask an admin of this host to add you.".into(),
-            ],
-            UserDisabled => vec![
-                format!("git2fa: {repo}: the account {who} is disabled."),
-                "Ask an admin of this host.".into(),
-            ],
-            NoAccess { may_read: true } => vec![
-                format!("git2fa: {repo}: {who} may not push to this repository."),
-                "Ask an owner of the repository, or an admin of this host, for access.".into(),
-            ],
-            NoAccess { may_read: false } => vec![
-                format!("git2fa: {repo}: no such repository, or {who} may not read it."),
-                "Check the address, or ask an admin of this host for access.".into(),
-            ],
-            // With `password_for_git`, the password works once a session is
-            // open: the message says how to open one.
-            PasswordNotAccepted if config.tokens.password_for_git => vec![
-                format!(
-                    "git2fa: {repo} requires two-factor authentication (2FA): {who} has no open 2FA session, and a password works for git here only during one."
-                ),
-                format!("Verify at {verify_url}"),
-                format!(
-                    "then run the same git command again (or use a personal access token from {tokens_url})."
-                ),
-            ],
-            PasswordNotAccepted => vec![
-                format!(
-                    "git2fa: {repo} requires two-factor authentication (2FA): a password is not accepted for git here."
-                ),
-                format!(
-                    "Use a personal access token instead of your password: create one at {tokens_url}"
-                ),
-            ],
-            NotEnrolled => vec![
-                required,
-                format!("{who} has not set up 2FA yet."),
-                format!("Set it up at {}", config.setup_url()),
-                "then run the same git command again.".into(),
-            ],
-            AccountLocked { until } => vec![
-                required,
-                format!(
-                    "The account {who} is locked after too many wrong codes until {}.",
-                    format_utc(*until)
-                ),
-                format!(
-                    "Try again after that at {verify_url}, or ask an admin of this host to unlock it."
-                ),
-            ],
-            NoSession => {
-                let mut lines = vec![required, format!("{who} has no open 2FA session.")];
-                lines.extend(verify_lines());
-                lines
-            }
-            CheckUnavailable { location } => {
-                let mut lines = vec![format!(
-                    "git2fa: {repo}: 2FA check unavailable, so the operation was refused."
-                )];
-                if let Some(location) = location {
-                    lines.push(format!("The error is in {location}."));
-                }
-                lines.push("Tell an admin of this host; the cause is in their log.".into());
-                lines
-            }
-        };
-        lines.retain(|l| !l.is_empty());
-        lines
-    }
-}
-
-/// What a person is told when the check itself failed (the store, the
-/// key, a broken file): never an allow, and never the cause, which goes to
-/// the admin's log.
-pub const UNAVAILABLE: &str =
-    "2FA check unavailable. Tell an admin of this host; the cause is in their log.";
-
-impl RequiredBy {
-    /// Why 2FA applies, for `git2fa explain`.
-    pub fn describe(&self) -> String {
-        match self {
-            RequiredBy::Host => {
-                "the host requires 2FA for every operation ([policy] git = \"all\")".into()
-            }
-            RequiredBy::Repository {
-                protected_ref: Some(r),
-            } => {
-                format!("the repository's git2fa.toml protects {r}")
-            }
-            RequiredBy::Repository {
-                protected_ref: None,
-            } => "the repository's git2fa.toml requires 2FA for this operation".into(),
-            RequiredBy::User => "the user chose \"always use 2FA\"".into(),
-        }
     }
 }
 

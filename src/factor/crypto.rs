@@ -116,7 +116,7 @@ impl SecretKey {
             problem,
         };
         let meta =
-            std::fs::metadata(path).map_err(|e| problem(crate::system::config::io_reason(&e)))?;
+            std::fs::metadata(path).map_err(|e| problem(crate::system::files::io_reason(&e)))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(problem(format!(
                 "mode {:o} lets others read it; run chmod 600",
@@ -124,7 +124,7 @@ impl SecretKey {
             )));
         }
         let bytes =
-            std::fs::read(path).map_err(|e| problem(crate::system::config::io_reason(&e)))?;
+            std::fs::read(path).map_err(|e| problem(crate::system::files::io_reason(&e)))?;
         let key: [u8; KEY_LEN] = bytes
             .try_into()
             .map_err(|_| problem(format!("must be exactly {KEY_LEN} bytes")))?;

@@ -76,7 +76,7 @@ pub fn decode_secret(text: &str) -> Option<Vec<u8>> {
 /// The `otpauth://` URI (Google Authenticator's Key Uri Format) that QR
 /// codes carry.
 pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
-    use crate::system::config::url_component;
+    use crate::system::url::url_component;
     let issuer_enc = url_component(issuer).replace('/', "%2F");
     format!(
         "otpauth://totp/{issuer_enc}:{}?secret={}&issuer={issuer_enc}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::repo::glob;
-use crate::system::config::{FileError, io_reason, read_small_file, toml_error};
+use crate::system::files::{FileError, io_reason, read_small_file, toml_error};
 use crate::system::names::check_user_name;
 
 pub const FILE_NAME: &str = "git2fa.toml";
@@ -166,7 +166,7 @@ impl RepoPolicy {
         let bad = |key: &str, message: String| {
             FileError::new(
                 path,
-                crate::system::config::line_of_key(text, &[key]),
+                crate::system::files::line_of_key(text, &[key]),
                 format!("{key}: {message}"),
             )
         };

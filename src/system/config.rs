@@ -5,20 +5,23 @@
 //! `docs/config.md` documents each key; `TEMPLATE` is what `git2fa init`
 //! writes.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::system::files::{FileError, line_of_key, read_small_file, toml_error};
 use crate::system::time::parse_duration;
+use crate::system::url::url_component;
+
+mod fields;
+mod template;
+pub use template::{TEMPLATE, render_template};
 
 /// Where the configuration is read from when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/git2fa/config.toml";
 /// The environment variable that names the configuration file.
 pub const ENV_VAR: &str = "GIT2FA_CONFIG";
-/// Config and repository files larger than this are refused unread.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The validated global configuration.
 #[derive(Debug, Clone)]
@@ -176,35 +179,6 @@ pub struct Daemon {
     /// The Unix socket `git2fa serve` answers hooks on, for hosts where
     /// users push as their own Unix accounts; `None` when off.
     pub socket: Option<PathBuf>,
-}
-
-/// A configuration or repository file that could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileError {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for FileError {}
-
-impl FileError {
-    pub fn new(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
-        FileError {
-            file: file.to_path_buf(),
-            line,
-            message: message.into(),
-        }
-    }
 }
 
 impl Config {
@@ -377,97 +351,6 @@ fn absolute(base: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// Percent-encodes everything but unreserved characters and `/`.
-pub fn url_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Reads a text file of at most `MAX_FILE_BYTES`.
-pub fn read_small_file(path: &Path) -> Result<String, FileError> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| FileError::new(path, None, format!("cannot read: {}", io_reason(&e))))?;
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| FileError::new(path, None, format!("cannot read: {}", io_reason(&e))))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(FileError::new(path, None, "file is larger than 1 MiB"));
-    }
-    Ok(text)
-}
-
-/// The reason of an I/O error without the "(os error N)" noise.
-pub fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::InvalidData => "not valid UTF-8".into(),
-        _ => error.to_string(),
-    }
-}
-
-/// Turns a TOML error into "line N: [table] key: message".
-pub(crate) fn toml_error(path: &Path, text: &str, error: &toml_edit::de::Error) -> FileError {
-    let message = error.message().trim().to_string();
-    match error.span() {
-        Some(span) => {
-            let (line, key) = locate(text, span.start);
-            let message = match key {
-                Some(key) => format!("{key}: {message}"),
-                None => message,
-            };
-            FileError::new(path, Some(line), message)
-        }
-        None => FileError::new(path, None, message),
-    }
-}
-
-/// The 1-based line of byte `offset`, and the `[table] key` written there.
-fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line_text = text[line_start..].lines().next().unwrap_or("");
-    let key = line_text
-        .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_string())
-        .filter(|k| !k.is_empty() && !k.starts_with('['));
-    let table = before[..line_start].lines().rev().find_map(|l| {
-        let l = l.trim();
-        (l.starts_with('[') && l.ends_with(']')).then(|| l.to_string())
-    });
-    let key = if line_text.trim_start().starts_with('[') {
-        Some(line_text.trim().to_string())
-    } else {
-        match (table, key) {
-            (Some(table), Some(key)) => Some(format!("{table} {key}")),
-            (_, key) => key,
-        }
-    };
-    (line, key)
-}
-
-/// The line where `keys` (a table path) is written, if it is.
-pub(crate) fn line_of_key(text: &str, keys: &[&str]) -> Option<usize> {
-    let doc: toml_edit::Document<&str> = toml_edit::Document::parse(text).ok()?;
-    let mut item = doc.as_item();
-    for key in keys {
-        item = item.get(key)?;
-    }
-    let span = item.span()?;
-    Some(text[..span.start.min(text.len())].matches('\n').count() + 1)
-}
-
 // The on-disk shape. Defaults here are the documented defaults.
 
 #[derive(Deserialize)]
@@ -475,7 +358,7 @@ pub(crate) fn line_of_key(text: &str, keys: &[&str]) -> Option<usize> {
 struct RawConfig {
     repos_root: PathBuf,
     data_dir: PathBuf,
-    #[serde(default, deserialize_with = "public_url")]
+    #[serde(default, deserialize_with = "fields::public_url")]
     public_url: Option<String>,
     #[serde(default)]
     git_bin: GitBin,
@@ -559,9 +442,9 @@ struct RawPolicy {
     bind_session: BindSession,
     wait_for_verify: WaitForVerify,
     users_may_always_enforce: bool,
-    #[serde(deserialize_with = "recovery_codes")]
+    #[serde(deserialize_with = "fields::recovery_codes")]
     recovery_codes: u32,
-    #[serde(deserialize_with = "max_failures")]
+    #[serde(deserialize_with = "fields::max_failures")]
     max_failures: u32,
     lockout: Lockout,
     max_git_duration: MaxGitDuration,
@@ -587,9 +470,9 @@ impl Default for RawPolicy {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawTokens {
-    #[serde(deserialize_with = "expiry_days")]
+    #[serde(deserialize_with = "fields::expiry_days")]
     default_expiry_days: u32,
-    #[serde(deserialize_with = "max_expiry_days")]
+    #[serde(deserialize_with = "fields::max_expiry_days")]
     max_expiry_days: u32,
     password_for_git: bool,
 }
@@ -607,9 +490,9 @@ impl Default for RawTokens {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawTotp {
-    #[serde(deserialize_with = "issuer")]
+    #[serde(deserialize_with = "fields::issuer")]
     issuer: String,
-    #[serde(deserialize_with = "skew")]
+    #[serde(deserialize_with = "fields::skew")]
     skew: u32,
 }
 
@@ -715,173 +598,6 @@ bounded_duration!(SessionTtl, 60, 7 * 86_400, "1m .. 7d");
 bounded_duration!(WaitForVerify, 0, 600, "0s .. 10m");
 bounded_duration!(Lockout, 1, 7 * 86_400, "1s .. 7d");
 bounded_duration!(MaxGitDuration, 1, 7 * 86_400, "1s .. 7d");
-
-fn bounded_u32<'de, D: serde::Deserializer<'de>>(
-    d: D,
-    min: u32,
-    max: u32,
-) -> Result<u32, D::Error> {
-    let value = i64::deserialize(d)?;
-    u32::try_from(value)
-        .ok()
-        .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!("{value} is out of range ({min} .. {max})"))
-        })
-}
-
-fn recovery_codes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    bounded_u32(d, 0, 50)
-}
-fn max_failures<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    bounded_u32(d, 1, 1000)
-}
-fn expiry_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    bounded_u32(d, 1, 36_500)
-}
-fn max_expiry_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    bounded_u32(d, 0, 36_500)
-}
-fn skew<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    bounded_u32(d, 0, 10)
-}
-
-fn issuer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.is_empty()
-        || text.len() > 64
-        || text.contains(':')
-        || text.chars().any(char::is_control)
-    {
-        return Err(serde::de::Error::custom(
-            "must be 1 to 64 characters, without `:` or control characters",
-        ));
-    }
-    Ok(text)
-}
-
-fn public_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let text = String::deserialize(d)?;
-    let trimmed = text.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("https://")
-        .or_else(|| trimmed.strip_prefix("http://"));
-    match rest {
-        Some(host)
-            if !host.is_empty()
-                && !host.contains(|c: char| {
-                    c.is_whitespace() || c.is_control() || "?#@".contains(c)
-                }) =>
-        {
-            Ok(Some(trimmed.to_string()))
-        }
-        _ => Err(serde::de::Error::custom(format!(
-            "`{text}` is not an http:// or https:// URL without query or credentials"
-        ))),
-    }
-}
-
-/// The commented file `git2fa init` writes. `{repos_root}`, `{data_dir}`
-/// and `{public_url}` are filled in.
-pub const TEMPLATE: &str = r#"# git2fa configuration. Every key is documented in docs/config.md.
-# Unknown keys are errors. Durations are written like 90s, 15m, 1h, 7d.
-
-# Bare repositories live below this directory; nothing outside it is served.
-repos_root = {repos_root}
-# The store (git2fa.db) and the key that encrypts TOTP secrets (secret.key).
-data_dir = {data_dir}
-# Refusal messages point git users to <public_url>/2fa/verify.
-public_url = {public_url}
-# The git that git2fa-shell and git2fa-http start, by absolute path.
-git_bin = "/usr/bin/git"
-
-[policy]
-# off: no repository requires 2FA; flagged: as each repository's git2fa.toml
-# says; all: every operation on every repository (repo files cannot lower it).
-git = "flagged"
-# Repository owners may change their repository's git2fa.toml in the web page.
-repo_owners_may_flag = true
-# How long a verified 2FA session lasts (1m .. 7d).
-session_ttl = "1h"
-# What a 2FA session is good for: user (any of the user's keys and
-# addresses), key (only the SSH key it was opened with), ip (only the
-# address it was opened from).
-bind_session = "user"
-# When above 0s, a refused SSH operation or push waits this long for the
-# user to verify, then continues (0s .. 10m).
-wait_for_verify = "0s"
-# Users may choose "always use 2FA for my account".
-users_may_always_enforce = true
-# Recovery codes per user (0 disables them).
-recovery_codes = 10
-# Wrong codes (TOTP and recovery together) before the account locks.
-max_failures = 10
-# How long a locked account stays locked (1s .. 7d).
-lockout = "15m"
-# The longest one git operation over SSH may run; then it is stopped
-# (1s .. 7d). A connection opened before a user was disabled, a key removed
-# or a 2FA session ended works at most this long.
-max_git_duration = "1h"
-
-[tokens]
-# Personal access tokens expire after this many days unless the user says.
-default_expiry_days = 30
-# The longest expiry a user may choose; 0 allows tokens that never expire.
-max_expiry_days = 365
-# true: an enrolled user's password still works over HTTP while a 2FA
-# session is open. false: over HTTP, 2FA-protected repositories need a token.
-password_for_git = false
-
-[totp]
-# The name authenticator apps show for this host.
-issuer = "Git"
-# 30-second steps accepted either side of now (clock drift allowance).
-skew = 1
-
-[web]
-# Where `git2fa serve` serves the web page and smart HTTP.
-listen = "127.0.0.1:8080"
-# The authenticator apps the set-up wizard suggests.
-authenticator_apps = [
-    "Google Authenticator (Android, iOS)",
-    "Microsoft Authenticator (Android, iOS)",
-    "FreeOTP or Aegis (Android)",
-    "Raivo or 2FAS (iOS)",
-    "1Password, Bitwarden or KeePassXC",
-]
-# Reverse proxies in front of `git2fa serve` whose X-Forwarded-For header
-# names the client (for throttling, the audit log, bind_session = "ip").
-trusted_proxies = []
-
-[ssh]
-# The embedded SSH server of `git2fa serve`; "" turns it off.
-listen = "127.0.0.1:2222"
-# What messages tell users to ssh to, user@host[:port]. Default: git@ the
-# host of public_url, with the port of listen above when it is not 22. Set
-# it when users reach SSH elsewhere (OpenSSH on port 22, a load balancer).
-# public_address = "git@git.example.com:22"
-
-[http]
-# Let the hook take the user from REMOTE_USER when a web server authenticated
-# git over HTTP by itself (without git2fa-http). Only for such setups.
-trust_remote_user = false
-
-[daemon]
-# Hosts where users push over SSH as their own Unix accounts: `git2fa serve`
-# answers the hooks on this Unix socket and learns each caller's account from
-# the kernel. Hooks run by any account but data_dir's owner ask it. Unset:
-# no socket, and such hooks refuse (they cannot read the store).
-# socket = "/run/git2fa/hook.sock"
-"#;
-
-/// Renders `TEMPLATE` with the given values, quoted as TOML strings.
-pub fn render_template(repos_root: &Path, data_dir: &Path, public_url: &str) -> String {
-    let quote = |s: &str| toml_edit::Value::from(s).to_string().trim().to_string();
-    TEMPLATE
-        .replace("{repos_root}", &quote(&repos_root.to_string_lossy()))
-        .replace("{data_dir}", &quote(&data_dir.to_string_lossy()))
-        .replace("{public_url}", &quote(public_url))
-}
 
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::authz::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
+use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Request};
+use crate::authz::messages::MessageContext;
 use crate::factor::crypto;
 use crate::factor::token;
 use crate::repo::policy::PushedRefs;

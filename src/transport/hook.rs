@@ -10,8 +10,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::authz::decision::{Credential, Decision, MessageContext, Operation, Refusal, Transport};
+use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Request, Target};
+use crate::authz::messages::MessageContext;
 use crate::repo::hooks::{self, CHAINED_SUFFIX};
 use crate::repo::path::RepoPath;
 use crate::repo::policy::PushedRefs;

@@ -7,10 +7,9 @@ use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::authz::decision::{
-    self, Credential, Decision, MessageContext, Operation, Refusal, Transport,
-};
+use crate::authz::decision::{self, Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Outcome, Request};
+use crate::authz::messages::MessageContext;
 use crate::authz::twofactor::{self, Origin, Verified};
 use crate::factor::crypto::SecretKey;
 use crate::store::{AuditRecord, SshKey, Store};

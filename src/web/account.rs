@@ -140,7 +140,7 @@ pub fn login(cx: &mut Context) -> Response {
     }
     Response::redirect(&format!(
         "/2fa/verify?next={}",
-        crate::system::config::url_component(&next)
+        crate::system::url::url_component(&next)
     ))
 }
 

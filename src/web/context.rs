@@ -117,7 +117,7 @@ pub fn client_addr(
 /// log, the user is told whom to ask.
 fn unavailable(cause: &dyn std::fmt::Display) -> Response {
     log::error!("web page: 2FA check unavailable: {cause}");
-    Response::error(503, crate::authz::decision::UNAVAILABLE)
+    Response::error(503, crate::authz::messages::UNAVAILABLE)
 }
 
 /// A request with its store, web session and user.
@@ -300,7 +300,7 @@ impl<'a> Context<'a> {
     fn to_login(&self) -> Response {
         Response::redirect(&format!(
             "/login?next={}",
-            crate::system::config::url_component(&self.next_target())
+            crate::system::url::url_component(&self.next_target())
         ))
     }
 
@@ -308,7 +308,7 @@ impl<'a> Context<'a> {
     pub fn next_target(&self) -> String {
         let mut target = self.request.path.clone();
         if let Some(repo) = self.request.param("repo") {
-            target += &format!("?repo={}", crate::system::config::url_component(repo));
+            target += &format!("?repo={}", crate::system::url::url_component(repo));
         }
         target
     }
@@ -329,7 +329,7 @@ impl<'a> Context<'a> {
         if self.session.as_ref().and_then(|s| s.code_at).is_none() {
             return Err(Response::redirect(&format!(
                 "/2fa/verify?next={}",
-                crate::system::config::url_component(&self.next_target())
+                crate::system::url::url_component(&self.next_target())
             )));
         }
         Ok(user)
@@ -351,7 +351,7 @@ impl<'a> Context<'a> {
         } else {
             Err(Response::redirect(&format!(
                 "/2fa/verify?next={}",
-                crate::system::config::url_component(back_to)
+                crate::system::url::url_component(back_to)
             )))
         }
     }

@@ -129,7 +129,7 @@ impl Nginx {
     }
 
     pub fn url(&self, user: &str, secret: &str, repo: &str) -> String {
-        let secret = git2fa::system::config::url_component(secret).replace('/', "%2F");
+        let secret = git2fa::system::url::url_component(secret).replace('/', "%2F");
         format!("http://{user}:{secret}@127.0.0.1:{}/git/{repo}", self.port)
     }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::authz::messages::MessageContext;
 use crate::repo::policy::{Members, Require};
 
 const NOW: i64 = 1_800_000_000;
