@@ -165,7 +165,7 @@ impl Refusal {
                 if let Some(location) = location {
                     lines.push(format!("The error is in {location}."));
                 }
-                lines.push("Tell an admin of this host; the cause is in their log.".into());
+                lines.push(TELL_AN_ADMIN.into());
                 lines
             }
         };
@@ -179,6 +179,35 @@ impl Refusal {
 /// the admin's log.
 pub const UNAVAILABLE: &str =
     "2FA check unavailable. Tell an admin of this host; the cause is in their log.";
+
+/// The second line of every "check unavailable" message.
+const TELL_AN_ADMIN: &str = "Tell an admin of this host; the cause is in their log.";
+
+/// What a transport refused when its check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A git command over SSH.
+    Operation,
+    /// A push, refused by the hook.
+    Push,
+    /// A git request over HTTP.
+    Request,
+}
+
+/// The check failed before a decision: `cause` goes to the log, the git
+/// user reads these lines. Every transport says it in these words.
+pub fn unavailable(refused: Refused, cause: &dyn std::fmt::Display) -> Vec<String> {
+    log::error!("2FA check unavailable: {cause}");
+    let what = match refused {
+        Refused::Operation => "operation",
+        Refused::Push => "push",
+        Refused::Request => "request",
+    };
+    vec![
+        format!("git2fa: 2FA check unavailable, so the {what} was refused."),
+        TELL_AN_ADMIN.to_string(),
+    ]
+}
 
 impl RequiredBy {
     /// Why 2FA applies, for `git2fa explain`.

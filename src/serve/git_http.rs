@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::operations::{Operation, ServerState};
+use crate::authz::messages::{self, Refused};
 use crate::transport::cgi::{self, CgiRequest};
 
 /// Where smart HTTP lives on the server.
@@ -43,10 +44,7 @@ pub async fn handle(
     .await;
     let (response, cgi) = match decided {
         Ok(decided) => decided,
-        Err(e) => {
-            log::error!("2FA check unavailable: {e}");
-            return unavailable();
-        }
+        Err(e) => return unavailable(&e),
     };
     match response {
         cgi::Response::Text {
@@ -63,10 +61,7 @@ pub async fn handle(
             let max = Duration::from_secs(state.config.policy.max_git_duration.max(1) as u64);
             match backend(invocation, body, (operation, max), cgi.method == "POST").await {
                 Ok(response) => response,
-                Err(e) => {
-                    log::error!("2FA check unavailable: git http-backend: {e}");
-                    unavailable()
-                }
+                Err(e) => unavailable(&format!("git http-backend: {e}")),
             }
         }
     }
@@ -149,15 +144,10 @@ fn text(status: StatusCode, lines: &[String], challenge: bool) -> Response {
     response
 }
 
-fn unavailable() -> Response {
-    text(
-        StatusCode::FORBIDDEN,
-        &[
-            "git2fa: 2FA check unavailable, so the request was refused.".into(),
-            "Tell an admin of this host; the cause is in their log.".into(),
-        ],
-        false,
-    )
+/// The check failed: 403 with the words every transport uses.
+fn unavailable(cause: &dyn std::fmt::Display) -> Response {
+    let lines = messages::unavailable(Refused::Request, cause);
+    text(StatusCode::FORBIDDEN, &lines, false)
 }
 
 /// Runs `git http-backend`: the request body streams to its input, its

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::operations::{Operations, Slots, wait_for_stop};
 use crate::authz::decision::{Credential, Transport};
+use crate::authz::messages::{self, Refused};
 use crate::repo::policy::PushedRefs;
 use crate::store::Store;
 use crate::system::config::Config;
@@ -129,9 +130,9 @@ fn answer(config: &Config, mut stream: UnixStream) {
     let allowed = match decide(config, &stream) {
         Ok(allowed) => allowed,
         Err(cause) => {
-            log::error!("2FA check unavailable (hook socket): {cause}");
-            reply.push_str("say git2fa: 2FA check unavailable, so the push was refused.\n");
-            reply.push_str("say Tell an admin of this host; the cause is in their log.\n");
+            for line in messages::unavailable(Refused::Push, &format!("hook socket: {cause}")) {
+                reply.push_str(&format!("say {line}\n"));
+            }
             false
         }
     };

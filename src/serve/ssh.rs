@@ -20,6 +20,7 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::{mpsc, watch};
 
 use super::operations::{Operations, Slot, Slots};
+use crate::authz::messages::{self, Refused};
 use crate::factor::sshkey;
 use crate::store::Store;
 use crate::system::config::Config;
@@ -528,13 +529,9 @@ impl Run {
         match run_git(invocation, BufReader::new(input), (&stdout, &stderr), max) {
             Ok(code) => code,
             Err(e) => {
-                log::error!(
-                    "2FA check unavailable: cannot start {}: {e}",
-                    invocation.git_bin.display()
-                );
-                let _ = stdout.write_all(&err_pkt_line(
-                    "git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host.",
-                ));
+                let cause = format!("cannot start {}: {e}", invocation.git_bin.display());
+                let lines = messages::unavailable(Refused::Operation, &cause);
+                let _ = stdout.write_all(&err_pkt_line(&lines.join(" ")));
                 1
             }
         }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Request};
-use crate::authz::messages::MessageContext;
+use crate::authz::messages::{self, MessageContext, Refused};
 use crate::factor::crypto;
 use crate::factor::token;
 use crate::repo::policy::PushedRefs;
@@ -127,14 +127,11 @@ fn bad_request(e: BadRequest) -> Response {
     Response::text(e.status, format!("git2fa: {}", e.message))
 }
 
-fn unavailable(cause: &str) -> Response {
-    log::error!("2FA check unavailable: {cause}");
+/// The check failed: 403 with the words every transport uses.
+pub fn unavailable(cause: &dyn std::fmt::Display) -> Response {
     Response::Text {
         status: 403,
-        lines: vec![
-            "git2fa: 2FA check unavailable, so the request was refused.".into(),
-            "Tell an admin of this host; the cause is in their log.".into(),
-        ],
+        lines: messages::unavailable(Refused::Request, cause),
         challenge: false,
     }
 }
@@ -243,7 +240,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             refusal,
         ),
         // The decision about a missing repository never allows.
-        (Decision::Allow(_), Named::Missing(_)) => unavailable("a missing repository was allowed"),
+        (Decision::Allow(_), Named::Missing(_)) => unavailable(&"a missing repository was allowed"),
     }
 }
 

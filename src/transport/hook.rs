@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Request, Target};
-use crate::authz::messages::MessageContext;
+use crate::authz::messages::{self, MessageContext, Refused};
 use crate::repo::hooks::{self, CHAINED_SUFFIX};
 use crate::repo::path::RepoPath;
 use crate::repo::policy::PushedRefs;
@@ -37,11 +37,7 @@ fn say(lines: &[String]) {
 }
 
 fn unavailable(cause: &str) -> ExitCode {
-    log::error!("2FA check unavailable: {cause}");
-    say(&[
-        "git2fa: 2FA check unavailable, so the push was refused.".into(),
-        "Tell an admin of this host; the cause is in their log.".into(),
-    ]);
+    say(&messages::unavailable(Refused::Push, &cause));
     ExitCode::from(1)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::authz::decision::{self, Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Outcome, Request};
-use crate::authz::messages::MessageContext;
+use crate::authz::messages::{self, MessageContext, Refused};
 use crate::authz::twofactor::{self, Origin, Verified};
 use crate::factor::crypto::SecretKey;
 use crate::store::{AuditRecord, SshKey, Store};
@@ -481,10 +481,7 @@ impl Connection<'_> {
             }
             Err(e) => {
                 log::error!("2fa logout: {e}");
-                let _ = writeln!(
-                    io.stderr,
-                    "git2fa: 2FA check unavailable; nothing was changed. Tell an admin of this host."
-                );
+                let _ = writeln!(io.stderr, "git2fa: {}", messages::UNAVAILABLE);
                 Action::Exit(1)
             }
         }
@@ -520,10 +517,7 @@ impl Connection<'_> {
             }
             Err(e) => {
                 log::error!("2fa verify: {e}");
-                return Err(verify_failed(
-                    io,
-                    "2FA check unavailable; tell an admin of this host",
-                ));
+                return Err(verify_failed(io, messages::UNAVAILABLE));
             }
         };
         if !user.is_enrolled() {
@@ -560,7 +554,7 @@ impl Connection<'_> {
             Ok(store) => store,
             Err(e) => {
                 log::error!("2fa verify: {e}");
-                return verify_failed(io, "2FA check unavailable; tell an admin of this host");
+                return verify_failed(io, messages::UNAVAILABLE);
             }
         };
         let user = match self.verifiable_user(&store, &key, io) {
@@ -571,7 +565,7 @@ impl Connection<'_> {
             Ok(k) => k,
             Err(e) => {
                 log::error!("2fa verify: {e}");
-                return verify_failed(io, "2FA check unavailable; tell an admin of this host");
+                return verify_failed(io, messages::UNAVAILABLE);
             }
         };
         let origin = Origin {
@@ -623,7 +617,7 @@ impl Connection<'_> {
             ),
             Err(e) => {
                 log::error!("2fa verify: {e}");
-                fail(io, "2FA check unavailable; tell an admin of this host")
+                fail(io, messages::UNAVAILABLE)
             }
         }
     }
@@ -680,16 +674,8 @@ pub fn main() -> ExitCode {
     };
     let reader = Reader::of(&command);
     let refuse_unavailable = |io: &mut Streams, cause: String| {
-        log::error!("2FA check unavailable: {cause}");
-        write_refusal(
-            io,
-            "git2fa: 2FA check unavailable, so the operation was refused. Tell an admin of this host.",
-            &[
-                "git2fa: 2FA check unavailable, so the operation was refused.".to_string(),
-                "Tell an admin of this host; the cause is in their log.".to_string(),
-            ],
-            reader,
-        );
+        let lines = messages::unavailable(Refused::Operation, &cause);
+        write_refusal(io, &lines.join(" "), &lines, reader);
         ExitCode::from(1)
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
