@@ -8,6 +8,7 @@ pub mod hook_socket;
 pub mod operations;
 pub mod router;
 pub mod ssh;
+pub mod ssh_channel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
