@@ -153,8 +153,13 @@ proptest! {
         ], 0..8)
     ) {
         let text = lines.join("\n");
+        // A refusal names the file, and a line that is in it.
         if let Err(e) = Config::parse(Path::new("c.toml"), &text) {
-            prop_assert!(!e.to_string().is_empty());
+            prop_assert_eq!(e.file.as_path(), Path::new("c.toml"));
+            prop_assert!(!e.message.is_empty());
+            if let Some(line) = e.line {
+                prop_assert!((1..=text.split('\n').count()).contains(&line), "line {} of {:?}", line, text);
+            }
         }
         if let Ok(policy) = RepoPolicy::parse(Path::new("git2fa.toml"), &text) {
             prop_assert!(policy.protected_refs.iter().all(|r| r.starts_with("refs/")));
