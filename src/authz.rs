@@ -6,4 +6,5 @@
 pub mod decision;
 pub mod gate;
 pub mod messages;
+pub mod password;
 pub mod twofactor;

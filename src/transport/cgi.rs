@@ -10,20 +10,15 @@ use std::process::ExitCode;
 use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Request};
 use crate::authz::messages::{self, MessageContext, Refused};
-use crate::factor::crypto;
+use crate::authz::password::{self, PasswordCheck};
 use crate::factor::token;
 use crate::repo::policy::PushedRefs;
 use crate::store::Store;
 use crate::system::config::Config;
-use crate::system::names::check_user_name;
 use crate::system::time::now;
 use crate::transport::exec::{GitInvocation, valid_git_protocol};
 use crate::transport::http_request::{self, Authorization, BadRequest, GitRequest};
 use crate::transport::identity::Identity;
-
-/// How many wrong passwords from one address, in `[policy] lockout`,
-/// stop password checks from it, as a multiple of `max_failures`.
-const ADDRESS_FACTOR: u32 = 5;
 
 /// The CGI variables git2fa-http reads. A variable that is not UTF-8 is a
 /// bad request.
@@ -257,47 +252,20 @@ fn credential(
     if token::looks_like_token(secret) {
         return gate::token_credential(store, user, secret).map_err(|e| e.to_string());
     }
-    let user_scope = format!("user:{user}");
-    let addr_scope = format!("addr:{}", remote_addr.unwrap_or("unknown"));
-    let limit = config.policy.max_failures;
-    let window = config.policy.lockout;
-    let scopes = [
-        (user_scope.as_str(), limit),
-        (addr_scope.as_str(), limit.saturating_mul(ADDRESS_FACTOR)),
-    ];
-    if let Some(until) = store
-        .password_throttled(&scopes, window, now)
-        .map_err(|e| e.to_string())?
-    {
-        return Ok(Credential::ThrottledPassword { until });
-    }
-    let hash = if check_user_name(user).is_ok() {
-        store
-            .user(user)
-            .map_err(|e| e.to_string())?
-            .and_then(|u| u.password_hash)
-    } else {
-        None
-    };
-    let valid = match hash {
-        Some(hash) => crypto::verify_password(&hash, secret),
-        None => {
-            // The same work as a real check, so that timing does not tell
-            // which user names exist.
-            let _ = crypto::hash_password(secret);
-            false
-        }
-    };
-    if valid {
-        store
-            .clear_password_failures(&user_scope)
-            .map_err(|e| e.to_string())?;
-    } else {
-        store
-            .record_password_failure(&[&user_scope, &addr_scope], window, now)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(Credential::Password { valid })
+    let checked = password::check(
+        store,
+        &config.policy,
+        (user, secret),
+        remote_addr.unwrap_or("unknown"),
+        now,
+        |_| true,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(match checked {
+        PasswordCheck::Throttled { until } => Credential::ThrottledPassword { until },
+        PasswordCheck::Wrong => Credential::Password { valid: false },
+        PasswordCheck::Right(_) => Credential::Password { valid: true },
+    })
 }
 
 /// `git http-backend` for this request, with the CGI variables it needs and

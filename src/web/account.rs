@@ -7,12 +7,10 @@ use maud::html;
 use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page};
 use super::response::Response;
+use crate::authz::password::{self, PasswordCheck};
 use crate::factor::crypto;
 use crate::system::names::check_user_name;
 use crate::system::time::format_utc;
-
-/// Wrong passwords from one address, as a multiple of `max_failures`.
-const ADDRESS_FACTOR: u32 = 5;
 
 /// A local path to go to after logging in; anything else goes home.
 ///
@@ -70,17 +68,20 @@ pub fn login(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let name = cx.request.field("user").trim().to_string();
     let password = cx.request.field("password").to_string();
-    let user_scope = format!("user:{name}");
-    let addr_scope = format!("addr:{}", cx.request.remote_addr);
-    let limit = cx.config.policy.max_failures;
-    let window = cx.config.policy.lockout;
-    let scopes = [
-        (user_scope.as_str(), limit),
-        (addr_scope.as_str(), limit.saturating_mul(ADDRESS_FACTOR)),
-    ];
-    match cx.store.password_throttled(&scopes, window, cx.now) {
-        Ok(Some(until)) => {
-            let tried = check_user_name(&name).is_ok().then_some(name.clone());
+    let remote_addr = cx.request.remote_addr.clone();
+    // A disabled account's password counts as wrong here: it logs nobody in.
+    let checked = password::check(
+        &mut cx.store,
+        &cx.config.policy,
+        (&name, &password),
+        &remote_addr,
+        cx.now,
+        |u| u.enabled,
+    );
+    let tried = check_user_name(&name).is_ok().then_some(name.clone());
+    let user = match checked {
+        Ok(PasswordCheck::Right(user)) => user,
+        Ok(PasswordCheck::Throttled { until }) => {
             cx.audit_for(
                 tried.as_deref(),
                 "login",
@@ -94,40 +95,12 @@ pub fn login(cx: &mut Context) -> Response {
             );
             return login_form(cx, Some(&message));
         }
-        Ok(None) => {}
+        Ok(PasswordCheck::Wrong) => {
+            cx.audit_for(tried.as_deref(), "login", "fail", "wrong-password", None);
+            return login_form(cx, Some("Wrong user name or password."));
+        }
         Err(e) => return cx.unavailable(&e),
-    }
-    let user = if check_user_name(&name).is_ok() {
-        match cx.store.user(&name) {
-            Ok(user) => user.filter(|u| u.enabled),
-            Err(e) => return cx.unavailable(&e),
-        }
-    } else {
-        None
     };
-    let valid = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
-        Some(hash) => crypto::verify_password(hash, &password),
-        None => {
-            // The same work as a real check: timing does not tell which
-            // user names exist.
-            let _ = crypto::hash_password(&password);
-            false
-        }
-    };
-    let Some(user) = user.filter(|_| valid) else {
-        if let Err(e) =
-            cx.store
-                .record_password_failure(&[&user_scope, &addr_scope], window, cx.now)
-        {
-            return cx.unavailable(&e);
-        }
-        let tried = check_user_name(&name).is_ok().then_some(name.clone());
-        cx.audit_for(tried.as_deref(), "login", "fail", "wrong-password", None);
-        return login_form(cx, Some("Wrong user name or password."));
-    };
-    if let Err(e) = cx.store.clear_password_failures(&user_scope) {
-        return cx.unavailable(&e);
-    }
     let next = safe_next(Some(cx.request.field("next")));
     guard!(cx.start_session(Some(user.id)));
     cx.audit("login", "ok", "password", None);
