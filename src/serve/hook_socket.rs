@@ -15,13 +15,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::operations::{Operations, Slots, wait_for_stop};
-use crate::authz::decision::{Credential, Transport};
 use crate::authz::messages::{self, Refused};
 use crate::repo::policy::PushedRefs;
 use crate::store::Store;
 use crate::system::config::Config;
 use crate::transport::hook;
-use crate::transport::hook_question::{MAX_QUESTION, Question};
+use crate::transport::hook::{Push, Pusher};
+use crate::transport::hook_question::{HookError, MAX_QUESTION, Question};
 
 /// Questions answered at once, at most (the socket is open to every local
 /// account).
@@ -140,75 +140,68 @@ fn answer(config: &Config, mut stream: UnixStream) {
     let _ = stream.write_all(reply.as_bytes());
 }
 
-fn decide(config: &Config, stream: &UnixStream) -> Result<bool, String> {
+fn decide(config: &Config, stream: &UnixStream) -> Result<bool, HookError> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     // Who asks: the kernel's word, taken when the hook connected.
     let uid = getsockopt(stream, PeerCredentials)
-        .map_err(|e| format!("SO_PEERCRED: {e}"))?
+        .map_err(HookError::errno("SO_PEERCRED"))?
         .uid();
-    let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
-        .ok_or_else(|| format!("uid {uid} has no account name"))?;
-    let text = read_question(stream, std::time::Instant::now() + QUESTION_TIMEOUT)
-        .map_err(|e| format!("reading the question of uid {uid}: {e}"))?;
-    let question =
-        Question::decode(&text).map_err(|e| format!("bad question from uid {uid}: {e}"))?;
+    let pusher = Pusher::unix_account(nix::unistd::Uid::from_raw(uid))?;
+    let text = read_question(stream, std::time::Instant::now() + QUESTION_TIMEOUT, uid)?;
+    let question = Question::decode(&text)?;
     let repo = hook::repo_for(config, &question.repo_dir)?;
-    // Every ref is decided here, pre-receive's too: whether git will run
-    // the `update` hook depends on what the pusher's account may run,
-    // which this account cannot tell.
-    let refs = PushedRefs::Known(question.refs);
-    let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
-    let who = (
-        account.name,
-        Transport::Local,
-        Credential::UnixUser,
-        None,
-        None,
-    );
+    let mut store = Store::open(&config.store_path())?;
     let mut stream_say = |line: &str| {
         // Lines before a wait go out at once, so the user sees them.
         let line = format!("say {}\n", line.replace('\n', " "));
         let _ = (&mut &*stream).write_all(line.as_bytes());
     };
-    hook::decide(
-        config,
-        &mut store,
-        question.kind,
-        &repo,
-        refs,
-        who,
-        &question.args,
-        &mut stream_say,
-    )
+    let push = Push {
+        kind: question.kind,
+        repo: &repo,
+        // Every ref is decided here, pre-receive's too: whether git will
+        // run the `update` hook depends on what the pusher's account may
+        // run, which this account cannot tell.
+        refs: PushedRefs::Known(question.refs),
+        pusher,
+        args: &question.args,
+    };
+    Ok(hook::decide(config, &mut store, push, &mut stream_say))
 }
 
 /// Reads one whole question by `deadline`: the time limit holds for the
 /// question, not for each read, so a client sending a byte now and then
 /// cannot hold a slot for longer.
-fn read_question(stream: &UnixStream, deadline: std::time::Instant) -> Result<String, String> {
+fn read_question(
+    stream: &UnixStream,
+    deadline: std::time::Instant,
+    uid: u32,
+) -> Result<String, HookError> {
+    let doing = || format!("reading the question of uid {uid}");
+    let bad = |what: &str| HookError::Malformed(format!("the question of uid {uid} {what}"));
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            return Err(format!("not sent within {} s", QUESTION_TIMEOUT.as_secs()));
+            let within = format!("was not sent within {} s", QUESTION_TIMEOUT.as_secs());
+            return Err(bad(&within));
         }
         stream
             .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
+            .map_err(HookError::io(doing()))?;
         let n = match (&mut &*stream).read(&mut chunk) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(HookError::io(doing())(e)),
         };
         if n == 0 {
             break;
         }
         bytes.extend_from_slice(&chunk[..n]);
         if bytes.len() as u64 > MAX_QUESTION {
-            return Err("the question is too long".into());
+            return Err(bad("is too long"));
         }
     }
-    String::from_utf8(bytes).map_err(|_| "the question is not UTF-8".into())
+    String::from_utf8(bytes).map_err(|_| bad("is not UTF-8"))
 }

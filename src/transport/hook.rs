@@ -26,7 +26,8 @@ const MAX_INPUT: u64 = 4 << 20;
 /// A push with a token that expires within this many seconds says so.
 const TOKEN_WARNING: i64 = 7 * 86_400;
 
-pub use super::hook_question::HookKind;
+use super::hook_question::{self, Question};
+pub use super::hook_question::{HookError, HookKind};
 
 /// What a refusal or error prints: `remote:` lines on the git user's screen.
 fn say(lines: &[String]) {
@@ -83,11 +84,11 @@ pub fn main() -> ExitCode {
     };
     match run(&config, kind, &args) {
         Ok(code) => code,
-        Err(cause) => unavailable(&cause),
+        Err(cause) => unavailable(&cause.to_string()),
     }
 }
 
-fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, String> {
+fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, HookError> {
     let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let repo = repo_for(config, &git_dir)?;
     let mut input = Vec::new();
@@ -96,56 +97,52 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Str
             std::io::stdin()
                 .take(MAX_INPUT + 1)
                 .read_to_end(&mut input)
-                .map_err(|e| format!("stdin: {e}"))?;
+                .map_err(HookError::io("reading pre-receive's input"))?;
             // Every ref is checked, or none is: a cut list would leave refs
             // unchecked here and in the chained hook.
             if input.len() as u64 > MAX_INPUT {
-                return Err("pre-receive input is over 4 MiB".into());
+                return Err(malformed("pre-receive input is over 4 MiB"));
             }
-            let text =
-                String::from_utf8(input.clone()).map_err(|_| "pre-receive input is not UTF-8")?;
+            let text = String::from_utf8(input.clone())
+                .map_err(|_| malformed("pre-receive input is not UTF-8"))?;
             text.lines()
                 .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
                     [_old, _new, refname] if refname.starts_with("refs/") => {
                         Ok(refname.to_string())
                     }
-                    _ => Err(format!(
+                    _ => Err(malformed(format!(
                         "pre-receive input line is not OLD NEW REF: {line:?}"
-                    )),
+                    ))),
                 })
-                .collect::<Result<Vec<String>, String>>()?
+                .collect::<Result<Vec<String>, HookError>>()?
         }
         HookKind::Update => match args {
             [refname, _old, _new] => vec![refname.clone()],
-            _ => return Err("update: expected REF OLD NEW".into()),
+            _ => return Err(malformed("update: expected REF OLD NEW")),
         },
     };
     let allowed = match asks_daemon(config)? {
         Some(socket) => {
-            let question = crate::transport::hook_question::Question {
+            let question = Question {
                 kind,
                 repo_dir: repo.dir.clone(),
                 refs: names,
                 args: args.to_vec(),
             };
-            crate::transport::hook_question::ask(&socket, &question, &mut |line| {
-                say(&[line.to_string()])
-            })?
+            hook_question::ask(&socket, &question, &mut |line| say(&[line.to_string()]))?
         }
         None => {
-            let mut store = Store::open(&config.store_path()).map_err(|e| e.to_string())?;
-            let who = identify(config, &store)?;
-            let refs = pushed_refs(kind, &repo, names);
-            decide(
-                config,
-                &mut store,
+            let mut store = Store::open(&config.store_path())?;
+            let push = Push {
                 kind,
-                &repo,
-                refs,
-                who,
+                refs: pushed_refs(kind, &repo, names),
+                repo: &repo,
+                pusher: identify(config, &store)?,
                 args,
-                &mut |line| say(&[line.to_string()]),
-            )?
+            };
+            decide(config, &mut store, push, &mut |line| {
+                say(&[line.to_string()])
+            })
         }
     };
     if allowed {
@@ -169,7 +166,7 @@ fn pushed_refs(kind: HookKind, repo: &RepoPath, names: Vec<String>) -> PushedRef
 /// The daemon's socket when this hook must ask it: the config names one and
 /// this process runs as another account than the one owning `data_dir`
 /// (which alone can read the store).
-fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, String> {
+fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, HookError> {
     let Some(socket) = &config.daemon.socket else {
         return Ok(None);
     };
@@ -180,36 +177,59 @@ fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, String> {
 /// account that can read the store (the shims and `git2fa serve` run as
 /// it). Other accounts' hooks ask the daemon, and their `GIT2FA_*`
 /// variables count for nothing.
-fn runs_as_store_owner(config: &Config) -> Result<bool, String> {
+fn runs_as_store_owner(config: &Config) -> Result<bool, HookError> {
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(&config.data_dir)
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?
+        .map_err(HookError::io(config.data_dir.display().to_string()))?
         .uid();
     Ok(owner == nix::unistd::getuid().as_raw())
 }
 
+/// Who pushes, and with what credential.
+#[derive(Debug, Clone)]
+pub(crate) struct Pusher {
+    pub user: String,
+    pub transport: Transport,
+    pub credential: Credential,
+    pub key_id: Option<i64>,
+    pub remote_addr: Option<String>,
+}
+
+/// A push to decide: which hook, where, which refs, by whom.
+#[derive(Debug, Clone)]
+pub(crate) struct Push<'a> {
+    pub kind: HookKind,
+    pub repo: &'a RepoPath,
+    pub refs: PushedRefs,
+    pub pusher: Pusher,
+    /// The hook's arguments (update's REF OLD NEW).
+    pub args: &'a [String],
+}
+
 /// Decides a push, with its audit row, waiting for a verify when the
 /// policy says so; the lines for the user go to `say`. The daemon runs
-/// this too, for the account the kernel named.
-#[allow(clippy::too_many_arguments)]
+/// this too, for the account the kernel named. `true` allows it.
 pub(crate) fn decide(
     config: &Config,
     store: &mut Store,
-    kind: HookKind,
-    repo: &RepoPath,
-    refs: PushedRefs,
-    (user, transport, credential, key_id, remote_addr): Identified,
-    args: &[String],
+    push: Push,
     say: &mut dyn FnMut(&str),
-) -> Result<bool, String> {
+) -> bool {
+    let Push {
+        kind,
+        repo,
+        refs,
+        pusher,
+        args,
+    } = push;
     let request = Request {
-        user: Some(&user),
-        credential,
+        user: Some(&pusher.user),
+        credential: pusher.credential,
         repo: Target::Found(repo),
         operation: Operation::Write(refs),
-        transport,
-        key_id,
-        remote_addr: remote_addr.as_deref(),
+        transport: pusher.transport,
+        key_id: pusher.key_id,
+        remote_addr: pusher.remote_addr.as_deref(),
     };
     let mut outcome = gate::authorize(config, store, &request, now());
     if let Decision::Refuse(refusal) = &outcome.decision
@@ -237,18 +257,15 @@ pub(crate) fn decide(
         ));
     }
     match &outcome.decision {
-        Decision::Allow(_) => Ok(true),
+        Decision::Allow(_) => true,
         Decision::Refuse(refusal) => {
             for line in refusal_lines(config, kind, &request, refusal, args) {
                 say(&line);
             }
-            Ok(false)
+            false
         }
     }
 }
-
-/// Who pushes: user, transport, credential, key id, remote address.
-pub(crate) type Identified = (String, Transport, Credential, Option<i64>, Option<String>);
 
 /// Who pushes, and with what credential.
 ///
@@ -256,87 +273,72 @@ pub(crate) type Identified = (String, Transport, Credential, Option<i64>, Option
 /// trusted) counts only when the hook runs as the account that owns the
 /// store: the shims run as that account, and a local user pushing under
 /// another account could set those variables to anything.
-fn identify(config: &Config, store: &Store) -> Result<Identified, String> {
+fn identify(config: &Config, store: &Store) -> Result<Pusher, HookError> {
     let from_shim = runs_as_store_owner(config)?;
     let handed_over = if from_shim {
-        Identity::from_env(|name| std::env::var(name).ok())?
+        Identity::from_env(|name| std::env::var(name).ok()).map_err(HookError::Malformed)?
     } else {
         None
     };
     if let Some(identity) = handed_over {
         let credential = match (identity.transport, identity.key_id, identity.token_id) {
-            (Transport::Ssh, Some(key_id), _) => {
-                match store.key(key_id).map_err(|e| e.to_string())? {
-                    Some(key) if key.user == identity.user => Credential::SshKey { key_id },
-                    _ => Credential::UnknownKey,
+            (Transport::Ssh, Some(key_id), _) => match store.key(key_id)? {
+                Some(key) if key.user == identity.user => Credential::SshKey { key_id },
+                _ => Credential::UnknownKey,
+            },
+            (Transport::Http, _, Some(token_id)) => match store.token(token_id)? {
+                Some(token) if token.user == identity.user => {
+                    Credential::Token(crate::authz::decision::TokenFacts::of(&token))
                 }
-            }
-            (Transport::Http, _, Some(token_id)) => {
-                match store.token(token_id).map_err(|e| e.to_string())? {
-                    Some(token) if token.user == identity.user => {
-                        Credential::Token(crate::authz::decision::TokenFacts::of(&token))
-                    }
-                    _ => Credential::UnknownToken,
-                }
-            }
+                _ => Credential::UnknownToken,
+            },
             // git2fa-http checked the password before git started.
             (Transport::Http, _, None) => Credential::Password { valid: true },
-            _ => return Err("GIT2FA_TRANSPORT=ssh without GIT2FA_KEY_ID".into()),
+            _ => return Err(malformed("GIT2FA_TRANSPORT=ssh without GIT2FA_KEY_ID")),
         };
-        return Ok((
-            identity.user,
-            identity.transport,
+        return Ok(Pusher {
+            user: identity.user,
+            transport: identity.transport,
             credential,
-            identity.key_id,
-            identity.remote_addr,
-        ));
+            key_id: identity.key_id,
+            remote_addr: identity.remote_addr,
+        });
     }
     if from_shim
         && config.http.trust_remote_user
         && let Ok(user) = std::env::var("REMOTE_USER")
     {
-        let addr = std::env::var("REMOTE_ADDR").ok();
-        return Ok((
+        return Ok(Pusher {
             user,
-            Transport::Http,
-            Credential::TrustedRemoteUser,
-            None,
-            addr,
-        ));
+            transport: Transport::Http,
+            credential: Credential::TrustedRemoteUser,
+            key_id: None,
+            remote_addr: std::env::var("REMOTE_ADDR").ok(),
+        });
     }
-    let uid = nix::unistd::getuid();
-    let user = nix::unistd::User::from_uid(uid)
-        .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
-        .ok_or_else(|| format!("uid {uid} has no account name"))?;
-    Ok((
-        user.name,
-        Transport::Local,
-        Credential::UnixUser,
-        None,
-        None,
-    ))
+    Pusher::unix_account(nix::unistd::getuid())
 }
 
 /// The repository the hook runs in, which must be inside `repos_root`.
-pub(crate) fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, String> {
+pub(crate) fn repo_for(config: &Config, git_dir: &Path) -> Result<RepoPath, HookError> {
     let dir = git_dir
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", git_dir.display()))?;
+        .map_err(HookError::io(git_dir.display().to_string()))?;
     let root = config
         .repos_root
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", config.repos_root.display()))?;
+        .map_err(HookError::io(config.repos_root.display().to_string()))?;
     let below = dir
         .strip_prefix(&root)
         .ok()
         .and_then(Path::to_str)
         .filter(|b| !b.is_empty())
         .ok_or_else(|| {
-            format!(
+            malformed(format!(
                 "{} is not below repos_root {}",
                 dir.display(),
                 root.display()
-            )
+            ))
         })?;
     let name = below.strip_suffix(".git").unwrap_or(below).to_string();
     Ok(RepoPath { dir, name })
@@ -370,7 +372,7 @@ fn run_chained(
     kind: HookKind,
     args: &[String],
     input: &[u8],
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, HookError> {
     let chained = git_dir
         .join("hooks")
         .join(format!("{}{CHAINED_SUFFIX}", kind.name()));
@@ -378,10 +380,31 @@ fn run_chained(
         return Ok(ExitCode::SUCCESS);
     }
     let status = crate::transport::exec::run_hook(&chained, args, input)
-        .map_err(|e| format!("{}: {e}", chained.display()))?;
+        .map_err(HookError::io(chained.display().to_string()))?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
         None => ExitCode::from(1),
     })
+}
+
+fn malformed(what: impl Into<String>) -> HookError {
+    HookError::Malformed(what.into())
+}
+
+impl Pusher {
+    /// The Unix account `uid`, as the hook's process or the kernel names
+    /// it: the credential is the account itself.
+    pub(crate) fn unix_account(uid: nix::unistd::Uid) -> Result<Pusher, HookError> {
+        let user = nix::unistd::User::from_uid(uid)
+            .map_err(HookError::errno(format!("looking up uid {uid}")))?
+            .ok_or_else(|| malformed(format!("uid {uid} has no account name")))?;
+        Ok(Pusher {
+            user: user.name,
+            transport: Transport::Local,
+            credential: Credential::UnixUser,
+            key_id: None,
+            remote_addr: None,
+        })
+    }
 }

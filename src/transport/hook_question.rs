@@ -14,9 +14,62 @@
 //! The answer: `say TEXT` lines for the user, then `allow` or `refuse`.
 //! Anything else, or no answer, refuses the push.
 
+use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+
+use crate::store::StoreError;
+
+/// Why a push could not be decided. Each one refuses the push; its text
+/// goes to the admin's log, never to the pusher.
+#[derive(Debug)]
+pub enum HookError {
+    /// The store could not be opened, read or written.
+    Store(StoreError),
+    /// A file, stream, socket or account lookup failed while `doing`.
+    Io {
+        doing: String,
+        error: std::io::Error,
+    },
+    /// What came in is not what git, a shim or a hook sends.
+    Malformed(String),
+}
+
+impl HookError {
+    /// Wraps an I/O error met while `doing` (`map_err(HookError::io("…"))`).
+    pub fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> HookError {
+        let doing = doing.into();
+        move |error| HookError::Io { doing, error }
+    }
+
+    /// The same, for a system call that failed with `errno`.
+    pub fn errno(doing: impl Into<String>) -> impl FnOnce(nix::Error) -> HookError {
+        let doing = doing.into();
+        move |errno| HookError::Io {
+            doing,
+            error: errno.into(),
+        }
+    }
+}
+
+impl fmt::Display for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookError::Store(e) => write!(f, "store: {e}"),
+            HookError::Io { doing, error } => write!(f, "{doing}: {error}"),
+            HookError::Malformed(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for HookError {}
+
+impl From<StoreError> for HookError {
+    fn from(e: StoreError) -> HookError {
+        HookError::Store(e)
+    }
+}
 
 /// The hook git ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,28 +109,29 @@ pub struct Question {
 }
 
 impl Question {
-    pub fn encode(&self) -> Result<String, String> {
+    pub fn encode(&self) -> Result<String, HookError> {
         let mut text = format!("{VERSION_LINE}\nkind {}\n", self.kind.name());
         let dir = self
             .repo_dir
             .to_str()
-            .ok_or("the repository path is not UTF-8")?;
+            .ok_or_else(|| HookError::Malformed("the repository path is not UTF-8".into()))?;
         for (key, value) in std::iter::once(("dir", dir))
             .chain(self.refs.iter().map(|r| ("ref", r.as_str())))
             .chain(self.args.iter().map(|a| ("arg", a.as_str())))
         {
             if value.contains('\n') {
-                return Err(format!("a {key} holds a line break"));
+                return Err(HookError::Malformed(format!("a {key} holds a line break")));
             }
             text.push_str(&format!("{key} {value}\n"));
         }
         Ok(text)
     }
 
-    pub fn decode(text: &str) -> Result<Question, String> {
+    pub fn decode(text: &str) -> Result<Question, HookError> {
+        let bad = |what: String| HookError::Malformed(format!("bad question: {what}"));
         let mut lines = text.lines();
         if lines.next() != Some(VERSION_LINE) {
-            return Err(format!("the question does not start with {VERSION_LINE:?}"));
+            return Err(bad(format!("it does not start with {VERSION_LINE:?}")));
         }
         let (mut kind, mut dir) = (None, None);
         let (mut refs, mut args) = (Vec::new(), Vec::new());
@@ -85,17 +139,20 @@ impl Question {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
             match key {
                 "kind" if kind.is_none() => {
-                    kind = Some(HookKind::from_name(value).ok_or("unknown hook kind")?)
+                    kind = Some(
+                        HookKind::from_name(value)
+                            .ok_or_else(|| bad("unknown hook kind".into()))?,
+                    )
                 }
                 "dir" if dir.is_none() => dir = Some(PathBuf::from(value)),
                 "ref" => refs.push(value.to_string()),
                 "arg" => args.push(value.to_string()),
-                _ => return Err(format!("unexpected line {:?}", truncate(line))),
+                _ => return Err(bad(format!("unexpected line {:?}", truncate(line)))),
             }
         }
         Ok(Question {
-            kind: kind.ok_or("no kind")?,
-            repo_dir: dir.ok_or("no dir")?,
+            kind: kind.ok_or_else(|| bad("no kind".into()))?,
+            repo_dir: dir.ok_or_else(|| bad("no dir".into()))?,
             refs,
             args,
         })
@@ -108,7 +165,11 @@ fn truncate(text: &str) -> String {
 
 /// Asks the daemon; the lines it has for the user go to `say` as they
 /// come. `Ok(true)` only for an explicit `allow`.
-pub fn ask(socket: &Path, question: &Question, say: &mut dyn FnMut(&str)) -> Result<bool, String> {
+pub fn ask(
+    socket: &Path,
+    question: &Question,
+    say: &mut dyn FnMut(&str),
+) -> Result<bool, HookError> {
     let refuse = |say: &mut dyn FnMut(&str), cause: String| {
         log::error!("2FA daemon at {}: {cause}", socket.display());
         say(&format!(
