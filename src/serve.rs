@@ -3,6 +3,7 @@
 //! answers hooks run by other accounts. SIGTERM or SIGINT stops new work;
 //! git operations under way finish first.
 
+pub mod error;
 pub mod git_http;
 pub mod hook_socket;
 pub mod operations;
@@ -16,6 +17,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
+use error::ServeError;
 use operations::{CLOSE_GRACE, Operations, Slots, client_key, wait_for_stop};
 
 use crate::system::config::Config;
@@ -42,7 +44,7 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds `[web] listen`, `[ssh] listen` and `[daemon] socket`.
-    pub fn bind(config: &Config) -> Result<Listeners, String> {
+    pub fn bind(config: &Config) -> Result<Listeners, ServeError> {
         let web = bind_tcp(config.web.listen)?;
         let ssh = config.ssh.listen.map(bind_tcp).transpose()?;
         let hooks = config
@@ -54,29 +56,31 @@ impl Listeners {
         Ok(Listeners { web, ssh, hooks })
     }
 
-    pub fn web_addr(&self) -> Result<SocketAddr, String> {
-        self.web.local_addr().map_err(|e| e.to_string())
+    pub fn web_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.web
+            .local_addr()
+            .map_err(ServeError::io("the web listener"))
     }
 
-    pub fn ssh_addr(&self) -> Result<Option<SocketAddr>, String> {
+    pub fn ssh_addr(&self) -> Result<Option<SocketAddr>, ServeError> {
         self.ssh
             .as_ref()
-            .map(|l| l.local_addr().map_err(|e| e.to_string()))
+            .map(|l| l.local_addr().map_err(ServeError::io("the SSH listener")))
             .transpose()
     }
 }
 
-pub fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+pub fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(ServeError::io(format!("cannot listen on {addr}")))?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| format!("{addr}: {e}"))?;
+        .map_err(ServeError::io(addr))?;
     Ok(listener)
 }
 
 /// Serves until SIGTERM or SIGINT, then waits for operations under way.
-pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
+pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
     let host_key = match listeners.ssh {
         Some(_) => match ssh::host_key(&config.data_dir) {
             Ok(key) => Some(key),
@@ -93,7 +97,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(ServeError::io("cannot start the runtime"))?;
     let config = Arc::new(config);
     let operations = Operations::default();
     let connections = Operations::default();
@@ -102,8 +106,10 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
         let mut tasks = tokio::task::JoinSet::new();
 
         let web = tokio::net::TcpListener::from_std(listeners.web)
-            .map_err(|e| format!("web listener: {e}"))?;
-        let web_addr = web.local_addr().map_err(|e| e.to_string())?;
+            .map_err(ServeError::io("the web listener"))?;
+        let web_addr = web
+            .local_addr()
+            .map_err(ServeError::io("the web listener"))?;
         log::info!("web page on http://{web_addr}, smart HTTP under http://{web_addr}/git/");
         let app = router::router(config.clone(), operations.clone());
         tasks.spawn(router::serve_web(
@@ -115,8 +121,10 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
 
         if let (Some(listener), Some(key)) = (listeners.ssh, host_key) {
             let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| format!("SSH listener: {e}"))?;
-            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                .map_err(ServeError::io("the SSH listener"))?;
+            let addr = listener
+                .local_addr()
+                .map_err(ServeError::io("the SSH listener"))?;
             log::info!(
                 "SSH on {addr}, host key {}",
                 key.public_key()
@@ -134,7 +142,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
 
         if let Some(listener) = listeners.hooks {
             let listener = tokio::net::UnixListener::from_std(listener)
-                .map_err(|e| format!("hook socket: {e}"))?;
+                .map_err(ServeError::io("the hook socket"))?;
             tasks.spawn(hook_socket::serve(
                 listener,
                 config.clone(),
@@ -152,7 +160,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), String> {
 
         let mut result = Ok(());
         while let Some(done) = tasks.join_next().await {
-            let outcome = done.map_err(|e| format!("a server task failed: {e}"));
+            let outcome = done.map_err(|e| ServeError::Task(format!("a server task failed: {e}")));
             if let Err(e) = outcome.and_then(|r| r) {
                 log::error!("{e}");
                 result = Err(e);
@@ -180,7 +188,7 @@ async fn accept_ssh(
     config: Arc<Config>,
     (operations, connections): (Operations, Operations),
     stopped: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let logins = Slots::default();
     let users = Slots::default();
     let prompts = Slots::default();

@@ -72,9 +72,8 @@ fn run(cli: Cli) -> Outcome {
         Command::Check { sshd_config } => inspect::check(&load()?, sshd_config),
         Command::Serve => {
             let config = load()?;
-            crate::serve::Listeners::bind(&config)
-                .and_then(|listeners| crate::serve::run(config, listeners))
-                .map_err(Failure::usage)
+            let listeners = crate::serve::Listeners::bind(&config)?;
+            Ok(crate::serve::run(config, listeners)?)
         }
         Command::InstallHooks {
             root,

@@ -64,15 +64,15 @@ pub fn run(options: Options) -> Result<(), String> {
 fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
     // Bound first, so that port 0 works and the instructions name the
     // ports the server really has.
-    let web = serve::bind_tcp(options.web)?;
-    let ssh = serve::bind_tcp(options.ssh)?;
+    let web = serve::bind_tcp(options.web).map_err(|e| e.to_string())?;
+    let ssh = serve::bind_tcp(options.ssh).map_err(|e| e.to_string())?;
     let web_addr = web.local_addr().map_err(|e| e.to_string())?;
     let ssh_addr = ssh.local_addr().map_err(|e| e.to_string())?;
     let config = write_config(dir, web_addr, ssh_addr)?;
     let password = set_up_store(&config, dir)?;
     make_repo(&config)?;
     install_hooks(&config)?;
-    let host_key = serve::ssh::host_key(&config.data_dir)?;
+    let host_key = serve::ssh::host_key(&config.data_dir).map_err(|e| e.to_string())?;
     std::fs::write(
         dir.join("known_hosts"),
         format!(
@@ -94,6 +94,7 @@ fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
             hooks: None,
         },
     )
+    .map_err(|e| e.to_string())
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), String> {

@@ -58,7 +58,8 @@ exit_2_on!(
     crate::system::files::FileError,
     crate::store::StoreError,
     crate::factor::crypto::CryptoError,
-    crate::repo::path::RepoPathError
+    crate::repo::path::RepoPathError,
+    crate::serve::error::ServeError
 );
 
 impl From<crate::authz::twofactor::TwoFactorError> for Failure {

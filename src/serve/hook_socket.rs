@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::error::ServeError;
 use super::operations::{Operations, Slots, wait_for_stop};
 use crate::authz::messages::{self, Refused};
 use crate::repo::policy::PushedRefs;
@@ -33,24 +34,24 @@ const MAX_QUESTIONS_PER_ACCOUNT: usize = 8;
 /// Binds the socket, mode 0666: any local account may ask, since the
 /// kernel names it. A stale socket from a stopped daemon is replaced; any
 /// other file there, or a daemon that answers, is an error.
-pub fn bind(path: &Path) -> Result<UnixListener, String> {
+pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
     use std::os::unix::fs::FileTypeExt;
-    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let fail = |e| ServeError::io(path.display())(e);
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
-                return Err(format!(
+                return Err(ServeError::InTheWay(format!(
                     "{}: another git2fa daemon answers there",
                     path.display()
-                ));
+                )));
             }
             std::fs::remove_file(path).map_err(fail)?;
         }
         Ok(_) => {
-            return Err(format!(
+            return Err(ServeError::InTheWay(format!(
                 "{}: exists and is not a socket; not touching it",
                 path.display()
-            ));
+            )));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e)),
@@ -73,7 +74,7 @@ pub async fn serve(
     config: Arc<Config>,
     operations: Operations,
     stopped: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let path = config.daemon.socket.clone();
     let questions = Operations::default();
     let per_uid = Slots::default();

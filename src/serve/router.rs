@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use tokio::sync::watch;
 
+use super::error::ServeError;
 use super::git_http;
 use super::operations::{CLOSE_GRACE, Operations, ServerState, Slots, client_key, wait_for_stop};
 use crate::system::config::Config;
@@ -57,7 +58,7 @@ pub async fn serve_web(
     app: axum::Router,
     trusted_proxies: Vec<std::net::IpAddr>,
     stopped: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let per_address = Slots::default();
     let open = Operations::default();
     loop {

@@ -19,6 +19,7 @@ use russh::server::{Auth, Handle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::{mpsc, watch};
 
+use super::error::ServeError;
 use super::operations::{Operations, Slot, Slots};
 use super::ssh_channel::{ChannelInput, ChannelOutput, run_git};
 use crate::authz::messages::{self, Refused};
@@ -43,21 +44,22 @@ const MAX_PROMPTS_PER_USER: usize = 4;
 const MAX_CHANNELS: usize = 4;
 
 /// Loads the host key, or makes one (Ed25519, mode 0600) on first start.
-pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
+pub fn host_key(data_dir: &Path) -> Result<PrivateKey, ServeError> {
     let path = data_dir.join(HOST_KEY_FILE);
+    let in_the_way = |what: String| ServeError::InTheWay(format!("{}: {what}", path.display()));
     match crate::factor::crypto::read_private_file(&path) {
         Ok(text) => PrivateKey::from_openssh(&text)
-            .map_err(|e| format!("{}: not an OpenSSH private key: {e}", path.display())),
+            .map_err(|e| in_the_way(format!("not an OpenSSH private key: {e}"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+            getrandom::fill(&mut seed).map_err(|e| in_the_way(format!("no randomness: {e}")))?;
             let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
             let text = key
                 .to_openssh(LineEnding::LF)
-                .map_err(|e| format!("cannot encode the host key: {e}"))?;
+                .map_err(|e| in_the_way(format!("cannot encode the host key: {e}")))?;
             // Written aside and renamed: a crash leaves no half a key.
             crate::system::atomic_file::replace(&path, text.as_bytes(), 0o600)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(ServeError::io(path.display()))?;
             log::info!(
                 "made the SSH host key {} ({})",
                 path.display(),
@@ -65,7 +67,7 @@ pub fn host_key(data_dir: &Path) -> Result<PrivateKey, String> {
             );
             Ok(key)
         }
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(ServeError::io(path.display())(e)),
     }
 }
 
