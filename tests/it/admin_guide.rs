@@ -9,13 +9,11 @@
 //! the guide's lines, then works over SSH and HTTPS, and purge leaves the
 //! repositories.
 
-use std::io::Read;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Process, Run, e2e_available, free_port, unix_user, wait_port, which};
+use crate::harness::{Process, Run, e2e_available, free_port, http, unix_user, wait_port, which};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -364,16 +362,11 @@ os.execv(command[0], command)
         wait_port(8080, "git2fa serve", &log);
     }
 
+    /// The status line, headers and body of `GET path`, as the site's
+    /// name asks for it.
     fn get(&self, path: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).unwrap();
-        std::io::Write::write_all(
-            &mut stream,
-            format!("GET {path} HTTP/1.0\r\nHost: git.example.com\r\n\r\n").as_bytes(),
-        )
-        .unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
+        let reply = http::send(self.http_port, "GET", path, &["Host: git.example.com"], b"");
+        format!("{}\r\n\r\n{}", reply.head, reply.body)
     }
 }
 
@@ -405,7 +398,7 @@ fn the_admin_guide_works_as_written() {
     let alice_home = dir.path().join("alice");
     std::fs::create_dir_all(&alice_home).unwrap();
     let alice_key = dir.path().join("alice_key");
-    crate::sshd::keygen(&alice_key);
+    crate::harness::sshd::keygen(&alice_key);
     // What alice gave the admin, where the guide takes it from.
     std::fs::copy(alice_key.with_extension("pub"), "/tmp/alice.pub").unwrap();
     let mut follow = Follow {

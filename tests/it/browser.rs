@@ -5,10 +5,11 @@
 //! repository flag, an admin resetting a user. Screenshots of each page go
 //! to docs/screenshots/ for the user guide.
 
+use crate::harness::fixture::PASSWORD;
+use crate::harness::nginx::{self, Nginx};
+use crate::harness::web_server::{self, Server};
+use crate::harness::webdriver::{self, Browser};
 use crate::harness::{Host, code, run, work_tree};
-use crate::nginx::{self, Nginx};
-use crate::web_server::{self, Server};
-use crate::webdriver::{self, Browser};
 
 /// Decodes the QR code drawn as SVG modules (`M{x},{y}h1v1h-1z`).
 fn decode_qr(view_box: &str, path: &str) -> String {
@@ -91,7 +92,7 @@ fn a_user_goes_through_the_whole_web_page() {
     browser.wait_for("This link is used or expired.");
 
     // alice logs in and, not enrolled yet, lands in the wizard.
-    log_in(&browser, &server, "alice", "correct horse battery");
+    log_in(&browser, &server, "alice", PASSWORD);
     browser.screenshot("login");
     browser.wait_for_url("/2fa/setup");
     browser.wait_for("Google Authenticator");

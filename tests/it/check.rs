@@ -98,7 +98,7 @@ fn sound() -> Option<Sound> {
         assert!(out.status.success(), "{out:?}");
     }
     let host_key = host.dir.path().join("ssh_host_ed25519_key");
-    crate::sshd::keygen(&host_key);
+    crate::harness::sshd::keygen(&host_key);
     let snippet = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("install/sshd_config.conf"),
     )

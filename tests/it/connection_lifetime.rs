@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::harness::sshd::SshClient;
 use crate::harness::{Host, code};
-use crate::sshd::SshClient;
 
 /// Reads `child`'s output until it ends; at most 30 s (then it is killed).
 fn until_closed(mut child: Child) -> (Duration, String, String) {

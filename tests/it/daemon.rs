@@ -9,8 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::harness::web_server::{Server, free_port};
 use crate::harness::{HOOK_BIN, Host, Run, code, e2e_available, unix_user};
-use crate::web_server::{Server, free_port};
 
 const NOBODY: u32 = 65534;
 const ZERO: &str = "0000000000000000000000000000000000000000";

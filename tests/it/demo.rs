@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::harness::client::Client;
 use crate::harness::{BIN, Process, Run, e2e_available, run, which};
-use crate::web::Client;
 
 /// The value after `label` on a line of the instructions.
 fn field<'a>(text: &'a str, label: &str) -> &'a str {

@@ -2,20 +2,18 @@
 //! the same answer on every transport, whatever the credential, so that
 //! nobody learns which private repositories exist.
 
+use crate::harness::fixture::Fixture;
+use crate::harness::nginx::{self, Nginx};
+use crate::harness::sshd::{Sshd, keygen};
 use crate::harness::{Host, Run, run, work_tree};
-use crate::nginx::{self, Nginx};
-use crate::sshd::{Sshd, keygen};
 
 /// `private` (only dora may read it) and no `ghost`; alice with a key and
 /// a token for every repository.
-fn setup() -> Option<(Host, String)> {
-    if !nginx::available() || !crate::sshd::available() {
+fn setup() -> Option<(Fixture, String)> {
+    if !nginx::available() || !crate::harness::sshd::available() {
         return None;
     }
-    let host = Host::new();
-    host.add_user("alice");
-    host.add_user("dora");
-    host.enroll("alice");
+    let host = Host::new().user("alice").enrolled().user("dora");
     let private = host.bare_repo("private.git");
     std::fs::write(
         private.join("git2fa.toml"),

@@ -372,20 +372,12 @@ fn verifying_without_the_right_secret_key_opens_nothing() {
 
 #[test]
 fn the_web_page_refuses_when_the_store_or_config_is_broken() {
-    let port = crate::web_server::free_port();
-    let host = crate::web_server::host(port, "");
-    let server = crate::web_server::Server::start(&host, port);
+    let port = crate::harness::web_server::free_port();
+    let host = crate::harness::web_server::host(port, "");
+    let server = crate::harness::web_server::Server::start(&host, port);
     let get = |path: &str| {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
+        let reply = crate::harness::http::get(server.port, path);
+        format!("{}\r\n\r\n{}", reply.head, reply.body)
     };
     assert!(get("/login").starts_with("HTTP/1.1 200"));
     remove_store(&host);

@@ -6,16 +6,15 @@ use std::path::PathBuf;
 use git2fa::authz::decision::Permission;
 use git2fa::store::Store;
 
+use crate::harness::fixture::{Fixture, PASSWORD};
+use crate::harness::nginx::{self, Nginx};
 use crate::harness::{Host, Run, run};
-use crate::nginx::{self, Nginx};
 
 struct Setup {
-    host: Host,
+    host: Fixture,
     nginx: Nginx,
     work: PathBuf,
 }
-
-const PASSWORD: &str = "correct horse battery";
 
 /// alice (enrolled, password set), `team/app` (one commit, hooks), and
 /// `other`; nginx running.
@@ -23,12 +22,13 @@ fn setup(policy: &str) -> Option<Setup> {
     if !nginx::available() {
         return None;
     }
-    let host = Host::with_policy(policy, "");
-    host.add_user("alice");
-    host.enroll("alice");
-    let work = host.repo_with_a_commit("team/app");
+    let host = Host::with_policy(policy, "")
+        .user("alice")
+        .enrolled()
+        .repo("team/app");
     host.bare_repo("other.git");
-    host.install_hooks();
+    let host = host.hooks();
+    let work = host.work().to_path_buf();
     let nginx = Nginx::start(&host);
     Some(Setup { host, nginx, work })
 }

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::harness::sshd::{Multiplexed, SshClient, Sshd, keygen};
+use crate::harness::web_server::{Server, free_port};
 use crate::harness::{Host, which};
-use crate::sshd::{Multiplexed, SshClient, Sshd, keygen};
-use crate::web_server::{Server, free_port};
 
 /// mallory and dora, each with a repository only they may read.
 fn people(host: &Host) -> (PathBuf, PathBuf) {
@@ -76,7 +76,7 @@ fn replay(host: &Host, client: &SshClient, mallory: &Path, dora: &Path) {
 
 #[test]
 fn a_held_sshd_connection_does_not_become_the_next_keys_owner() {
-    if !crate::sshd::available() {
+    if !crate::harness::sshd::available() {
         return;
     }
     let host = Host::new();

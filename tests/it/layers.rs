@@ -36,7 +36,13 @@ fn modules() -> BTreeMap<String, String> {
                 }
                 continue;
             }
-            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("tests.rs") {
+            // Unit tests (`tests.rs` and the files under `tests/`) may use
+            // anything.
+            let in_tests = path
+                .strip_prefix(&src)
+                .is_ok_and(|p| p.components().any(|c| c.as_os_str() == "tests"));
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("tests.rs") || in_tests
+            {
                 continue;
             }
             let relative = path.strip_prefix(&src).unwrap().with_extension("");

@@ -3,9 +3,10 @@
 //! sideways inside it, and every button, field and link can be seen.
 //! Screenshots of each page at phone width go to docs/screenshots/.
 
+use crate::harness::fixture::PASSWORD;
+use crate::harness::web_server::{self, Server};
+use crate::harness::webdriver::{self, Browser};
 use crate::harness::{Host, code, run, work_tree};
-use crate::web_server::{self, Server};
-use crate::webdriver::{self, Browser};
 
 /// What overflows the window: a list of `tag#id.class: why` lines.
 const OVERFLOW: &str = r#"
@@ -116,7 +117,7 @@ fn no_page_is_wider_than_a_phone_or_a_desktop() {
     let browser = Browser::start();
     browser.goto(&server.url("/login"));
     browser.fill("#user", "alice");
-    browser.fill("#password", "correct horse battery");
+    browser.fill("#password", PASSWORD);
     browser.click("button[type=submit]");
     browser.wait_for_url("/2fa/verify?next=/2fa");
     browser.fill("#code", &code(&secret, 0));
@@ -159,7 +160,7 @@ fn no_page_is_wider_than_a_phone_or_a_desktop() {
     }
     browser.goto(&server.url("/login"));
     browser.fill("#user", "bob");
-    browser.fill("#password", "correct horse battery");
+    browser.fill("#password", PASSWORD);
     browser.click("button[type=submit]");
     browser.wait_for_url("/2fa/setup");
     browser.click("button[type=submit]");

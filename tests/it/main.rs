@@ -5,7 +5,6 @@
 
 mod admin_guide;
 mod admin_story;
-mod apache;
 mod bad_input;
 mod browser;
 mod check;
@@ -22,7 +21,6 @@ mod http;
 mod key_reuse;
 mod layers;
 mod layout;
-mod nginx;
 mod planted_links;
 mod properties;
 mod races;
@@ -30,8 +28,5 @@ mod readme;
 mod serve;
 mod slow_clients;
 mod ssh;
-mod sshd;
 mod web;
 mod web_configs;
-mod web_server;
-mod webdriver;

@@ -5,7 +5,6 @@
 //! the secret that `user enroll` printed a line before.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -50,15 +49,9 @@ fn bash(script: &str) -> Command {
 }
 
 fn get_status(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.lines().next().unwrap_or("").to_string()
+    crate::harness::http::get(port, path)
+        .status_line()
+        .to_string()
 }
 
 /// The first command: the demo starts, its host passes `git2fa check`,

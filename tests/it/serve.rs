@@ -7,15 +7,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::harness::client::Client;
+use crate::harness::fixture::{Fixture, PASSWORD};
+use crate::harness::sshd::{SshClient, keygen};
+use crate::harness::web_server::{Server, free_port};
 use crate::harness::{Host, Run, code, e2e_available, run, which};
-use crate::sshd::{SshClient, keygen};
-use crate::web::Client;
-use crate::web_server::{Server, free_port};
-
-const PASSWORD: &str = "correct horse battery";
 
 pub struct Served {
-    pub host: Host,
+    pub host: Fixture,
     pub server: Server,
     pub web: u16,
     pub ssh: SshClient,
@@ -51,13 +50,11 @@ pub(crate) fn setup(extra: &str) -> Option<Served> {
             "{extra}\n[web]\nlisten = \"127.0.0.1:{web}\"\n[ssh]\nlisten = \"127.0.0.1:{ssh_port}\"\n"
         ),
     );
-    host.add_user("alice");
-    let key = host.add_key("alice");
-    let (secret, _) = host.enroll("alice");
-    let work = host.repo_with_a_commit("team/app");
-    host.install_hooks();
+    let host = host.user("alice").key().enrolled().repo("team/app").hooks();
     host.git2fa(&["repo", "flag", "team/app", "--require", "all"])
         .ok();
+    let (key, secret) = (host.key_of("alice").into(), host.secret_of("alice").into());
+    let work = host.work().to_path_buf();
     let server = Server::start_with(&host, web, &[ssh_port]);
     Some(Served {
         host,

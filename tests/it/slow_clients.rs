@@ -10,8 +10,8 @@ use std::net::{SocketAddrV4, TcpStream};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::harness::sshd::Multiplexed;
 use crate::serve::setup;
-use crate::sshd::Multiplexed;
 
 /// A TCP connection to 127.0.0.1:`port` from the address `from` (any of
 /// 127.0.0.0/8 is this machine).

@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::harness::fixture::Fixture;
+use crate::harness::sshd::{self, Sshd, keygen};
 use crate::harness::{Host, code, run};
-use crate::sshd::{self, Sshd, keygen};
 
 pub(crate) struct Setup {
-    pub host: Host,
+    pub host: Fixture,
     pub sshd: Sshd,
     pub key: PathBuf,
     pub secret: Vec<u8>,
@@ -22,11 +23,13 @@ pub(crate) fn setup(policy: &str) -> Option<Setup> {
     if !sshd::available() {
         return None;
     }
-    let host = Host::with_policy(policy, "");
-    host.add_user("alice");
-    let key = host.add_key("alice");
-    let (secret, _) = host.enroll("alice");
-    let work = host.repo_with_a_commit("team/app");
+    let host = Host::with_policy(policy, "")
+        .user("alice")
+        .key()
+        .enrolled()
+        .repo("team/app");
+    let (key, secret) = (host.key_of("alice").into(), host.secret_of("alice").into());
+    let work = host.work().to_path_buf();
     let repo = host.root.join("team/app.git");
     // A hook the repository had before git2fa: it records what it is fed.
     let old_hook = repo.join("hooks/pre-receive");

@@ -2,125 +2,12 @@
 //! log-in, half-logged-in sessions, lock-outs, replayed codes, recent codes
 //! for sensitive changes, headers and cookie flags.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use sha2::Digest;
 
+use crate::harness::client::Client;
+use crate::harness::fixture::PASSWORD;
+use crate::harness::web_server::{self, Server};
 use crate::harness::{Host, code};
-use crate::web_server::{self, Server};
-
-pub(crate) struct Answer {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-}
-
-impl Answer {
-    pub(crate) fn location(&self) -> &str {
-        self.head
-            .lines()
-            .find_map(|l| l.strip_prefix("location: "))
-            .unwrap_or("")
-    }
-
-    pub(crate) fn set_cookie(&self) -> Option<&str> {
-        self.head
-            .lines()
-            .find_map(|l| l.strip_prefix("set-cookie: "))
-    }
-
-    /// The CSRF token of the first form on the page.
-    pub(crate) fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a form with a CSRF token")
-            + 19;
-        self.body[at..at + 32].to_string()
-    }
-}
-
-/// A client that keeps one cookie, as a browser would.
-pub(crate) struct Client {
-    port: u16,
-    cookie: Option<String>,
-}
-
-impl Client {
-    pub(crate) fn new(server: &Server) -> Client {
-        Client::on_port(server.port)
-    }
-
-    pub(crate) fn on_port(port: u16) -> Client {
-        Client { port, cookie: None }
-    }
-
-    pub(crate) fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Answer {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
-            self.port
-        );
-        if let Some(cookie) = &self.cookie {
-            request += &format!("Cookie: {cookie}\r\n");
-        }
-        if method == "POST" {
-            request += &format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                body.len()
-            );
-        }
-        request += &format!("\r\n{body}");
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let answer = Answer {
-            status: head
-                .split(' ')
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-            head: head.to_ascii_lowercase(),
-            body: body.to_string(),
-        };
-        if let Some(cookie) = answer.set_cookie() {
-            let pair = cookie.split(';').next().unwrap_or("");
-            self.cookie = if pair.ends_with('=') {
-                None
-            } else {
-                Some(pair.to_string())
-            };
-        }
-        answer
-    }
-
-    pub(crate) fn get(&mut self, path: &str) -> Answer {
-        self.send("GET", path, &[])
-    }
-
-    pub(crate) fn log_in(&mut self, user: &str, password: &str) -> Answer {
-        let csrf = self.get("/login").csrf();
-        self.send(
-            "POST",
-            "/login",
-            &[("csrf", &csrf), ("user", user), ("password", password)],
-        )
-    }
-
-    /// Posts a form with the CSRF token of the page at `page`.
-    pub(crate) fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
-        let csrf = self.get(page).csrf();
-        let mut all = vec![("csrf", csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.send("POST", action, &all)
-    }
-}
 
 fn start(policy: &str) -> (Host, Server, Vec<u8>) {
     let port = web_server::free_port();
@@ -141,7 +28,7 @@ fn every_form_needs_its_csrf_token() {
     let missing = client.send(
         "POST",
         "/login",
-        &[("user", "alice"), ("password", "correct horse battery")],
+        &[("user", "alice"), ("password", PASSWORD)],
     );
     assert_eq!(missing.status, 403, "{}", missing.body);
     let wrong = client.send(
@@ -150,7 +37,7 @@ fn every_form_needs_its_csrf_token() {
         &[
             ("csrf", "0123456789abcdef0123456789abcdef"),
             ("user", "alice"),
-            ("password", "correct horse battery"),
+            ("password", PASSWORD),
         ],
     );
     assert_eq!(wrong.status, 403);
@@ -160,7 +47,7 @@ fn every_form_needs_its_csrf_token() {
         &[
             ("csrf", &page.csrf()),
             ("user", "alice"),
-            ("password", "correct horse battery"),
+            ("password", PASSWORD),
         ],
     );
     assert_eq!(right.status, 303, "{}", right.body);
@@ -174,9 +61,9 @@ fn a_cookie_from_before_log_in_is_not_accepted_after_it() {
     // victim's browser before they log in, then uses it once they have.
     let (_host, server, _) = start("");
     let mut victim = Client::new(&server);
-    victim.get("/login");
+    assert_eq!(victim.get("/login").status, 200);
     let planted = victim.cookie.clone().unwrap();
-    let logged_in = victim.log_in("alice", "correct horse battery");
+    let logged_in = victim.log_in("alice", PASSWORD);
     assert_eq!(logged_in.status, 303);
     assert_ne!(
         victim.cookie.as_deref(),
@@ -198,7 +85,7 @@ fn a_cookie_from_before_log_in_is_not_accepted_after_it() {
 fn a_half_logged_in_session_can_only_verify() {
     let (_host, server, secret) = start("");
     let mut client = Client::new(&server);
-    let logged_in = client.log_in("alice", "correct horse battery");
+    let logged_in = client.log_in("alice", PASSWORD);
     assert_eq!(logged_in.location(), "/2fa/verify?next=/2fa");
     for page in [
         "/2fa",
@@ -236,7 +123,7 @@ fn wrong_passwords_and_codes_lock_out_as_configured() {
         assert_eq!(wrong.status, 401);
         assert!(wrong.body.contains("Wrong user name or password."));
     }
-    let throttled = client.log_in("alice", "correct horse battery");
+    let throttled = client.log_in("alice", PASSWORD);
     assert!(
         throttled
             .body
@@ -248,7 +135,7 @@ fn wrong_passwords_and_codes_lock_out_as_configured() {
     host.add_user("bob");
     let (bob_secret, _) = host.enroll("bob");
     let mut bob = Client::new(&server);
-    bob.log_in("bob", "correct horse battery");
+    bob.logs_in("bob", PASSWORD);
     let right = code(&bob_secret, 0);
     let wrong = if right == "123456" {
         "654321"
@@ -286,7 +173,7 @@ fn wrong_passwords_and_codes_lock_out_as_configured() {
 fn a_replayed_code_is_refused() {
     let (_host, server, secret) = start("");
     let mut client = Client::new(&server);
-    client.log_in("alice", "correct horse battery");
+    client.logs_in("alice", PASSWORD);
     let now = code(&secret, 0);
     assert!(
         client
@@ -308,9 +195,14 @@ fn a_replayed_code_is_refused() {
 fn pages_needing_2fa_send_the_user_to_verify() {
     let (_host, server, secret) = start("");
     let mut client = Client::new(&server);
-    client.log_in("alice", "correct horse battery");
-    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
-    client.submit("/2fa", "/2fa/leave", &[]);
+    client.logs_in("alice", PASSWORD);
+    client.verifies(&code(&secret, 0));
+    let left = client.submit("/2fa", "/2fa/leave", &[]);
+    assert!(
+        left.body.contains("You left the 2FA session"),
+        "{}",
+        left.body
+    );
     // Logged in, but no 2FA session: creating a token or adding a key asks
     // for a code first.
     let token = client.submit(
@@ -397,8 +289,8 @@ fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
         ),
     ];
     let mut client = Client::new(&server);
-    client.log_in("alice", "correct horse battery");
-    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    client.logs_in("alice", PASSWORD);
+    client.verifies(&code(&secret, 0));
     for (page, action, fields, done) in &cases {
         // The code was entered six minutes ago: verify first.
         age_code(&host, &client, 360);
@@ -420,7 +312,7 @@ fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
 fn a_half_logged_in_session_posts_nothing() {
     let (_host, server, _) = start("");
     let mut client = Client::new(&server);
-    client.log_in("alice", "correct horse battery");
+    client.logs_in("alice", PASSWORD);
     // It has a valid CSRF token (the verify form's), and still every form
     // but verify and log-out sends it to verify.
     let csrf = client.get("/2fa/verify").csrf();
@@ -475,8 +367,8 @@ fn nobody_touches_another_users_tokens_keys_or_repositories() {
     )
     .unwrap();
     let mut client = Client::new(&server);
-    client.log_in("alice", "correct horse battery");
-    client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
+    client.logs_in("alice", PASSWORD);
+    client.verifies(&code(&secret, 0));
     let revoke = client.submit("/2fa/tokens", "/2fa/tokens/revoke", &[("id", "1")]);
     assert!(
         revoke.body.contains("No such token of yours."),
@@ -547,10 +439,10 @@ fn resets_disables_and_new_passwords_end_web_sessions() {
             host.enroll("alice");
         }
         let mut stolen = Client::new(&server);
-        let logged_in = stolen.log_in("alice", "correct horse battery");
+        let logged_in = stolen.log_in("alice", PASSWORD);
         assert_eq!(logged_in.status, 303, "step {step}");
         let _ = secret;
-        host.git2fa_with_stdin(&command, "correct horse battery\n")
+        host.git2fa_with_stdin(&command, &format!("{PASSWORD}\n"))
             .ok();
         let after = stolen.get("/2fa/setup");
         assert_eq!(
@@ -608,7 +500,7 @@ fn headers_and_cookies_are_strict() {
 fn each_step_up_gets_a_new_cookie() {
     let (_host, server, secret) = start("");
     let mut client = Client::new(&server);
-    client.log_in("alice", "correct horse battery");
+    client.logs_in("alice", PASSWORD);
     let half = client.cookie.clone().unwrap();
     let verified = client.submit("/2fa/verify", "/2fa/verify", &[("code", &code(&secret, 0))]);
     assert!(verified.body.contains("<h1>Verified</h1>"));
@@ -646,7 +538,7 @@ fn the_link_in_git_s_message_leads_to_verify_after_log_in() {
         &[
             ("csrf", &page.csrf()),
             ("user", "alice"),
-            ("password", "correct horse battery"),
+            ("password", PASSWORD),
             ("next", "/2fa/verify?repo=team/app"),
         ],
     );
@@ -676,7 +568,7 @@ fn the_small_things_from_the_field_trial() {
         "{}",
         failed.body
     );
-    client.log_in("alice", "correct horse battery");
+    client.logs_in("alice", PASSWORD);
     let wrong = client.submit(
         "/2fa/verify?repo=team/app",
         "/2fa/verify",
@@ -734,7 +626,7 @@ fn the_small_things_from_the_field_trial() {
 
     // bob verifies with a recovery code and learns how many are left.
     let mut bob = Client::new(&server);
-    bob.log_in("bob", "correct horse battery");
+    bob.logs_in("bob", PASSWORD);
     let used = bob.submit("/2fa/verify", "/2fa/verify", &[("code", &codes[0])]);
     assert!(
         used.body.contains(
@@ -760,7 +652,7 @@ fn text_from_users_comes_back_escaped() {
     assert_eq!(failed.status, 401);
     assert!(failed.body.contains(escaped), "{}", failed.body);
 
-    client.log_in("alice", "correct horse battery");
+    client.logs_in("alice", PASSWORD);
     let link = format!(
         "/2fa/verify?repo={}",
         form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>()

@@ -5,13 +5,11 @@
 //! a token, in the URL or from a credential helper, and no wrong password
 //! is counted.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
-use crate::apache::{self, Apache};
+use crate::harness::apache::{self, Apache};
+use crate::harness::nginx::{self, Nginx};
 use crate::harness::{Host, Run, run};
-use crate::nginx::{self, Nginx};
 
 /// alice, enrolled, with a write token for `team/app`, which has one
 /// commit and the git2fa hooks and requires 2FA for everything.
@@ -36,11 +34,7 @@ fn host() -> (Host, String, PathBuf) {
 
 /// The status line and headers of `GET path` with no Authorization.
 fn anonymous_get(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.split("\r\n\r\n").next().unwrap_or("").to_string()
+    crate::harness::http::get(port, path).head
 }
 
 /// What a user does with git through the web server on `port`, checked as

@@ -2,8 +2,6 @@
 //! `install/nginx-git2fa.conf` with this host's paths: git over HTTP goes
 //! through `git2fa-http` as admins will run it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -133,28 +131,14 @@ impl Nginx {
         format!("http://{user}:{secret}@127.0.0.1:{}/git/{repo}", self.port)
     }
 
-    /// One raw HTTP/1.0 request; returns the status and the body.
-    pub fn raw(&self, request_line: &str, headers: &[&str]) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut request = format!("{request_line}\r\nHost: 127.0.0.1\r\n");
-        for header in headers {
-            request += &format!("{header}\r\n");
-        }
-        request += "\r\n";
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
+    /// One request (`METHOD PATH`) with `headers`; the status and body.
+    pub fn raw(&self, request: &str, headers: &[&str]) -> (u16, String) {
+        let (method, path) = request.split_once(' ').unwrap();
+        let path = path
+            .trim_end_matches(" HTTP/1.0")
+            .trim_end_matches(" HTTP/1.1");
+        let reply = super::http::send(self.port, method, path, headers, b"");
+        (reply.status, reply.body)
     }
 }
 

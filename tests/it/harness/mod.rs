@@ -1,6 +1,15 @@
 //! A temporary git2fa host: a config, a store, bare repositories, and the
 //! real `git2fa` binary to run against them.
 
+pub mod apache;
+pub mod client;
+pub mod fixture;
+pub mod http;
+pub mod nginx;
+pub mod sshd;
+pub mod web_server;
+pub mod webdriver;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -163,7 +172,7 @@ impl Host {
     pub fn add_user(&self, name: &str) {
         self.git2fa_with_stdin(
             &["user", "add", name, "--password-stdin"],
-            "correct horse battery\n",
+            &format!("{}\n", fixture::PASSWORD),
         )
         .ok();
     }
@@ -211,7 +220,7 @@ impl Host {
     /// A new SSH key pair for `user`, registered; the private key's path.
     pub fn add_key(&self, user: &str) -> PathBuf {
         let key = self.dir.path().join(format!("{user}_key"));
-        crate::sshd::keygen(&key);
+        crate::harness::sshd::keygen(&key);
         self.git2fa(&["key", "add", user, &format!("{}.pub", key.display())])
             .ok();
         key
