@@ -13,7 +13,7 @@ use crate::authz::messages::{self, MessageContext, Refused};
 use crate::authz::password::{self, PasswordCheck};
 use crate::factor::token;
 use crate::repo::policy::PushedRefs;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::system::config::Config;
 use crate::system::time::now;
 use crate::transport::exec::{GitInvocation, valid_git_protocol};
@@ -171,7 +171,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     }
     let mut store = match Store::open(&config.store_path()) {
         Ok(store) => store,
-        Err(e) => return unavailable(&e.to_string()),
+        Err(e) => return unavailable(&e),
     };
     let t = now();
     let credential = match credential(
@@ -248,9 +248,9 @@ fn credential(
     secret: &str,
     remote_addr: Option<&str>,
     now: i64,
-) -> Result<Credential, String> {
+) -> Result<Credential, StoreError> {
     if token::looks_like_token(secret) {
-        return gate::token_credential(store, user, secret).map_err(|e| e.to_string());
+        return gate::token_credential(store, user, secret);
     }
     let checked = password::check(
         store,
@@ -259,8 +259,7 @@ fn credential(
         remote_addr.unwrap_or("unknown"),
         now,
         |_| true,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(match checked {
         PasswordCheck::Throttled { until } => Credential::ThrottledPassword { until },
         PasswordCheck::Wrong => Credential::Password { valid: false },
@@ -276,14 +275,17 @@ fn backend(
     request: &GitRequest,
     cgi: &CgiRequest,
     identity: &Identity,
-) -> Result<GitInvocation, String> {
-    let root = config
-        .repos_root
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", config.repos_root.display()))?;
-    let below = repo_dir
-        .strip_prefix(&root)
-        .map_err(|_| "repository outside the root".to_string())?;
+) -> std::io::Result<GitInvocation> {
+    let root = config.repos_root.canonicalize().map_err(|e| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", config.repos_root.display()))
+    })?;
+    let below = repo_dir.strip_prefix(&root).map_err(|_| {
+        std::io::Error::other(format!(
+            "{} is outside the root {}",
+            repo_dir.display(),
+            root.display()
+        ))
+    })?;
     let path_info = format!(
         "/{}{}",
         below.display(),
