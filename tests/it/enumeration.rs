@@ -20,14 +20,7 @@ fn setup() -> Option<(Fixture, String)> {
         "require = \"off\"\nreaders = [\"dora\"]\nwriters = [\"dora\"]\n",
     )
     .unwrap();
-    let token = host
-        .git2fa(&[
-            "token", "create", "alice", "--repo", "**", "--perm", "write",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = host.token("alice", "**", "write", &[]);
     Some((host, token))
 }
 

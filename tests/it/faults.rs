@@ -49,25 +49,14 @@ struct Attempt {
 fn target() -> Target {
     let (host, marker) = recording_host();
     let repo = host.root.join("team/app.git").canonicalize().unwrap();
-    let run = host
-        .git2fa(&[
-            "token",
-            "create",
-            "alice",
-            "--repo",
-            "team/*",
-            "--perm",
-            "write",
-            "--without-2fa",
-        ])
-        .ok();
+    let token = host.token("alice", "team/*", "write", &["--without-2fa"]);
     let log = host.dir.path().join("git2fa.log");
     let shell_args = host.shell_args(1);
     Target {
         host,
         marker,
         repo,
-        token: run.stdout.trim().to_string(),
+        token,
         shell_args,
         log,
     }

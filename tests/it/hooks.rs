@@ -212,17 +212,7 @@ fn identity_variables_from_another_account_are_ignored() {
     // identity; anyone else is the Unix account they are.
     let host = Host::new();
     host.add_user("alice");
-    host.git2fa(&[
-        "token",
-        "create",
-        "alice",
-        "--repo",
-        "app",
-        "--perm",
-        "write",
-        "--without-2fa",
-    ])
-    .ok();
+    host.token("alice", "app", "write", &["--without-2fa"]);
     let repo = host.bare_repo("app.git");
     let work = work_tree(host.dir.path(), "work");
     host.git2fa(&["install-hooks", &host.root.display().to_string()])

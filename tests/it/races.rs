@@ -93,21 +93,7 @@ fn concurrent_wrong_codes_lock_at_exactly_max_failures() {
 #[test]
 fn a_token_revoked_while_in_use_is_refused_from_the_next_request_on() {
     let (host, marker) = recording_host();
-    let token = host
-        .git2fa(&[
-            "token",
-            "create",
-            "alice",
-            "--repo",
-            "team/*",
-            "--perm",
-            "read",
-            "--without-2fa",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = host.token("alice", "team/*", "read", &["--without-2fa"]);
     let request = || {
         use base64::Engine;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"));
@@ -352,21 +338,7 @@ fn a_panic_in_a_shim_or_hook_refuses_the_operation() {
             .starts_with("git2fa: internal error, so the push was refused.")
     );
     // The HTTP shim.
-    let token = host
-        .git2fa(&[
-            "token",
-            "create",
-            "alice",
-            "--repo",
-            "team/*",
-            "--perm",
-            "read",
-            "--without-2fa",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = host.token("alice", "team/*", "read", &["--without-2fa"]);
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"));
     let _ = std::fs::remove_file(&marker);

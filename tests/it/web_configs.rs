@@ -21,14 +21,7 @@ fn host() -> (Host, String, PathBuf) {
     host.install_hooks();
     host.git2fa(&["repo", "flag", "team/app", "--require", "all"])
         .ok();
-    let token = host
-        .git2fa(&[
-            "token", "create", "alice", "--repo", "team/app", "--perm", "write",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = host.token("alice", "team/app", "write", &[]);
     (host, token, work)
 }
 

@@ -246,6 +246,14 @@ impl Host {
         work
     }
 
+    /// A new personal access token of `user` for `repos` with `perm`
+    /// (`read` or `write`), `extra` arguments added; the token, as printed.
+    pub fn token(&self, user: &str, repos: &str, perm: &str, extra: &[&str]) -> String {
+        let mut args = vec!["token", "create", user, "--repo", repos, "--perm", perm];
+        args.extend_from_slice(extra);
+        self.git2fa(&args).ok().stdout.trim().to_string()
+    }
+
     /// The git2fa hooks in every repository below the root.
     pub fn install_hooks(&self) {
         self.git2fa(&["install-hooks", &self.root.display().to_string()])
