@@ -65,10 +65,11 @@ fn one_code_in_many_processes_succeeds_once() {
 
 #[test]
 fn concurrent_wrong_codes_lock_at_exactly_max_failures() {
-    let host = Host::with_policy("max_failures = 4", "");
-    host.add_user("alice");
-    let (secret, _) = host.enroll("alice");
-    let wrong = if code(&secret, 0) == "000000" {
+    let host = Host::with_policy("max_failures = 4", "")
+        .user("alice")
+        .enrolled();
+    let secret = host.secret_of("alice");
+    let wrong = if code(secret, 0) == "000000" {
         "111111"
     } else {
         "000000"

@@ -5,15 +5,15 @@
 use sha2::Digest;
 
 use crate::harness::client::Client;
+use crate::harness::fixture::Fixture;
 use crate::harness::fixture::PASSWORD;
 use crate::harness::web_server::{self, Server};
 use crate::harness::{Host, code};
 
-fn start(policy: &str) -> (Host, Server, Vec<u8>) {
+fn start(policy: &str) -> (Fixture, Server, Vec<u8>) {
     let port = web_server::free_port();
-    let host = web_server::host(port, policy);
-    host.add_user("alice");
-    let (secret, _) = host.enroll("alice");
+    let host = web_server::host(port, policy).user("alice").enrolled();
+    let secret = host.secret_of("alice").to_vec();
     let server = Server::start(&host, port);
     (host, server, secret)
 }

@@ -8,17 +8,19 @@
 use std::path::{Path, PathBuf};
 
 use crate::harness::apache::{self, Apache};
+use crate::harness::fixture::Fixture;
 use crate::harness::nginx::{self, Nginx};
 use crate::harness::{Host, Run, run};
 
 /// alice, enrolled, with a write token for `team/app`, which has one
 /// commit and the git2fa hooks and requires 2FA for everything.
-fn host() -> (Host, String, PathBuf) {
-    let host = Host::new();
-    host.add_user("alice");
-    host.enroll("alice");
-    let work = host.repo_with_a_commit("team/app");
-    host.install_hooks();
+fn host() -> (Fixture, String, PathBuf) {
+    let host = Host::new()
+        .user("alice")
+        .enrolled()
+        .repo("team/app")
+        .hooks();
+    let work = host.work().to_path_buf();
     host.git2fa(&["repo", "flag", "team/app", "--require", "all"])
         .ok();
     let token = host.token("alice", "team/app", "write", &[]);
