@@ -74,7 +74,33 @@ impl Named {
             (_, true) => Operation::Write(PushedRefs::Unknown),
         }
     }
+
+    /// What the transport does with `decision` about what it named: start
+    /// git in the repository, or say the refusal (its audit row is
+    /// written). The decision never allows a missing repository; were it
+    /// to, the operation is refused as "2FA check unavailable" (fail closed).
+    pub fn next<'a>(&'a self, decision: &'a Decision) -> Next<'a> {
+        match (decision, self) {
+            (Decision::Allow(_), Named::Found(repo)) => Next::Git(repo),
+            (Decision::Refuse(refusal), _) => Next::Refuse(refusal),
+            (Decision::Allow(_), Named::Missing(name)) => {
+                log::error!("2FA check unavailable: the missing repository {name} was allowed");
+                Next::Refuse(&ALLOWED_MISSING)
+            }
+        }
+    }
 }
+
+/// What a transport does after the gate.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// Start git in this repository.
+    Git(&'a RepoPath),
+    /// Say this refusal.
+    Refuse(&'a Refusal),
+}
+
+static ALLOWED_MISSING: Refusal = Refusal::CheckUnavailable { location: None };
 
 /// One request for a git operation.
 #[derive(Debug, Clone)]
@@ -255,5 +281,33 @@ fn audit_record(request: &Request, outcome: &Outcome, now: i64) -> AuditRecord {
         token_id,
         remote_addr: request.remote_addr.map(str::to_string),
         detail: outcome.detail.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authz::decision::Allowed;
+
+    #[test]
+    fn an_allow_for_a_missing_repository_is_refused() {
+        // Fail closed: were the decision ever to allow a repository that
+        // does not exist, no git would start on a path nobody checked.
+        let missing = Named::Missing("ghost".into());
+        let allowed = Decision::Allow(Allowed::NotRequired);
+        assert!(matches!(
+            missing.next(&allowed),
+            Next::Refuse(Refusal::CheckUnavailable { location: None })
+        ));
+        let refused = Decision::Refuse(Refusal::NoSession);
+        assert!(matches!(
+            missing.next(&refused),
+            Next::Refuse(Refusal::NoSession)
+        ));
+        let found = Named::Found(RepoPath {
+            dir: "/srv/git/app.git".into(),
+            name: "app".into(),
+        });
+        assert!(matches!(found.next(&allowed), Next::Git(repo) if repo.name == "app"));
     }
 }

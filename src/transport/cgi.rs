@@ -7,8 +7,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
-use crate::authz::gate::{self, Named, Request};
+use crate::authz::decision::{Credential, Operation, Refusal, Transport};
+use crate::authz::gate::{self, Named, Next, Request};
 use crate::authz::messages::{self, MessageContext, Refused};
 use crate::authz::password::{self, PasswordCheck};
 use crate::factor::token;
@@ -208,8 +208,8 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         remote_addr: cgi.remote_addr.as_deref(),
     };
     let outcome = gate::authorize(config, &mut store, &gate_request, t);
-    match (&outcome.decision, &named) {
-        (Decision::Allow(_), Named::Found(repo)) => {
+    match named.next(&outcome.decision) {
+        Next::Git(repo) => {
             if let Some(id) = token_id
                 && let Err(e) = store.touch_token(id, t)
             {
@@ -227,15 +227,13 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
                 Err(cause) => unavailable(&cause),
             }
         }
-        (Decision::Refuse(refusal), _) => refusal_response(
+        Next::Refuse(refusal) => refusal_response(
             config,
             target.name(),
             Some(&user),
             &gate_request.operation,
             refusal,
         ),
-        // The decision about a missing repository never allows.
-        (Decision::Allow(_), Named::Missing(_)) => unavailable(&"a missing repository was allowed"),
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
-use crate::authz::gate::{self, Named, Outcome, Request};
+use crate::authz::gate::{self, Named, Next, Outcome, Request};
 use crate::authz::messages::{self, MessageContext, Refused};
 use crate::store::{AuditRecord, SshKey, Store};
 use crate::system::config::Config;
@@ -287,8 +287,8 @@ impl Connection<'_> {
             }
             _ => outcome,
         };
-        match (&outcome.decision, &named) {
-            (Decision::Allow(_), Named::Found(repo)) => Action::Git(GitInvocation::ssh(
+        match named.next(&outcome.decision) {
+            Next::Git(repo) => Action::Git(GitInvocation::ssh(
                 self.config,
                 service,
                 &repo.dir,
@@ -301,16 +301,12 @@ impl Connection<'_> {
                 },
                 self.git_protocol.as_deref(),
             )),
-            (Decision::Refuse(refusal), _) => self.refuse(
+            Next::Refuse(refusal) => self.refuse(
                 io,
                 refusal,
                 (target.name(), Some(&key.user), &request.operation),
                 Reader::Git,
             ),
-            // The decision about a missing repository never allows.
-            (Decision::Allow(_), Named::Missing(_)) => {
-                self.unavailable(io, "a missing repository was allowed", Reader::Git)
-            }
         }
     }
 
