@@ -306,22 +306,10 @@ pub fn verify(cx: &mut Context) -> Response {
     if !user.is_enrolled() {
         return Response::redirect("/2fa/setup");
     }
-    let key = guard!(cx.secret_key());
-    let code = cx.request.field("code").to_string();
-    let origin = origin(cx);
-    let result = twofactor::verify(
-        &mut cx.store,
-        &key,
-        cx.config,
-        &user,
-        &code,
-        &origin,
-        cx.now,
-    );
-    let error = match result {
-        Ok(Verified::Opened {
+    let error = match guard!(check_code(cx, &user)) {
+        Verified::Opened {
             expires_at, method, ..
-        }) => {
+        } => {
             guard!(cx.step_up());
             let repo = cx.request.field("repo").to_string();
             let next = cx.request.field("next").to_string();
@@ -351,21 +339,20 @@ pub fn verify(cx: &mut Context) -> Response {
             };
             return page(cx, "Verified", body);
         }
-        Ok(Verified::Wrong { left }) => {
+        Verified::Wrong { left } => {
             format!("That code is not right. {left} more wrong codes lock your account.")
         }
-        Ok(Verified::Replayed { left }) => {
+        Verified::Replayed { left } => {
             format!(
                 "That code was already used. Wait for the next one. {left} more wrong codes lock your account."
             )
         }
-        Ok(Verified::Locked { until }) => {
+        Verified::Locked { until } => {
             format!(
                 "Too many wrong codes: your account is locked until {}.",
                 format_utc(until)
             )
         }
-        Err(e) => return cx.unavailable(&e),
     };
     verify_form(cx, Some(&error)).with_status(401)
 }
@@ -544,30 +531,29 @@ pub fn regenerate(cx: &mut Context) -> Response {
     }
 }
 
+/// Checks the code the form sent (TOTP or recovery) for `user`, opening a
+/// 2FA session when it is right.
+fn check_code(cx: &mut Context, user: &crate::store::User) -> Result<Verified, Response> {
+    let key = cx.secret_key()?;
+    let code = cx.request.field("code").to_string();
+    let origin = origin(cx);
+    let config = cx.config;
+    twofactor::verify(&mut cx.store, &key, config, user, &code, &origin, cx.now)
+        .map_err(|e| cx.unavailable(&e))
+}
+
 pub fn remove(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
-    let key = guard!(cx.secret_key());
-    let code = cx.request.field("code").to_string();
-    let origin = origin(cx);
-    match twofactor::verify(
-        &mut cx.store,
-        &key,
-        cx.config,
-        &user,
-        &code,
-        &origin,
-        cx.now,
-    ) {
-        Ok(Verified::Opened { .. }) => {}
-        Ok(_) => {
+    match guard!(check_code(cx, &user)) {
+        Verified::Opened { .. } => {}
+        _ => {
             return manage_with(
                 cx,
                 Some(notice("error", "That code is not right; 2FA stays on.")),
             )
             .with_status(400);
         }
-        Err(e) => return cx.unavailable(&e),
     }
     // The user's own tokens stay: each was minted with a code of theirs.
     if let Err(e) = cx.store.reset_2fa(user.id, false, cx.now) {

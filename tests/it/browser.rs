@@ -9,7 +9,7 @@ use crate::harness::fixture::PASSWORD;
 use crate::harness::nginx::{self, Nginx};
 use crate::harness::web_server::{self, Server};
 use crate::harness::webdriver::{self, Browser};
-use crate::harness::{Host, code, run, work_tree};
+use crate::harness::{Host, code, run};
 
 /// Decodes the QR code drawn as SVG modules (`M{x},{y}h1v1h-1z`).
 fn decode_qr(view_box: &str, path: &str) -> String {
@@ -54,21 +54,13 @@ fn a_user_goes_through_the_whole_web_page() {
     let port = web_server::free_port();
     let host: Host = web_server::host(port, "max_failures = 5");
     host.add_user("alice");
-    let repo = host.bare_repo("team/app.git");
+    host.repo_with_a_commit("team/app");
+    let repo = host.root.join("team/app.git");
     std::fs::write(
         repo.join("git2fa.toml"),
         "# team/app: the main product\nowners = [\"alice\"]\n",
     )
     .unwrap();
-    let work = work_tree(host.dir.path(), "work");
-    run(
-        "git",
-        &["push", "--quiet", &repo.display().to_string(), "main"],
-        &work,
-        &[],
-        "",
-    )
-    .ok();
     // bob has no password yet: he gets a one-time link.
     let added = host.git2fa(&["user", "add", "bob"]).ok();
     let link = added

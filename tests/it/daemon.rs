@@ -7,10 +7,10 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::harness::web_server::{Server, free_port};
-use crate::harness::{HOOK_BIN, Host, Run, code, e2e_available, unix_user};
+use crate::harness::{HOOK_BIN, Host, Run, code, e2e_available, run_with_stdin, unix_user};
 
 const NOBODY: u32 = 65534;
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -80,7 +80,8 @@ impl Setup {
     }
 
     fn hook_as_nobody_with(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = Command::new(&self.hook_bin)
+        let mut command = Command::new(&self.hook_bin);
+        command
             .args(["--config", &self.host.config.display().to_string()])
             .args(args)
             .env_clear()
@@ -92,15 +93,8 @@ impl Setup {
             .env("REMOTE_USER", "alice")
             .current_dir(&self.repo)
             .uid(NOBODY)
-            .gid(NOBODY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-        let out = child.wait_with_output().unwrap();
-        Run::from(out)
+            .gid(NOBODY);
+        run_with_stdin(&mut command, stdin)
     }
 
     fn audit(&self, user: &str) -> String {

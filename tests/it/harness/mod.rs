@@ -141,20 +141,13 @@ impl Host {
     }
 
     pub fn git2fa_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg("--config")
             .arg(&self.config)
             .args(args)
-            .env_remove("GIT2FA_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A command may refuse and exit before reading its input.
-        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-        let out = child.wait_with_output().unwrap();
-        Run::from(out)
+            .env_remove("GIT2FA_CONFIG");
+        run_with_stdin(&mut command, stdin)
     }
 
     /// Creates a bare repository `name` below the root with the real git.
@@ -293,7 +286,8 @@ pub fn unix_user() -> String {
 /// Runs a command with a clean git environment; `home` keeps the user's own
 /// git config out of it.
 pub fn run(program: &str, args: &[&str], cwd: &Path, env: &[(&str, String)], stdin: &str) -> Run {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .current_dir(cwd)
         .env_remove("GIT_DIR")
@@ -310,12 +304,19 @@ pub fn run(program: &str, args: &[&str], cwd: &Path, env: &[(&str, String)], std
         .env("GIT_COMMITTER_NAME", "Tess Ter")
         .env("GIT_COMMITTER_EMAIL", "tess@example.com")
         .env("GIT_TERMINAL_PROMPT", "0")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    run_with_stdin(&mut command, stdin)
+}
+
+/// Runs `command` to its end with `stdin` as its input; what it did.
+#[track_caller]
+pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Run {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
+        .unwrap_or_else(|e| panic!("{:?}: {e}", command.get_program()));
     // A command may refuse and exit before reading its input.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     let out = child.wait_with_output().unwrap();
