@@ -11,6 +11,7 @@
 //! `sessions` (2FA sessions), `tokens` (and password throttling), `web` (the
 //! web page's sessions and set-password links), `keys` (and the audit log).
 
+mod audit;
 mod keys;
 mod migrations;
 mod sessions;

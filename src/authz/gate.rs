@@ -6,6 +6,7 @@ use crate::authz::decision::{
     self, Credential, Decision, Facts, Operation, Refusal, RequiredBy, SessionFacts, Transport,
     UserFacts,
 };
+use crate::authz::messages::{self, MessageContext};
 use crate::factor::token;
 use crate::repo::path::RepoPath;
 use crate::repo::policy::{PushedRefs, RepoPolicy};
@@ -191,6 +192,33 @@ pub fn authorize(config: &Config, store: &mut Store, request: &Request, now: i64
     match store.append_audit(&record) {
         Ok(()) => outcome,
         Err(e) => Outcome::unavailable(None, format!("cannot write the audit row: {e}")),
+    }
+}
+
+/// Decides with its audit row, as `authorize`; when the refusal is one a
+/// verify fixes and `[policy] wait_for_verify` is set, first tells the user
+/// (`say`, the lines of `messages::waiting`) and waits for the session.
+pub fn authorize_waiting(
+    config: &Config,
+    store: &mut Store,
+    request: &Request,
+    say: &mut dyn FnMut(&[String]),
+) -> Outcome {
+    let outcome = authorize(config, store, request, crate::system::time::now());
+    let wait = config.policy.wait_for_verify;
+    match &outcome.decision {
+        Decision::Refuse(refusal) if wait > 0 && refusal.fixed_by_verifying() => {
+            let cx = MessageContext {
+                config,
+                repo: request.repo.name(),
+                user: request.user,
+                operation: &request.operation,
+                transport: request.transport,
+            };
+            say(&messages::waiting(refusal, &cx));
+            wait_until_allowed(config, store, request, wait)
+        }
+        _ => outcome,
     }
 }
 

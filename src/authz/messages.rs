@@ -4,7 +4,7 @@
 
 use crate::authz::decision::{Operation, Refusal, RequiredBy, Transport};
 use crate::system::config::Config;
-use crate::system::time::format_utc;
+use crate::system::time::{format_duration, format_utc};
 
 /// What a message needs to name: the repository, the user, where to go.
 #[derive(Debug, Clone)]
@@ -179,6 +179,19 @@ impl Refusal {
 /// the admin's log.
 pub const UNAVAILABLE: &str =
     "2FA check unavailable. Tell an admin of this host; the cause is in their log.";
+
+/// What a user reads while git waits for them to verify: why (the first
+/// two lines of the refusal), and where to verify.
+pub fn waiting(refusal: &Refusal, cx: &MessageContext) -> Vec<String> {
+    let mut lines: Vec<String> = refusal.lines(cx).into_iter().take(2).collect();
+    lines.push(format!(
+        "git2fa: waiting up to {} for you to verify at {} (or: {}) ...",
+        format_duration(cx.config.policy.wait_for_verify),
+        cx.config.verify_url(Some(cx.repo)),
+        cx.config.ssh_hint("2fa verify")
+    ));
+    lines
+}
 
 /// The second line of every "check unavailable" message.
 const TELL_AN_ADMIN: &str = "Tell an admin of this host; the cause is in their log.";

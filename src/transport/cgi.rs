@@ -12,7 +12,6 @@ use crate::authz::gate::{self, Named, Next, Request};
 use crate::authz::messages::{self, MessageContext, Refused};
 use crate::authz::password::{self, PasswordCheck};
 use crate::factor::token;
-use crate::repo::policy::PushedRefs;
 use crate::store::{Store, StoreError};
 use crate::system::config::Config;
 use crate::system::time::now;
@@ -154,11 +153,9 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         }
         Authorization::Basic { user, password } => (user, password),
     };
-    let operation_guess = if request.service.is_write() {
-        Operation::Write(PushedRefs::Unknown)
-    } else {
-        Operation::Read
-    };
+    // Before the repository is resolved, as for a missing one.
+    let operation_guess =
+        Named::Missing(request.repo.clone()).operation(request.service.is_write());
     // A mistyped token is refused before the store is touched.
     if token::looks_like_token(&secret) && !token::is_well_formed(&secret) {
         return refusal_response(

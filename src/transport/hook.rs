@@ -18,7 +18,7 @@ use crate::repo::path::RepoPath;
 use crate::repo::policy::PushedRefs;
 use crate::store::Store;
 use crate::system::config::Config;
-use crate::system::time::{format_duration, now};
+use crate::system::time::now;
 use crate::transport::identity::Identity;
 
 /// At most this much of pre-receive's input is read (a line per ref).
@@ -231,20 +231,11 @@ pub(crate) fn decide(
         key_id: pusher.key_id,
         remote_addr: pusher.remote_addr.as_deref(),
     };
-    let mut outcome = gate::authorize(config, store, &request, now());
-    if let Decision::Refuse(refusal) = &outcome.decision
-        && config.policy.wait_for_verify > 0
-        && refusal.fixed_by_verifying()
-    {
-        say(&format!(
-            "git2fa: {} requires 2FA; waiting up to {} for you to verify at {} (or: {}) ...",
-            repo.name,
-            format_duration(config.policy.wait_for_verify),
-            config.verify_url(Some(&repo.name)),
-            config.ssh_hint("2fa verify")
-        ));
-        outcome = gate::wait_until_allowed(config, store, &request, config.policy.wait_for_verify);
-    }
+    let outcome = gate::authorize_waiting(config, store, &request, &mut |lines| {
+        for line in lines {
+            say(line);
+        }
+    });
     if let (Decision::Allow(_), Credential::Token(token), HookKind::PreReceive) =
         (&outcome.decision, &request.credential, kind)
         && let Some(at) = token.expires_at.filter(|&at| at - now() <= TOKEN_WARNING)

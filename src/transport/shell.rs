@@ -7,8 +7,8 @@ use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
-use crate::authz::gate::{self, Named, Next, Outcome, Request};
+use crate::authz::decision::{Credential, Operation, Refusal, Transport};
+use crate::authz::gate::{self, Named, Next, Request};
 use crate::authz::messages::{self, MessageContext, Refused};
 use crate::store::{AuditRecord, SshKey, Store};
 use crate::system::config::Config;
@@ -278,15 +278,12 @@ impl Connection<'_> {
             key_id: Some(key.id),
             remote_addr: self.remote_addr.as_deref(),
         };
-        let outcome = gate::authorize(self.config, store, &request, now());
-        let outcome = match outcome.decision {
-            Decision::Refuse(ref refusal)
-                if self.config.policy.wait_for_verify > 0 && refusal.fixed_by_verifying() =>
-            {
-                self.wait_for_verify(store, &request, refusal, io)
+        let outcome = gate::authorize_waiting(self.config, store, &request, &mut |lines| {
+            for line in lines {
+                let _ = writeln!(io.stderr, "{line}");
             }
-            _ => outcome,
-        };
+            let _ = io.stderr.flush();
+        });
         match named.next(&outcome.decision) {
             Next::Git(repo) => Action::Git(GitInvocation::ssh(
                 self.config,
@@ -308,36 +305,6 @@ impl Connection<'_> {
                 Reader::Git,
             ),
         }
-    }
-
-    /// Tells the user to verify and polls the store until a session opens
-    /// or the time is up.
-    fn wait_for_verify(
-        &self,
-        store: &mut Store,
-        request: &Request,
-        refusal: &Refusal,
-        io: &mut Streams,
-    ) -> Outcome {
-        let wait = self.config.policy.wait_for_verify;
-        let cx = message_context(
-            self.config,
-            request.repo.name(),
-            request.user,
-            &request.operation,
-        );
-        for line in refusal.lines(&cx).iter().take(2) {
-            let _ = writeln!(io.stderr, "{line}");
-        }
-        let _ = writeln!(
-            io.stderr,
-            "git2fa: waiting up to {} for you to verify at {} (or: {}) ...",
-            format_duration(wait),
-            self.config.verify_url(Some(request.repo.name())),
-            self.config.ssh_hint("2fa verify")
-        );
-        let _ = io.stderr.flush();
-        gate::wait_until_allowed(self.config, store, request, wait)
     }
 
     fn refuse(

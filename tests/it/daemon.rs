@@ -54,8 +54,7 @@ fn setup() -> Option<Setup> {
     host.add_user("alice");
     host.add_user("nobody");
     let repo = host.bare_repo("team/app.git");
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     host.git2fa(&["repo", "flag", "team/app"]).ok();
     // alice could push right now: a hook that passed for alice would be
     // allowed.

@@ -150,8 +150,7 @@ fn an_unregistered_unix_account_is_refused() {
     let host = Host::new();
     let repo = host.bare_repo("app.git");
     let work = work_tree(host.dir.path(), "work");
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     let refused = push(&work, &repo, "main").fails(1);
     assert!(
         refused.stderr.contains(&format!(
@@ -169,8 +168,7 @@ fn a_broken_repo_file_refuses_the_push() {
     host.add_user(&unix_user());
     let repo = host.bare_repo("app.git");
     let work = work_tree(host.dir.path(), "work");
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     std::fs::write(
         repo.join("git2fa.toml"),
         "require = \"push\"\nwriters = 'everyone'\n",
@@ -215,8 +213,7 @@ fn identity_variables_from_another_account_are_ignored() {
     host.token("alice", "app", "write", &["--without-2fa"]);
     let repo = host.bare_repo("app.git");
     let work = work_tree(host.dir.path(), "work");
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     host.git2fa(&["repo", "flag", "app"]).ok();
     let claim = [
         ("GIT2FA_USER", "alice".to_string()),
@@ -270,8 +267,7 @@ fn a_key_of_another_user_is_no_key() {
         .ok();
     let repo = host.bare_repo("app.git");
     let work = work_tree(host.dir.path(), "work");
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     let claim = [
         ("GIT2FA_USER", "alice".to_string()),
         ("GIT2FA_TRANSPORT", "ssh".to_string()),
@@ -338,8 +334,7 @@ fn pre_receive_refuses_the_whole_push_and_update_decides_each_ref() {
     host.add_user(&me);
     let repo = host.bare_repo("app.git");
     let work = work_tree(host.dir.path(), "work");
-    host.git2fa(&["install-hooks", &host.root.display().to_string()])
-        .ok();
+    host.install_hooks();
     host.git2fa(&["repo", "flag", "app"]).ok();
     // Both hooks: pre-receive refuses the whole push, once.
     let refused = push(&work, &repo, "main").fails(1);

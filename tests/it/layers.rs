@@ -1,7 +1,8 @@
 //! The source's layers, as `src/lib.rs` and `docs/architecture.md` state
 //! them: a module uses only modules of lower layers (or of its own group),
 //! no two modules use each other however indirectly, only `store` speaks
-//! SQL, only `transport::exec` starts git, and the decision does no I/O.
+//! SQL, only `transport::exec` builds a git command, and the decision does
+//! no I/O.
 //! Read from the source files, so that the rules cannot drift from the code.
 
 use std::collections::{BTreeMap, BTreeSet};

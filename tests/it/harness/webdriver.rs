@@ -2,39 +2,33 @@
 //! WebDriver protocol over plain HTTP: enough to open pages, fill forms,
 //! click, read text and attributes, and take screenshots.
 
-use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::e2e_available;
+use crate::harness::{Process, e2e_available, wait_port};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
-    driver: Child,
+    /// chromedriver's process group, Chromium in it: ended when dropped.
+    _driver: Process,
     port: u16,
     session: String,
     _profile: tempfile::TempDir,
 }
 
 impl Drop for Browser {
-    /// Never panics (it may run while a test panics): ends the session,
-    /// the driver, and any browser process still using this profile.
+    /// Never panics (it may run while a test panics): ends the session
+    /// and any browser process still using this profile; then the driver's
+    /// group ends with its `Process`.
     fn drop(&mut self) {
         let (port, session) = (self.port, self.session.clone());
         let _ = std::panic::catch_unwind(move || {
             http(port, "DELETE", &format!("/session/{session}"), None)
         });
-        use nix::sys::signal::{Signal, killpg};
-        let _ = killpg(
-            nix::unistd::Pid::from_raw(self.driver.id() as i32),
-            Signal::SIGTERM,
-        );
-        let _ = self.driver.wait();
         let _ = Command::new("pkill")
             .arg("-f")
             .arg(self._profile.path())
@@ -72,20 +66,14 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Valu
 impl Browser {
     pub fn start() -> Browser {
         let port = crate::harness::free_port();
-        let driver = Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        crate::harness::wait_until(
-            "chromedriver",
-            Duration::from_secs(20),
-            Path::new("/dev/null"),
-            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        let driver = Process::spawn(
+            Command::new("/usr/bin/chromedriver")
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
         );
+        wait_port(port, "chromedriver", Path::new("/dev/null"));
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -103,7 +91,7 @@ impl Browser {
         assert_eq!(status, 200, "no browser session: {value}");
         let session = value["value"]["sessionId"].as_str().unwrap().to_string();
         let browser = Browser {
-            driver,
+            _driver: driver,
             port,
             session,
             _profile: profile,
