@@ -11,9 +11,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{Process, Run, e2e_available, free_port, http, unix_user, wait_port, which};
+use crate::harness::{
+    Process, Run, e2e_available, free_port, http, unix_user, wait_port, wait_until, which,
+};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -274,15 +276,9 @@ os.execv(command[0], command)
             &log,
         );
         self.started.0.push(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Path::new(&socket).exists() {
-            assert!(
-                Instant::now() < deadline,
-                "fcgiwrap did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until("fcgiwrap", Duration::from_secs(10), &log, || {
+            Path::new(&socket).exists()
+        });
     }
 
     /// nginx with the package's example blocks in a plain-HTTP server on a

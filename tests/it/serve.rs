@@ -11,7 +11,7 @@ use crate::harness::client::Client;
 use crate::harness::fixture::{Fixture, PASSWORD};
 use crate::harness::sshd::{SshClient, keygen};
 use crate::harness::web_server::{Server, free_port};
-use crate::harness::{Host, Run, code, e2e_available, run, which};
+use crate::harness::{Host, Run, code, e2e_available, poll, run, which};
 
 pub struct Served {
     pub host: Fixture,
@@ -474,11 +474,11 @@ fn sigterm_lets_an_operation_under_way_finish() {
     }
     nix::sys::signal::kill(s.server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
     // New connections are refused once the listeners close.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", s.ssh.port)).is_ok() {
-        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let closed = || std::net::TcpStream::connect(("127.0.0.1", s.ssh.port)).is_err();
+    assert!(
+        poll(Duration::from_secs(10), closed),
+        "still accepting after SIGTERM"
+    );
     let mut input = child.stdin.take().unwrap();
     writeln!(input, "{}", code(&s.secret, 0)).unwrap();
     drop(input);
@@ -530,23 +530,18 @@ fn a_client_gone_mid_clone_leaves_nothing_running() {
                 c.contains("upload-pack") && c.contains(&*repo_dir.to_string_lossy())
             })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !running() {
-        assert!(Instant::now() < deadline, "upload-pack never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        poll(Duration::from_secs(10), &running),
+        "upload-pack never started"
+    );
     std::thread::sleep(Duration::from_millis(500));
     client.kill().unwrap();
     let _ = client.wait();
     drop(input);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running() {
-        assert!(
-            Instant::now() < deadline,
-            "git upload-pack still runs after its client went away"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        poll(Duration::from_secs(10), || !running()),
+        "git upload-pack still runs after its client went away"
+    );
     // And nothing holds the server up when it stops.
     nix::sys::signal::kill(s.server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(s.server.wait(), Some(0));

@@ -356,14 +356,24 @@ pub fn free_port() -> u16 {
 /// Waits up to `limit` for `ready`; fails naming `what`, with the text of
 /// `log` (what the thing waited for said about itself).
 #[track_caller]
-pub fn wait_until(what: &str, limit: Duration, log: &Path, ready: impl Fn() -> bool) {
+pub fn wait_until(what: &str, limit: Duration, log: &Path, ready: impl FnMut() -> bool) {
+    assert!(
+        poll(limit, ready),
+        "{what} did not start:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Asks `ready` every 50 ms for up to `limit`; whether it came true.
+pub fn poll(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }

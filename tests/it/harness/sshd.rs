@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::{
     BIN, HOOK_BIN, Host, Process, Run, SHELL_BIN, e2e_available, free_port, run, unix_user,
@@ -250,14 +250,10 @@ impl Multiplexed {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the control master did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            super::poll(Duration::from_secs(20), || socket.exists()),
+            "the control master did not start"
+        );
         Multiplexed {
             master,
             socket,
