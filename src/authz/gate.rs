@@ -116,6 +116,19 @@ pub struct Request<'a> {
     pub remote_addr: Option<&'a str>,
 }
 
+impl Request<'_> {
+    /// What the messages about this request name.
+    pub fn message_context<'c>(&'c self, config: &'c Config) -> MessageContext<'c> {
+        MessageContext {
+            config,
+            repo: self.repo.name(),
+            user: self.user,
+            operation: &self.operation,
+            transport: self.transport,
+        }
+    }
+}
+
 /// A decision with what explains it.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -208,14 +221,10 @@ pub fn authorize_waiting(
     let wait = config.policy.wait_for_verify;
     match &outcome.decision {
         Decision::Refuse(refusal) if wait > 0 && refusal.fixed_by_verifying() => {
-            let cx = MessageContext {
-                config,
-                repo: request.repo.name(),
-                user: request.user,
-                operation: &request.operation,
-                transport: request.transport,
-            };
-            say(&messages::waiting(refusal, &cx));
+            say(&messages::waiting(
+                refusal,
+                &request.message_context(config),
+            ));
             wait_until_allowed(config, store, request, wait)
         }
         _ => outcome,

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Request, Target};
-use crate::authz::messages::{self, MessageContext, Refused};
+use crate::authz::messages::{self, Refused};
 use crate::repo::hooks::{self, CHAINED_SUFFIX};
 use crate::repo::path::RepoPath;
 use crate::repo::policy::PushedRefs;
@@ -342,13 +342,7 @@ fn refusal_lines(
     refusal: &Refusal,
     args: &[String],
 ) -> Vec<String> {
-    let cx = MessageContext {
-        config,
-        repo: request.repo.name(),
-        user: request.user,
-        operation: &request.operation,
-        transport: request.transport,
-    };
+    let cx = request.message_context(config);
     let mut lines = Vec::new();
     if let (HookKind::Update, Some(refname)) = (kind, args.first()) {
         lines.push(format!("git2fa: refused {refname}:"));
