@@ -151,6 +151,8 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
             ));
         }
 
+        tasks.spawn(checkpoints(config.clone(), stopped.clone()));
+
         tasks.spawn(async move {
             shutdown_signal().await;
             log::info!("stopping: no new connections; operations under way finish");
@@ -263,6 +265,34 @@ async fn accept_ssh(
                     }
                 });
             }
+        }
+    }
+}
+
+/// How often `git2fa serve` empties the store's WAL into the store file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Empties the store's WAL now and then, so that the shims and hooks, which
+/// leave the WAL as it is when they close (one fsync per decision), need
+/// not: SQLite's own checkpoint, past 1000 pages, then seldom falls to them.
+async fn checkpoints(
+    config: Arc<Config>,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    loop {
+        tokio::select! {
+            _ = wait_for_stop(stopped.clone()) => return Ok(()),
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        let config = config.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            crate::store::Store::open(&config.store_path())?.checkpoint()
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!("store checkpoint: {e}"),
+            Err(e) => log::warn!("store checkpoint: {e}"),
         }
     }
 }

@@ -23,7 +23,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::config::DbConfig;
+use rusqlite::{
+    Connection, FileControl, OpenFlags, OptionalExtension, TransactionBehavior, params,
+};
 
 /// How long a statement waits for another process's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -320,6 +323,8 @@ impl Store {
             .map_err(|e| classify(path, e))?;
         let mut store = Store::configure(conn, path)?;
         store.migrate()?;
+        // A new store and its WAL: their directory entries are made durable.
+        store.sync_dir()?;
         Ok(store)
     }
 
@@ -355,18 +360,68 @@ impl Store {
             }
             Ok(_) => {}
         }
+        // Before SQLite opens (and may create) it.
+        let had_wal = wal_path(path).exists();
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| classify(path, e))?;
-        Store::configure(conn, path)
+        let store = Store::configure(conn, path)?;
+        store.sync_new_wal(had_wal)?;
+        Ok(store)
+    }
+
+    /// Makes a WAL that this process created durable: SQLite is built
+    /// without its own directory sync (`.cargo/config.toml`), since it
+    /// would pay for it in every process. A read opens the WAL, creating
+    /// it if it is missing; then the directory entry is synced, before any
+    /// commit could rely on it.
+    fn sync_new_wal(&self, had_wal: bool) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA schema_version", [], |_| Ok(()))
+            .map_err(|e| classify(&self.path, e))?;
+        if had_wal || !wal_path(&self.path).exists() {
+            return Ok(());
+        }
+        self.sync_dir()
+    }
+
+    /// Copies the WAL's transactions into the store file and empties the
+    /// WAL (SQLite's `wal_checkpoint(TRUNCATE)`): for `git2fa serve` now and
+    /// then, and before the store's files are copied. Busy readers or
+    /// writers make it do less, never harm.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Syncs the store's directory: its entries (the store, its WAL) last.
+    fn sync_dir(&self) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::Io(dir.to_path_buf(), e))
     }
 
     fn configure(mut conn: Connection, path: &Path) -> Result<Store> {
         conn.busy_handler(Some(wait_for_lock))
             .map_err(|e| classify(path, e))?;
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(|e| classify(path, e))?;
+        // The WAL and its index stay between processes: a shim or hook that
+        // closes the store neither checkpoints (which syncs the database
+        // file) nor deletes them, so a decision costs one fsync, its
+        // commit's, with the same durability. SQLite's automatic checkpoint
+        // (once the WAL passes 1000 pages, in whichever process commits)
+        // keeps the WAL short.
+        conn.file_control(Some("main"), FileControl::PersistWal(&mut 1))
+            .map_err(|e| classify(path, e))?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(|e| classify(path, e))?;
         Ok(Store {
             conn,
@@ -460,6 +515,13 @@ fn wait_for_lock(attempt: i32) -> bool {
 }
 
 /// Maps an error met while opening to what an admin needs to know.
+/// The store's write-ahead log: `<store>-wal`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
 fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
     match StoreError::from(error) {
         StoreError::NotADatabase(_) => StoreError::NotADatabase(path.to_path_buf()),

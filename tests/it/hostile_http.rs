@@ -177,7 +177,12 @@ fn a_token_that_fails_its_checksum_is_refused_before_the_store() {
     let typo = String::from_utf8(typo).unwrap();
     // The store is unreadable: a well-formed token needs it, a broken one
     // is refused without it.
+    // (Its WAL, kept between processes, goes too: it would still hold
+    // the pages.)
     std::fs::write(host.store_path(), "not a database at all, just text").unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", host.store_path().display()));
+    }
     let broken = cgi(
         &host,
         "GET",

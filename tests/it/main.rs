@@ -28,5 +28,6 @@ mod readme;
 mod serve;
 mod slow_clients;
 mod ssh;
+mod store_io;
 mod web;
 mod web_configs;

@@ -1,0 +1,114 @@
+//! What a decision costs the store on disk, as strace sees it. The WAL
+//! stays between processes: a decision is one fsync, its commit's, and
+//! deletes nothing. A WAL made anew has its directory entry synced before
+//! anything relies on it.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::fixture::Fixture;
+use crate::harness::{HTTP_BIN, Host, e2e_available, which};
+
+/// The fsyncs and unlinks of one `git2fa-http` decision (a token clone's
+/// first request), git http-backend's included: (fsynced, unlinked), each
+/// the path strace printed.
+fn traced(host: &Fixture, token: &str) -> (Vec<String>, Vec<String>) {
+    use base64::Engine;
+    let log = host.dir.path().join("strace.log");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"));
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,unlink,unlinkat,rename,renameat",
+        ])
+        .arg("-o")
+        .arg(&log)
+        .arg(HTTP_BIN)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("GIT2FA_CONFIG", &host.config)
+        .env("REQUEST_METHOD", "GET")
+        .env("PATH_INFO", "/app.git/info/refs")
+        .env("QUERY_STRING", "service=git-upload-pack")
+        .env("HTTP_AUTHORIZATION", format!("Basic {auth}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("# service=git-upload-pack"),
+        "not served: {stdout}"
+    );
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let path_of = |line: &str| -> Option<String> {
+        let start = line.find('<')? + 1;
+        let end = line[start..].find('>')? + start;
+        Some(line[start..end].to_string())
+    };
+    let fsynced = trace
+        .lines()
+        .filter(|l| l.contains("fsync(") || l.contains("fdatasync("))
+        .filter_map(path_of)
+        .collect();
+    let data = host.data.display().to_string();
+    let unlinked = trace
+        .lines()
+        .filter(|l| l.contains("unlink") || l.contains("rename"))
+        .filter(|l| l.contains(&data))
+        .map(str::to_string)
+        .collect();
+    (fsynced, unlinked)
+}
+
+#[test]
+fn a_decision_costs_one_fsync_and_deletes_nothing() {
+    if !e2e_available(which("strace").is_some(), "strace", "strace") {
+        return;
+    }
+    let host = Host::new().user("alice");
+    host.bare_repo("app.git");
+    let token = host.token("alice", "app", "read", &["--without-2fa"]);
+    // The first request also records the token's first use.
+    traced(&host, &token);
+    let wal = host
+        .store_path()
+        .with_extension("db-wal")
+        .canonicalize()
+        .unwrap();
+    for _ in 0..3 {
+        let (fsynced, unlinked) = traced(&host, &token);
+        assert_eq!(fsynced, [wal.display().to_string()], "one fsync, the WAL's");
+        assert_eq!(unlinked, Vec::<String>::new(), "nothing deleted");
+    }
+    let audit = host.git2fa(&["audit", "--user", "alice"]).ok().stdout;
+    assert_eq!(
+        audit.lines().filter(|l| l.contains(" allow ")).count(),
+        4,
+        "every decision has its audit row:\n{audit}"
+    );
+
+    // An emptied WAL, removed while nothing runs: the next decision makes
+    // a new one and syncs the directory that now names it.
+    git2fa::store::Store::open(&host.store_path())
+        .unwrap()
+        .checkpoint()
+        .unwrap();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "checkpointed");
+    std::fs::remove_file(&wal).unwrap();
+    let _ = std::fs::remove_file(host.store_path().with_extension("db-shm"));
+    let (fsynced, _) = traced(&host, &token);
+    let dir = host.data.canonicalize().unwrap().display().to_string();
+    assert_eq!(
+        fsynced.first(),
+        Some(&dir),
+        "the directory first: {fsynced:?}"
+    );
+    assert!(
+        fsynced[1..].iter().all(|f| *f == wal.display().to_string()) && fsynced.len() > 1,
+        "then the WAL (its new header, the commit): {fsynced:?}"
+    );
+    assert!(Path::new(&wal).exists());
+    let audit = host.git2fa(&["audit", "--user", "alice"]).ok().stdout;
+    assert_eq!(audit.lines().filter(|l| l.contains(" allow ")).count(), 5);
+}
