@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Helpers for benches/run: TOTP codes, a generated repository, a store
-filled to scale, the concurrency run, and reading hyperfine's results.
+filled to scale, the concurrency run, and commands measured side by side.
 Standard library only."""
 
 import base64
@@ -132,19 +132,90 @@ def churn(db, user):
                 conn.execute("ROLLBACK")
 
 
-def median_ms(path, name):
-    """The median of one command in a hyperfine JSON export, in ms."""
+def alternate(warmup, runs, *args):
+    """Times named shell commands in alternating rounds: each round runs
+    every command once (A B C, then B C A, ...), so that a ratio compares
+    runs taken side by side, under the same load, not two series taken
+    minutes apart. Arguments as hyperfine's: --export-json FILE, --prepare
+    CMD (run untimed before each command), then -n NAME CMD pairs. Each
+    round also times an empty `sh -c :`, whose median is taken off every
+    figure (the shell's own start-up, as hyperfine does)."""
+    warmup, runs = int(warmup), int(runs)
+    out, prepare, named = None, None, []
+    args = list(args)
+    while args:
+        flag = args.pop(0)
+        if flag == "--export-json":
+            out = args.pop(0)
+        elif flag == "--prepare":
+            prepare = args.pop(0)
+        elif flag == "-n":
+            named.append((args.pop(0), args.pop(0)))
+        else:
+            raise SystemExit(f"alternate: unknown argument {flag}")
+    if out is None or len(named) < 2:
+        raise SystemExit("alternate: --export-json FILE and at least two -n NAME CMD")
+
+    def timed(command):
+        if prepare:
+            subprocess.run(["/bin/sh", "-c", prepare], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = time.perf_counter()
+        done = subprocess.run(["/bin/sh", "-c", command],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr.decode(errors="replace"))
+            raise SystemExit(f"alternate: exit {done.returncode}: {command}")
+        return elapsed
+
+    times = {name: [] for name, _ in named}
+    shell = []
+    for round_ in range(warmup + runs):
+        order = named[round_ % len(named):] + named[:round_ % len(named)]
+        for name, command in order:
+            t = timed(command)
+            if round_ >= warmup:
+                times[name].append(t)
+        t = timed(":")
+        if round_ >= warmup:
+            shell.append(t)
+    base = statistics.median(shell)
+    results = [{
+        "command": name,
+        "times": [max(t - base, 0.0) for t in times[name]],
+        "median": max(statistics.median(times[name]) - base, 0.0),
+    } for name, _ in named]
+    with open(out, "w") as f:
+        json.dump({"results": results, "shell": base}, f)
+
+
+def times_of(path, name):
     with open(path) as f:
         results = json.load(f)["results"]
     for r in results:
         if r["command"] == name:
-            return r["median"] * 1000
+            return r
     raise SystemExit(f"no result named {name} in {path}")
+
+
+def median_ms(path, name):
+    """The median of one command, in ms."""
+    return times_of(path, name)["median"] * 1000
+
+
+def pair_ratio(path, a, b):
+    """The median, over the rounds, of a's time over b's in the same round."""
+    ta, tb = times_of(path, a)["times"], times_of(path, b)["times"]
+    ratios = [x / y for x, y in zip(ta, tb) if y > 0]
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "median":
         print(f"{median_ms(*args):.2f}")
+    elif command == "ratio":
+        print(f"{pair_ratio(*args):.3f}")
     else:
         globals()[command](*args)
