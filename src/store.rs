@@ -9,7 +9,8 @@
 //! This file opens and migrates the store and holds the row types; the
 //! queries live by table: `users` (accounts and the second factor),
 //! `sessions` (2FA sessions), `tokens` (and password throttling), `web` (the
-//! web page's sessions and set-password links), `keys` (and the audit log).
+//! web page's sessions and set-password links), `keys`, and `audit` (the
+//! append-only log).
 
 mod audit;
 mod keys;
@@ -141,8 +142,8 @@ pub struct SshKey {
     pub last_used_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// What a personal access token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     Read,
     Write,
