@@ -11,6 +11,7 @@ mod args;
 mod init;
 mod inspect;
 mod keys;
+mod migrate;
 mod repos;
 mod sessions;
 mod support;

@@ -285,8 +285,12 @@ async fn checkpoints(
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
         }
         let config = config.clone();
+        if !config.store.url.is_empty() {
+            // PostgreSQL checkpoints itself.
+            continue;
+        }
         let done = tokio::task::spawn_blocking(move || {
-            crate::store::Store::open(&config.store_path())?.checkpoint()
+            crate::store::Store::connect(&crate::store::Location::of(&config))?.checkpoint()
         })
         .await;
         match done {

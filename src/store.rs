@@ -13,24 +13,34 @@
 //! append-only log).
 
 mod audit;
+mod copy;
+mod db;
 mod keys;
 mod migrations;
 mod sessions;
+mod settings;
 mod tokens;
 mod users;
 mod web;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{
-    Connection, FileControl, OpenFlags, OptionalExtension, TransactionBehavior, params,
-};
+use rusqlite::{Connection, FileControl, OpenFlags};
+
+pub use copy::Copied;
+use db::{Conn, Row, Tx, params};
 
 /// How long a statement waits for another process's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long connecting to PostgreSQL may take, unless the url sets
+/// `connect_timeout`: a git command waits no longer for an unreachable
+/// server before it is refused.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -49,6 +59,13 @@ pub enum StoreError {
     Exists,
     /// Anything else SQLite reported.
     Sqlite(rusqlite::Error),
+    /// Anything PostgreSQL, or the way to it, reported: down, unreachable,
+    /// the password refused, a statement that failed.
+    Postgres(postgres::Error),
+    /// `[store]` names a database that cannot be used as written.
+    Config(String),
+    /// A column held what the store never writes there.
+    Value(String),
     Io(PathBuf, std::io::Error),
 }
 
@@ -79,6 +96,17 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Exists => write!(f, "already exists"),
             StoreError::Sqlite(e) => write!(f, "store error: {e}"),
+            StoreError::Postgres(e) => match e.as_db_error() {
+                // The server's own words: "password authentication failed
+                // for user ...", "the database system is shutting down".
+                Some(db) => write!(f, "PostgreSQL: {} ({})", db.message(), db.code().code()),
+                None => match std::error::Error::source(e) {
+                    Some(cause) => write!(f, "PostgreSQL: {e}: {cause}"),
+                    None => write!(f, "PostgreSQL: {e}"),
+                },
+            },
+            StoreError::Config(e) => write!(f, "[store]: {e}"),
+            StoreError::Value(e) => write!(f, "store error: {e}"),
             StoreError::Io(path, e) => write!(f, "{}: {e}", path.display()),
         }
     }
@@ -100,11 +128,59 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        match e.code() {
+            Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Exists,
+            _ => StoreError::Postgres(e),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where the store lives: `[store] url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `<data_dir>/git2fa.db` (`url` empty).
+    Sqlite(PathBuf),
+    /// A `postgres://` url, and the file holding its password.
+    Postgres {
+        url: String,
+        password_file: Option<PathBuf>,
+    },
+}
+
+impl Location {
+    pub fn of(config: &crate::system::config::Config) -> Location {
+        if config.store.url.is_empty() {
+            Location::Sqlite(config.store_path())
+        } else {
+            Location::Postgres {
+                url: config.store.url.clone(),
+                password_file: config.store.password_file.clone(),
+            }
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    /// For messages: the path, or the url without any password in it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres { url, .. } => {
+                write!(f, "{}", crate::system::url::without_password(url))
+            }
+        }
+    }
+}
+
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    conn: Conn,
+    /// The SQLite file; `None` for PostgreSQL.
+    path: Option<PathBuf>,
 }
 
 /// A user as stored.
@@ -306,7 +382,7 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Creates a new store (the file must not exist), mode 0600, WAL.
+    /// Creates a new SQLite store (the file must not exist), mode 0600, WAL.
     pub fn create(path: &Path) -> Result<Store> {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
@@ -322,35 +398,57 @@ impl Store {
         .map_err(|e| classify(path, e))?;
         conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
             .map_err(|e| classify(path, e))?;
-        let mut store = Store::configure(conn, path)?;
+        let store = Store::configure(conn, path)?;
         store.migrate()?;
         // A new store and its WAL: their directory entries are made durable.
         store.sync_dir()?;
         Ok(store)
     }
 
-    /// Opens an existing store whose schema is current (the hot path: no
-    /// migration, no creation).
+    /// Opens an existing SQLite store whose schema is current.
     pub fn open(path: &Path) -> Result<Store> {
-        let store = Store::open_existing(path)?;
+        Store::connect(&Location::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens an existing SQLite store and applies any pending migrations.
+    pub fn open_and_migrate(path: &Path) -> Result<Store> {
+        Store::connect_and_migrate(&Location::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens the store whose schema is current (the hot path: no
+    /// migration, no creation).
+    pub fn connect(location: &Location) -> Result<Store> {
+        let store = Store::open_existing(location)?;
         let found = store.schema_version()?;
-        if found != migrations::latest() {
-            return Err(StoreError::Schema {
-                found,
-                expected: migrations::latest(),
-            });
+        let expected = store.latest();
+        if found != expected {
+            return Err(StoreError::Schema { found, expected });
         }
         Ok(store)
     }
 
-    /// Opens an existing store and applies any pending migrations.
-    pub fn open_and_migrate(path: &Path) -> Result<Store> {
-        let mut store = Store::open_existing(path)?;
+    /// Opens the store and applies any pending migrations: an SQLite file
+    /// must exist; an empty PostgreSQL database receives the whole schema.
+    pub fn connect_and_migrate(location: &Location) -> Result<Store> {
+        let store = Store::open_existing(location)?;
         store.migrate()?;
         Ok(store)
     }
 
-    fn open_existing(path: &Path) -> Result<Store> {
+    fn open_existing(location: &Location) -> Result<Store> {
+        match location {
+            Location::Sqlite(path) => Store::open_sqlite(path),
+            Location::Postgres { url, password_file } => Ok(Store {
+                conn: Conn::Postgres(Box::new(RefCell::new(connect_postgres(
+                    url,
+                    password_file.as_deref(),
+                )?))),
+                path: None,
+            }),
+        }
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Store> {
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::Missing(path.to_path_buf()));
@@ -369,7 +467,7 @@ impl Store {
         )
         .map_err(|e| classify(path, e))?;
         let store = Store::configure(conn, path)?;
-        store.sync_new_wal(had_wal)?;
+        store.sync_new_wal(path, had_wal)?;
         Ok(store)
     }
 
@@ -378,11 +476,12 @@ impl Store {
     /// would pay for it in every process. A read opens the WAL, creating
     /// it if it is missing; then the directory entry is synced, before any
     /// commit could rely on it.
-    fn sync_new_wal(&self, had_wal: bool) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA schema_version", [], |_| Ok(()))
-            .map_err(|e| classify(&self.path, e))?;
-        if had_wal || !wal_path(&self.path).exists() {
+    fn sync_new_wal(&self, path: &Path, had_wal: bool) -> Result<()> {
+        if let Conn::Sqlite(conn) = &self.conn {
+            conn.query_row("PRAGMA schema_version", [], |_| Ok(()))
+                .map_err(|e| classify(path, e))?;
+        }
+        if had_wal || !wal_path(path).exists() {
             return Ok(());
         }
         self.sync_dir()
@@ -391,16 +490,22 @@ impl Store {
     /// Copies the WAL's transactions into the store file and empties the
     /// WAL (SQLite's `wal_checkpoint(TRUNCATE)`): for `git2fa serve` now and
     /// then, and before the store's files are copied. Busy readers or
-    /// writers make it do less, never harm.
+    /// writers make it do less, never harm. PostgreSQL checkpoints itself.
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(|e| classify(&self.path, e))
+        match (&self.conn, &self.path) {
+            (Conn::Sqlite(conn), Some(path)) => conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(|e| classify(path, e)),
+            _ => Ok(()),
+        }
     }
 
     /// Syncs the store's directory: its entries (the store, its WAL) last.
     fn sync_dir(&self) -> Result<()> {
-        let dir = match self.path.parent() {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
@@ -425,67 +530,141 @@ impl Store {
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(|e| classify(path, e))?;
         Ok(Store {
-            conn,
-            path: path.to_path_buf(),
+            conn: Conn::Sqlite(conn),
+            path: Some(path.to_path_buf()),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Which engine holds the store: "SQLite" or "PostgreSQL".
+    pub fn engine(&self) -> &'static str {
+        if self.conn.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    }
+
+    /// The migrations of this store's engine.
+    fn migrations(&self) -> &'static [&'static str] {
+        if self.conn.is_postgres() {
+            migrations::POSTGRES
+        } else {
+            migrations::SQLITE
+        }
+    }
+
+    /// The schema version this binary needs on this store's engine.
+    pub fn latest(&self) -> i64 {
+        self.migrations().len() as i64
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|e| classify(&self.path, e))
+        match &self.conn {
+            Conn::Sqlite(conn) => conn
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .map_err(|e| match &self.path {
+                    Some(path) => classify(path, e),
+                    None => StoreError::from(e),
+                }),
+            Conn::Postgres(_) => match self.conn.row("SELECT version FROM git2fa_schema", &[]) {
+                Ok(row) => row.map_or(Ok(0), |row| row.get(0)),
+                // An empty database: no schema yet.
+                Err(StoreError::Postgres(e))
+                    if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) =>
+                {
+                    Ok(0)
+                }
+                Err(e) => Err(e),
+            },
+        }
     }
 
-    fn migrate(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| classify(&path, e))?;
-        let found: i64 = tx
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|e| classify(&path, e))?;
-        let expected = migrations::latest();
+    /// Applies the pending migrations in one write transaction (on
+    /// PostgreSQL its lock keeps two hosts from migrating at once).
+    fn migrate(&self) -> Result<()> {
+        let tx = self.conn.immediate()?;
+        if tx.is_postgres() {
+            tx.batch("CREATE TABLE IF NOT EXISTS git2fa_schema (version BIGINT NOT NULL)")?;
+        }
+        let found = self.schema_version()?;
+        let expected = self.latest();
         if found > expected {
             return Err(StoreError::Schema { found, expected });
         }
-        for (index, sql) in migrations::MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(found as usize)
-        {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        for sql in self.migrations().iter().skip(found as usize) {
+            tx.batch(sql)?;
         }
-        tx.commit()?;
-        Ok(())
+        if found < expected {
+            if tx.is_postgres() {
+                tx.execute("DELETE FROM git2fa_schema", &[])?;
+                tx.execute(
+                    "INSERT INTO git2fa_schema (version) VALUES (?1)",
+                    &params![expected],
+                )?;
+            } else {
+                // PRAGMA takes no parameters; `expected` is a number.
+                tx.batch(&format!("PRAGMA user_version = {expected}"))?;
+            }
+        }
+        tx.commit()
     }
 
-    /// `PRAGMA integrity_check`: `None` when the store is sound.
+    /// SQLite's `PRAGMA integrity_check`: `None` when the store is sound.
+    /// PostgreSQL checks its pages itself.
     pub fn integrity_problem(&self) -> Result<Option<String>> {
-        let result: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        if self.conn.is_postgres() {
+            return Ok(None);
+        }
+        let result: String = self.conn.one("PRAGMA integrity_check", &[])?.get(0)?;
         Ok((result != "ok").then_some(result))
     }
 
-    /// One statement in its own `BEGIN IMMEDIATE` transaction.
-    fn write(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+    /// One statement, on its own. SQLite runs it in a `BEGIN IMMEDIATE`
+    /// transaction, which waits for the write lock with the busy handler;
+    /// PostgreSQL runs it as it comes (a single statement is atomic, and
+    /// needs no exclusive lock).
+    fn write(&self, sql: &str, params: &[db::Value]) -> Result<usize> {
+        if self.conn.is_postgres() {
+            return self.conn.execute(sql, params);
+        }
         let tx = self.immediate()?;
         let changed = tx.execute(sql, params)?;
         tx.commit()?;
         Ok(changed)
     }
 
-    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    fn immediate(&self) -> Result<Tx<'_>> {
+        self.conn.immediate()
     }
+}
+
+/// Connects to PostgreSQL. The url is libpq's (`postgres://user@host:port/db?...`);
+/// the password, if any, comes from `password_file` (its first line).
+/// Unless the url says otherwise, connecting gives up after
+/// `CONNECT_TIMEOUT`, and a statement (or the wait for the write lock)
+/// after `BUSY_TIMEOUT`: a git command is refused, not left hanging.
+fn connect_postgres(url: &str, password_file: Option<&Path>) -> Result<postgres::Client> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Config(format!("url: {e}")))?;
+    if let Some(file) = password_file {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| StoreError::Io(file.to_path_buf(), e))?;
+        config.password(text.lines().next().unwrap_or(""));
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("git2fa");
+    }
+    if config.get_options().is_none() {
+        config.options(&format!(
+            "-c statement_timeout={}",
+            BUSY_TIMEOUT.as_millis()
+        ));
+    }
+    Ok(config.connect(postgres::NoTls)?)
 }
 
 /// How often a connection waiting for the write lock looks again.
@@ -530,9 +709,11 @@ impl Drop for Store {
     /// Empties a long WAL into the store file, if no other process is in
     /// the way at this moment (no waiting: a later close will do it).
     fn drop(&mut self) {
-        let long =
-            std::fs::metadata(wal_path(&self.path)).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
-        if long && self.conn.busy_timeout(std::time::Duration::ZERO).is_ok() {
+        let (Conn::Sqlite(conn), Some(path)) = (&self.conn, &self.path) else {
+            return;
+        };
+        let long = std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+        if long && conn.busy_timeout(std::time::Duration::ZERO).is_ok() {
             let _ = self.checkpoint();
         }
     }
@@ -557,31 +738,25 @@ fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
     }
 }
 
-fn replace_recovery_codes(
-    tx: &rusqlite::Transaction,
-    user_id: i64,
-    hashes: &[String],
-) -> Result<()> {
-    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
+fn replace_recovery_codes(tx: &Conn, user_id: i64, hashes: &[String]) -> Result<()> {
+    tx.execute(
+        "DELETE FROM recovery_codes WHERE user_id = ?1",
+        &params![user_id],
+    )?;
     for hash in hashes {
         tx.execute(
             "INSERT INTO recovery_codes (user_id, hash) VALUES (?1, ?2)",
-            params![user_id, hash],
+            &params![user_id, hash],
         )?;
     }
     Ok(())
 }
 
-fn insert_session(
-    tx: &rusqlite::Transaction,
-    user_id: i64,
-    s: &NewSession,
-    now: i64,
-) -> Result<i64> {
-    tx.execute(
+fn insert_session(tx: &Conn, user_id: i64, s: &NewSession, now: i64) -> Result<i64> {
+    tx.one(
         "INSERT INTO sessions (user_id, created_at, expires_at, key_id, remote_addr, opened_via)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        &params![
             user_id,
             now,
             now + s.ttl,
@@ -589,16 +764,16 @@ fn insert_session(
             s.remote_addr,
             s.opened_via
         ],
-    )?;
-    Ok(tx.last_insert_rowid())
+    )?
+    .get(0)
 }
 
-fn insert_audit(tx: &rusqlite::Transaction, r: &AuditRecord) -> Result<()> {
-    tx.execute(
-        "INSERT INTO audit (at, user, transport, repo, action, refs, outcome, reason, credential,
+fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit (at, \"user\", transport, repo, action, refs, outcome, reason, credential,
                             key_id, token_id, remote_addr, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
+        &params![
             r.at,
             r.user,
             r.transport,
@@ -621,7 +796,7 @@ const USER_COLUMNS: &str =
     "SELECT id, name, password_hash, enabled, is_admin, always_2fa, totp_secret,
     totp_enrolled_at, failures, locked_until, created_at FROM users";
 
-fn user_from_row(row: &rusqlite::Row) -> rusqlite::Result<User> {
+fn user_from_row(row: &Row) -> Result<User> {
     Ok(User {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -641,7 +816,7 @@ const TOKEN_COLUMNS: &str =
     "SELECT t.id, t.user_id, u.name, t.name, t.repos, t.permission, t.created_at,
     t.expires_at, t.revoked_at, t.last_used_at, t.without_2fa FROM tokens t JOIN users u ON u.id = t.user_id";
 
-fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<Token> {
+fn token_from_row(row: &Row) -> Result<Token> {
     let repos: String = row.get(4)?;
     let permission: String = row.get(5)?;
     Ok(Token {
@@ -665,7 +840,7 @@ const KEY_COLUMNS: &str =
     "SELECT k.id, k.user_id, u.name, k.algorithm, k.blob, k.fingerprint, k.comment,
     k.created_at, k.last_used_at FROM ssh_keys k JOIN users u ON u.id = k.user_id";
 
-fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<SshKey> {
+fn key_from_row(row: &Row) -> Result<SshKey> {
     Ok(SshKey {
         id: row.get(0)?,
         user_id: row.get(1)?,
@@ -677,6 +852,16 @@ fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<SshKey> {
         created_at: row.get(7)?,
         last_used_at: row.get(8)?,
     })
+}
+
+/// Each row mapped, or the first error.
+fn all<T>(rows: Vec<Row>, map: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(map).collect()
+}
+
+/// The row mapped, if there is one.
+fn first<T>(row: Option<Row>, map: impl Fn(&Row) -> Result<T>) -> Result<Option<T>> {
+    row.as_ref().map(map).transpose()
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub enum Command {
     /// List and end 2FA sessions
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Move the store to PostgreSQL
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Open a 2FA session for a user with a TOTP or recovery code
     Verify {
         /// The user to open a session for
@@ -289,6 +292,20 @@ pub enum SessionCommand {
         /// End every session of this user
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Copy this host's SQLite store into an empty PostgreSQL database; the
+    /// SQLite store keeps working until [store] url names the new one
+    Migrate {
+        /// The PostgreSQL database, as [store] url takes it (postgres://user@host:port/db)
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The file holding its password (default: [store] password_file)
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<std::path::PathBuf>,
     },
 }
 

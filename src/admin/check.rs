@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::factor::crypto::SecretKey;
 use crate::repo;
 use crate::repo::policy::RepoPolicy;
-use crate::store::Store;
+use crate::store::{Location, Store};
 use crate::system::config::Config;
 
 /// What `check` found.
@@ -119,29 +119,58 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
             crate::system::files::io_reason(&e)
         )),
     }
-    let store_path = config.store_path();
-    let store = match Store::open(&store_path) {
+    let location = Location::of(config);
+    let store = match Store::connect(&location) {
         Ok(store) => store,
-        Err(e) => return report.problem(e.to_string()),
+        Err(e) => return report.problem(format!("store {location}: {e}")),
     };
     match store.integrity_problem() {
+        Ok(None) if store.engine() == "SQLite" => {
+            report.ok(format!("store {location} passes the integrity check"))
+        }
         Ok(None) => report.ok(format!(
-            "store {} passes the integrity check",
-            store_path.display()
+            "store {location} answers ({}, schema {})",
+            store.engine(),
+            store.latest()
         )),
         Ok(Some(problem)) => report.problem(format!("store integrity: {problem}")),
         Err(e) => report.problem(e.to_string()),
     }
-    if mode(&store_path).is_ok_and(|m| m & 0o077 != 0) {
+    if let Location::Sqlite(store_path) = &location
+        && mode(store_path).is_ok_and(|m| m & 0o077 != 0)
+    {
         report.problem(format!(
             "store {} is readable by others; run chmod 600",
             store_path.display()
         ));
     }
-    let key = match SecretKey::load(&config.secret_key_path()) {
+    if let Location::Postgres {
+        password_file: Some(file),
+        ..
+    } = &location
+        && mode(file).is_ok_and(|m| m & 0o077 != 0)
+    {
+        report.problem(format!(
+            "[store] password_file {} is readable by others; run chmod 600",
+            file.display()
+        ));
+    }
+    let key_path = config.secret_key_path();
+    let key = match SecretKey::load(&key_path) {
         Ok(key) => key,
         Err(e) => return report.problem(e.to_string()),
     };
+    match store.key_fingerprint() {
+        Ok(Some(recorded)) if recorded == key.fingerprint() => report.ok(format!(
+            "secret.key is the key the store records ({recorded})"
+        )),
+        Ok(Some(recorded)) => report.problem(super::init::key_mismatch(&key_path, &key, &recorded)),
+        Ok(None) => report.ok(format!(
+            "the store records no secret.key fingerprint yet (`git2fa init` records {})",
+            key.fingerprint()
+        )),
+        Err(e) => report.problem(e.to_string()),
+    }
     let users = match store.users() {
         Ok(users) => users,
         Err(e) => return report.problem(e.to_string()),

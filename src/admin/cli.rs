@@ -8,7 +8,7 @@ use clap::Parser;
 
 use super::args::{Cli, Command};
 use super::support::{Failure, Outcome};
-use super::{demo, init, inspect, keys, repos, sessions, tokens, users};
+use super::{demo, init, inspect, keys, migrate, repos, sessions, tokens, users};
 use crate::system::config::Config;
 
 /// Runs the CLI with the process's arguments.
@@ -66,6 +66,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Token(command) => tokens::token_command(&load()?, command),
         Command::Repo(command) => repos::repo(&load()?, command),
         Command::Session(command) => sessions::session(&load()?, command),
+        Command::Store(command) => migrate::store(&load()?, command),
         Command::Verify { user, code } => sessions::verify(&load()?, &user, &code),
         Command::Explain(args) => inspect::explain(&load()?, &args),
         Command::Audit { user, repo, limit } => inspect::audit(&load()?, user, repo, limit),

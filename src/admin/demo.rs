@@ -142,7 +142,10 @@ fn write_config(dir: &Path, web: SocketAddr, ssh: SocketAddr) -> Result<Config, 
 /// password.
 fn set_up_store(config: &Config, dir: &Path) -> Result<String, String> {
     let mut store = Store::create(&config.store_path()).map_err(|e| e.to_string())?;
-    SecretKey::create(&config.secret_key_path()).map_err(|e| e.to_string())?;
+    let secret = SecretKey::create(&config.secret_key_path()).map_err(|e| e.to_string())?;
+    store
+        .record_key_fingerprint(&secret.fingerprint())
+        .map_err(|e| e.to_string())?;
     let password: String = crypto::random_bytes::<6>()
         .map_err(|e| e.to_string())?
         .iter()

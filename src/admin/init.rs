@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::args::*;
 use super::support::*;
 use crate::factor::crypto::SecretKey;
-use crate::store::Store;
+use crate::store::{Location, Store};
 use crate::system::config::{self, Config};
 
 pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
@@ -46,25 +46,38 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
             .map_err(|e| io_failure(&config.data_dir, &e))?;
         println!("created {}", config.data_dir.display());
     }
-    let store_path = config.store_path();
-    let store = if store_path.exists() {
-        let store = Store::open_and_migrate(&store_path)?;
-        println!(
-            "store {} is ready (schema {})",
-            store_path.display(),
-            store.schema_version()?
-        );
-        store
-    } else {
-        let store = Store::create(&store_path)?;
-        println!("created {}", store_path.display());
-        store
+    let location = Location::of(&config);
+    let store = match &location {
+        Location::Sqlite(store_path) if !store_path.exists() => {
+            let store = Store::create(store_path)?;
+            println!("created {}", store_path.display());
+            store
+        }
+        _ => {
+            // An existing SQLite store, or PostgreSQL: an empty database
+            // receives the schema, another host's is migrated or left as it
+            // is.
+            let store = Store::connect_and_migrate(&location)?;
+            println!(
+                "store {location} is ready ({}, schema {})",
+                store.engine(),
+                store.schema_version()?
+            );
+            store
+        }
     };
     let key_path = config.secret_key_path();
-    if key_path.exists() {
-        SecretKey::load(&key_path)?;
+    let key = if key_path.exists() {
+        let key = SecretKey::load(&key_path)?;
         println!("secret key {} is ready", key_path.display());
+        key
     } else {
+        if let Some(recorded) = store.key_fingerprint()? {
+            return Err(Failure::usage(format!(
+                "{} is missing, but the store's secrets are sealed with the key {recorded}: copy secret.key from a host that uses this store (a new key would lock every user out)",
+                key_path.display()
+            )));
+        }
         let enrolled = store.users()?.iter().filter(|u| u.is_enrolled()).count();
         if enrolled > 0 {
             return Err(Failure::usage(format!(
@@ -72,8 +85,13 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
                 key_path.display()
             )));
         }
-        SecretKey::create(&key_path)?;
+        let key = SecretKey::create(&key_path)?;
         println!("created {}", key_path.display());
+        key
+    };
+    let recorded = store.record_key_fingerprint(&key.fingerprint())?;
+    if recorded != key.fingerprint() {
+        return Err(Failure::usage(key_mismatch(&key_path, &key, &recorded)));
     }
     if !config.repos_root.is_dir() {
         println!(
@@ -82,4 +100,14 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// `secret.key` is not the key the store records: another host's store, or
+/// a key replaced by mistake.
+pub(super) fn key_mismatch(key_path: &Path, key: &SecretKey, recorded: &str) -> String {
+    format!(
+        "{} ({}) is not the key the store's secrets are sealed with ({recorded}): every host that shares a store needs the same secret.key; copy it from the first host",
+        key_path.display(),
+        key.fingerprint()
+    )
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::args::*;
 use super::support::*;
 use crate::factor::sshkey::PublicKey;
-use crate::store::Store;
+use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::system::time::now;
 
@@ -96,7 +96,7 @@ pub(super) fn authorized_keys(
     let line = (|| -> Result<Option<String>, Failure> {
         let config = Config::load(config_path)?;
         let key = PublicKey::from_parts(keytype, key).map_err(Failure::refused)?;
-        let store = Store::open(&config.store_path())?;
+        let store = Store::connect(&Location::of(&config))?;
         let Some(found) = store.key_by_fingerprint(&key.fingerprint())? else {
             return Ok(None);
         };

@@ -11,7 +11,7 @@ use crate::authz::twofactor::Origin;
 use crate::factor::crypto::{self};
 use crate::repo;
 use crate::repo::path::{RepoPath, RepoPathError};
-use crate::store::{AuditRecord, Store, User};
+use crate::store::{AuditRecord, Location, Store, User};
 use crate::system::config::Config;
 use crate::system::names::check_user_name;
 use crate::system::time::{format_rfc3339, now};
@@ -75,7 +75,7 @@ impl From<crate::authz::twofactor::TwoFactorError> for Failure {
 }
 
 pub(super) fn open_store(config: &Config) -> Result<Store, Failure> {
-    Ok(Store::open_and_migrate(&config.store_path())?)
+    Ok(Store::connect_and_migrate(&Location::of(config))?)
 }
 
 pub(super) fn find_user(store: &Store, name: &str) -> Result<User, Failure> {

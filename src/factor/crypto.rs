@@ -148,6 +148,19 @@ impl SecretKey {
         Ok([&nonce[..], &sealed].concat())
     }
 
+    /// Names the key without revealing it: `SHA256:` and the hex of a
+    /// SHA-256 over a fixed label and the key. The store records it, so
+    /// that every host sharing a store can be checked to hold the same key.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"git2fa secret.key fingerprint\0")
+            .chain_update(self.0)
+            .finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("SHA256:{hex}")
+    }
+
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if sealed.len() < NONCE_LEN {
             return Err(CryptoError::Sealed);

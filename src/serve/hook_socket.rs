@@ -18,7 +18,7 @@ use super::error::ServeError;
 use super::operations::{Operations, Slots, wait_for_stop};
 use crate::authz::messages::{self, Refused};
 use crate::repo::policy::PushedRefs;
-use crate::store::Store;
+use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::transport::hook;
 use crate::transport::hook::{Push, Pusher};
@@ -151,7 +151,7 @@ fn decide(config: &Config, stream: &UnixStream) -> Result<bool, HookError> {
     let text = read_question(stream, std::time::Instant::now() + QUESTION_TIMEOUT, uid)?;
     let question = Question::decode(&text)?;
     let repo = hook::repo_for(config, &question.repo_dir)?;
-    let mut store = Store::open(&config.store_path())?;
+    let mut store = Store::connect(&Location::of(config))?;
     let mut stream_say = |line: &str| {
         // Lines before a wait go out at once, so the user sees them.
         let line = format!("say {}\n", line.replace('\n', " "));

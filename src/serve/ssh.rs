@@ -24,7 +24,7 @@ use super::operations::{Operations, Slot, Slots};
 use super::ssh_channel::{ChannelInput, ChannelOutput, run_git};
 use crate::authz::messages::{self, Refused};
 use crate::factor::sshkey;
-use crate::store::Store;
+use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::transport::exec::{GitInvocation, valid_git_protocol};
 use crate::transport::shell::{Action, Connection, MAX_CODE_LINE, Step, Streams, err_pkt_line};
@@ -159,7 +159,7 @@ impl Client {
             sshkey::PublicKey::from_parts(key.algorithm().as_str(), &base64_encode(&blob)).ok()?;
         let config = self.config.clone();
         let found = tokio::task::spawn_blocking(move || -> crate::store::Result<_> {
-            let store = Store::open(&config.store_path())?;
+            let store = Store::connect(&Location::of(&config))?;
             let Some(key) = store.key_by_fingerprint(&parsed.fingerprint())? else {
                 return Ok(None);
             };

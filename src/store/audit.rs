@@ -4,21 +4,26 @@ use super::*;
 
 impl Store {
     pub fn append_audit(&mut self, record: &AuditRecord) -> Result<()> {
+        // One insert: SQLite takes its write lock for it; PostgreSQL needs
+        // none, so that decisions on several hosts do not queue on it.
+        if self.conn.is_postgres() {
+            return insert_audit(&self.conn, record);
+        }
         let tx = self.immediate()?;
         insert_audit(&tx, record)?;
-        tx.commit()?;
-        Ok(())
+        tx.commit()
     }
 
     /// Audit rows, newest first.
     pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<(i64, AuditRecord)>> {
-        let mut statement = self.conn.prepare(
-            "SELECT id, at, user, transport, repo, action, refs, outcome, reason, credential,
+        let rows = self.conn.rows(
+            "SELECT id, at, \"user\", transport, repo, action, refs, outcome, reason, credential,
                     key_id, token_id, remote_addr, detail
-             FROM audit WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR repo = ?2)
+             FROM audit WHERE (?1 IS NULL OR \"user\" = ?1) AND (?2 IS NULL OR repo = ?2)
              ORDER BY id DESC LIMIT ?3",
+            &params![filter.user, filter.repo, filter.limit],
         )?;
-        let rows = statement.query_map(params![filter.user, filter.repo, filter.limit], |row| {
+        all(rows, |row| {
             Ok((
                 row.get(0)?,
                 AuditRecord {
@@ -37,7 +42,6 @@ impl Store {
                     detail: row.get(13)?,
                 },
             ))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 }

@@ -16,54 +16,53 @@ impl Store {
         now: i64,
     ) -> Result<i64> {
         let tx = self.immediate()?;
-        tx.execute(
-            "INSERT INTO ssh_keys (user_id, algorithm, blob, fingerprint, comment, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![user_id, algorithm, blob, fingerprint, comment, now],
-        )?;
-        let id = tx.last_insert_rowid();
+        let id = tx
+            .one(
+                "INSERT INTO ssh_keys (user_id, algorithm, blob, fingerprint, comment, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                &params![user_id, algorithm, blob, fingerprint, comment, now],
+            )?
+            .get(0)?;
         tx.commit()?;
         Ok(id)
     }
 
     pub fn key(&self, id: i64) -> Result<Option<SshKey>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("{KEY_COLUMNS} WHERE k.id = ?1"),
-                [id],
-                key_from_row,
-            )
-            .optional()?)
+        first(
+            self.conn
+                .row(&format!("{KEY_COLUMNS} WHERE k.id = ?1"), &params![id])?,
+            key_from_row,
+        )
     }
 
     pub fn key_by_fingerprint(&self, fingerprint: &str) -> Result<Option<SshKey>> {
-        Ok(self
-            .conn
-            .query_row(
+        first(
+            self.conn.row(
                 &format!("{KEY_COLUMNS} WHERE k.fingerprint = ?1"),
-                [fingerprint],
-                key_from_row,
-            )
-            .optional()?)
+                &params![fingerprint],
+            )?,
+            key_from_row,
+        )
     }
 
     pub fn keys(&self, user: Option<&str>) -> Result<Vec<SshKey>> {
-        let mut statement = self.conn.prepare(&format!(
-            "{KEY_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY k.id"
-        ))?;
-        let rows = statement.query_map([user], key_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        all(
+            self.conn.rows(
+                &format!("{KEY_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY k.id"),
+                &params![user],
+            )?,
+            key_from_row,
+        )
     }
 
     /// Removes a key, and ends the 2FA sessions opened with it (with
     /// `bind_session = "key"` they were good for that key alone).
     pub fn remove_key(&mut self, id: i64, now: i64) -> Result<bool> {
         let tx = self.immediate()?;
-        let changed = tx.execute("DELETE FROM ssh_keys WHERE id = ?1", [id])?;
+        let changed = tx.execute("DELETE FROM ssh_keys WHERE id = ?1", &params![id])?;
         tx.execute(
             "UPDATE sessions SET ended_at = ?1 WHERE key_id = ?2 AND ended_at IS NULL",
-            params![now, id],
+            &params![now, id],
         )?;
         tx.commit()?;
         Ok(changed == 1)

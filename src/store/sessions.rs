@@ -15,30 +15,31 @@ impl Store {
 
     /// The user's sessions that are neither ended nor expired.
     pub fn open_sessions(&self, user_id: i64, now: i64) -> Result<Vec<SessionFacts>> {
-        let mut statement = self.conn.prepare(
+        let rows = self.conn.rows(
             "SELECT id, expires_at, key_id, remote_addr FROM sessions
              WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2 ORDER BY id",
+            &params![user_id, now],
         )?;
-        let rows = statement.query_map(params![user_id, now], |row| {
+        all(rows, |row| {
             Ok(SessionFacts {
                 id: row.get(0)?,
                 expires_at: row.get(1)?,
                 key_id: row.get(2)?,
                 remote_addr: row.get(3)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Open sessions (of one user, or all), newest first.
     pub fn sessions(&self, user: Option<&str>, now: i64) -> Result<Vec<Session>> {
-        let mut statement = self.conn.prepare(
+        let rows = self.conn.rows(
             "SELECT s.id, u.name, s.created_at, s.expires_at, s.ended_at, s.key_id, s.remote_addr, s.opened_via
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.ended_at IS NULL AND s.expires_at > ?1 AND (?2 IS NULL OR u.name = ?2)
              ORDER BY s.id DESC",
+            &params![now, user],
         )?;
-        let rows = statement.query_map(params![now, user], |row| {
+        all(rows, |row| {
             Ok(Session {
                 id: row.get(0)?,
                 user: row.get(1)?,
@@ -49,8 +50,7 @@ impl Store {
                 remote_addr: row.get(6)?,
                 opened_via: row.get(7)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Ends one session; false when there was no open session of that id.
@@ -58,7 +58,7 @@ impl Store {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE sessions SET ended_at = ?1 WHERE id = ?2 AND ended_at IS NULL",
-            params![now, id],
+            &params![now, id],
         )?;
         tx.commit()?;
         Ok(changed == 1)
@@ -69,7 +69,7 @@ impl Store {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL AND expires_at > ?1",
-            params![now, user_id],
+            &params![now, user_id],
         )?;
         tx.commit()?;
         Ok(changed)

@@ -7,11 +7,86 @@ const LOCK: LockPolicy = LockPolicy {
     lockout: 900,
 };
 
-fn new_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::create(&dir.path().join("git2fa.db")).unwrap();
-    (dir, store)
+/// The throwaway PostgreSQL cluster the tests share, one per test
+/// process (`tests/it/harness/postgres.rs`).
+#[path = "../../tests/it/harness/postgres.rs"]
+#[allow(dead_code)]
+mod cluster;
+
+/// Which engine a test's store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
 }
+
+/// What keeps a test's store alive: its directory, or its database.
+struct Fresh {
+    _dir: Option<tempfile::TempDir>,
+    location: Location,
+}
+
+fn shared_cluster() -> &'static cluster::Cluster {
+    static CLUSTER: std::sync::OnceLock<cluster::Cluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(cluster::Cluster::start)
+}
+
+/// A new, empty store on `engine`: a file in a new directory, or a new
+/// database of the shared cluster.
+fn new_store_on(engine: Engine) -> (Fresh, Store) {
+    match engine {
+        Engine::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("git2fa.db");
+            let store = Store::create(&path).unwrap();
+            let fresh = Fresh {
+                _dir: Some(dir),
+                location: Location::Sqlite(path),
+            };
+            (fresh, store)
+        }
+        Engine::Postgres => {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let cluster = shared_cluster();
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let url = cluster.database(&format!("unit_{n}"));
+            let location = Location::Postgres {
+                url,
+                password_file: Some(cluster.password_file.clone()),
+            };
+            let store = Store::connect_and_migrate(&location).unwrap();
+            let fresh = Fresh {
+                _dir: None,
+                location,
+            };
+            (fresh, store)
+        }
+    }
+}
+
+fn new_store() -> (Fresh, Store) {
+    new_store_on(Engine::Sqlite)
+}
+
+/// Each test named here runs twice, as `sqlite::NAME` and `postgres::NAME`,
+/// with a store of that engine. Without PostgreSQL the second skips, unless
+/// GIT2FA_REQUIRE_E2E is set.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Engine::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                if crate::store::tests::cluster::available() {
+                    super::$name(super::Engine::Postgres)
+                }
+            })*
+        }
+    };
+}
+#[allow(unused_imports)]
+use on_both_engines;
 
 fn totp(step: i64) -> Attempt {
     Attempt::Totp(Some((step, b"sealed".to_vec())))
@@ -44,23 +119,27 @@ fn enrolled(store: &mut Store, name: &str) -> i64 {
 #[test]
 fn a_new_store_is_private_wal_and_current() {
     use std::os::unix::fs::PermissionsExt;
-    let (dir, store) = new_store();
-    let path = dir.path().join("git2fa.db");
+    let (fresh, store) = new_store();
+    let Location::Sqlite(path) = fresh.location.clone() else {
+        unreachable!()
+    };
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
     let mode: String = store
         .conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .one("PRAGMA journal_mode", &[])
+        .and_then(|r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
     let sync: i64 = store
         .conn
-        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .one("PRAGMA synchronous", &[])
+        .and_then(|r| r.get(0))
         .unwrap();
     assert_eq!(sync, 2, "synchronous=FULL");
-    assert_eq!(store.schema_version().unwrap(), migrations::latest());
+    assert_eq!(store.schema_version().unwrap(), store.latest());
     drop(store);
     Store::open(&path).unwrap();
 }
@@ -84,21 +163,68 @@ fn opening_what_is_not_a_store_fails_clearly_and_writes_nothing() {
     assert_eq!(std::fs::read(&junk).unwrap(), before);
 }
 
-#[test]
-fn an_old_schema_is_refused_on_the_hot_path() {
-    let (dir, store) = new_store();
-    store.conn.pragma_update(None, "user_version", 0).unwrap();
+fn an_old_schema_is_refused_on_the_hot_path(engine: Engine) {
+    let (fresh, store) = new_store_on(engine);
+    match engine {
+        Engine::Sqlite => store.conn.batch("PRAGMA user_version = 0").unwrap(),
+        Engine::Postgres => store
+            .conn
+            .batch("UPDATE git2fa_schema SET version = 0")
+            .unwrap(),
+    }
     drop(store);
-    let path = dir.path().join("git2fa.db");
     assert!(matches!(
-        Store::open(&path),
+        Store::connect(&fresh.location),
         Err(StoreError::Schema { found: 0, .. })
     ));
 }
 
-#[test]
-fn users_are_unique() {
-    let (_dir, mut store) = new_store();
+fn a_newer_schema_is_refused_even_by_migrate(engine: Engine) {
+    let (fresh, store) = new_store_on(engine);
+    let newer = store.latest() + 1;
+    match engine {
+        Engine::Sqlite => store
+            .conn
+            .batch(&format!("PRAGMA user_version = {newer}"))
+            .unwrap(),
+        Engine::Postgres => store
+            .conn
+            .batch(&format!("UPDATE git2fa_schema SET version = {newer}"))
+            .unwrap(),
+    }
+    drop(store);
+    for opened in [
+        Store::connect(&fresh.location),
+        Store::connect_and_migrate(&fresh.location),
+    ] {
+        assert!(
+            matches!(opened, Err(StoreError::Schema { found, .. }) if found == newer),
+            "{:?}",
+            opened.err()
+        );
+    }
+}
+
+fn the_key_fingerprint_is_recorded_once(engine: Engine) {
+    let (_fresh, store) = new_store_on(engine);
+    assert_eq!(store.key_fingerprint().unwrap(), None);
+    assert_eq!(
+        store.record_key_fingerprint("SHA256:aa").unwrap(),
+        "SHA256:aa"
+    );
+    // A second host with another key does not replace it: it is told.
+    assert_eq!(
+        store.record_key_fingerprint("SHA256:bb").unwrap(),
+        "SHA256:aa"
+    );
+    assert_eq!(
+        store.key_fingerprint().unwrap().as_deref(),
+        Some("SHA256:aa")
+    );
+}
+
+fn users_are_unique(engine: Engine) {
+    let (_dir, mut store) = new_store_on(engine);
     store.add_user("alice", Some("hash"), NOW).unwrap();
     assert!(matches!(
         store.add_user("alice", None, NOW),
@@ -108,6 +234,27 @@ fn users_are_unique() {
     assert_eq!(alice.password_hash.as_deref(), Some("hash"));
     assert!(alice.enabled && !alice.is_enrolled());
     assert!(store.user("bob").unwrap().is_none());
+}
+
+on_both_engines!(
+    an_old_schema_is_refused_on_the_hot_path,
+    a_newer_schema_is_refused_even_by_migrate,
+    the_key_fingerprint_is_recorded_once,
+    users_are_unique,
+);
+
+#[test]
+fn postgres_refuses_a_url_it_cannot_read_and_a_missing_password_file() {
+    let bad = Location::Postgres {
+        url: "postgres://git2fa@127.0.0.1:1/x?sslmode=bogus".into(),
+        password_file: None,
+    };
+    assert!(matches!(Store::connect(&bad), Err(StoreError::Config(_))));
+    let missing = Location::Postgres {
+        url: "postgres://git2fa@127.0.0.1:1/x".into(),
+        password_file: Some("/nonexistent/git2fa-password".into()),
+    };
+    assert!(matches!(Store::connect(&missing), Err(StoreError::Io(..))));
 }
 
 mod codes;

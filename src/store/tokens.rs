@@ -18,10 +18,10 @@ impl Store {
         now: i64,
     ) -> Result<i64> {
         let tx = self.immediate()?;
-        tx.execute(
+        let row = tx.one(
             "INSERT INTO tokens (user_id, name, hash, repos, permission, created_at, expires_at, without_2fa)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            &params![
                 user_id,
                 name,
                 &hash[..],
@@ -32,40 +32,38 @@ impl Store {
                 without_2fa
             ],
         )?;
-        let id = tx.last_insert_rowid();
+        let id = row.get(0)?;
         tx.commit()?;
         Ok(id)
     }
 
     /// One indexed lookup by the token's SHA-256.
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Token>> {
-        Ok(self
-            .conn
-            .query_row(
+        first(
+            self.conn.row(
                 &format!("{TOKEN_COLUMNS} WHERE t.hash = ?1"),
-                [&hash[..]],
-                token_from_row,
-            )
-            .optional()?)
+                &params![&hash[..]],
+            )?,
+            token_from_row,
+        )
     }
 
     pub fn token(&self, id: i64) -> Result<Option<Token>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("{TOKEN_COLUMNS} WHERE t.id = ?1"),
-                [id],
-                token_from_row,
-            )
-            .optional()?)
+        first(
+            self.conn
+                .row(&format!("{TOKEN_COLUMNS} WHERE t.id = ?1"), &params![id])?,
+            token_from_row,
+        )
     }
 
     pub fn tokens(&self, user: Option<&str>) -> Result<Vec<Token>> {
-        let mut statement = self.conn.prepare(&format!(
-            "{TOKEN_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY t.id"
-        ))?;
-        let rows = statement.query_map([user], token_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        all(
+            self.conn.rows(
+                &format!("{TOKEN_COLUMNS} WHERE (?1 IS NULL OR u.name = ?1) ORDER BY t.id"),
+                &params![user],
+            )?,
+            token_from_row,
+        )
     }
 
     /// Revokes a token; false when there is no unrevoked token of that id.
@@ -73,7 +71,7 @@ impl Store {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-            params![now, id],
+            &params![now, id],
         )?;
         tx.commit()?;
         Ok(changed == 1)
@@ -84,7 +82,7 @@ impl Store {
     pub fn touch_token(&mut self, id: i64, now: i64) -> Result<()> {
         self.write(
             "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at <= ?1 - 60)",
-            params![now, id],
+            &params![now, id],
         )?;
         Ok(())
     }
@@ -101,14 +99,13 @@ impl Store {
     ) -> Result<Option<i64>> {
         let mut until = None;
         for (scope, limit) in scopes {
-            let found: Option<(i64, i64)> = self
-                .conn
-                .query_row(
+            let found: Option<(i64, i64)> = first(
+                self.conn.row(
                     "SELECT count, window_start FROM password_failures WHERE scope = ?1",
-                    [scope],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
+                    &params![scope],
+                )?,
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
             if let Some((count, start)) = found
                 && count >= i64::from(*limit)
                 && start + window > now
@@ -134,7 +131,7 @@ impl Store {
                  ON CONFLICT (scope) DO UPDATE SET
                      count = CASE WHEN window_start + ?3 > ?2 THEN count + 1 ELSE 1 END,
                      window_start = CASE WHEN window_start + ?3 > ?2 THEN window_start ELSE ?2 END",
-                params![scope, now, window],
+                &params![scope, now, window],
             )?;
         }
         tx.commit()?;
@@ -143,7 +140,10 @@ impl Store {
 
     /// Forgets the failures of a scope (after a right password).
     pub fn clear_password_failures(&mut self, scope: &str) -> Result<()> {
-        self.write("DELETE FROM password_failures WHERE scope = ?1", [scope])?;
+        self.write(
+            "DELETE FROM password_failures WHERE scope = ?1",
+            &params![scope],
+        )?;
         Ok(())
     }
 }

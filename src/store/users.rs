@@ -7,50 +7,43 @@ impl Store {
 
     pub fn add_user(&mut self, name: &str, password_hash: Option<&str>, now: i64) -> Result<i64> {
         let tx = self.immediate()?;
-        tx.execute(
-            "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)",
-            params![name, password_hash, now],
-        )?;
-        let id = tx.last_insert_rowid();
+        let id = tx
+            .one(
+                "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)
+                 RETURNING id",
+                &params![name, password_hash, now],
+            )?
+            .get(0)?;
         tx.commit()?;
         Ok(id)
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("{USER_COLUMNS} WHERE name = ?1"),
-                [name],
-                user_from_row,
-            )
-            .optional()?)
+        first(
+            self.conn
+                .row(&format!("{USER_COLUMNS} WHERE name = ?1"), &params![name])?,
+            user_from_row,
+        )
     }
 
     pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("{USER_COLUMNS} WHERE id = ?1"),
-                [id],
-                user_from_row,
-            )
-            .optional()?)
+        first(
+            self.conn
+                .row(&format!("{USER_COLUMNS} WHERE id = ?1"), &params![id])?,
+            user_from_row,
+        )
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        let mut statement = self
-            .conn
-            .prepare(&format!("{USER_COLUMNS} ORDER BY name"))?;
-        let rows = statement.query_map([], user_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        all(
+            self.conn
+                .rows(&format!("{USER_COLUMNS} ORDER BY name"), &[])?,
+            user_from_row,
+        )
     }
 
-    fn update_user(&mut self, sql: &str, id: i64, value: &dyn rusqlite::ToSql) -> Result<bool> {
-        let tx = self.immediate()?;
-        let changed = tx.execute(sql, params![value, id])?;
-        tx.commit()?;
-        Ok(changed == 1)
+    fn update_user(&mut self, sql: &str, id: i64, value: bool) -> Result<bool> {
+        Ok(self.write(sql, &params![value, id])? == 1)
     }
 
     /// Disabling also ends the user's web sessions, at once: a stolen cookie
@@ -59,31 +52,27 @@ impl Store {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE users SET enabled = ?1 WHERE id = ?2",
-            params![enabled, id],
+            &params![enabled, id],
         )?;
         if !enabled {
             // Its 2FA sessions too, in the same commit: none of them may
             // work again if the user is enabled later.
             tx.execute(
                 "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL",
-                params![now, id],
+                &params![now, id],
             )?;
-            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [id])?;
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", &params![id])?;
         }
         tx.commit()?;
         Ok(changed == 1)
     }
 
     pub fn set_admin(&mut self, id: i64, admin: bool) -> Result<bool> {
-        self.update_user("UPDATE users SET is_admin = ?1 WHERE id = ?2", id, &admin)
+        self.update_user("UPDATE users SET is_admin = ?1 WHERE id = ?2", id, admin)
     }
 
     pub fn set_always_2fa(&mut self, id: i64, always: bool) -> Result<bool> {
-        self.update_user(
-            "UPDATE users SET always_2fa = ?1 WHERE id = ?2",
-            id,
-            &always,
-        )
+        self.update_user("UPDATE users SET always_2fa = ?1 WHERE id = ?2", id, always)
     }
 
     /// A new password ends every web session of the user.
@@ -91,9 +80,9 @@ impl Store {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-            params![hash, id],
+            &params![hash, id],
         )?;
-        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [id])?;
+        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", &params![id])?;
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -103,7 +92,7 @@ impl Store {
         let tx = self.immediate()?;
         let changed = tx.execute(
             "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
-            [id],
+            &params![id],
         )?;
         tx.commit()?;
         Ok(changed == 1)
@@ -125,7 +114,7 @@ impl Store {
             "UPDATE users SET totp_secret = ?1, totp_enrolled_at = ?2, totp_last_step = NULL,
                  failures = 0, locked_until = NULL
              WHERE id = ?3 AND totp_secret IS NULL",
-            params![sealed_secret, now, user_id],
+            &params![sealed_secret, now, user_id],
         )?;
         if changed != 1 {
             return Ok(false);
@@ -146,20 +135,24 @@ impl Store {
     /// The recovery codes of a user: (row id, hash), used or not.
     /// Used ones too: a reused code is then told apart from a wrong one.
     pub fn recovery_codes(&self, user_id: i64) -> Result<Vec<(i64, String)>> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT id, hash FROM recovery_codes WHERE user_id = ?1 ORDER BY id")?;
-        let rows = statement.query_map([user_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        all(
+            self.conn.rows(
+                "SELECT id, hash FROM recovery_codes WHERE user_id = ?1 ORDER BY id",
+                &params![user_id],
+            )?,
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
     }
 
     /// How many of the user's recovery codes are not used yet.
     pub fn recovery_codes_left(&self, user_id: i64) -> Result<usize> {
-        let left: i64 = self.conn.query_row(
-            "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
-            [user_id],
-            |row| row.get(0),
-        )?;
+        let left: i64 = self
+            .conn
+            .one(
+                "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+                &params![user_id],
+            )?
+            .get(0)?;
         Ok(usize::try_from(left).unwrap_or(0))
     }
 
@@ -177,29 +170,35 @@ impl Store {
         let changed = tx.execute(
             "UPDATE users SET totp_secret = NULL, totp_enrolled_at = NULL, totp_last_step = NULL,
                  failures = 0, locked_until = NULL WHERE id = ?1",
-            [user_id],
+            &params![user_id],
         )?;
         if changed == 0 {
             return Ok(None);
         }
-        tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
+        tx.execute(
+            "DELETE FROM recovery_codes WHERE user_id = ?1",
+            &params![user_id],
+        )?;
         let sessions_ended = tx.execute(
             "UPDATE sessions SET ended_at = ?1
              WHERE user_id = ?2 AND ended_at IS NULL AND expires_at > ?1",
-            params![now, user_id],
+            &params![now, user_id],
         )?;
         let tokens_revoked = if revoke_tokens {
             tx.execute(
                 "UPDATE tokens SET revoked_at = ?1
                  WHERE user_id = ?2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)",
-                params![now, user_id],
+                &params![now, user_id],
             )?
         } else {
             0
         };
         // Web sessions too: whoever holds one must not enrol an app of
         // their own in the gap.
-        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
+        tx.execute(
+            "DELETE FROM web_sessions WHERE user_id = ?1",
+            &params![user_id],
+        )?;
         tx.commit()?;
         Ok(Some(Reset {
             sessions_ended,
@@ -220,11 +219,12 @@ impl Store {
         session: Option<&NewSession>,
     ) -> Result<AttemptOutcome> {
         let tx = self.immediate()?;
-        let locked_until: Option<i64> = tx.query_row(
-            "SELECT locked_until FROM users WHERE id = ?1",
-            [user_id],
-            |row| row.get(0),
-        )?;
+        let locked_until: Option<i64> = tx
+            .one(
+                "SELECT locked_until FROM users WHERE id = ?1",
+                &params![user_id],
+            )?
+            .get(0)?;
         if let Some(until) = locked_until.filter(|&until| until > now) {
             return Ok(AttemptOutcome::Locked { until });
         }
@@ -236,7 +236,7 @@ impl Store {
                     "UPDATE users SET totp_last_step = ?1
                      WHERE id = ?2 AND totp_secret = ?3
                        AND (totp_last_step IS NULL OR totp_last_step < ?1)",
-                    params![step, user_id, sealed],
+                    &params![step, user_id, sealed],
                 )? == 1,
             ),
             Attempt::Recovery(Some((code_id, hash))) => (
@@ -244,14 +244,14 @@ impl Store {
                 tx.execute(
                     "UPDATE recovery_codes SET used_at = ?1
                      WHERE id = ?2 AND user_id = ?3 AND hash = ?4 AND used_at IS NULL",
-                    params![now, code_id, user_id, hash],
+                    &params![now, code_id, user_id, hash],
                 )? == 1,
             ),
         };
         if used_now {
             tx.execute(
                 "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
-                [user_id],
+                &params![user_id],
             )?;
             let session_id = match session {
                 Some(s) => Some(insert_session(&tx, user_id, s, now)?),
@@ -265,27 +265,31 @@ impl Store {
             // honest user typing the code they just used, or someone who
             // saw it. It proves nothing either way, so it is refused
             // without counting towards the lock.
-            let failures: i64 = tx.query_row(
-                "SELECT failures FROM users WHERE id = ?1",
-                [user_id],
-                |row| row.get(0),
-            )?;
+            let failures: i64 = tx
+                .one(
+                    "SELECT failures FROM users WHERE id = ?1",
+                    &params![user_id],
+                )?
+                .get(0)?;
             tx.commit()?;
             return Ok(AttemptOutcome::Replayed {
                 failures,
                 locked_until: None,
             });
         }
-        let (failures, locked_until): (i64, Option<i64>) = tx.query_row(
+        let row = tx.one(
             "UPDATE users SET failures = failures + 1,
                  locked_until = CASE WHEN failures + 1 >= ?1 THEN ?2 ELSE NULL END
              WHERE id = ?3 RETURNING failures, locked_until",
-            params![lock.max_failures, now + lock.lockout, user_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            &params![lock.max_failures, now + lock.lockout, user_id],
         )?;
+        let (failures, locked_until): (i64, Option<i64>) = (row.get(0)?, row.get(1)?);
         // A lock ends the count: the next lock needs max_failures new ones.
         if locked_until.is_some() {
-            tx.execute("UPDATE users SET failures = 0 WHERE id = ?1", [user_id])?;
+            tx.execute(
+                "UPDATE users SET failures = 0 WHERE id = ?1",
+                &params![user_id],
+            )?;
         }
         tx.commit()?;
         Ok(AttemptOutcome::Wrong {

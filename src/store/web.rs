@@ -11,12 +11,12 @@ impl Store {
         // Expired sessions go as new ones come, so the table stays small.
         tx.execute(
             "DELETE FROM web_sessions WHERE expires_at <= ?1",
-            [session.created_at],
+            &params![session.created_at],
         )?;
         tx.execute(
             "INSERT INTO web_sessions (id, user_id, csrf, created_at, expires_at, code_at, remote_addr)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+            &params![
                 &session.id[..],
                 session.user_id,
                 session.csrf,
@@ -32,12 +32,12 @@ impl Store {
 
     /// The web session with this id, if it has not expired.
     pub fn web_session(&self, id: &[u8; 32], now: i64) -> Result<Option<WebSession>> {
-        Ok(self
-            .conn
-            .query_row(
+        first(
+            self.conn.row(
                 "SELECT id, user_id, csrf, created_at, expires_at, code_at, pending_secret, pending_codes, remote_addr
                  FROM web_sessions WHERE id = ?1 AND expires_at > ?2",
-                params![&id[..], now],
+                &params![&id[..], now],
+            )?,
                 |row| {
                     let id: Vec<u8> = row.get(0)?;
                     Ok(WebSession {
@@ -52,15 +52,14 @@ impl Store {
                         remote_addr: row.get(8)?,
                     })
                 },
-            )
-            .optional()?)
+        )
     }
 
     /// Records that a code was entered in this web session.
     pub fn set_web_code_at(&mut self, id: &[u8; 32], at: i64) -> Result<()> {
         self.write(
             "UPDATE web_sessions SET code_at = ?1 WHERE id = ?2",
-            params![at, &id[..]],
+            &params![at, &id[..]],
         )?;
         Ok(())
     }
@@ -74,21 +73,22 @@ impl Store {
     ) -> Result<()> {
         self.write(
             "UPDATE web_sessions SET pending_secret = ?1, pending_codes = ?2 WHERE id = ?3",
-            params![secret, codes, &id[..]],
+            &params![secret, codes, &id[..]],
         )?;
         Ok(())
     }
 
     pub fn delete_web_session(&mut self, id: &[u8; 32]) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM web_sessions WHERE id = ?1", [&id[..]])?;
+        self.write("DELETE FROM web_sessions WHERE id = ?1", &params![&id[..]])?;
         Ok(())
     }
 
     /// Ends every web session of a user (password set, 2FA reset, disabled).
     pub fn delete_web_sessions_of(&mut self, user_id: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
+        self.write(
+            "DELETE FROM web_sessions WHERE user_id = ?1",
+            &params![user_id],
+        )?;
         Ok(())
     }
 
@@ -102,21 +102,20 @@ impl Store {
     ) -> Result<()> {
         self.write(
             "INSERT INTO password_links (hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
-            params![&hash[..], user_id, expires_at],
+            &params![&hash[..], user_id, expires_at],
         )?;
         Ok(())
     }
 
     /// The user a link is for, if it is unused and not expired.
     pub fn password_link_user(&self, hash: &[u8; 32], now: i64) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .query_row(
+        first(
+            self.conn.row(
                 "SELECT user_id FROM password_links WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
-                params![&hash[..], now],
-                |row| row.get(0),
-            )
-            .optional()?)
+                &params![&hash[..], now],
+            )?,
+            |row| row.get(0),
+        )
     }
 
     /// Uses a link once and sets the password, atomically: false when the
@@ -128,22 +127,25 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let tx = self.immediate()?;
-        let user_id: Option<i64> = tx
-            .query_row(
+        let user_id: Option<i64> = first(
+            tx.row(
                 "UPDATE password_links SET used_at = ?1 WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1
                  RETURNING user_id",
-                params![now, &hash[..]],
-                |row| row.get(0),
-            )
-            .optional()?;
+                &params![now, &hash[..]],
+            )?,
+            |row| row.get(0),
+        )?;
         let Some(user_id) = user_id else {
             return Ok(false);
         };
         tx.execute(
             "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-            params![password_hash, user_id],
+            &params![password_hash, user_id],
         )?;
-        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
+        tx.execute(
+            "DELETE FROM web_sessions WHERE user_id = ?1",
+            &params![user_id],
+        )?;
         tx.commit()?;
         Ok(true)
     }

@@ -41,6 +41,7 @@ pub struct Config {
     pub ssh: Ssh,
     pub http: Http,
     pub daemon: Daemon,
+    pub store: StoreConfig,
 }
 
 /// How 2FA applies to git across the host.
@@ -181,6 +182,15 @@ pub struct Daemon {
     pub socket: Option<PathBuf>,
 }
 
+/// Where the store lives (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `""`: SQLite at `<data_dir>/git2fa.db`; otherwise a `postgres://` url.
+    pub url: String,
+    /// The file holding the PostgreSQL password.
+    pub password_file: Option<PathBuf>,
+}
+
 impl Config {
     /// Finds the configuration file: `--config`, then `$GIT2FA_CONFIG`, then
     /// the default path.
@@ -271,10 +281,18 @@ impl Config {
             daemon: Daemon {
                 socket: raw.daemon.socket.0,
             },
+            store: StoreConfig {
+                url: raw.store.url,
+                password_file: raw
+                    .store
+                    .password_file
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| absolute(base, &p)),
+            },
         })
     }
 
-    /// The SQLite store.
+    /// The SQLite store (when `[store] url` is empty).
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("git2fa.db")
     }
@@ -376,6 +394,16 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     daemon: RawDaemon,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    #[serde(deserialize_with = "fields::store_url")]
+    url: String,
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

@@ -12,7 +12,7 @@ use crate::authz::gate::{self, Named, Next, Request};
 use crate::authz::messages::{self, MessageContext, Refused};
 use crate::authz::password::{self, PasswordCheck};
 use crate::factor::token;
-use crate::store::{Store, StoreError};
+use crate::store::{Location, Store, StoreError};
 use crate::system::config::Config;
 use crate::system::time::now;
 use crate::transport::exec::{GitInvocation, valid_git_protocol};
@@ -166,7 +166,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             &Refusal::TokenMalformed,
         );
     }
-    let mut store = match Store::open(&config.store_path()) {
+    let mut store = match Store::connect(&Location::of(config)) {
         Ok(store) => store,
         Err(e) => return unavailable(&e),
     };

@@ -16,7 +16,7 @@ use crate::authz::messages::{self, Refused};
 use crate::repo::hooks::{self, CHAINED_SUFFIX};
 use crate::repo::path::RepoPath;
 use crate::repo::policy::PushedRefs;
-use crate::store::Store;
+use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::system::time::now;
 use crate::transport::identity::Identity;
@@ -132,7 +132,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Hoo
             hook_question::ask(&socket, &question, &mut |line| say(&[line.to_string()]))?
         }
         None => {
-            let mut store = Store::open(&config.store_path())?;
+            let mut store = Store::connect(&Location::of(config))?;
             let push = Push {
                 kind,
                 refs: pushed_refs(kind, &repo, names),

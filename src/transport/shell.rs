@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::authz::decision::{Credential, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Next, Request};
 use crate::authz::messages::{self, MessageContext, Refused};
-use crate::store::{AuditRecord, SshKey, Store};
+use crate::store::{AuditRecord, Location, SshKey, Store};
 use crate::system::config::Config;
 use crate::system::time::{format_duration, now};
 use crate::transport::exec::GitInvocation;
@@ -149,7 +149,7 @@ impl Connection<'_> {
     /// input: everything but `2fa verify` is done here.
     pub fn begin(&self, command_line: &str, io: &mut Streams) -> Step {
         let reader = Reader::of(command_line);
-        let mut store = match Store::open(&self.config.store_path()) {
+        let mut store = match Store::connect(&Location::of(self.config)) {
             Ok(store) => store,
             Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
         };

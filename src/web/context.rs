@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::authz::decision::Transport;
 use crate::factor::crypto::{self, SecretKey};
-use crate::store::{AuditRecord, Store, User, WebSession};
+use crate::store::{AuditRecord, Location, Store, User, WebSession};
 use crate::system::config::Config;
 use crate::system::time::now;
 
@@ -144,7 +144,7 @@ fn random_hex<const N: usize>() -> Result<String, Response> {
 
 impl<'a> Context<'a> {
     pub fn open(config: &'a Config, request: Request) -> Result<Context<'a>, Response> {
-        let store = Store::open(&config.store_path()).map_err(|e| unavailable(&e))?;
+        let store = Store::connect(&Location::of(config)).map_err(|e| unavailable(&e))?;
         let t = now();
         let mut cx = Context {
             config,

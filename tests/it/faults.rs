@@ -8,8 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::harness::postgres::Cluster;
 use crate::harness::{HOOK_BIN, HTTP_BIN, Host, SHELL_BIN};
-use crate::hostile_shell::recording_host;
 
 struct Target {
     host: Host,
@@ -47,7 +47,12 @@ struct Attempt {
 /// alice with a key and a read token; `team/app` (no 2FA required, so a
 /// healthy host allows every attempt below).
 fn target() -> Target {
-    let (host, marker) = recording_host();
+    target_with("")
+}
+
+/// `target` with `extra` in the host's config.
+fn target_with(extra: &str) -> Target {
+    let (host, marker) = crate::hostile_shell::recording_host_with(extra);
     let repo = host.root.join("team/app.git").canonicalize().unwrap();
     let token = host.token("alice", "team/*", "write", &["--without-2fa"]);
     let log = host.dir.path().join("git2fa.log");
@@ -307,7 +312,7 @@ fn a_malformed_config_or_repo_file_refuses_everywhere() {
 
 #[test]
 fn verifying_without_the_right_secret_key_opens_nothing() {
-    let (host, _marker) = recording_host();
+    let (host, _marker) = crate::hostile_shell::recording_host();
     let (secret, _) = host.enroll("alice");
     let verify = |code: &str| {
         let out = Command::new(SHELL_BIN)
@@ -387,4 +392,114 @@ fn the_web_page_refuses_when_the_store_or_config_is_broken() {
         String::from_utf8_lossy(&out.stderr).contains("config.toml:1:"),
         "{out:?}"
     );
+}
+
+/// A target whose store is a new database of `cluster`.
+fn postgres_target(cluster: &Cluster) -> Target {
+    let url = cluster.database("faults");
+    target_with(&Host::postgres_store(cluster, &url))
+}
+
+#[test]
+fn postgres_stopped_in_the_middle_of_a_run_refuses_everywhere_then_recovers() {
+    if !crate::harness::postgres::available() {
+        return;
+    }
+    let mut cluster = Cluster::start();
+    let t = postgres_target(&cluster);
+    assert_all_allowed(&t);
+    cluster.stop();
+    assert_all_refused(&t, Wrap::Plain, "PostgreSQL stopped", "PostgreSQL: ");
+    // Nothing to repair: the next operation after the server is back works.
+    cluster.start_server();
+    assert_all_allowed(&t);
+}
+
+#[test]
+fn postgres_refusing_the_password_or_unreachable_refuses_everywhere() {
+    if !crate::harness::postgres::available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let t = postgres_target(&cluster);
+    assert_all_allowed(&t);
+    std::fs::write(&cluster.password_file, "not the password\n").unwrap();
+    assert_all_refused(
+        &t,
+        Wrap::Plain,
+        "a wrong password",
+        "password authentication failed",
+    );
+    std::fs::write(
+        &cluster.password_file,
+        format!("{}\n", crate::harness::postgres::PASSWORD),
+    )
+    .unwrap();
+    assert_all_allowed(&t);
+    // Nothing listens on the port of a server that is gone.
+    let text = std::fs::read_to_string(&t.host.config).unwrap();
+    let closed = crate::harness::free_port();
+    std::fs::write(
+        &t.host.config,
+        text.replace(&format!(":{}/", cluster.port), &format!(":{closed}/")),
+    )
+    .unwrap();
+    assert_all_refused(&t, Wrap::Plain, "an unreachable server", "PostgreSQL: ");
+}
+
+#[test]
+fn the_web_page_and_serve_refuse_while_postgres_is_down() {
+    if !crate::harness::postgres::available() {
+        return;
+    }
+    let mut cluster = Cluster::start();
+    let url = cluster.database("web");
+    let port = crate::harness::web_server::free_port();
+    let host = Host::build(
+        &format!("http://127.0.0.1:{port}"),
+        "",
+        &format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[ssh]\nlisten = \"\"\n{}",
+            Host::postgres_store(&cluster, &url)
+        ),
+    );
+    host.add_user("alice");
+    host.bare_repo("team/app.git");
+    let token = host.token("alice", "team/*", "read", &["--without-2fa"]);
+    let server = crate::harness::web_server::Server::start(&host, port);
+    let get = |path: &str, auth: Option<&str>| {
+        let reply = match auth {
+            Some(token) => {
+                use base64::Engine;
+                let basic =
+                    base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"));
+                let header = format!("Authorization: Basic {basic}");
+                crate::harness::http::send(server.port, "GET", path, &[&header], b"")
+            }
+            None => crate::harness::http::get(server.port, path),
+        };
+        format!("{}\r\n\r\n{}", reply.head, reply.body)
+    };
+    let refs = "/git/team/app.git/info/refs?service=git-upload-pack";
+    assert!(get("/login", None).starts_with("HTTP/1.1 200"));
+    assert!(get(refs, Some(&token)).starts_with("HTTP/1.1 200"));
+    cluster.stop();
+    let page = get("/login", None);
+    assert!(
+        page.starts_with("HTTP/1.1 503") && page.contains("2FA check unavailable"),
+        "{page}"
+    );
+    // Git over HTTP is refused as the CGI refuses it.
+    let git = get(refs, Some(&token));
+    assert!(
+        git.starts_with("HTTP/1.1 403") && git.contains("2FA check unavailable"),
+        "{git}"
+    );
+    let log = std::fs::read_to_string(host.dir.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains("PostgreSQL: "),
+        "the cause is not logged:\n{log}"
+    );
+    cluster.start_server();
+    assert!(get(refs, Some(&token)).starts_with("HTTP/1.1 200"));
 }

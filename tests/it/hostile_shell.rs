@@ -10,6 +10,11 @@ use crate::harness::{Host, Run, SHELL_BIN};
 
 /// A host whose `git_bin` only records its arguments in the returned file.
 pub fn recording_host() -> (Host, std::path::PathBuf) {
+    recording_host_with("")
+}
+
+/// `recording_host` with `extra` in its config (a `[store]`, say).
+pub fn recording_host_with(extra: &str) -> (Host, std::path::PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("git2fa-rec")
         .tempdir()
@@ -26,7 +31,7 @@ pub fn recording_host() -> (Host, std::path::PathBuf) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake_git, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let host = Host::new();
+    let host = Host::with_policy("", extra);
     let text = std::fs::read_to_string(&host.config).unwrap();
     let text = text
         .lines()

@@ -2,9 +2,8 @@
 
 use super::*;
 
-#[test]
-fn sessions_open_end_and_expire() {
-    let (_dir, mut store) = new_store();
+fn sessions_open_end_and_expire(engine: Engine) {
+    let (_fresh, mut store) = new_store_on(engine);
     let id = enrolled(&mut store, "alice");
     let sid = store.open_session(id, &session(), NOW).unwrap();
     let open = store.open_sessions(id, NOW + 10).unwrap();
@@ -34,9 +33,8 @@ fn sessions_open_end_and_expire() {
     assert!(store.recovery_codes(id).unwrap().is_empty());
 }
 
-#[test]
-fn tokens_by_hash_revoke_and_touch() {
-    let (_dir, mut store) = new_store();
+fn tokens_by_hash_revoke_and_touch(engine: Engine) {
+    let (_fresh, mut store) = new_store_on(engine);
     let id = store.add_user("alice", None, NOW).unwrap();
     let hash = [9u8; 32];
     let tid = store
@@ -86,9 +84,8 @@ fn tokens_by_hash_revoke_and_touch() {
     ));
 }
 
-#[test]
-fn keys_by_fingerprint() {
-    let (_dir, mut store) = new_store();
+fn keys_by_fingerprint(engine: Engine) {
+    let (_fresh, mut store) = new_store_on(engine);
     let id = store.add_user("alice", None, NOW).unwrap();
     let kid = store
         .add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "laptop", NOW)
@@ -106,9 +103,8 @@ fn keys_by_fingerprint() {
     assert!(store.key(kid).unwrap().is_none());
 }
 
-#[test]
-fn the_audit_log_is_append_only() {
-    let (_dir, mut store) = new_store();
+fn the_audit_log_is_append_only(engine: Engine) {
+    let (_fresh, mut store) = new_store_on(engine);
     for (user, repo) in [("alice", "a"), ("bob", "a"), ("alice", "b")] {
         store
             .append_audit(&AuditRecord {
@@ -148,10 +144,10 @@ fn the_audit_log_is_append_only() {
     assert!(
         store
             .conn
-            .execute("UPDATE audit SET outcome = 'allow'", [])
+            .execute("UPDATE audit SET outcome = 'allow'", &[])
             .is_err()
     );
-    assert!(store.conn.execute("DELETE FROM audit", []).is_err());
+    assert!(store.conn.execute("DELETE FROM audit", &[]).is_err());
     assert_eq!(
         store
             .audit(&AuditFilter {
@@ -164,11 +160,10 @@ fn the_audit_log_is_append_only() {
     );
 }
 
-#[test]
-fn disabling_ends_sessions_for_good() {
+fn disabling_ends_sessions_for_good(engine: Engine) {
     // Attack: sessions of a user disabled for a compromise come back to
     // life when the user is enabled again.
-    let (_dir, mut store) = new_store();
+    let (_fresh, mut store) = new_store_on(engine);
     let id = enrolled(&mut store, "alice");
     store.open_session(id, &session(), NOW).unwrap();
     store.set_enabled(id, false, NOW + 1).unwrap();
@@ -180,9 +175,8 @@ fn disabling_ends_sessions_for_good() {
 // her key's id, removes the key, and dora's next key got the same id, so the
 // held connection became dora. Ids of keys, tokens and sessions must never
 // come back, even when the newest row is deleted.
-#[test]
-fn ids_are_never_reused() {
-    let (_dir, mut store) = new_store();
+fn ids_are_never_reused(engine: Engine) {
+    let (_fresh, mut store) = new_store_on(engine);
     let mallory = store.add_user("mallory", None, NOW).unwrap();
     let dora = store.add_user("dora", None, NOW).unwrap();
     let first = store
@@ -217,7 +211,7 @@ fn ids_are_never_reused() {
     // must not hand out their ids either.
     store
         .conn
-        .execute_batch("DELETE FROM sessions; DELETE FROM tokens;")
+        .batch("DELETE FROM sessions; DELETE FROM tokens;")
         .unwrap();
     assert!(store.open_session(dora, &session, NOW).unwrap() > s1);
     let t2 = store
@@ -238,9 +232,8 @@ fn ids_are_never_reused() {
 // Attack (tokens outlive 2FA): the admin's lost-phone procedure removed
 // alice's 2FA, but the tokens minted with it kept opening repositories
 // that require 2FA. A reset revokes them, unless the admin keeps them.
-#[test]
-fn a_reset_revokes_tokens_and_ends_sessions_unless_tokens_are_kept() {
-    let (_dir, mut store) = new_store();
+fn a_reset_revokes_tokens_and_ends_sessions_unless_tokens_are_kept(engine: Engine) {
+    let (_fresh, mut store) = new_store_on(engine);
     let id = store.add_user("alice", None, NOW).unwrap();
     store.enroll(id, b"sealed", &[], NOW).unwrap();
     let add = |store: &mut Store, n: u8, expires_at| {
@@ -294,7 +287,7 @@ fn ids_named_by_old_rows_are_not_given_again_after_migrating() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
-        for (version, sql) in migrations::MIGRATIONS.iter().enumerate().take(3) {
+        for (version, sql) in migrations::SQLITE.iter().enumerate().take(3) {
             conn.execute_batch(sql).unwrap();
             conn.pragma_update(None, "user_version", version as i64 + 1)
                 .unwrap();
@@ -328,3 +321,13 @@ fn ids_named_by_old_rows_are_not_given_again_after_migrating() {
         .unwrap();
     assert!(token > 4, "token #{token} was named before");
 }
+
+on_both_engines!(
+    sessions_open_end_and_expire,
+    tokens_by_hash_revoke_and_touch,
+    keys_by_fingerprint,
+    the_audit_log_is_append_only,
+    disabling_ends_sessions_for_good,
+    ids_are_never_reused,
+    a_reset_revokes_tokens_and_ends_sessions_unless_tokens_are_kept,
+);

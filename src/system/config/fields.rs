@@ -69,3 +69,20 @@ pub(super) fn public_url<'de, D: serde::Deserializer<'de>>(
         ))),
     }
 }
+
+/// `[store] url`: empty, or a `postgres://` (`postgresql://`) url. The rest
+/// of it is PostgreSQL's to judge when git2fa connects (`git2fa check`).
+pub(super) fn store_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    let rest = text
+        .strip_prefix("postgres://")
+        .or_else(|| text.strip_prefix("postgresql://"));
+    match rest {
+        _ if text.is_empty() => Ok(text),
+        Some(rest) if !rest.contains(|c: char| c.is_whitespace() || c.is_control()) => Ok(text),
+        _ => Err(serde::de::Error::custom(format!(
+            "`{}` is not a postgres:// url (leave it empty for SQLite in data_dir)",
+            super::super::url::without_password(&text)
+        ))),
+    }
+}

@@ -6,7 +6,7 @@ use crate::authz::decision::{self, Transport};
 use crate::authz::messages;
 use crate::authz::twofactor::{self, Origin, Verified};
 use crate::factor::crypto::SecretKey;
-use crate::store::{AuditRecord, SshKey, Store};
+use crate::store::{AuditRecord, Location, SshKey, Store};
 use crate::system::time::{format_duration, format_utc, now};
 
 impl Connection<'_> {
@@ -153,7 +153,7 @@ impl Connection<'_> {
                 return verify_failed(io, "no code given");
             }
         };
-        let mut store = match Store::open(&self.config.store_path()) {
+        let mut store = match Store::connect(&Location::of(self.config)) {
             Ok(store) => store,
             Err(e) => {
                 log::error!("2fa verify: {e}");

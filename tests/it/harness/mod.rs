@@ -6,6 +6,7 @@ pub mod client;
 pub mod fixture;
 pub mod http;
 pub mod nginx;
+pub mod postgres;
 pub mod sshd;
 pub mod web_server;
 pub mod webdriver;
@@ -104,6 +105,12 @@ impl Host {
 
     /// A host with this `public_url`.
     pub fn build(public_url: &str, policy: &str, extra: &str) -> Host {
+        Host::build_with_key(public_url, policy, extra, None)
+    }
+
+    /// A host whose `secret.key` is a copy of `key` when given, put in
+    /// place before `git2fa init`: another front end of a shared store.
+    pub fn build_with_key(public_url: &str, policy: &str, extra: &str, key: Option<&Path>) -> Host {
         let dir = tempfile::Builder::new()
             .prefix("git2fa-test")
             .tempdir()
@@ -121,6 +128,14 @@ impl Host {
             ),
         )
         .unwrap();
+        if let Some(key) = key {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&data)
+                .unwrap();
+            std::fs::copy(key, data.join("secret.key")).unwrap();
+        }
         let host = Host {
             dir,
             config,
@@ -129,6 +144,14 @@ impl Host {
         };
         host.git2fa(&["init"]).ok();
         host
+    }
+
+    /// `[store]` naming a database of `cluster`, for `extra`.
+    pub fn postgres_store(cluster: &postgres::Cluster, url: &str) -> String {
+        format!(
+            "[store]\nurl = {url:?}\npassword_file = {:?}\n",
+            cluster.password_file
+        )
     }
 
     pub fn new() -> Host {

@@ -1,0 +1,452 @@
+//! The store's two engines behind one small interface, so that each query
+//! is written once.
+//!
+//! - SQL uses SQLite's numbered placeholders (`?1`); PostgreSQL receives
+//!   them as `$1`. Nothing else in the SQL differs: both engines take
+//!   `RETURNING`, `ON CONFLICT`, and `"user"` quoted.
+//! - A value is an integer, text, bytes, or a NULL of one of those kinds.
+//!   Each parameter's type is therefore known before the query is sent, and
+//!   PostgreSQL runs a query in one round trip (`query_typed`), without a
+//!   prepare.
+//! - Integers are 64-bit on both engines (`BIGINT` in PostgreSQL), and
+//!   flags are integers 0 and 1, as SQLite stores them.
+//! - A write transaction is exclusive on both engines. SQLite takes its
+//!   write lock (`BEGIN IMMEDIATE`). PostgreSQL takes one transaction-level
+//!   advisory lock that every host takes for the same writes. So a
+//!   read-then-write inside a transaction (the lock check before a code
+//!   attempt, say) sees no other writer, on one host or on several.
+
+use std::cell::RefCell;
+
+use postgres::types::{ToSql, Type};
+
+use super::{Result, StoreError};
+
+/// The PostgreSQL advisory lock that a write transaction holds: the bytes
+/// of "git2fa" as a number, so that it does not collide by chance with
+/// another application's locks in the same database.
+const WRITE_LOCK: i64 = 0x6769_7432_6661;
+
+/// What kind of value a column or parameter holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Text,
+    Blob,
+}
+
+/// One parameter or column value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null(Kind),
+}
+
+/// A Rust value that a query takes as a parameter.
+pub trait ToValue {
+    const KIND: Kind;
+    fn to_value(&self) -> Value;
+}
+
+impl ToValue for i64 {
+    const KIND: Kind = Kind::Int;
+    fn to_value(&self) -> Value {
+        Value::Int(*self)
+    }
+}
+
+impl ToValue for u32 {
+    const KIND: Kind = Kind::Int;
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for bool {
+    const KIND: Kind = Kind::Int;
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for str {
+    const KIND: Kind = Kind::Text;
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+
+impl ToValue for String {
+    const KIND: Kind = Kind::Text;
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+
+impl ToValue for [u8] {
+    const KIND: Kind = Kind::Blob;
+    fn to_value(&self) -> Value {
+        Value::Blob(self.to_vec())
+    }
+}
+
+impl ToValue for Vec<u8> {
+    const KIND: Kind = Kind::Blob;
+    fn to_value(&self) -> Value {
+        Value::Blob(self.clone())
+    }
+}
+
+impl<T: ToValue + ?Sized> ToValue for &T {
+    const KIND: Kind = T::KIND;
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+
+impl<T: ToValue> ToValue for Option<T> {
+    const KIND: Kind = T::KIND;
+    fn to_value(&self) -> Value {
+        match self {
+            Some(value) => value.to_value(),
+            None => Value::Null(T::KIND),
+        }
+    }
+}
+
+/// The parameters of a query: `params![a, b]` takes each by reference, as
+/// rusqlite's macro of the same name does.
+macro_rules! params {
+    () => { [] as [$crate::store::db::Value; 0] };
+    ($($value:expr),+ $(,)?) => {
+        [$($crate::store::db::ToValue::to_value(&$value)),+]
+    };
+}
+pub(crate) use params;
+
+/// A Rust value read from a column.
+pub trait FromValue: Sized {
+    fn from_value(value: &Value) -> Result<Self>;
+}
+
+fn mismatch(expected: &'static str, found: &Value) -> StoreError {
+    StoreError::Value(format!("expected {expected}, found {found:?}"))
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Int(i) => Ok(*i),
+            other => Err(mismatch("an integer", other)),
+        }
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(value: &Value) -> Result<Self> {
+        i64::from_value(value).map(|i| i != 0)
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Text(s) => Ok(s.clone()),
+            other => Err(mismatch("text", other)),
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Blob(b) => Ok(b.clone()),
+            other => Err(mismatch("bytes", other)),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Null(_) => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// One row of a result.
+#[derive(Debug, Clone)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    pub fn into_values(self) -> Vec<Value> {
+        self.0
+    }
+
+    pub fn get<T: FromValue>(&self, index: usize) -> Result<T> {
+        match self.0.get(index) {
+            Some(value) => T::from_value(value),
+            None => Err(StoreError::Value(format!("no column {index}"))),
+        }
+    }
+}
+
+/// A connection to either engine.
+pub enum Conn {
+    Sqlite(rusqlite::Connection),
+    /// The sync client needs `&mut` for every query; a store's reads take
+    /// `&self`, and a store is used by one thread at a time.
+    Postgres(Box<RefCell<postgres::Client>>),
+}
+
+impl Conn {
+    /// Runs one statement; returns how many rows it changed.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<usize> {
+        match self {
+            Conn::Sqlite(conn) => Ok(conn
+                .prepare(sql)?
+                .execute(rusqlite::params_from_iter(params))?),
+            Conn::Postgres(client) => {
+                let typed = typed(params);
+                let changed = client
+                    .borrow_mut()
+                    .execute_typed(&dollar_placeholders(sql), &typed)?;
+                Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+            }
+        }
+    }
+
+    /// Every row a query returns.
+    pub fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        match self {
+            Conn::Sqlite(conn) => {
+                let mut statement = conn.prepare(sql)?;
+                let columns = statement.column_count();
+                let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let values = (0..columns)
+                        .map(|i| sqlite_value(row.get_ref(i)?))
+                        .collect::<Result<Vec<_>>>()?;
+                    out.push(Row(values));
+                }
+                Ok(out)
+            }
+            Conn::Postgres(client) => {
+                let typed = typed(params);
+                let rows = client
+                    .borrow_mut()
+                    .query_typed(&dollar_placeholders(sql), &typed)?;
+                rows.iter().map(postgres_row).collect()
+            }
+        }
+    }
+
+    /// The first row a query returns, if any.
+    pub fn row(&self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+
+    /// The first row a query returns, which must be there.
+    pub fn one(&self, sql: &str, params: &[Value]) -> Result<Row> {
+        self.row(sql, params)?
+            .ok_or_else(|| StoreError::Value("the query returned no row".to_string()))
+    }
+
+    /// Statements without parameters, separated by `;`.
+    pub fn batch(&self, sql: &str) -> Result<()> {
+        match self {
+            Conn::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            Conn::Postgres(client) => Ok(client.borrow_mut().batch_execute(sql)?),
+        }
+    }
+
+    /// Starts an exclusive write transaction (see the module's comment).
+    pub fn immediate(&self) -> Result<Tx<'_>> {
+        match self {
+            Conn::Sqlite(_) => self.batch("BEGIN IMMEDIATE")?,
+            Conn::Postgres(_) => self.batch(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+            ))?,
+        }
+        Ok(Tx {
+            conn: self,
+            open: true,
+        })
+    }
+
+    /// Starts a read transaction: every read until it is dropped sees the
+    /// same snapshot, and writers elsewhere go on.
+    pub fn snapshot(&self) -> Result<Tx<'_>> {
+        match self {
+            // SQLite's snapshot starts at the first read.
+            Conn::Sqlite(_) => self.batch("BEGIN DEFERRED; SELECT 1 FROM sqlite_master LIMIT 1")?,
+            Conn::Postgres(_) => self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?,
+        }
+        Ok(Tx {
+            conn: self,
+            open: true,
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Postgres(_))
+    }
+}
+
+/// A write transaction: committed by `commit`, rolled back when dropped
+/// without it (an error on the way, or a decision not to write).
+pub struct Tx<'a> {
+    conn: &'a Conn,
+    open: bool,
+}
+
+impl Tx<'_> {
+    pub fn commit(mut self) -> Result<()> {
+        self.conn.batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // A failed rollback leaves nothing committed: the engine rolls
+            // back a transaction whose connection closes.
+            let _ = self.conn.batch("ROLLBACK");
+        }
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+            Value::Null(_) => ValueRef::Null,
+        }))
+    }
+}
+
+fn sqlite_value(value: rusqlite::types::ValueRef<'_>) -> Result<Value> {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Integer(i) => Ok(Value::Int(i)),
+        ValueRef::Text(t) => String::from_utf8(t.to_vec())
+            .map(Value::Text)
+            .map_err(|_| StoreError::Value("text that is not UTF-8".to_string())),
+        ValueRef::Blob(b) => Ok(Value::Blob(b.to_vec())),
+        // SQLite reports no kind for a NULL; a NULL reads as None whatever
+        // the Rust type.
+        ValueRef::Null => Ok(Value::Null(Kind::Int)),
+        ValueRef::Real(_) => Err(StoreError::Value("a floating-point column".to_string())),
+    }
+}
+
+static NULL_INT: Option<i64> = None;
+static NULL_TEXT: Option<String> = None;
+static NULL_BLOB: Option<Vec<u8>> = None;
+
+/// Each parameter with its PostgreSQL type.
+fn typed(params: &[Value]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|value| -> (&(dyn ToSql + Sync), Type) {
+            match value {
+                Value::Int(i) => (i, Type::INT8),
+                Value::Text(s) => (s, Type::TEXT),
+                Value::Blob(b) => (b, Type::BYTEA),
+                Value::Null(Kind::Int) => (&NULL_INT, Type::INT8),
+                Value::Null(Kind::Text) => (&NULL_TEXT, Type::TEXT),
+                Value::Null(Kind::Blob) => (&NULL_BLOB, Type::BYTEA),
+            }
+        })
+        .collect()
+}
+
+fn postgres_row(row: &postgres::Row) -> Result<Row> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let ty = column.type_();
+        let value = if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)?
+                .map_or(Value::Null(Kind::Int), Value::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)?
+                .map_or(Value::Null(Kind::Int), |v| Value::Int(v.into()))
+        } else if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)?
+                .map_or(Value::Null(Kind::Int), |v| Value::Int(v.into()))
+        } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
+            row.try_get::<_, Option<String>>(i)?
+                .map_or(Value::Null(Kind::Text), Value::Text)
+        } else if *ty == Type::BYTEA {
+            row.try_get::<_, Option<Vec<u8>>>(i)?
+                .map_or(Value::Null(Kind::Blob), Value::Blob)
+        } else {
+            return Err(StoreError::Value(format!(
+                "column {} has the unexpected type {ty}",
+                column.name()
+            )));
+        };
+        values.push(value);
+    }
+    Ok(Row(values))
+}
+
+/// `?1` → `$1`. The store's SQL has no `?` in its literals.
+pub fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_numbered_dollars() {
+        assert_eq!(
+            dollar_placeholders("SELECT a FROM t WHERE b = ?1 AND (?2 IS NULL OR c = ?12)"),
+            "SELECT a FROM t WHERE b = $1 AND ($2 IS NULL OR c = $12)"
+        );
+        assert_eq!(dollar_placeholders("SELECT '?' || x"), "SELECT '?' || x");
+    }
+
+    #[test]
+    fn a_null_keeps_the_kind_of_its_rust_type() {
+        let none: Option<&str> = None;
+        let values = params![1_i64, "a", none, Some(vec![1_u8]), true];
+        assert_eq!(
+            values,
+            [
+                Value::Int(1),
+                Value::Text("a".into()),
+                Value::Null(Kind::Text),
+                Value::Blob(vec![1]),
+                Value::Int(1)
+            ]
+        );
+    }
+}
