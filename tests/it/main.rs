@@ -26,6 +26,7 @@ mod properties;
 mod races;
 mod readme;
 mod serve;
+mod several_hosts;
 mod slow_clients;
 mod ssh;
 mod store_io;

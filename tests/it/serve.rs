@@ -25,7 +25,7 @@ pub struct Served {
 
 /// Whether the OpenSSH client is here (it fails or skips as the other
 /// end-to-end tests do).
-fn ssh_client_available() -> bool {
+pub(crate) fn ssh_client_available() -> bool {
     e2e_available(which("ssh").is_some(), "ssh", "openssh-client")
         && e2e_available(
             which("ssh-keygen").is_some(),
