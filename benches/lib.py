@@ -78,11 +78,11 @@ def fill(db, scale):
     print(f"{users} users, {tokens} tokens, {sessions} sessions, {audit} audit rows")
 
 
-def concurrency(shell, config, key_args, threads, iterations, db, other_user):
+def concurrency(shell, config, key_args, threads, iterations, *churn_argv):
     """`threads` threads each run the shim `iterations` times while another
-    process opens and ends sessions in a loop; prints errors, p50, p99 (ms)."""
-    stop = time.time() + 3600
-    churn = subprocess.Popen([sys.executable, __file__, "churn", db, other_user])
+    process (`churn_argv`) opens and ends sessions in a loop; prints errors,
+    p50, p99 (ms)."""
+    churn = subprocess.Popen(list(churn_argv), stdout=subprocess.DEVNULL)
     env = {"SSH_ORIGINAL_COMMAND": "git-upload-pack 'app.git'", "SSH_CONNECTION": "127.0.0.1 1 127.0.0.1 22"}
     durations, errors, lock = [], [0], threading.Lock()
 
@@ -108,7 +108,55 @@ def concurrency(shell, config, key_args, threads, iterations, db, other_user):
     p50 = statistics.median(durations)
     p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
     print(f"{errors[0]} {p50:.2f} {p99:.2f} {len(durations)}")
-    del stop
+
+
+# The advisory lock every git2fa write transaction takes on PostgreSQL
+# (src/store/db.rs, WRITE_LOCK).
+PG_WRITE_LOCK = 0x6769_7432_6661
+
+
+def pg_churn_sql(user):
+    """A PL/pgSQL loop that opens and ends 2FA sessions of `user` as the web
+    page would (each in its own transaction, under git2fa's write lock),
+    until its connection goes."""
+    epoch = "extract(epoch from clock_timestamp())::bigint"
+    print(f"""DO $$
+DECLARE uid bigint; sid bigint;
+BEGIN
+  SELECT id INTO uid FROM users WHERE name = '{user}';
+  LOOP
+    PERFORM pg_advisory_xact_lock({PG_WRITE_LOCK});
+    INSERT INTO sessions (user_id, created_at, expires_at, opened_via)
+      VALUES (uid, {epoch}, {epoch} + 60, 'web') RETURNING id INTO sid;
+    COMMIT;
+    PERFORM pg_advisory_xact_lock({PG_WRITE_LOCK});
+    UPDATE sessions SET ended_at = {epoch} WHERE id = sid;
+    COMMIT;
+  END LOOP;
+END $$;""")
+
+
+def pg_fill_sql(scale):
+    """The SQL that adds 100k users, 1M tokens, 1M sessions and 10M audit
+    rows (times `scale`) to a PostgreSQL store, as `fill` does to SQLite."""
+    s = float(scale)
+    users, tokens, sessions, audit = (max(1, int(n * s)) for n in (100_000, 1_000_000, 1_000_000, 10_000_000))
+    now = int(time.time())
+    print(f"""BEGIN;
+INSERT INTO users (name, created_at) SELECT 'user' || x, {now} FROM generate_series(1, {users}) x;
+CREATE TEMP TABLE span AS SELECT min(id) AS first, max(id) AS last FROM users WHERE name LIKE 'user%';
+INSERT INTO tokens (user_id, name, hash, repos, permission, created_at, expires_at)
+  SELECT span.first + (x % (span.last - span.first + 1)), 'bulk', sha256(int8send(x)), 'app', 'read', {now}, {now + 86400}
+  FROM generate_series(1, {tokens}) x, span;
+INSERT INTO sessions (user_id, created_at, expires_at, ended_at, opened_via)
+  SELECT span.first + (x % (span.last - span.first + 1)), {now}, {now} + (x % 7200) - 3600,
+         CASE WHEN x % 3 = 0 THEN {now} END, 'web'
+  FROM generate_series(1, {sessions}) x, span;
+INSERT INTO audit (at, "user", transport, repo, action, outcome, reason)
+  SELECT {now} - x, 'user' || (x % {users}), 'ssh', 'app', 'read', 'allow', 'session' FROM generate_series(1, {audit}) x;
+COMMIT;
+ANALYZE;""")
+    print(f"{users} users, {tokens} tokens, {sessions} sessions, {audit} audit rows", file=sys.stderr)
 
 
 def churn(db, user):

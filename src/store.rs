@@ -15,10 +15,12 @@
 mod audit;
 mod copy;
 mod db;
+mod error;
 mod keys;
 mod migrations;
 mod sessions;
 mod settings;
+mod tls;
 mod tokens;
 mod users;
 mod web;
@@ -31,7 +33,6 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, FileControl, OpenFlags};
 
-pub use copy::Copied;
 use db::{Conn, Row, Tx, params};
 
 /// How long a statement waits for another process's write lock.
@@ -42,103 +43,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// server before it is refused.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug)]
-pub enum StoreError {
-    /// No store at this path (`git2fa init` creates it).
-    Missing(PathBuf),
-    /// The file is not an SQLite database, or is damaged.
-    NotADatabase(PathBuf),
-    /// The schema is older or newer than this binary's.
-    Schema {
-        found: i64,
-        expected: i64,
-    },
-    /// Another process held the lock past the busy timeout.
-    Busy,
-    /// A name that must be unique is taken.
-    Exists,
-    /// Anything else SQLite reported.
-    Sqlite(rusqlite::Error),
-    /// Anything PostgreSQL, or the way to it, reported: down, unreachable,
-    /// the password refused, a statement that failed.
-    Postgres(postgres::Error),
-    /// `[store]` names a database that cannot be used as written.
-    Config(String),
-    /// A column held what the store never writes there.
-    Value(String),
-    Io(PathBuf, std::io::Error),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Missing(path) => {
-                write!(f, "no store at {} (run `git2fa init`)", path.display())
-            }
-            StoreError::NotADatabase(path) => {
-                write!(
-                    f,
-                    "{} is not a git2fa store (not an SQLite database, or damaged)",
-                    path.display()
-                )
-            }
-            StoreError::Schema { found, expected } if found < expected => write!(
-                f,
-                "the store has schema version {found}, this git2fa needs {expected} (run `git2fa init` to migrate)"
-            ),
-            StoreError::Schema { found, expected } => write!(
-                f,
-                "the store has schema version {found}, newer than this git2fa ({expected}): upgrade git2fa"
-            ),
-            StoreError::Busy => write!(
-                f,
-                "the store stayed locked by another process past the busy timeout"
-            ),
-            StoreError::Exists => write!(f, "already exists"),
-            StoreError::Sqlite(e) => write!(f, "store error: {e}"),
-            StoreError::Postgres(e) => match e.as_db_error() {
-                // The server's own words: "password authentication failed
-                // for user ...", "the database system is shutting down".
-                Some(db) => write!(f, "PostgreSQL: {} ({})", db.message(), db.code().code()),
-                None => match std::error::Error::source(e) {
-                    Some(cause) => write!(f, "PostgreSQL: {e}: {cause}"),
-                    None => write!(f, "PostgreSQL: {e}"),
-                },
-            },
-            StoreError::Config(e) => write!(f, "[store]: {e}"),
-            StoreError::Value(e) => write!(f, "store error: {e}"),
-            StoreError::Io(path, e) => write!(f, "{}: {e}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-                StoreError::NotADatabase(PathBuf::new())
-            }
-            Some(ErrorCode::ConstraintViolation) => StoreError::Exists,
-            _ => StoreError::Sqlite(e),
-        }
-    }
-}
-
-impl From<postgres::Error> for StoreError {
-    fn from(e: postgres::Error) -> Self {
-        use postgres::error::SqlState;
-        match e.code() {
-            Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Exists,
-            _ => StoreError::Postgres(e),
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub use error::{Result, StoreError};
 
 /// Where the store lives: `[store] url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -638,12 +543,14 @@ impl Store {
     }
 }
 
-/// Connects to PostgreSQL. The url is libpq's (`postgres://user@host:port/db?...`);
-/// the password, if any, comes from `password_file` (its first line).
-/// Unless the url says otherwise, connecting gives up after
-/// `CONNECT_TIMEOUT`, and a statement (or the wait for the write lock)
-/// after `BUSY_TIMEOUT`: a git command is refused, not left hanging.
+/// Connects to PostgreSQL. The url is libpq's (`postgres://user@host:port/db?...`),
+/// with TLS as its `sslmode` says (`tls`); the password, if any, comes
+/// from `password_file` (its first line). Unless the url says otherwise,
+/// connecting gives up after `CONNECT_TIMEOUT`, and a statement (or the
+/// wait for the write lock) after `BUSY_TIMEOUT`: a git command is refused,
+/// not left hanging.
 fn connect_postgres(url: &str, password_file: Option<&Path>) -> Result<postgres::Client> {
+    let (url, settings) = tls::split_url(url)?;
     let mut config: postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Config(format!("url: {e}")))?;
@@ -664,7 +571,10 @@ fn connect_postgres(url: &str, password_file: Option<&Path>) -> Result<postgres:
             BUSY_TIMEOUT.as_millis()
         ));
     }
-    Ok(config.connect(postgres::NoTls)?)
+    Ok(match settings.mode {
+        tls::Mode::Disable => config.connect(postgres::NoTls)?,
+        _ => config.connect(tls::Connector::new(tls::client_config(&settings)?))?,
+    })
 }
 
 /// How often a connection waiting for the write lock looks again.

@@ -133,9 +133,6 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
 /// never all in memory, and each insert carries many rows.
 const BATCH: usize = 500;
 
-/// How many rows of each table were copied.
-pub type Copied = Vec<(&'static str, usize)>;
-
 impl Store {
     /// Whether the store holds no row at all (its schema may exist).
     pub fn is_empty(&self) -> Result<bool> {
@@ -151,13 +148,14 @@ impl Store {
         Ok(true)
     }
 
-    /// Copies every row of this store into `target`, which must be empty
+    /// Copies every row of this store into `target` (how many rows of each
+    /// table), which must be empty
     /// and current, in one transaction of the target: a failure leaves it
     /// empty. This store is read in one read transaction, a consistent
     /// snapshot that does not stop it from working meanwhile. Each id
     /// sequence of the target then starts past every id this store ever
     /// gave (SQLite's `sqlite_sequence` too), so no id comes back.
-    pub fn copy_into(&self, target: &Store) -> Result<Copied> {
+    pub fn copy_into(&self, target: &Store) -> Result<Vec<(&'static str, usize)>> {
         if !target.is_empty()? {
             return Err(StoreError::Config(
                 "the target store is not empty: it must be a new, empty database".into(),

@@ -20,7 +20,7 @@ use std::cell::RefCell;
 
 use postgres::types::{ToSql, Type};
 
-use super::{Result, StoreError};
+use super::error::{Result, StoreError};
 
 /// The PostgreSQL advisory lock that a write transaction holds: the bytes
 /// of "git2fa" as a number, so that it does not collide by chance with

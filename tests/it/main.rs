@@ -22,6 +22,7 @@ mod key_reuse;
 mod layers;
 mod layout;
 mod planted_links;
+mod postgres_tls;
 mod properties;
 mod races;
 mod readme;

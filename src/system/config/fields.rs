@@ -82,7 +82,7 @@ pub(super) fn store_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String
         Some(rest) if !rest.contains(|c: char| c.is_whitespace() || c.is_control()) => Ok(text),
         _ => Err(serde::de::Error::custom(format!(
             "`{}` is not a postgres:// url (leave it empty for SQLite in data_dir)",
-            super::super::url::without_password(&text)
+            crate::system::url::without_password(&text)
         ))),
     }
 }

@@ -93,6 +93,14 @@ trust_remote_user = false
 # the kernel. Hooks run by any account but data_dir's owner ask it. Unset:
 # no socket, and such hooks refuse (they cannot read the store).
 # socket = "/run/git2fa/hook.sock"
+
+# [store]
+# Where the store lives. Unset: SQLite at data_dir/git2fa.db. Several
+# front-end hosts share one store in PostgreSQL (admin guide, "Several
+# front-end hosts"): its url here, its password in password_file (mode
+# 0600), and the same secret.key on every host.
+# url = "postgres://git2fa@db.example.com:5432/git2fa"
+# password_file = "/etc/git2fa/db-password"
 "#;
 
 /// Renders `TEMPLATE` with the given values, quoted as TOML strings.

@@ -82,6 +82,116 @@ impl Cluster {
 
     /// A cluster with these server settings (`-c name=value` pairs).
     pub fn start_with(settings: &[&str]) -> Cluster {
+        let mut cluster = Cluster::init(settings);
+        cluster.start_server();
+        cluster.create_role();
+        cluster
+    }
+
+    /// A cluster that offers TLS (and plain connections too), with a
+    /// certificate for the name `localhost` only, signed by a CA of its
+    /// own: `ca_file()`. `fsync` off, as `start`.
+    pub fn start_tls() -> Cluster {
+        let mut cluster = Cluster::init(&["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+        let dir = cluster.dir.path().to_path_buf();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl runs (Debian package openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+                &["-subj", "/CN=git2fa test CA"],
+                &["-addext", "basicConstraints=critical,CA:TRUE"],
+                &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("write server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        // The server reads its key only if the key is its own, mode 0600.
+        if let Some((uid, gid)) = cluster.account {
+            for file in ["server.key", "server.pem"] {
+                std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid)).expect("chown");
+            }
+        }
+        let mut settings = std::fs::read_to_string(dir.join("settings")).unwrap_or_default();
+        for line in [
+            "-c".to_string(),
+            "ssl=on".to_string(),
+            "-c".to_string(),
+            format!("ssl_cert_file={}", dir.join("server.pem").display()),
+            "-c".to_string(),
+            format!("ssl_key_file={}", dir.join("server.key").display()),
+        ] {
+            settings.push('\n');
+            settings.push_str(&line);
+        }
+        std::fs::write(dir.join("settings"), settings).expect("write settings");
+        cluster.start_server();
+        cluster.create_role();
+        cluster
+    }
+
+    /// The CA that signed a `start_tls` cluster's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A new cluster, initialised, not running.
+    fn init(settings: &[&str]) -> Cluster {
         let bin = bin_dir().expect("PostgreSQL is missing: install the Debian package postgresql");
         let dir = tempfile::Builder::new()
             .prefix("git2fa-pg")
@@ -93,7 +203,7 @@ impl Cluster {
         }
         let password_file = dir.path().join("password");
         write_private(&password_file, &format!("{PASSWORD}\n"));
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             bin,
             account,
             port: free_port(),
@@ -122,15 +232,15 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let extra: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
-        std::fs::write(cluster.dir.path().join("settings"), extra.join("\n"))
+        std::fs::write(cluster.dir.path().join("settings"), settings.join("\n"))
             .expect("write settings");
-        cluster.start_server();
         cluster
-            .superuser("postgres")
+    }
+
+    fn create_role(&self) {
+        self.superuser("postgres")
             .batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
             .expect("create the role");
-        cluster
     }
 
     fn data(&self) -> PathBuf {
