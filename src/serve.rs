@@ -10,6 +10,7 @@ pub mod operations;
 pub mod router;
 pub mod ssh;
 pub mod ssh_channel;
+pub mod store_socket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,10 +41,13 @@ pub struct Listeners {
     pub web: std::net::TcpListener,
     pub ssh: Option<std::net::TcpListener>,
     pub hooks: Option<std::os::unix::net::UnixListener>,
+    /// `<data_dir>/store.sock`, with a PostgreSQL store.
+    pub store: Option<std::os::unix::net::UnixListener>,
 }
 
 impl Listeners {
-    /// Binds `[web] listen`, `[ssh] listen` and `[daemon] socket`.
+    /// Binds `[web] listen`, `[ssh] listen`, `[daemon] socket` and, with
+    /// a PostgreSQL store, the store socket.
     pub fn bind(config: &Config) -> Result<Listeners, ServeError> {
         let web = bind_tcp(config.web.listen)?;
         let ssh = config.ssh.listen.map(bind_tcp).transpose()?;
@@ -53,7 +57,24 @@ impl Listeners {
             .as_deref()
             .map(hook_socket::bind)
             .transpose()?;
-        Ok(Listeners { web, ssh, hooks })
+        let store = match config.store.url.is_empty() {
+            true => None,
+            false => match store_socket::bind(&store_socket_path(config)) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    if let (Some(path), Some(_)) = (&config.daemon.socket, &hooks) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        Ok(Listeners {
+            web,
+            ssh,
+            hooks,
+            store,
+        })
     }
 
     pub fn web_addr(&self) -> Result<SocketAddr, ServeError> {
@@ -68,6 +89,10 @@ impl Listeners {
             .map(|l| l.local_addr().map_err(ServeError::io("the SSH listener")))
             .transpose()
     }
+}
+
+fn store_socket_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join(crate::store::SOCKET)
 }
 
 pub fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
@@ -85,9 +110,12 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         Some(_) => match ssh::host_key(&config.data_dir) {
             Ok(key) => Some(key),
             Err(e) => {
-                // The hook socket was bound already; leave no file behind.
+                // The sockets were bound already; leave no file behind.
                 if let (Some(path), Some(_)) = (&config.daemon.socket, &listeners.hooks) {
                     let _ = std::fs::remove_file(path);
+                }
+                if listeners.store.is_some() {
+                    let _ = std::fs::remove_file(store_socket_path(&config));
                 }
                 return Err(e);
             }
@@ -147,6 +175,22 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
                 listener,
                 config.clone(),
                 operations.clone(),
+                stopped.clone(),
+            ));
+        }
+
+        if let Some(listener) = listeners.store {
+            let listener = tokio::net::UnixListener::from_std(listener)
+                .map_err(ServeError::io("the store socket"))?;
+            let pool = Arc::new(crate::store::Pool::new(
+                &config.store.url,
+                config.store.password_file.as_deref(),
+                store_socket::POOL_SIZE,
+            ));
+            tasks.spawn(store_socket::serve(
+                listener,
+                store_socket_path(&config),
+                pool,
                 stopped.clone(),
             ));
         }

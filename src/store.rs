@@ -13,19 +13,21 @@
 //! append-only log).
 
 mod audit;
+mod connect;
 mod copy;
 mod db;
 mod error;
 mod keys;
 mod migrations;
+mod pool;
 mod sessions;
 mod settings;
-mod tls;
 mod tokens;
 mod users;
+mod value;
 mod web;
+mod wire;
 
-use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,27 +35,26 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, FileControl, OpenFlags};
 
-use db::{Conn, Row, Tx, params};
+use db::{Conn, Tx};
+use value::{Row, params};
 
-/// How long a statement waits for another process's write lock.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long connecting to PostgreSQL may take, unless the url sets
-/// `connect_timeout`: a git command waits no longer for an unreachable
-/// server before it is refused.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
+pub use connect::{BUSY_TIMEOUT, CONNECT_TIMEOUT};
 pub use error::{Result, StoreError};
+pub use pool::{Pool, answer};
+pub use wire::SOCKET;
 
 /// Where the store lives: `[store] url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// `<data_dir>/git2fa.db` (`url` empty).
     Sqlite(PathBuf),
-    /// A `postgres://` url, and the file holding its password.
+    /// A `postgres://` url, the file holding its password, and the socket
+    /// of the local `git2fa serve`, which keeps connections open: used
+    /// when a server answers there, else the store connects itself.
     Postgres {
         url: String,
         password_file: Option<PathBuf>,
+        socket: Option<PathBuf>,
     },
 }
 
@@ -65,6 +66,7 @@ impl Location {
             Location::Postgres {
                 url: config.store.url.clone(),
                 password_file: config.store.password_file.clone(),
+                socket: Some(config.data_dir.join(wire::SOCKET)),
             }
         }
     }
@@ -343,13 +345,21 @@ impl Store {
     fn open_existing(location: &Location) -> Result<Store> {
         match location {
             Location::Sqlite(path) => Store::open_sqlite(path),
-            Location::Postgres { url, password_file } => Ok(Store {
-                conn: Conn::Postgres(Box::new(RefCell::new(connect_postgres(
-                    url,
-                    password_file.as_deref(),
-                )?))),
-                path: None,
-            }),
+            Location::Postgres {
+                url,
+                password_file,
+                socket,
+            } => {
+                let through_serve = match socket {
+                    Some(socket) => wire::Client::connect(socket)?,
+                    None => None,
+                };
+                let conn = match through_serve {
+                    Some(client) => Conn::proxy(client),
+                    None => Conn::postgres(connect::client(url, password_file.as_deref())?),
+                };
+                Ok(Store { conn, path: None })
+            }
         }
     }
 
@@ -471,7 +481,7 @@ impl Store {
                     Some(path) => classify(path, e),
                     None => StoreError::from(e),
                 }),
-            Conn::Postgres(_) => match self.conn.row("SELECT version FROM git2fa_schema", &[]) {
+            _ => match self.conn.row("SELECT version FROM git2fa_schema", &[]) {
                 Ok(row) => row.map_or(Ok(0), |row| row.get(0)),
                 // An empty database: no schema yet.
                 Err(StoreError::Postgres(e))
@@ -479,6 +489,7 @@ impl Store {
                 {
                     Ok(0)
                 }
+                Err(StoreError::Remote { code, .. }) if code == wire::UNDEFINED_TABLE => Ok(0),
                 Err(e) => Err(e),
             },
         }
@@ -528,7 +539,7 @@ impl Store {
     /// transaction, which waits for the write lock with the busy handler;
     /// PostgreSQL runs it as it comes (a single statement is atomic, and
     /// needs no exclusive lock).
-    fn write(&self, sql: &str, params: &[db::Value]) -> Result<usize> {
+    fn write(&self, sql: &str, params: &[value::Value]) -> Result<usize> {
         if self.conn.is_postgres() {
             return self.conn.execute(sql, params);
         }
@@ -541,40 +552,6 @@ impl Store {
     fn immediate(&self) -> Result<Tx<'_>> {
         self.conn.immediate()
     }
-}
-
-/// Connects to PostgreSQL. The url is libpq's (`postgres://user@host:port/db?...`),
-/// with TLS as its `sslmode` says (`tls`); the password, if any, comes
-/// from `password_file` (its first line). Unless the url says otherwise,
-/// connecting gives up after `CONNECT_TIMEOUT`, and a statement (or the
-/// wait for the write lock) after `BUSY_TIMEOUT`: a git command is refused,
-/// not left hanging.
-fn connect_postgres(url: &str, password_file: Option<&Path>) -> Result<postgres::Client> {
-    let (url, settings) = tls::split_url(url)?;
-    let mut config: postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Config(format!("url: {e}")))?;
-    if let Some(file) = password_file {
-        let text =
-            std::fs::read_to_string(file).map_err(|e| StoreError::Io(file.to_path_buf(), e))?;
-        config.password(text.lines().next().unwrap_or(""));
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("git2fa");
-    }
-    if config.get_options().is_none() {
-        config.options(&format!(
-            "-c statement_timeout={}",
-            BUSY_TIMEOUT.as_millis()
-        ));
-    }
-    Ok(match settings.mode {
-        tls::Mode::Disable => config.connect(postgres::NoTls)?,
-        _ => config.connect(tls::Connector::new(tls::client_config(&settings)?))?,
-    })
 }
 
 /// How often a connection waiting for the write lock looks again.

@@ -92,6 +92,7 @@ fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
             web,
             ssh: Some(ssh),
             hooks: None,
+            store: None,
         },
     )
     .map_err(|e| e.to_string())

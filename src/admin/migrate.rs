@@ -33,6 +33,8 @@ fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>)
     let target_location = Location::Postgres {
         url: to.to_string(),
         password_file: password_file.or_else(|| config.store.password_file.clone()),
+        // A database no server of this host uses yet.
+        socket: None,
     };
     let source = Store::open(source_path).map_err(|e| refused(&e))?;
     let target = Store::connect_and_migrate(&target_location)

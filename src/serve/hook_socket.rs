@@ -32,16 +32,22 @@ const QUESTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Questions of one Unix account under way at once, at most.
 const MAX_QUESTIONS_PER_ACCOUNT: usize = 8;
 /// Binds the socket, mode 0666: any local account may ask, since the
-/// kernel names it. A stale socket from a stopped daemon is replaced; any
-/// other file there, or a daemon that answers, is an error.
+/// kernel names it.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+    bind_unix(path, 0o111)
+}
+
+/// Binds a Unix socket whose mode `umask` makes. A stale socket from a
+/// stopped server is replaced; any other file there, or a server that
+/// answers, is an error.
+pub fn bind_unix(path: &Path, mask: u16) -> Result<UnixListener, ServeError> {
     use std::os::unix::fs::FileTypeExt;
     let fail = |e| ServeError::io(path.display())(e);
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
                 return Err(ServeError::InTheWay(format!(
-                    "{}: another git2fa daemon answers there",
+                    "{}: another git2fa server answers there",
                     path.display()
                 )));
             }
@@ -60,7 +66,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
     // afterwards could be sent along a symlink put there meanwhile. Bound
     // before the runtime starts, so no other thread creates files now.
     use nix::sys::stat::{Mode, umask};
-    let before = umask(Mode::from_bits_truncate(0o111));
+    let before = umask(Mode::from_bits_truncate(mask.into()));
     let bound = UnixListener::bind(path);
     umask(before);
     let listener = bound.map_err(fail)?;

@@ -1,7 +1,7 @@
 //! `git2fa store migrate`: a whole store copied into another, empty one
 //! (an SQLite store into PostgreSQL), ids and all.
 
-use super::db::{Kind, Value};
+use super::value::{Kind, Value};
 use super::*;
 
 /// Every table, its columns and their kinds, parents before children (the

@@ -21,178 +21,14 @@ use std::cell::RefCell;
 use postgres::types::{ToSql, Type};
 
 use super::error::{Result, StoreError};
+use super::value::{Kind, Row, Value};
+use super::wire;
+pub use super::wire::Begin;
 
 /// The PostgreSQL advisory lock that a write transaction holds: the bytes
 /// of "git2fa" as a number, so that it does not collide by chance with
 /// another application's locks in the same database.
 const WRITE_LOCK: i64 = 0x6769_7432_6661;
-
-/// What kind of value a column or parameter holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Int,
-    Text,
-    Blob,
-}
-
-/// One parameter or column value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Int(i64),
-    Text(String),
-    Blob(Vec<u8>),
-    Null(Kind),
-}
-
-/// A Rust value that a query takes as a parameter.
-pub trait ToValue {
-    const KIND: Kind;
-    fn to_value(&self) -> Value;
-}
-
-impl ToValue for i64 {
-    const KIND: Kind = Kind::Int;
-    fn to_value(&self) -> Value {
-        Value::Int(*self)
-    }
-}
-
-impl ToValue for u32 {
-    const KIND: Kind = Kind::Int;
-    fn to_value(&self) -> Value {
-        Value::Int(i64::from(*self))
-    }
-}
-
-impl ToValue for bool {
-    const KIND: Kind = Kind::Int;
-    fn to_value(&self) -> Value {
-        Value::Int(i64::from(*self))
-    }
-}
-
-impl ToValue for str {
-    const KIND: Kind = Kind::Text;
-    fn to_value(&self) -> Value {
-        Value::Text(self.to_string())
-    }
-}
-
-impl ToValue for String {
-    const KIND: Kind = Kind::Text;
-    fn to_value(&self) -> Value {
-        Value::Text(self.clone())
-    }
-}
-
-impl ToValue for [u8] {
-    const KIND: Kind = Kind::Blob;
-    fn to_value(&self) -> Value {
-        Value::Blob(self.to_vec())
-    }
-}
-
-impl ToValue for Vec<u8> {
-    const KIND: Kind = Kind::Blob;
-    fn to_value(&self) -> Value {
-        Value::Blob(self.clone())
-    }
-}
-
-impl<T: ToValue + ?Sized> ToValue for &T {
-    const KIND: Kind = T::KIND;
-    fn to_value(&self) -> Value {
-        (**self).to_value()
-    }
-}
-
-impl<T: ToValue> ToValue for Option<T> {
-    const KIND: Kind = T::KIND;
-    fn to_value(&self) -> Value {
-        match self {
-            Some(value) => value.to_value(),
-            None => Value::Null(T::KIND),
-        }
-    }
-}
-
-/// The parameters of a query: `params![a, b]` takes each by reference, as
-/// rusqlite's macro of the same name does.
-macro_rules! params {
-    () => { [] as [$crate::store::db::Value; 0] };
-    ($($value:expr),+ $(,)?) => {
-        [$($crate::store::db::ToValue::to_value(&$value)),+]
-    };
-}
-pub(crate) use params;
-
-/// A Rust value read from a column.
-pub trait FromValue: Sized {
-    fn from_value(value: &Value) -> Result<Self>;
-}
-
-fn mismatch(expected: &'static str, found: &Value) -> StoreError {
-    StoreError::Value(format!("expected {expected}, found {found:?}"))
-}
-
-impl FromValue for i64 {
-    fn from_value(value: &Value) -> Result<Self> {
-        match value {
-            Value::Int(i) => Ok(*i),
-            other => Err(mismatch("an integer", other)),
-        }
-    }
-}
-
-impl FromValue for bool {
-    fn from_value(value: &Value) -> Result<Self> {
-        i64::from_value(value).map(|i| i != 0)
-    }
-}
-
-impl FromValue for String {
-    fn from_value(value: &Value) -> Result<Self> {
-        match value {
-            Value::Text(s) => Ok(s.clone()),
-            other => Err(mismatch("text", other)),
-        }
-    }
-}
-
-impl FromValue for Vec<u8> {
-    fn from_value(value: &Value) -> Result<Self> {
-        match value {
-            Value::Blob(b) => Ok(b.clone()),
-            other => Err(mismatch("bytes", other)),
-        }
-    }
-}
-
-impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(value: &Value) -> Result<Self> {
-        match value {
-            Value::Null(_) => Ok(None),
-            other => T::from_value(other).map(Some),
-        }
-    }
-}
-
-/// One row of a result.
-#[derive(Debug, Clone)]
-pub struct Row(Vec<Value>);
-
-impl Row {
-    pub fn into_values(self) -> Vec<Value> {
-        self.0
-    }
-
-    pub fn get<T: FromValue>(&self, index: usize) -> Result<T> {
-        match self.0.get(index) {
-            Some(value) => T::from_value(value),
-            None => Err(StoreError::Value(format!("no column {index}"))),
-        }
-    }
-}
 
 /// A connection to either engine.
 pub enum Conn {
@@ -200,9 +36,19 @@ pub enum Conn {
     /// The sync client needs `&mut` for every query; a store's reads take
     /// `&self`, and a store is used by one thread at a time.
     Postgres(Box<RefCell<postgres::Client>>),
+    /// PostgreSQL through the local `git2fa serve` (`pool`).
+    Proxy(Box<RefCell<wire::Client>>),
 }
 
 impl Conn {
+    pub fn postgres(client: postgres::Client) -> Conn {
+        Conn::Postgres(Box::new(RefCell::new(client)))
+    }
+
+    pub fn proxy(client: wire::Client) -> Conn {
+        Conn::Proxy(Box::new(RefCell::new(client)))
+    }
+
     /// Runs one statement; returns how many rows it changed.
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<usize> {
         match self {
@@ -216,6 +62,7 @@ impl Conn {
                     .execute_typed(&dollar_placeholders(sql), &typed)?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
             }
+            Conn::Proxy(client) => client.borrow_mut().execute(sql, params),
         }
     }
 
@@ -231,7 +78,7 @@ impl Conn {
                     let values = (0..columns)
                         .map(|i| sqlite_value(row.get_ref(i)?))
                         .collect::<Result<Vec<_>>>()?;
-                    out.push(Row(values));
+                    out.push(Row::from_values(values));
                 }
                 Ok(out)
             }
@@ -242,6 +89,7 @@ impl Conn {
                     .query_typed(&dollar_placeholders(sql), &typed)?;
                 rows.iter().map(postgres_row).collect()
             }
+            Conn::Proxy(client) => client.borrow_mut().rows(sql, params),
         }
     }
 
@@ -261,17 +109,40 @@ impl Conn {
         match self {
             Conn::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
             Conn::Postgres(client) => Ok(client.borrow_mut().batch_execute(sql)?),
+            Conn::Proxy(client) => client.borrow_mut().batch(sql),
         }
     }
 
-    /// Starts an exclusive write transaction (see the module's comment).
-    pub fn immediate(&self) -> Result<Tx<'_>> {
-        match self {
-            Conn::Sqlite(_) => self.batch("BEGIN IMMEDIATE")?,
-            Conn::Postgres(_) => self.batch(&format!(
+    /// Starts a transaction of this kind (see the module's comment); the
+    /// caller ends it with `end`. `immediate` and `snapshot` do both.
+    pub fn begin(&self, begin: Begin) -> Result<()> {
+        match (self, begin) {
+            (Conn::Proxy(client), _) => client.borrow_mut().begin(begin),
+            (Conn::Sqlite(_), Begin::Immediate) => self.batch("BEGIN IMMEDIATE"),
+            (Conn::Postgres(_), Begin::Immediate) => self.batch(&format!(
                 "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-            ))?,
+            )),
+            // SQLite's snapshot starts at the first read.
+            (Conn::Sqlite(_), Begin::Snapshot) => {
+                self.batch("BEGIN DEFERRED; SELECT 1 FROM sqlite_master LIMIT 1")
+            }
+            (Conn::Postgres(_), Begin::Snapshot) => {
+                self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            }
         }
+    }
+
+    /// Commits, or rolls back, the transaction `begin` started.
+    pub fn end(&self, commit: bool) -> Result<()> {
+        match self {
+            Conn::Proxy(client) => client.borrow_mut().end(commit),
+            _ => self.batch(if commit { "COMMIT" } else { "ROLLBACK" }),
+        }
+    }
+
+    /// Starts an exclusive write transaction.
+    pub fn immediate(&self) -> Result<Tx<'_>> {
+        self.begin(Begin::Immediate)?;
         Ok(Tx {
             conn: self,
             open: true,
@@ -281,24 +152,42 @@ impl Conn {
     /// Starts a read transaction: every read until it is dropped sees the
     /// same snapshot, and writers elsewhere go on.
     pub fn snapshot(&self) -> Result<Tx<'_>> {
-        match self {
-            // SQLite's snapshot starts at the first read.
-            Conn::Sqlite(_) => self.batch("BEGIN DEFERRED; SELECT 1 FROM sqlite_master LIMIT 1")?,
-            Conn::Postgres(_) => self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?,
-        }
+        self.begin(Begin::Snapshot)?;
         Ok(Tx {
             conn: self,
             open: true,
         })
     }
 
+    /// PostgreSQL, directly or through `git2fa serve`: its SQL dialect
+    /// where the engines differ.
     pub fn is_postgres(&self) -> bool {
-        matches!(self, Conn::Postgres(_))
+        !matches!(self, Conn::Sqlite(_))
+    }
+
+    /// Whether the connection is known to be gone (a pool drops it).
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Conn::Postgres(client) => client.borrow().is_closed(),
+            _ => false,
+        }
+    }
+
+    /// Whether the connection answers now (one round trip, for a pooled
+    /// connection that was idle).
+    pub fn is_usable(&self) -> bool {
+        match self {
+            Conn::Postgres(client) => client
+                .borrow_mut()
+                .is_valid(std::time::Duration::from_secs(2))
+                .is_ok(),
+            _ => true,
+        }
     }
 }
 
-/// A write transaction: committed by `commit`, rolled back when dropped
-/// without it (an error on the way, or a decision not to write).
+/// A transaction: committed by `commit`, rolled back when dropped without
+/// it (an error on the way, or a decision not to write).
 pub struct Tx<'a> {
     conn: &'a Conn,
     open: bool,
@@ -306,7 +195,7 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     pub fn commit(mut self) -> Result<()> {
-        self.conn.batch("COMMIT")?;
+        self.conn.end(true)?;
         self.open = false;
         Ok(())
     }
@@ -324,7 +213,7 @@ impl Drop for Tx<'_> {
         if self.open {
             // A failed rollback leaves nothing committed: the engine rolls
             // back a transaction whose connection closes.
-            let _ = self.conn.batch("ROLLBACK");
+            let _ = self.conn.end(false);
         }
     }
 }
@@ -404,7 +293,7 @@ fn postgres_row(row: &postgres::Row) -> Result<Row> {
         };
         values.push(value);
     }
-    Ok(Row(values))
+    Ok(Row::from_values(values))
 }
 
 /// `?1` → `$1`. The store's SQL has no `?` in its literals.
@@ -432,21 +321,5 @@ mod tests {
             "SELECT a FROM t WHERE b = $1 AND ($2 IS NULL OR c = $12)"
         );
         assert_eq!(dollar_placeholders("SELECT '?' || x"), "SELECT '?' || x");
-    }
-
-    #[test]
-    fn a_null_keeps_the_kind_of_its_rust_type() {
-        let none: Option<&str> = None;
-        let values = params![1_i64, "a", none, Some(vec![1_u8]), true];
-        assert_eq!(
-            values,
-            [
-                Value::Int(1),
-                Value::Text("a".into()),
-                Value::Null(Kind::Text),
-                Value::Blob(vec![1]),
-                Value::Int(1)
-            ]
-        );
     }
 }

@@ -23,6 +23,12 @@ pub enum StoreError {
     /// Anything PostgreSQL, or the way to it, reported: down, unreachable,
     /// the password refused, a statement that failed.
     Postgres(postgres::Error),
+    /// PostgreSQL's failure as `git2fa serve` met it for this process
+    /// (`wire`): its SQLSTATE, if any, and the server's words.
+    Remote {
+        code: String,
+        message: String,
+    },
     /// `[store]` names a database that cannot be used as written.
     Config(String),
     /// A column held what the store never writes there.
@@ -66,6 +72,7 @@ impl fmt::Display for StoreError {
                     None => write!(f, "PostgreSQL: {e}"),
                 },
             },
+            StoreError::Remote { message, .. } => write!(f, "{message} (through git2fa serve)"),
             StoreError::Config(e) => write!(f, "[store]: {e}"),
             StoreError::Value(e) => write!(f, "store error: {e}"),
             StoreError::Io(path, e) => write!(f, "{}: {e}", path.display()),

@@ -18,6 +18,9 @@ mod cluster;
 enum Engine {
     Sqlite,
     Postgres,
+    /// PostgreSQL through a store socket answered by `pool::answer`, as
+    /// `git2fa serve` answers it.
+    Proxy,
 }
 
 /// What keeps a test's store alive: its directory, or its database.
@@ -45,18 +48,41 @@ fn new_store_on(engine: Engine) -> (Fresh, Store) {
             };
             (fresh, store)
         }
-        Engine::Postgres => {
+        Engine::Postgres | Engine::Proxy => {
             static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let cluster = shared_cluster();
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let url = cluster.database(&format!("unit_{n}"));
+            let password_file = Some(cluster.password_file.clone());
+            let (dir, socket) = match engine {
+                Engine::Proxy => {
+                    let dir = tempfile::tempdir().unwrap();
+                    let socket = dir.path().join(wire::SOCKET);
+                    let pool = Arc::new(Pool::new(&url, password_file.as_deref(), 4));
+                    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+                    std::thread::spawn(move || {
+                        for stream in listener.incoming().flatten() {
+                            let pool = Arc::clone(&pool);
+                            std::thread::spawn(move || answer(stream, &pool));
+                        }
+                    });
+                    (Some(dir), Some(socket))
+                }
+                _ => (None, None),
+            };
             let location = Location::Postgres {
                 url,
-                password_file: Some(cluster.password_file.clone()),
+                password_file,
+                socket,
             };
             let store = Store::connect_and_migrate(&location).unwrap();
+            assert_eq!(
+                matches!(store.conn, Conn::Proxy(_)),
+                engine == Engine::Proxy,
+                "the store socket is used when, and only when, it answers"
+            );
             let fresh = Fresh {
-                _dir: None,
+                _dir: dir,
                 location,
             };
             (fresh, store)
@@ -68,10 +94,10 @@ fn new_store() -> (Fresh, Store) {
     new_store_on(Engine::Sqlite)
 }
 
-/// Each test named here runs twice, as `sqlite::NAME` and `postgres::NAME`,
-/// with a store of that engine. Without PostgreSQL the second skips, unless
-/// GIT2FA_REQUIRE_E2E is set.
-macro_rules! on_both_engines {
+/// Each test named here runs three times, as `sqlite::NAME`,
+/// `postgres::NAME` and `proxy::NAME`, with a store of that engine.
+/// Without PostgreSQL the last two skip, unless GIT2FA_REQUIRE_E2E is set.
+macro_rules! on_every_engine {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[test] fn $name() { super::$name(super::Engine::Sqlite) })*
@@ -83,10 +109,17 @@ macro_rules! on_both_engines {
                 }
             })*
         }
+        mod proxy {
+            $(#[test] fn $name() {
+                if crate::store::tests::cluster::available() {
+                    super::$name(super::Engine::Proxy)
+                }
+            })*
+        }
     };
 }
 #[allow(unused_imports)]
-use on_both_engines;
+use on_every_engine;
 
 fn totp(step: i64) -> Attempt {
     Attempt::Totp(Some((step, b"sealed".to_vec())))
@@ -167,7 +200,7 @@ fn an_old_schema_is_refused_on_the_hot_path(engine: Engine) {
     let (fresh, store) = new_store_on(engine);
     match engine {
         Engine::Sqlite => store.conn.batch("PRAGMA user_version = 0").unwrap(),
-        Engine::Postgres => store
+        Engine::Postgres | Engine::Proxy => store
             .conn
             .batch("UPDATE git2fa_schema SET version = 0")
             .unwrap(),
@@ -187,7 +220,7 @@ fn a_newer_schema_is_refused_even_by_migrate(engine: Engine) {
             .conn
             .batch(&format!("PRAGMA user_version = {newer}"))
             .unwrap(),
-        Engine::Postgres => store
+        _ => store
             .conn
             .batch(&format!("UPDATE git2fa_schema SET version = {newer}"))
             .unwrap(),
@@ -236,7 +269,7 @@ fn users_are_unique(engine: Engine) {
     assert!(store.user("bob").unwrap().is_none());
 }
 
-on_both_engines!(
+on_every_engine!(
     an_old_schema_is_refused_on_the_hot_path,
     a_newer_schema_is_refused_even_by_migrate,
     the_key_fingerprint_is_recorded_once,
@@ -248,11 +281,13 @@ fn postgres_refuses_a_url_it_cannot_read_and_a_missing_password_file() {
     let bad = Location::Postgres {
         url: "postgres://git2fa@127.0.0.1:1/x?sslmode=bogus".into(),
         password_file: None,
+        socket: None,
     };
     assert!(matches!(Store::connect(&bad), Err(StoreError::Config(_))));
     let missing = Location::Postgres {
         url: "postgres://git2fa@127.0.0.1:1/x".into(),
         password_file: Some("/nonexistent/git2fa-password".into()),
+        socket: Some("/nonexistent/store.sock".into()),
     };
     assert!(matches!(Store::connect(&missing), Err(StoreError::Io(..))));
 }

@@ -503,3 +503,60 @@ fn the_web_page_and_serve_refuse_while_postgres_is_down() {
     cluster.start_server();
     assert!(get(refs, Some(&token)).starts_with("HTTP/1.1 200"));
 }
+
+// With `git2fa serve` running, the shims send their statements to its
+// store socket, and it runs them on the connections it keeps. PostgreSQL
+// going away mid-run must still refuse everything; the cause, with the
+// server's words, goes to the log; nothing needs repairing afterwards.
+#[test]
+fn through_serve_s_store_socket_the_shims_refuse_while_postgres_is_down() {
+    if !crate::harness::postgres::available() {
+        return;
+    }
+    let mut cluster = Cluster::start();
+    let url = cluster.database("pooled");
+    let port = crate::harness::web_server::free_port();
+    let t = target_with(&format!(
+        "[web]\nlisten = \"127.0.0.1:{port}\"\n[ssh]\nlisten = \"\"\n{}",
+        Host::postgres_store(&cluster, &url)
+    ));
+    let server = crate::harness::web_server::Server::start(&t.host, port);
+    let socket = t.host.data.join("store.sock");
+    assert!(
+        crate::harness::poll(std::time::Duration::from_secs(10), || socket.exists()),
+        "no store socket"
+    );
+    // The store owner's alone.
+    assert_eq!(crate::harness::file_mode(&socket) & 0o777, 0o600);
+    assert_all_allowed(&t);
+    // A password that no longer works: the shims do not connect themselves,
+    // so they go on through the connections serve holds.
+    std::fs::write(&cluster.password_file, "not the password\n").unwrap();
+    assert_all_allowed(&t);
+
+    cluster.stop();
+    assert_all_refused(
+        &t,
+        Wrap::Plain,
+        "PostgreSQL stopped",
+        "(through git2fa serve)",
+    );
+    std::fs::write(
+        &cluster.password_file,
+        format!("{}\n", crate::harness::postgres::PASSWORD),
+    )
+    .unwrap();
+    cluster.start_server();
+    assert_all_allowed(&t);
+
+    // Without serve, each shim connects itself, with the password file.
+    drop(server);
+    assert!(!socket.exists(), "serve left its socket behind");
+    std::fs::write(&cluster.password_file, "not the password\n").unwrap();
+    assert_all_refused(
+        &t,
+        Wrap::Plain,
+        "a wrong password, without serve",
+        "password authentication failed",
+    );
+}

@@ -15,6 +15,7 @@ fn location(cluster: &Cluster, host: &str, query: &str) -> Location {
             cluster.port
         ),
         password_file: Some(cluster.password_file.clone()),
+        socket: None,
     }
 }
 

@@ -322,7 +322,7 @@ fn ids_named_by_old_rows_are_not_given_again_after_migrating() {
     assert!(token > 4, "token #{token} was named before");
 }
 
-on_both_engines!(
+on_every_engine!(
     sessions_open_end_and_expire,
     tokens_by_hash_revoke_and_touch,
     keys_by_fingerprint,

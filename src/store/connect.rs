@@ -1,4 +1,5 @@
-//! TLS to PostgreSQL, as the url's `sslmode` asks, with rustls.
+//! Connecting to PostgreSQL: the url, the password file, the timeouts,
+//! and TLS as the url's `sslmode` asks, with rustls.
 //!
 //! The modes are libpq's (PostgreSQL's documentation, "SSL Support",
 //! table "SSL Mode Descriptions"):
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -36,6 +38,16 @@ use rustls::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::error::StoreError;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// How long a statement waits for another process's write lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long connecting to PostgreSQL may take, unless the url sets
+/// `connect_timeout`: a git command waits no longer for an unreachable
+/// server before it is refused.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the trusted roots come from when the url names none.
 pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -59,7 +71,7 @@ pub struct Tls {
 /// Takes `sslmode` and `sslrootcert` out of a `postgres://` url: the url
 /// left for tokio-postgres (with `sslmode=disable`, `prefer` or
 /// `require`), and the settings.
-pub fn split_url(url: &str) -> Result<(String, Tls), StoreError> {
+pub fn split_url(url: &str) -> Result<(String, Tls)> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
     let mut mode = Mode::Prefer;
@@ -99,7 +111,7 @@ pub fn split_url(url: &str) -> Result<(String, Tls), StoreError> {
     ))
 }
 
-fn percent_decode(text: &str) -> Result<String, StoreError> {
+fn percent_decode(text: &str) -> Result<String> {
     let bad = || {
         StoreError::Config(format!(
             "url: `{text}` is not a valid percent-encoded value"
@@ -121,8 +133,42 @@ fn percent_decode(text: &str) -> Result<String, StoreError> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
+/// Connects to PostgreSQL. The url is libpq's (`postgres://user@host:port/db?...`),
+/// with TLS as its `sslmode` says; the password, if any, comes
+/// from `password_file` (its first line). Unless the url says otherwise,
+/// connecting gives up after `CONNECT_TIMEOUT`, and a statement (or the
+/// wait for the write lock) after `BUSY_TIMEOUT`: a git command is refused,
+/// not left hanging.
+pub fn client(url: &str, password_file: Option<&Path>) -> Result<postgres::Client> {
+    let (url, settings) = split_url(url)?;
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Config(format!("url: {e}")))?;
+    if let Some(file) = password_file {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| StoreError::Io(file.to_path_buf(), e))?;
+        config.password(text.lines().next().unwrap_or(""));
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("git2fa");
+    }
+    if config.get_options().is_none() {
+        config.options(&format!(
+            "-c statement_timeout={}",
+            BUSY_TIMEOUT.as_millis()
+        ));
+    }
+    Ok(match settings.mode {
+        Mode::Disable => config.connect(postgres::NoTls)?,
+        _ => config.connect(Connector::new(client_config(&settings)?))?,
+    })
+}
+
 /// The rustls configuration for a mode other than `disable`.
-pub fn client_config(tls: &Tls) -> Result<ClientConfig, StoreError> {
+pub fn client_config(tls: &Tls) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -136,7 +182,7 @@ pub fn client_config(tls: &Tls) -> Result<ClientConfig, StoreError> {
             let path = tls.root_cert.as_deref().unwrap_or(Path::new(SYSTEM_ROOTS));
             let mut roots = RootCertStore::empty();
             let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
                 .map_err(|e| StoreError::Config(format!("sslrootcert {}: {e}", path.display())))?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
@@ -179,7 +225,7 @@ impl ServerCertVerifier for Unchecked {
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
 
@@ -188,7 +234,7 @@ impl ServerCertVerifier for Unchecked {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
@@ -202,7 +248,7 @@ impl ServerCertVerifier for Unchecked {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(
             message,
             cert,
@@ -228,7 +274,7 @@ impl ServerCertVerifier for AnyName {
         server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         match self
             .0
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
@@ -245,7 +291,7 @@ impl ServerCertVerifier for AnyName {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls12_signature(message, cert, dss)
     }
 
@@ -254,7 +300,7 @@ impl ServerCertVerifier for AnyName {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls13_signature(message, cert, dss)
     }
 
@@ -280,7 +326,7 @@ where
     type TlsConnect = Connect;
     type Error = rustls::pki_types::InvalidDnsNameError;
 
-    fn make_tls_connect(&mut self, domain: &str) -> Result<Connect, Self::Error> {
+    fn make_tls_connect(&mut self, domain: &str) -> std::result::Result<Connect, Self::Error> {
         Ok(Connect {
             config: Arc::clone(&self.0),
             name: ServerName::try_from(domain.to_string())?,
