@@ -74,5 +74,8 @@ pub async fn serve(
         }
     }
     let _ = std::fs::remove_file(&path);
+    // Each pooled connection carries a runtime of its own, which may not
+    // be dropped on this runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || drop(pool)).await;
     Ok(())
 }
