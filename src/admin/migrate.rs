@@ -54,6 +54,16 @@ fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>)
             .record_key_fingerprint(&key.fingerprint())
             .map_err(|e| refused(&e))?;
     }
+    // The new store's log starts with where it came from.
+    let mut target = target;
+    admin_audit(
+        &mut target,
+        None,
+        None,
+        "store-migrate",
+        &format!("copied from {}", source_path.display()),
+    )
+    .map_err(|e| Failure::refused(e.message))?;
     for (table, count) in copied {
         println!("copied {count} rows of {table}");
     }
