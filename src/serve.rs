@@ -187,6 +187,8 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
                 config.store.password_file.as_deref(),
                 store_socket::POOL_SIZE,
             ));
+            // This process's own requests (web, SSH, hooks) use it too.
+            crate::store::use_in_process(pool.clone());
             tasks.spawn(store_socket::serve(
                 listener,
                 store_socket_path(&config),

@@ -38,9 +38,9 @@ use rusqlite::{Connection, FileControl, OpenFlags};
 use db::{Conn, Tx};
 use value::{Row, params};
 
-pub use connect::{BUSY_TIMEOUT, CONNECT_TIMEOUT};
+pub use connect::{BUSY_TIMEOUT, CONNECT_TIMEOUT, tls_warning};
 pub use error::{Result, StoreError};
-pub use pool::{Pool, answer};
+pub use pool::{Pool, answer, use_in_process};
 pub use wire::SOCKET;
 
 /// Where the store lives: `[store] url`.
@@ -350,13 +350,20 @@ impl Store {
                 password_file,
                 socket,
             } => {
-                let through_serve = match socket {
-                    Some(socket) => wire::Client::connect(socket)?,
-                    None => None,
-                };
-                let conn = match through_serve {
-                    Some(client) => Conn::proxy(client),
-                    None => Conn::postgres(connect::client(url, password_file.as_deref())?),
+                // In `git2fa serve`: its own pool. Elsewhere: the pool of
+                // this host's serve, over its socket. Without it: a
+                // connection of our own.
+                let conn = if let Some(session) = pool::in_process(url) {
+                    Conn::remote(session)
+                } else if let Some(client) = socket
+                    .as_deref()
+                    .map(wire::Client::connect)
+                    .transpose()?
+                    .flatten()
+                {
+                    Conn::remote(client)
+                } else {
+                    Conn::postgres(connect::client(url, password_file.as_deref())?)
                 };
                 Ok(Store { conn, path: None })
             }

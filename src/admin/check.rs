@@ -144,6 +144,11 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
             store_path.display()
         ));
     }
+    if let Location::Postgres { url, .. } = &location
+        && let Some(warning) = crate::store::tls_warning(url)
+    {
+        report.problem(warning);
+    }
     if let Location::Postgres {
         password_file: Some(file),
         ..

@@ -30,13 +30,21 @@ fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>)
             without_password(to)
         )));
     }
+    if crate::system::url::has_password(to) {
+        // It would be in the shell's history and in `ps`, and then in the
+        // config, which every local account may read.
+        return Err(Failure::refused(format!(
+            "--to {}: has a password in it; give it with --password-file (mode 0600) instead",
+            without_password(to)
+        )));
+    }
     let target_location = Location::Postgres {
         url: to.to_string(),
         password_file: password_file.or_else(|| config.store.password_file.clone()),
         // A database no server of this host uses yet.
         socket: None,
     };
-    let source = Store::open(source_path).map_err(|e| refused(&e))?;
+    let mut source = Store::open(source_path).map_err(|e| refused(&e))?;
     let target = Store::connect_and_migrate(&target_location)
         .map_err(|e| refused(&format!("{target_location}: {e}")))?;
     if !target.is_empty().map_err(|e| refused(&e))? {
@@ -64,6 +72,15 @@ fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>)
         &format!("copied from {}", source_path.display()),
     )
     .map_err(|e| Failure::refused(e.message))?;
+    // And the old one's marks where the copy was taken.
+    admin_audit(
+        &mut source,
+        None,
+        None,
+        "store-migrate",
+        &format!("copied to {target_location}"),
+    )
+    .map_err(|e| Failure::refused(e.message))?;
     for (table, count) in copied {
         println!("copied {count} rows of {table}");
     }
@@ -85,7 +102,7 @@ fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>)
         println!("  password_file = \"{}\"", file.display());
     }
     println!(
-        "Changes made to the SQLite store after this copy stay there: switch soon, or stop git traffic while you do."
+        "Changes made to the SQLite store after this copy (a token revoked, a user disabled, a 2FA reset, a code used) stay there and are not in the copy: switch now, or stop git traffic until you have, and make such changes again after switching."
     );
     Ok(())
 }

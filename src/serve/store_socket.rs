@@ -68,7 +68,7 @@ pub async fn serve(
                 let (pool, client) = (pool.clone(), clients.start());
                 tokio::task::spawn_blocking(move || {
                     let _client = client;
-                    store::answer(stream, &pool);
+                    store::answer(stream, pool);
                 });
             }
         }

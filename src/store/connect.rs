@@ -49,6 +49,11 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// server before it is refused.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long PostgreSQL lets a transaction sit idle before it ends the
+/// session (and the write lock with it): longer than the store socket's
+/// own limit for its clients (`wire::IDLE`).
+pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(15);
+
 /// Where the trusted roots come from when the url names none.
 pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -111,6 +116,45 @@ pub fn split_url(url: &str) -> Result<(String, Tls)> {
     ))
 }
 
+/// What `git2fa check` says of a url whose TLS would let a server in the
+/// middle pose as the database: a host that is not this machine, reached
+/// without checking its certificate.
+pub fn tls_warning(url: &str) -> Option<String> {
+    let (_, tls) = split_url(url).ok()?;
+    if matches!(tls.mode, Mode::VerifyCa | Mode::VerifyFull) {
+        return None;
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let hosts = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    let remote = hosts.split(',').any(|host| {
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.split(':').next().unwrap_or(""),
+        };
+        let local = name.is_empty()
+            || name.eq_ignore_ascii_case("localhost")
+            || name.starts_with('/')
+            || name.to_ascii_uppercase().starts_with("%2F")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        !local
+    });
+    let mode = match tls.mode {
+        Mode::Disable => "disable",
+        Mode::Prefer => "prefer (the default)",
+        _ => "require",
+    };
+    remote.then(|| {
+        format!(
+            "[store] url: sslmode={mode} does not check the database server's certificate; between hosts use sslmode=verify-full"
+        )
+    })
+}
+
 fn percent_decode(text: &str) -> Result<String> {
     let bad = || {
         StoreError::Config(format!(
@@ -155,12 +199,24 @@ pub fn client(url: &str, password_file: Option<&Path>) -> Result<postgres::Clien
     if config.get_application_name().is_none() {
         config.application_name("git2fa");
     }
-    if config.get_options().is_none() {
-        config.options(&format!(
-            "-c statement_timeout={}",
-            BUSY_TIMEOUT.as_millis()
-        ));
+    // Ours unless the url's `options` sets the same: a statement (the wait
+    // for the write lock among them) and an idle transaction (a client
+    // stopped in the middle) end rather than hold the lock for every host.
+    let given = config.get_options().unwrap_or("").to_string();
+    let mut options = given.clone();
+    for (name, ms) in [
+        ("statement_timeout", BUSY_TIMEOUT.as_millis()),
+        ("lock_timeout", BUSY_TIMEOUT.as_millis()),
+        (
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION.as_millis(),
+        ),
+    ] {
+        if !given.contains(name) {
+            options.push_str(&format!(" -c {name}={ms}"));
+        }
     }
+    config.options(options.trim());
     Ok(match settings.mode {
         Mode::Disable => config.connect(postgres::NoTls)?,
         _ => config.connect(Connector::new(client_config(&settings)?))?,
@@ -327,6 +383,14 @@ where
     type Error = rustls::pki_types::InvalidDnsNameError;
 
     fn make_tls_connect(&mut self, domain: &str) -> std::result::Result<Connect, Self::Error> {
+        // A Unix socket has no name (tokio-postgres passes ""); the server
+        // offers no TLS there, so `prefer` goes on in plain text and
+        // `require` fails, as with libpq.
+        let domain = if domain.is_empty() {
+            "localhost"
+        } else {
+            domain
+        };
         Ok(Connect {
             config: Arc::clone(&self.0),
             name: ServerName::try_from(domain.to_string())?,
@@ -357,15 +421,91 @@ where
     }
 }
 
-/// A TLS connection to the server. No channel binding: SCRAM runs without
-/// `-PLUS`, as with libpq's default `channel_binding=prefer` against a
-/// server whose certificate it does not check.
+/// A TLS connection to the server.
 pub struct Stream<S>(tokio_rustls::client::TlsStream<S>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for Stream<S> {
+    /// SCRAM's channel binding (`SCRAM-SHA-256-PLUS`, `tls-server-end-point`):
+    /// the password exchange is bound to the certificate this connection
+    /// saw, so that a server in the middle, whose certificate `prefer` and
+    /// `require` do not check, cannot relay it to the real one.
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        let (_, session) = self.0.get_ref();
+        session
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| end_point_hash(cert))
+            .map_or_else(ChannelBinding::none, ChannelBinding::tls_server_end_point)
     }
+}
+
+/// `tls-server-end-point` (RFC 5929, section 4.1): the hash of the server's
+/// certificate, with the hash function of the certificate's signature
+/// algorithm, and SHA-256 for MD5 and SHA-1. `None` for an algorithm that
+/// names no hash (Ed25519, RSASSA-PSS): no channel binding then, as
+/// PostgreSQL itself offers none for them.
+fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    // The DER of these algorithms' object identifiers.
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA_SHA2: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+    const ECDSA_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01];
+    let oid = signature_algorithm(cert)?;
+    let hash = match oid {
+        _ if oid == ECDSA_SHA1 => 256,
+        [prefix @ .., last] if prefix == RSA => match last {
+            0x04 | 0x05 | 0x0b => 256, // MD5, SHA-1, SHA-256
+            0x0c => 384,
+            0x0d => 512,
+            _ => return None,
+        },
+        [prefix @ .., last] if prefix == ECDSA_SHA2 => match last {
+            0x02 => 256,
+            0x03 => 384,
+            0x04 => 512,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(match hash {
+        256 => sha2::Sha256::digest(cert).to_vec(),
+        384 => sha2::Sha384::digest(cert).to_vec(),
+        _ => sha2::Sha512::digest(cert).to_vec(),
+    })
+}
+
+/// The object identifier of a certificate's `signatureAlgorithm`
+/// (RFC 5280: `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm
+/// AlgorithmIdentifier, signatureValue }`).
+fn signature_algorithm(cert: &[u8]) -> Option<&[u8]> {
+    let (certificate, _) = der(cert, 0x30)?;
+    let (_, rest) = der(certificate, 0x30)?;
+    let (algorithm, _) = der(rest, 0x30)?;
+    let (oid, _) = der(algorithm, 0x06)?;
+    Some(oid)
+}
+
+/// One DER element with this tag: its contents, and what follows it.
+fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&found, rest) = input.split_first()?;
+    if found != tag {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(n)?;
+        (
+            bytes.iter().fold(0, |len, b| len << 8 | usize::from(*b)),
+            rest,
+        )
+    };
+    rest.split_at_checked(len)
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
@@ -399,6 +539,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_point_hash_follows_the_certificate_s_signature_algorithm() {
+        // A certificate's outline: SEQUENCE { SEQUENCE {tbs}, SEQUENCE { OID } }.
+        let cert = |oid: &[u8]| {
+            let algorithm = [&[0x06, oid.len() as u8][..], oid].concat();
+            let body = [
+                &[0x30, 0x01, 0x00][..],
+                &[0x30, algorithm.len() as u8],
+                &algorithm,
+            ]
+            .concat();
+            [&[0x30, body.len() as u8][..], &body].concat()
+        };
+        let ecdsa_sha384 = cert(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]);
+        assert_eq!(end_point_hash(&ecdsa_sha384).map(|h| h.len()), Some(48));
+        // SHA-1 and MD5 certificates are hashed with SHA-256.
+        let rsa_sha1 = cert(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05]);
+        assert_eq!(end_point_hash(&rsa_sha1).map(|h| h.len()), Some(32));
+        // Ed25519 names no hash; a truncated certificate is no certificate.
+        assert_eq!(end_point_hash(&cert(&[0x2b, 0x65, 0x70])), None);
+        assert_eq!(end_point_hash(&ecdsa_sha384[..6]), None);
+    }
+
+    #[test]
+    fn check_warns_of_unchecked_tls_to_another_host_only() {
+        for url in [
+            "postgres://g@db.example.com/x",
+            "postgres://g@db.example.com:5432/x?sslmode=require",
+            "postgres://g@127.0.0.1,10.0.0.5/x?sslmode=disable",
+        ] {
+            assert!(tls_warning(url).is_some(), "{url}");
+        }
+        for url in [
+            "postgres://g@db.example.com/x?sslmode=verify-full",
+            "postgres://g@db.example.com/x?sslmode=verify-ca&sslrootcert=/ca.pem",
+            "postgres://g@127.0.0.1:5432/x",
+            "postgres://g@[::1]:5432/x?sslmode=disable",
+            "postgres://g@localhost/x",
+            "postgres://g@%2Frun%2Fpostgresql/x",
+        ] {
+            assert_eq!(tls_warning(url), None, "{url}");
+        }
+    }
 
     #[test]
     fn the_url_keeps_what_tokio_postgres_reads_and_gives_the_rest() {

@@ -36,8 +36,9 @@ pub enum Conn {
     /// The sync client needs `&mut` for every query; a store's reads take
     /// `&self`, and a store is used by one thread at a time.
     Postgres(Box<RefCell<postgres::Client>>),
-    /// PostgreSQL through the local `git2fa serve` (`pool`).
-    Proxy(Box<RefCell<wire::Client>>),
+    /// PostgreSQL through `git2fa serve`'s pool: over its socket, or in
+    /// its own process.
+    Remote(Box<RefCell<dyn wire::Remote>>),
 }
 
 impl Conn {
@@ -45,8 +46,8 @@ impl Conn {
         Conn::Postgres(Box::new(RefCell::new(client)))
     }
 
-    pub fn proxy(client: wire::Client) -> Conn {
-        Conn::Proxy(Box::new(RefCell::new(client)))
+    pub fn remote(remote: impl wire::Remote + 'static) -> Conn {
+        Conn::Remote(Box::new(RefCell::new(remote)))
     }
 
     /// Runs one statement; returns how many rows it changed.
@@ -62,7 +63,7 @@ impl Conn {
                     .execute_typed(&dollar_placeholders(sql), &typed)?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
             }
-            Conn::Proxy(client) => client.borrow_mut().execute(sql, params),
+            Conn::Remote(client) => client.borrow_mut().execute(sql, params),
         }
     }
 
@@ -89,7 +90,7 @@ impl Conn {
                     .query_typed(&dollar_placeholders(sql), &typed)?;
                 rows.iter().map(postgres_row).collect()
             }
-            Conn::Proxy(client) => client.borrow_mut().rows(sql, params),
+            Conn::Remote(client) => client.borrow_mut().rows(sql, params),
         }
     }
 
@@ -109,7 +110,7 @@ impl Conn {
         match self {
             Conn::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
             Conn::Postgres(client) => Ok(client.borrow_mut().batch_execute(sql)?),
-            Conn::Proxy(client) => client.borrow_mut().batch(sql),
+            Conn::Remote(client) => client.borrow_mut().batch(sql),
         }
     }
 
@@ -117,7 +118,7 @@ impl Conn {
     /// caller ends it with `end`. `immediate` and `snapshot` do both.
     pub fn begin(&self, begin: Begin) -> Result<()> {
         match (self, begin) {
-            (Conn::Proxy(client), _) => client.borrow_mut().begin(begin),
+            (Conn::Remote(client), _) => client.borrow_mut().begin(begin),
             (Conn::Sqlite(_), Begin::Immediate) => self.batch("BEGIN IMMEDIATE"),
             (Conn::Postgres(_), Begin::Immediate) => self.batch(&format!(
                 "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
@@ -135,7 +136,7 @@ impl Conn {
     /// Commits, or rolls back, the transaction `begin` started.
     pub fn end(&self, commit: bool) -> Result<()> {
         match self {
-            Conn::Proxy(client) => client.borrow_mut().end(commit),
+            Conn::Remote(client) => client.borrow_mut().end(commit),
             _ => self.batch(if commit { "COMMIT" } else { "ROLLBACK" }),
         }
     }

@@ -3,15 +3,16 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::connect::{self, BUSY_TIMEOUT};
 use super::db::{Begin, Conn};
 use super::error::{Result, StoreError};
-use super::value::Row;
+use super::value::{Row, Value};
 use super::wire::{
-    Answer, IDLE, UNIQUE_VIOLATION, decode_statement, encode_answer, read_frame, write_frame,
+    Answer, IDLE, Remote, UNIQUE_VIOLATION, decode_statement, encode_answer, read_frame,
+    write_frame,
 };
 
 /// The connections `git2fa serve` keeps to PostgreSQL, at most `size`.
@@ -117,36 +118,86 @@ fn poisoned() -> StoreError {
     StoreError::Value("the connection pool's lock is poisoned".into())
 }
 
-/// Answers one client until it hangs up, then rolls back a transaction
-/// it left open.
-pub fn answer(mut stream: UnixStream, pool: &Pool) {
-    if stream.set_read_timeout(Some(IDLE)).is_err() {
-        return;
+/// One client's use of the pool: a statement runs on any free
+/// connection; a transaction keeps one connection until it ends, and is
+/// rolled back if the session ends first. `git2fa serve` uses one per
+/// `Store` in its own process, and one per client of the store socket.
+pub struct Session {
+    pool: Arc<Pool>,
+    held: Option<Conn>,
+}
+
+impl Session {
+    pub fn new(pool: Arc<Pool>) -> Session {
+        Session { pool, held: None }
     }
-    let mut held: Option<Conn> = None;
-    while let Ok(Some(body)) = read_frame(&mut stream) {
-        let reply = match handle(&body, pool, &mut held) {
-            Ok(answer) => answer,
-            Err(e) => {
-                let code = match &e {
-                    StoreError::Exists => UNIQUE_VIOLATION.to_string(),
-                    StoreError::Postgres(pg) => pg.code().map_or("", |c| c.code()).to_string(),
-                    StoreError::Remote { code, .. } => code.clone(),
-                    _ => String::new(),
-                };
-                Answer::Failed {
-                    code,
-                    message: e.to_string(),
-                }
+
+    /// Runs `run` on the held connection, or on a free one.
+    fn on_conn<T>(&mut self, run: impl FnOnce(&Conn) -> Result<T>) -> Result<T> {
+        if let Some(conn) = &self.held {
+            return run(conn);
+        }
+        let conn = self.pool.take()?;
+        let result = run(&conn);
+        self.pool.give(conn);
+        result
+    }
+}
+
+impl Remote for Session {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
+        self.on_conn(|conn| conn.execute(sql, params))
+    }
+
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        self.on_conn(|conn| conn.rows(sql, params))
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        if self.held.is_some() {
+            return self.on_conn(|conn| conn.batch(sql));
+        }
+        // A batch outside a transaction may open one (`BEGIN` without its
+        // end): the connection goes back to the pool only after a rollback,
+        // which is a no-op otherwise.
+        let conn = self.pool.take()?;
+        let result = conn.batch(sql);
+        release(&self.pool, conn, false).and(result)
+    }
+
+    fn begin(&mut self, begin: Begin) -> Result<()> {
+        if self.held.is_some() {
+            return Err(StoreError::Value("a transaction is open already".into()));
+        }
+        let conn = self.pool.take()?;
+        match conn.begin(begin) {
+            Ok(()) => {
+                self.held = Some(conn);
+                Ok(())
             }
-        };
-        if write_frame(&mut stream, &encode_answer(&reply)).is_err() {
-            break;
+            Err(e) => {
+                // Whatever state it is in, it goes back clean or not at all.
+                let _ = release(&self.pool, conn, false);
+                Err(e)
+            }
         }
     }
-    if let Some(conn) = held.take() {
-        // Dropped by `release` if the rollback fails.
-        let _ = release(pool, conn, false);
+
+    fn end(&mut self, commit: bool) -> Result<()> {
+        let conn = self
+            .held
+            .take()
+            .ok_or_else(|| StoreError::Value("no transaction is open".into()))?;
+        release(&self.pool, conn, commit)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(conn) = self.held.take() {
+            // Dropped by `release` if the rollback fails.
+            let _ = release(&self.pool, conn, false);
+        }
     }
 }
 
@@ -166,59 +217,71 @@ fn release(pool: &Pool, conn: Conn, commit: bool) -> Result<()> {
     }
 }
 
-fn handle(body: &[u8], pool: &Pool, held: &mut Option<Conn>) -> Result<Answer> {
+/// The pool of this process's `git2fa serve`, which its own requests use
+/// directly (`use_in_process`).
+static IN_PROCESS: OnceLock<Arc<Pool>> = OnceLock::new();
+
+/// Makes every store of this process with `url` use `pool`, rather than
+/// a socket or a connection of its own.
+pub fn use_in_process(pool: Arc<Pool>) {
+    let _ = IN_PROCESS.set(pool);
+}
+
+/// A session of this process's pool, if it has one for `url`.
+pub fn in_process(url: &str) -> Option<Session> {
+    let pool = IN_PROCESS.get()?;
+    (pool.url == url).then(|| Session::new(Arc::clone(pool)))
+}
+
+/// Answers one client of the store socket until it hangs up or stays
+/// silent for `IDLE`, then rolls back a transaction it left open.
+pub fn answer(mut stream: UnixStream, pool: Arc<Pool>) {
+    let timeouts = stream
+        .set_read_timeout(Some(IDLE))
+        .and_then(|()| stream.set_write_timeout(Some(IDLE)));
+    if timeouts.is_err() {
+        return;
+    }
+    let mut session = Session::new(pool);
+    while let Ok(Some(body)) = read_frame(&mut stream) {
+        let reply = match handle(&body, &mut session) {
+            Ok(answer) => answer,
+            Err(e) => {
+                let code = match &e {
+                    StoreError::Exists => UNIQUE_VIOLATION.to_string(),
+                    StoreError::Postgres(pg) => pg.code().map_or("", |c| c.code()).to_string(),
+                    StoreError::Remote { code, .. } => code.clone(),
+                    _ => String::new(),
+                };
+                Answer::Failed {
+                    code,
+                    message: e.to_string(),
+                }
+            }
+        };
+        if write_frame(&mut stream, &encode_answer(&reply)).is_err() {
+            break;
+        }
+    }
+}
+
+fn handle(body: &[u8], session: &mut Session) -> Result<Answer> {
     let malformed = || StoreError::Value("a malformed request".into());
     let (&op, rest) = body.split_first().ok_or_else(malformed)?;
     match op {
-        b'T' | b'S' => {
-            if held.is_some() {
-                return Err(StoreError::Value("a transaction is open already".into()));
-            }
-            let conn = pool.take()?;
-            let begin = if op == b'T' {
-                Begin::Immediate
-            } else {
-                Begin::Snapshot
-            };
-            match conn.begin(begin) {
-                Ok(()) => {
-                    *held = Some(conn);
-                    Ok(Answer::Done)
-                }
-                Err(e) => {
-                    // Whatever state it is in, it goes back clean or not at all.
-                    let _ = release(pool, conn, false);
-                    Err(e)
-                }
-            }
-        }
-        b'C' | b'X' => {
-            let conn = held
-                .take()
-                .ok_or_else(|| StoreError::Value("no transaction is open".into()))?;
-            release(pool, conn, op == b'C').map(|()| Answer::Done)
-        }
+        b'T' => session.begin(Begin::Immediate).map(|()| Answer::Done),
+        b'S' => session.begin(Begin::Snapshot).map(|()| Answer::Done),
+        b'C' | b'X' => session.end(op == b'C').map(|()| Answer::Done),
         b'E' | b'R' | b'B' => {
             let (sql, params) = decode_statement(rest).ok_or_else(malformed)?;
-            let run = |conn: &Conn| -> Result<Answer> {
-                match op {
-                    b'E' => conn
-                        .execute(&sql, &params)
-                        .map(|n| Answer::Changed(n as u64)),
-                    b'R' => conn
-                        .rows(&sql, &params)
-                        .map(|rows| Answer::Rows(rows.into_iter().map(Row::into_values).collect())),
-                    _ => conn.batch(&sql).map(|()| Answer::Done),
-                }
-            };
-            match held {
-                Some(conn) => run(conn),
-                None => {
-                    let conn = pool.take()?;
-                    let answer = run(&conn);
-                    pool.give(conn);
-                    answer
-                }
+            match op {
+                b'E' => session
+                    .execute(&sql, &params)
+                    .map(|n| Answer::Changed(n as u64)),
+                b'R' => session
+                    .rows(&sql, &params)
+                    .map(|rows| Answer::Rows(rows.into_iter().map(Row::into_values).collect())),
+                _ => session.batch(&sql).map(|()| Answer::Done),
             }
         }
         _ => Err(malformed()),

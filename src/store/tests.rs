@@ -63,7 +63,7 @@ fn new_store_on(engine: Engine) -> (Fresh, Store) {
                     std::thread::spawn(move || {
                         for stream in listener.incoming().flatten() {
                             let pool = Arc::clone(&pool);
-                            std::thread::spawn(move || answer(stream, &pool));
+                            std::thread::spawn(move || answer(stream, pool));
                         }
                     });
                     (Some(dir), Some(socket))
@@ -77,7 +77,7 @@ fn new_store_on(engine: Engine) -> (Fresh, Store) {
             };
             let store = Store::connect_and_migrate(&location).unwrap();
             assert_eq!(
-                matches!(store.conn, Conn::Proxy(_)),
+                matches!(store.conn, Conn::Remote(_)),
                 engine == Engine::Proxy,
                 "the store socket is used when, and only when, it answers"
             );

@@ -40,7 +40,7 @@ pub const SOCKET: &str = "store.sock";
 pub const IDLE: Duration = Duration::from_secs(10);
 
 /// The largest frame either side accepts.
-const MAX_FRAME: usize = 64 << 20;
+const MAX_FRAME: usize = 16 << 20;
 
 /// How long a client waits for an answer: the server's own limits (the
 /// pool, the statement timeout) come first.
@@ -58,6 +58,16 @@ pub const UNDEFINED_TABLE: &str = "42P01";
 pub enum Begin {
     Immediate,
     Snapshot,
+}
+
+/// A store reached through `git2fa serve`'s pool: from another process
+/// (`Client`, over the socket), or in serve's own (`pool::Session`).
+pub trait Remote: Send {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize>;
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+    fn batch(&mut self, sql: &str) -> Result<()>;
+    fn begin(&mut self, begin: Begin) -> Result<()>;
+    fn end(&mut self, commit: bool) -> Result<()>;
 }
 
 // The client side.
@@ -118,40 +128,42 @@ impl Client {
         }
     }
 
-    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
+    fn done(&mut self, request: &[u8]) -> Result<()> {
+        match self.ask(request)? {
+            Answer::Done => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+impl Remote for Client {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
         match self.ask(&statement(b'E', sql, params))? {
             Answer::Changed(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
             _ => Err(unexpected()),
         }
     }
 
-    pub fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         match self.ask(&statement(b'R', sql, params))? {
             Answer::Rows(rows) => Ok(rows.into_iter().map(Row::from_values).collect()),
             _ => Err(unexpected()),
         }
     }
 
-    pub fn batch(&mut self, sql: &str) -> Result<()> {
+    fn batch(&mut self, sql: &str) -> Result<()> {
         self.done(&statement(b'B', sql, &[]))
     }
 
-    pub fn begin(&mut self, begin: Begin) -> Result<()> {
+    fn begin(&mut self, begin: Begin) -> Result<()> {
         self.done(match begin {
             Begin::Immediate => b"T",
             Begin::Snapshot => b"S",
         })
     }
 
-    pub fn end(&mut self, commit: bool) -> Result<()> {
+    fn end(&mut self, commit: bool) -> Result<()> {
         self.done(if commit { b"C" } else { b"X" })
-    }
-
-    fn done(&mut self, request: &[u8]) -> Result<()> {
-        match self.ask(request)? {
-            Answer::Done => Ok(()),
-            _ => Err(unexpected()),
-        }
     }
 }
 

@@ -13,25 +13,45 @@ pub fn url_component(text: &str) -> String {
     out
 }
 
-/// A url for messages and logs: a password in its user part becomes `***`.
+/// A url for messages and logs: a password in its user part or in its
+/// query (`password=`) becomes `***`.
 pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{tail}")
+            format!("{user}:***@{host}")
         }
-        _ => url.to_string(),
-    }
+        _ => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=***".to_string(),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Whether a url carries a password, in its user part or its query.
+pub fn has_password(url: &str) -> bool {
+    without_password(url) != url
 }
 
 #[cfg(test)]
 mod tests {
-    use super::without_password;
+    use super::{has_password, without_password};
 
     #[test]
     fn a_password_in_a_url_is_not_shown() {
@@ -44,5 +64,12 @@ mod tests {
             "postgres://git2fa@db.example/git2fa"
         );
         assert_eq!(without_password("not a url"), "not a url");
+        assert_eq!(
+            without_password("postgres://g@db/x?sslmode=require&password=s3cret"),
+            "postgres://g@db/x?sslmode=require&password=***"
+        );
+        assert!(has_password("postgres://g:p@db/x"));
+        assert!(has_password("postgres://g@db/x?password=p"));
+        assert!(!has_password("postgres://g@db/x?sslmode=verify-full"));
     }
 }

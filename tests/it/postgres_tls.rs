@@ -120,3 +120,25 @@ fn a_server_without_tls_is_refused_when_tls_is_required() {
     // prefer falls back to plain text, as libpq does.
     Store::connect_and_migrate(&location(&cluster, "127.0.0.1", "sslmode=prefer")).unwrap();
 }
+
+#[test]
+fn a_unix_socket_url_connects_with_the_default_sslmode() {
+    if !postgres::available() {
+        return;
+    }
+    // The server offers no TLS on its Unix socket: `prefer` goes on in
+    // plain text there, as libpq does.
+    let cluster = Cluster::start();
+    cluster.database("tls");
+    let host = cluster
+        .socket_dir()
+        .display()
+        .to_string()
+        .replace('/', "%2F");
+    let location = Location::Postgres {
+        url: format!("postgres://{}@{host}:{}/tls", postgres::ROLE, cluster.port),
+        password_file: None,
+        socket: None,
+    };
+    Store::connect_and_migrate(&location).unwrap();
+}

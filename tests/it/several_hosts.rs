@@ -343,8 +343,14 @@ fn store_migrate_copies_a_store_and_the_old_one_works_until_switched() {
     host.git2fa(&["store", "migrate", "--to", "mysql://x/y"])
         .fails(1);
 
-    // Until the admin switches, the host goes on with SQLite.
-    assert_eq!(listings(&host), before);
+    // Until the admin switches, the host goes on with SQLite, whose audit
+    // log marks where the copy was taken.
+    let mut still = listings(&host);
+    let audit = still.pop().unwrap();
+    let (newest, older) = audit.split_once('\n').unwrap();
+    assert!(newest.contains("store-migrate"), "{newest}");
+    assert_eq!(older, before[5]);
+    assert_eq!(still, before[..5]);
     std::fs::OpenOptions::new()
         .append(true)
         .open(&host.config)

@@ -77,12 +77,19 @@ pub(super) fn store_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String
     let rest = text
         .strip_prefix("postgres://")
         .or_else(|| text.strip_prefix("postgresql://"));
+    let shown = crate::system::url::without_password(&text);
     match rest {
         _ if text.is_empty() => Ok(text),
+        // The config is readable by every local account (it holds no
+        // secret): a password here would let any of them into the store.
+        Some(_) if crate::system::url::has_password(&text) => {
+            Err(serde::de::Error::custom(format!(
+                "`{shown}` has a password in it: put the password in [store] password_file (mode 0600), not in the url"
+            )))
+        }
         Some(rest) if !rest.contains(|c: char| c.is_whitespace() || c.is_control()) => Ok(text),
         _ => Err(serde::de::Error::custom(format!(
-            "`{}` is not a postgres:// url (leave it empty for SQLite in data_dir)",
-            crate::system::url::without_password(&text)
+            "`{shown}` is not a postgres:// url (leave it empty for SQLite in data_dir)"
         ))),
     }
 }

@@ -99,7 +99,7 @@ trust_remote_user = false
 # front-end hosts share one store in PostgreSQL (admin guide, "Several
 # front-end hosts"): its url here, its password in password_file (mode
 # 0600), and the same secret.key on every host.
-# url = "postgres://git2fa@db.example.com:5432/git2fa"
+# url = "postgres://git2fa@db.example.com:5432/git2fa?sslmode=verify-full"
 # password_file = "/etc/git2fa/db-password"
 "#;
 

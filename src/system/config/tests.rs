@@ -164,11 +164,31 @@ fn bad_values_name_the_line_and_the_key() {
             "public_url",
             "credentials",
         ),
+        (
+            "[store]\nurl = 'mysql://db/x'\n",
+            4,
+            "[store] url",
+            "not a postgres:// url",
+        ),
+        (
+            "[store]\nurl = 'postgres://git2fa:s3cret@db/x'\n",
+            4,
+            "[store] url",
+            "password_file",
+        ),
+        (
+            "[store]\nurl = 'postgres://git2fa@db/x?password=s3cret'\n",
+            4,
+            "[store] url",
+            "password_file",
+        ),
         ("[weird]\n", 3, "[weird]", "unknown field"),
         ("repos_root = 'x'\n", 3, "repos_root", "duplicate"),
     ];
     for (extra, line, key, words) in cases {
         let err = parse(&format!("{MINIMAL}{extra}")).expect_err(extra);
+        // A password is never repeated in the message.
+        assert!(!err.message.contains("s3cret"), "{err}");
         assert_eq!(err.line, Some(line), "{extra}: {err}");
         assert!(
             err.message.starts_with(&format!("{key}:")),
