@@ -44,7 +44,9 @@ pub fn check(
             policy.max_failures.saturating_mul(ADDRESS_FACTOR),
         ),
     ];
-    if let Some(until) = store.password_throttled(&scopes, policy.lockout, now)? {
+    // Counted before the slow hash: checks side by side cannot pass the
+    // limit together.
+    if let Some(until) = store.take_password_check(&scopes, policy.lockout, now)? {
         return Ok(PasswordCheck::Throttled { until });
     }
     let user = match check_user_name(name) {
@@ -62,12 +64,10 @@ pub fn check(
     };
     match user.filter(|_| valid) {
         Some(user) => {
-            store.clear_password_failures(&user_scope)?;
+            store.password_was_right(&user_scope, &addr_scope)?;
             Ok(PasswordCheck::Right(user))
         }
-        None => {
-            store.record_password_failure(&[&user_scope, &addr_scope], policy.lockout, now)?;
-            Ok(PasswordCheck::Wrong)
-        }
+        // Counted already.
+        None => Ok(PasswordCheck::Wrong),
     }
 }

@@ -91,7 +91,7 @@ impl Store {
 
     /// Until when password checks for any of `scopes` are refused, if they
     /// are: `limit` failures within `window` seconds of the first.
-    pub fn password_throttled(
+    fn password_throttled(
         &self,
         scopes: &[(&str, u32)],
         window: i64,
@@ -116,34 +116,56 @@ impl Store {
         Ok(until)
     }
 
-    /// Counts a failed password check against each scope; a window that
-    /// has passed starts again.
-    pub fn record_password_failure(
+    /// Takes one password check for each of `scopes`, in one write
+    /// transaction: refused (`Some(until)`, nothing counted) while any
+    /// scope is throttled; otherwise the check counts as a failure until
+    /// `password_was_right` says otherwise. Counting before the slow hash,
+    /// not after, is what keeps checks run side by side (on one host or
+    /// several) to `limit` in all.
+    pub fn take_password_check(
         &mut self,
-        scopes: &[&str],
+        scopes: &[(&str, u32)],
         window: i64,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<Option<i64>> {
         let tx = self.immediate()?;
-        for scope in scopes {
-            tx.execute(
-                "INSERT INTO password_failures (scope, count, window_start) VALUES (?1, 1, ?2)
-                 ON CONFLICT (scope) DO UPDATE SET
-                     count = CASE WHEN window_start + ?3 > ?2 THEN count + 1 ELSE 1 END,
-                     window_start = CASE WHEN window_start + ?3 > ?2 THEN window_start ELSE ?2 END",
-                &params![scope, now, window],
-            )?;
+        let names: Vec<&str> = scopes.iter().map(|(scope, _)| *scope).collect();
+        if let Some(until) = self.password_throttled(scopes, window, now)? {
+            return Ok(Some(until));
         }
+        count_failures(&tx, &names, window, now)?;
         tx.commit()?;
-        Ok(())
+        Ok(None)
     }
 
-    /// Forgets the failures of a scope (after a right password).
-    pub fn clear_password_failures(&mut self, scope: &str) -> Result<()> {
-        self.write(
+    /// A check taken with `take_password_check` found the right password:
+    /// the user's failures are forgotten, and the address's count gives
+    /// back the one it took.
+    pub fn password_was_right(&mut self, user_scope: &str, addr_scope: &str) -> Result<()> {
+        let tx = self.immediate()?;
+        tx.execute(
             "DELETE FROM password_failures WHERE scope = ?1",
-            &params![scope],
+            &params![user_scope],
         )?;
-        Ok(())
+        tx.execute(
+            "UPDATE password_failures SET count = count - 1 WHERE scope = ?1 AND count > 0",
+            &params![addr_scope],
+        )?;
+        tx.commit()
     }
+}
+
+fn count_failures(tx: &Conn, scopes: &[&str], window: i64, now: i64) -> Result<()> {
+    for scope in scopes {
+        tx.execute(
+            "INSERT INTO password_failures (scope, count, window_start) VALUES (?1, 1, ?2)
+             ON CONFLICT (scope) DO UPDATE SET
+                 count = CASE WHEN password_failures.window_start + ?3 > ?2
+                              THEN password_failures.count + 1 ELSE 1 END,
+                 window_start = CASE WHEN password_failures.window_start + ?3 > ?2
+                                     THEN password_failures.window_start ELSE ?2 END",
+            &params![scope, now, window],
+        )?;
+    }
+    Ok(())
 }

@@ -359,3 +359,52 @@ fn a_panic_in_a_shim_or_hook_refuses_the_operation() {
         "{out:?}"
     );
 }
+
+// Attack: password guesses sent side by side. Each check read the failure
+// count, spent the slow hash, and only then counted its failure, so every
+// guess in flight (on one host, or on each host sharing a store) passed
+// the throttle together: twelve guesses against a limit of three. A check
+// now takes its count before the hash.
+#[test]
+fn password_guesses_side_by_side_are_held_to_max_failures() {
+    use base64::Engine;
+    let host = Host::with_policy("max_failures = 3", "[tokens]\npassword_for_git = true\n")
+        .user("alice")
+        .repo("team/app");
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:not the password");
+    let barrier = Arc::new(Barrier::new(12));
+    let answers: Vec<String> = (0..12)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            let config = host.config.clone();
+            let basic = basic.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let out = Command::new(HTTP_BIN)
+                    .env_clear()
+                    .env("GIT2FA_CONFIG", &config)
+                    .env("REQUEST_METHOD", "GET")
+                    .env("PATH_INFO", "/team/app.git/info/refs")
+                    .env("QUERY_STRING", "service=git-upload-pack")
+                    .env("REMOTE_ADDR", "192.0.2.7")
+                    .env("HTTP_AUTHORIZATION", format!("Basic {basic}"))
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let checked = answers
+        .iter()
+        .filter(|a| a.starts_with("Status: 401"))
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|a| a.contains("too many wrong passwords"))
+        .count();
+    assert_eq!((checked, throttled), (3, 9), "{answers:#?}");
+}
