@@ -24,6 +24,10 @@ pub struct Pool {
     freed: Condvar,
 }
 
+/// How long a client outside a transaction may stay silent: it holds no
+/// connection meanwhile, only its thread.
+const IDLE_OUTSIDE: Duration = Duration::from_secs(600);
+
 /// A connection idle longer than this is checked before it is used: a
 /// server restarted meanwhile leaves connections that fail at their next
 /// statement, and the sync client notices only when it uses one.
@@ -233,17 +237,27 @@ pub fn in_process(url: &str) -> Option<Session> {
     (pool.url == url).then(|| Session::new(Arc::clone(pool)))
 }
 
-/// Answers one client of the store socket until it hangs up or stays
-/// silent for `IDLE`, then rolls back a transaction it left open.
+/// Answers one client of the store socket until it hangs up, or stays
+/// silent for `IDLE` in a transaction (`IDLE_OUTSIDE` otherwise: an admin
+/// command may wait for a typed password), then rolls back a transaction
+/// it left open.
 pub fn answer(mut stream: UnixStream, pool: Arc<Pool>) {
-    let timeouts = stream
-        .set_read_timeout(Some(IDLE))
-        .and_then(|()| stream.set_write_timeout(Some(IDLE)));
-    if timeouts.is_err() {
+    if stream.set_write_timeout(Some(IDLE)).is_err() {
         return;
     }
     let mut session = Session::new(pool);
-    while let Ok(Some(body)) = read_frame(&mut stream) {
+    loop {
+        let limit = if session.held.is_some() {
+            IDLE
+        } else {
+            IDLE_OUTSIDE
+        };
+        if stream.set_read_timeout(Some(limit)).is_err() {
+            break;
+        }
+        let Ok(Some(body)) = read_frame(&mut stream) else {
+            break;
+        };
         let reply = match handle(&body, &mut session) {
             Ok(answer) => answer,
             Err(e) => {

@@ -294,3 +294,43 @@ fn postgres_refuses_a_url_it_cannot_read_and_a_missing_password_file() {
 
 mod codes;
 mod rows;
+
+// Attack (or a stopped process): a client of the store socket begins a
+// write transaction, which takes the write lock of every host sharing the
+// store, and then says nothing more. Every other writer would wait on it
+// for ever. Other writers must be refused after the lock timeout (the
+// operation fails closed), and the silent client's transaction must end
+// after `wire::IDLE`, freeing the lock.
+#[test]
+fn a_client_that_takes_the_write_lock_and_goes_silent_loses_it() {
+    use std::io::{Read, Write};
+    if !cluster::available() {
+        return;
+    }
+    let (fresh, mut store) = new_store_on(Engine::Proxy);
+    let id = store.add_user("alice", None, NOW).unwrap();
+    let Location::Postgres {
+        socket: Some(socket),
+        ..
+    } = &fresh.location
+    else {
+        unreachable!()
+    };
+    let mut silent = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    silent.write_all(&[0, 0, 0, 1, b'T']).unwrap();
+    let mut answer = [0u8; 5];
+    silent.read_exact(&mut answer).unwrap();
+    assert_eq!(answer, [0, 0, 0, 1, b'K'], "the transaction began");
+    let started = std::time::Instant::now();
+    let waited = store.unlock(id);
+    assert!(waited.is_err(), "a writer got past a held write lock");
+    assert!(
+        started.elapsed() < wire::IDLE,
+        "refused only after {:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(wire::IDLE + Duration::from_secs(1));
+    // A client outside a transaction may stay silent that long.
+    assert!(store.unlock(id).unwrap(), "the silent client kept the lock");
+    drop(silent);
+}
