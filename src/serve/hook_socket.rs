@@ -74,6 +74,30 @@ pub fn bind_unix(path: &Path, mask: u16) -> Result<UnixListener, ServeError> {
     Ok(listener)
 }
 
+/// An accepted connection made blocking (it is answered on the blocking
+/// pool, where its read timeout holds), with its peer's uid from the
+/// kernel (`SO_PEERCRED`). `None`, after a pause, when accepting failed.
+pub async fn blocking(
+    accepted: std::io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)>,
+    what: &str,
+) -> Option<(UnixStream, Option<u32>)> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    match accepted
+        .and_then(|(s, _)| s.into_std())
+        .and_then(|s| s.set_nonblocking(false).map(|()| s))
+    {
+        Ok(stream) => {
+            let uid = getsockopt(&stream, PeerCredentials).map(|c| c.uid()).ok();
+            Some((stream, uid))
+        }
+        Err(e) => {
+            log::warn!("{what} accept: {e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        }
+    }
+}
+
 /// Answers hooks until the server stops; then removes the socket file.
 pub async fn serve(
     listener: tokio::net::UnixListener,
@@ -91,22 +115,10 @@ pub async fn serve(
         tokio::select! {
             _ = wait_for_stop(stopped.clone()) => break,
             accepted = listener.accept() => {
-                // Answered on the blocking pool: a blocking socket, so
-                // that the read timeout holds.
-                let stream = match accepted
-                    .and_then(|(s, _)| s.into_std())
-                    .and_then(|s| s.set_nonblocking(false).map(|()| s))
-                {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        log::warn!("hook socket accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
+                let Some((stream, uid)) = blocking(accepted, "hook socket").await else {
+                    continue;
                 };
                 // One account may hold a few slots, not all of them.
-                use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-                let uid = getsockopt(&stream, PeerCredentials).map(|c| c.uid()).ok();
                 let slot = uid.and_then(|uid| per_uid.take(uid, MAX_QUESTIONS_PER_ACCOUNT));
                 if questions.running() >= MAX_QUESTIONS || slot.is_none() {
                     log::warn!("hook socket: {MAX_QUESTIONS} questions under way; refusing one");

@@ -8,12 +8,11 @@
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::error::ServeError;
-use super::hook_socket::bind_unix;
+use super::hook_socket::{bind_unix, blocking};
 use super::operations::{Operations, wait_for_stop};
 use crate::store::{self, Pool};
 
@@ -44,19 +43,9 @@ pub async fn serve(
         tokio::select! {
             _ = wait_for_stop(stopped.clone()) => break,
             accepted = listener.accept() => {
-                let stream = match accepted
-                    .and_then(|(s, _)| s.into_std())
-                    .and_then(|s| s.set_nonblocking(false).map(|()| s))
-                {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        log::warn!("store socket accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
+                let Some((stream, uid)) = blocking(accepted, "store socket").await else {
+                    continue;
                 };
-                use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-                let uid = getsockopt(&stream, PeerCredentials).map(|c| c.uid()).ok();
                 if uid.is_none_or(|uid| uid != own && uid != 0) {
                     log::warn!("store socket: uid {uid:?} is not the store's owner; hung up");
                     continue;
