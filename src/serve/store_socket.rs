@@ -2,8 +2,10 @@
 //! admin commands of this host send their statements here, and
 //! `git2fa serve` runs them on the few connections it keeps open
 //! (`store::pool`). The socket is the store owner's: mode 0600 in
-//! `data_dir` (mode 0700), and a peer whose uid is neither the server's
-//! nor root is hung up on.
+//! `data_dir` (mode 0700), and a peer whose uid is not the server's, the
+//! owner of `data_dir`, or root is hung up on. (A server run as root makes
+//! a socket the owner cannot open; the owner's processes then connect to
+//! PostgreSQL themselves.)
 
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -38,6 +40,12 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let clients = Operations::default();
     let own = nix::unistd::geteuid().as_raw();
+    // The store's owner: the account owning data_dir, which the shims and
+    // hooks run as (the same as the server's, unless it runs as root).
+    let owner = path
+        .parent()
+        .and_then(|dir| std::fs::metadata(dir).ok())
+        .map_or(own, |meta| std::os::unix::fs::MetadataExt::uid(&meta));
     log::info!("answering the store's clients on {}", path.display());
     loop {
         tokio::select! {
@@ -46,7 +54,7 @@ pub async fn serve(
                 let Some((stream, uid)) = blocking(accepted, "store socket").await else {
                     continue;
                 };
-                if uid.is_none_or(|uid| uid != own && uid != 0) {
+                if uid.is_none_or(|uid| uid != own && uid != owner && uid != 0) {
                     log::warn!("store socket: uid {uid:?} is not the store's owner; hung up");
                     continue;
                 }

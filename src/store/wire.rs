@@ -79,8 +79,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects; `None` when no server listens there (no socket, or a
-    /// stale one): the caller then connects to PostgreSQL itself.
+    /// Connects; `None` when no server listens there for this account (no
+    /// socket, a stale one, or another account's): the caller then connects
+    /// to PostgreSQL itself.
     pub fn connect(path: &Path) -> Result<Option<Client>> {
         match UnixStream::connect(path) {
             Ok(stream) => {
@@ -93,10 +94,14 @@ impl Client {
                     path: path.to_path_buf(),
                 }))
             }
+            // No server, a stale socket, or one that is not this account's
+            // (a server run by another account): connect directly.
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::PermissionDenied
                 ) =>
             {
                 Ok(None)
