@@ -394,3 +394,27 @@ fn store_migrate_copies_a_store_and_the_old_one_works_until_switched() {
         "key #{removed_id} was given again as #{next_id}"
     );
 }
+
+#[test]
+fn check_on_a_front_end_of_a_shared_store_finds_nothing_wrong() {
+    let Some(n) = two_nodes("") else { return };
+    for host in [&*n.a, &n.b.host] {
+        let run = host.git2fa(&["check"]);
+        assert!(!run.stdout.contains("problem:"), "{run:?}");
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(
+            run.stdout
+                .contains("secret.key is the key the store records"),
+            "{run:?}"
+        );
+    }
+    // A host with another secret.key is found out.
+    std::fs::write(n.b.host.data.join("secret.key"), [7u8; 32]).unwrap();
+    let run = n.b.host.git2fa(&["check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("is not the key the store's secrets are sealed with"),
+        "{run:?}"
+    );
+}
