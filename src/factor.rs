@@ -1,7 +1,9 @@
-//! The factors and the crypto under them: TOTP codes, personal access
-//! tokens, SSH public keys, sealing secrets and hashing passwords.
+//! The factors and the crypto under them: TOTP codes, security keys
+//! (WebAuthn), personal access tokens, SSH public keys, sealing secrets and
+//! hashing passwords.
 
 pub mod crypto;
 pub mod sshkey;
 pub mod token;
 pub mod totp;
+pub mod webauthn;

@@ -20,6 +20,7 @@ mod error;
 mod keys;
 mod migrations;
 mod pool;
+mod security_keys;
 mod sessions;
 mod settings;
 mod tokens;
@@ -41,6 +42,7 @@ use value::{Row, params};
 pub use connect::{BUSY_TIMEOUT, CONNECT_TIMEOUT, tls_warning};
 pub use error::{Result, StoreError};
 pub use pool::{Pool, answer, use_in_process};
+pub use security_keys::{AddedKey, KeyUse, RemovedKey, SecurityKey, VerifyLink};
 pub use wire::SOCKET;
 
 /// Where the store lives: `[store] url`.
@@ -104,10 +106,17 @@ pub struct User {
     pub failures: i64,
     pub locked_until: Option<i64>,
     pub created_at: i64,
+    /// How many security keys and passkeys the user has registered.
+    pub security_keys: i64,
 }
 
 impl User {
+    /// Has a second factor: an authenticator app, a security key, or both.
     pub fn is_enrolled(&self) -> bool {
+        self.has_totp() || self.security_keys > 0
+    }
+
+    pub fn has_totp(&self) -> bool {
         self.totp_secret.is_some()
     }
 }
@@ -217,6 +226,10 @@ pub enum Attempt {
     Totp(Option<(i64, Vec<u8>)>),
     /// A recovery code that matched this row and hash, or `None`.
     Recovery(Option<(i64, String)>),
+    /// A security key's assertion that held, or `None` for one that did
+    /// not. It counts only if the key is still registered and its
+    /// signature counter still behind the new one.
+    Key(Option<KeyUse>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +271,8 @@ pub struct WebSession {
     pub pending_secret: Option<Vec<u8>>,
     pub pending_codes: Option<Vec<u8>>,
     pub remote_addr: Option<String>,
+    /// The WebAuthn ceremony under way (`factor::webauthn` reads it).
+    pub ceremony: Option<String>,
 }
 
 /// One row of the append-only audit log.
@@ -688,7 +703,8 @@ fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
 
 const USER_COLUMNS: &str =
     "SELECT id, name, password_hash, enabled, is_admin, always_2fa, totp_secret,
-    totp_enrolled_at, failures, locked_until, created_at FROM users";
+    totp_enrolled_at, failures, locked_until, created_at,
+    (SELECT count(*) FROM security_keys k WHERE k.user_id = users.id) FROM users";
 
 fn user_from_row(row: &Row) -> Result<User> {
     Ok(User {
@@ -703,6 +719,7 @@ fn user_from_row(row: &Row) -> Result<User> {
         failures: row.get(8)?,
         locked_until: row.get(9)?,
         created_at: row.get(10)?,
+        security_keys: row.get(11)?,
     })
 }
 

@@ -1,6 +1,7 @@
-//! The web page: log in, enrol, verify, recovery codes, tokens, SSH keys,
-//! repository flags, admin pages. Server-rendered HTML (maud), no
-//! JavaScript, one stylesheet. Each request runs its store work on tokio's
+//! The web page: log in, enrol, verify, recovery codes, security keys,
+//! tokens, SSH keys, repository flags, admin pages. Server-rendered HTML
+//! (maud), one stylesheet, and one small script that only the security
+//! key's ceremony needs. Each request runs its store work on tokio's
 //! blocking pool, on a store opened for it.
 //!
 //! `context` is one request with its session and user, `response` what goes
@@ -15,6 +16,7 @@ mod admin;
 mod keys;
 mod qr;
 mod repos;
+mod security_keys;
 mod tokens;
 mod twofa;
 
@@ -61,6 +63,7 @@ pub fn handle(config: &Config, request: Request) -> Response {
     let method = cx.request.method.clone();
     let response = match (method.as_str(), path.as_str()) {
         ("GET", "/style.css") => Response::css(layout::STYLE),
+        ("GET", "/webauthn.js") => Response::script(security_keys::SCRIPT),
         ("GET", "/") => Response::redirect("/2fa"),
         ("GET", "/login") => account::login_form(&mut cx, None),
         ("POST", "/login") => account::login(&mut cx),
@@ -87,6 +90,9 @@ pub fn handle(config: &Config, request: Request) -> Response {
         ("GET", "/2fa/keys") => keys::list(&mut cx, None),
         ("POST", "/2fa/keys") => keys::add(&mut cx),
         ("POST", "/2fa/keys/remove") => keys::remove(&mut cx),
+        ("GET", "/2fa/security-keys") => security_keys::list(&mut cx, None),
+        ("POST", "/2fa/security-keys") => security_keys::add(&mut cx),
+        ("POST", "/2fa/security-keys/remove") => security_keys::remove(&mut cx),
         ("GET", "/2fa/repos") => repos::list(&mut cx, None),
         ("POST", "/2fa/repos") => repos::flag(&mut cx),
         ("GET", "/2fa/admin/users") => admin::users(&mut cx, None),

@@ -182,7 +182,7 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
     };
     let broken: Vec<_> = users
         .iter()
-        .filter(|u| u.is_enrolled() && crate::authz::twofactor::open_secret(&key, u).is_err())
+        .filter(|u| u.has_totp() && crate::authz::twofactor::open_secret(&key, u).is_err())
         .map(|u| u.name.clone())
         .collect();
     if broken.is_empty() {

@@ -78,6 +78,7 @@ pub(super) fn verify(config: &Config, name: &str, code: &str) -> Outcome {
                 match method {
                     twofactor::Method::Totp => "TOTP code",
                     twofactor::Method::RecoveryCode => "recovery code",
+                    twofactor::Method::SecurityKey => "security key",
                 },
                 format_utc(expires_at),
                 format_duration(config.policy.session_ttl)

@@ -63,6 +63,15 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
                 println!("enrolled: {}", format_utc(at));
             }
             println!("failures: {}", user.failures);
+            for key in store.security_keys(user.id)? {
+                println!(
+                    "security-key #{} {:?} added {} last-used {}",
+                    key.id,
+                    key.name,
+                    format_utc(key.created_at),
+                    key.last_used_at.map_or("never".to_string(), format_utc)
+                );
+            }
             for key in store.keys(Some(&name))? {
                 println!(
                     "key #{} {} {} {}",
@@ -117,11 +126,16 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
                 action: "reset-2fa".into(),
                 outcome: "ok".into(),
                 reason: "admin".into(),
-                detail: Some(format!("{}; {sessions}, {tokens}", operator())),
+                detail: Some(format!(
+                    "{}; {} security keys removed, {sessions}, {tokens}",
+                    operator(),
+                    user.security_keys
+                )),
                 ..AuditRecord::default()
             })?;
+            let keys = plural(user.security_keys.max(0) as usize, "security key") + " removed";
             println!(
-                "removed 2FA from {name}: secret and recovery codes are gone; {sessions}; {tokens}"
+                "removed 2FA from {name}: secret and recovery codes are gone; {keys}; {sessions}; {tokens}"
             );
         }
         UserCommand::SetPassword {

@@ -1,5 +1,5 @@
-//! The second factor's flows: enrol, verify (TOTP or recovery code, opening
-//! a 2FA session), regenerate recovery codes. Shared by the admin CLI, the
+//! The second factor's flows: enrol, verify (TOTP, recovery code or
+//! security key, opening a 2FA session), regenerate recovery codes. Shared by the admin CLI, the
 //! SSH `2fa verify` command and the web page, so each audits the same way.
 
 use std::fmt;
@@ -7,8 +7,10 @@ use std::fmt;
 use crate::authz::decision::Transport;
 use crate::factor::crypto::{self, CryptoError, SecretKey};
 use crate::factor::totp;
+use crate::factor::webauthn::{self, Refused};
 use crate::store::{
-    Attempt, AttemptOutcome, AuditRecord, LockPolicy, NewSession, Store, StoreError, User,
+    AddedKey, Attempt, AttemptOutcome, AuditRecord, KeyUse, LockPolicy, NewSession, SecurityKey,
+    Store, StoreError, User,
 };
 use crate::system::config::Config;
 
@@ -69,6 +71,18 @@ pub struct Origin {
 pub enum Method {
     Totp,
     RecoveryCode,
+    SecurityKey,
+}
+
+impl Method {
+    /// The name the audit log gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::RecoveryCode => "recovery-code",
+            Method::SecurityKey => "webauthn",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +160,7 @@ pub fn enroll(
     origin: &Origin,
     now: i64,
 ) -> Result<Enrollment, TwoFactorError> {
-    if user.is_enrolled() {
+    if user.has_totp() {
         return Err(TwoFactorError::AlreadyEnrolled);
     }
     let secret = totp::generate_secret()?;
@@ -183,16 +197,8 @@ pub fn enroll_confirmed(
         return Err(TwoFactorError::AlreadyEnrolled);
     }
     audit(store, user, origin, "enroll", "ok", "enrolled", now)?;
-    let lock = LockPolicy {
-        max_failures: config.policy.max_failures,
-        lockout: config.policy.lockout,
-    };
-    let session = NewSession {
-        ttl: config.policy.session_ttl,
-        key_id: origin.key_id,
-        remote_addr: origin.remote_addr.clone(),
-        opened_via: origin.transport.as_str().to_string(),
-    };
+    let lock = lock_policy(config);
+    let session = new_session(config, origin);
     match store.record_attempt(
         user.id,
         Attempt::Totp(Some((step, sealed))),
@@ -249,10 +255,16 @@ pub fn verify(
         return Err(TwoFactorError::NotEnrolled);
     }
     let (attempt, method) = if totp::looks_like_code(code) {
-        let secret = open_secret(key, user)?;
-        let sealed = user.totp_secret.clone().unwrap_or_default();
-        let step = totp::matching_step(&secret, now, config.totp.skew, code);
-        (Attempt::Totp(step.map(|step| (step, sealed))), Method::Totp)
+        // A user with keys alone has no app: any six digits are wrong.
+        let step = match &user.totp_secret {
+            Some(sealed) => {
+                let secret = open_secret(key, user)?;
+                totp::matching_step(&secret, now, config.totp.skew, code)
+                    .map(|step| (step, sealed.clone()))
+            }
+            None => None,
+        };
+        (Attempt::Totp(step), Method::Totp)
     } else {
         let matched = match normalise_recovery_code(code) {
             Some(code) if config.policy.recovery_codes > 0 => store
@@ -263,21 +275,26 @@ pub fn verify(
         };
         (Attempt::Recovery(matched), Method::RecoveryCode)
     };
-    let lock = LockPolicy {
-        max_failures: config.policy.max_failures,
-        lockout: config.policy.lockout,
-    };
-    let session = NewSession {
-        ttl: config.policy.session_ttl,
-        key_id: origin.key_id,
-        remote_addr: origin.remote_addr.clone(),
-        opened_via: origin.transport.as_str().to_string(),
-    };
+    record(store, config, user, attempt, method, None, origin, now)
+}
+
+/// Records an attempt, opening a session bound to `origin` when it holds,
+/// and audits it (`detail`: why a key's answer was refused).
+#[allow(clippy::too_many_arguments)]
+fn record(
+    store: &mut Store,
+    config: &Config,
+    user: &User,
+    attempt: Attempt,
+    method: Method,
+    failure: Option<(&str, &str)>,
+    origin: &Origin,
+    now: i64,
+) -> Result<Verified, TwoFactorError> {
+    let lock = lock_policy(config);
+    let session = new_session(config, origin);
     let outcome = store.record_attempt(user.id, attempt, now, lock, Some(&session))?;
-    let method_name = match method {
-        Method::Totp => "totp",
-        Method::RecoveryCode => "recovery-code",
-    };
+    let method_name = method.as_str();
     let left = |failures: i64, locked: Option<i64>| {
         if locked.is_some() {
             0
@@ -306,7 +323,7 @@ pub fn verify(
                 },
             },
             "fail",
-            format!("wrong-{method_name}"),
+            failure.map_or_else(|| format!("wrong-{method_name}"), |(r, _)| r.to_string()),
         ),
         AttemptOutcome::Replayed {
             failures,
@@ -325,8 +342,142 @@ pub fn verify(
             (Verified::Locked { until }, "fail", "locked".to_string())
         }
     };
-    audit(store, user, origin, "verify", outcome_word, &reason, now)?;
+    let detail = failure.map(|(_, d)| d.to_string());
+    audit_with(
+        store,
+        user,
+        origin,
+        ("verify", outcome_word, &reason),
+        detail,
+        now,
+    )?;
     Ok(verified)
+}
+
+fn lock_policy(config: &Config) -> LockPolicy {
+    LockPolicy {
+        max_failures: config.policy.max_failures,
+        lockout: config.policy.lockout,
+    }
+}
+
+fn new_session(config: &Config, origin: &Origin) -> NewSession {
+    NewSession {
+        ttl: config.policy.session_ttl,
+        key_id: origin.key_id,
+        remote_addr: origin.remote_addr.clone(),
+        opened_via: origin.transport.as_str().to_string(),
+    }
+}
+
+/// Records a security key's answer: `Ok` holds, opening a 2FA session
+/// bound to `origin`; `Err` is a failed assertion, which counts towards
+/// the lock like a wrong code. Every answer is audited (`webauthn`).
+pub fn verify_key(
+    store: &mut Store,
+    config: &Config,
+    user: &User,
+    answer: Result<KeyUse, Refused>,
+    origin: &Origin,
+    now: i64,
+) -> Result<Verified, TwoFactorError> {
+    match answer {
+        Ok(used) => record(
+            store,
+            config,
+            user,
+            Attempt::Key(Some(used)),
+            Method::SecurityKey,
+            Some(("wrong-webauthn", "the key's counter did not move forward")),
+            origin,
+            now,
+        ),
+        Err(refused) => {
+            let (reason, detail) = match &refused {
+                Refused::Cloned { detail } => {
+                    log::warn!(
+                        "security key of {}: signature counter went backwards, a cloned key? {detail}",
+                        user.name
+                    );
+                    ("cloned-webauthn", detail.clone())
+                }
+                Refused::Invalid { detail } => ("wrong-webauthn", detail.clone()),
+                Refused::NoCeremony => (
+                    "replayed-webauthn",
+                    "no ceremony under way: expired, used already, or replaced".to_string(),
+                ),
+                Refused::NoAnswer(why) => ("no-webauthn", why.clone()),
+            };
+            record(
+                store,
+                config,
+                user,
+                Attempt::Key(None),
+                Method::SecurityKey,
+                Some((reason, &detail)),
+                origin,
+                now,
+            )
+        }
+    }
+}
+
+/// What registering a key did.
+pub struct KeyRegistered {
+    pub key_id: i64,
+    /// The user's first second factor: new recovery codes to show, and a
+    /// 2FA session opened (as a first code opens one).
+    pub first: Option<(Vec<String>, i64)>,
+}
+
+/// Registers a key the browser just made for `user`, named `name`.
+/// `None` when that key is registered already.
+pub fn register_key(
+    store: &mut Store,
+    config: &Config,
+    user: &User,
+    name: &str,
+    key: webauthn::NewKey,
+    origin: &Origin,
+    now: i64,
+) -> Result<Option<KeyRegistered>, TwoFactorError> {
+    let first = !user.is_enrolled();
+    let codes = if first {
+        Some(new_recovery_codes(config.policy.recovery_codes)?)
+    } else {
+        None
+    };
+    let row = SecurityKey {
+        id: 0,
+        user_id: user.id,
+        name: name.to_string(),
+        credential_id: key.credential_id,
+        credential: key.credential,
+        sign_count: key.sign_count,
+        created_at: now,
+        last_used_at: None,
+    };
+    let added = store.add_security_key(&row, codes.as_ref().map(|(_, h)| h.as_slice()))?;
+    let AddedKey::Added(key_id) = added else {
+        return Ok(None);
+    };
+    audit_with(
+        store,
+        user,
+        origin,
+        ("security-key-add", "ok", &format!("webauthn key #{key_id}")),
+        Some(name.to_string()),
+        now,
+    )?;
+    let first = match codes {
+        Some((shown, _)) => {
+            audit(store, user, origin, "enroll", "ok", "webauthn", now)?;
+            let session_id = store.open_session(user.id, &new_session(config, origin), now)?;
+            Some((shown, session_id))
+        }
+        None => None,
+    };
+    Ok(Some(KeyRegistered { key_id, first }))
 }
 
 fn audit(
@@ -338,6 +489,17 @@ fn audit(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    audit_with(store, user, origin, (action, outcome, reason), None, now)
+}
+
+fn audit_with(
+    store: &mut Store,
+    user: &User,
+    origin: &Origin,
+    (action, outcome, reason): (&str, &str, &str),
+    detail: Option<String>,
+    now: i64,
+) -> Result<(), StoreError> {
     store.append_audit(&AuditRecord {
         at: now,
         user: Some(user.name.clone()),
@@ -347,6 +509,7 @@ fn audit(
         reason: reason.into(),
         key_id: origin.key_id,
         remote_addr: origin.remote_addr.clone(),
+        detail,
         ..AuditRecord::default()
     })
 }

@@ -27,7 +27,9 @@ use crate::factor::sshkey;
 use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::transport::exec::{GitInvocation, valid_git_protocol};
-use crate::transport::shell::{Action, Connection, MAX_CODE_LINE, Step, Streams, err_pkt_line};
+use crate::transport::shell::{
+    Action, Connection, LINK_POLL, MAX_CODE_LINE, PendingVerify, Step, Streams, err_pkt_line,
+};
 
 /// The host key's file name in `data_dir`.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -465,6 +467,15 @@ impl Run {
                 // A few prompts per user: more would only be someone
                 // holding the server's memory.
                 let line = match prompts.take(pending.user().to_string(), MAX_PROMPTS_PER_USER) {
+                    Some(_prompt) if pending.has_link() => {
+                        match run.clone().await_line_or_link(&mut input, &pending).await {
+                            Ok(Some(action)) => {
+                                return run.finish(action, input).await;
+                            }
+                            Ok(None) => Ok(None),
+                            Err(line) => line,
+                        }
+                    }
                     Some(_prompt) => input.read_line(MAX_CODE_LINE, INPUT_TIMEOUT).await,
                     None => Err(format!(
                         "{MAX_PROMPTS_PER_USER} `2fa verify` prompts of {} are waiting for a code already; \
@@ -486,18 +497,57 @@ impl Run {
                 .unwrap_or(Action::Exit(1))
             }
         };
+        run.finish(action, input).await;
+    }
+
+    /// Runs what the command came to, and closes the channel with its
+    /// exit status.
+    async fn finish(self: Arc<Self>, action: Action, input: ChannelInput) {
         let code = match action {
             Action::Exit(code) => u32::from(code),
             Action::Git(invocation) => {
-                let run = run.clone();
+                let run = self.clone();
                 tokio::task::spawn_blocking(move || run.git(&invocation, input))
                     .await
                     .unwrap_or(1)
             }
         };
-        let _ = run.handle.exit_status_request(run.channel, code).await;
-        let _ = run.handle.eof(run.channel).await;
-        let _ = run.handle.close(run.channel).await;
+        let _ = self.handle.exit_status_request(self.channel, code).await;
+        let _ = self.handle.eof(self.channel).await;
+        let _ = self.handle.close(self.channel).await;
+    }
+
+    /// Waits for a code line, or for the one-time link printed with the
+    /// prompt to be used: `Ok(Some)` when the link completed the command,
+    /// `Err(line)` when a line came (or the input ended or timed out).
+    async fn await_line_or_link(
+        self: Arc<Self>,
+        input: &mut ChannelInput,
+        pending: &PendingVerify,
+    ) -> Result<Option<Action>, Result<Option<String>, String>> {
+        let read = input.read_line(MAX_CODE_LINE, INPUT_TIMEOUT);
+        tokio::pin!(read);
+        loop {
+            tokio::select! {
+                line = &mut read => return Err(line),
+                () = tokio::time::sleep(LINK_POLL) => {
+                    let run = self.clone();
+                    let pending = pending.clone();
+                    let used = tokio::task::spawn_blocking(move || {
+                        let store = Store::connect(&Location::of(&run.config)).ok()?;
+                        run.with_streams(&mut std::io::empty(), |connection, io| {
+                            connection.link_used(&store, &pending, io)
+                        })
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    if let Some(action) = used {
+                        return Ok(Some(action));
+                    }
+                }
+            }
+        }
     }
 
     /// Calls `f` with the shell's connection and the channel's streams.

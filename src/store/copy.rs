@@ -115,6 +115,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("pending_secret", Kind::Blob),
             ("pending_codes", Kind::Blob),
             ("remote_addr", Kind::Text),
+            ("ceremony", Kind::Text),
         ],
     ),
     (
@@ -127,6 +128,32 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("settings", &[("name", Kind::Text), ("value", Kind::Text)]),
+    (
+        "security_keys",
+        &[
+            ("id", Kind::Int),
+            ("user_id", Kind::Int),
+            ("name", Kind::Text),
+            ("credential_id", Kind::Blob),
+            ("credential", Kind::Text),
+            ("sign_count", Kind::Int),
+            ("created_at", Kind::Int),
+            ("last_used_at", Kind::Int),
+        ],
+    ),
+    (
+        "verify_links",
+        &[
+            ("hash", Kind::Blob),
+            ("user_id", Kind::Int),
+            ("key_id", Kind::Int),
+            ("remote_addr", Kind::Text),
+            ("created_at", Kind::Int),
+            ("expires_at", Kind::Int),
+            ("used_at", Kind::Int),
+            ("session_id", Kind::Int),
+        ],
+    ),
 ];
 
 /// Rows read and written at a time: a store of millions of audit rows is

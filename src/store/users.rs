@@ -156,7 +156,7 @@ impl Store {
         Ok(usize::try_from(left).unwrap_or(0))
     }
 
-    /// Removes 2FA from a user: secret, recovery codes, counters, and ends
+    /// Removes 2FA from a user: secret, security keys, recovery codes, counters, and ends
     /// every open session; with `revoke_tokens`, revokes every token still
     /// usable too (`user reset-2fa`: a token carries the second factor it
     /// was minted with). `None` when there is no such user.
@@ -177,6 +177,14 @@ impl Store {
         }
         tx.execute(
             "DELETE FROM recovery_codes WHERE user_id = ?1",
+            &params![user_id],
+        )?;
+        tx.execute(
+            "DELETE FROM security_keys WHERE user_id = ?1",
+            &params![user_id],
+        )?;
+        tx.execute(
+            "DELETE FROM verify_links WHERE user_id = ?1",
             &params![user_id],
         )?;
         let sessions_ended = tx.execute(
@@ -229,7 +237,18 @@ impl Store {
             return Ok(AttemptOutcome::Locked { until });
         }
         let (matched, used_now) = match attempt {
-            Attempt::Totp(None) | Attempt::Recovery(None) => (false, false),
+            Attempt::Totp(None) | Attempt::Recovery(None) | Attempt::Key(None) => (false, false),
+            // A counter that did not move past the stored one (another use
+            // of the key got in first, or a copy of it) is no match.
+            Attempt::Key(Some(used)) => {
+                let updated = tx.execute(
+                    "UPDATE security_keys SET sign_count = ?1, credential = ?2, last_used_at = ?3
+                     WHERE id = ?4 AND user_id = ?5
+                       AND (sign_count < ?1 OR (sign_count = 0 AND ?1 = 0))",
+                    &params![used.sign_count, used.credential, now, used.key_id, user_id],
+                )? == 1;
+                (updated, updated)
+            }
             Attempt::Totp(Some((step, sealed))) => (
                 true,
                 tx.execute(

@@ -34,7 +34,8 @@ impl Store {
     pub fn web_session(&self, id: &[u8; 32], now: i64) -> Result<Option<WebSession>> {
         first(
             self.conn.row(
-                "SELECT id, user_id, csrf, created_at, expires_at, code_at, pending_secret, pending_codes, remote_addr
+                "SELECT id, user_id, csrf, created_at, expires_at, code_at, pending_secret, pending_codes, remote_addr,
+                     ceremony
                  FROM web_sessions WHERE id = ?1 AND expires_at > ?2",
                 &params![&id[..], now],
             )?,
@@ -50,6 +51,7 @@ impl Store {
                         pending_secret: row.get(6)?,
                         pending_codes: row.get(7)?,
                         remote_addr: row.get(8)?,
+                        ceremony: row.get(9)?,
                     })
                 },
         )

@@ -106,9 +106,13 @@ pub enum Step {
 }
 
 /// A `2fa verify` waiting for its code.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PendingVerify {
     key: SshKey,
+    /// For a user with security keys: the hash of the one-time link
+    /// printed with the prompt. Opening it and touching a key completes
+    /// the command as a code would.
+    link: Option<[u8; 32]>,
 }
 
 impl PendingVerify {
@@ -116,7 +120,16 @@ impl PendingVerify {
     pub fn user(&self) -> &str {
         &self.key.user
     }
+
+    /// Whether a link was printed: then the caller also watches for it
+    /// (`Connection::link_used`) while it waits for a line.
+    pub fn has_link(&self) -> bool {
+        self.link.is_some()
+    }
 }
+
+/// How often a waiting `2fa verify` looks whether its link was used.
+pub const LINK_POLL: Duration = Duration::from_secs(1);
 
 impl From<Action> for Step {
     fn from(action: Action) -> Step {
@@ -133,6 +146,7 @@ impl Connection<'_> {
     pub fn handle(&self, command_line: &str, io: &mut Streams) -> Action {
         match self.begin(command_line, io) {
             Step::Done(action) => action,
+            Step::AwaitCode(pending) if pending.has_link() => self.await_code_or_link(pending, io),
             Step::AwaitCode(pending) => {
                 let mut line = String::new();
                 let read = io

@@ -216,6 +216,7 @@ impl<'a> Context<'a> {
             pending_secret: None,
             pending_codes: None,
             remote_addr: Some(self.request.remote_addr.clone()),
+            ceremony: None,
         };
         self.store
             .add_web_session(&session)
@@ -307,8 +308,12 @@ impl<'a> Context<'a> {
     /// Where to come back to after logging in or verifying.
     pub fn next_target(&self) -> String {
         let mut target = self.request.path.clone();
-        if let Some(repo) = self.request.param("repo") {
-            target += &format!("?repo={}", crate::system::url::url_component(repo));
+        let mut separator = '?';
+        for name in ["repo", "link"] {
+            if let Some(value) = self.request.param(name) {
+                target += &format!("{separator}{name}={}", crate::system::url::url_component(value));
+                separator = '&';
+            }
         }
         target
     }

@@ -32,6 +32,7 @@ pub fn page(cx: &mut Context, title: &str, body: Markup) -> Response {
                     nav {
                         a href="/2fa" { "Manage 2FA" }
                         a href="/2fa/tokens" { "Access tokens" }
+                        a href="/2fa/security-keys" { "Security keys" }
                         a href="/2fa/keys" { "SSH keys" }
                         a href="/2fa/repos" { "Repositories" }
                         @if user.is_admin {
@@ -69,6 +70,7 @@ pub fn page(cx: &mut Context, title: &str, body: Markup) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " - git2fa" }
                 link rel="stylesheet" href="/style.css";
+                script src="/webauthn.js" defer {}
             }
             body {
                 header { a.brand href="/2fa" { "git2fa" } (header) }

@@ -34,6 +34,17 @@ impl Response {
         }
     }
 
+    pub fn script(text: &str) -> Response {
+        Response {
+            status: 200,
+            headers: vec![(
+                "content-type".into(),
+                "text/javascript; charset=utf-8".into(),
+            )],
+            body: text.as_bytes().to_vec(),
+        }
+    }
+
     /// A download, never shown inline.
     pub fn attachment(name: &str, text: String) -> Response {
         Response {
@@ -85,12 +96,13 @@ impl IntoResponse for Response {
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
-        // Nothing to run, frame or leak: the page needs no script at all.
+        // Nothing to frame or leak, and no script but the page's own file
+        // (`/webauthn.js`, for security keys): none inline, none elsewhere.
         builder = builder
             .header(
                 "content-security-policy",
-                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                 frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             )
             .header("x-frame-options", "DENY")
             .header("x-content-type-options", "nosniff")

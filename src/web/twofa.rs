@@ -9,6 +9,7 @@ use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::qr;
 use super::response::Response;
+use super::security_keys::{self, KeyVerify};
 use crate::authz::decision::Transport;
 use crate::authz::twofactor::{self, Origin, Verified};
 use crate::factor::totp;
@@ -74,8 +75,13 @@ fn steps(current: usize, with_codes: bool) -> Markup {
 
 pub fn setup_intro(cx: &mut Context) -> Response {
     let user = guard!(cx.logged_in());
-    if user.is_enrolled() {
+    if user.has_totp() {
         return Response::redirect("/2fa");
+    }
+    if user.is_enrolled() {
+        // Adding an app beside a key is a sensitive change.
+        guard!(cx.full_user());
+        guard!(cx.require_recent_code("/2fa/setup"));
     }
     let csrf = guard!(cx.csrf());
     let body = html! {
@@ -91,6 +97,15 @@ pub fn setup_intro(cx: &mut Context) -> Response {
             (csrf_field(&csrf))
             button type="submit" { "I have an app: next" }
         }
+        @if !user.is_enrolled() {
+            section {
+                h2 { "Or a security key or passkey" }
+                p {
+                    "A security key (such as a YubiKey) or a passkey on your phone or computer                      can be your second factor instead of an app: "
+                    a #use-key href="/2fa/security-keys" { "set up 2FA with a security key" } "."
+                }
+            }
+        }
     };
     page(cx, "Set up two-factor authentication", body)
 }
@@ -98,8 +113,12 @@ pub fn setup_intro(cx: &mut Context) -> Response {
 pub fn setup_start(cx: &mut Context) -> Response {
     let user = guard!(cx.logged_in());
     guard!(cx.check_csrf());
-    if user.is_enrolled() {
+    if user.has_totp() {
         return Response::redirect("/2fa");
+    }
+    if user.is_enrolled() {
+        guard!(cx.full_user());
+        guard!(cx.require_recent_code("/2fa/setup"));
     }
     let key = guard!(cx.secret_key());
     let made = totp::generate_secret().and_then(|secret| {
@@ -133,7 +152,7 @@ pub fn setup_start(cx: &mut Context) -> Response {
 
 fn require_pending(cx: &Context) -> Result<(crate::store::User, Pending), Response> {
     let user = cx.logged_in()?;
-    if user.is_enrolled() {
+    if user.has_totp() {
         return Err(Response::redirect("/2fa"));
     }
     match pending(cx, user.id)? {
@@ -279,18 +298,39 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
         .param("next")
         .unwrap_or(cx.request.field("next"))
         .to_string();
+    let link = cx.request.param("link").map(str::to_string);
+    let repo_field = repo.clone().unwrap_or_default();
+    let key_part =
+        security_keys::verify_part(cx, &user, link.as_deref(), &csrf, &next, &repo_field);
+    let link_notice = link
+        .as_deref()
+        .map(|token| security_keys::link_notice(cx, &user, token));
+    let with_codes = user.has_totp() || cx.config.policy.recovery_codes > 0;
+    let label = if user.has_totp() {
+        "Code from your authenticator app, or a recovery code"
+    } else {
+        "Or a recovery code"
+    };
     let body = html! {
         @if let Some(repo) = &repo {
             p { "Git needs a 2FA session for " strong { (repo) } "." }
         }
+        @if let Some(link_notice) = link_notice { (link_notice) }
         @if let Some(error) = error { (notice("error", error)) }
-        form.card method="post" action="/2fa/verify" {
-            (csrf_field(&csrf))
-            input type="hidden" name="next" value=(next);
-            input type="hidden" name="repo" value=(repo.as_deref().unwrap_or(""));
-            label for="code" { "Code from your authenticator app, or a recovery code" }
-            input type="text" id="code" name="code" autocomplete="one-time-code" required autofocus;
-            button type="submit" { "Verify" }
+        (key_part)
+        @if with_codes {
+            form.card #code-form method="post" action="/2fa/verify" {
+                (csrf_field(&csrf))
+                input type="hidden" name="next" value=(next);
+                input type="hidden" name="repo" value=(repo_field);
+                label for="code" { (label) }
+                @if user.security_keys > 0 {
+                    input type="text" id="code" name="code" autocomplete="one-time-code" required;
+                } @else {
+                    input type="text" id="code" name="code" autocomplete="one-time-code" required autofocus;
+                }
+                button type="submit" { "Verify" }
+            }
         }
         p {
             "Opens a 2FA session for " (format_duration(cx.config.policy.session_ttl))
@@ -306,7 +346,20 @@ pub fn verify(cx: &mut Context) -> Response {
     if !user.is_enrolled() {
         return Response::redirect("/2fa/setup");
     }
-    let error = match guard!(check_code(cx, &user)) {
+    let (checked, through_link) = if cx.request.field("method") == "security-key" {
+        match guard!(security_keys::verify_answer(cx, &user)) {
+            KeyVerify::Checked {
+                verified,
+                through_link,
+            } => (verified, through_link),
+            KeyVerify::NoAnswer(why) => {
+                return verify_form(cx, Some(&format!("Not verified: {why}."))).with_status(400);
+            }
+        }
+    } else {
+        (guard!(check_code(cx, &user)), false)
+    };
+    let error = match checked {
         Verified::Opened {
             expires_at, method, ..
         } => {
@@ -330,14 +383,26 @@ pub fn verify(cx: &mut Context) -> Response {
             };
             let body = html! {
                 @if let Some(used) = used { (used) }
-                p {
-                    "Your 2FA session is open until " strong id="until" { (format_utc(expires_at)) } ". Git operations"
-                    @if !repo.is_empty() { " on " (repo) }
-                    " work now: run the same git command again."
+                @if through_link {
+                    p {
+                        "Your 2FA session is open until " strong id="until" { (format_utc(expires_at)) } ". "
+                        "The " code { "2fa verify" } " waiting in your terminal goes on now."
+                    }
+                } @else {
+                    p {
+                        "Your 2FA session is open until " strong id="until" { (format_utc(expires_at)) } ". Git operations"
+                        @if !repo.is_empty() { " on " (repo) }
+                        " work now: run the same git command again."
+                    }
                 }
                 p { a.button href=(safe_next(Some(&next))) { "Continue" } }
             };
             return page(cx, "Verified", body);
+        }
+        Verified::Wrong { left } if cx.request.field("method") == "security-key" => {
+            format!(
+                "The key's answer was not accepted. {left} more failed attempts lock your account."
+            )
         }
         Verified::Wrong { left } => {
             format!("That code is not right. {left} more wrong codes lock your account.")
@@ -457,12 +522,31 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
             }
         }
         section {
+            h2 { "Security keys and passkeys" }
+            @if user.security_keys > 0 {
+                p { "You have " (user.security_keys) " security key" @if user.security_keys != 1 { "s" } ". " a href="/2fa/security-keys" { "Manage security keys" } }
+            } @else {
+                p { "A security key or a passkey verifies you with a touch, and no fake page can relay it. " a href="/2fa/security-keys" { "Add a security key" } }
+            }
+            @if !user.has_totp() {
+                p { "No authenticator app yet. " a href="/2fa/setup" { "Add an authenticator app" } }
+            }
+        }
+        section {
             h2 { "Remove 2FA" }
             p { "Git then refuses what needs 2FA until you set it up again." }
+            @if user.security_keys > 0 {
+                p { "Removes your security keys too." }
+            }
             form method="post" action="/2fa/remove" {
                 (csrf)
-                label for="remove-code" { "A current code" }
-                input type="text" id="remove-code" name="code" autocomplete="one-time-code" required;
+                @if user.security_keys > 0 {
+                    label for="remove-code" { "A current code (or leave it empty after using your key in the last five minutes)" }
+                    input type="text" id="remove-code" name="code" autocomplete="one-time-code";
+                } @else {
+                    label for="remove-code" { "A current code" }
+                    input type="text" id="remove-code" name="code" autocomplete="one-time-code" required;
+                }
                 button.danger type="submit" { "Remove 2FA" }
             }
         }
@@ -545,7 +629,12 @@ fn check_code(cx: &mut Context, user: &crate::store::User) -> Result<Verified, R
 pub fn remove(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
-    match guard!(check_code(cx, &user)) {
+    let without_code = cx.request.field("code").trim().is_empty() && user.security_keys > 0;
+    if without_code {
+        // A user with keys may prove it with a key used just now instead.
+        guard!(cx.require_recent_code("/2fa"));
+    } else {
+        match guard!(check_code(cx, &user)) {
         Verified::Opened { .. } => {}
         _ => {
             return manage_with(
@@ -554,6 +643,7 @@ pub fn remove(cx: &mut Context) -> Response {
             )
             .with_status(400);
         }
+    }
     }
     // The user's own tokens stay: each was minted with a code of theirs.
     if let Err(e) = cx.store.reset_2fa(user.id, false, cx.now) {

@@ -26,6 +26,7 @@ mod postgres_tls;
 mod properties;
 mod races;
 mod readme;
+mod security_keys;
 mod serve;
 mod several_hosts;
 mod slow_clients;

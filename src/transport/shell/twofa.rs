@@ -1,12 +1,15 @@
 //! The `2fa` commands of the SSH shell: `2fa` (status), `2fa logout` and
 //! `2fa verify`, which reads a code and opens a 2FA session.
 
+use std::io::{BufRead, Read};
+
 use super::{Action, Connection, PendingVerify, Step, Streams};
 use crate::authz::decision::{self, Transport};
 use crate::authz::messages;
 use crate::authz::twofactor::{self, Origin, Verified};
 use crate::factor::crypto::SecretKey;
-use crate::store::{AuditRecord, Location, SshKey, Store};
+use crate::factor::webauthn;
+use crate::store::{AuditRecord, Location, SshKey, Store, VerifyLink};
 use crate::system::time::{format_duration, format_utc, now};
 
 impl Connection<'_> {
@@ -90,17 +93,158 @@ impl Connection<'_> {
         }
     }
 
-    /// Checks that the user may verify, then prompts for a code.
+    /// Checks that the user may verify, then prompts for a code. A user
+    /// with security keys also gets a one-time link: opening it and
+    /// touching a key completes this command as a code would.
     pub(super) fn verify_prompt(&self, store: &mut Store, key: SshKey, io: &mut Streams) -> Step {
-        if let Err(action) = self.verifiable_user(store, &key, io) {
-            return action.into();
+        let user = match self.verifiable_user(store, &key, io) {
+            Ok(user) => user,
+            Err(action) => return action.into(),
+        };
+        let link = if user.security_keys > 0 {
+            match self.new_link(store, &user, &key) {
+                Ok(link) => link,
+                Err(action) => return action.into(),
+            }
+        } else {
+            None
+        };
+        if let Some((_, url)) = &link {
+            let _ = writeln!(
+                io.stderr,
+                "git2fa: to verify with your security key, open this link, log in, and touch the key \
+                 (the link works once, for {}):\n  {url}",
+                format_duration(webauthn::LINK_TTL)
+            );
         }
-        let _ = write!(
-            io.stderr,
-            "Code from your authenticator app (or a recovery code): "
-        );
+        let prompt = match (user.has_totp(), link.is_some()) {
+            (true, false) => "Code from your authenticator app (or a recovery code): ",
+            (true, true) => "Or type a code from your authenticator app (or a recovery code): ",
+            (false, _) => "Or type a recovery code: ",
+        };
+        let _ = write!(io.stderr, "{prompt}");
         let _ = io.stderr.flush();
-        Step::AwaitCode(PendingVerify { key })
+        Step::AwaitCode(PendingVerify {
+            key,
+            link: link.map(|(hash, _)| hash),
+        })
+    }
+
+    /// A new one-time verify link for `user`, bound to this connection's
+    /// key and address: its hash and its URL. `None` when this host's
+    /// `public_url` cannot have security keys.
+    fn new_link(
+        &self,
+        store: &mut Store,
+        user: &crate::store::User,
+        key: &SshKey,
+    ) -> Result<Option<([u8; 32], String)>, Action> {
+        if webauthn::unavailable_reason(&self.config.public_url).is_some() {
+            return Ok(None);
+        }
+        let t = now();
+        let made = webauthn::new_link_token()
+            .map_err(|e| e.to_string())
+            .and_then(|token| {
+                let hash = webauthn::link_hash(&token);
+                let link = VerifyLink {
+                    user_id: user.id,
+                    key_id: Some(key.id),
+                    remote_addr: self.remote_addr.clone(),
+                    expires_at: t + webauthn::LINK_TTL,
+                };
+                store
+                    .add_verify_link(&hash, &link, t)
+                    .map_err(|e| e.to_string())?;
+                Ok((hash, format!("{}/2fa/verify?link={token}", self.config.public_url)))
+            });
+        match made {
+            Ok(made) => Ok(Some(made)),
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                Err(Action::Exit(1))
+            }
+        }
+    }
+
+    /// Whether the link of a waiting `2fa verify` was used: then the
+    /// command is done, and says so.
+    pub fn link_used(&self, store: &Store, pending: &PendingVerify, io: &mut Streams) -> Option<Action> {
+        let hash = pending.link?;
+        match store.verify_link_session(&hash) {
+            Ok(Some(expires_at)) => {
+                let _ = writeln!(io.stderr);
+                let _ = writeln!(
+                    io.stdout,
+                    "git2fa: 2FA session open until {} ({}), verified with your security key. Git operations{} now work.",
+                    format_utc(expires_at),
+                    format_duration(self.config.policy.session_ttl),
+                    self.scope(&pending.key)
+                );
+                Some(Action::Exit(0))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                log::warn!("2fa verify: looking for the link's use: {e}");
+                None
+            }
+        }
+    }
+
+    /// What a session opened from this connection is good for.
+    fn scope(&self, key: &SshKey) -> String {
+        match self.config.policy.bind_session {
+            crate::system::config::BindSession::User => String::new(),
+            crate::system::config::BindSession::Key => format!(" with key #{}", key.id),
+            crate::system::config::BindSession::Ip => " from this address".into(),
+        }
+    }
+
+    /// Waits for a line on standard input (fd 0) or for the link's use,
+    /// whichever comes first, for as long as the link works.
+    pub(super) fn await_code_or_link(&self, pending: PendingVerify, io: &mut Streams) -> Action {
+        use std::os::fd::AsFd;
+        let store = match Store::connect(&Location::of(self.config)) {
+            Ok(store) => store,
+            Err(e) => {
+                log::error!("2fa verify: {e}");
+                return verify_failed(io, messages::UNAVAILABLE);
+            }
+        };
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_secs(webauthn::LINK_TTL.unsigned_abs());
+        let stdin = std::io::stdin();
+        loop {
+            if let Some(action) = self.link_used(&store, &pending, io) {
+                return action;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = writeln!(io.stderr);
+                return verify_failed(io, "no code was typed and the link was not used in time");
+            }
+            let mut fds = [nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let timeout = nix::poll::PollTimeout::try_from(super::LINK_POLL)
+                .unwrap_or(nix::poll::PollTimeout::NONE);
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    log::error!("2fa verify: waiting for input: {e}");
+                    break;
+                }
+            }
+        }
+        let mut line = String::new();
+        let read = io
+            .stdin
+            .take(super::MAX_CODE_LINE as u64)
+            .read_line(&mut line)
+            .is_ok();
+        // The link may have been used while the line was typed.
+        if let Some(action) = self.link_used(&store, &pending, io) {
+            return action;
+        }
+        self.finish_verify(pending, read.then_some(line.as_str()), io)
     }
 
     /// The user of `key`, if enabled and enrolled; else the refusal.
@@ -188,11 +332,7 @@ impl Connection<'_> {
         let fail = verify_failed;
         match result {
             Ok(Verified::Opened { expires_at, .. }) => {
-                let scope = match self.config.policy.bind_session {
-                    crate::system::config::BindSession::User => String::new(),
-                    crate::system::config::BindSession::Key => format!(" with key #{}", key.id),
-                    crate::system::config::BindSession::Ip => " from this address".into(),
-                };
+                let scope = self.scope(&key);
                 let _ = writeln!(
                     io.stdout,
                     "git2fa: 2FA session open until {} ({}). Git operations{scope} now work.",

@@ -230,6 +230,78 @@ impl Browser {
         );
     }
 
+    /// Runs `script` (a function body whose last argument is the callback
+    /// to call with the result) in the page; what it gave back.
+    pub fn eval_async(&self, script: &str, args: Value) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// Adds a WebDriver virtual authenticator (CTAP2 over USB, resident
+    /// keys, user verification on, the user always touching it); its id.
+    pub fn add_virtual_authenticator(&self) -> String {
+        let id = self.session_call(
+            "POST",
+            "/webauthn/authenticator",
+            Some(json!({
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserConsenting": true,
+                "isUserVerified": true
+            })),
+        );
+        id.as_str().unwrap().to_string()
+    }
+
+    /// The credentials a virtual authenticator holds (with their private
+    /// keys and signature counters).
+    pub fn credentials(&self, authenticator: &str) -> Vec<Value> {
+        self.session_call(
+            "GET",
+            &format!("/webauthn/authenticator/{authenticator}/credentials"),
+            None,
+        )
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    /// Takes a credential out of a virtual authenticator.
+    pub fn remove_credential(&self, authenticator: &str, id: &str) {
+        self.session_call(
+            "DELETE",
+            &format!("/webauthn/authenticator/{authenticator}/credentials/{id}"),
+            None,
+        );
+    }
+
+    /// Puts a credential (as `credentials` gave it) into a virtual
+    /// authenticator: a copy of a key, say.
+    pub fn add_credential(&self, authenticator: &str, credential: &Value) {
+        self.session_call(
+            "POST",
+            &format!("/webauthn/authenticator/{authenticator}/credential"),
+            Some(credential.clone()),
+        );
+    }
+
+    /// Opens a new tab and switches to it; the handle of the one before.
+    pub fn new_tab(&self) -> String {
+        let old = self.session_call("GET", "/window", None);
+        let new = self.session_call("POST", "/window/new", Some(json!({"type": "tab"})));
+        self.switch_to(new["handle"].as_str().unwrap());
+        old.as_str().unwrap().to_string()
+    }
+
+    pub fn switch_to(&self, handle: &str) {
+        self.session_call("POST", "/window", Some(json!({"handle": handle})));
+    }
+
     /// Saves a screenshot as `docs/screenshots/NAME.png`, for the user guide.
     pub fn screenshot(&self, name: &str) {
         use base64::Engine;

@@ -1,0 +1,248 @@
+//! Security keys and passkeys (WebAuthn credentials), and the one-time
+//! links `ssh HOST 2fa verify` prints for a user with keys.
+
+use super::*;
+
+/// A registered security key or passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityKey {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub credential_id: Vec<u8>,
+    /// The public key, its flags and counter, as `factor::webauthn` wrote it.
+    pub credential: String,
+    pub sign_count: i64,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A key's assertion that held: what the key's row becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    pub key_id: i64,
+    /// The authenticator's signature counter (0: it keeps none).
+    pub sign_count: i64,
+    pub credential: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddedKey {
+    Added(i64),
+    /// This credential is registered already (to this user or another).
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovedKey {
+    Removed,
+    NoSuchKey,
+    /// The user's only second factor: removing it is removing 2FA.
+    LastFactor,
+}
+
+/// A one-time verify link, while it is unused and not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyLink {
+    pub user_id: i64,
+    /// The SSH key and address of the command waiting for it: the session
+    /// it opens is bound to them.
+    pub key_id: Option<i64>,
+    pub remote_addr: Option<String>,
+    pub expires_at: i64,
+}
+
+const KEY_COLUMNS: &str = "SELECT id, user_id, name, credential_id, credential, sign_count, created_at, last_used_at
+     FROM security_keys";
+
+fn key_from_row(row: &Row) -> Result<SecurityKey> {
+    Ok(SecurityKey {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        name: row.get(2)?,
+        credential_id: row.get(3)?,
+        credential: row.get(4)?,
+        sign_count: row.get(5)?,
+        created_at: row.get(6)?,
+        last_used_at: row.get(7)?,
+    })
+}
+
+impl Store {
+    /// The user's keys, oldest first.
+    pub fn security_keys(&self, user_id: i64) -> Result<Vec<SecurityKey>> {
+        all(
+            self.conn.rows(
+                &format!("{KEY_COLUMNS} WHERE user_id = ?1 ORDER BY id"),
+                &params![user_id],
+            )?,
+            key_from_row,
+        )
+    }
+
+    /// Registers a key. With `recovery_hashes` (the user's first second
+    /// factor), the user's recovery codes are replaced in the same commit.
+    pub fn add_security_key(
+        &mut self,
+        key: &SecurityKey,
+        recovery_hashes: Option<&[String]>,
+    ) -> Result<AddedKey> {
+        let tx = self.immediate()?;
+        let taken: i64 = tx
+            .one(
+                "SELECT count(*) FROM security_keys WHERE credential_id = ?1",
+                &params![key.credential_id],
+            )?
+            .get(0)?;
+        if taken > 0 {
+            return Ok(AddedKey::Duplicate);
+        }
+        let id = tx
+            .one(
+                "INSERT INTO security_keys (user_id, name, credential_id, credential, sign_count, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                &params![
+                    key.user_id,
+                    key.name,
+                    key.credential_id,
+                    key.credential,
+                    key.sign_count,
+                    key.created_at
+                ],
+            )?
+            .get(0)?;
+        if let Some(hashes) = recovery_hashes {
+            replace_recovery_codes(&tx, key.user_id, hashes)?;
+            tx.execute(
+                "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
+                &params![key.user_id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(AddedKey::Added(id))
+    }
+
+    /// Removes one of the user's keys, unless it is their only second
+    /// factor.
+    pub fn remove_security_key(&mut self, user_id: i64, key_id: i64) -> Result<RemovedKey> {
+        let tx = self.immediate()?;
+        let row = tx.one(
+            "SELECT (SELECT count(*) FROM security_keys WHERE id = ?1 AND user_id = ?2),
+                    (SELECT count(*) FROM security_keys WHERE user_id = ?2),
+                    (SELECT count(*) FROM users WHERE id = ?2 AND totp_secret IS NOT NULL)",
+            &params![key_id, user_id],
+        )?;
+        let (this, keys, totp): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        if this == 0 {
+            return Ok(RemovedKey::NoSuchKey);
+        }
+        if keys == 1 && totp == 0 {
+            return Ok(RemovedKey::LastFactor);
+        }
+        tx.execute(
+            "DELETE FROM security_keys WHERE id = ?1 AND user_id = ?2",
+            &params![key_id, user_id],
+        )?;
+        tx.commit()?;
+        Ok(RemovedKey::Removed)
+    }
+
+    // The WebAuthn ceremony of a web session.
+
+    /// Keeps (or, with `None`, drops) the ceremony under way.
+    pub fn set_web_ceremony(&mut self, id: &[u8; 32], ceremony: Option<&str>) -> Result<()> {
+        self.write(
+            "UPDATE web_sessions SET ceremony = ?1 WHERE id = ?2",
+            &params![ceremony, &id[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Takes the ceremony under way, once: a second call (a replayed
+    /// answer) finds none.
+    pub fn take_web_ceremony(&mut self, id: &[u8; 32]) -> Result<Option<String>> {
+        let tx = self.immediate()?;
+        let ceremony: Option<String> = first(
+            tx.row(
+                "SELECT ceremony FROM web_sessions WHERE id = ?1",
+                &params![&id[..]],
+            )?,
+            |row| row.get(0),
+        )?
+        .flatten();
+        if ceremony.is_some() {
+            tx.execute(
+                "UPDATE web_sessions SET ceremony = NULL WHERE id = ?1",
+                &params![&id[..]],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ceremony)
+    }
+
+    // One-time verify links.
+
+    pub fn add_verify_link(&mut self, hash: &[u8; 32], link: &VerifyLink, now: i64) -> Result<()> {
+        let tx = self.immediate()?;
+        // Old links go as new ones come, so the table stays small.
+        tx.execute(
+            "DELETE FROM verify_links WHERE expires_at <= ?1",
+            &params![now - 86_400],
+        )?;
+        tx.execute(
+            "INSERT INTO verify_links (hash, user_id, key_id, remote_addr, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &params![
+                &hash[..],
+                link.user_id,
+                link.key_id,
+                link.remote_addr,
+                now,
+                link.expires_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The link, if it is unused and not expired.
+    pub fn verify_link(&self, hash: &[u8; 32], now: i64) -> Result<Option<VerifyLink>> {
+        first(
+            self.conn.row(
+                "SELECT user_id, key_id, remote_addr, expires_at FROM verify_links
+                 WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                &params![&hash[..], now],
+            )?,
+            |row| {
+                Ok(VerifyLink {
+                    user_id: row.get(0)?,
+                    key_id: row.get(1)?,
+                    remote_addr: row.get(2)?,
+                    expires_at: row.get(3)?,
+                })
+            },
+        )
+    }
+
+    /// Marks the link used by the 2FA session it opened; false if it was
+    /// used or expired meanwhile.
+    pub fn use_verify_link(&mut self, hash: &[u8; 32], session_id: i64, now: i64) -> Result<bool> {
+        Ok(self.write(
+            "UPDATE verify_links SET used_at = ?1, session_id = ?2
+             WHERE hash = ?3 AND used_at IS NULL AND expires_at > ?1",
+            &params![now, session_id, &hash[..]],
+        )? == 1)
+    }
+
+    /// When the 2FA session a used link opened ends, if it has.
+    pub fn verify_link_session(&self, hash: &[u8; 32]) -> Result<Option<i64>> {
+        first(
+            self.conn.row(
+                "SELECT s.expires_at FROM verify_links l JOIN sessions s ON s.id = l.session_id
+                 WHERE l.hash = ?1 AND l.used_at IS NOT NULL",
+                &params![&hash[..]],
+            )?,
+            |row| row.get(0),
+        )
+    }
+}

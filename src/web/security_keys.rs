@@ -1,0 +1,428 @@
+//! Security keys and passkeys: the page that lists, adds and removes them
+//! (also the set-up wizard's way for a user with a key alone), and the
+//! key's half of verify. The ceremony itself runs in the browser, by the
+//! script `/webauthn.js`: a form with a `data-webauthn` attribute carries
+//! the options, and its field `credential` the key's answer.
+
+use maud::{Markup, html};
+
+use super::context::{Context, guard};
+use super::layout::{csrf_field, notice, page, table, when};
+use super::response::Response;
+use crate::authz::decision::Transport;
+use crate::authz::twofactor::{self, Origin, Verified};
+use crate::factor::webauthn::{Ceremony, Purpose, Refused, RelyingParty, link_hash};
+use crate::store::{RemovedKey, User};
+use crate::system::time::format_utc;
+
+/// The script, served at `/webauthn.js` (the CSP allows no inline script).
+pub const SCRIPT: &str = include_str!("webauthn.js");
+
+/// The longest name a key may have.
+const MAX_NAME: usize = 64;
+
+fn origin(cx: &Context) -> Origin {
+    Origin {
+        transport: Transport::Web,
+        key_id: None,
+        remote_addr: Some(cx.request.remote_addr.clone()),
+    }
+}
+
+/// Said where a key would be used, for a browser without JavaScript.
+fn needs_script() -> Markup {
+    html! {
+        noscript {
+            p.notice.info { "Using a security key needs JavaScript, which is off in this browser. Everything else on this page works without it." }
+        }
+    }
+}
+
+/// Keeps `ceremony` in the web session (replacing any other).
+fn keep(cx: &mut Context, ceremony: &Ceremony) -> Result<(), Response> {
+    let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
+    cx.store
+        .set_web_ceremony(&id, Some(&ceremony.to_json()))
+        .map_err(|e| cx.unavailable(&e))
+}
+
+/// Takes the web session's ceremony, once.
+fn take(cx: &mut Context, purpose: Purpose, user: &User) -> Result<Result<Ceremony, Refused>, Response> {
+    let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
+    let kept = cx
+        .store
+        .take_web_ceremony(&id)
+        .map_err(|e| cx.unavailable(&e))?;
+    Ok(match kept {
+        Some(text) => Ceremony::parse(&text, purpose, user.id, cx.now),
+        None => Err(Refused::NoCeremony),
+    })
+}
+
+/// Checks a key's name: what to store, or what is wrong with it.
+fn key_name(typed: &str) -> Result<String, &'static str> {
+    let name = typed.trim();
+    if name.is_empty() {
+        return Err("Give the key a name, such as \"YubiKey on my keyring\".");
+    }
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err("A key's name is at most 64 characters, on one line.");
+    }
+    Ok(name.to_string())
+}
+
+pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
+    let user = guard!(cx.logged_in());
+    if user.is_enrolled() {
+        guard!(cx.full_user());
+    }
+    let csrf = guard!(cx.csrf());
+    let keys = match cx.store.security_keys(user.id) {
+        Ok(keys) => keys,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let rows: Vec<Vec<Markup>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                html! { (k.name) },
+                when(format_utc(k.created_at)),
+                match k.last_used_at {
+                    Some(at) => when(format_utc(at)),
+                    None => html! { "never" },
+                },
+                html! {
+                    form.inline method="post" action="/2fa/security-keys/remove" {
+                        (csrf_field(&csrf))
+                        input type="hidden" name="id" value=(k.id);
+                        button.danger type="submit" name="remove-security-key" aria-label={ "Remove " (k.name) } { "Remove" }
+                    }
+                },
+            ]
+        })
+        .collect();
+    let columns = ["Name", "Added", "Last used", ""];
+    let add = add_form(cx, &user, &keys, &csrf);
+    let title = if user.is_enrolled() {
+        "Security keys"
+    } else {
+        "Set up 2FA with a security key"
+    };
+    let body = html! {
+        @if let Some(message) = message { (message) }
+        @if user.is_enrolled() {
+            (table("security-keys", &columns, &rows, "You have no security keys yet."))
+            h2 { "Add a security key or passkey" }
+        } @else {
+            p {
+                "Git on this host asks for a second factor. A security key (such as a YubiKey) \
+                 or a passkey (on your phone or computer) can be yours: you touch it, or unlock it, \
+                 when you verify. Your recovery codes are shown once it is added."
+            }
+            p { "Rather use an authenticator app? " a href="/2fa/setup" { "Set up an app instead" } "." }
+        }
+        (add)
+    };
+    page(cx, title, body)
+}
+
+/// The form that adds a key, with the ceremony's options; or why a key
+/// cannot be added now.
+fn add_form(
+    cx: &mut Context,
+    user: &User,
+    keys: &[crate::store::SecurityKey],
+    csrf: &str,
+) -> Markup {
+    let rp = match RelyingParty::new(&cx.config.public_url) {
+        Ok(rp) => rp,
+        Err(why) => return unavailable_here(&why),
+    };
+    if user.is_enrolled() && !cx.recent_code() {
+        return html! {
+            p {
+                "Adding a key needs a code or a key used in the last five minutes. "
+                a href="/2fa/verify?next=/2fa/security-keys" { "Verify again" } " first."
+            }
+        };
+    }
+    let (options, ceremony) = match rp.start_registration(user, keys, cx.now) {
+        Ok(started) => started,
+        Err(e) => {
+            log::error!("security key registration: {e}");
+            return notice("error", "Security keys are unavailable just now; try again later.");
+        }
+    };
+    if keep(cx, &ceremony).is_err() {
+        return notice("error", "Security keys are unavailable just now; try again later.");
+    }
+    html! {
+        form.card #add-key method="post" action="/2fa/security-keys" data-webauthn=(options) {
+            (csrf_field(csrf))
+            input type="hidden" name="credential" value="";
+            label for="key-name" { "A name for the key" }
+            input type="text" id="key-name" name="name" maxlength=(MAX_NAME) required placeholder="YubiKey on my keyring";
+            button type="submit" name="add-security-key" value="1" { "Add security key" }
+            p.hint { "Your browser then asks you to touch the key, or to unlock the passkey." }
+        }
+        (needs_script())
+    }
+}
+
+fn unavailable_here(why: &str) -> Markup {
+    notice("info", &format!("Security keys are unavailable on this host: {why}."))
+}
+
+pub fn add(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.logged_in());
+    if user.is_enrolled() {
+        guard!(cx.full_user());
+        guard!(cx.require_recent_code("/2fa/security-keys"));
+    }
+    let rp = match RelyingParty::new(&cx.config.public_url) {
+        Ok(rp) => rp,
+        Err(why) => return list(cx, Some(unavailable_here(&why))).with_status(400),
+    };
+    let name = match key_name(cx.request.field("name")) {
+        Ok(name) => name,
+        Err(why) => return list(cx, Some(notice("error", why))).with_status(400),
+    };
+    let answer = cx.request.field("credential").to_string();
+    let made = guard!(take(cx, Purpose::Register, &user))
+        .and_then(|ceremony| rp.finish_registration(&ceremony, &answer));
+    let key = match made {
+        Ok(key) => key,
+        Err(refused) => {
+            let text = match &refused {
+                Refused::NoAnswer(why) => format!("The key was not added: {why}."),
+                Refused::NoCeremony => {
+                    "That request expired or was used already. Try again.".to_string()
+                }
+                Refused::Invalid { detail } | Refused::Cloned { detail } => {
+                    log::warn!("security key registration of {}: {detail}", user.name);
+                    "The browser's answer was not accepted; the key was not added. Try again."
+                        .to_string()
+                }
+            };
+            return list(cx, Some(notice("error", &text))).with_status(400);
+        }
+    };
+    let origin = origin(cx);
+    let registered =
+        twofactor::register_key(&mut cx.store, cx.config, &user, &name, key, &origin, cx.now);
+    let registered = match registered {
+        Ok(Some(registered)) => registered,
+        Ok(None) => {
+            return list(
+                cx,
+                Some(notice("error", "That key is registered already.")),
+            )
+            .with_status(400);
+        }
+        Err(e) => return cx.unavailable(&e),
+    };
+    cx.user = cx.store.user_by_id(user.id).ok().flatten();
+    match registered.first {
+        None => list(
+            cx,
+            Some(notice("ok", &format!("Security key \"{name}\" added."))),
+        ),
+        Some((codes, _session)) => {
+            // Using the key was the second factor: the web session steps
+            // up as after a first code.
+            guard!(cx.step_up());
+            let until = cx.now + cx.config.policy.session_ttl;
+            let body = html! {
+                (notice("ok", "Two-factor authentication is on."))
+                p { "A 2FA session is open until " (format_utc(until)) ": git operations work now." }
+                @if !codes.is_empty() {
+                    section {
+                        h2 { "Your recovery codes" }
+                        p {
+                            "If you lose the key, each of these codes lets you in once. \
+                             Save them somewhere safe now: they are not shown again."
+                        }
+                        ul.codes id="recovery-codes" { @for code in &codes { li { (code) } } }
+                    }
+                }
+                p { a.button href="/2fa" { "Manage 2FA" } }
+            };
+            page(cx, "2FA is on", body)
+        }
+    }
+}
+
+pub fn remove(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    guard!(cx.require_recent_code("/2fa/security-keys"));
+    let Ok(id) = cx.request.field("id").parse::<i64>() else {
+        return list(cx, Some(notice("error", "No such key."))).with_status(400);
+    };
+    let name = cx
+        .store
+        .security_keys(user.id)
+        .ok()
+        .and_then(|keys| keys.into_iter().find(|k| k.id == id))
+        .map(|k| k.name);
+    match cx.store.remove_security_key(user.id, id) {
+        Ok(RemovedKey::Removed) => {
+            cx.audit(
+                "security-key-remove",
+                "ok",
+                &format!("webauthn key #{id}"),
+                None,
+            );
+            cx.user = cx.store.user_by_id(user.id).ok().flatten();
+            let text = format!(
+                "Security key \"{}\" removed; it no longer verifies you.",
+                name.unwrap_or_default()
+            );
+            list(cx, Some(notice("ok", &text)))
+        }
+        Ok(RemovedKey::NoSuchKey) => {
+            list(cx, Some(notice("error", "No such key."))).with_status(400)
+        }
+        Ok(RemovedKey::LastFactor) => list(
+            cx,
+            Some(notice(
+                "error",
+                "This key is your only second factor. Add another key or an authenticator app first, \
+                 or turn 2FA off with \"Remove 2FA\" on Manage 2FA.",
+            )),
+        )
+        .with_status(400),
+        Err(e) => cx.unavailable(&e),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key's half of the verify page, for a user with keys: a button
+/// that verifies with one in one touch. `link` is the one-time link's
+/// token this page was opened with, if any.
+pub fn verify_part(cx: &mut Context, user: &User, link: Option<&str>, csrf: &str, next: &str, repo: &str) -> Markup {
+    if user.security_keys == 0 {
+        return html! {};
+    }
+    let rp = match RelyingParty::new(&cx.config.public_url) {
+        Ok(rp) => rp,
+        Err(why) => return unavailable_here(&why),
+    };
+    let keys = match cx.store.security_keys(user.id) {
+        Ok(keys) => keys,
+        Err(e) => {
+            log::error!("security keys of {}: {e}", user.name);
+            return notice("error", "Security keys are unavailable just now; use a code.");
+        }
+    };
+    let hash = link.map(link_hash);
+    let started = rp.start_authentication(user, &keys, hash.map(|h| hex(&h)), cx.now);
+    let (options, ceremony) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            log::error!("security key verify: {e}");
+            return notice("error", "Security keys are unavailable just now; use a code.");
+        }
+    };
+    if keep(cx, &ceremony).is_err() {
+        return notice("error", "Security keys are unavailable just now; use a code.");
+    }
+    html! {
+        form.card #security-key method="post" action="/2fa/verify" data-webauthn=(options) {
+            (csrf_field(csrf))
+            input type="hidden" name="method" value="security-key";
+            input type="hidden" name="credential" value="";
+            input type="hidden" name="next" value=(next);
+            input type="hidden" name="repo" value=(repo);
+            p { "Verify with your security key or passkey:" }
+            button type="submit" name="use-security-key" value="1" autofocus { "Use security key" }
+        }
+        (needs_script())
+    }
+}
+
+/// Checks the key's answer posted to verify: a 2FA session opens when it
+/// holds (bound to the waiting SSH command when the page came from a
+/// one-time link). `Err` is the page to show instead.
+pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Response> {
+    let rp = RelyingParty::new(&cx.config.public_url)
+        .map_err(|why| Response::error(400, &format!("Security keys are unavailable on this host: {why}.")))?;
+    let answer = cx.request.field("credential").to_string();
+    let ceremony = take(cx, Purpose::Verify, user)?;
+    // The link, if the ceremony came from one: still unused, and this
+    // user's.
+    let mut origin = origin(cx);
+    let mut link = None;
+    if let Ok(Some(hash)) = ceremony.as_ref().map(|c| c.link.clone()) {
+        let bytes: Option<[u8; 32]> = (0..32)
+            .map(|i| hash.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .and_then(|v| v.try_into().ok());
+        let found = match bytes {
+            Some(b) => cx.store.verify_link(&b, cx.now).map_err(|e| cx.unavailable(&e))?.map(|l| (b, l)),
+            None => None,
+        };
+        match found {
+            Some((b, l)) if l.user_id == user.id => {
+                origin.key_id = l.key_id;
+                origin.remote_addr = l.remote_addr.clone();
+                link = Some(b);
+            }
+            _ => {}
+        }
+    }
+    let keys = cx
+        .store
+        .security_keys(user.id)
+        .map_err(|e| cx.unavailable(&e))?;
+    let checked = ceremony.and_then(|c| rp.finish_authentication(&c, &answer, &keys));
+    if let Err(Refused::NoAnswer(why)) = checked {
+        // No answer is no attempt: a cancelled prompt, a browser without
+        // JavaScript.
+        return Ok(KeyVerify::NoAnswer(why));
+    }
+    let verified = twofactor::verify_key(&mut cx.store, cx.config, user, checked, &origin, cx.now)
+        .map_err(|e| cx.unavailable(&e))?;
+    if let (Verified::Opened { session_id, .. }, Some(hash)) = (&verified, link) {
+        cx.store
+            .use_verify_link(&hash, *session_id, cx.now)
+            .map_err(|e| cx.unavailable(&e))?;
+    }
+    Ok(KeyVerify::Checked {
+        verified,
+        through_link: link.is_some(),
+    })
+}
+
+/// What a key's answer to verify came to.
+pub enum KeyVerify {
+    Checked { verified: Verified, through_link: bool },
+    /// The browser sent no answer: nothing was tried.
+    NoAnswer(String),
+}
+
+/// What the verify page says about the link it was opened with.
+pub fn link_notice(cx: &Context, user: &User, token: &str) -> Markup {
+    match cx.store.verify_link(&link_hash(token), cx.now) {
+        Ok(Some(link)) if link.user_id == user.id => html! {
+            p { "Touch your key to finish the " code { "2fa verify" } " waiting in your terminal. \
+                 The link works once, until " (format_utc(link.expires_at)) "." }
+        },
+        Ok(Some(_)) => notice(
+            "error",
+            "This verify link is for another account. Log out, and log in as the account that ran 2fa verify.",
+        ),
+        Ok(None) => notice(
+            "error",
+            "This verify link is used or expired. Run 2fa verify again for a new one.",
+        ),
+        Err(e) => {
+            log::error!("verify link: {e}");
+            notice("error", "This verify link cannot be checked just now.")
+        }
+    }
+}

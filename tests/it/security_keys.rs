@@ -1,0 +1,594 @@
+//! Security keys and passkeys, in real headless Chromium with the WebDriver
+//! virtual authenticator (CTAP2, resident keys, user verification on):
+//! register a key, verify with it, and then use git over SSH and HTTP; the
+//! one-time link of `ssh … 2fa verify`; 2FA with a key alone; and the
+//! answers that must not verify: another user's key, a removed key, a
+//! replayed answer, another origin, a cloned key.
+//!
+//! `public_url` is `http://localhost:PORT`: an IP address cannot be a
+//! relying party, and browsers treat http://localhost as secure.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Child;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::client::Client;
+use crate::harness::fixture::{Fixture, PASSWORD};
+use crate::harness::sshd::{self, SshClient, Sshd};
+use crate::harness::web_server::{self, Server, free_port};
+use crate::harness::webdriver::{self, Browser};
+use crate::harness::{Host, Run, code, run};
+
+struct KeyHost {
+    f: Fixture,
+    web: u16,
+    ssh: SshClient,
+    _server: Server,
+    browser: Browser,
+    authenticator: String,
+}
+
+impl KeyHost {
+    fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.web)
+    }
+
+    fn log_in(&self, user: &str) {
+        self.browser.goto(&self.url("/login"));
+        self.browser.fill("#user", user);
+        self.browser.fill("#password", PASSWORD);
+        self.browser.click("button[type=submit]");
+    }
+
+    fn log_out(&self) {
+        self.browser.click("form[action=\"/logout\"] button");
+        self.browser.wait_for_url("/login");
+    }
+
+    /// Adds a key named `name` on the security keys page.
+    fn add_key(&self, name: &str) {
+        self.browser.goto(&self.url("/2fa/security-keys"));
+        self.browser.fill("#key-name", name);
+        self.browser.click("button[name=add-security-key]");
+    }
+
+    fn clone_ssh(&self, dest: &str) -> Run {
+        let top = self.f.dir.path();
+        self.ssh.git(
+            self.f.key_of("alice"),
+            top,
+            &["clone", "--quiet", &self.ssh.url("team/app.git"), dest],
+        )
+    }
+
+    fn clone_http(&self, dest: &str) -> Run {
+        let top = self.f.dir.path();
+        let url = format!(
+            "http://alice:{}@127.0.0.1:{}/git/team/app.git",
+            PASSWORD.replace(' ', "%20"),
+            self.web
+        );
+        run(
+            "git",
+            &["clone", "--quiet", &url, dest],
+            top,
+            &[("HOME", top.display().to_string())],
+            "",
+        )
+    }
+
+    fn audit(&self) -> String {
+        self.f
+            .git2fa(&["audit", "--user", "alice", "--limit", "100"])
+            .ok()
+            .stdout
+    }
+
+    fn show(&self, user: &str) -> String {
+        self.f.git2fa(&["user", "show", user]).ok().stdout
+    }
+}
+
+/// alice (password, SSH key, no second factor yet) and `team/app`, which
+/// needs 2FA for everything; `git2fa serve` with its web page, git over
+/// HTTP and SSH; Chromium with a virtual authenticator.
+fn key_host(policy: &str) -> Option<KeyHost> {
+    if !webdriver::available() || !crate::serve::ssh_client_available() {
+        return None;
+    }
+    let (web, ssh) = (free_port(), free_port());
+    let host = Host::build(
+        &format!("http://localhost:{web}"),
+        policy,
+        &format!(
+            "[tokens]\npassword_for_git = true\n[web]\nlisten = \"127.0.0.1:{web}\"\n\
+             [ssh]\nlisten = \"127.0.0.1:{ssh}\"\n"
+        ),
+    );
+    let f = host.user("alice").key().repo("team/app");
+    f.git2fa(&["repo", "flag", "team/app", "--require", "all"])
+        .ok();
+    let server = Server::start_with(&f, web, &[ssh]);
+    let browser = Browser::start();
+    let authenticator = browser.add_virtual_authenticator();
+    Some(KeyHost {
+        f,
+        web,
+        ssh: SshClient {
+            port: ssh,
+            login: "git".into(),
+        },
+        _server: server,
+        browser,
+        authenticator,
+    })
+}
+
+#[track_caller]
+fn says(run: &Run, text: &str) {
+    assert!(
+        run.stderr.contains(text) || run.stdout.contains(text),
+        "{text:?} missing:\n{run:?}"
+    );
+}
+
+#[test]
+fn a_key_alone_sets_up_2fa_and_verifies_for_git_over_ssh_and_http() {
+    let Some(h) = key_host("") else { return };
+    let b = &h.browser;
+
+    // Not enrolled: the wizard offers an app or a key; alice takes a key.
+    h.log_in("alice");
+    b.wait_for_url("/2fa/setup");
+    b.wait_for("Or a security key or passkey");
+    b.click("#use-key");
+    b.wait_for_url("/2fa/security-keys");
+    b.wait_for("Set up 2FA with a security key");
+    b.screenshot("security-key-setup");
+    b.fill("#key-name", "Virtual key");
+    b.click("button[name=add-security-key]");
+    b.wait_for("Two-factor authentication is on.");
+    b.screenshot("security-key-added");
+    let codes: Vec<String> = b
+        .text("#recovery-codes")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(codes.len(), 10, "recovery codes are shown once");
+    assert_eq!(
+        b.credentials(&h.authenticator).len(),
+        1,
+        "the browser made one credential"
+    );
+    let shown = h.show("alice");
+    assert!(shown.contains("enrolled"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("security-key #") && l.contains("\"Virtual key\"")),
+        "{shown}"
+    );
+    let audit = h.audit();
+    assert!(
+        audit.contains("enroll") && audit.contains("webauthn"),
+        "{audit}"
+    );
+
+    // Adding the key opened a 2FA session: git works at once.
+    h.clone_ssh("s1").ok();
+    h.clone_http("h1").ok();
+
+    // Leaving the session: git is refused again.
+    b.goto(&h.url("/2fa"));
+    b.click("form[action=\"/2fa/leave\"] button");
+    b.wait_for("You left the 2FA session");
+    let refused = h.clone_ssh("s2").fails(128);
+    says(&refused, "alice has no open 2FA session.");
+    let verify_link = format!("{}/2fa/verify?repo=team/app", h.url(""));
+    says(&refused, &verify_link);
+
+    // The link git printed: one touch verifies.
+    b.goto(&verify_link);
+    b.wait_for("Use security key");
+    b.screenshot("verify-security-key");
+    b.click("button[name=use-security-key]");
+    b.wait_for("Your 2FA session is open until");
+    h.clone_ssh("s3").ok();
+    h.clone_http("h3").ok();
+    let audit = h.audit();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("verify") && l.contains("ok") && l.contains("webauthn")),
+        "{audit}"
+    );
+    let shown = h.show("alice");
+    assert!(!shown.contains("last-used never"), "the use is recorded: {shown}");
+
+    // Log out, log in again: verify with the key, then git works.
+    h.log_out();
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+    h.log_in("alice");
+    b.wait_for("Use security key");
+    b.click("button[name=use-security-key]");
+    b.wait_for("Your 2FA session is open until");
+    h.clone_http("h4").ok();
+
+    // A recovery code still works, and the key list shows the key.
+    b.goto(&h.url("/2fa/security-keys"));
+    b.wait_for("Virtual key");
+    b.screenshot("security-keys");
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+    b.goto(&h.url("/2fa/verify"));
+    b.fill("#code", &codes[0]);
+    b.click("#code-form button[type=submit]");
+    b.wait_for("You used a recovery code");
+
+    // An admin's reset removes the key: alice is not enrolled any more.
+    let reset = h.f.git2fa(&["user", "reset-2fa", "alice"]).ok();
+    assert!(reset.stdout.contains("1 security key removed"), "{reset:?}");
+    let shown = h.show("alice");
+    assert!(shown.contains("not-enrolled"), "{shown}");
+    assert!(!shown.contains("security-key #"), "{shown}");
+}
+
+/// Reads `child`'s standard error until a line holds a verify link.
+fn read_link(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut lines = BufReader::new(stderr);
+        let mut line = String::new();
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(at) = line.find("http://") {
+                let _ = tx.send(line[at..].trim().to_string());
+            }
+            all += &line;
+            line.clear();
+        }
+        all
+    });
+    let link = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("2fa verify printed a link");
+    (link, reader)
+}
+
+/// Waits for `child` to exit by itself; its status and standard output.
+fn finished(mut child: Child) -> (Option<i32>, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            return (status.code(), out);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("2fa verify did not finish after the link was used");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ssh … 2fa verify` prints a one-time link; opening it (logging in if
+/// needed) and touching the key completes the waiting command.
+fn verify_through_the_link(h: &KeyHost, ssh: &SshClient, log_in_first: bool) {
+    let b = &h.browser;
+    let mut child = ssh.spawn(h.f.key_of("alice"), "2fa verify");
+    let (link, stderr) = read_link(&mut child);
+    assert!(
+        link.starts_with(&h.url("/2fa/verify?link=")),
+        "the link is on public_url: {link}"
+    );
+    b.goto(&link);
+    if log_in_first {
+        b.wait_for_url("/login?next=%2F2fa%2Fverify%3Flink%3D");
+        b.fill("#user", "alice");
+        b.fill("#password", PASSWORD);
+        b.click("button[type=submit]");
+    }
+    b.wait_for("waiting in your terminal");
+    b.screenshot("verify-link");
+    b.click("button[name=use-security-key]");
+    b.wait_for("goes on now");
+    let (status, out) = finished(child);
+    let err = stderr.join().unwrap();
+    assert_eq!(status, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("git2fa: 2FA session open until"), "{out}");
+    // The link works once.
+    b.goto(&link);
+    b.wait_for("This verify link is used or expired.");
+}
+
+#[test]
+fn the_link_of_ssh_2fa_verify_completes_the_waiting_command() {
+    let Some(h) = key_host("") else { return };
+    let b = &h.browser;
+    h.log_in("alice");
+    b.click("#use-key");
+    h.add_key("Virtual key");
+    b.wait_for("Two-factor authentication is on.");
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+    h.clone_ssh("s0").fails(128);
+
+    // Through `git2fa serve`'s SSH server, the browser logged in.
+    verify_through_the_link(&h, &h.ssh, false);
+    h.clone_ssh("s1").ok();
+
+    // Through OpenSSH and git2fa-shell, the browser logged out first.
+    if !sshd::available() {
+        return;
+    }
+    let sshd = Sshd::start(&h.f);
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+    h.log_out();
+    verify_through_the_link(&h, &sshd.client(), true);
+    h.clone_ssh("s2").ok();
+    let audit = h.audit();
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("verify") && l.contains("webauthn") && l.contains("ok"))
+            .count(),
+        2,
+        "{audit}"
+    );
+}
+
+/// The credential id (base64url) of the newest credential in the
+/// authenticator.
+fn newest_credential(h: &KeyHost, before: &[Value]) -> Value {
+    h.browser
+        .credentials(&h.authenticator)
+        .into_iter()
+        .find(|c| !before.contains(c) && !before.iter().any(|b| b["credentialId"] == c["credentialId"]))
+        .expect("a new credential")
+}
+
+/// Runs the verify page's ceremony in the browser, the key answering
+/// being `credential` (base64url id), whatever the page allows; the answer
+/// as the page's script would send it.
+const ASSERT: &str = r#"
+const [options, credential, done] = arguments;
+const bytes = (t) => Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((t.length + 3) % 4)), (c) => c.charCodeAt(0)).buffer;
+const text = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const o = JSON.parse(options).publicKey;
+o.challenge = bytes(o.challenge);
+o.allowCredentials = [{ type: "public-key", id: bytes(credential) }];
+navigator.credentials.get({ publicKey: o }).then((c) => done(JSON.stringify({
+  id: c.id, rawId: text(c.rawId), type: c.type, extensions: {},
+  response: {
+    clientDataJSON: text(c.response.clientDataJSON),
+    authenticatorData: text(c.response.authenticatorData),
+    signature: text(c.response.signature),
+    userHandle: c.response.userHandle ? text(c.response.userHandle) : null,
+  },
+})), (e) => done("error:" + e.name + ": " + e.message));
+"#;
+
+/// On the verify page: the options of its ceremony.
+fn options(b: &Browser) -> String {
+    b.attribute("#security-key", "data-webauthn")
+}
+
+/// Posts `answer` as the key's answer of the verify page now shown.
+fn post_answer(b: &Browser, answer: &str) {
+    let answer = serde_json::to_string(answer).unwrap();
+    b.eval(&format!(
+        "const form = document.querySelector('#security-key');\
+         form.querySelector('input[name=credential]').value = {answer};\
+         HTMLFormElement.prototype.submit.call(form);"
+    ));
+}
+
+fn answer_with(b: &Browser, options: &str, credential: &Value) -> String {
+    let answer = b.eval_async(
+        ASSERT,
+        serde_json::json!([options, credential["credentialId"]]),
+    );
+    let answer = answer.as_str().unwrap().to_string();
+    assert!(!answer.starts_with("error:"), "{answer}");
+    answer
+}
+
+#[track_caller]
+fn refused(h: &KeyHost, reason: &str) {
+    h.browser.wait_for("The key&#39;s answer was not accepted");
+    let audit = h.audit();
+    let last = audit.lines().next().unwrap_or_default();
+    assert!(
+        last.contains("verify") && last.contains("fail") && last.contains(reason),
+        "newest audit row: {last}\n{audit}"
+    );
+    let sessions = h.f.git2fa(&["session", "list", "alice"]).ok();
+    assert!(
+        !sessions.stdout.contains("session #"),
+        "no session opened: {sessions:?}"
+    );
+}
+
+/// A page on another origin (another port of localhost), as a phishing
+/// page would be.
+fn other_origin() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let body = "<!doctype html><title>Verify</title><p>Sign in to git</p>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn answers_that_must_not_verify_are_refused_and_counted() {
+    let Some(h) = key_host("max_failures = 10") else {
+        return;
+    };
+    let b = &h.browser;
+    // alice: an app and two keys; bob: one key, in the same authenticator.
+    let secret = {
+        let (secret, _) = h.f.enroll("alice");
+        secret
+    };
+    h.f.add_user("bob");
+    h.log_in("bob");
+    b.click("#use-key");
+    h.add_key("Bob's key");
+    b.wait_for("Two-factor authentication is on.");
+    let bobs = newest_credential(&h, &[]);
+    h.log_out();
+    h.log_in("alice");
+    b.fill("#code", &code(&secret, 0));
+    b.click("#code-form button[type=submit]");
+    b.wait_for("Your 2FA session is open until");
+    let before = b.credentials(&h.authenticator);
+    h.add_key("Old key");
+    b.wait_for("Security key \"Old key\" added.");
+    let old = newest_credential(&h, &before);
+    // A second key for alice in the same authenticator: the old one is
+    // taken out while it is made (the page excludes keys alice has), then
+    // put back.
+    h.browser.remove_credential(&h.authenticator, old["credentialId"].as_str().unwrap());
+    let before = b.credentials(&h.authenticator);
+    h.add_key("New key");
+    b.wait_for("Security key \"New key\" added.");
+    let new = newest_credential(&h, &before);
+    b.add_credential(&h.authenticator, &old);
+    // alice removes the old key.
+    b.goto(&h.url("/2fa/security-keys"));
+    b.click("button[aria-label=\"Remove Old key\"]");
+    b.wait_for("Security key \"Old key\" removed");
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+
+    // Attack: bob's key answering alice's challenge (someone holding
+    // bob's key and alice's password).
+    b.goto(&h.url("/2fa/verify"));
+    let answer = answer_with(b, &options(b), &bobs);
+    post_answer(b, &answer);
+    refused(&h, "wrong-webauthn");
+
+    // Attack: the key alice removed (a lost key, found).
+    b.goto(&h.url("/2fa/verify"));
+    let answer = answer_with(b, &options(b), &old);
+    post_answer(b, &answer);
+    refused(&h, "wrong-webauthn");
+
+    // Attack: an answer seen once (logged by a proxy, say), sent again.
+    b.goto(&h.url("/2fa/verify"));
+    let seen = answer_with(b, &options(b), &new);
+    post_answer(b, &seen);
+    b.wait_for("Your 2FA session is open until");
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+    b.goto(&h.url("/2fa/verify"));
+    post_answer(b, &seen);
+    refused(&h, "wrong-webauthn");
+
+    // Attack: a phishing page on another origin relays alice's challenge
+    // and gets her key's answer for it.
+    b.goto(&h.url("/2fa/verify"));
+    let relayed = options(b);
+    let own_tab = b.new_tab();
+    b.goto(&format!("http://localhost:{}/", other_origin()));
+    b.wait_for("Sign in to git");
+    let answer = answer_with(b, &relayed, &new);
+    b.switch_to(&own_tab);
+    post_answer(b, &answer);
+    refused(&h, "wrong-webauthn");
+    let audit = h.audit();
+    assert!(
+        audit.to_lowercase().contains("origin"),
+        "the audit row says why: {audit}"
+    );
+
+    // Attack: a copy of alice's key, its counter behind the original's.
+    let mut copy = b
+        .credentials(&h.authenticator)
+        .into_iter()
+        .find(|c| c["credentialId"] == new["credentialId"])
+        .unwrap();
+    assert!(copy["signCount"].as_u64().unwrap() > 0, "{copy}");
+    copy["signCount"] = Value::from(0);
+    b.remove_credential(&h.authenticator, new["credentialId"].as_str().unwrap());
+    b.add_credential(&h.authenticator, &copy);
+    b.goto(&h.url("/2fa/verify"));
+    let answer = answer_with(b, &options(b), &new);
+    post_answer(b, &answer);
+    refused(&h, "cloned-webauthn");
+
+    // Every failed answer counted towards the lock.
+    let shown = h.show("alice");
+    assert!(shown.contains("failures: 5"), "{shown}");
+}
+
+#[test]
+fn without_a_host_name_or_javascript_keys_are_explained_and_nothing_changes() {
+    // public_url with an IP address: the page says why keys are
+    // unavailable, and offers no key.
+    let port = web_server::free_port();
+    let host = web_server::host(port, "");
+    let f = host.user("alice").enrolled();
+    let server = Server::start(&f, port);
+    let mut web = Client::new(&server);
+    web.logs_in("alice", PASSWORD);
+    web.verifies(&code(f.secret_of("alice"), 0));
+    let page = web.get("/2fa/security-keys");
+    assert!(
+        page.body.contains("is an IP address"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("add-security-key"), "{}", page.body);
+    drop(server);
+
+    // On localhost, a browser without JavaScript posts the form with no
+    // answer: nothing is added, and the page says a key needs JavaScript.
+    let port = web_server::free_port();
+    let host = Host::build(
+        &format!("http://localhost:{port}"),
+        "",
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n[ssh]\nlisten = \"\"\n"),
+    );
+    let f = host.user("alice").enrolled();
+    let server = Server::start(&f, port);
+    let mut web = Client::new(&server);
+    web.logs_in("alice", PASSWORD);
+    web.verifies(&code(f.secret_of("alice"), 0));
+    let page = web.get("/2fa/security-keys");
+    assert!(page.body.contains("<noscript>"), "{}", page.body);
+    assert!(page.body.contains("needs JavaScript"), "{}", page.body);
+    let answer = web.submit(
+        "/2fa/security-keys",
+        "/2fa/security-keys",
+        &[("name", "My key"), ("credential", "")],
+    );
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.body.contains("needs JavaScript"), "{}", answer.body);
+    let shown = f.git2fa(&["user", "show", "alice"]).ok().stdout;
+    assert!(!shown.contains("security-key #"), "{shown}");
+    // The script is a file of the host's own, and the policy allows no
+    // other: no inline script on any page.
+    let script = web.get("/webauthn.js");
+    assert_eq!(script.status, 200);
+    assert!(script.body.contains("navigator.credentials"));
+    assert!(
+        page.head
+            .contains("content-security-policy: default-src 'none'; script-src 'self';"),
+        "{}",
+        page.head
+    );
+    assert!(!page.body.contains("<script>"), "{}", page.body);
+}
