@@ -287,7 +287,11 @@ fn verify_through_the_link(h: &KeyHost, ssh: &SshClient, log_in_first: bool) {
     );
     b.goto(&link);
     if log_in_first {
-        b.wait_for_url("/login?next=%2F2fa%2Fverify%3Flink%3D");
+        assert!(
+            crate::harness::poll(Duration::from_secs(10), || b.url().contains("/login?next=")),
+            "not sent to log in: {}",
+            b.url()
+        );
         b.fill("#user", "alice");
         b.fill("#password", PASSWORD);
         b.click("button[type=submit]");
@@ -398,7 +402,7 @@ fn answer_with(b: &Browser, options: &str, credential: &Value) -> String {
 
 #[track_caller]
 fn refused(h: &KeyHost, reason: &str) {
-    h.browser.wait_for("The key&#39;s answer was not accepted");
+    h.browser.wait_for("answer was not accepted");
     let audit = h.audit();
     let last = audit.lines().next().unwrap_or_default();
     assert!(
@@ -501,9 +505,18 @@ fn answers_that_must_not_verify_are_refused_and_counted() {
     // and gets her key's answer for it.
     b.goto(&h.url("/2fa/verify"));
     let relayed = options(b);
+    let key = b
+        .credentials(&h.authenticator)
+        .into_iter()
+        .find(|c| c["credentialId"] == new["credentialId"])
+        .unwrap();
     let own_tab = b.new_tab();
     b.goto(&format!("http://localhost:{}/", other_origin()));
     b.wait_for("Sign in to git");
+    // Chromium's virtual authenticators belong to a tab: this tab's
+    // holds alice's key too.
+    let here = b.add_virtual_authenticator();
+    b.add_credential(&here, &key);
     let answer = answer_with(b, &relayed, &new);
     b.switch_to(&own_tab);
     post_answer(b, &answer);
@@ -529,9 +542,10 @@ fn answers_that_must_not_verify_are_refused_and_counted() {
     post_answer(b, &answer);
     refused(&h, "cloned-webauthn");
 
-    // Every failed answer counted towards the lock.
+    // Every failed answer since the last success counted towards the
+    // lock: the replayed, relayed and cloned ones.
     let shown = h.show("alice");
-    assert!(shown.contains("failures: 5"), "{shown}");
+    assert!(shown.contains("failures: 3"), "{shown}");
 }
 
 #[test]
