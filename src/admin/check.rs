@@ -193,6 +193,20 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
             broken.join(", ")
         ));
     }
+    // Keys are bound to public_url's host: with one that cannot be a
+    // relying party, users who have keys verify with a code only.
+    let with_keys: Vec<_> = users
+        .iter()
+        .filter(|u| u.security_keys > 0)
+        .map(|u| u.name.clone())
+        .collect();
+    match crate::factor::webauthn::unavailable_reason(&config.public_url) {
+        Some(why) if !with_keys.is_empty() => report.problem(format!(
+            "{} registered security keys, which do not work here: {why}",
+            with_keys.join(", ")
+        )),
+        _ => {}
+    }
 }
 
 /// The account the shims and hooks must run as: the owner of `data_dir`.

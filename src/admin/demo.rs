@@ -125,7 +125,7 @@ fn write_config(dir: &Path, web: SocketAddr, ssh: SocketAddr) -> Result<Config, 
          [web]\nlisten = {}\n\n[ssh]\nlisten = {}\n",
         quote(&dir.join("repos").to_string_lossy()),
         quote(&dir.join("data").to_string_lossy()),
-        quote(&format!("http://{web}")),
+        quote(&format!("http://{}", web_authority(web))),
         quote(git),
         quote(&web.to_string()),
         quote(&ssh.to_string()),
@@ -251,9 +251,21 @@ fn install_hooks(config: &Config) -> Result<(), String> {
         .map_err(|e| format!("installing the hooks: {e}"))
 }
 
+/// The web page's address as users type it: `localhost` for a loopback
+/// address, so that security keys work (an IP address cannot be a WebAuthn
+/// relying party, and browsers treat http://localhost as secure).
+fn web_authority(web: SocketAddr) -> String {
+    if web.ip().is_loopback() {
+        format!("localhost:{}", web.port())
+    } else {
+        web.to_string()
+    }
+}
+
 /// What the demo prints. Lines that start with `  $ ` are commands to run
 /// as they are.
 pub fn instructions(dir: &Path, web: SocketAddr, ssh: SocketAddr, password: &str) -> String {
+    let web = web_authority(web);
     let d = dir.display();
     let ssh_command = format!(
         "ssh -i {d}/demo_key -o IdentitiesOnly=yes -o UserKnownHostsFile={d}/known_hosts -p {}",
@@ -274,7 +286,8 @@ pub fn instructions(dir: &Path, web: SocketAddr, ssh: SocketAddr, password: &str
          \n\
          2. Open http://{web}/login and log in as {USER} with the password above.\n\
          \x20  Set up 2FA: scan the QR code with an authenticator app, keep the\n\
-         \x20  recovery codes, and enter a code. That opens a 2FA session.\n\
+         \x20  recovery codes, and enter a code (or use a security key or passkey).\n\
+         \x20  That opens a 2FA session.\n\
          \n\
          3. Clone again. It works.\n\
          \x20 $ GIT_SSH_COMMAND=\"{ssh_command}\" git clone ssh://git@{host}:{port}/{REPO}.git\n\

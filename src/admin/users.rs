@@ -133,9 +133,14 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
                 )),
                 ..AuditRecord::default()
             })?;
-            let keys = plural(user.security_keys.max(0) as usize, "security key") + " removed";
+            // Security keys are named only when there were some: the
+            // line stays as scripts know it for users with an app alone.
+            let keys = match user.security_keys {
+                0 => String::new(),
+                n => plural(usize::try_from(n).unwrap_or(0), "security key") + " removed; ",
+            };
             println!(
-                "removed 2FA from {name}: secret and recovery codes are gone; {keys}; {sessions}; {tokens}"
+                "removed 2FA from {name}: secret and recovery codes are gone; {keys}{sessions}; {tokens}"
             );
         }
         UserCommand::SetPassword {

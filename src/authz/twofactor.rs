@@ -377,7 +377,7 @@ pub fn verify_key(
     store: &mut Store,
     config: &Config,
     user: &User,
-    answer: Result<KeyUse, Refused>,
+    answer: Result<webauthn::Used, Refused>,
     origin: &Origin,
     now: i64,
 ) -> Result<Verified, TwoFactorError> {
@@ -386,7 +386,11 @@ pub fn verify_key(
             store,
             config,
             user,
-            Attempt::Key(Some(used)),
+            Attempt::Key(Some(KeyUse {
+                key_id: used.key_id,
+                sign_count: used.sign_count,
+                credential: used.credential,
+            })),
             Method::SecurityKey,
             Some(("wrong-webauthn", "the key's counter did not move forward")),
             origin,
@@ -428,6 +432,27 @@ pub struct KeyRegistered {
     /// The user's first second factor: new recovery codes to show, and a
     /// 2FA session opened (as a first code opens one).
     pub first: Option<(Vec<String>, i64)>,
+}
+
+/// What the ceremonies need of a user and their keys.
+pub fn key_user(user: &User) -> webauthn::KeyUser<'_> {
+    webauthn::KeyUser {
+        id: user.id,
+        name: &user.name,
+        created_at: user.created_at,
+    }
+}
+
+pub fn stored_keys(keys: &[SecurityKey]) -> Vec<webauthn::StoredKey<'_>> {
+    keys.iter()
+        .map(|k| webauthn::StoredKey {
+            id: k.id,
+            name: &k.name,
+            credential_id: &k.credential_id,
+            credential: &k.credential,
+            sign_count: k.sign_count,
+        })
+        .collect()
 }
 
 /// Registers a key the browser just made for `user`, named `name`.

@@ -13,8 +13,6 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use crate::store;
-
 /// How long the browser has to answer a ceremony.
 pub const CEREMONY_TTL: i64 = 300;
 
@@ -84,7 +82,12 @@ impl Ceremony {
 
     /// The ceremony a web session kept, if it is of this purpose and user
     /// and has not expired.
-    pub fn parse(text: &str, purpose: Purpose, user_id: i64, now: i64) -> Result<Ceremony, Refused> {
+    pub fn parse(
+        text: &str,
+        purpose: Purpose,
+        user_id: i64,
+        now: i64,
+    ) -> Result<Ceremony, Refused> {
         let ceremony: Ceremony = serde_json::from_str(text).map_err(|_| Refused::NoCeremony)?;
         if ceremony.purpose != purpose || ceremony.user_id != user_id || ceremony.expires_at <= now
         {
@@ -92,6 +95,34 @@ impl Ceremony {
         }
         Ok(ceremony)
     }
+}
+
+/// A registered key, as the store keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredKey<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub credential_id: &'a [u8],
+    /// What `NewKey::credential` was, updated at each use.
+    pub credential: &'a str,
+    pub sign_count: i64,
+}
+
+/// The user a key is registered to.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyUser<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub created_at: i64,
+}
+
+/// A key's answer that held: what its stored row becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Used {
+    pub key_id: i64,
+    /// The authenticator's signature counter (0: it keeps none).
+    pub sign_count: i64,
+    pub credential: String,
 }
 
 /// A key that was just registered.
@@ -140,20 +171,20 @@ impl RelyingParty {
     /// (JSON) and the ceremony to keep.
     pub fn start_registration(
         &self,
-        user: &store::User,
-        existing: &[store::SecurityKey],
+        user: KeyUser,
+        existing: &[StoredKey],
         now: i64,
     ) -> Result<(String, Ceremony), String> {
         let exclude: Vec<CredentialID> = existing
             .iter()
-            .map(|k| CredentialID::from(k.credential_id.clone()))
+            .map(|k| CredentialID::from(k.credential_id.to_vec()))
             .collect();
         let (mut options, state) = self
             .webauthn
             .start_securitykey_registration(
                 user_handle(user),
-                &user.name,
-                &user.name,
+                user.name,
+                user.name,
                 Some(exclude),
                 None,
                 None,
@@ -179,7 +210,11 @@ impl RelyingParty {
     }
 
     /// Checks the browser's answer to a registration.
-    pub fn finish_registration(&self, ceremony: &Ceremony, answer: &str) -> Result<NewKey, Refused> {
+    pub fn finish_registration(
+        &self,
+        ceremony: &Ceremony,
+        answer: &str,
+    ) -> Result<NewKey, Refused> {
         let state: SecurityKeyRegistration =
             serde_json::from_value(ceremony.state.clone()).map_err(|_| Refused::NoCeremony)?;
         let answer: RegisterPublicKeyCredential = parse_answer(answer)?;
@@ -203,14 +238,14 @@ impl RelyingParty {
     /// (JSON) and the ceremony to keep.
     pub fn start_authentication(
         &self,
-        user: &store::User,
-        keys: &[store::SecurityKey],
+        user: KeyUser,
+        keys: &[StoredKey],
         link: Option<String>,
         now: i64,
     ) -> Result<(String, Ceremony), String> {
         let credentials = keys
             .iter()
-            .filter_map(|k| serde_json::from_str(&k.credential).ok())
+            .filter_map(|k| serde_json::from_str(k.credential).ok())
             .collect::<Vec<webauthn_rs::prelude::SecurityKey>>();
         let (mut options, state) = self
             .webauthn
@@ -235,8 +270,8 @@ impl RelyingParty {
         &self,
         ceremony: &Ceremony,
         answer: &str,
-        keys: &[store::SecurityKey],
-    ) -> Result<store::KeyUse, Refused> {
+        keys: &[StoredKey],
+    ) -> Result<Used, Refused> {
         let state: SecurityKeyAuthentication =
             serde_json::from_value(ceremony.state.clone()).map_err(|_| Refused::NoCeremony)?;
         let answer: PublicKeyCredential = parse_answer(answer)?;
@@ -263,7 +298,7 @@ impl RelyingParty {
                 },
             })?;
         let mut credential: webauthn_rs::prelude::SecurityKey =
-            serde_json::from_str(&stored.credential).map_err(|e| Refused::Invalid {
+            serde_json::from_str(stored.credential).map_err(|e| Refused::Invalid {
                 detail: format!("key #{}: {e}", stored.id),
             })?;
         credential.update_credential(&result);
@@ -278,7 +313,7 @@ impl RelyingParty {
                 ),
             });
         }
-        Ok(store::KeyUse {
+        Ok(Used {
             key_id: stored.id,
             sign_count: counter,
             credential: serde_json::to_string(&credential).map_err(|e| Refused::Invalid {
@@ -290,11 +325,10 @@ impl RelyingParty {
 
 /// The user handle a key is registered under: derived from the user's row,
 /// naming no one.
-fn user_handle(user: &store::User) -> Uuid {
+fn user_handle(user: KeyUser) -> Uuid {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(
-        format!("git2fa webauthn user {} {}", user.id, user.created_at).as_bytes(),
-    );
+    let digest =
+        Sha256::digest(format!("git2fa webauthn user {} {}", user.id, user.created_at).as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     Uuid::from_bytes(bytes)
@@ -321,4 +355,93 @@ fn parse_answer<T: serde::de::DeserializeOwned>(answer: &str) -> Result<T, Refus
     serde_json::from_str(answer).map_err(|e| Refused::Invalid {
         detail: format!("the answer is not a WebAuthn credential ({e})"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_host_name_on_https_or_localhost_is_a_relying_party() {
+        for good in [
+            "https://git.example.com",
+            "https://git.example.com:8443/prefix",
+            "http://localhost:8080",
+            "http://git.localhost",
+        ] {
+            assert!(RelyingParty::new(good).is_ok(), "{good}");
+        }
+        let ip = RelyingParty::new("http://127.0.0.1:8080").err().unwrap();
+        assert!(ip.contains("is an IP address"), "{ip}");
+        let ip6 = RelyingParty::new("https://[::1]:8443").err().unwrap();
+        assert!(ip6.contains("is an IP address"), "{ip6}");
+        let plain = RelyingParty::new("http://git.example.com").err().unwrap();
+        assert!(plain.contains("only to https pages"), "{plain}");
+        assert!(unavailable_reason("not a url").is_some());
+    }
+
+    #[test]
+    fn a_ceremony_is_good_for_its_purpose_user_and_time_only() {
+        let rp = RelyingParty::new("http://localhost:8080").unwrap();
+        let user = KeyUser {
+            id: 7,
+            name: "alice",
+            created_at: 1,
+        };
+        let (options, ceremony) = rp.start_registration(user, &[], 1000).unwrap();
+        let options: serde_json::Value = serde_json::from_str(&options).unwrap();
+        let public_key = &options["publicKey"];
+        assert_eq!(public_key["rp"]["id"], "localhost");
+        assert_eq!(public_key["attestation"], "none");
+        assert_eq!(
+            public_key["authenticatorSelection"]["userVerification"],
+            "preferred"
+        );
+        assert!(public_key.get("hints").is_none(), "{public_key}");
+        let text = ceremony.to_json();
+        assert!(Ceremony::parse(&text, Purpose::Register, 7, 1000).is_ok());
+        for (purpose, user, now) in [
+            (Purpose::Verify, 7, 1000),
+            (Purpose::Register, 8, 1000),
+            (Purpose::Register, 7, 1000 + CEREMONY_TTL),
+        ] {
+            assert_eq!(
+                Ceremony::parse(&text, purpose, user, now).err(),
+                Some(Refused::NoCeremony),
+                "{purpose:?} {user} {now}"
+            );
+        }
+        assert_eq!(
+            Ceremony::parse("garbage", Purpose::Register, 7, 1000).err(),
+            Some(Refused::NoCeremony)
+        );
+    }
+
+    #[test]
+    fn answers_that_are_not_credentials_are_refused_with_a_reason() {
+        let rp = RelyingParty::new("http://localhost:8080").unwrap();
+        let user = KeyUser {
+            id: 7,
+            name: "alice",
+            created_at: 1,
+        };
+        let (_, ceremony) = rp.start_registration(user, &[], 1000).unwrap();
+        assert!(matches!(
+            rp.finish_registration(&ceremony, ""),
+            Err(Refused::NoAnswer(why)) if why.contains("needs JavaScript")
+        ));
+        assert!(matches!(
+            rp.finish_registration(&ceremony, "error:NotAllowedError: cancelled"),
+            Err(Refused::NoAnswer(why)) if why.contains("NotAllowedError")
+        ));
+        assert!(matches!(
+            rp.finish_registration(&ceremony, "{\"id\": 1}"),
+            Err(Refused::Invalid { .. })
+        ));
+        let long = "x".repeat(MAX_ANSWER + 1);
+        assert!(matches!(
+            rp.finish_registration(&ceremony, &long),
+            Err(Refused::Invalid { .. })
+        ));
+    }
 }

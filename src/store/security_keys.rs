@@ -3,56 +3,8 @@
 
 use super::*;
 
-/// A registered security key or passkey.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityKey {
-    pub id: i64,
-    pub user_id: i64,
-    pub name: String,
-    pub credential_id: Vec<u8>,
-    /// The public key, its flags and counter, as `factor::webauthn` wrote it.
-    pub credential: String,
-    pub sign_count: i64,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
-
-/// A key's assertion that held: what the key's row becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyUse {
-    pub key_id: i64,
-    /// The authenticator's signature counter (0: it keeps none).
-    pub sign_count: i64,
-    pub credential: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddedKey {
-    Added(i64),
-    /// This credential is registered already (to this user or another).
-    Duplicate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RemovedKey {
-    Removed,
-    NoSuchKey,
-    /// The user's only second factor: removing it is removing 2FA.
-    LastFactor,
-}
-
-/// A one-time verify link, while it is unused and not expired.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyLink {
-    pub user_id: i64,
-    /// The SSH key and address of the command waiting for it: the session
-    /// it opens is bound to them.
-    pub key_id: Option<i64>,
-    pub remote_addr: Option<String>,
-    pub expires_at: i64,
-}
-
-const KEY_COLUMNS: &str = "SELECT id, user_id, name, credential_id, credential, sign_count, created_at, last_used_at
+const KEY_COLUMNS: &str =
+    "SELECT id, user_id, name, credential_id, credential, sign_count, created_at, last_used_at
      FROM security_keys";
 
 fn key_from_row(row: &Row) -> Result<SecurityKey> {

@@ -294,6 +294,7 @@ fn postgres_refuses_a_url_it_cannot_read_and_a_missing_password_file() {
 
 mod codes;
 mod rows;
+mod security_keys;
 
 // Attack (or a stopped process): a client of the store socket begins a
 // write transaction, which takes the write lock of every host sharing the

@@ -311,7 +311,10 @@ impl<'a> Context<'a> {
         let mut separator = '?';
         for name in ["repo", "link"] {
             if let Some(value) = self.request.param(name) {
-                target += &format!("{separator}{name}={}", crate::system::url::url_component(value));
+                target += &format!(
+                    "{separator}{name}={}",
+                    crate::system::url::url_component(value)
+                );
                 separator = '&';
             }
         }

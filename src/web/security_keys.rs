@@ -47,7 +47,11 @@ fn keep(cx: &mut Context, ceremony: &Ceremony) -> Result<(), Response> {
 }
 
 /// Takes the web session's ceremony, once.
-fn take(cx: &mut Context, purpose: Purpose, user: &User) -> Result<Result<Ceremony, Refused>, Response> {
+fn take(
+    cx: &mut Context,
+    purpose: Purpose,
+    user: &User,
+) -> Result<Result<Ceremony, Refused>, Response> {
     let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
     let kept = cx
         .store
@@ -146,15 +150,26 @@ fn add_form(
             }
         };
     }
-    let (options, ceremony) = match rp.start_registration(user, keys, cx.now) {
+    let started = rp.start_registration(
+        twofactor::key_user(user),
+        &twofactor::stored_keys(keys),
+        cx.now,
+    );
+    let (options, ceremony) = match started {
         Ok(started) => started,
         Err(e) => {
             log::error!("security key registration: {e}");
-            return notice("error", "Security keys are unavailable just now; try again later.");
+            return notice(
+                "error",
+                "Security keys are unavailable just now; try again later.",
+            );
         }
     };
     if keep(cx, &ceremony).is_err() {
-        return notice("error", "Security keys are unavailable just now; try again later.");
+        return notice(
+            "error",
+            "Security keys are unavailable just now; try again later.",
+        );
     }
     html! {
         form.card #add-key method="post" action="/2fa/security-keys" data-webauthn=(options) {
@@ -170,7 +185,10 @@ fn add_form(
 }
 
 fn unavailable_here(why: &str) -> Markup {
-    notice("info", &format!("Security keys are unavailable on this host: {why}."))
+    notice(
+        "info",
+        &format!("Security keys are unavailable on this host: {why}."),
+    )
 }
 
 pub fn add(cx: &mut Context) -> Response {
@@ -214,11 +232,8 @@ pub fn add(cx: &mut Context) -> Response {
     let registered = match registered {
         Ok(Some(registered)) => registered,
         Ok(None) => {
-            return list(
-                cx,
-                Some(notice("error", "That key is registered already.")),
-            )
-            .with_status(400);
+            return list(cx, Some(notice("error", "That key is registered already.")))
+                .with_status(400);
         }
         Err(e) => return cx.unavailable(&e),
     };
@@ -304,7 +319,14 @@ fn hex(bytes: &[u8]) -> String {
 /// The key's half of the verify page, for a user with keys: a button
 /// that verifies with one in one touch. `link` is the one-time link's
 /// token this page was opened with, if any.
-pub fn verify_part(cx: &mut Context, user: &User, link: Option<&str>, csrf: &str, next: &str, repo: &str) -> Markup {
+pub fn verify_part(
+    cx: &mut Context,
+    user: &User,
+    link: Option<&str>,
+    csrf: &str,
+    next: &str,
+    repo: &str,
+) -> Markup {
     if user.security_keys == 0 {
         return html! {};
     }
@@ -316,20 +338,34 @@ pub fn verify_part(cx: &mut Context, user: &User, link: Option<&str>, csrf: &str
         Ok(keys) => keys,
         Err(e) => {
             log::error!("security keys of {}: {e}", user.name);
-            return notice("error", "Security keys are unavailable just now; use a code.");
+            return notice(
+                "error",
+                "Security keys are unavailable just now; use a code.",
+            );
         }
     };
     let hash = link.map(link_hash);
-    let started = rp.start_authentication(user, &keys, hash.map(|h| hex(&h)), cx.now);
+    let started = rp.start_authentication(
+        twofactor::key_user(user),
+        &twofactor::stored_keys(&keys),
+        hash.map(|h| hex(&h)),
+        cx.now,
+    );
     let (options, ceremony) = match started {
         Ok(started) => started,
         Err(e) => {
             log::error!("security key verify: {e}");
-            return notice("error", "Security keys are unavailable just now; use a code.");
+            return notice(
+                "error",
+                "Security keys are unavailable just now; use a code.",
+            );
         }
     };
     if keep(cx, &ceremony).is_err() {
-        return notice("error", "Security keys are unavailable just now; use a code.");
+        return notice(
+            "error",
+            "Security keys are unavailable just now; use a code.",
+        );
     }
     html! {
         form.card #security-key method="post" action="/2fa/verify" data-webauthn=(options) {
@@ -349,8 +385,12 @@ pub fn verify_part(cx: &mut Context, user: &User, link: Option<&str>, csrf: &str
 /// holds (bound to the waiting SSH command when the page came from a
 /// one-time link). `Err` is the page to show instead.
 pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Response> {
-    let rp = RelyingParty::new(&cx.config.public_url)
-        .map_err(|why| Response::error(400, &format!("Security keys are unavailable on this host: {why}.")))?;
+    let rp = RelyingParty::new(&cx.config.public_url).map_err(|why| {
+        Response::error(
+            400,
+            &format!("Security keys are unavailable on this host: {why}."),
+        )
+    })?;
     let answer = cx.request.field("credential").to_string();
     let ceremony = take(cx, Purpose::Verify, user)?;
     // The link, if the ceremony came from one: still unused, and this
@@ -359,11 +399,18 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
     let mut link = None;
     if let Ok(Some(hash)) = ceremony.as_ref().map(|c| c.link.clone()) {
         let bytes: Option<[u8; 32]> = (0..32)
-            .map(|i| hash.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .map(|i| {
+                hash.get(2 * i..2 * i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()
             .and_then(|v| v.try_into().ok());
         let found = match bytes {
-            Some(b) => cx.store.verify_link(&b, cx.now).map_err(|e| cx.unavailable(&e))?.map(|l| (b, l)),
+            Some(b) => cx
+                .store
+                .verify_link(&b, cx.now)
+                .map_err(|e| cx.unavailable(&e))?
+                .map(|l| (b, l)),
             None => None,
         };
         match found {
@@ -379,7 +426,8 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
         .store
         .security_keys(user.id)
         .map_err(|e| cx.unavailable(&e))?;
-    let checked = ceremony.and_then(|c| rp.finish_authentication(&c, &answer, &keys));
+    let checked = ceremony
+        .and_then(|c| rp.finish_authentication(&c, &answer, &twofactor::stored_keys(&keys)));
     if let Err(Refused::NoAnswer(why)) = checked {
         // No answer is no attempt: a cancelled prompt, a browser without
         // JavaScript.
@@ -400,7 +448,10 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
 
 /// What a key's answer to verify came to.
 pub enum KeyVerify {
-    Checked { verified: Verified, through_link: bool },
+    Checked {
+        verified: Verified,
+        through_link: bool,
+    },
     /// The browser sent no answer: nothing was tried.
     NoAnswer(String),
 }

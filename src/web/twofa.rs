@@ -635,15 +635,15 @@ pub fn remove(cx: &mut Context) -> Response {
         guard!(cx.require_recent_code("/2fa"));
     } else {
         match guard!(check_code(cx, &user)) {
-        Verified::Opened { .. } => {}
-        _ => {
-            return manage_with(
-                cx,
-                Some(notice("error", "That code is not right; 2FA stays on.")),
-            )
-            .with_status(400);
+            Verified::Opened { .. } => {}
+            _ => {
+                return manage_with(
+                    cx,
+                    Some(notice("error", "That code is not right; 2FA stays on.")),
+                )
+                .with_status(400);
+            }
         }
-    }
     }
     // The user's own tokens stay: each was minted with a code of theirs.
     if let Err(e) = cx.store.reset_2fa(user.id, false, cx.now) {

@@ -111,8 +111,12 @@ fn uses(known: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> 
         }
         for line in text.lines() {
             let line = line.trim_start_matches("pub ");
+            // `child::` as a path of its own, not the end of a longer name
+            // (`keys::` in `security_keys::`).
             if let Some(child) = line.strip_prefix("mod ").and_then(|l| l.strip_suffix(';'))
-                && text.contains(&format!("{child}::"))
+                && text
+                    .match_indices(&format!("{child}::"))
+                    .any(|(at, _)| is_word_start(at))
             {
                 to.insert(format!("{module}::{child}"));
             }

@@ -206,7 +206,10 @@ fn a_key_alone_sets_up_2fa_and_verifies_for_git_over_ssh_and_http() {
         "{audit}"
     );
     let shown = h.show("alice");
-    assert!(!shown.contains("last-used never"), "the use is recorded: {shown}");
+    assert!(
+        !shown.contains("last-used never"),
+        "the use is recorded: {shown}"
+    );
 
     // Log out, log in again: verify with the key, then git works.
     h.log_out();
@@ -264,7 +267,12 @@ fn finished(mut child: Child) -> (Option<i32>, String) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let mut out = String::new();
-            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
             return (status.code(), out);
         }
         if std::time::Instant::now() > deadline {
@@ -342,6 +350,18 @@ fn the_link_of_ssh_2fa_verify_completes_the_waiting_command() {
         2,
         "{audit}"
     );
+
+    // "Remove 2FA" with the key used a moment ago (no app, so no code):
+    // the key goes too, and git is refused until 2FA is set up again.
+    b.goto(&h.url("/2fa"));
+    b.wait_for("Removes your security keys too.");
+    b.click("form[action=\"/2fa/remove\"] button");
+    b.wait_for_url("/2fa/setup");
+    let shown = h.show("alice");
+    assert!(shown.contains("not-enrolled"), "{shown}");
+    assert!(!shown.contains("security-key #"), "{shown}");
+    let refused = h.clone_ssh("s3").fails(128);
+    says(&refused, "alice has not set up 2FA");
 }
 
 /// The credential id (base64url) of the newest credential in the
@@ -350,7 +370,12 @@ fn newest_credential(h: &KeyHost, before: &[Value]) -> Value {
     h.browser
         .credentials(&h.authenticator)
         .into_iter()
-        .find(|c| !before.contains(c) && !before.iter().any(|b| b["credentialId"] == c["credentialId"]))
+        .find(|c| {
+            !before.contains(c)
+                && !before
+                    .iter()
+                    .any(|b| b["credentialId"] == c["credentialId"])
+        })
         .expect("a new credential")
 }
 
@@ -466,7 +491,8 @@ fn answers_that_must_not_verify_are_refused_and_counted() {
     // A second key for alice in the same authenticator: the old one is
     // taken out while it is made (the page excludes keys alice has), then
     // put back.
-    h.browser.remove_credential(&h.authenticator, old["credentialId"].as_str().unwrap());
+    h.browser
+        .remove_credential(&h.authenticator, old["credentialId"].as_str().unwrap());
     let before = b.credentials(&h.authenticator);
     h.add_key("New key");
     b.wait_for("Security key \"New key\" added.");
@@ -560,11 +586,7 @@ fn without_a_host_name_or_javascript_keys_are_explained_and_nothing_changes() {
     web.logs_in("alice", PASSWORD);
     web.verifies(&code(f.secret_of("alice"), 0));
     let page = web.get("/2fa/security-keys");
-    assert!(
-        page.body.contains("is an IP address"),
-        "{}",
-        page.body
-    );
+    assert!(page.body.contains("is an IP address"), "{}", page.body);
     assert!(!page.body.contains("add-security-key"), "{}", page.body);
     drop(server);
 
@@ -581,6 +603,21 @@ fn without_a_host_name_or_javascript_keys_are_explained_and_nothing_changes() {
     let mut web = Client::new(&server);
     web.logs_in("alice", PASSWORD);
     web.verifies(&code(f.secret_of("alice"), 0));
+    // Adding a key needs a code from the last five minutes, like other
+    // sensitive changes: without one the page offers no key and a post is
+    // sent to verify.
+    crate::web::age_code(&f, &web, 360);
+    let stale = web.get("/2fa/security-keys");
+    assert!(stale.body.contains("Verify again"), "{}", stale.body);
+    assert!(!stale.body.contains("add-security-key"), "{}", stale.body);
+    let answer = web.submit(
+        "/2fa/security-keys",
+        "/2fa/security-keys",
+        &[("name", "My key"), ("credential", "")],
+    );
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert!(answer.location().starts_with("/2fa/verify?next="));
+    crate::web::age_code(&f, &web, 10);
     let page = web.get("/2fa/security-keys");
     assert!(page.body.contains("<noscript>"), "{}", page.body);
     assert!(page.body.contains("needs JavaScript"), "{}", page.body);

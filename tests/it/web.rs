@@ -230,7 +230,7 @@ fn pages_needing_2fa_send_the_user_to_verify() {
 type SensitiveCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
 
 /// Makes the code of the client's web session `age` seconds old.
-fn age_code(host: &Host, client: &Client, age: i64) {
+pub(crate) fn age_code(host: &Host, client: &Client, age: i64) {
     let mut store = git2fa::store::Store::open(&host.store_path()).unwrap();
     let cookie = client.cookie.clone().unwrap();
     let value = cookie.split_once('=').unwrap().1;
@@ -321,6 +321,8 @@ fn a_half_logged_in_session_posts_nothing() {
         "/2fa/tokens/revoke",
         "/2fa/keys",
         "/2fa/keys/remove",
+        "/2fa/security-keys",
+        "/2fa/security-keys/remove",
         "/2fa/repos",
         "/2fa/leave",
         "/2fa/always",
@@ -464,8 +466,9 @@ fn headers_and_cookies_are_strict() {
     let mut client = Client::new(&server);
     let page = client.get("/login");
     assert!(
-        page.head
-            .contains("content-security-policy: default-src 'none'; style-src 'self'"),
+        page.head.contains(
+            "content-security-policy: default-src 'none'; script-src 'self'; style-src 'self'"
+        ),
         "{}",
         page.head
     );

@@ -156,7 +156,10 @@ impl Connection<'_> {
                 store
                     .add_verify_link(&hash, &link, t)
                     .map_err(|e| e.to_string())?;
-                Ok((hash, format!("{}/2fa/verify?link={token}", self.config.public_url)))
+                Ok((
+                    hash,
+                    format!("{}/2fa/verify?link={token}", self.config.public_url),
+                ))
             });
         match made {
             Ok(made) => Ok(Some(made)),
@@ -169,7 +172,12 @@ impl Connection<'_> {
 
     /// Whether the link of a waiting `2fa verify` was used: then the
     /// command is done, and says so.
-    pub fn link_used(&self, store: &Store, pending: &PendingVerify, io: &mut Streams) -> Option<Action> {
+    pub fn link_used(
+        &self,
+        store: &Store,
+        pending: &PendingVerify,
+        io: &mut Streams,
+    ) -> Option<Action> {
         let hash = pending.link?;
         match store.verify_link_session(&hash) {
             Ok(Some(expires_at)) => {
@@ -222,7 +230,10 @@ impl Connection<'_> {
                 let _ = writeln!(io.stderr);
                 return verify_failed(io, "no code was typed and the link was not used in time");
             }
-            let mut fds = [nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut fds = [nix::poll::PollFd::new(
+                stdin.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             let timeout = nix::poll::PollTimeout::try_from(super::LINK_POLL)
                 .unwrap_or(nix::poll::PollTimeout::NONE);
             match nix::poll::poll(&mut fds, timeout) {
