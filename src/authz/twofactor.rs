@@ -342,7 +342,9 @@ fn record(
             (Verified::Locked { until }, "fail", "locked".to_string())
         }
     };
-    let detail = failure.map(|(_, d)| d.to_string());
+    let detail = failure
+        .filter(|_| outcome_word != "ok")
+        .map(|(_, d)| d.to_string());
     audit_with(
         store,
         user,
@@ -392,7 +394,12 @@ pub fn verify_key(
                 credential: used.credential,
             })),
             Method::SecurityKey,
-            Some(("wrong-webauthn", "the key's counter did not move forward")),
+            // Only if the store's counter moved past this one meanwhile:
+            // another use of the same key won the race, or a copy did.
+            Some((
+                "cloned-webauthn",
+                "the key's signature counter did not move past the stored one",
+            )),
             origin,
             now,
         ),

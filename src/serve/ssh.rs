@@ -469,28 +469,35 @@ impl Run {
                 let line = match prompts.take(pending.user().to_string(), MAX_PROMPTS_PER_USER) {
                     Some(_prompt) if pending.has_link() => {
                         match run.clone().await_line_or_link(&mut input, &pending).await {
-                            Ok(Some(action)) => {
-                                return run.finish(action, input).await;
-                            }
-                            Ok(None) => Ok(None),
-                            Err(line) => line,
+                            Ok(action) => Err(action),
+                            Err(line) => Ok(line),
                         }
                     }
-                    Some(_prompt) => input.read_line(MAX_CODE_LINE, INPUT_TIMEOUT).await,
-                    None => Err(format!(
+                    Some(_prompt) => Ok(input.read_line(MAX_CODE_LINE, INPUT_TIMEOUT).await),
+                    None => Ok(Err(format!(
                         "{MAX_PROMPTS_PER_USER} `2fa verify` prompts of {} are waiting for a code already; \
                          answer one of them, or close it, first",
                         pending.user()
-                    )),
+                    ))),
                 };
                 let run = run.clone();
                 tokio::task::spawn_blocking(move || {
-                    run.with_streams(&mut std::io::empty(), |connection, io| match line {
-                        Ok(line) => connection.finish_verify(pending, line.as_deref(), io),
-                        Err(why) => {
-                            let _ = writeln!(io.stderr, "\ngit2fa: {why}");
-                            Action::Exit(1)
-                        }
+                    run.with_streams(&mut std::io::empty(), |connection, io| {
+                        let action = match line {
+                            // The link was used, or looking for it failed.
+                            Err(action) => action,
+                            Ok(Ok(line)) => {
+                                connection.finish_verify(pending.clone(), line.as_deref(), io)
+                            }
+                            Ok(Err(why)) => {
+                                let _ = writeln!(io.stderr, "\ngit2fa: {why}");
+                                Action::Exit(1)
+                            }
+                        };
+                        // Whatever ended the wait, the link completes
+                        // nothing from now on.
+                        connection.end_link(&pending);
+                        action
                     })
                 })
                 .await
@@ -524,30 +531,63 @@ impl Run {
         self: Arc<Self>,
         input: &mut ChannelInput,
         pending: &PendingVerify,
-    ) -> Result<Option<Action>, Result<Option<String>, String>> {
-        let read = input.read_line(MAX_CODE_LINE, INPUT_TIMEOUT);
-        tokio::pin!(read);
+    ) -> Result<Action, Result<Option<String>, String>> {
+        // Once the input has ended (`ssh … 2fa verify < /dev/null`), only
+        // the link is waited for, as long as the prompt would wait.
+        let mut input_open = true;
+        let deadline = tokio::time::Instant::now() + INPUT_TIMEOUT;
+        let mut failures = 0;
         loop {
-            tokio::select! {
-                line = &mut read => return Err(line),
-                () = tokio::time::sleep(LINK_POLL) => {
-                    let run = self.clone();
-                    let pending = pending.clone();
-                    let used = tokio::task::spawn_blocking(move || {
-                        let store = Store::connect(&Location::of(&run.config)).ok()?;
-                        run.with_streams(&mut std::io::empty(), |connection, io| {
-                            connection.link_used(&store, &pending, io)
-                        })
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                    if let Some(action) = used {
-                        return Ok(Some(action));
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let read = input.read_line(MAX_CODE_LINE, left);
+            tokio::pin!(read);
+            let line = loop {
+                tokio::select! {
+                    line = &mut read, if input_open => break line,
+                    () = tokio::time::sleep_until(deadline), if !input_open => {
+                        return Err(Err("no code was typed and the link was not used in time".into()));
                     }
+                    () = tokio::time::sleep(LINK_POLL) => {
+                        let (used, now_failures) = self.clone().watch_link(pending, failures).await;
+                        failures = now_failures;
+                        if let Some(action) = used {
+                            return Ok(action);
+                        }
+                    }
+                }
+            };
+            match line {
+                Ok(None) => input_open = false,
+                // Enter pressed after touching the key: keep waiting.
+                Ok(Some(text)) if text.trim().is_empty() => {}
+                line => {
+                    // The link may have been used while the line was typed.
+                    let (used, _) = self.clone().watch_link(pending, failures).await;
+                    return match used {
+                        Some(action) => Ok(action),
+                        None => Err(line),
+                    };
                 }
             }
         }
+    }
+
+    /// One look at the store for the link's use, on the blocking pool.
+    async fn watch_link(
+        self: Arc<Self>,
+        pending: &PendingVerify,
+        failures: u32,
+    ) -> (Option<Action>, u32) {
+        let pending = pending.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut failures = failures;
+            let used = self.with_streams(&mut std::io::empty(), |connection, io| {
+                connection.watch_link(&pending, &mut failures, io)
+            });
+            (used, failures)
+        })
+        .await
+        .unwrap_or((Some(Action::Exit(1)), failures))
     }
 
     /// Calls `f` with the shell's connection and the channel's streams.

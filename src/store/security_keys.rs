@@ -63,6 +63,13 @@ impl Store {
                 ],
             )?
             .get(0)?;
+        // An app's set-up left half-way in any web session of the user
+        // (one the password alone opened, say) cannot be finished now
+        // without the recent code a sensitive change needs: drop it.
+        tx.execute(
+            "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL WHERE user_id = ?1",
+            &params![key.user_id],
+        )?;
         if let Some(hashes) = recovery_hashes {
             replace_recovery_codes(&tx, key.user_id, hashes)?;
             tx.execute(
@@ -134,13 +141,32 @@ impl Store {
 
     // One-time verify links.
 
-    pub fn add_verify_link(&mut self, hash: &[u8; 32], link: &VerifyLink, now: i64) -> Result<()> {
+    /// Adds a link, unless `user_id` has `max` links waiting already:
+    /// false then.
+    pub fn add_verify_link(
+        &mut self,
+        hash: &[u8; 32],
+        link: &VerifyLink,
+        max: i64,
+        now: i64,
+    ) -> Result<bool> {
         let tx = self.immediate()?;
-        // Old links go as new ones come, so the table stays small.
+        // Expired links go as new ones come, so the table stays small (a
+        // used one is of no more use either once it has expired: its
+        // command stopped waiting then).
         tx.execute(
             "DELETE FROM verify_links WHERE expires_at <= ?1",
-            &params![now - 86_400],
+            &params![now],
         )?;
+        let waiting: i64 = tx
+            .one(
+                "SELECT count(*) FROM verify_links WHERE user_id = ?1 AND used_at IS NULL",
+                &params![link.user_id],
+            )?
+            .get(0)?;
+        if waiting >= max {
+            return Ok(false);
+        }
         tx.execute(
             "INSERT INTO verify_links (hash, user_id, key_id, remote_addr, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -154,6 +180,16 @@ impl Store {
             ],
         )?;
         tx.commit()?;
+        Ok(true)
+    }
+
+    /// Ends an unused link now (its command stopped waiting).
+    pub fn end_verify_link(&mut self, hash: &[u8; 32], now: i64) -> Result<()> {
+        self.write(
+            "UPDATE verify_links SET expires_at = ?1
+             WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1",
+            &params![now, &hash[..]],
+        )?;
         Ok(())
     }
 

@@ -122,14 +122,15 @@ impl PendingVerify {
     }
 
     /// Whether a link was printed: then the caller also watches for it
-    /// (`Connection::link_used`) while it waits for a line.
+    /// (`Connection::watch_link`) while it waits for a line, and ends it
+    /// (`Connection::end_link`) when it stops waiting.
     pub fn has_link(&self) -> bool {
         self.link.is_some()
     }
 }
 
 /// How often a waiting `2fa verify` looks whether its link was used.
-pub const LINK_POLL: Duration = Duration::from_secs(1);
+pub const LINK_POLL: Duration = Duration::from_secs(2);
 
 impl From<Action> for Step {
     fn from(action: Action) -> Step {

@@ -21,6 +21,14 @@ pub const SCRIPT: &str = include_str!("webauthn.js");
 /// The longest name a key may have.
 const MAX_NAME: usize = 64;
 
+/// The most keys one user may register: every verify lists them all to the
+/// browser, and every one is a way in.
+const MAX_KEYS: usize = 20;
+
+fn too_many() -> String {
+    format!("You have {MAX_KEYS} security keys, the most one account may have: remove one first.")
+}
+
 fn origin(cx: &Context) -> Origin {
     Origin {
         transport: Transport::Web,
@@ -142,6 +150,9 @@ fn add_form(
         Ok(rp) => rp,
         Err(why) => return unavailable_here(&why),
     };
+    if keys.len() >= MAX_KEYS {
+        return notice("info", &too_many());
+    }
     if user.is_enrolled() && !cx.recent_code() {
         return html! {
             p {
@@ -206,6 +217,13 @@ pub fn add(cx: &mut Context) -> Response {
         Ok(name) => name,
         Err(why) => return list(cx, Some(notice("error", why))).with_status(400),
     };
+    match cx.store.security_keys(user.id) {
+        Ok(keys) if keys.len() >= MAX_KEYS => {
+            return list(cx, Some(notice("error", &too_many()))).with_status(400);
+        }
+        Ok(_) => {}
+        Err(e) => return cx.unavailable(&e),
+    }
     let answer = cx.request.field("credential").to_string();
     let made = guard!(take(cx, Purpose::Register, &user))
         .and_then(|ceremony| rp.finish_registration(&ceremony, &answer));
@@ -374,6 +392,7 @@ pub fn verify_part(
             input type="hidden" name="credential" value="";
             input type="hidden" name="next" value=(next);
             input type="hidden" name="repo" value=(repo);
+            input type="hidden" name="link" value=(link.unwrap_or(""));
             p { "Verify with your security key or passkey:" }
             button type="submit" name="use-security-key" value="1" autofocus { "Use security key" }
         }
@@ -428,21 +447,46 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
         .map_err(|e| cx.unavailable(&e))?;
     let checked = ceremony
         .and_then(|c| rp.finish_authentication(&c, &answer, &twofactor::stored_keys(&keys)));
-    if let Err(Refused::NoAnswer(why)) = checked {
+    match checked {
         // No answer is no attempt: a cancelled prompt, a browser without
         // JavaScript.
-        return Ok(KeyVerify::NoAnswer(why));
+        Err(Refused::NoAnswer(why)) => return Ok(KeyVerify::NoAnswer(why)),
+        // Nor is an answer to a page whose ceremony is gone (older than
+        // five minutes, replaced by a page opened since, or answered
+        // already): nothing was checked. Audited, not counted.
+        Err(Refused::NoCeremony) => {
+            cx.audit("verify", "fail", "stale-webauthn", None);
+            return Ok(KeyVerify::NoAnswer(
+                "that page had expired, or a newer page replaced it; touch your key again".into(),
+            ));
+        }
+        _ => {}
     }
     let verified = twofactor::verify_key(&mut cx.store, cx.config, user, checked, &origin, cx.now)
         .map_err(|e| cx.unavailable(&e))?;
+    let mut through_link = false;
     if let (Verified::Opened { session_id, .. }, Some(hash)) = (&verified, link) {
-        cx.store
+        through_link = cx
+            .store
             .use_verify_link(&hash, *session_id, cx.now)
             .map_err(|e| cx.unavailable(&e))?;
+        if through_link {
+            // The session is bound to the waiting command's key and
+            // address; this row keeps the browser's.
+            let key = origin
+                .key_id
+                .map_or(String::new(), |k| format!(" of SSH key #{k}"));
+            cx.audit(
+                "verify-link",
+                "ok",
+                &format!("completed the waiting 2fa verify{key}"),
+                None,
+            );
+        }
     }
     Ok(KeyVerify::Checked {
         verified,
-        through_link: link.is_some(),
+        through_link,
     })
 }
 
@@ -459,10 +503,25 @@ pub enum KeyVerify {
 /// What the verify page says about the link it was opened with.
 pub fn link_notice(cx: &Context, user: &User, token: &str) -> Markup {
     match cx.store.verify_link(&link_hash(token), cx.now) {
-        Ok(Some(link)) if link.user_id == user.id => html! {
-            p { "Touch your key to finish the " code { "2fa verify" } " waiting in your terminal. \
-                 The link works once, until " (format_utc(link.expires_at)) "." }
-        },
+        Ok(Some(link)) if link.user_id == user.id => {
+            // Who asked, so that a link someone else sent is recognised:
+            // touching the key would open the session for their command.
+            let key = link
+                .key_id
+                .and_then(|id| cx.store.key(id).ok().flatten())
+                .map(|k| format!("SSH key #{} ({})", k.id, k.fingerprint));
+            let asked = link.expires_at - crate::factor::webauthn::LINK_TTL;
+            html! {
+                p { "Touch your key to finish the " code { "2fa verify" } " waiting in your terminal. \
+                     The link works once, until " (format_utc(link.expires_at)) "." }
+                p.hint #link-origin {
+                    "It was asked for at " (format_utc(asked))
+                    @if let Some(addr) = &link.remote_addr { " from " (addr) }
+                    @if let Some(key) = &key { ", with " (key) }
+                    ". If that was not you, do not touch your key: the 2FA session would be for whoever ran it."
+                }
+            }
+        }
         Ok(Some(_)) => notice(
             "error",
             "This verify link is for another account. Log out, and log in as the account that ran 2fa verify.",

@@ -101,7 +101,8 @@ pub fn setup_intro(cx: &mut Context) -> Response {
             section {
                 h2 { "Or a security key or passkey" }
                 p {
-                    "A security key (such as a YubiKey) or a passkey on your phone or computer                      can be your second factor instead of an app: "
+                    "A security key (such as a YubiKey) or a passkey on your phone or computer \
+                     can be your second factor instead of an app: "
                     a #use-key href="/2fa/security-keys" { "set up 2FA with a security key" } "."
                 }
             }
@@ -154,6 +155,13 @@ fn require_pending(cx: &Context) -> Result<(crate::store::User, Pending), Respon
     let user = cx.logged_in()?;
     if user.has_totp() {
         return Err(Response::redirect("/2fa"));
+    }
+    // A user with a key adds an app as a sensitive change: all the way in,
+    // with a code or key used just now. (An app set up half-way before the
+    // key was added must not be finished with the password alone.)
+    if user.is_enrolled() {
+        cx.full_user()?;
+        cx.require_recent_code("/2fa/setup")?;
     }
     match pending(cx, user.id)? {
         Some(p) => Ok((user, p)),
@@ -298,7 +306,13 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
         .param("next")
         .unwrap_or(cx.request.field("next"))
         .to_string();
-    let link = cx.request.param("link").map(str::to_string);
+    // From `2fa verify`'s link, or, after a failed try, from the form.
+    let link = cx
+        .request
+        .param("link")
+        .or(Some(cx.request.field("link")))
+        .filter(|l| !l.is_empty())
+        .map(str::to_string);
     let repo_field = repo.clone().unwrap_or_default();
     let key_part =
         security_keys::verify_part(cx, &user, link.as_deref(), &csrf, &next, &repo_field);
@@ -410,6 +424,12 @@ pub fn verify(cx: &mut Context) -> Response {
         Verified::Replayed { left } => {
             format!(
                 "That code was already used. Wait for the next one. {left} more wrong codes lock your account."
+            )
+        }
+        Verified::Locked { until } if cx.request.field("method") == "security-key" => {
+            format!(
+                "Too many failed attempts: your account is locked until {}.",
+                format_utc(until)
             )
         }
         Verified::Locked { until } => {

@@ -284,11 +284,20 @@ fn finished(mut child: Child) -> (Option<i32>, String) {
 }
 
 /// `ssh … 2fa verify` prints a one-time link; opening it (logging in if
-/// needed) and touching the key completes the waiting command.
-fn verify_through_the_link(h: &KeyHost, ssh: &SshClient, log_in_first: bool) {
+/// needed) and touching the key completes the waiting command, whose input
+/// stays open (someone at the prompt) or ended (`< /dev/null`).
+fn verify_through_the_link(h: &KeyHost, ssh: &SshClient, log_in_first: bool, input_open: bool) {
     let b = &h.browser;
     let mut child = ssh.spawn(h.f.key_of("alice"), "2fa verify");
     let (link, stderr) = read_link(&mut child);
+    if !input_open {
+        drop(child.stdin.take());
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "with its input ended, the command still waits for the link"
+        );
+    }
     assert!(
         link.starts_with(&h.url("/2fa/verify?link=")),
         "the link is on public_url: {link}"
@@ -305,6 +314,14 @@ fn verify_through_the_link(h: &KeyHost, ssh: &SshClient, log_in_first: bool) {
         b.click("button[type=submit]");
     }
     b.wait_for("waiting in your terminal");
+    // Who asked for the link: this connection's address and SSH key.
+    b.wait_for("If that was not you, do not touch your key");
+    assert!(
+        b.text("#link-origin")
+            .contains("from 127.0.0.1, with SSH key #1"),
+        "{}",
+        b.text("#link-origin")
+    );
     b.screenshot("verify-link");
     b.click("button[name=use-security-key]");
     b.wait_for("goes on now");
@@ -329,8 +346,10 @@ fn the_link_of_ssh_2fa_verify_completes_the_waiting_command() {
     h.clone_ssh("s0").fails(128);
 
     // Through `git2fa serve`'s SSH server, the browser logged in.
-    verify_through_the_link(&h, &h.ssh, false);
+    verify_through_the_link(&h, &h.ssh, false, true);
     h.clone_ssh("s1").ok();
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+    verify_through_the_link(&h, &h.ssh, false, false);
 
     // Through OpenSSH and git2fa-shell, the browser logged out first.
     if !sshd::available() {
@@ -339,7 +358,9 @@ fn the_link_of_ssh_2fa_verify_completes_the_waiting_command() {
     let sshd = Sshd::start(&h.f);
     h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
     h.log_out();
-    verify_through_the_link(&h, &sshd.client(), true);
+    verify_through_the_link(&h, &sshd.client(), true, true);
+    h.f.git2fa(&["session", "end", "--user", "alice"]).ok();
+    verify_through_the_link(&h, &sshd.client(), false, false);
     h.clone_ssh("s2").ok();
     let audit = h.audit();
     assert_eq!(
@@ -347,7 +368,7 @@ fn the_link_of_ssh_2fa_verify_completes_the_waiting_command() {
             .lines()
             .filter(|l| l.contains("verify") && l.contains("webauthn") && l.contains("ok"))
             .count(),
-        2,
+        4,
         "{audit}"
     );
 
@@ -642,4 +663,75 @@ fn without_a_host_name_or_javascript_keys_are_explained_and_nothing_changes() {
         page.head
     );
     assert!(!page.body.contains("<script>"), "{}", page.body);
+}
+
+/// Attack: someone with alice's password alone starts setting up an
+/// authenticator app of their own while alice has no 2FA. Alice then sets
+/// up 2FA with a security key. Finishing the app's set-up now would add
+/// the attacker's app to her account (and open them a 2FA session): it is
+/// refused, and the half-made set-up is gone.
+#[test]
+fn an_app_set_up_half_way_with_the_password_cannot_be_finished_after_a_key() {
+    let port = web_server::free_port();
+    let host = Host::build(
+        &format!("http://localhost:{port}"),
+        "",
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n[ssh]\nlisten = \"\"\n"),
+    );
+    let f = host.user("alice");
+    let server = Server::start(&f, port);
+    let mut attacker = Client::new(&server);
+    attacker.logs_in("alice", PASSWORD);
+    let started = attacker.submit("/2fa/setup", "/2fa/setup/start", &[]);
+    assert_eq!(started.status, 303, "{}", started.body);
+    let scan = attacker.get("/2fa/setup/scan");
+    let at = scan.body.find("otpauth://").expect("the scan page");
+    let uri = scan.body[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let secret = git2fa::factor::totp::secret_from_uri(&uri).unwrap();
+
+    // alice sets up 2FA with a key (what her browser's ceremony stores).
+    let mut store = git2fa::store::Store::open(&f.store_path()).unwrap();
+    let alice = store.user("alice").unwrap().unwrap();
+    let key = git2fa::store::SecurityKey {
+        id: 0,
+        user_id: alice.id,
+        name: "alice's key".into(),
+        credential_id: b"credential".to_vec(),
+        credential: "{}".into(),
+        sign_count: 0,
+        created_at: git2fa::system::time::now(),
+        last_used_at: None,
+    };
+    store.add_security_key(&key, Some(&[])).unwrap();
+    drop(store);
+
+    for page in ["/2fa/setup/scan", "/2fa/setup/codes", "/2fa/setup/confirm"] {
+        let answer = attacker.get(page);
+        assert_eq!(answer.status, 303, "{page}: {}", answer.body);
+        assert!(
+            answer.location().starts_with("/2fa/verify"),
+            "{page}: {}",
+            answer.location()
+        );
+    }
+    let csrf = attacker.get("/2fa/verify").csrf();
+    let confirm = attacker.send(
+        "POST",
+        "/2fa/setup/confirm",
+        &[("csrf", &csrf), ("code", &code(&secret, 0))],
+    );
+    assert_eq!(confirm.status, 303, "{}", confirm.body);
+    let store = git2fa::store::Store::open(&f.store_path()).unwrap();
+    let alice = store.user("alice").unwrap().unwrap();
+    assert!(!alice.has_totp(), "no app was added");
+    assert!(
+        store
+            .open_sessions(alice.id, git2fa::system::time::now())
+            .unwrap()
+            .is_empty()
+    );
 }

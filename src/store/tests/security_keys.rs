@@ -209,7 +209,14 @@ fn a_ceremony_is_taken_once_and_links_work_once(engine: Engine) {
         remote_addr: Some("10.0.0.9".into()),
         expires_at: NOW + 300,
     };
-    store.add_verify_link(&[1; 32], &link, NOW).unwrap();
+    assert!(store.add_verify_link(&[1; 32], &link, 2, NOW).unwrap());
+    // At most `max` links of a user wait at once.
+    assert!(store.add_verify_link(&[3; 32], &link, 2, NOW).unwrap());
+    assert!(!store.add_verify_link(&[4; 32], &link, 2, NOW).unwrap());
+    assert_eq!(store.verify_link(&[4; 32], NOW).unwrap(), None);
+    // A link whose command stopped waiting is ended.
+    store.end_verify_link(&[3; 32], NOW + 1).unwrap();
+    assert_eq!(store.verify_link(&[3; 32], NOW + 1).unwrap(), None);
     assert_eq!(
         store.verify_link(&[1; 32], NOW).unwrap(),
         Some(link.clone())

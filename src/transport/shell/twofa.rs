@@ -1,8 +1,6 @@
 //! The `2fa` commands of the SSH shell: `2fa` (status), `2fa logout` and
 //! `2fa verify`, which reads a code and opens a 2FA session.
 
-use std::io::{BufRead, Read};
-
 use super::{Action, Connection, PendingVerify, Step, Streams};
 use crate::authz::decision::{self, Transport};
 use crate::authz::messages;
@@ -101,14 +99,21 @@ impl Connection<'_> {
             Ok(user) => user,
             Err(action) => return action.into(),
         };
-        let link = if user.security_keys > 0 {
-            match self.new_link(store, &user, &key) {
-                Ok(link) => link,
-                Err(action) => return action.into(),
+        let mut link = None;
+        if user.security_keys > 0 {
+            match webauthn::unavailable_reason(&self.config.public_url) {
+                Some(why) => {
+                    let _ = writeln!(
+                        io.stderr,
+                        "git2fa: your security keys cannot be used on this host: {why}."
+                    );
+                }
+                None => match self.new_link(store, &user, &key, io) {
+                    Ok(made) => link = Some(made),
+                    Err(action) => return action.into(),
+                },
             }
-        } else {
-            None
-        };
+        }
         if let Some((_, url)) = &link {
             let _ = writeln!(
                 io.stderr,
@@ -117,10 +122,23 @@ impl Connection<'_> {
                 format_duration(webauthn::LINK_TTL)
             );
         }
-        let prompt = match (user.has_totp(), link.is_some()) {
-            (true, false) => "Code from your authenticator app (or a recovery code): ",
-            (true, true) => "Or type a code from your authenticator app (or a recovery code): ",
-            (false, _) => "Or type a recovery code: ",
+        let codes = self.config.policy.recovery_codes > 0;
+        let prompt = match (user.has_totp(), link.is_some(), codes) {
+            (true, false, _) => "Code from your authenticator app (or a recovery code): ",
+            (true, true, _) => "Or type a code from your authenticator app (or a recovery code): ",
+            (false, true, true) => "Or type a recovery code: ",
+            (false, true, false) => "Waiting for the link to be used (Ctrl-C to stop)... ",
+            (false, false, true) => "Recovery code: ",
+            (false, false, false) => {
+                return verify_failed(
+                    io,
+                    &format!(
+                        "{} has security keys alone, and they cannot be used here; ask an admin",
+                        user.name
+                    ),
+                )
+                .into();
+            }
         };
         let _ = write!(io.stderr, "{prompt}");
         let _ = io.stderr.flush();
@@ -131,17 +149,14 @@ impl Connection<'_> {
     }
 
     /// A new one-time verify link for `user`, bound to this connection's
-    /// key and address: its hash and its URL. `None` when this host's
-    /// `public_url` cannot have security keys.
+    /// key and address: its hash and its URL.
     fn new_link(
         &self,
         store: &mut Store,
         user: &crate::store::User,
         key: &SshKey,
-    ) -> Result<Option<([u8; 32], String)>, Action> {
-        if webauthn::unavailable_reason(&self.config.public_url).is_some() {
-            return Ok(None);
-        }
+        io: &mut Streams,
+    ) -> Result<([u8; 32], String), Action> {
         let t = now();
         let made = webauthn::new_link_token()
             .map_err(|e| e.to_string())
@@ -153,33 +168,42 @@ impl Connection<'_> {
                     remote_addr: self.remote_addr.clone(),
                     expires_at: t + webauthn::LINK_TTL,
                 };
-                store
-                    .add_verify_link(&hash, &link, t)
+                let added = store
+                    .add_verify_link(&hash, &link, MAX_LINKS_PER_USER, t)
                     .map_err(|e| e.to_string())?;
-                Ok((
-                    hash,
-                    format!("{}/2fa/verify?link={token}", self.config.public_url),
-                ))
+                let url = format!("{}/2fa/verify?link={token}", self.config.public_url);
+                Ok(added.then_some((hash, url)))
             });
         match made {
-            Ok(made) => Ok(Some(made)),
+            Ok(Some(made)) => Ok(made),
+            Ok(None) => Err(verify_failed(
+                io,
+                &format!(
+                    "{MAX_LINKS_PER_USER} verify links of {} are waiting already; use one, or wait until they expire",
+                    user.name
+                ),
+            )),
             Err(e) => {
                 log::error!("2fa verify: {e}");
-                Err(Action::Exit(1))
+                Err(verify_failed(io, messages::UNAVAILABLE))
             }
         }
     }
 
-    /// Whether the link of a waiting `2fa verify` was used: then the
-    /// command is done, and says so.
-    pub fn link_used(
+    /// Looks, on a store opened afresh, whether the link of a waiting
+    /// `2fa verify` was used: then the command is done, and says so. After
+    /// a few failed looks in a row the store counts as unavailable, and
+    /// the command ends with that.
+    pub fn watch_link(
         &self,
-        store: &Store,
         pending: &PendingVerify,
+        failures: &mut u32,
         io: &mut Streams,
     ) -> Option<Action> {
         let hash = pending.link?;
-        match store.verify_link_session(&hash) {
+        let looked = Store::connect(&Location::of(self.config))
+            .and_then(|store| store.verify_link_session(&hash));
+        match looked {
             Ok(Some(expires_at)) => {
                 let _ = writeln!(io.stderr);
                 let _ = writeln!(
@@ -191,11 +215,30 @@ impl Connection<'_> {
                 );
                 Some(Action::Exit(0))
             }
-            Ok(None) => None,
-            Err(e) => {
-                log::warn!("2fa verify: looking for the link's use: {e}");
+            Ok(None) => {
+                *failures = 0;
                 None
             }
+            Err(e) => {
+                log::warn!("2fa verify: looking for the link's use: {e}");
+                *failures += 1;
+                (*failures >= LINK_LOOKS_BEFORE_UNAVAILABLE).then(|| {
+                    let _ = writeln!(io.stderr);
+                    verify_failed(io, messages::UNAVAILABLE)
+                })
+            }
+        }
+    }
+
+    /// Ends the link of a `2fa verify` that is no longer waiting (a code
+    /// was typed, the wait ran out, the client left): nothing may complete
+    /// it afterwards. A used link stays as it is.
+    pub fn end_link(&self, pending: &PendingVerify) {
+        let Some(hash) = pending.link else { return };
+        let ended = Store::connect(&Location::of(self.config))
+            .and_then(|mut store| store.end_verify_link(&hash, now()));
+        if let Err(e) = ended {
+            log::warn!("2fa verify: ending the link: {e}");
         }
     }
 
@@ -208,54 +251,80 @@ impl Connection<'_> {
         }
     }
 
-    /// Waits for a line on standard input (fd 0) or for the link's use,
-    /// whichever comes first, for as long as the link works.
+    /// Waits for a code line on standard input (fd 0, read here without
+    /// blocking, so that the link is looked at every `LINK_POLL` and the
+    /// wait ends on time) or for the link's use, whichever comes first,
+    /// for as long as the link works. Empty lines are skipped: someone
+    /// pressing Enter after touching the key.
     pub(super) fn await_code_or_link(&self, pending: PendingVerify, io: &mut Streams) -> Action {
+        let action = self.await_code_or_link_inner(&pending, io);
+        self.end_link(&pending);
+        action
+    }
+
+    fn await_code_or_link_inner(&self, pending: &PendingVerify, io: &mut Streams) -> Action {
         use std::os::fd::AsFd;
-        let store = match Store::connect(&Location::of(self.config)) {
-            Ok(store) => store,
-            Err(e) => {
-                log::error!("2fa verify: {e}");
-                return verify_failed(io, messages::UNAVAILABLE);
-            }
-        };
         let deadline = std::time::Instant::now()
             + std::time::Duration::from_secs(webauthn::LINK_TTL.unsigned_abs());
         let stdin = std::io::stdin();
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut failures = 0;
+        // Once the input has ended (`ssh … 2fa verify < /dev/null`), only
+        // the link is waited for.
+        let mut input_open = true;
         loop {
-            if let Some(action) = self.link_used(&store, &pending, io) {
+            if let Some(action) = self.watch_link(pending, &mut failures, io) {
                 return action;
             }
             if std::time::Instant::now() >= deadline {
                 let _ = writeln!(io.stderr);
                 return verify_failed(io, "no code was typed and the link was not used in time");
             }
-            let mut fds = [nix::poll::PollFd::new(
-                stdin.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let timeout = nix::poll::PollTimeout::try_from(super::LINK_POLL)
-                .unwrap_or(nix::poll::PollTimeout::NONE);
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    log::error!("2fa verify: waiting for input: {e}");
-                    break;
+            if input_open {
+                let mut fds = [nix::poll::PollFd::new(
+                    stdin.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let timeout = nix::poll::PollTimeout::try_from(super::LINK_POLL)
+                    .unwrap_or(nix::poll::PollTimeout::NONE);
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::error!("2fa verify: waiting for input: {e}");
+                        input_open = false;
+                    }
                 }
+            } else {
+                std::thread::sleep(super::LINK_POLL);
+                continue;
+            }
+            let mut chunk = [0u8; 256];
+            match nix::unistd::read(stdin.as_fd(), &mut chunk) {
+                Ok(0) => input_open = false,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
+                Err(_) => input_open = false,
+            }
+            // Whole lines (or, at the end of the input, what is left).
+            while !buffer.is_empty() {
+                let end = match buffer.iter().position(|&b| b == b'\n') {
+                    Some(at) => at + 1,
+                    None if !input_open || buffer.len() >= super::MAX_CODE_LINE => buffer.len(),
+                    None => break,
+                };
+                let line: Vec<u8> = buffer.drain(..end).collect();
+                let line = String::from_utf8_lossy(&line).trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                // The link may have been used while the line was typed.
+                if let Some(action) = self.watch_link(pending, &mut failures, io) {
+                    return action;
+                }
+                return self.finish_verify(pending.clone(), Some(&line), io);
             }
         }
-        let mut line = String::new();
-        let read = io
-            .stdin
-            .take(super::MAX_CODE_LINE as u64)
-            .read_line(&mut line)
-            .is_ok();
-        // The link may have been used while the line was typed.
-        if let Some(action) = self.link_used(&store, &pending, io) {
-            return action;
-        }
-        self.finish_verify(pending, read.then_some(line.as_str()), io)
     }
 
     /// The user of `key`, if enabled and enrolled; else the refusal.
@@ -376,6 +445,14 @@ impl Connection<'_> {
         }
     }
 }
+
+/// Verify links of one user waiting at once, at most (as many as `git2fa
+/// serve` lets a user's `2fa verify` prompts wait).
+const MAX_LINKS_PER_USER: i64 = 4;
+
+/// Failed looks at the store in a row after which a waiting `2fa verify`
+/// ends with "2FA check unavailable".
+const LINK_LOOKS_BEFORE_UNAVAILABLE: u32 = 3;
 
 fn verify_failed(io: &mut Streams, message: &str) -> Action {
     let _ = writeln!(io.stderr, "git2fa: {message}");
