@@ -161,6 +161,8 @@ pub enum AddedKey {
     Added(i64),
     /// This credential is registered already (to this user or another).
     Duplicate,
+    /// The user has the most keys one may have.
+    TooMany,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

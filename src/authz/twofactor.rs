@@ -462,8 +462,12 @@ pub fn stored_keys(keys: &[SecurityKey]) -> Vec<webauthn::StoredKey<'_>> {
         .collect()
 }
 
+/// The most keys one user may register: every verify lists them all to
+/// the browser, and every one is a way in.
+pub const MAX_KEYS: i64 = 20;
+
 /// Registers a key the browser just made for `user`, named `name`.
-/// `None` when that key is registered already.
+/// `Err(added)` when it was not: registered already, or one too many.
 pub fn register_key(
     store: &mut Store,
     config: &Config,
@@ -472,7 +476,7 @@ pub fn register_key(
     key: webauthn::NewKey,
     origin: &Origin,
     now: i64,
-) -> Result<Option<KeyRegistered>, TwoFactorError> {
+) -> Result<Result<KeyRegistered, AddedKey>, TwoFactorError> {
     let first = !user.is_enrolled();
     let codes = if first {
         Some(new_recovery_codes(config.policy.recovery_codes)?)
@@ -489,9 +493,10 @@ pub fn register_key(
         created_at: now,
         last_used_at: None,
     };
-    let added = store.add_security_key(&row, codes.as_ref().map(|(_, h)| h.as_slice()))?;
+    let added =
+        store.add_security_key(&row, codes.as_ref().map(|(_, h)| h.as_slice()), MAX_KEYS)?;
     let AddedKey::Added(key_id) = added else {
-        return Ok(None);
+        return Ok(Err(added));
     };
     audit_with(
         store,
@@ -509,7 +514,7 @@ pub fn register_key(
         }
         None => None,
     };
-    Ok(Some(KeyRegistered { key_id, first }))
+    Ok(Ok(KeyRegistered { key_id, first }))
 }
 
 fn audit(

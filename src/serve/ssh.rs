@@ -126,6 +126,9 @@ struct ChannelState {
     /// Bytes sent to `input` and not read yet.
     pending: Arc<AtomicUsize>,
     started: bool,
+    /// Dropped with the channel's state (a close, or the connection
+    /// dropped): tells the command its client is gone.
+    _gone: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Client {
@@ -402,6 +405,8 @@ impl Client {
         state.started = true;
         let (sender, receiver) = mpsc::unbounded_channel();
         state.input = Some(sender);
+        let (gone_sender, gone) = tokio::sync::oneshot::channel();
+        state._gone = Some(gone_sender);
         let pending = state.pending.clone();
         session.channel_success(channel)?;
         let run = Run {
@@ -416,6 +421,7 @@ impl Client {
         };
         let input = ChannelInput {
             receiver,
+            gone: Some(gone),
             pending,
             runtime: tokio::runtime::Handle::current(),
             chunk: Vec::new(),
@@ -468,7 +474,12 @@ impl Run {
                 // holding the server's memory.
                 let line = match prompts.take(pending.user().to_string(), MAX_PROMPTS_PER_USER) {
                     Some(_prompt) if pending.has_link() => {
-                        match run.clone().await_line_or_link(&mut input, &pending).await {
+                        let mut gone = input.gone.take();
+                        match run
+                            .clone()
+                            .await_line_or_link(&mut input, &mut gone, &pending)
+                            .await
+                        {
                             Ok(action) => Err(action),
                             Err(line) => Ok(line),
                         }
@@ -530,8 +541,10 @@ impl Run {
     async fn await_line_or_link(
         self: Arc<Self>,
         input: &mut ChannelInput,
+        gone: &mut Option<tokio::sync::oneshot::Receiver<()>>,
         pending: &PendingVerify,
     ) -> Result<Action, Result<Option<String>, String>> {
+        const TOO_LATE: &str = "no code was typed and the link was not used in time";
         // Once the input has ended (`ssh … 2fa verify < /dev/null`), only
         // the link is waited for, as long as the prompt would wait.
         let mut input_open = true;
@@ -545,7 +558,13 @@ impl Run {
                 tokio::select! {
                     line = &mut read, if input_open => break line,
                     () = tokio::time::sleep_until(deadline), if !input_open => {
-                        return Err(Err("no code was typed and the link was not used in time".into()));
+                        return Err(Err(TOO_LATE.into()));
+                    }
+                    // The client left (Ctrl-C): stop waiting, so that the
+                    // link is ended at once.
+                    _ = async { if let Some(gone) = gone.as_mut() { let _ = gone.await; } }, if gone.is_some() => {
+                        *gone = None;
+                        return Err(Err("the client left".into()));
                     }
                     () = tokio::time::sleep(LINK_POLL) => {
                         let (used, now_failures) = self.clone().watch_link(pending, failures).await;
@@ -560,6 +579,8 @@ impl Run {
                 Ok(None) => input_open = false,
                 // Enter pressed after touching the key: keep waiting.
                 Ok(Some(text)) if text.trim().is_empty() => {}
+                // read_line's own limit (the time left): the one message.
+                Err(_) => return Err(Err(TOO_LATE.into())),
                 line => {
                     // The link may have been used while the line was typed.
                     let (used, _) = self.clone().watch_link(pending, failures).await;

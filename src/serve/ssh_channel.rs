@@ -95,6 +95,9 @@ pub fn pump(from: &mut dyn Read, to: &mut dyn Write) -> std::io::Result<()> {
 /// or, for git, as a blocking reader.
 pub struct ChannelInput {
     pub receiver: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// Completes when the channel is closed or the connection dropped (not
+    /// at the input's EOF): the client is gone.
+    pub gone: Option<tokio::sync::oneshot::Receiver<()>>,
     /// Bytes queued and not read yet, shared with the handler.
     pub pending: Arc<AtomicUsize>,
     pub runtime: tokio::runtime::Handle,

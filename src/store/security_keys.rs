@@ -32,14 +32,25 @@ impl Store {
         )
     }
 
-    /// Registers a key. With `recovery_hashes` (the user's first second
-    /// factor), the user's recovery codes are replaced in the same commit.
+    /// Registers a key, unless the user has `max` keys already. With
+    /// `recovery_hashes` (the user's first second factor), the user's
+    /// recovery codes are replaced in the same commit.
     pub fn add_security_key(
         &mut self,
         key: &SecurityKey,
         recovery_hashes: Option<&[String]>,
+        max: i64,
     ) -> Result<AddedKey> {
         let tx = self.immediate()?;
+        let has: i64 = tx
+            .one(
+                "SELECT count(*) FROM security_keys WHERE user_id = ?1",
+                &params![key.user_id],
+            )?
+            .get(0)?;
+        if has >= max {
+            return Ok(AddedKey::TooMany);
+        }
         let taken: i64 = tx
             .one(
                 "SELECT count(*) FROM security_keys WHERE credential_id = ?1",

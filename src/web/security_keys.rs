@@ -12,7 +12,7 @@ use super::response::Response;
 use crate::authz::decision::Transport;
 use crate::authz::twofactor::{self, Origin, Verified};
 use crate::factor::webauthn::{Ceremony, Purpose, Refused, RelyingParty, link_hash};
-use crate::store::{RemovedKey, User};
+use crate::store::{AddedKey, RemovedKey, User};
 use crate::system::time::format_utc;
 
 /// The script, served at `/webauthn.js` (the CSP allows no inline script).
@@ -21,9 +21,7 @@ pub const SCRIPT: &str = include_str!("webauthn.js");
 /// The longest name a key may have.
 const MAX_NAME: usize = 64;
 
-/// The most keys one user may register: every verify lists them all to the
-/// browser, and every one is a way in.
-const MAX_KEYS: usize = 20;
+const MAX_KEYS: usize = twofactor::MAX_KEYS as usize;
 
 fn too_many() -> String {
     format!("You have {MAX_KEYS} security keys, the most one account may have: remove one first.")
@@ -248,8 +246,11 @@ pub fn add(cx: &mut Context) -> Response {
     let registered =
         twofactor::register_key(&mut cx.store, cx.config, &user, &name, key, &origin, cx.now);
     let registered = match registered {
-        Ok(Some(registered)) => registered,
-        Ok(None) => {
+        Ok(Ok(registered)) => registered,
+        Ok(Err(AddedKey::TooMany)) => {
+            return list(cx, Some(notice("error", &too_many()))).with_status(400);
+        }
+        Ok(Err(_)) => {
             return list(cx, Some(notice("error", "That key is registered already.")))
                 .with_status(400);
         }

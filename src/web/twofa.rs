@@ -156,12 +156,13 @@ fn require_pending(cx: &Context) -> Result<(crate::store::User, Pending), Respon
     if user.has_totp() {
         return Err(Response::redirect("/2fa"));
     }
-    // A user with a key adds an app as a sensitive change: all the way in,
-    // with a code or key used just now. (An app set up half-way before the
-    // key was added must not be finished with the password alone.)
+    // A user with a key adds an app all the way in (the set-up began with
+    // a recent code, `setup_start`). An app set up half-way with the
+    // password alone before the key was added cannot be finished: adding
+    // the key dropped it (`Store::add_security_key`), and this session is
+    // not past 2FA.
     if user.is_enrolled() {
         cx.full_user()?;
-        cx.require_recent_code("/2fa/setup")?;
     }
     match pending(cx, user.id)? {
         Some(p) => Ok((user, p)),
@@ -337,6 +338,7 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
                 (csrf_field(&csrf))
                 input type="hidden" name="next" value=(next);
                 input type="hidden" name="repo" value=(repo_field);
+                input type="hidden" name="link" value=(link.as_deref().unwrap_or(""));
                 label for="code" { (label) }
                 @if user.security_keys > 0 {
                     input type="text" id="code" name="code" autocomplete="one-time-code" required;

@@ -14,6 +14,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::harness::client::Client;
 use crate::harness::fixture::{Fixture, PASSWORD};
@@ -323,6 +324,11 @@ fn verify_through_the_link(h: &KeyHost, ssh: &SshClient, log_in_first: bool, inp
         b.text("#link-origin")
     );
     b.screenshot("verify-link");
+    // A prompt cancelled first (the browser's answer is an error): nothing
+    // is tried, and the page keeps the link for the next touch.
+    post_answer(b, "error:NotAllowedError: the user cancelled");
+    b.wait_for("Not verified: the browser reported: NotAllowedError");
+    b.wait_for("waiting in your terminal");
     b.click("button[name=use-security-key]");
     b.wait_for("goes on now");
     let (status, out) = finished(child);
@@ -371,6 +377,35 @@ fn the_link_of_ssh_2fa_verify_completes_the_waiting_command() {
         4,
         "{audit}"
     );
+
+    // A command whose client left (Ctrl-C) ends its link at once, through
+    // both servers.
+    let serve = SshClient {
+        port: h.ssh.port,
+        login: "git".into(),
+    };
+    for client in [serve, sshd.client()] {
+        let mut child = client.spawn(h.f.key_of("alice"), "2fa verify");
+        let (link, _stderr) = read_link(&mut child);
+        let token = link.rsplit('=').next().unwrap().to_string();
+        let hash = git2fa::factor::webauthn::link_hash(&token);
+        let open = |now| {
+            git2fa::store::Store::open(&h.f.store_path())
+                .unwrap()
+                .verify_link(&hash, now)
+                .unwrap()
+                .is_some()
+        };
+        assert!(open(git2fa::system::time::now()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            crate::harness::poll(Duration::from_secs(10), || !open(
+                git2fa::system::time::now()
+            )),
+            "the link of a command whose client left still works"
+        );
+    }
 
     // "Remove 2FA" with the key used a moment ago (no app, so no code):
     // the key goes too, and git is refused until 2FA is set up again.
@@ -589,6 +624,28 @@ fn answers_that_must_not_verify_are_refused_and_counted() {
     post_answer(b, &answer);
     refused(&h, "cloned-webauthn");
 
+    // Not an attack: a verify page whose ceremony another page replaced
+    // (the security keys page, open in a second tab). Nothing is checked
+    // and nothing counted; the page asks to try again.
+    b.goto(&h.url("/2fa/verify"));
+    let opts = options(b);
+    let verify_tab = b.new_tab();
+    b.goto(&h.url("/2fa/security-keys"));
+    b.wait_for("Add security key");
+    b.switch_to(&verify_tab);
+    let answer = answer_with(b, &opts, &new);
+    post_answer(b, &answer);
+    b.wait_for("that page had expired, or a newer page replaced it");
+    let audit = h.audit();
+    assert!(
+        audit
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("stale-webauthn"),
+        "{audit}"
+    );
+
     // Every failed answer since the last success counted towards the
     // lock: the replayed, relayed and cloned ones.
     let shown = h.show("alice");
@@ -706,8 +763,17 @@ fn an_app_set_up_half_way_with_the_password_cannot_be_finished_after_a_key() {
         created_at: git2fa::system::time::now(),
         last_used_at: None,
     };
-    store.add_security_key(&key, Some(&[])).unwrap();
+    store.add_security_key(&key, Some(&[]), 20).unwrap();
     drop(store);
+    // The half-made set-up is gone from the attacker's web session.
+    let cookie = attacker.cookie.clone().unwrap();
+    let id: [u8; 32] = sha2::Sha256::digest(cookie.split_once('=').unwrap().1.as_bytes()).into();
+    let session = git2fa::store::Store::open(&f.store_path())
+        .unwrap()
+        .web_session(&id, git2fa::system::time::now())
+        .unwrap()
+        .expect("the attacker's web session");
+    assert_eq!(session.pending_secret, None);
 
     for page in ["/2fa/setup/scan", "/2fa/setup/codes", "/2fa/setup/confirm"] {
         let answer = attacker.get(page);

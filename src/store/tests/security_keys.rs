@@ -31,7 +31,7 @@ fn a_first_key_enrols_and_a_credential_is_registered_once(engine: Engine) {
     assert!(!store.user_by_id(alice).unwrap().unwrap().is_enrolled());
     let hashes = vec!["h1".to_string(), "h2".to_string()];
     let AddedKey::Added(first) = store
-        .add_security_key(&key(alice, b"cred-1"), Some(&hashes))
+        .add_security_key(&key(alice, b"cred-1"), Some(&hashes), 20)
         .unwrap()
     else {
         panic!("not added")
@@ -45,13 +45,20 @@ fn a_first_key_enrols_and_a_credential_is_registered_once(engine: Engine) {
     for owner in [alice, bob] {
         assert_eq!(
             store
-                .add_security_key(&key(owner, b"cred-1"), None)
+                .add_security_key(&key(owner, b"cred-1"), None, 20)
                 .unwrap(),
             AddedKey::Duplicate
         );
     }
     assert_eq!(store.security_keys(alice).unwrap().len(), 1);
     assert!(store.security_keys(bob).unwrap().is_empty());
+    // At most `max` keys a user.
+    assert_eq!(
+        store
+            .add_security_key(&key(alice, b"cred-x"), None, 1)
+            .unwrap(),
+        AddedKey::TooMany
+    );
     // Her only second factor is not removed key by key; bob cannot remove
     // it at all.
     assert_eq!(
@@ -63,7 +70,7 @@ fn a_first_key_enrols_and_a_credential_is_registered_once(engine: Engine) {
         RemovedKey::NoSuchKey
     );
     let AddedKey::Added(second) = store
-        .add_security_key(&key(alice, b"cred-2"), None)
+        .add_security_key(&key(alice, b"cred-2"), None, 20)
         .unwrap()
     else {
         panic!("not added")
@@ -91,7 +98,7 @@ fn a_key_use_counts_once_and_its_counter_only_moves_forward(engine: Engine) {
     let (_fresh, mut store) = new_store_on(engine);
     let alice = store.add_user("alice", None, NOW).unwrap();
     let AddedKey::Added(id) = store
-        .add_security_key(&key(alice, b"cred"), Some(&[]))
+        .add_security_key(&key(alice, b"cred"), Some(&[]), 20)
         .unwrap()
     else {
         panic!("not added")
@@ -150,7 +157,7 @@ fn a_key_use_counts_once_and_its_counter_only_moves_forward(engine: Engine) {
     );
     // Keys that keep no counter (0) are used again and again.
     let AddedKey::Added(passkey) = store
-        .add_security_key(&key(alice, b"passkey"), None)
+        .add_security_key(&key(alice, b"passkey"), None, 20)
         .unwrap()
     else {
         panic!("not added")
@@ -214,9 +221,11 @@ fn a_ceremony_is_taken_once_and_links_work_once(engine: Engine) {
     assert!(store.add_verify_link(&[3; 32], &link, 2, NOW).unwrap());
     assert!(!store.add_verify_link(&[4; 32], &link, 2, NOW).unwrap());
     assert_eq!(store.verify_link(&[4; 32], NOW).unwrap(), None);
-    // A link whose command stopped waiting is ended.
+    // A link whose command stopped waiting is ended, and frees its place.
     store.end_verify_link(&[3; 32], NOW + 1).unwrap();
     assert_eq!(store.verify_link(&[3; 32], NOW + 1).unwrap(), None);
+    assert!(store.add_verify_link(&[4; 32], &link, 2, NOW + 1).unwrap());
+    store.end_verify_link(&[4; 32], NOW + 1).unwrap();
     assert_eq!(
         store.verify_link(&[1; 32], NOW).unwrap(),
         Some(link.clone())

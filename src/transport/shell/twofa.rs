@@ -109,7 +109,7 @@ impl Connection<'_> {
                     );
                 }
                 None => match self.new_link(store, &user, &key, io) {
-                    Ok(made) => link = Some(made),
+                    Ok(made) => link = made,
                     Err(action) => return action.into(),
                 },
             }
@@ -149,14 +149,15 @@ impl Connection<'_> {
     }
 
     /// A new one-time verify link for `user`, bound to this connection's
-    /// key and address: its hash and its URL.
+    /// key and address: its hash and its URL; `None` (and a line saying
+    /// so) when the user has too many waiting.
     fn new_link(
         &self,
         store: &mut Store,
         user: &crate::store::User,
         key: &SshKey,
         io: &mut Streams,
-    ) -> Result<([u8; 32], String), Action> {
+    ) -> Result<Option<([u8; 32], String)>, Action> {
         let t = now();
         let made = webauthn::new_link_token()
             .map_err(|e| e.to_string())
@@ -175,14 +176,18 @@ impl Connection<'_> {
                 Ok(added.then_some((hash, url)))
             });
         match made {
-            Ok(Some(made)) => Ok(made),
-            Ok(None) => Err(verify_failed(
-                io,
-                &format!(
-                    "{MAX_LINKS_PER_USER} verify links of {} are waiting already; use one, or wait until they expire",
+            Ok(Some(made)) => Ok(Some(made)),
+            // Too many waiting (commands a terminal's hang-up killed before
+            // they could end theirs, say): a code still works.
+            Ok(None) => {
+                let _ = writeln!(
+                    io.stderr,
+                    "git2fa: {MAX_LINKS_PER_USER} verify links of {} are waiting already, so none is printed; \
+                     use one of them, or wait a few minutes.",
                     user.name
-                ),
-            )),
+                );
+                Ok(None)
+            }
             Err(e) => {
                 log::error!("2fa verify: {e}");
                 Err(verify_failed(io, messages::UNAVAILABLE))
@@ -264,40 +269,48 @@ impl Connection<'_> {
 
     fn await_code_or_link_inner(&self, pending: &PendingVerify, io: &mut Streams) -> Action {
         use std::os::fd::AsFd;
-        let deadline = std::time::Instant::now()
-            + std::time::Duration::from_secs(webauthn::LINK_TTL.unsigned_abs());
+        use std::time::Instant;
+        let deadline =
+            Instant::now() + std::time::Duration::from_secs(webauthn::LINK_TTL.unsigned_abs());
         let stdin = std::io::stdin();
         let mut buffer: Vec<u8> = Vec::new();
         let mut failures = 0;
+        let mut looked = Instant::now();
         // Once the input has ended (`ssh … 2fa verify < /dev/null`), only
-        // the link is waited for.
+        // the link is waited for, while the client is still there.
         let mut input_open = true;
         loop {
-            if let Some(action) = self.watch_link(pending, &mut failures, io) {
-                return action;
+            if looked.elapsed() >= super::LINK_POLL {
+                looked = Instant::now();
+                if let Some(action) = self.watch_link(pending, &mut failures, io) {
+                    return action;
+                }
             }
-            if std::time::Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 let _ = writeln!(io.stderr);
                 return verify_failed(io, "no code was typed and the link was not used in time");
             }
-            if input_open {
-                let mut fds = [nix::poll::PollFd::new(
-                    stdin.as_fd(),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                let timeout = nix::poll::PollTimeout::try_from(super::LINK_POLL)
-                    .unwrap_or(nix::poll::PollTimeout::NONE);
-                match nix::poll::poll(&mut fds, timeout) {
-                    Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-                    Ok(_) => {}
-                    Err(e) => {
-                        log::error!("2fa verify: waiting for input: {e}");
-                        input_open = false;
-                    }
+            if !input_open {
+                if client_gone() {
+                    return Action::Exit(1);
                 }
-            } else {
                 std::thread::sleep(super::LINK_POLL);
                 continue;
+            }
+            let mut fds = [nix::poll::PollFd::new(
+                stdin.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let timeout = nix::poll::PollTimeout::try_from(super::LINK_POLL)
+                .unwrap_or(nix::poll::PollTimeout::NONE);
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    log::error!("2fa verify: waiting for input: {e}");
+                    input_open = false;
+                    continue;
+                }
             }
             let mut chunk = [0u8; 256];
             match nix::unistd::read(stdin.as_fd(), &mut chunk) {
@@ -444,6 +457,25 @@ impl Connection<'_> {
             }
         }
     }
+}
+
+/// Whether the SSH client is gone: sshd closes the other ends of the
+/// command's standard output and error when its client leaves (without a
+/// terminal, the command gets no signal), which `poll` reports as an error
+/// or hang-up on them.
+fn client_gone() -> bool {
+    use std::os::fd::AsFd;
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    let mut fds = [
+        nix::poll::PollFd::new(stdout.as_fd(), nix::poll::PollFlags::POLLOUT),
+        nix::poll::PollFd::new(stderr.as_fd(), nix::poll::PollFlags::POLLOUT),
+    ];
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_err() {
+        return false;
+    }
+    let broken = nix::poll::PollFlags::POLLERR | nix::poll::PollFlags::POLLHUP;
+    fds.iter()
+        .any(|fd| fd.revents().is_some_and(|r| r.intersects(broken)))
 }
 
 /// Verify links of one user waiting at once, at most (as many as `git2fa
