@@ -40,6 +40,12 @@ fn ports_config(web: u16, ssh: u16) -> String {
 /// `secret.key`, the same database, and A's repositories (storage both
 /// hosts see).
 fn two_nodes(policy: &str) -> Option<TwoNodes> {
+    two_nodes_named(policy, "127.0.0.1")
+}
+
+/// `two_nodes`, with `public_url`s on `host` (`localhost`, for security
+/// keys).
+fn two_nodes_named(policy: &str, host: &str) -> Option<TwoNodes> {
     if !postgres::available() || !crate::serve::ssh_client_available() {
         return None;
     }
@@ -48,7 +54,7 @@ fn two_nodes(policy: &str) -> Option<TwoNodes> {
     let store = Host::postgres_store(&cluster, &url);
     let (a_web, a_ssh) = (free_port(), free_port());
     let a = Host::build(
-        &format!("http://127.0.0.1:{a_web}"),
+        &format!("http://{host}:{a_web}"),
         policy,
         &format!(
             "[tokens]\npassword_for_git = true\n{store}{}",
@@ -60,7 +66,7 @@ fn two_nodes(policy: &str) -> Option<TwoNodes> {
         .ok();
     let (b_web, b_ssh) = (free_port(), free_port());
     let b = Host::build_with_key(
-        &format!("http://127.0.0.1:{b_web}"),
+        &format!("http://{host}:{b_web}"),
         policy,
         &format!(
             "[tokens]\npassword_for_git = true\n{store}{}",
@@ -416,5 +422,50 @@ fn check_on_a_front_end_of_a_shared_store_finds_nothing_wrong() {
         run.stdout
             .contains("is not the key the store's secrets are sealed with"),
         "{run:?}"
+    );
+}
+
+#[test]
+fn a_security_key_registered_through_one_node_verifies_on_the_other() {
+    if !crate::harness::webdriver::available() {
+        return;
+    }
+    let Some(n) = two_nodes_named("", "localhost") else {
+        return;
+    };
+    let b = crate::harness::webdriver::Browser::start();
+    b.add_virtual_authenticator();
+    let on = |web: u16, path: &str| format!("http://localhost:{web}{path}");
+    // alice verifies with her app on node A and adds a key there.
+    b.goto(&on(n.a_web, "/login"));
+    b.fill("#user", "alice");
+    b.fill("#password", PASSWORD);
+    b.click("button[type=submit]");
+    b.fill("#code", &code(&n.secret, 0));
+    b.click("#code-form button[type=submit]");
+    b.wait_for("Your 2FA session is open until");
+    b.goto(&on(n.a_web, "/2fa/security-keys"));
+    b.fill("#key-name", "Keyring");
+    b.click("button[name=add-security-key]");
+    b.wait_for("Security key \"Keyring\" added.");
+    n.a.git2fa(&["session", "end", "--user", "alice"]).ok();
+
+    // On node B, whose web page and store socket are its own, the key
+    // (kept in the shared database) verifies; then git works through A.
+    let top = n.a.dir.path();
+    let ssh_a = format!("ssh://git@127.0.0.1:{}/team/app.git", n.a_ssh.port);
+    n.a_ssh
+        .git(&n.key, top, &["clone", "--quiet", &ssh_a, "k0"])
+        .fails(128);
+    b.goto(&on(n.b.web, "/2fa/verify"));
+    b.click("button[name=use-security-key]");
+    b.wait_for("Your 2FA session is open until");
+    n.a_ssh
+        .git(&n.key, top, &["clone", "--quiet", &ssh_a, "k1"])
+        .ok();
+    let shown = n.b.host.git2fa(&["user", "show", "alice"]).ok().stdout;
+    assert!(
+        shown.contains("security-key #1 \"Keyring\"") && !shown.contains("last-used never"),
+        "{shown}"
     );
 }
