@@ -52,6 +52,28 @@ fn keep(cx: &mut Context, ceremony: &Ceremony) -> Result<(), Response> {
         .map_err(|e| cx.unavailable(&e))
 }
 
+/// Keeps a ceremony just started: the options for the page's form, or
+/// the notice that keys are unavailable (`instead`: what the user can do).
+fn kept(
+    cx: &mut Context,
+    started: Result<(String, Ceremony), String>,
+    what: &str,
+    instead: &str,
+) -> Result<String, Markup> {
+    let unavailable = || {
+        notice(
+            "error",
+            &format!("Security keys are unavailable just now; {instead}."),
+        )
+    };
+    let (options, ceremony) = started.map_err(|e| {
+        log::error!("security key {what}: {e}");
+        unavailable()
+    })?;
+    keep(cx, &ceremony).map_err(|_| unavailable())?;
+    Ok(options)
+}
+
 /// Takes the web session's ceremony, once.
 fn take(
     cx: &mut Context,
@@ -164,22 +186,10 @@ fn add_form(
         &twofactor::stored_keys(keys),
         cx.now,
     );
-    let (options, ceremony) = match started {
-        Ok(started) => started,
-        Err(e) => {
-            log::error!("security key registration: {e}");
-            return notice(
-                "error",
-                "Security keys are unavailable just now; try again later.",
-            );
-        }
+    let options = match kept(cx, started, "registration", "try again later") {
+        Ok(options) => options,
+        Err(unavailable) => return unavailable,
     };
-    if keep(cx, &ceremony).is_err() {
-        return notice(
-            "error",
-            "Security keys are unavailable just now; try again later.",
-        );
-    }
     html! {
         form.card #add-key method="post" action="/2fa/security-keys" data-webauthn=(options) {
             (csrf_field(csrf))
@@ -370,22 +380,10 @@ pub fn verify_part(
         hash.map(|h| hex(&h)),
         cx.now,
     );
-    let (options, ceremony) = match started {
-        Ok(started) => started,
-        Err(e) => {
-            log::error!("security key verify: {e}");
-            return notice(
-                "error",
-                "Security keys are unavailable just now; use a code.",
-            );
-        }
+    let options = match kept(cx, started, "verify", "use a code") {
+        Ok(options) => options,
+        Err(unavailable) => return unavailable,
     };
-    if keep(cx, &ceremony).is_err() {
-        return notice(
-            "error",
-            "Security keys are unavailable just now; use a code.",
-        );
-    }
     html! {
         form.card #security-key method="post" action="/2fa/verify" data-webauthn=(options) {
             (csrf_field(csrf))
