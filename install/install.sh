@@ -46,12 +46,11 @@ if [ ! -e "$config" ]; then
     args=(--repos-root "$repos_root" --data-dir "$data_dir")
     [ -n "$public_url" ] && args+=(--public-url "$public_url")
     install -d -o git -g git -m 0700 "$data_dir"
-    work=$(mktemp -d)
-    chown git:git "$work"
-    runuser -u git -- "$prefix/git2fa" --config "$work/config.toml" init "${args[@]}" >/dev/null
     install -d -o root -g root -m 0755 "$(dirname "$config")"
-    install -o root -g root -m 0644 "$work/config.toml" "$config"
-    rm -rf "$work"
+    # Written by root, then the store made by git: root never copies a file
+    # the git account could change or swap for a link.
+    "$prefix/git2fa" --config "$config" init --config-only "${args[@]}" >/dev/null
+    runuser -u git -- "$prefix/git2fa" --config "$config" init >/dev/null
 else
     # Migrations, as the account that owns the store.
     runuser -u "$(stat -c %U "$data_dir" 2>/dev/null || echo git)" -- "$prefix/git2fa" --config "$config" init >/dev/null

@@ -159,10 +159,27 @@ pub struct KeyUse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddedKey {
     Added(i64),
+    /// Added as the user's first second factor, with the recovery codes
+    /// given replacing any the user had.
+    First(i64),
+    /// Nothing added: the user has no second factor (any more), and no
+    /// recovery codes came with the key. Call again with codes.
+    FirstNeedsCodes,
     /// This credential is registered already (to this user or another).
     Duplicate,
     /// The user has the most keys one may have.
     TooMany,
+}
+
+/// What a web session kept under an answer's challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakenCeremony {
+    /// The ceremony, now taken.
+    Found(String),
+    /// Taken before: the same answer again.
+    Used,
+    /// None: the page's ceremony went long ago, or never was.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,6 +119,10 @@ pub struct InitArgs {
     /// public_url for a new config file
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Write the commented config (mode 0644) and stop: the store and
+    /// secret.key are made by a later `init` run as the account that owns them
+    #[arg(long)]
+    pub config_only: bool,
 }
 
 #[derive(Subcommand)]

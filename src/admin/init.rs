@@ -28,13 +28,21 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
         if let Some(parent) = config_path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| io_failure(parent, &e))?;
         }
-        std::fs::write(config_path, text).map_err(|e| io_failure(config_path, &e))?;
+        write_new_config(config_path, &text)?;
         println!("wrote {}", config_path.display());
+    } else if args.config_only {
+        return Err(Failure::usage(format!(
+            "{} exists; --config-only writes a new config only",
+            config_path.display()
+        )));
     } else if args.repos_root.is_some() || args.data_dir.is_some() || args.public_url.is_some() {
         return Err(Failure::usage(format!(
             "{} exists; edit it instead of passing --repos-root, --data-dir or --public-url",
             config_path.display()
         )));
+    }
+    if args.config_only {
+        return Ok(());
     }
     let config = Config::load(config_path)?;
     if !config.data_dir.exists() {
@@ -100,6 +108,26 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// Writes a new config, mode 0644 whatever the umask (it holds no secret,
+/// and every account that runs a shim reads it). The file must not exist:
+/// `create_new` neither follows a link planted at the path nor writes
+/// through one, so a package script run as root cannot be led to write
+/// elsewhere.
+fn write_new_config(path: &Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| io_failure(path, &e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_failure(path, &e))
 }
 
 /// `secret.key` is not the key the store records: another host's store, or

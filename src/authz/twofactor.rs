@@ -177,23 +177,39 @@ pub fn enroll(
     })
 }
 
+/// The set-up under way in a web session: its id, the pending secret as
+/// the session keeps it (sealed), the secret, the recovery code hashes,
+/// and the TOTP step of the code that confirmed it.
+pub struct Setup<'a> {
+    pub web_session: &'a [u8; 32],
+    pub pending_sealed: &'a [u8],
+    pub secret: &'a [u8],
+    pub recovery_hashes: &'a [String],
+    pub step: i64,
+}
+
 /// Enrols `user` with a secret they have just proved with a code for
-/// `step` (the web page's wizard): stores it sealed with the recovery code
+/// `setup.step` (the web page's wizard): stores it sealed with the recovery code
 /// hashes, spends that step, and opens a 2FA session bound to `origin`.
-#[allow(clippy::too_many_arguments)]
+/// `AlreadyEnrolled` when the set-up ended meanwhile (a security key was
+/// added, in another tab).
 pub fn enroll_confirmed(
     store: &mut Store,
     key: &SecretKey,
     config: &Config,
     user: &User,
-    secret: &[u8],
-    recovery_hashes: &[String],
-    step: i64,
+    setup: &Setup,
     origin: &Origin,
     now: i64,
 ) -> Result<i64, TwoFactorError> {
-    let sealed = key.seal(&secret_context(user.id), secret)?;
-    if !store.enroll(user.id, &sealed, recovery_hashes, now)? {
+    let sealed = key.seal(&secret_context(user.id), setup.secret)?;
+    if !store.enroll_from_setup(
+        user.id,
+        &sealed,
+        setup.recovery_hashes,
+        now,
+        (setup.web_session, setup.pending_sealed),
+    )? {
         return Err(TwoFactorError::AlreadyEnrolled);
     }
     audit(store, user, origin, "enroll", "ok", "enrolled", now)?;
@@ -201,7 +217,7 @@ pub fn enroll_confirmed(
     let session = new_session(config, origin);
     match store.record_attempt(
         user.id,
-        Attempt::Totp(Some((step, sealed))),
+        Attempt::Totp(Some((setup.step, sealed))),
         now,
         lock,
         Some(&session),
@@ -477,11 +493,12 @@ pub fn register_key(
     origin: &Origin,
     now: i64,
 ) -> Result<Result<KeyRegistered, AddedKey>, TwoFactorError> {
-    let first = !user.is_enrolled();
-    let codes = if first {
-        Some(new_recovery_codes(config.policy.recovery_codes)?)
-    } else {
+    // Made ahead when the user looks new; whether the key is the first
+    // factor is decided by the store, in the transaction that adds it.
+    let mut codes = if user.is_enrolled() {
         None
+    } else {
+        Some(new_recovery_codes(config.policy.recovery_codes)?)
     };
     let row = SecurityKey {
         id: 0,
@@ -493,10 +510,16 @@ pub fn register_key(
         created_at: now,
         last_used_at: None,
     };
-    let added =
-        store.add_security_key(&row, codes.as_ref().map(|(_, h)| h.as_slice()), MAX_KEYS)?;
-    let AddedKey::Added(key_id) = added else {
-        return Ok(Err(added));
+    let (key_id, first) = loop {
+        match store.add_security_key(&row, codes.as_ref().map(|(_, h)| h.as_slice()), MAX_KEYS)? {
+            AddedKey::Added(id) => break (id, false),
+            AddedKey::First(id) => break (id, true),
+            // The user's factors were removed since the page was read.
+            AddedKey::FirstNeedsCodes if codes.is_none() => {
+                codes = Some(new_recovery_codes(config.policy.recovery_codes)?);
+            }
+            refused => return Ok(Err(refused)),
+        }
     };
     audit_with(
         store,
@@ -506,7 +529,7 @@ pub fn register_key(
         Some(name.to_string()),
         now,
     )?;
-    let first = match codes {
+    let first = match codes.filter(|_| first) {
         Some((shown, _)) => {
             audit(store, user, origin, "enroll", "ok", "webauthn", now)?;
             let session_id = store.open_session(user.id, &new_session(config, origin), now)?;

@@ -72,6 +72,10 @@ pub struct Ceremony {
     pub expires_at: i64,
     /// For a verify through a one-time link: the link's hash, hex.
     pub link: Option<String>,
+    /// The challenge the browser was given, as `challenge_key` spells it:
+    /// the web session keeps the ceremony under it.
+    #[serde(default)]
+    pub challenge: String,
     state: serde_json::Value,
 }
 
@@ -203,6 +207,7 @@ impl RelyingParty {
             user_id: user.id,
             expires_at: now + CEREMONY_TTL,
             link: None,
+            challenge: bytes_key(options.public_key.challenge.as_ref()),
             state: serde_json::to_value(&state).map_err(|e| e.to_string())?,
         };
         let options = serde_json::to_string(&options).map_err(|e| e.to_string())?;
@@ -257,6 +262,7 @@ impl RelyingParty {
             user_id: user.id,
             expires_at: now + CEREMONY_TTL,
             link,
+            challenge: bytes_key(options.public_key.challenge.as_ref()),
             state: serde_json::to_value(&state).map_err(|e| e.to_string())?,
         };
         let options = serde_json::to_string(&options).map_err(|e| e.to_string())?;
@@ -332,6 +338,37 @@ fn user_handle(user: KeyUser) -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     Uuid::from_bytes(bytes)
+}
+
+/// A challenge's bytes as the web session keys its ceremony: hex.
+fn bytes_key(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The challenge the browser's answer (registration or verify) was made
+/// for, read from its client data, as `Ceremony::challenge` spells it; or
+/// why no answer can be checked (none came, or it is malformed). The
+/// signature covers the client data, so a changed challenge fails the
+/// check in any case: reading it first only finds the ceremony.
+pub fn answer_challenge(answer: &str) -> Result<String, Refused> {
+    use base64::Engine;
+    let answer: serde_json::Value = parse_answer(answer)?;
+    let malformed = || Refused::Invalid {
+        detail: "the answer carries no client data with a challenge".into(),
+    };
+    let data = answer["response"]["clientDataJSON"]
+        .as_str()
+        .ok_or_else(malformed)?;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let data = engine
+        .decode(data.trim_end_matches('='))
+        .map_err(|_| malformed())?;
+    let data: serde_json::Value = serde_json::from_slice(&data).map_err(|_| malformed())?;
+    let challenge = data["challenge"].as_str().ok_or_else(malformed)?;
+    let challenge = engine
+        .decode(challenge.trim_end_matches('='))
+        .map_err(|_| malformed())?;
+    Ok(bytes_key(&challenge))
 }
 
 fn parse_answer<T: serde::de::DeserializeOwned>(answer: &str) -> Result<T, Refused> {
@@ -415,6 +452,55 @@ mod tests {
             Ceremony::parse("garbage", Purpose::Register, 7, 1000).err(),
             Some(Refused::NoCeremony)
         );
+    }
+
+    #[test]
+    fn an_answer_names_the_ceremony_it_was_made_for() {
+        use base64::Engine;
+        let rp = RelyingParty::new("http://localhost:8080").unwrap();
+        let user = KeyUser {
+            id: 7,
+            name: "alice",
+            created_at: 1,
+        };
+        let (options, ceremony) = rp.start_authentication(user, &[], None, 1000).unwrap();
+        let options: serde_json::Value = serde_json::from_str(&options).unwrap();
+        let challenge = options["publicKey"]["challenge"].as_str().unwrap();
+        // What a browser sends: the challenge, base64url, in the client
+        // data, itself base64url.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let answer = |challenge: &str| {
+            let data = format!(
+                r#"{{"type":"webauthn.get","challenge":"{challenge}","origin":"http://localhost:8080"}}"#
+            );
+            format!(
+                r#"{{"id":"x","rawId":"x","type":"public-key","response":{{"clientDataJSON":"{}"}}}}"#,
+                b64.encode(data)
+            )
+        };
+        assert_eq!(
+            answer_challenge(&answer(challenge)),
+            Ok(ceremony.challenge.clone())
+        );
+        assert_ne!(
+            answer_challenge(&answer(&b64.encode(b"another challenge"))),
+            Ok(ceremony.challenge)
+        );
+        assert!(matches!(answer_challenge(""), Err(Refused::NoAnswer(_))));
+        assert!(matches!(
+            answer_challenge("error:NotAllowedError: cancelled"),
+            Err(Refused::NoAnswer(_))
+        ));
+        for malformed in [
+            "{}",
+            r#"{"response":{"clientDataJSON":"!!"}}"#,
+            r#"{"response":{"clientDataJSON":"e30"}}"#,
+        ] {
+            assert!(
+                matches!(answer_challenge(malformed), Err(Refused::Invalid { .. })),
+                "{malformed}"
+            );
+        }
     }
 
     #[test]

@@ -5,8 +5,13 @@
 //! table "SSL Mode Descriptions"):
 //!
 //! - `disable`: plain text.
-//! - `prefer` (the default): TLS if the server offers it, else plain text;
-//!   the certificate is not checked.
+//! - `prefer`: TLS if the server offers it, else plain text; the
+//!   certificate is not checked. The default for a url on this machine (a
+//!   Unix socket, `localhost`, a loopback address), as in libpq.
+//! - the default for a url naming another host is `require`, or
+//!   `verify-full` when `sslrootcert` names a CA: unlike libpq's `prefer`,
+//!   a machine in the middle that refuses TLS cannot make it plain text
+//!   (and read the password exchange and the SQL).
 //! - `require`: TLS or no connection; the certificate is not checked,
 //!   unless `sslrootcert` names a file, which makes it `verify-ca`, as in
 //!   libpq.
@@ -79,13 +84,13 @@ pub struct Tls {
 pub fn split_url(url: &str) -> Result<(String, Tls)> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
-    let mut mode = Mode::Prefer;
+    let mut mode = None;
     let mut root_cert = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "sslmode" => {
-                mode = match value {
+                mode = Some(match value {
                     "disable" => Mode::Disable,
                     "prefer" => Mode::Prefer,
                     "require" => Mode::Require,
@@ -96,15 +101,19 @@ pub fn split_url(url: &str) -> Result<(String, Tls)> {
                             "url: sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
                         )));
                     }
-                }
+                })
             }
             "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
             _ => kept.push(pair),
         }
     }
-    if mode == Mode::Require && root_cert.is_some() {
-        mode = Mode::VerifyCa;
-    }
+    let mode = match (mode, &root_cert) {
+        (Some(Mode::Require), Some(_)) => Mode::VerifyCa,
+        (Some(mode), _) => mode,
+        (None, _) if !reaches_another_host(url) => Mode::Prefer,
+        (None, Some(_)) => Mode::VerifyFull,
+        (None, None) => Mode::Require,
+    };
     kept.push(match mode {
         Mode::Disable => "sslmode=disable",
         Mode::Prefer => "sslmode=prefer",
@@ -124,12 +133,29 @@ pub fn tls_warning(url: &str) -> Option<String> {
     if matches!(tls.mode, Mode::VerifyCa | Mode::VerifyFull) {
         return None;
     }
+    let explicit = url.contains("sslmode=");
+    let mode = match tls.mode {
+        Mode::Disable => "disable",
+        Mode::Prefer => "prefer",
+        _ if explicit => "require",
+        _ => "require (the default for another host)",
+    };
+    reaches_another_host(url).then(|| {
+        format!(
+            "[store] url: sslmode={mode} does not check the database server's certificate; between hosts use sslmode=verify-full"
+        )
+    })
+}
+
+/// Whether the url names a host other than this machine: not a Unix
+/// socket, `localhost` or a loopback address.
+fn reaches_another_host(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
     let hosts = authority
         .rsplit_once('@')
         .map_or(authority, |(_, hosts)| hosts);
-    let remote = hosts.split(',').any(|host| {
+    hosts.split(',').any(|host| {
         let name = match host.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or(""),
             None => host.split(':').next().unwrap_or(""),
@@ -142,16 +168,6 @@ pub fn tls_warning(url: &str) -> Option<String> {
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
         !local
-    });
-    let mode = match tls.mode {
-        Mode::Disable => "disable",
-        Mode::Prefer => "prefer (the default)",
-        _ => "require",
-    };
-    remote.then(|| {
-        format!(
-            "[store] url: sslmode={mode} does not check the database server's certificate; between hosts use sslmode=verify-full"
-        )
     })
 }
 
@@ -563,6 +579,46 @@ mod tests {
         assert_eq!(end_point_hash(&ecdsa_sha384[..6]), None);
     }
 
+    // Attack: a machine between a front end and its database answers the
+    // client's TLS request with "no" (or drops it). With libpq's default,
+    // `prefer`, the client then went on in plain text: the password
+    // exchange and every statement (sessions, token hashes, audit rows)
+    // crossed the network readable and changeable. Without an sslmode, a
+    // url naming another host now needs TLS (and checks the certificate
+    // when a CA is given); only a url on this machine keeps `prefer`.
+    #[test]
+    fn without_an_sslmode_another_host_gets_tls_or_no_connection() {
+        for (url, mode) in [
+            ("postgres://g@db.example.com/x", Mode::Require),
+            ("postgres://g@10.0.0.5:5432/x", Mode::Require),
+            ("postgres://g@127.0.0.1,db.example.com/x", Mode::Require),
+            (
+                "postgres://g@db.example.com/x?sslrootcert=/etc/ca.pem",
+                Mode::VerifyFull,
+            ),
+            ("postgres://g@127.0.0.1:5432/x", Mode::Prefer),
+            ("postgres://g@[::1]/x", Mode::Prefer),
+            ("postgres://g@localhost/x", Mode::Prefer),
+            ("postgres://g@%2Frun%2Fpostgresql/x", Mode::Prefer),
+            ("postgres:///x?host=/run/postgresql", Mode::Prefer),
+            // What the admin wrote stands.
+            ("postgres://g@db.example.com/x?sslmode=prefer", Mode::Prefer),
+            (
+                "postgres://g@db.example.com/x?sslmode=disable",
+                Mode::Disable,
+            ),
+        ] {
+            let (rest, tls) = split_url(url).unwrap();
+            assert_eq!(tls.mode, mode, "{url}");
+            let sent = match mode {
+                Mode::Disable => "sslmode=disable",
+                Mode::Prefer => "sslmode=prefer",
+                _ => "sslmode=require",
+            };
+            assert!(rest.ends_with(sent), "{url}: {rest}");
+        }
+    }
+
     #[test]
     fn check_warns_of_unchecked_tls_to_another_host_only() {
         for url in [
@@ -600,10 +656,10 @@ mod tests {
                 root_cert: Some("/etc/ca x.pem".into())
             }
         );
-        let (url, tls) = split_url("postgres://g@db/x").unwrap();
+        let (url, tls) = split_url("postgres://g@localhost/x").unwrap();
         assert_eq!(
             (url.as_str(), tls.mode),
-            ("postgres://g@db/x?sslmode=prefer", Mode::Prefer)
+            ("postgres://g@localhost/x?sslmode=prefer", Mode::Prefer)
         );
         // libpq: require with a root certificate checks the chain.
         let (_, tls) = split_url("postgres://g@db/x?sslmode=require&sslrootcert=ca.pem").unwrap();

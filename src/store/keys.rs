@@ -64,6 +64,12 @@ impl Store {
             "UPDATE sessions SET ended_at = ?1 WHERE key_id = ?2 AND ended_at IS NULL",
             &params![now, id],
         )?;
+        // A `2fa verify` link the key asked for, still waiting, ends too.
+        tx.execute(
+            "UPDATE verify_links SET expires_at = ?1
+             WHERE key_id = ?2 AND used_at IS NULL AND expires_at > ?1",
+            &params![now, id],
+        )?;
         tx.commit()?;
         Ok(changed == 1)
     }

@@ -28,6 +28,11 @@ pub struct Pool {
 /// connection meanwhile, only its thread.
 const IDLE_OUTSIDE: Duration = Duration::from_secs(600);
 
+/// How long a client's transaction may live, however busy the client:
+/// a write transaction holds the write lock of every host sharing the
+/// store. git2fa's own take milliseconds.
+pub const MAX_TRANSACTION: Duration = Duration::from_secs(10);
+
 /// A connection idle longer than this is checked before it is used: a
 /// server restarted meanwhile leaves connections that fail at their next
 /// statement, and the sync client notices only when it uses one.
@@ -129,11 +134,23 @@ fn poisoned() -> StoreError {
 pub struct Session {
     pool: Arc<Pool>,
     held: Option<Conn>,
+    /// When the held transaction began.
+    began: Option<Instant>,
 }
 
 impl Session {
     pub fn new(pool: Arc<Pool>) -> Session {
-        Session { pool, held: None }
+        Session {
+            pool,
+            held: None,
+            began: None,
+        }
+    }
+
+    /// How much longer the transaction under way may live, if one is.
+    fn transaction_left(&self) -> Option<Duration> {
+        self.began
+            .map(|began| MAX_TRANSACTION.saturating_sub(began.elapsed()))
     }
 
     /// Runs `run` on the held connection, or on a free one.
@@ -177,6 +194,7 @@ impl Remote for Session {
         match conn.begin(begin) {
             Ok(()) => {
                 self.held = Some(conn);
+                self.began = Some(Instant::now());
                 Ok(())
             }
             Err(e) => {
@@ -188,6 +206,7 @@ impl Remote for Session {
     }
 
     fn end(&mut self, commit: bool) -> Result<()> {
+        self.began = None;
         let conn = self
             .held
             .take()
@@ -237,27 +256,47 @@ pub fn in_process(url: &str) -> Option<Session> {
     (pool.url == url).then(|| Session::new(Arc::clone(pool)))
 }
 
-/// Answers one client of the store socket until it hangs up, or stays
+/// Answers one client of the store socket until it hangs up, stays
 /// silent for `IDLE` in a transaction (`IDLE_OUTSIDE` otherwise: an admin
-/// command may wait for a typed password), then rolls back a transaction
-/// it left open.
+/// command may wait for a typed password), or keeps a transaction past
+/// `MAX_TRANSACTION` (silent or not); then rolls back a transaction it
+/// left open.
 pub fn answer(mut stream: UnixStream, pool: Arc<Pool>) {
     if stream.set_write_timeout(Some(IDLE)).is_err() {
         return;
     }
     let mut session = Session::new(pool);
     loop {
-        let limit = if session.held.is_some() {
-            IDLE
-        } else {
-            IDLE_OUTSIDE
+        let limit = match session.transaction_left() {
+            Some(left) => IDLE.min(left),
+            None => IDLE_OUTSIDE,
         };
-        if stream.set_read_timeout(Some(limit)).is_err() {
+        if limit.is_zero() || stream.set_read_timeout(Some(limit)).is_err() {
             break;
         }
         let Ok(Some(body)) = read_frame(&mut stream) else {
             break;
         };
+        if session
+            .transaction_left()
+            .is_some_and(|left| left.is_zero())
+        {
+            log::warn!(
+                "store socket: a client kept a transaction past {} s; rolled back and hung up",
+                MAX_TRANSACTION.as_secs()
+            );
+            let _ = write_frame(
+                &mut stream,
+                &encode_answer(&Answer::Failed {
+                    code: String::new(),
+                    message: format!(
+                        "the transaction ran past {} s and was rolled back",
+                        MAX_TRANSACTION.as_secs()
+                    ),
+                }),
+            );
+            break;
+        }
         let reply = match handle(&body, &mut session) {
             Ok(answer) => answer,
             Err(e) => {

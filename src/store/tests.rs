@@ -335,3 +335,80 @@ fn a_client_that_takes_the_write_lock_and_goes_silent_loses_it() {
     assert!(store.unlock(id).unwrap(), "the silent client kept the lock");
     drop(silent);
 }
+
+// Attack (or a client stuck in a loop): a client of the store socket
+// begins a write transaction, which holds the write lock of every host
+// sharing the store, and then keeps sending statements, one a second, so
+// that it is never silent for `wire::IDLE`. Every other writer on every
+// host was refused for as long as it went on. A transaction now lives at
+// most `pool::MAX_TRANSACTION`, busy or not: the client is told, rolled
+// back and hung up on, and the lock is free again.
+#[test]
+fn a_client_that_keeps_a_write_transaction_busy_loses_it() {
+    use std::io::{Read, Write};
+    if !cluster::available() {
+        return;
+    }
+    let (fresh, mut store) = new_store_on(Engine::Proxy);
+    let id = store.add_user("alice", None, NOW).unwrap();
+    let Location::Postgres {
+        socket: Some(socket),
+        ..
+    } = &fresh.location
+    else {
+        unreachable!()
+    };
+    let mut busy = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    busy.write_all(&[0, 0, 0, 1, b'T']).unwrap();
+    let mut answer = [0u8; 5];
+    busy.read_exact(&mut answer).unwrap();
+    assert_eq!(answer, [0, 0, 0, 1, b'K'], "the transaction began");
+    let began = std::time::Instant::now();
+    // `SELECT 1` as a rows request: op, the SQL, no values.
+    let sql = b"SELECT 1";
+    let mut body = vec![b'R'];
+    body.extend_from_slice(&(sql.len() as u32).to_be_bytes());
+    body.extend_from_slice(sql);
+    body.extend_from_slice(&0u32.to_be_bytes());
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    let keeper = std::thread::spawn(move || {
+        // Until the server stops answering rows: how long that took, and
+        // what its last answer began with.
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            if busy.write_all(&frame).is_err() {
+                return (began.elapsed(), None);
+            }
+            let mut len = [0u8; 4];
+            if busy.read_exact(&mut len).is_err() {
+                return (began.elapsed(), None);
+            }
+            let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+            if busy.read_exact(&mut reply).is_err() {
+                return (began.elapsed(), None);
+            }
+            if reply.first() != Some(&b'W') {
+                return (began.elapsed(), reply.first().copied());
+            }
+            if began.elapsed() > pool::MAX_TRANSACTION * 3 {
+                return (began.elapsed(), Some(b'W'));
+            }
+        }
+    });
+    assert!(
+        store.unlock(id).is_err(),
+        "a writer got past a held write lock"
+    );
+    let (cut_after, last) = keeper.join().unwrap();
+    assert_eq!(
+        last,
+        Some(b'F'),
+        "the busy client was told its transaction ended"
+    );
+    assert!(
+        cut_after < pool::MAX_TRANSACTION + Duration::from_secs(3),
+        "the busy client kept its transaction for {cut_after:?}"
+    );
+    assert!(store.unlock(id).unwrap(), "the lock is free again");
+}

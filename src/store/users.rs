@@ -109,7 +109,51 @@ impl Store {
         recovery_hashes: &[String],
         now: i64,
     ) -> Result<bool> {
+        self.enroll_if(user_id, sealed_secret, recovery_hashes, now, None)
+    }
+
+    /// `enroll`, from the web page's set-up: only while web session
+    /// `session_id` still holds the set-up begun with `pending_secret`,
+    /// which it takes in the same transaction. A security key added in the
+    /// meantime drops every set-up under way (`add_security_key`), so the
+    /// recovery codes that key's page showed are not replaced by the ones
+    /// this set-up showed: false then, and nothing changes.
+    pub fn enroll_from_setup(
+        &mut self,
+        user_id: i64,
+        sealed_secret: &[u8],
+        recovery_hashes: &[String],
+        now: i64,
+        (session_id, pending_secret): (&[u8; 32], &[u8]),
+    ) -> Result<bool> {
+        self.enroll_if(
+            user_id,
+            sealed_secret,
+            recovery_hashes,
+            now,
+            Some((session_id, pending_secret)),
+        )
+    }
+
+    fn enroll_if(
+        &mut self,
+        user_id: i64,
+        sealed_secret: &[u8],
+        recovery_hashes: &[String],
+        now: i64,
+        setup: Option<(&[u8; 32], &[u8])>,
+    ) -> Result<bool> {
         let tx = self.immediate()?;
+        if let Some((session_id, pending_secret)) = setup {
+            let taken = tx.execute(
+                "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL
+                 WHERE id = ?1 AND user_id = ?2 AND pending_secret = ?3",
+                &params![&session_id[..], user_id, pending_secret],
+            )?;
+            if taken != 1 {
+                return Ok(false);
+            }
+        }
         let changed = tx.execute(
             "UPDATE users SET totp_secret = ?1, totp_enrolled_at = ?2, totp_last_step = NULL,
                  failures = 0, locked_until = NULL

@@ -241,8 +241,22 @@ impl<'a> Context<'a> {
     /// old one stops working), and remembers when.
     pub fn step_up(&mut self) -> Result<(), Response> {
         let user_id = self.session.as_ref().and_then(|s| s.user_id);
+        // The new session keeps the old one's ceremonies, as the store
+        // has them now, so that a key's answer used in the old one stays
+        // used (a replay).
+        let kept = match self.session.as_ref().map(|s| s.id) {
+            Some(old) => self
+                .store
+                .web_session(&old, self.now)
+                .map_err(|e| self.unavailable(&e))?
+                .and_then(|s| s.ceremony),
+            None => None,
+        };
         self.start_session(user_id)?;
         let id = self.session.as_ref().map(|s| s.id).unwrap_or_default();
+        self.store
+            .carry_web_ceremonies(&id, kept.as_deref())
+            .map_err(|e| self.unavailable(&e))?;
         self.store
             .set_web_code_at(&id, self.now)
             .map_err(|e| self.unavailable(&e))?;

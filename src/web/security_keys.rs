@@ -11,8 +11,8 @@ use super::layout::{csrf_field, notice, page, table, when};
 use super::response::Response;
 use crate::authz::decision::Transport;
 use crate::authz::twofactor::{self, Origin, Verified};
-use crate::factor::webauthn::{Ceremony, Purpose, Refused, RelyingParty, link_hash};
-use crate::store::{AddedKey, RemovedKey, User};
+use crate::factor::webauthn::{self, Ceremony, Purpose, Refused, RelyingParty, link_hash};
+use crate::store::{AddedKey, RemovedKey, TakenCeremony, User};
 use crate::system::time::format_utc;
 
 /// The script, served at `/webauthn.js` (the CSP allows no inline script).
@@ -44,11 +44,11 @@ fn needs_script() -> Markup {
     }
 }
 
-/// Keeps `ceremony` in the web session (replacing any other).
+/// Keeps `ceremony` in the web session, beside those of its other tabs.
 fn keep(cx: &mut Context, ceremony: &Ceremony) -> Result<(), Response> {
     let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
     cx.store
-        .set_web_ceremony(&id, Some(&ceremony.to_json()))
+        .add_web_ceremony(&id, &ceremony.challenge, &ceremony.to_json())
         .map_err(|e| cx.unavailable(&e))
 }
 
@@ -74,20 +74,32 @@ fn kept(
     Ok(options)
 }
 
-/// Takes the web session's ceremony, once.
+/// Takes the ceremony the browser's `answer` was made for, once: the
+/// page's own, whatever other tabs of the session started since. An
+/// answer to a ceremony taken before (the same answer again) does not
+/// hold; one whose ceremony is gone (expired, or pushed out by newer
+/// ones) was never checked.
 fn take(
     cx: &mut Context,
     purpose: Purpose,
     user: &User,
+    answer: &str,
 ) -> Result<Result<Ceremony, Refused>, Response> {
+    let challenge = match webauthn::answer_challenge(answer) {
+        Ok(challenge) => challenge,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
     let kept = cx
         .store
-        .take_web_ceremony(&id)
+        .take_web_ceremony(&id, &challenge)
         .map_err(|e| cx.unavailable(&e))?;
     Ok(match kept {
-        Some(text) => Ceremony::parse(&text, purpose, user.id, cx.now),
-        None => Err(Refused::NoCeremony),
+        TakenCeremony::Found(text) => Ceremony::parse(&text, purpose, user.id, cx.now),
+        TakenCeremony::Used => Err(Refused::Invalid {
+            detail: "an answer to a challenge answered before (a replay)".into(),
+        }),
+        TakenCeremony::Unknown => Err(Refused::NoCeremony),
     })
 }
 
@@ -233,7 +245,7 @@ pub fn add(cx: &mut Context) -> Response {
         Err(e) => return cx.unavailable(&e),
     }
     let answer = cx.request.field("credential").to_string();
-    let made = guard!(take(cx, Purpose::Register, &user))
+    let made = guard!(take(cx, Purpose::Register, &user, &answer))
         .and_then(|ceremony| rp.finish_registration(&ceremony, &answer));
     let key = match made {
         Ok(key) => key,
@@ -410,7 +422,7 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
         )
     })?;
     let answer = cx.request.field("credential").to_string();
-    let ceremony = take(cx, Purpose::Verify, user)?;
+    let ceremony = take(cx, Purpose::Verify, user, &answer)?;
     // The link, if the ceremony came from one: still unused, and this
     // user's.
     let mut origin = origin(cx);

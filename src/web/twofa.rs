@@ -263,19 +263,39 @@ pub fn setup_confirm(cx: &mut Context) -> Response {
     };
     let key = guard!(cx.secret_key());
     let origin = origin(cx);
+    let (web_session, pending_sealed) = match &cx.session {
+        Some(session) => (
+            session.id,
+            session.pending_secret.clone().unwrap_or_default(),
+        ),
+        None => return Response::redirect("/2fa/setup"),
+    };
+    let setup = twofactor::Setup {
+        web_session: &web_session,
+        pending_sealed: &pending_sealed,
+        secret: &pending.secret,
+        recovery_hashes: &pending.hashes,
+        step,
+    };
     let result = twofactor::enroll_confirmed(
         &mut cx.store,
         &key,
         cx.config,
         &user,
-        &pending.secret,
-        &pending.hashes,
-        step,
+        &setup,
         &origin,
         cx.now,
     );
-    if let Err(e) = result {
-        return cx.unavailable(&e);
+    match result {
+        Ok(_) => {}
+        Err(twofactor::TwoFactorError::AlreadyEnrolled) => {
+            let body = html! {
+                (notice("error", "The app was not set up: your account's second factors changed while you set it up (a security key or app was added, in another tab or window). The recovery codes this set-up showed do not work."))
+                p { a.button href="/2fa" { "See your 2FA settings" } }
+            };
+            return page(cx, "Set-up interrupted", body).with_status(409);
+        }
+        Err(e) => return cx.unavailable(&e),
     }
     // The new session has no enrolment in progress: the old one, with
     // its sealed secret, is deleted.

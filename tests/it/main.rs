@@ -21,6 +21,7 @@ mod http;
 mod key_reuse;
 mod layers;
 mod layout;
+mod package_scripts;
 mod planted_links;
 mod postgres_tls;
 mod properties;

@@ -8,6 +8,7 @@ pub mod http;
 pub mod nginx;
 pub mod postgres;
 pub mod sshd;
+pub mod throwaway;
 pub mod web_server;
 pub mod webdriver;
 

@@ -298,6 +298,12 @@ impl Browser {
         old.as_str().unwrap().to_string()
     }
 
+    /// The handle of the tab now in use.
+    pub fn current_tab(&self) -> String {
+        let handle = self.session_call("GET", "/window", None);
+        handle.as_str().unwrap_or_default().to_string()
+    }
+
     pub fn switch_to(&self, handle: &str) {
         self.session_call("POST", "/window", Some(json!({"handle": handle})));
     }

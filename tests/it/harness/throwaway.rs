@@ -1,0 +1,141 @@
+//! A throwaway root for the tests that change the host: install or purge
+//! the package, add or remove accounts, write `/etc`, `/srv` or `/var/lib`.
+//!
+//! Such a test calls [`enter`] first. Outside a throwaway root, `enter`
+//! runs the same test again in a new mount, PID and network namespace
+//! (`unshare`, Debian's util-linux) whose `/` is an overlay over the
+//! host's `/` with its upper layer on a tmpfs, and whose network is a
+//! loopback of its own; it checks that run and returns false, so the
+//! calling test returns. Inside, `enter` returns true and the test goes
+//! on: what it writes lands in the tmpfs, and is gone with the namespace,
+//! together with every process the test started.
+//!
+//! `tests/run` checks that the host's accounts, `/srv`, `/etc/git2fa`,
+//! `/var/lib/git2fa` and package database are the same after the run as
+//! before (`host_untouched.rs` checks the mechanism itself).
+
+use std::path::Path;
+use std::process::Command;
+
+use super::{Run, e2e_available, unix_user, which};
+
+/// Set in the re-run test: it is inside a throwaway root.
+const INSIDE: &str = "GIT2FA_THROWAWAY_ROOT";
+
+/// What the namespace's first process does: the overlay, `/proc` of the
+/// new PID namespace, the host's `/dev` and `/sys`, the loopback up, then
+/// the test, in the new root.
+const ENTER: &str = r#"
+set -eu
+scratch=$1; cwd=$2; shift 2
+mount -t tmpfs -o mode=0700 git2fa-throwaway "$scratch"
+mkdir "$scratch/upper" "$scratch/work" "$scratch/root"
+mount -t overlay git2fa-throwaway \
+    -o "lowerdir=/,upperdir=$scratch/upper,workdir=$scratch/work" "$scratch/root"
+mount -t proc proc "$scratch/root/proc"
+mount --rbind /dev "$scratch/root/dev"
+mount --rbind /sys "$scratch/root/sys"
+ip link set lo up
+exec chroot "$scratch/root" /bin/sh -c 'cd "$0" && exec "$@"' "$cwd" "$@"
+"#;
+
+/// Whether this process runs inside a throwaway root: the variable is set
+/// and `/` is an overlay (so that the variable alone, set by mistake on a
+/// real host, never lets a test change it).
+pub fn inside() -> bool {
+    if std::env::var_os(INSIDE).is_none() {
+        return false;
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let root_is_overlay = mounts.lines().any(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        fields.get(1) == Some(&"/") && fields.get(2) == Some(&"overlay")
+    });
+    assert!(
+        root_is_overlay,
+        "{INSIDE} is set but / is not an overlay: this test would change the host"
+    );
+    true
+}
+
+/// Whether a throwaway root can be made here: root, `unshare` and `ip`.
+pub fn available() -> bool {
+    e2e_available(
+        unix_user() == "root",
+        "root (a throwaway root needs namespaces and mounts)",
+        "(none: run the tests as root)",
+    ) && e2e_available(which("unshare").is_some(), "unshare", "util-linux")
+        && e2e_available(
+            which("ip").is_some() || Path::new("/usr/sbin/ip").exists(),
+            "ip",
+            "iproute2",
+        )
+}
+
+/// Runs the test `name` (its path below the test crate, as `--exact`
+/// takes it: `check::a_sound_host_passes`) in a throwaway root; true when
+/// this is that run and the test should go on. Outside, it waits for the
+/// run, fails if the test failed there, and returns false.
+#[track_caller]
+pub fn enter(name: &str) -> bool {
+    if inside() {
+        return true;
+    }
+    if !available() {
+        return false;
+    }
+    let run = run_inside(name, &[]);
+    print!("{}", run.stdout);
+    eprint!("{}", run.stderr);
+    assert!(
+        run.code == 0 && run.stdout.contains("test result: ok. 1 passed"),
+        "{name} failed in its throwaway root (exit {}):\n{}\n{}",
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    false
+}
+
+/// Runs this test binary in a new throwaway root with `args`, and with
+/// `name` as the exact test to run unless it is empty; what it did. `env`
+/// is added to the run's environment (`INSIDE` is set).
+pub fn run_inside(name: &str, env: &[(&str, &str)]) -> Run {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let scratch = tempfile::Builder::new()
+        .prefix("git2fa-throwaway")
+        .tempdir()
+        .expect("a scratch directory");
+    let cwd = std::env::current_dir().expect("the working directory");
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--mount",
+            "--pid",
+            "--net",
+            "--fork",
+            "--kill-child",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            ENTER,
+            "git2fa-throwaway",
+        ])
+        .arg(scratch.path())
+        .arg(&cwd)
+        .arg("/usr/bin/env")
+        .arg(format!("{INSIDE}=1"))
+        .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+        .arg(&exe);
+    if !name.is_empty() {
+        command.args([name, "--exact"]);
+    }
+    command.args(["--nocapture", "--test-threads", "1"]);
+    Run::from(
+        command
+            .output()
+            .expect("unshare (Debian package util-linux)"),
+    )
+}
