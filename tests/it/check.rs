@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{BIN, HOOK_BIN, Host, Run, SHELL_BIN, e2e_available, unix_user};
+use crate::harness::{BIN, HOOK_BIN, Host, Run, SHELL_BIN, e2e_available, throwaway, unix_user};
 
 /// A system account for one test, removed afterwards.
 struct Account {
@@ -154,6 +154,9 @@ impl Sound {
 
 #[test]
 fn a_sound_host_passes() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     let run = s.check();
     assert_eq!(run.code, 0, "{run:?}");
@@ -174,6 +177,9 @@ fn a_sound_host_passes() {
 // was well.
 #[test]
 fn a_key_in_the_git_account_s_own_authorized_keys_is_a_shell() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     let file = s.account.home.join(".ssh/authorized_keys");
     std::fs::write(
@@ -203,6 +209,9 @@ fn a_key_in_the_git_account_s_own_authorized_keys_is_a_shell() {
 
 #[test]
 fn sshd_that_does_not_ask_git2fa_for_keys() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     let text = std::fs::read_to_string(&s.sshd_config).unwrap();
     let without: String = text
@@ -219,6 +228,9 @@ fn sshd_that_does_not_ask_git2fa_for_keys() {
 
 #[test]
 fn hook_stubs_that_run_a_missing_binary_or_config() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     // The binary the stubs name is gone (moved without install-hooks again).
     std::fs::rename(s.bin_dir.join("git2fa-hook"), s.bin_dir.join("moved")).unwrap();
@@ -245,6 +257,9 @@ fn hook_stubs_that_run_a_missing_binary_or_config() {
 
 #[test]
 fn a_store_owned_by_another_account() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     let out = Command::new("chown")
         .args(["nobody:", &s.host.store_path().display().to_string()])
@@ -266,6 +281,9 @@ fn a_store_owned_by_another_account() {
 
 #[test]
 fn a_git_bin_that_is_not_there() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     let text = std::fs::read_to_string(&s.host.config).unwrap();
     let git = crate::harness::git_path().display().to_string();
@@ -282,6 +300,9 @@ fn a_git_bin_that_is_not_there() {
 
 #[test]
 fn a_git_account_that_cannot_run_the_forced_command() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     for shell in ["/usr/sbin/nologin", "/usr/bin/git-shell"] {
         let out = Command::new("usermod")
@@ -295,6 +316,9 @@ fn a_git_account_that_cannot_run_the_forced_command() {
 
 #[test]
 fn binaries_others_can_write() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     std::fs::set_permissions(&s.bin_dir, std::fs::Permissions::from_mode(0o775)).unwrap();
     s.one_problem(&format!(
@@ -305,6 +329,9 @@ fn binaries_others_can_write() {
 
 #[test]
 fn a_daemon_socket_nobody_answers() {
+    if !throwaway::enter() {
+        return;
+    }
     let Some(s) = sound() else { return };
     let socket = s.host.dir.path().join("hook.sock");
     let mut text = std::fs::read_to_string(&s.host.config).unwrap();

@@ -15,6 +15,7 @@ mod enumeration;
 mod faults;
 mod harness;
 mod hooks;
+mod host_untouched;
 mod hostile_http;
 mod hostile_shell;
 mod http;

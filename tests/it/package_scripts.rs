@@ -60,9 +60,7 @@ fn sh(script: &str) -> crate::harness::Run {
 // root's, 0644, and the text git2fa writes, every time.
 #[test]
 fn the_git_account_cannot_choose_what_root_installs_as_the_config() {
-    if !throwaway::enter(
-        "package_scripts::the_git_account_cannot_choose_what_root_installs_as_the_config",
-    ) {
+    if !throwaway::enter() {
         return;
     }
     // The package's files where postinst expects them.

@@ -9,13 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Process, Run, wait_port};
+use crate::harness::{Process, Run, throwaway, wait_port};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// The demo and `git2fa serve` with the default config listen on 8080 (and
-/// 2222): the tests that start them take turns.
-pub static PORT_8080: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The ```sh blocks of the README section titled `heading`.
 fn blocks(heading: &str) -> Vec<Vec<String>> {
@@ -212,7 +208,12 @@ fn serve(aliases: &str, command: &str) {
 
 #[test]
 fn the_readme_s_run_it_commands_work_as_written() {
-    let _port = PORT_8080.lock().unwrap_or_else(|e| e.into_inner());
+    // The README's host lives in /tmp/git2fa-try and serves on 8080 and
+    // 2222: in a throwaway root with a loopback of its own, so that a
+    // reader's own try, or a server on those ports, is left alone.
+    if !throwaway::enter() {
+        return;
+    }
     let blocks = blocks("Run it");
     assert_eq!(
         blocks.len(),

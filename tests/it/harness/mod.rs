@@ -44,18 +44,48 @@ pub fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// Whether an end-to-end test can run: it needs `what`, from the Debian
-/// package `package`. Missing, it fails when GIT2FA_REQUIRE_E2E is set (the
-/// README's test command and CI set it) and skips, saying so, otherwise.
+/// package `package`. Missing, it fails when GIT2FA_REQUIRE_E2E is set and
+/// not empty (the README's test command and CI set it), and otherwise
+/// skips: the skip is recorded (`record_skip`), so that the test command's
+/// closing line counts and names it instead of counting a pass.
 pub fn e2e_available(found: bool, what: &str, package: &str) -> bool {
     if found {
         return true;
     }
     let message = format!("{what} is missing: install the Debian package {package}");
-    if std::env::var_os("GIT2FA_REQUIRE_E2E").is_some() {
+    if std::env::var_os("GIT2FA_REQUIRE_E2E").is_some_and(|v| !v.is_empty()) {
         panic!("{message}");
     }
-    eprintln!("skipping an end-to-end test: {message}");
+    record_skip(&message);
     false
+}
+
+/// The prefix of the line by which a test run in a throwaway root tells
+/// the test that started it of a skip.
+pub const SKIP_LINE: &str = "git2fa-test-skipped: ";
+
+/// Records that the running test skipped, and why: a line in the file
+/// `$GIT2FA_SKIPS` names (the test command reads it), or, in a throwaway
+/// root, on stdout for the test outside to record.
+pub fn record_skip(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let line = format!("{test}: {why}");
+    eprintln!("skipping {line}");
+    if throwaway::inside() {
+        println!("{SKIP_LINE}{line}");
+        return;
+    }
+    if let Some(path) = std::env::var_os("GIT2FA_SKIPS") {
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|mut file| writeln!(file, "{line}"));
+        if let Err(e) = appended {
+            eprintln!("cannot record the skip: {e}");
+        }
+    }
 }
 
 pub struct Host {

@@ -72,21 +72,34 @@ pub fn available() -> bool {
         )
 }
 
-/// Runs the test `name` (its path below the test crate, as `--exact`
-/// takes it: `check::a_sound_host_passes`) in a throwaway root; true when
-/// this is that run and the test should go on. Outside, it waits for the
-/// run, fails if the test failed there, and returns false.
+/// Runs the calling test again in a throwaway root; true when this is
+/// that run and the test should go on. Outside, it waits for the run,
+/// fails if the test failed there, and returns false. The test is named by
+/// its thread, which the test runner names after it
+/// (`check::a_sound_host_passes`).
 #[track_caller]
-pub fn enter(name: &str) -> bool {
+pub fn enter() -> bool {
     if inside() {
         return true;
     }
     if !available() {
         return false;
     }
+    let thread = std::thread::current();
+    let name = thread
+        .name()
+        .filter(|n| *n != "main")
+        .expect("a test thread named after its test");
     let run = run_inside(name, &[]);
     print!("{}", run.stdout);
     eprint!("{}", run.stderr);
+    // A skip in there is a skip here (the line names the test already).
+    for line in run.stdout.lines() {
+        if let Some(skip) = line.strip_prefix(super::SKIP_LINE) {
+            let why = skip.split_once(": ").map_or(skip, |(_, why)| why);
+            super::record_skip(why);
+        }
+    }
     assert!(
         run.code == 0 && run.stdout.contains("test result: ok. 1 passed"),
         "{name} failed in its throwaway root (exit {}):\n{}\n{}",
