@@ -12,6 +12,9 @@ pub mod ssh;
 pub mod ssh_channel;
 pub mod store_socket;
 
+#[cfg(test)]
+mod contract;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

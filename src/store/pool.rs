@@ -266,37 +266,36 @@ pub fn answer(mut stream: UnixStream, pool: Arc<Pool>) {
         return;
     }
     let mut session = Session::new(pool);
+    let expired = |session: &Session| session.transaction_left().is_some_and(|l| l.is_zero());
     loop {
-        let limit = match session.transaction_left() {
-            Some(left) => IDLE.min(left),
-            None => IDLE_OUTSIDE,
-        };
-        if limit.is_zero() || stream.set_read_timeout(Some(limit)).is_err() {
+        if expired(&session) {
+            too_long(&mut stream);
             break;
         }
-        let Ok(Some(body)) = read_frame(&mut stream) else {
-            break;
+        // In a transaction, the wait for the next request ends at the
+        // transaction's own limit when that comes before `IDLE`.
+        let (limit, at_the_limit) = match session.transaction_left() {
+            Some(left) if left < IDLE => (left, true),
+            Some(_) => (IDLE, false),
+            None => (IDLE_OUTSIDE, false),
         };
-        if session
-            .transaction_left()
-            .is_some_and(|left| left.is_zero())
-        {
-            log::warn!(
-                "store socket: a client kept a transaction past {} s; rolled back and hung up",
-                MAX_TRANSACTION.as_secs()
-            );
-            let _ = write_frame(
-                &mut stream,
-                &encode_answer(&Answer::Failed {
-                    code: String::new(),
-                    message: format!(
-                        "the transaction ran past {} s and was rolled back",
-                        MAX_TRANSACTION.as_secs()
-                    ),
-                }),
-            );
+        if stream.set_read_timeout(Some(limit)).is_err() {
             break;
         }
+        let body = match read_frame(&mut stream) {
+            Ok(Some(body)) if !expired(&session) => body,
+            // The limit ran out while it waited for the client, or before
+            // its request came: the answer to that request says so.
+            Ok(Some(_)) => {
+                too_long(&mut stream);
+                break;
+            }
+            Err(_) if at_the_limit => {
+                too_long(&mut stream);
+                break;
+            }
+            _ => break,
+        };
         let reply = match handle(&body, &mut session) {
             Ok(answer) => answer,
             Err(e) => {
@@ -316,6 +315,26 @@ pub fn answer(mut stream: UnixStream, pool: Arc<Pool>) {
             break;
         }
     }
+}
+
+/// Tells a client whose transaction ran past `MAX_TRANSACTION` that it
+/// was rolled back (the answer to its next request, or to the one it
+/// sent), before hanging up on it.
+fn too_long(stream: &mut UnixStream) {
+    log::warn!(
+        "store socket: a client kept a transaction past {} s; rolled back and hung up",
+        MAX_TRANSACTION.as_secs()
+    );
+    let _ = write_frame(
+        stream,
+        &encode_answer(&Answer::Failed {
+            code: String::new(),
+            message: format!(
+                "the transaction ran past {} s and was rolled back",
+                MAX_TRANSACTION.as_secs()
+            ),
+        }),
+    );
 }
 
 fn handle(body: &[u8], session: &mut Session) -> Result<Answer> {

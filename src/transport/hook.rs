@@ -137,7 +137,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Hoo
                 kind,
                 refs: pushed_refs(kind, &repo, names),
                 repo: &repo,
-                pusher: identify(config, &store)?,
+                pusher: identify(config, &store, &|name| std::env::var(name).ok())?,
                 args,
             };
             decide(config, &mut store, push, &mut |line| {
@@ -264,10 +264,17 @@ pub(crate) fn decide(
 /// trusted) counts only when the hook runs as the account that owns the
 /// store: the shims run as that account, and a local user pushing under
 /// another account could set those variables to anything.
-fn identify(config: &Config, store: &Store) -> Result<Pusher, HookError> {
+///
+/// `var` reads the hook's environment (the process's own, or a table's in
+/// the tests).
+pub(crate) fn identify(
+    config: &Config,
+    store: &Store,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pusher, HookError> {
     let from_shim = runs_as_store_owner(config)?;
     let handed_over = if from_shim {
-        Identity::from_env(|name| std::env::var(name).ok()).map_err(HookError::Malformed)?
+        Identity::from_env(var).map_err(HookError::Malformed)?
     } else {
         None
     };
@@ -297,14 +304,14 @@ fn identify(config: &Config, store: &Store) -> Result<Pusher, HookError> {
     }
     if from_shim
         && config.http.trust_remote_user
-        && let Ok(user) = std::env::var("REMOTE_USER")
+        && let Some(user) = var("REMOTE_USER")
     {
         return Ok(Pusher {
             user,
             transport: Transport::Http,
             credential: Credential::TrustedRemoteUser,
             key_id: None,
-            remote_addr: std::env::var("REMOTE_ADDR").ok(),
+            remote_addr: var("REMOTE_ADDR"),
         });
     }
     Pusher::unix_account(nix::unistd::getuid())

@@ -11,20 +11,36 @@ use crate::harness::sshd::SshClient;
 use crate::harness::{Host, code};
 
 /// Reads `child`'s output until it ends; at most 30 s (then it is killed).
-fn until_closed(mut child: Child) -> (Duration, String, String) {
+/// The watchdog kills only a child not yet waited for: a reaped process's
+/// id is given again, to another test's processes (it once killed one).
+fn until_closed(child: Child) -> (Duration, String, String) {
+    use std::sync::{Arc, Mutex};
     let started = Instant::now();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let child = Arc::new(Mutex::new(Some(child)));
+    let (stdout, stderr) = {
+        let mut held = child.lock().unwrap();
+        let c = held.as_mut().unwrap();
+        (c.stdout.take().unwrap(), c.stderr.take().unwrap())
+    };
+    let watched = Arc::clone(&child);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(30));
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        if stopped.recv_timeout(Duration::from_secs(30)).is_err()
+            && let Some(c) = watched.lock().unwrap().as_mut()
+        {
+            let _ = c.kill();
+        }
     });
     let mut out = Vec::new();
-    let _ = child.stdout.take().unwrap().read_to_end(&mut out);
+    let _ = { stdout }.read_to_end(&mut out);
     let elapsed = started.elapsed();
     let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    let _ = child.wait();
-    drop(watchdog);
+    let _ = { stderr }.read_to_string(&mut err);
+    let _ = stop.send(());
+    watchdog.join().unwrap();
+    if let Some(mut c) = child.lock().unwrap().take() {
+        let _ = c.wait();
+    }
     (elapsed, String::from_utf8_lossy(&out).into_owned(), err)
 }
 

@@ -41,7 +41,7 @@ fn following_the_demo_s_instructions_ends_with_a_clone() {
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     );
-    let stdout = demo.0.stdout.take().unwrap();
+    let stdout = demo.child().stdout.take().unwrap();
     let mut text = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();

@@ -548,7 +548,7 @@ fn through_serve_s_store_socket_the_shims_refuse_while_postgres_is_down() {
 
     // Without serve, each shim connects itself, with the password file.
     let mut server = server;
-    nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    server.terminate();
     assert_eq!(server.wait(), Some(0), "serve did not stop cleanly");
     assert!(!socket.exists(), "serve left its socket behind");
     std::fs::write(&cluster.password_file, "not the password\n").unwrap();

@@ -60,8 +60,8 @@ fn run_the_demo(block: &[String]) {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let stdout = demo.0.stdout.take().unwrap();
-    let stderr = demo.0.stderr.take().unwrap();
+    let stdout = demo.child().stdout.take().unwrap();
+    let stderr = demo.child().stderr.take().unwrap();
     // The build may come first (minutes on a fresh machine); its output
     // goes to stderr, read aside so that it never fills the pipe.
     let errors = std::thread::spawn(move || {

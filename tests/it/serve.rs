@@ -472,7 +472,7 @@ fn sigterm_lets_an_operation_under_way_finish() {
         }
         prompt.push(byte[0]);
     }
-    nix::sys::signal::kill(s.server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    s.server.terminate();
     // New connections are refused once the listeners close.
     let closed = || std::net::TcpStream::connect(("127.0.0.1", s.ssh.port)).is_err();
     assert!(
@@ -543,6 +543,6 @@ fn a_client_gone_mid_clone_leaves_nothing_running() {
         "git upload-pack still runs after its client went away"
     );
     // And nothing holds the server up when it stops.
-    nix::sys::signal::kill(s.server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    s.server.terminate();
     assert_eq!(s.server.wait(), Some(0));
 }

@@ -443,43 +443,82 @@ pub fn wait_port(port: u16, what: &str, log: &Path) {
 /// A process the test started, in a process group of its own: dropping it
 /// ends the group (SIGTERM), so that children (nginx's workers, fcgiwrap's
 /// CGIs) go too, and waits for it.
-pub struct Process(pub Child);
+///
+/// Once the process has been waited for, its id is free: this machine
+/// gives ids again within a full run (`pid_max` is 32768 here), and a
+/// signal to a reaped id lands on whatever process got it since (another
+/// test's chromedriver or `git2fa serve`, which then dies mid-test). So
+/// nothing is signalled after the wait, and every wait goes through here.
+pub struct Process {
+    child: Child,
+    exited: Option<Option<i32>>,
+}
 
 impl Process {
     pub fn spawn(command: &mut Command) -> Process {
-        Process(
-            command
+        Process {
+            child: command
                 .process_group(0)
                 .spawn()
                 .unwrap_or_else(|e| panic!("{command:?}: {e}")),
-        )
+            exited: None,
+        }
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.0.id() as i32)
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
     }
 
-    /// Sends `signal` to the whole group.
+    /// Sends `signal` to the whole group, unless the process has been
+    /// waited for (its id may be another's now).
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let _ = nix::sys::signal::killpg(self.pid(), signal);
+        if self.exited.is_none() {
+            let _ = nix::sys::signal::killpg(self.pid(), signal);
+        }
+    }
+
+    /// Sends `signal` to the process alone, unless it has been waited for.
+    pub fn signal_process(&self, signal: nix::sys::signal::Signal) {
+        if self.exited.is_none() {
+            let _ = nix::sys::signal::kill(self.pid(), signal);
+        }
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        if let Some(code) = self.exited {
+            return code;
+        }
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        self.exited = Some(code);
+        code
     }
 
     /// Waits up to `limit` for the process to exit; its exit code.
     pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait().unwrap() {
+            if let Some(code) = self.exited {
+                return code;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exited = Some(status.code());
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         None
     }
+
+    /// The process's standard streams, as `Child` has them.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
         self.signal(nix::sys::signal::Signal::SIGTERM);
-        let _ = self.0.wait();
+        self.wait();
     }
 }

@@ -47,9 +47,15 @@ impl Server {
         self.process.pid()
     }
 
+    /// Asks the server to stop (SIGTERM), as systemd does.
+    pub fn terminate(&self) {
+        self.process
+            .signal_process(nix::sys::signal::Signal::SIGTERM);
+    }
+
     /// Waits for the server to exit by itself; its exit code.
     pub fn wait(&mut self) -> Option<i32> {
-        self.process.0.wait().ok().and_then(|s| s.code())
+        self.process.wait()
     }
 
     pub fn url(&self, path: &str) -> String {
