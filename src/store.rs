@@ -19,6 +19,7 @@ mod db;
 mod error;
 mod keys;
 mod migrations;
+mod pg;
 mod pool;
 mod security_keys;
 mod sessions;
@@ -39,7 +40,7 @@ use rusqlite::{Connection, FileControl, OpenFlags};
 use db::{Conn, Tx};
 use value::{Row, params};
 
-pub use connect::{BUSY_TIMEOUT, CONNECT_TIMEOUT, tls_warning};
+pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
 pub use pool::{Pool, answer, use_in_process};
 pub use wire::SOCKET;
@@ -61,6 +62,11 @@ pub enum Location {
 
 impl Location {
     pub fn of(config: &crate::system::config::Config) -> Location {
+        // Every way to the store starts here: the configured deadline
+        // holds for this process from now on.
+        set_timeout(std::time::Duration::from_secs(
+            u64::try_from(config.store.timeout).unwrap_or(5),
+        ));
         if config.store.url.is_empty() {
             Location::Sqlite(config.store_path())
         } else {
@@ -445,7 +451,7 @@ impl Store {
                 {
                     Conn::remote(client)
                 } else {
-                    Conn::postgres(connect::client(url, password_file.as_deref())?)
+                    Conn::postgres(connect::client(url, password_file.as_deref(), timeout())?)
                 };
                 Ok(Store { conn, path: None })
             }
@@ -574,7 +580,7 @@ impl Store {
                 Ok(row) => row.map_or(Ok(0), |row| row.get(0)),
                 // An empty database: no schema yet.
                 Err(StoreError::Postgres(e))
-                    if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) =>
+                    if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) =>
                 {
                     Ok(0)
                 }
@@ -646,7 +652,7 @@ impl Store {
 /// How often a connection waiting for the write lock looks again.
 const BUSY_POLL: Duration = Duration::from_millis(1);
 
-/// The busy handler: wait `BUSY_POLL` and try again, for `BUSY_TIMEOUT` in
+/// The busy handler: wait `BUSY_POLL` and try again, for `timeout()` in
 /// all. SQLite's own handler backs off to 100 ms sleeps, so under many
 /// concurrent decisions (each appends an audit row) a waiter could miss
 /// every moment the lock was free and starve past the timeout; short polls
@@ -663,7 +669,7 @@ fn wait_for_lock(attempt: i32) -> bool {
         }
         since.get().unwrap_or(now)
     });
-    if now.duration_since(since) >= BUSY_TIMEOUT {
+    if now.duration_since(since) >= timeout() {
         return false;
     }
     std::thread::sleep(BUSY_POLL);

@@ -30,10 +30,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -41,13 +41,32 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 
 use super::error::StoreError;
+use super::pg::PgClient;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// How long a statement waits for another process's write lock.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `[store] timeout` of this process's configuration, in milliseconds:
+/// how long any one access to the store may take (`Location::of` sets it
+/// from the configuration; 5 s until then).
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
+
+/// How long any one access to the store may take: a wait for the write
+/// lock, a PostgreSQL exchange (connecting included), a wait for a pooled
+/// connection.
+pub fn timeout() -> Duration {
+    Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
+/// Sets `timeout()` for this process.
+pub fn set_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
 
 /// How long connecting to PostgreSQL may take, unless the url sets
 /// `connect_timeout`: a git command waits no longer for an unreachable
@@ -194,14 +213,19 @@ fn percent_decode(text: &str) -> Result<String> {
 }
 
 /// Connects to PostgreSQL. The url is libpq's (`postgres://user@host:port/db?...`),
-/// with TLS as its `sslmode` says; the password, if any, comes
-/// from `password_file` (its first line). Unless the url says otherwise,
-/// connecting gives up after `CONNECT_TIMEOUT`, and a statement (or the
-/// wait for the write lock) after `BUSY_TIMEOUT`: a git command is refused,
-/// not left hanging.
-pub fn client(url: &str, password_file: Option<&Path>) -> Result<postgres::Client> {
+/// with TLS as its `sslmode` says; the password, if any, comes from
+/// `password_file` (its first line). Every exchange, connecting included,
+/// gets `timeout` (`[store] timeout`: `pg`), and every transaction sets its
+/// own statement, lock and idle timeouts (unless the url's `options` set
+/// them): a git command is refused, not left hanging, and no transaction
+/// holds the write lock of every host for long.
+///
+/// A url naming several hosts (`host1,host2`) with
+/// `target_session_attrs=read-write` is tried host by host, and the first
+/// one that takes writes is used: decisions are never read from a replica.
+pub fn client(url: &str, password_file: Option<&Path>, timeout: Duration) -> Result<PgClient> {
     let (url, settings) = split_url(url)?;
-    let mut config: postgres::Config = url
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Config(format!("url: {e}")))?;
     if let Some(file) = password_file {
@@ -210,33 +234,35 @@ pub fn client(url: &str, password_file: Option<&Path>) -> Result<postgres::Clien
         config.password(text.lines().next().unwrap_or(""));
     }
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
+        config.connect_timeout(timeout.min(CONNECT_TIMEOUT));
     }
     if config.get_application_name().is_none() {
         config.application_name("git2fa");
     }
-    // Ours unless the url's `options` sets the same: a statement (the wait
-    // for the write lock among them) and an idle transaction (a client
-    // stopped in the middle) end rather than hold the lock for every host.
+    // A transaction's timeouts, set with `SET LOCAL` when it begins: not in
+    // the startup packet's `options`, which PgBouncer refuses ("unsupported
+    // startup parameter: options") or, told to ignore it, drops.
     let given = config.get_options().unwrap_or("").to_string();
-    let mut options = given.clone();
-    for (name, ms) in [
-        ("statement_timeout", BUSY_TIMEOUT.as_millis()),
-        ("lock_timeout", BUSY_TIMEOUT.as_millis()),
-        (
-            "idle_in_transaction_session_timeout",
-            IDLE_IN_TRANSACTION.as_millis(),
-        ),
+    let idle = IDLE_IN_TRANSACTION.max(timeout * 3);
+    let mut set = String::new();
+    for (name, value) in [
+        ("statement_timeout", timeout),
+        ("lock_timeout", timeout),
+        ("idle_in_transaction_session_timeout", idle),
     ] {
         if !given.contains(name) {
-            options.push_str(&format!(" -c {name}={ms}"));
+            set.push_str(&format!("SET LOCAL {name} = {}; ", value.as_millis()));
         }
     }
-    config.options(options.trim());
-    Ok(match settings.mode {
-        Mode::Disable => config.connect(postgres::NoTls)?,
-        _ => config.connect(Connector::new(client_config(&settings)?))?,
-    })
+    match settings.mode {
+        Mode::Disable => PgClient::connect(&config, tokio_postgres::NoTls, timeout, set),
+        _ => PgClient::connect(
+            &config,
+            Connector::new(client_config(&settings)?),
+            timeout,
+            set,
+        ),
+    }
 }
 
 /// The rustls configuration for a mode other than `disable`.

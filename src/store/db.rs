@@ -18,9 +18,10 @@
 
 use std::cell::RefCell;
 
-use postgres::types::{ToSql, Type};
+use tokio_postgres::types::{ToSql, Type};
 
 use super::error::{Result, StoreError};
+use super::pg::PgClient;
 use super::value::{Kind, Row, Value};
 use super::wire;
 pub use super::wire::Begin;
@@ -33,16 +34,16 @@ const WRITE_LOCK: i64 = 0x6769_7432_6661;
 /// A connection to either engine.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
-    /// The sync client needs `&mut` for every query; a store's reads take
+    /// The client needs `&mut` for every exchange; a store's reads take
     /// `&self`, and a store is used by one thread at a time.
-    Postgres(Box<RefCell<postgres::Client>>),
+    Postgres(Box<RefCell<PgClient>>),
     /// PostgreSQL through `git2fa serve`'s pool: over its socket, or in
     /// its own process.
     Remote(Box<RefCell<dyn wire::Remote>>),
 }
 
 impl Conn {
-    pub fn postgres(client: postgres::Client) -> Conn {
+    pub fn postgres(client: PgClient) -> Conn {
         Conn::Postgres(Box::new(RefCell::new(client)))
     }
 
@@ -120,15 +121,21 @@ impl Conn {
         match (self, begin) {
             (Conn::Remote(client), _) => client.borrow_mut().begin(begin),
             (Conn::Sqlite(_), Begin::Immediate) => self.batch("BEGIN IMMEDIATE"),
-            (Conn::Postgres(_), Begin::Immediate) => self.batch(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-            )),
+            (Conn::Postgres(client), Begin::Immediate) => {
+                let settings = client.borrow().transaction_settings().to_string();
+                self.batch(&format!(
+                    "BEGIN; {settings}SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                ))
+            }
             // SQLite's snapshot starts at the first read.
             (Conn::Sqlite(_), Begin::Snapshot) => {
                 self.batch("BEGIN DEFERRED; SELECT 1 FROM sqlite_master LIMIT 1")
             }
-            (Conn::Postgres(_), Begin::Snapshot) => {
-                self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            (Conn::Postgres(client), Begin::Snapshot) => {
+                let settings = client.borrow().transaction_settings().to_string();
+                self.batch(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {settings}"
+                ))
             }
         }
     }
@@ -178,10 +185,7 @@ impl Conn {
     /// connection that was idle).
     pub fn is_usable(&self) -> bool {
         match self {
-            Conn::Postgres(client) => client
-                .borrow_mut()
-                .is_valid(std::time::Duration::from_secs(2))
-                .is_ok(),
+            Conn::Postgres(client) => client.borrow_mut().is_valid(),
             _ => true,
         }
     }
@@ -267,7 +271,7 @@ fn typed(params: &[Value]) -> Vec<(&(dyn ToSql + Sync), Type)> {
         .collect()
 }
 
-fn postgres_row(row: &postgres::Row) -> Result<Row> {
+fn postgres_row(row: &tokio_postgres::Row) -> Result<Row> {
     let mut values = Vec::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
         let ty = column.type_();

@@ -22,7 +22,10 @@ pub enum StoreError {
     Sqlite(rusqlite::Error),
     /// Anything PostgreSQL, or the way to it, reported: down, unreachable,
     /// the password refused, a statement that failed.
-    Postgres(postgres::Error),
+    Postgres(tokio_postgres::Error),
+    /// PostgreSQL gave no answer in time (`[store] timeout`): a hung or
+    /// stopped server, a listener that never answers.
+    Unreachable(String),
     /// PostgreSQL's failure as `git2fa serve` met it for this process
     /// (`wire`): its SQLSTATE, if any, and the server's words.
     Remote {
@@ -72,6 +75,7 @@ impl fmt::Display for StoreError {
                     None => write!(f, "PostgreSQL: {e}"),
                 },
             },
+            StoreError::Unreachable(e) => write!(f, "{e}"),
             StoreError::Remote { message, .. } => write!(f, "{message} (through git2fa serve)"),
             StoreError::Config(e) => write!(f, "[store]: {e}"),
             StoreError::Value(e) => write!(f, "store error: {e}"),
@@ -96,9 +100,9 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-impl From<postgres::Error> for StoreError {
-    fn from(e: postgres::Error) -> Self {
-        use postgres::error::SqlState;
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
         match e.code() {
             Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Exists,
             _ => StoreError::Postgres(e),

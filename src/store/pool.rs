@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::connect::{self, BUSY_TIMEOUT};
+use super::connect::{self, timeout};
 use super::db::{Begin, Conn};
 use super::error::{Result, StoreError};
 use super::value::{Row, Value};
@@ -60,9 +60,9 @@ impl Pool {
     }
 
     /// An idle connection, or a new one while fewer than `size` are open;
-    /// else waits up to `BUSY_TIMEOUT` for one.
+    /// else waits up to `timeout()` for one.
     fn take(&self) -> Result<Conn> {
-        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let deadline = Instant::now() + timeout();
         let mut state = self.state.lock().map_err(|_| poisoned())?;
         loop {
             if let Some((conn, since)) = state.idle.pop() {
@@ -81,7 +81,7 @@ impl Pool {
             if state.open < self.size {
                 state.open += 1;
                 drop(state);
-                let opened = connect::client(&self.url, self.password_file.as_deref());
+                let opened = connect::client(&self.url, self.password_file.as_deref(), timeout());
                 return match opened {
                     Ok(client) => Ok(Conn::postgres(client)),
                     Err(e) => {

@@ -42,9 +42,10 @@ pub const IDLE: Duration = Duration::from_secs(10);
 /// The largest frame either side accepts.
 const MAX_FRAME: usize = 16 << 20;
 
-/// How long a client waits for an answer: the server's own limits (the
-/// pool, the statement timeout) come first.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client waits for an answer beyond `[store] timeout`: the
+/// server's own deadline on the database comes first, and its answer then
+/// needs a moment to arrive.
+const ANSWER_MARGIN: Duration = Duration::from_secs(2);
 
 /// The SQLSTATE of a unique violation, which the store reports as
 /// `StoreError::Exists`; and of a missing table (a database without the
@@ -86,8 +87,10 @@ impl Client {
         match UnixStream::connect(path) {
             Ok(stream) => {
                 stream
-                    .set_read_timeout(Some(ANSWER_TIMEOUT))
-                    .and_then(|()| stream.set_write_timeout(Some(ANSWER_TIMEOUT)))
+                    .set_read_timeout(Some(super::connect::timeout() + ANSWER_MARGIN))
+                    .and_then(|()| {
+                        stream.set_write_timeout(Some(super::connect::timeout() + ANSWER_MARGIN))
+                    })
                     .map_err(|e| StoreError::Io(path.to_path_buf(), e))?;
                 Ok(Some(Client {
                     stream,

@@ -189,6 +189,10 @@ pub struct StoreConfig {
     pub url: String,
     /// The file holding the PostgreSQL password.
     pub password_file: Option<PathBuf>,
+    /// Seconds any one access to the store may take (a lock waited for, a
+    /// PostgreSQL exchange, connecting included) before the operation is
+    /// refused as "2FA check unavailable".
+    pub timeout: i64,
 }
 
 impl Config {
@@ -288,6 +292,7 @@ impl Config {
                     .password_file
                     .filter(|p| !p.as_os_str().is_empty())
                     .map(|p| absolute(base, &p)),
+                timeout: raw.store.timeout.0,
             },
         })
     }
@@ -404,6 +409,13 @@ struct RawStore {
     #[serde(deserialize_with = "fields::store_url")]
     url: String,
     password_file: Option<PathBuf>,
+    timeout: StoreTimeout,
+}
+
+impl Default for StoreTimeout {
+    fn default() -> StoreTimeout {
+        StoreTimeout(5)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -626,6 +638,7 @@ bounded_duration!(SessionTtl, 60, 7 * 86_400, "1m .. 7d");
 bounded_duration!(WaitForVerify, 0, 600, "0s .. 10m");
 bounded_duration!(Lockout, 1, 7 * 86_400, "1s .. 7d");
 bounded_duration!(MaxGitDuration, 1, 7 * 86_400, "1s .. 7d");
+bounded_duration!(StoreTimeout, 1, 60, "1s .. 60s");
 
 #[cfg(test)]
 mod tests;

@@ -104,7 +104,10 @@ impl Host {
         let hash = crate::factor::crypto::hash_password(PASSWORD).unwrap();
         let mut keys = std::collections::HashMap::new();
         let mut tokens = std::collections::HashMap::new();
-        for (seed, user) in ["alice", "bob", "carol", "dave", "erin"].into_iter().enumerate() {
+        for (seed, user) in ["alice", "bob", "carol", "dave", "erin"]
+            .into_iter()
+            .enumerate()
+        {
             let id = store.add_user(user, Some(&hash), t).unwrap();
             if user != "bob" {
                 store.enroll(id, b"sealed", &[], t).unwrap();

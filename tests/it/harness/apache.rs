@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::harness::{
-    BIN, HTTP_BIN, Host, Process, Run, e2e_available, free_port, unix_user, wait_port,
+    BIN, HTTP_BIN, Host, Process, Run, e2e_available, free_port, unix_user, wait_listening,
 };
 
 /// Debian's account for Apache.
@@ -95,7 +95,7 @@ impl Apache {
             ),
         )
         .unwrap();
-        let process = Process::spawn(
+        let mut process = Process::spawn(
             Command::new("/usr/sbin/apache2")
                 .args(["-DFOREGROUND", "-f"])
                 .arg(&config)
@@ -103,7 +103,7 @@ impl Apache {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("stderr")).unwrap()),
         );
-        wait_port(port, "apache2", &log);
+        wait_listening(&mut process, port, "apache2", &log, None);
         Apache {
             _process: process,
             port,

@@ -413,7 +413,8 @@ pub fn free_port() -> u16 {
 pub fn wait_until(what: &str, limit: Duration, log: &Path, ready: impl FnMut() -> bool) {
     assert!(
         poll(limit, ready),
-        "{what} did not start:\n{}",
+        "{what} did not start within {limit:?}; its log ({}):\n{}",
+        log.display(),
         std::fs::read_to_string(log).unwrap_or_default()
     );
 }
@@ -435,9 +436,51 @@ pub fn poll(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
 /// Waits up to 15 seconds for a server on loopback `port`.
 #[track_caller]
 pub fn wait_port(port: u16, what: &str, log: &Path) {
-    wait_until(what, Duration::from_secs(15), log, || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    wait_until(
+        &format!("{what} (listening on 127.0.0.1:{port})"),
+        Duration::from_secs(15),
+        log,
+        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+}
+
+/// Waits up to 15 seconds for `process` to listen on loopback `port`: the
+/// port answers, the process is still running, and its log shows `proof`
+/// (the server's own line saying it listens there) when one is given.
+/// The port alone proves nothing: it came from `free_port`, and between
+/// that and the server's bind another test may have taken it; then the
+/// server exits, and a test that trusted the port would go on against a
+/// server half started (once: a hook socket bound but not yet listening,
+/// "Connection refused").
+#[track_caller]
+pub fn wait_listening(
+    process: &mut Process,
+    port: u16,
+    what: &str,
+    log: &Path,
+    proof: Option<&str>,
+) {
+    let what = format!("{what} (listening on 127.0.0.1:{port})");
+    let ready = poll(Duration::from_secs(15), || {
+        if process.wait_for_exit(Duration::ZERO).is_some() {
+            return true;
+        }
+        let shown = proof
+            .is_none_or(|line| std::fs::read_to_string(log).is_ok_and(|text| text.contains(line)));
+        shown && TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    if let Some(code) = process.exited() {
+        panic!(
+            "{what} exited ({code:?}) instead; its log ({}):\n{text}",
+            log.display()
+        );
+    }
+    assert!(
+        ready,
+        "{what} did not start within 15 s; its log ({}):\n{text}",
+        log.display()
+    );
 }
 
 /// A process the test started, in a process group of its own: dropping it
@@ -508,6 +551,11 @@ impl Process {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Whether the process was seen to exit, and its code.
+    pub fn exited(&self) -> Option<Option<i32>> {
+        self.exited
     }
 
     /// The process's standard streams, as `Child` has them.

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{
-    HTTP_BIN, Host, Process, e2e_available, free_port, unix_user, wait_port, wait_until,
+    HTTP_BIN, Host, Process, e2e_available, free_port, unix_user, wait_listening, wait_until,
 };
 
 /// nginx and its fcgiwrap, each in a process group of its own: dropped,
@@ -109,7 +109,7 @@ impl Nginx {
             ),
         )
         .unwrap();
-        let nginx = Process::spawn(
+        let mut nginx = Process::spawn(
             Command::new("/usr/sbin/nginx")
                 .args(["-e", &error_log.display().to_string(), "-c"])
                 .arg(&config)
@@ -118,7 +118,7 @@ impl Nginx {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap()),
         );
-        wait_port(port, "nginx", &dir.join("nginx.stderr"));
+        wait_listening(&mut nginx, port, "nginx", &dir.join("nginx.stderr"), None);
         Nginx {
             _nginx: nginx,
             _fcgiwrap: fcgiwrap,

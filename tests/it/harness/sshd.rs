@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::harness::{
     BIN, HOOK_BIN, Host, Process, Run, SHELL_BIN, e2e_available, free_port, run, unix_user,
-    wait_port,
+    wait_listening,
 };
 
 pub struct Sshd {
@@ -95,7 +95,7 @@ impl Sshd {
             ),
         )
         .unwrap();
-        let process = Process::spawn(
+        let mut process = Process::spawn(
             Command::new("/usr/sbin/sshd")
                 .args(["-D", "-e", "-f"])
                 .arg(&config)
@@ -103,7 +103,13 @@ impl Sshd {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap()),
         );
-        wait_port(port, "sshd", &log);
+        wait_listening(
+            &mut process,
+            port,
+            "sshd",
+            &log,
+            Some(&format!("Server listening on 127.0.0.1 port {port}")),
+        );
         Sshd {
             _process: process,
             port,

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::harness::{BIN, Host, Process, wait_port};
+use crate::harness::{BIN, Host, Process, wait_listening};
 
 pub use crate::harness::free_port;
 
@@ -37,8 +37,24 @@ impl Server {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap()),
         );
-        for p in std::iter::once(&port).chain(also) {
-            wait_port(*p, "git2fa serve", &log);
+        let mut process = process;
+        // serve's own lines name the ports it bound (after every socket,
+        // the hook socket included, is bound and listening).
+        wait_listening(
+            &mut process,
+            port,
+            "git2fa serve",
+            &log,
+            Some(&format!("web page on http://127.0.0.1:{port}")),
+        );
+        for p in also {
+            wait_listening(
+                &mut process,
+                *p,
+                "git2fa serve",
+                &log,
+                Some(&format!("SSH on 127.0.0.1:{p}")),
+            );
         }
         Server { process, port }
     }

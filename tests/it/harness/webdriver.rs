@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Process, e2e_available, wait_port};
+use crate::harness::{Process, e2e_available, wait_listening};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -66,15 +66,22 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Valu
 impl Browser {
     pub fn start() -> Browser {
         let port = crate::harness::free_port();
-        let driver = Process::spawn(
+        let profile = tempfile::tempdir().unwrap();
+        let log = profile.path().join("chromedriver.log");
+        let mut driver = Process::spawn(
             Command::new("/usr/bin/chromedriver")
                 .arg(format!("--port={port}"))
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                .stdout(std::fs::File::create(&log).unwrap())
                 .stderr(Stdio::null()),
         );
-        wait_port(port, "chromedriver", Path::new("/dev/null"));
-        let profile = tempfile::tempdir().unwrap();
+        wait_listening(
+            &mut driver,
+            port,
+            "chromedriver",
+            &log,
+            Some(&format!("started successfully on port {port}")),
+        );
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -107,8 +114,37 @@ impl Browser {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, value) = http(self.port, method, path, body.as_ref());
-        assert_eq!(status, 200, "{method} {path}: {value}");
+        if status != 200 {
+            // Say what was asked (the element's selector, say) and, with
+            // no answer at all, whether the driver is still there.
+            let asked = body.map(|b| b.to_string()).unwrap_or_default();
+            let why = if status == 0 {
+                format!(
+                    "no HTTP answer from chromedriver on port {} (the connection closed, or nothing came within 60 s); chromedriver (pid {}) is {}",
+                    self.port,
+                    self._driver.pid(),
+                    self.driver_state()
+                )
+            } else {
+                format!("HTTP {status}")
+            };
+            panic!("WebDriver {method} {path} {asked}: {why}: {value}");
+        }
         value["value"].clone()
+    }
+
+    /// The driver process's state, as the kernel has it.
+    fn driver_state(&self) -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self._driver.pid()))
+            .unwrap_or_default();
+        match stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+        {
+            Some('Z') => "dead (exited, not yet reaped)".into(),
+            Some(state) => format!("running (state {state})"),
+            None => "gone".into(),
+        }
     }
 
     fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
