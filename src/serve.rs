@@ -109,6 +109,11 @@ pub fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
 
 /// Serves until SIGTERM or SIGINT, then waits for operations under way.
 pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
+    // Every store access of this process, its pool's included, keeps
+    // `[store] timeout`.
+    crate::store::set_timeout(std::time::Duration::from_secs(
+        u64::try_from(config.store.timeout).unwrap_or(5),
+    ));
     let host_key = match listeners.ssh {
         Some(_) => match ssh::host_key(&config.data_dir) {
             Ok(key) => Some(key),

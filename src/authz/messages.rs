@@ -1,6 +1,6 @@
 //! What a refusal says: the lines a git user reads, naming the repository,
-//! the user and the page that fixes it (DESIGN.md "Messages"), and the words
-//! for "2FA check unavailable".
+//! the user and the page that fixes it (`docs/decisions.md`, "What the git
+//! user sees"), and the one wording of "2FA check unavailable".
 
 use crate::authz::decision::{Operation, Refusal, RequiredBy, Transport};
 use crate::system::config::Config;
@@ -158,16 +158,7 @@ impl Refusal {
                 lines.extend(verify_lines());
                 lines
             }
-            CheckUnavailable { location } => {
-                let mut lines = vec![format!(
-                    "git2fa: {repo}: 2FA check unavailable, so the operation was refused."
-                )];
-                if let Some(location) = location {
-                    lines.push(format!("The error is in {location}."));
-                }
-                lines.push(TELL_AN_ADMIN.into());
-                lines
-            }
+            CheckUnavailable { location } => unavailable_lines(Some(repo), location.as_deref()),
         };
         lines.retain(|l| !l.is_empty());
         lines
@@ -176,9 +167,9 @@ impl Refusal {
 
 /// What a person is told when the check itself failed (the store, the
 /// key, a broken file): never an allow, and never the cause, which goes to
-/// the admin's log.
-pub const UNAVAILABLE: &str =
-    "2FA check unavailable. Tell an admin of this host; the cause is in their log.";
+/// the admin's log. The web page's words; git users read the same
+/// (`unavailable_lines`).
+pub const UNAVAILABLE: &str = "2FA check unavailable, so the operation was refused. Tell an admin of this host; the cause is in their log.";
 
 /// What a user reads while git waits for them to verify: why (the first
 /// two lines of the refusal), and where to verify.
@@ -196,30 +187,29 @@ pub fn waiting(refusal: &Refusal, cx: &MessageContext) -> Vec<String> {
 /// The second line of every "check unavailable" message.
 const TELL_AN_ADMIN: &str = "Tell an admin of this host; the cause is in their log.";
 
-/// What a transport refused when its check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// A git command over SSH.
-    Operation,
-    /// A push, refused by the hook.
-    Push,
-    /// A git request over HTTP.
-    Request,
+/// "2FA check unavailable", in the one wording every transport uses: the
+/// repository when it is known, the file that holds the error when the
+/// admin's fix is there, and whom to tell.
+fn unavailable_lines(repo: Option<&str>, location: Option<&str>) -> Vec<String> {
+    let mut lines = vec![match repo {
+        Some(repo) => {
+            format!("git2fa: {repo}: 2FA check unavailable, so the operation was refused.")
+        }
+        None => "git2fa: 2FA check unavailable, so the operation was refused.".to_string(),
+    }];
+    if let Some(location) = location {
+        lines.push(format!("The error is in {location}."));
+    }
+    lines.push(TELL_AN_ADMIN.into());
+    lines
 }
 
 /// The check failed before a decision: `cause` goes to the log, the git
-/// user reads these lines. Every transport says it in these words.
-pub fn unavailable(refused: Refused, cause: &dyn std::fmt::Display) -> Vec<String> {
+/// user reads these lines (naming `repo` when it is known). Every transport
+/// says it in these words.
+pub fn unavailable(repo: Option<&str>, cause: &dyn std::fmt::Display) -> Vec<String> {
     log::error!("2FA check unavailable: {cause}");
-    let what = match refused {
-        Refused::Operation => "operation",
-        Refused::Push => "push",
-        Refused::Request => "request",
-    };
-    vec![
-        format!("git2fa: 2FA check unavailable, so the {what} was refused."),
-        TELL_AN_ADMIN.to_string(),
-    ]
+    unavailable_lines(repo, None)
 }
 
 impl RequiredBy {

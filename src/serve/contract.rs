@@ -51,8 +51,8 @@ enum Flag {
     /// The store is broken (its file no SQLite database).
     BrokenStore,
     /// serve's SSH server turns the key down at log-in, before any
-    /// command (a removed key, a disabled account, a store it cannot
-    /// read): its client sees ssh's own "Permission denied".
+    /// command (a removed key, a disabled account): its client sees ssh's
+    /// own "Permission denied".
     RefusedAtSshLogin,
     /// The front writes no audit row. So far for the two HTTP refusals
     /// made before the store is opened: git's anonymous first request
@@ -156,7 +156,7 @@ fn cases() -> Vec<Case> {
         "wrong password": Password("alice", "guess"), "open", Read, false => Refuse("wrong user name, password or token.", 401), Allow;
         "no credential": Nothing, "open", Read, false => Refuse("authentication required.", 401), Allow, [NotAudited];
         // Rule 8: the store broken.
-        "key, broken store": Key("alice"), "open", Read, false => Refuse("2FA check unavailable", 403), Allow, [BrokenStore, RefusedAtSshLogin];
+        "key, broken store": Key("alice"), "open", Read, false => Refuse("2FA check unavailable", 403), Allow, [BrokenStore];
         "token, broken store": Token("write"), "open", Read, false => Refuse("2FA check unavailable", 403), Allow, [BrokenStore];
     }
 }

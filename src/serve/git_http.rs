@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::operations::{Operation, ServerState};
-use crate::authz::messages::{self, Refused};
+use crate::authz::messages;
 use crate::transport::cgi::{self, CgiRequest};
 
 /// Where smart HTTP lives on the server.
@@ -146,7 +146,7 @@ fn text(status: StatusCode, lines: &[String], challenge: bool) -> Response {
 
 /// The check failed: 403 with the words every transport uses.
 fn unavailable(cause: &dyn std::fmt::Display) -> Response {
-    let lines = messages::unavailable(Refused::Request, cause);
+    let lines = messages::unavailable(None, cause);
     text(StatusCode::FORBIDDEN, &lines, false)
 }
 

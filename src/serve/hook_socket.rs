@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::error::ServeError;
 use super::operations::{Operations, Slots, wait_for_stop};
-use crate::authz::messages::{self, Refused};
+use crate::authz::messages;
 use crate::repo::policy::PushedRefs;
 use crate::store::{Location, Store};
 use crate::system::config::Config;
@@ -149,7 +149,7 @@ fn answer(config: &Config, mut stream: UnixStream) {
     let allowed = match decide(config, &stream) {
         Ok(allowed) => allowed,
         Err(cause) => {
-            for line in messages::unavailable(Refused::Push, &format!("hook socket: {cause}")) {
+            for line in messages::unavailable(None, &format!("hook socket: {cause}")) {
                 reply.push_str(&format!("say {line}\n"));
             }
             false

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use super::error::ServeError;
 use super::operations::{Operations, Slot, Slots};
 use super::ssh_channel::{ChannelInput, ChannelOutput, run_git};
-use crate::authz::messages::{self, Refused};
+use crate::authz::messages;
 use crate::factor::sshkey;
 use crate::store::{Location, Store};
 use crate::system::config::Config;
@@ -115,6 +115,11 @@ pub struct Client {
     /// The key whose signature russh verified (its id and fingerprint);
     /// `None` until then.
     key: Option<(i64, String)>,
+    /// Why the key could not be looked up at log-in (the store down or
+    /// hung): the client proved it holds the key it signed with, and every
+    /// command it runs is refused as "2FA check unavailable", so that the
+    /// user reads why, not a bare "Permission denied".
+    unavailable: Option<String>,
     channels: HashMap<ChannelId, ChannelState>,
 }
 
@@ -152,16 +157,26 @@ impl Client {
             user_slot: None,
             stopped,
             key: None,
+            unavailable: None,
             channels: HashMap::new(),
         }
     }
 
     /// The registered key with this public key, of an enabled user, if
-    /// any: its id, fingerprint and user.
-    async fn lookup(&self, key: &russh::keys::PublicKey) -> Option<(i64, String, String)> {
-        let blob = key.to_bytes().ok()?;
-        let parsed =
-            sshkey::PublicKey::from_parts(key.algorithm().as_str(), &base64_encode(&blob)).ok()?;
+    /// any: its id, fingerprint and user; `Err` with the cause when the
+    /// store cannot say.
+    async fn lookup(
+        &self,
+        key: &russh::keys::PublicKey,
+    ) -> Result<Option<(i64, String, String)>, String> {
+        let Ok(blob) = key.to_bytes() else {
+            return Ok(None);
+        };
+        let Ok(parsed) =
+            sshkey::PublicKey::from_parts(key.algorithm().as_str(), &base64_encode(&blob))
+        else {
+            return Ok(None);
+        };
         let config = self.config.clone();
         let found = tokio::task::spawn_blocking(move || -> crate::store::Result<_> {
             let store = Store::connect(&Location::of(&config))?;
@@ -175,17 +190,11 @@ impl Client {
         .await;
         match found {
             Ok(Ok(Some(key))) if sshkey_blob_matches(&key.blob, &blob) => {
-                Some((key.id, key.fingerprint, key.user))
+                Ok(Some((key.id, key.fingerprint, key.user)))
             }
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => {
-                log::error!("SSH key lookup: {e}");
-                None
-            }
-            Err(e) => {
-                log::error!("SSH key lookup: {e}");
-                None
-            }
+            Ok(Ok(_)) => Ok(None),
+            Ok(Err(e)) => Err(format!("SSH key lookup: {e}")),
+            Err(e) => Err(format!("SSH key lookup: {e}")),
         }
     }
 }
@@ -209,9 +218,11 @@ impl russh::server::Handler for Client {
     ) -> Result<Auth, Self::Error> {
         // Only a hint that spares the client a signature: nothing is bound
         // here, since the client has not proven it holds this key.
+        // A key the store cannot look up now is let on to its signature:
+        // the client is then told why nothing works.
         Ok(match self.lookup(offer.public_key).await {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
+            Ok(Some(_)) | Err(_) => Auth::Accept,
+            Ok(None) => Auth::reject(),
         })
     }
 
@@ -223,7 +234,7 @@ impl russh::server::Handler for Client {
         // russh calls this only after the signature over this session
         // verified with this very key.
         match self.lookup(key.public_key).await {
-            Some((id, fingerprint, user)) => {
+            Ok(Some((id, fingerprint, user))) => {
                 let (slots, max) = &self.users;
                 let Some(slot) = slots.take(user.clone(), *max) else {
                     log::warn!("SSH: {user} has {max} connections open; refusing another");
@@ -235,7 +246,15 @@ impl russh::server::Handler for Client {
                 self.login = None;
                 Ok(Auth::Accept)
             }
-            None => Ok(Auth::reject()),
+            Ok(None) => Ok(Auth::reject()),
+            // Nobody: no user, no key id; each command is refused. The
+            // address's log-in slot is kept while the connection lasts.
+            Err(cause) => {
+                log::error!("2FA check unavailable: {cause}");
+                self.unavailable = Some(cause);
+                self.authenticated.store(true, Ordering::SeqCst);
+                Ok(Auth::Accept)
+            }
         }
     }
 
@@ -246,7 +265,8 @@ impl russh::server::Handler for Client {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let stopping = *self.stopped.borrow();
-        if self.key.is_some() && self.channels.len() < MAX_CHANNELS && !stopping {
+        let someone = self.key.is_some() || self.unavailable.is_some();
+        if someone && self.channels.len() < MAX_CHANNELS && !stopping {
             self.channels.insert(channel.id(), ChannelState::default());
             reply.accept().await;
         } else {
@@ -394,6 +414,24 @@ impl Client {
         command: String,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
+        if let (None, Some(cause)) = (&self.key, &self.unavailable) {
+            // The store could not look the key up: the refusal every
+            // transport gives, in the shim's framing, and nothing run.
+            if !self.channels.contains_key(&channel) {
+                return session.channel_failure(channel);
+            }
+            session.channel_success(channel)?;
+            let lines = messages::unavailable(None, cause);
+            let mut text = lines.join("\n");
+            text.push('\n');
+            session.extended_data(channel, 1, text.into_bytes())?;
+            if crate::transport::ssh_command::is_git_command(&command) {
+                session.data(channel, err_pkt_line(&lines[0]))?;
+            }
+            session.exit_status_request(channel, 1)?;
+            session.eof(channel)?;
+            return session.close(channel);
+        }
         let (Some((key_id, fingerprint)), Some(state)) =
             (self.key.clone(), self.channels.get_mut(&channel))
         else {
@@ -643,7 +681,7 @@ impl Run {
             Ok(code) => code,
             Err(e) => {
                 let cause = format!("cannot start {}: {e}", invocation.git_bin.display());
-                let lines = messages::unavailable(Refused::Operation, &cause);
+                let lines = messages::unavailable(None, &cause);
                 let _ = stdout.write_all(&err_pkt_line(&lines.join(" ")));
                 1
             }

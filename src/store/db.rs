@@ -181,11 +181,11 @@ impl Conn {
         }
     }
 
-    /// Whether the connection answers now (one round trip, for a pooled
-    /// connection that was idle).
-    pub fn is_usable(&self) -> bool {
+    /// Whether the connection answers within `limit` (one round trip, for
+    /// a pooled connection that was idle).
+    pub fn is_usable_within(&self, limit: std::time::Duration) -> bool {
         match self {
-            Conn::Postgres(client) => client.borrow_mut().is_valid(),
+            Conn::Postgres(client) => client.borrow_mut().is_valid_within(limit),
             _ => true,
         }
     }

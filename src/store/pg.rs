@@ -149,14 +149,13 @@ impl PgClient {
         self.broken || self.client.is_closed()
     }
 
-    /// Whether the server answers now (one round trip).
-    pub fn is_valid(&mut self) -> bool {
+    /// Whether the server answers within `limit` (one round trip).
+    pub fn is_valid_within(&mut self, limit: Duration) -> bool {
         let client = &self.client;
         let future = client.simple_query("");
-        let timeout = self.timeout;
         let result = self
             .runtime
-            .block_on(async { tokio::time::timeout(timeout, future).await });
+            .block_on(async { tokio::time::timeout(limit, future).await });
         self.settle(result, "a check").is_ok()
     }
 }

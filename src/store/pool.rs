@@ -62,7 +62,11 @@ impl Pool {
     /// An idle connection, or a new one while fewer than `size` are open;
     /// else waits up to `timeout()` for one.
     fn take(&self) -> Result<Conn> {
+        // One deadline for the whole wait: a check of an idle connection
+        // and a new connection share it, so that a hung server costs a
+        // client `timeout()`, not twice that.
         let deadline = Instant::now() + timeout();
+        let left = || deadline.saturating_duration_since(Instant::now());
         let mut state = self.state.lock().map_err(|_| poisoned())?;
         loop {
             if let Some((conn, since)) = state.idle.pop() {
@@ -70,7 +74,7 @@ impl Pool {
                     return Ok(conn);
                 }
                 drop(state);
-                if conn.is_usable() {
+                if conn.is_usable_within(left()) {
                     return Ok(conn);
                 }
                 drop(conn);
@@ -79,9 +83,15 @@ impl Pool {
                 continue;
             }
             if state.open < self.size {
+                if left().is_zero() {
+                    return Err(StoreError::Unreachable(format!(
+                        "PostgreSQL did not answer within {} s",
+                        timeout().as_secs_f64()
+                    )));
+                }
                 state.open += 1;
                 drop(state);
-                let opened = connect::client(&self.url, self.password_file.as_deref(), timeout());
+                let opened = connect::client(&self.url, self.password_file.as_deref(), left());
                 return match opened {
                     Ok(client) => Ok(Conn::postgres(client)),
                     Err(e) => {

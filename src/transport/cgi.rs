@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::authz::decision::{Credential, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Next, Request};
-use crate::authz::messages::{self, MessageContext, Refused};
+use crate::authz::messages::{self, MessageContext};
 use crate::authz::password::{self, PasswordCheck};
 use crate::factor::token;
 use crate::store::{Location, Store, StoreError};
@@ -125,7 +125,7 @@ fn bad_request(e: BadRequest) -> Response {
 pub fn unavailable(cause: &dyn std::fmt::Display) -> Response {
     Response::Text {
         status: 403,
-        lines: messages::unavailable(Refused::Request, cause),
+        lines: messages::unavailable(None, cause),
         challenge: false,
     }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use crate::authz::decision::{Credential, Decision, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Request, Target};
-use crate::authz::messages::{self, Refused};
+use crate::authz::messages;
 use crate::repo::hooks::{self, CHAINED_SUFFIX};
 use crate::repo::path::RepoPath;
 use crate::repo::policy::PushedRefs;
@@ -38,7 +38,7 @@ fn say(lines: &[String]) {
 }
 
 fn unavailable(cause: &str) -> ExitCode {
-    say(&messages::unavailable(Refused::Push, &cause));
+    say(&messages::unavailable(None, &cause));
     ExitCode::from(1)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::authz::decision::{Credential, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Next, Request};
-use crate::authz::messages::{self, MessageContext, Refused};
+use crate::authz::messages::{self, MessageContext};
 use crate::store::{AuditRecord, Location, SshKey, Store};
 use crate::system::config::Config;
 use crate::system::time::{format_duration, now};
@@ -375,14 +375,9 @@ impl Connection<'_> {
     }
 
     fn unavailable(&self, io: &mut Streams, cause: &str, reader: Reader) -> Action {
-        log::error!("2FA check unavailable: {cause}");
-        let refusal = Refusal::CheckUnavailable { location: None };
-        self.refuse(
-            io,
-            &refusal,
-            ("this repository", None, &Operation::Read),
-            reader,
-        )
+        let lines = messages::unavailable(None, &cause);
+        write_refusal(io, &lines[0], &lines, reader);
+        Action::Exit(1)
     }
 }
 
@@ -432,7 +427,7 @@ pub fn main() -> ExitCode {
     };
     let reader = Reader::of(&command);
     let refuse_unavailable = |io: &mut Streams, cause: String| {
-        let lines = messages::unavailable(Refused::Operation, &cause);
+        let lines = messages::unavailable(None, &cause);
         write_refusal(io, &lines.join(" "), &lines, reader);
         ExitCode::from(1)
     };

@@ -559,3 +559,193 @@ fn through_serve_s_store_socket_the_shims_refuse_while_postgres_is_down() {
         "password authentication failed",
     );
 }
+
+/// How long a refusal may take past `[store] timeout` (2 s in these
+/// tests): starting the process, the TLS-less handshake, the answer's way
+/// back through serve.
+const MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+const HUNG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Times `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let value = f();
+    (value, started.elapsed())
+}
+
+/// Each shim, one after the other: refused as unavailable, in time.
+fn assert_shims_refused_in_time(t: &Target, fault: &str) {
+    for transport in [Transport::Shell, Transport::Hook, Transport::Http] {
+        let (a, took) = timed(|| attempt(t, transport, Wrap::Plain));
+        assert!(
+            a.refused && !a.git_started && a.text.contains("2FA check unavailable"),
+            "{fault}: {transport:?}: {a:?}"
+        );
+        assert!(
+            took <= HUNG_TIMEOUT + MARGIN,
+            "{fault}: {transport:?} took {took:?} to refuse"
+        );
+    }
+    let log = std::fs::read_to_string(&t.log).unwrap_or_default();
+    let serve = std::fs::read_to_string(t.host.dir.path().join("serve.log")).unwrap_or_default();
+    assert!(
+        log.contains("did not answer"),
+        "{fault}: the cause is not logged:\n{log}\nserve's log:\n{serve}"
+    );
+    let _ = std::fs::remove_file(&t.log);
+}
+
+/// serve's own paths while the database hangs: the web page, git over
+/// HTTP and SSH, the admin CLI through serve's store socket; each refused
+/// as unavailable within the timeout plus the margin.
+fn assert_serve_refuses_in_time(
+    t: &Target,
+    web: u16,
+    ssh: &crate::harness::sshd::SshClient,
+    key: &Path,
+    fault: &str,
+) {
+    let (page, took) = timed(|| crate::harness::http::get(web, "/login"));
+    assert!(
+        page.status == 503 && page.body.contains("2FA check unavailable"),
+        "{fault}: the web page: {} {}",
+        page.status,
+        page.body
+    );
+    assert!(
+        took <= HUNG_TIMEOUT + MARGIN,
+        "{fault}: the web page took {took:?}"
+    );
+    let header = {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{}", t.token));
+        format!("Authorization: Basic {basic}")
+    };
+    let (git, took) = timed(|| {
+        crate::harness::http::send(
+            web,
+            "GET",
+            "/git/team/app.git/info/refs?service=git-upload-pack",
+            &[&header],
+            b"",
+        )
+    });
+    assert!(
+        git.status == 403 && git.body.contains("2FA check unavailable"),
+        "{fault}: /git/: {} {}",
+        git.status,
+        git.body
+    );
+    assert!(
+        took <= HUNG_TIMEOUT + MARGIN,
+        "{fault}: /git/ took {took:?}"
+    );
+    let (run, took) = timed(|| ssh.ssh_with(key, &[], "git-upload-pack 'team/app.git'", ""));
+    assert!(
+        run.code != 0 && run.stderr.contains("2FA check unavailable"),
+        "{fault}: serve's SSH: {run:?}"
+    );
+    assert!(
+        took <= HUNG_TIMEOUT + MARGIN,
+        "{fault}: serve's SSH took {took:?}"
+    );
+    let (run, took) = timed(|| t.host.git2fa(&["user", "list"]));
+    assert!(run.code != 0, "{fault}: the CLI: {run:?}");
+    assert!(
+        took <= HUNG_TIMEOUT + MARGIN,
+        "{fault}: the CLI took {took:?}"
+    );
+    let log = std::fs::read_to_string(t.host.dir.path().join("serve.log")).unwrap_or_default();
+    assert!(
+        log.contains("did not answer"),
+        "{fault}: serve does not log the cause:\n{log}"
+    );
+}
+
+/// A host on PostgreSQL (`url`), `[store] timeout = "2s"`, serve's web
+/// page and SSH on ports of their own; alice has a real key for serve's
+/// SSH.
+fn hung_target(cluster: &Cluster, url: &str) -> (Target, u16, u16, PathBuf) {
+    let web = crate::harness::free_port();
+    let ssh = crate::harness::free_port();
+    let t = target_with(&format!(
+        "[web]\nlisten = \"127.0.0.1:{web}\"\n[ssh]\nlisten = \"127.0.0.1:{ssh}\"\n{}timeout = \"2s\"\n",
+        Host::postgres_store(cluster, url)
+    ));
+    let key = t.host.add_key("alice");
+    (t, web, ssh, key)
+}
+
+// A PostgreSQL stopped with SIGSTOP (a hung machine, a stuck disk): its
+// kernel still completes TCP's handshake and acknowledges what is sent, so
+// no connect timeout or TCP timeout fires. Users waited 30 s (the shims
+// through serve's socket), 60 s (the web page behind nginx), over 90 s (a
+// shim on its own) and over 240 s (serve's SSH and /git/) to be refused,
+// and held their slots meanwhile. Every path now refuses within
+// `[store] timeout` plus a small margin, logs the cause, and works again
+// once the database goes on.
+#[test]
+fn a_stopped_postgres_is_refused_in_time_everywhere_then_works_again() {
+    if !crate::harness::postgres::available() || !crate::harness::sshd::available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let url = cluster.database("hung");
+    let (t, web, ssh_port, key) = hung_target(&cluster, &url);
+    assert_all_allowed(&t);
+    // Without serve: each shim connects itself.
+    cluster.freeze(true);
+    assert_shims_refused_in_time(&t, "stopped, shims on their own");
+    cluster.freeze(false);
+    assert_all_allowed(&t);
+    // With serve: the shims through its socket, and serve's own paths.
+    let server = crate::harness::web_server::Server::start_with(&t.host, web, &[ssh_port]);
+    let ssh = crate::harness::sshd::SshClient {
+        port: ssh_port,
+        login: "git".into(),
+    };
+    assert_all_allowed(&t);
+    cluster.freeze(true);
+    assert_shims_refused_in_time(&t, "stopped, shims through serve");
+    assert_serve_refuses_in_time(&t, web, &ssh, &key, "stopped");
+    cluster.freeze(false);
+    assert_all_allowed(&t);
+    let page = crate::harness::http::get(web, "/login");
+    assert_eq!(page.status, 200, "{}", page.body);
+    drop(server);
+}
+
+// The same with a listener that accepts connections and never says a
+// word (a wrong port, a half-dead proxy): nothing ever answers.
+#[test]
+fn a_database_that_never_answers_is_refused_in_time_everywhere() {
+    if !crate::harness::postgres::available() || !crate::harness::sshd::available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let url = cluster.database("silent");
+    let (t, web, ssh_port, key) = hung_target(&cluster, &url);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let text = std::fs::read_to_string(&t.host.config).unwrap();
+    std::fs::write(
+        &t.host.config,
+        text.replace(&format!(":{}/", cluster.port), &format!(":{silent_port}/")),
+    )
+    .unwrap();
+    assert_shims_refused_in_time(&t, "silent, shims on their own");
+    let server = crate::harness::web_server::Server::start_with(&t.host, web, &[ssh_port]);
+    let ssh = crate::harness::sshd::SshClient {
+        port: ssh_port,
+        login: "git".into(),
+    };
+    assert_shims_refused_in_time(&t, "silent, shims through serve");
+    assert_serve_refuses_in_time(&t, web, &ssh, &key, "silent");
+    drop(server);
+}

@@ -340,6 +340,36 @@ impl Cluster {
         }
     }
 
+    /// Stops every process of the running server with SIGSTOP (`true`),
+    /// or lets them go on with SIGCONT: a hung server, whose kernel still
+    /// accepts connections and acknowledges what is sent.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_string))
+            .expect("the server's postmaster.pid");
+        // The postmaster first when stopping (no new backends), last when
+        // going on.
+        let children = || {
+            let _ = std::process::Command::new("pkill")
+                .args([signal, "-P", &pid])
+                .status();
+        };
+        let main = || {
+            let _ = std::process::Command::new("kill")
+                .args([signal, &pid])
+                .status();
+        };
+        if frozen {
+            main();
+            children();
+        } else {
+            children();
+            main();
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
