@@ -28,7 +28,8 @@ struct TwoNodes {
     b: Node,
     key: PathBuf,
     secret: Vec<u8>,
-    _cluster: Cluster,
+    _bouncer: Option<postgres::Bouncer>,
+    cluster: Cluster,
 }
 
 fn ports_config(web: u16, ssh: u16) -> String {
@@ -46,11 +47,25 @@ fn two_nodes(policy: &str) -> Option<TwoNodes> {
 /// `two_nodes`, with `public_url`s on `host` (`localhost`, for security
 /// keys).
 fn two_nodes_named(policy: &str, host: &str) -> Option<TwoNodes> {
+    two_nodes_through(policy, host, false)
+}
+
+/// `two_nodes_named`, the nodes reaching the database through PgBouncer
+/// in transaction mode when `bounced`.
+fn two_nodes_through(policy: &str, host: &str, bounced: bool) -> Option<TwoNodes> {
     if !postgres::available() || !crate::serve::ssh_client_available() {
+        return None;
+    }
+    if bounced && !postgres::bouncer_available() {
         return None;
     }
     let cluster = Cluster::start();
     let url = cluster.database("shared");
+    let bouncer = bounced.then(|| cluster.bouncer());
+    let url = match &bouncer {
+        Some(b) => url.replace(&format!(":{}/", cluster.port), &format!(":{}/", b.port)),
+        None => url,
+    };
     let store = Host::postgres_store(&cluster, &url);
     let (a_web, a_ssh) = (free_port(), free_port());
     let a = Host::build(
@@ -101,7 +116,8 @@ fn two_nodes_named(policy: &str, host: &str) -> Option<TwoNodes> {
             ssh: login(b_ssh),
         },
         a,
-        _cluster: cluster,
+        _bouncer: bouncer,
+        cluster,
     })
 }
 
@@ -467,5 +483,79 @@ fn a_security_key_registered_through_one_node_verifies_on_the_other() {
     assert!(
         shown.contains("security-key #1 \"Keyring\"") && !shown.contains("last-used never"),
         "{shown}"
+    );
+}
+
+// PgBouncer in transaction mode, as Debian ships it
+// (`ignore_startup_parameters` unset), refused every connection of
+// git2fa's ("unsupported startup parameter: options"): its timeouts
+// travelled in the startup packet. Told to ignore the parameter, PgBouncer
+// dropped them, and a decision waited 19.6 s on a held lock instead of
+// 5 s. The timeouts are now set in each transaction: two nodes work
+// through it, and a held lock is refused at the timeout.
+#[test]
+fn two_nodes_work_through_pgbouncer_and_a_held_lock_is_refused_in_time() {
+    let Some(n) = two_nodes_through("", "127.0.0.1", true) else {
+        return;
+    };
+    let top = n.a.dir.path();
+    let ssh_b = format!("ssh://git@127.0.0.1:{}/team/app.git", n.b.ssh.port);
+    let refused =
+        n.b.ssh
+            .git(&n.key, top, &["clone", "--quiet", &ssh_b, "p0"])
+            .fails(128);
+    says(&refused, "alice has no open 2FA session.");
+    // Verify with SSH on node A, then clone and push through node B.
+    let verified = n.a_ssh.ssh_with(
+        &n.key,
+        &[],
+        "2fa verify",
+        &format!("{}\n", code(&n.secret, 0)),
+    );
+    assert_eq!(verified.code, 0, "{verified:?}");
+    n.b.ssh
+        .git(&n.key, top, &["clone", "--quiet", &ssh_b, "p1"])
+        .ok();
+    let work = top.join("p1");
+    std::fs::write(work.join("NEW"), "through pgbouncer\n").unwrap();
+    run("git", &["add", "NEW"], &work, &[], "").ok();
+    run(
+        "git",
+        &["commit", "--quiet", "-m", "pushed"],
+        &work,
+        &[],
+        "",
+    )
+    .ok();
+    n.b.ssh
+        .git(&n.key, &work, &["push", "--quiet", "origin", "HEAD:main"])
+        .ok();
+    // The write lock every host takes, held by another session: a write
+    // through PgBouncer gives up at the timeout (5 s), not later.
+    let mut holder = n.cluster.superuser("shared");
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({})",
+            0x6769_7432_6661_i64
+        ))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let blocked = n.b.host.git2fa(&["verify", "alice", &code(&n.secret, 1)]);
+    let took = started.elapsed();
+    assert_ne!(blocked.code, 0, "{blocked:?}");
+    assert!(
+        took >= std::time::Duration::from_secs(4) && took < std::time::Duration::from_secs(9),
+        "refused after {took:?}: {blocked:?}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    let audit =
+        n.a.git2fa(&["audit", "--user", "alice", "--limit", "20"])
+            .ok()
+            .stdout;
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("write") && l.contains("allow")),
+        "{audit}"
     );
 }

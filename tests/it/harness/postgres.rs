@@ -443,3 +443,96 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Debian's PgBouncer in front of a cluster, in transaction mode, with its
+/// defaults otherwise (`ignore_startup_parameters` unset): what most
+/// PostgreSQL shops put between their applications and the database.
+pub struct Bouncer {
+    pub port: u16,
+    process: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+/// Whether PgBouncer is here; missing, the test fails under
+/// GIT2FA_REQUIRE_E2E and skips otherwise.
+pub fn bouncer_available() -> bool {
+    if std::path::Path::new("/usr/sbin/pgbouncer").exists() {
+        return true;
+    }
+    let message = "/usr/sbin/pgbouncer is missing: install the Debian package pgbouncer";
+    if std::env::var_os("GIT2FA_REQUIRE_E2E").is_some_and(|v| !v.is_empty()) {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+    false
+}
+
+impl Cluster {
+    /// A PgBouncer in transaction mode in front of this cluster: `ROLE`
+    /// logs in to it with `PASSWORD` (SCRAM), and it to the cluster.
+    pub fn bouncer(&self) -> Bouncer {
+        let dir = tempfile::Builder::new()
+            .prefix("git2fa-bouncer")
+            .tempdir()
+            .expect("a temporary directory");
+        if let Some((uid, gid)) = self.account {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
+        let port = free_port();
+        let users = dir.path().join("userlist.txt");
+        std::fs::write(&users, format!("\"{ROLE}\" \"{PASSWORD}\"\n")).unwrap();
+        let ini = dir.path().join("pgbouncer.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={pg}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+                 listen_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\n\
+                 auth_file = {users}\npool_mode = transaction\nmax_client_conn = 400\n\
+                 default_pool_size = 20\nlogfile = {log}\npidfile = {pid}\n",
+                pg = self.port,
+                users = users.display(),
+                log = dir.path().join("pgbouncer.log").display(),
+                pid = dir.path().join("pgbouncer.pid").display(),
+            ),
+        )
+        .unwrap();
+        for file in [&users, &ini] {
+            if let Some((uid, gid)) = self.account {
+                std::os::unix::fs::chown(file, Some(uid), Some(gid)).expect("chown");
+            }
+        }
+        let mut command = Command::new("/usr/sbin/pgbouncer");
+        command
+            .arg(&ini)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = self.account {
+            command.uid(uid).gid(gid);
+        }
+        let process = command.spawn().expect("start pgbouncer");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "pgbouncer did not start on port {port}; its log:\n{}",
+                std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Bouncer {
+            port,
+            process: Some(process),
+            _dir: dir,
+        }
+    }
+}
