@@ -749,3 +749,51 @@ fn a_database_that_never_answers_is_refused_in_time_everywhere() {
     assert_serve_refuses_in_time(&t, web, &ssh, &key, "silent");
     drop(server);
 }
+
+// Failover: a url naming several hosts with `target_session_attrs =
+// read-write` is tried host by host, and decisions are made on the first
+// one that takes writes. Here the first is down (nothing listens), the
+// second answers but is read-only (as a replica, or an old primary after a
+// failover, is), the third is the primary: git works, and every row lands
+// in the third.
+#[test]
+fn a_url_of_several_hosts_decides_on_the_first_that_takes_writes() {
+    if !crate::harness::postgres::available() {
+        return;
+    }
+    let replica = Cluster::start();
+    replica.database("faults");
+    let mut superuser = replica.superuser("postgres");
+    superuser
+        .batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        .unwrap();
+    superuser.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let primary = Cluster::start();
+    let url = primary.database("faults");
+    let closed = crate::harness::free_port();
+    let url = url.replace(
+        &format!("127.0.0.1:{}", primary.port),
+        &format!(
+            "127.0.0.1:{closed},127.0.0.1:{},127.0.0.1:{}",
+            replica.port, primary.port
+        ),
+    ) + "?target_session_attrs=read-write";
+    let t = target_with(&Host::postgres_store(&primary, &url));
+    assert_all_allowed(&t);
+    let rows = |cluster: &Cluster| -> i64 {
+        cluster
+            .superuser("faults")
+            .query_one("SELECT count(*) FROM audit", &[])
+            .map(|row| row.get(0))
+            .unwrap_or(0)
+    };
+    assert!(
+        rows(&primary) >= 3,
+        "the decisions' rows are on the primary"
+    );
+    assert_eq!(
+        rows(&replica),
+        0,
+        "nothing was written to the read-only host"
+    );
+}
