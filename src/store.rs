@@ -647,6 +647,11 @@ impl Store {
     fn immediate(&self) -> Result<Tx<'_>> {
         self.conn.immediate()
     }
+
+    /// A write transaction about `user_id`'s rows alone.
+    fn immediate_for(&self, user_id: i64) -> Result<Tx<'_>> {
+        self.conn.immediate_for(user_id)
+    }
 }
 
 /// How often a connection waiting for the write lock looks again.

@@ -11,10 +11,14 @@
 //! - Integers are 64-bit on both engines (`BIGINT` in PostgreSQL), and
 //!   flags are integers 0 and 1, as SQLite stores them.
 //! - A write transaction is exclusive on both engines. SQLite takes its
-//!   write lock (`BEGIN IMMEDIATE`). PostgreSQL takes one transaction-level
-//!   advisory lock that every host takes for the same writes. So a
-//!   read-then-write inside a transaction (the lock check before a code
-//!   attempt, say) sees no other writer, on one host or on several.
+//!   write lock (`BEGIN IMMEDIATE`). PostgreSQL takes transaction-level
+//!   advisory locks that every host takes for the same writes: one
+//!   host-wide lock, exclusive, or, for a transaction about one user's rows
+//!   (a code attempt, an enrolment, a reset), that lock shared and the
+//!   user's own exclusive. So a read-then-write inside a transaction (the
+//!   lock check before a code attempt, say) sees no other writer of the
+//!   same rows, on one host or on several, and different users' code
+//!   attempts do not wait for each other.
 
 use std::cell::RefCell;
 
@@ -30,6 +34,16 @@ pub use super::wire::Begin;
 /// of "git2fa" as a number, so that it does not collide by chance with
 /// another application's locks in the same database.
 const WRITE_LOCK: i64 = 0x6769_7432_6661;
+
+/// The first key of a user's advisory lock (the two-key form, whose keys
+/// never meet the one-key `WRITE_LOCK`'s): "g2fa" as a number.
+pub const USER_LOCKS: i32 = 0x6732_6661;
+
+/// The second key of user `id`'s lock: ids past 2^31 share a key with a
+/// lower one, which only makes them wait for each other.
+pub fn user_lock_key(id: i64) -> i32 {
+    (id & 0x7fff_ffff) as i32
+}
 
 /// A connection to either engine.
 pub enum Conn {
@@ -118,13 +132,35 @@ impl Conn {
     /// Starts a transaction of this kind (see the module's comment); the
     /// caller ends it with `end`. `immediate` and `snapshot` do both.
     pub fn begin(&self, begin: Begin) -> Result<()> {
+        let begun = self.begin_statements(begin);
+        // A lock not had in time leaves PostgreSQL's transaction open and
+        // failed: end it, so that the connection is usable again.
+        if begun.is_err() && matches!(self, Conn::Postgres(_)) {
+            let _ = self.batch("ROLLBACK");
+        }
+        begun
+    }
+
+    fn begin_statements(&self, begin: Begin) -> Result<()> {
         match (self, begin) {
             (Conn::Remote(client), _) => client.borrow_mut().begin(begin),
-            (Conn::Sqlite(_), Begin::Immediate) => self.batch("BEGIN IMMEDIATE"),
+            (Conn::Sqlite(_), Begin::Immediate | Begin::ImmediateFor(_)) => {
+                self.batch("BEGIN IMMEDIATE")
+            }
             (Conn::Postgres(client), Begin::Immediate) => {
                 let settings = client.borrow().transaction_settings().to_string();
                 self.batch(&format!(
                     "BEGIN; {settings}SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                ))
+            }
+            // The host-wide lock shared (any number of users at once, none
+            // beside an `Immediate`), and the user's own exclusive.
+            (Conn::Postgres(client), Begin::ImmediateFor(user)) => {
+                let settings = client.borrow().transaction_settings().to_string();
+                self.batch(&format!(
+                    "BEGIN; {settings}SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}), \
+                     pg_advisory_xact_lock({USER_LOCKS}, {})",
+                    user_lock_key(user)
                 ))
             }
             // SQLite's snapshot starts at the first read.
@@ -151,6 +187,16 @@ impl Conn {
     /// Starts an exclusive write transaction.
     pub fn immediate(&self) -> Result<Tx<'_>> {
         self.begin(Begin::Immediate)?;
+        Ok(Tx {
+            conn: self,
+            open: true,
+        })
+    }
+
+    /// Starts a write transaction about `user`'s rows alone: exclusive for
+    /// that user (see `Begin::ImmediateFor`).
+    pub fn immediate_for(&self, user: i64) -> Result<Tx<'_>> {
+        self.begin(Begin::ImmediateFor(user))?;
         Ok(Tx {
             conn: self,
             open: true,

@@ -352,6 +352,12 @@ fn handle(body: &[u8], session: &mut Session) -> Result<Answer> {
     let (&op, rest) = body.split_first().ok_or_else(malformed)?;
     match op {
         b'T' => session.begin(Begin::Immediate).map(|()| Answer::Done),
+        b'U' => {
+            let id: [u8; 8] = rest.try_into().map_err(|_| malformed())?;
+            session
+                .begin(Begin::ImmediateFor(i64::from_be_bytes(id)))
+                .map(|()| Answer::Done)
+        }
         b'S' => session.begin(Begin::Snapshot).map(|()| Answer::Done),
         b'C' | b'X' => session.end(op == b'C').map(|()| Answer::Done),
         b'E' | b'R' | b'B' => {

@@ -80,7 +80,7 @@ impl Store {
         recovery_hashes: Option<&[String]>,
         max: i64,
     ) -> Result<AddedKey> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(key.user_id)?;
         let row = tx.one(
             "SELECT (SELECT count(*) FROM security_keys WHERE user_id = ?1),
                     (SELECT count(*) FROM users WHERE id = ?1 AND totp_secret IS NOT NULL)",
@@ -142,7 +142,7 @@ impl Store {
     /// Removes one of the user's keys, unless it is their only second
     /// factor.
     pub fn remove_security_key(&mut self, user_id: i64, key_id: i64) -> Result<RemovedKey> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(user_id)?;
         let row = tx.one(
             "SELECT (SELECT count(*) FROM security_keys WHERE id = ?1 AND user_id = ?2),
                     (SELECT count(*) FROM security_keys WHERE user_id = ?2),
@@ -230,7 +230,7 @@ impl Store {
         max: i64,
         now: i64,
     ) -> Result<bool> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(link.user_id)?;
         // Expired links go as new ones come, so the table stays small (a
         // used one is of no more use either once it has expired: its
         // command stopped waiting then).

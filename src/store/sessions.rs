@@ -7,7 +7,7 @@ impl Store {
 
     /// Opens a 2FA session without a code (an admin's decision).
     pub fn open_session(&mut self, user_id: i64, session: &NewSession, now: i64) -> Result<i64> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(user_id)?;
         let id = insert_session(&tx, user_id, session, now)?;
         tx.commit()?;
         Ok(id)
@@ -66,7 +66,7 @@ impl Store {
 
     /// Ends every open session of a user; returns how many.
     pub fn end_sessions_of(&mut self, user_id: i64, now: i64) -> Result<usize> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(user_id)?;
         let changed = tx.execute(
             "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL AND expires_at > ?1",
             &params![now, user_id],

@@ -412,3 +412,73 @@ fn a_client_that_keeps_a_write_transaction_busy_loses_it() {
     );
     assert!(store.unlock(id).unwrap(), "the lock is free again");
 }
+
+// Per-user locks on PostgreSQL: one user's code attempts, held up, do not
+// hold up another user's (one host-wide lock once serialised every code
+// attempt, enrolment and reset of every host); a host-wide write still
+// excludes them all. The race guarantees within one user are the tests
+// above, on every engine.
+fn a_user_s_lock_holds_up_that_user_alone(engine: Engine) {
+    let (fresh, mut store) = new_store_on(engine);
+    let alice = enrolled(&mut store, "alice");
+    let bob = enrolled(&mut store, "bob");
+    let Location::Postgres { url, .. } = &fresh.location else {
+        unreachable!()
+    };
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let mut holder = shared_cluster().superuser(&database);
+    let attempt = |store: &mut Store, user: i64| {
+        let started = std::time::Instant::now();
+        let outcome = store.record_attempt(user, totp(1), NOW, LOCK, None);
+        (outcome, started.elapsed())
+    };
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({}, {})",
+            db::USER_LOCKS,
+            db::user_lock_key(alice)
+        ))
+        .unwrap();
+    let (outcome, took) = attempt(&mut store, bob);
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "bob waited {took:?} for alice's lock"
+    );
+    let (outcome, took) = attempt(&mut store, alice);
+    assert!(
+        outcome.is_err(),
+        "alice got past her own held lock: {outcome:?}"
+    );
+    assert!(took >= Duration::from_secs(4), "refused after {took:?}");
+    holder.batch_execute("ROLLBACK").unwrap();
+    // The host-wide lock, as `Immediate` takes it, holds up every user.
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({})",
+            0x6769_7432_6661_i64
+        ))
+        .unwrap();
+    let (outcome, _) = attempt(&mut store, bob);
+    assert!(
+        outcome.is_err(),
+        "bob got past the host-wide lock: {outcome:?}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    let (outcome, _) = attempt(&mut store, alice);
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+#[test]
+fn a_user_s_lock_holds_up_that_user_alone_on_postgres() {
+    if cluster::available() {
+        a_user_s_lock_holds_up_that_user_alone(Engine::Postgres);
+    }
+}
+
+#[test]
+fn a_user_s_lock_holds_up_that_user_alone_through_serve() {
+    if cluster::available() {
+        a_user_s_lock_holds_up_that_user_alone(Engine::Proxy);
+    }
+}

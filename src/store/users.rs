@@ -49,7 +49,7 @@ impl Store {
     /// Disabling also ends the user's web sessions, at once: a stolen cookie
     /// must not outlive the admin's response (nor come back on re-enabling).
     pub fn set_enabled(&mut self, id: i64, enabled: bool, now: i64) -> Result<bool> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(id)?;
         let changed = tx.execute(
             "UPDATE users SET enabled = ?1 WHERE id = ?2",
             &params![enabled, id],
@@ -77,7 +77,7 @@ impl Store {
 
     /// A new password ends every web session of the user.
     pub fn set_password_hash(&mut self, id: i64, hash: &str) -> Result<bool> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(id)?;
         let changed = tx.execute(
             "UPDATE users SET password_hash = ?1 WHERE id = ?2",
             &params![hash, id],
@@ -89,7 +89,7 @@ impl Store {
 
     /// Clears the failure counter and any lock.
     pub fn unlock(&mut self, id: i64) -> Result<bool> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(id)?;
         let changed = tx.execute(
             "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
             &params![id],
@@ -143,7 +143,7 @@ impl Store {
         now: i64,
         setup: Option<(&[u8; 32], &[u8])>,
     ) -> Result<bool> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(user_id)?;
         if let Some((session_id, pending_secret)) = setup {
             let taken = tx.execute(
                 "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL
@@ -170,7 +170,7 @@ impl Store {
 
     /// Replaces the user's recovery codes with a new set.
     pub fn replace_recovery_codes(&mut self, user_id: i64, hashes: &[String]) -> Result<()> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(user_id)?;
         replace_recovery_codes(&tx, user_id, hashes)?;
         tx.commit()?;
         Ok(())
@@ -210,7 +210,7 @@ impl Store {
         revoke_tokens: bool,
         now: i64,
     ) -> Result<Option<Reset>> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(user_id)?;
         let changed = tx.execute(
             "UPDATE users SET totp_secret = NULL, totp_enrolled_at = NULL, totp_last_step = NULL,
                  failures = 0, locked_until = NULL WHERE id = ?1",
@@ -270,7 +270,7 @@ impl Store {
         lock: LockPolicy,
         session: Option<&NewSession>,
     ) -> Result<AttemptOutcome> {
-        let tx = self.immediate()?;
+        let tx = self.immediate_for(user_id)?;
         let locked_until: Option<i64> = tx
             .one(
                 "SELECT locked_until FROM users WHERE id = ?1",

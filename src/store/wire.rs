@@ -20,7 +20,8 @@
 //!
 //! Frames: a 4-byte big-endian length, then the body. Requests: `E`
 //! execute, `R` rows (each: the SQL, then the values), `B` batch (the
-//! SQL), `T` begin a write transaction, `S` begin a snapshot, `C` commit,
+//! SQL), `T` begin a write transaction, `U` begin one about a user (then
+//! the user's id, 8 bytes), `S` begin a snapshot, `C` commit,
 //! `X` roll back. Answers: `N` rows changed, `W` rows, `K` done, `F`
 //! failed (SQLSTATE, then the message). A value is a tag (`i` integer,
 //! `t` text, `b` bytes, `I` `T` `B` a NULL of that kind) and its bytes.
@@ -58,6 +59,10 @@ pub const UNDEFINED_TABLE: &str = "42P01";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Begin {
     Immediate,
+    /// A write transaction about one user's rows: on PostgreSQL it
+    /// excludes other writes of that user's and every `Immediate` one, and
+    /// runs beside other users' (on SQLite it is `Immediate`).
+    ImmediateFor(i64),
     Snapshot,
 }
 
@@ -164,10 +169,15 @@ impl Remote for Client {
     }
 
     fn begin(&mut self, begin: Begin) -> Result<()> {
-        self.done(match begin {
-            Begin::Immediate => b"T",
-            Begin::Snapshot => b"S",
-        })
+        match begin {
+            Begin::Immediate => self.done(b"T"),
+            Begin::ImmediateFor(user) => {
+                let mut frame = vec![b'U'];
+                frame.extend_from_slice(&user.to_be_bytes());
+                self.done(&frame)
+            }
+            Begin::Snapshot => self.done(b"S"),
+        }
     }
 
     fn end(&mut self, commit: bool) -> Result<()> {
