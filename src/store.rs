@@ -43,7 +43,7 @@ use value::{Row, params};
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
 pub use pool::{Pool, answer, use_in_process};
-pub use wire::SOCKET;
+pub use wire::{SOCKET, Serve};
 
 /// Where the store lives: `[store] url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,7 +445,7 @@ impl Store {
                     Conn::remote(session)
                 } else if let Some(client) = socket
                     .as_deref()
-                    .map(wire::Client::connect)
+                    .map(|socket| wire::Client::connect(socket, url))
                     .transpose()?
                     .flatten()
                 {
@@ -642,6 +642,25 @@ impl Store {
         let changed = tx.execute(sql, params)?;
         tx.commit()?;
         Ok(changed)
+    }
+
+    /// Whether this store goes through `git2fa serve` (its socket, or its
+    /// own pool).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.conn, Conn::Remote(_))
+    }
+
+    /// Whether a `git2fa serve` answers on this host's store socket, and
+    /// whether it uses the database `location` names.
+    pub fn serve_at(location: &Location) -> Result<Serve> {
+        match location {
+            Location::Postgres {
+                url,
+                socket: Some(socket),
+                ..
+            } => wire::Client::serve_at(socket, url),
+            _ => Ok(Serve::Absent),
+        }
     }
 
     fn immediate(&self) -> Result<Tx<'_>> {

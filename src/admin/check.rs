@@ -120,10 +120,15 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
         )),
     }
     let location = Location::of(config);
-    let store = match Store::connect(&location) {
+    // The database `[store] url` names, reached by check itself: a running
+    // serve may still use another (its url from before an edit).
+    let store = match Store::connect_direct(&location) {
         Ok(store) => store,
         Err(e) => return report.problem(format!("store {location}: {e}")),
     };
+    if let Location::Postgres { .. } = &location {
+        check_postgres(report, config, &location, &store);
+    }
     match store.integrity_problem() {
         Ok(None) if store.engine() == "SQLite" => {
             report.ok(format!("store {location} passes the integrity check"))
@@ -590,6 +595,41 @@ fn daemon(config: &Config, report: &mut Report) {
     report.note(
         "[daemon] socket is set: pushes by Unix accounts are checked by hooks, which a user who can write a repository can skip; this mode stops mistakes, not a user set on bypassing it (docs/security.md)",
     );
+}
+
+/// PostgreSQL: the timeouts are in force in a transaction (through a
+/// pooler too), and a serve answering on this host's store socket uses the
+/// database `[store] url` names.
+fn check_postgres(report: &mut Report, config: &Config, location: &Location, direct: &Store) {
+    use crate::store::Serve;
+    // As PostgreSQL shows a duration: "5s", "1min".
+    let seconds = config.store.timeout;
+    let want = if seconds % 60 == 0 {
+        format!("{}min", seconds / 60)
+    } else {
+        format!("{seconds}s")
+    };
+    match direct.transaction_timeouts() {
+        Ok(Some((statement, lock))) if statement == want && lock == want => report.ok(format!(
+            "PostgreSQL keeps git2fa's timeouts in a transaction (statement_timeout and lock_timeout {want})"
+        )),
+        Ok(Some((statement, lock))) => report.problem(format!(
+            "PostgreSQL's timeouts in a transaction are statement_timeout {statement} and lock_timeout {lock}, not [store] timeout ({want}): the url's `options` set others, or something between changes them"
+        )),
+        Ok(None) => {}
+        Err(e) => report.problem(format!("PostgreSQL's timeouts cannot be read: {e}")),
+    }
+    match Store::serve_at(location) {
+        Ok(Serve::Same) => {
+            report.ok("git2fa serve on this host uses the database [store] url names")
+        }
+        Ok(Serve::Other) => report.problem(
+            "git2fa serve on this host uses another database than [store] url names (its url is from before the config changed): restart it (systemctl restart git2fa); until then this host's shims connect to the new one themselves"
+                .to_string(),
+        ),
+        Ok(Serve::Absent) => {}
+        Err(e) => report.problem(format!("git2fa serve's store socket: {e}")),
+    }
 }
 
 #[cfg(test)]

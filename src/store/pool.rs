@@ -351,6 +351,11 @@ fn handle(body: &[u8], session: &mut Session) -> Result<Answer> {
     let malformed = || StoreError::Value("a malformed request".into());
     let (&op, rest) = body.split_first().ok_or_else(malformed)?;
     match op {
+        b'H' => Ok(if rest == session.pool.url.as_bytes() {
+            Answer::Done
+        } else {
+            super::wire::other_database()
+        }),
         b'T' => session.begin(Begin::Immediate).map(|()| Answer::Done),
         b'U' => {
             let id: [u8; 8] = rest.try_into().map_err(|_| malformed())?;

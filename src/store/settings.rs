@@ -36,3 +36,34 @@ impl Store {
         Ok(recorded)
     }
 }
+
+impl Store {
+    /// PostgreSQL's timeouts as a transaction of this connection has them
+    /// (`statement_timeout`, `lock_timeout`), in PostgreSQL's words:
+    /// `git2fa check` shows they are in force, even through a pooler.
+    pub fn transaction_timeouts(&self) -> Result<Option<(String, String)>> {
+        if !self.conn.is_postgres() {
+            return Ok(None);
+        }
+        let tx = self.conn.snapshot()?;
+        let statement: String = tx.one("SHOW statement_timeout", &[])?.get(0)?;
+        let lock: String = tx.one("SHOW lock_timeout", &[])?.get(0)?;
+        drop(tx);
+        Ok(Some((statement, lock)))
+    }
+
+    /// The store at `location`, PostgreSQL reached by this process itself,
+    /// not through a local serve's socket.
+    pub fn connect_direct(location: &Location) -> Result<Store> {
+        match location {
+            Location::Postgres {
+                url, password_file, ..
+            } => Store::connect(&Location::Postgres {
+                url: url.clone(),
+                password_file: password_file.clone(),
+                socket: None,
+            }),
+            sqlite => Store::connect(sqlite),
+        }
+    }
+}

@@ -18,7 +18,10 @@
 //! back. The socket is the store owner's alone (mode 0600, in `data_dir`),
 //! and the server answers only its owner's uid and root.
 //!
-//! Frames: a 4-byte big-endian length, then the body. Requests: `E`
+//! Frames: a 4-byte big-endian length, then the body. A client's first
+//! request is `H` and the url it is configured with: serve answers `K` if
+//! it uses that url, else `F` (code `G2URL`), and the client connects to
+//! PostgreSQL itself. Requests: `E`
 //! execute, `R` rows (each: the SQL, then the values), `B` batch (the
 //! SQL), `T` begin a write transaction, `U` begin one about a user (then
 //! the user's id, 8 bytes), `S` begin a snapshot, `C` commit,
@@ -54,6 +57,14 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(2);
 pub const UNIQUE_VIOLATION: &str = "23505";
 pub const UNDEFINED_TABLE: &str = "42P01";
 
+/// What serve answers a hello naming another url (`Client::hello`).
+pub fn other_database() -> Answer {
+    Answer::Failed {
+        code: OTHER_DATABASE.into(),
+        message: "git2fa serve uses another database".into(),
+    }
+}
+
 /// What kind of transaction `begin` starts: an exclusive write
 /// transaction, or a read-only snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,11 +95,64 @@ pub struct Client {
     path: PathBuf,
 }
 
+/// What serve answers a client's first frame, `H` and the url the client
+/// is configured with: the same url as its own, or another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serve {
+    /// No server answers there for this account.
+    Absent,
+    /// It uses the database the client's `[store] url` names.
+    Same,
+    /// It uses another (its config changed since it started, say).
+    Other,
+}
+
+/// The SQLSTATE-like code of serve's answer to a url not its own.
+const OTHER_DATABASE: &str = "G2URL";
+
 impl Client {
-    /// Connects; `None` when no server listens there for this account (no
-    /// socket, a stale one, or another account's): the caller then connects
-    /// to PostgreSQL itself.
-    pub fn connect(path: &Path) -> Result<Option<Client>> {
+    /// Connects, if serve answers there for this account and uses the
+    /// database `url` names; `None` otherwise (no socket, a stale one,
+    /// another account's, or a serve on another database, which is
+    /// logged): the caller then connects to PostgreSQL itself, so that
+    /// every process acts on the database its own config names.
+    pub fn connect(path: &Path, url: &str) -> Result<Option<Client>> {
+        match Client::hello(path, url)? {
+            (Serve::Same, client) => Ok(client),
+            (Serve::Other, _) => {
+                log::warn!(
+                    "git2fa serve on {} uses another database than [store] url names; connecting directly (restart serve to use the new url)",
+                    path.display()
+                );
+                Ok(None)
+            }
+            (Serve::Absent, _) => Ok(None),
+        }
+    }
+
+    /// Whether serve answers at `path`, and on which database.
+    pub fn serve_at(path: &Path, url: &str) -> Result<Serve> {
+        Ok(Client::hello(path, url)?.0)
+    }
+
+    fn hello(path: &Path, url: &str) -> Result<(Serve, Option<Client>)> {
+        let Some(mut client) = Client::open(path)? else {
+            return Ok((Serve::Absent, None));
+        };
+        let mut frame = vec![b'H'];
+        frame.extend_from_slice(url.as_bytes());
+        match client.ask(&frame) {
+            Ok(_) => Ok((Serve::Same, Some(client))),
+            Err(StoreError::Remote { code, .. }) if code == OTHER_DATABASE => {
+                Ok((Serve::Other, None))
+            }
+            // A serve that does not know the question (an older one).
+            Err(StoreError::Remote { .. }) => Ok((Serve::Other, None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open(path: &Path) -> Result<Option<Client>> {
         match UnixStream::connect(path) {
             Ok(stream) => {
                 stream

@@ -429,7 +429,35 @@ fn check_on_a_front_end_of_a_shared_store_finds_nothing_wrong() {
                 .contains("secret.key is the key the store records"),
             "{run:?}"
         );
+        for said in [
+            "PostgreSQL keeps git2fa's timeouts in a transaction",
+            "git2fa serve on this host uses the database [store] url names",
+        ] {
+            assert!(run.stdout.contains(said), "{said:?}: {run:?}");
+        }
     }
+    // The url moved to another database while serve runs: check looks at
+    // the new one itself, and says serve still uses the old one.
+    // (Attack on the admin's trust: check once answered through serve's
+    // socket, and said all was well for a database it never contacted.)
+    let moved = n.cluster.database("moved");
+    let text = std::fs::read_to_string(&n.b.host.config).unwrap();
+    let old_url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("url = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    std::fs::write(&n.b.host.config, text.replace(&old_url, &moved)).unwrap();
+    n.b.host.git2fa(&["init"]).ok();
+    let run = n.b.host.git2fa(&["check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("git2fa serve on this host uses another database than [store] url names"),
+        "{run:?}"
+    );
+    std::fs::write(&n.b.host.config, text).unwrap();
     // A host with another secret.key is found out.
     std::fs::write(n.b.host.data.join("secret.key"), [7u8; 32]).unwrap();
     let run = n.b.host.git2fa(&["check"]);
@@ -548,6 +576,13 @@ fn two_nodes_work_through_pgbouncer_and_a_held_lock_is_refused_in_time() {
         "refused after {took:?}: {blocked:?}"
     );
     holder.batch_execute("ROLLBACK").unwrap();
+    let check = n.b.host.git2fa(&["check"]);
+    assert!(
+        check
+            .stdout
+            .contains("PostgreSQL keeps git2fa's timeouts in a transaction (statement_timeout and lock_timeout 5s)"),
+        "{check:?}"
+    );
     let audit =
         n.a.git2fa(&["audit", "--user", "alice", "--limit", "20"])
             .ok()
