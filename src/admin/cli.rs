@@ -14,11 +14,14 @@ use crate::system::config::Config;
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The servers say what they listen on and when they stop.
-    init_logging(match cli.command {
-        Command::Serve | Command::Demo { .. } => "warn,git2fa=info",
-        _ => "warn",
-    });
+    match cli.command {
+        // sshd drops what an AuthorizedKeysCommand writes to stderr at its
+        // default log level: the causes go to syslog (and GIT2FA_LOG_FILE).
+        Command::AuthorizedKeys { .. } => crate::system::syslog::init("git2fa-authorized-keys"),
+        // The servers say what they listen on and when they stop.
+        Command::Serve | Command::Demo { .. } => init_logging("warn,git2fa=info"),
+        _ => init_logging("warn"),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -128,7 +128,15 @@ pub(super) fn authorized_keys(
     match line {
         Ok(Some(line)) => println!("{line}"),
         Ok(None) => {}
-        Err(failure) => eprintln!("git2fa authorized-keys: {}", failure.message),
+        Err(failure) => {
+            // The key is refused (no line); the user sees "Permission
+            // denied (publickey)", the admin finds why here.
+            log::error!(
+                "2FA check unavailable, so the key {keytype} was refused: {}",
+                failure.message
+            );
+            eprintln!("git2fa authorized-keys: {}", failure.message);
+        }
     }
 }
 

@@ -527,3 +527,46 @@ fn security_keys_register_and_get_the_forced_command() {
     let list = host.git2fa(&["key", "list", "alice"]).ok().stdout;
     assert_eq!(list.lines().count(), 2, "{list}");
 }
+
+// The store down on the OpenSSH path: sshd asks `git2fa authorized-keys`
+// for the key, which cannot look it up. The user sees sshd's "Permission
+// denied (publickey)"; the cause went to authorized-keys' stderr, which
+// sshd drops at its default log level, so it was logged nowhere. It now
+// goes to syslog (and to GIT2FA_LOG_FILE), and no key is offered.
+#[test]
+fn with_the_store_down_authorized_keys_offers_no_key_and_logs_why() {
+    let Some(s) = setup("") else { return };
+    let public = std::fs::read_to_string(format!("{}.pub", s.key.display())).unwrap();
+    let mut words = public.split_whitespace();
+    let (keytype, blob) = (words.next().unwrap(), words.next().unwrap());
+    let db = s.host.store_path();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::write(&db, b"not a store").unwrap();
+    let log = s.host.dir.path().join("authorized-keys.log");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .arg("--config")
+        .arg(&s.host.config)
+        .args(["authorized-keys", "git", keytype, blob])
+        .env("GIT2FA_LOG_FILE", &log)
+        .env_remove("GIT2FA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "a key was offered: {out:?}");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("git2fa-authorized-keys[")
+            && logged.contains("2FA check unavailable")
+            && logged.contains("not a git2fa store"),
+        "{logged}"
+    );
+    // And the user, through sshd: refused, in sshd's words.
+    let refused = s.sshd.ssh(&s.key, "git-upload-pack 'team/app.git'", "");
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains("Permission denied (publickey)"),
+        "{refused:?}"
+    );
+}
