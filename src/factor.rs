@@ -3,6 +3,7 @@
 //! hashing passwords.
 
 pub mod crypto;
+pub mod slow;
 pub mod sshkey;
 pub mod token;
 pub mod totp;

@@ -114,6 +114,8 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
     crate::store::set_timeout(std::time::Duration::from_secs(
         u64::try_from(config.store.timeout).unwrap_or(5),
     ));
+    // Password hashes on their own few threads, at most that many at once.
+    crate::factor::slow::configure(config.limits.password_hashes);
     let host_key = match listeners.ssh {
         Some(_) => match ssh::host_key(&config.data_dir) {
             Ok(key) => Some(key),
@@ -130,8 +132,13 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         },
         None => None,
     };
+    // The blocking pool serves short, bounded work only (git runs as
+    // tasks): store-socket clients (256), hook questions (64), web pages
+    // (256), SSH key look-ups and git's decisions (`[limits]
+    // git_operations`). Sized so that each keeps its share.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(576 + config.limits.git_operations)
         .build()
         .map_err(ServeError::io("cannot start the runtime"))?;
     let config = Arc::new(config);

@@ -212,6 +212,46 @@ pub fn unavailable(repo: Option<&str>, cause: &dyn std::fmt::Display) -> Vec<Str
     unavailable_lines(repo, None)
 }
 
+/// What the server is too busy for: past a `[limits]` bound it refuses at
+/// once rather than queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// `[limits] git_operations` git operations are under way.
+    GitOperations(usize),
+    /// Every password hash (`[limits] password_hashes`) is under way.
+    PasswordHashes,
+}
+
+impl Busy {
+    /// The audit row's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Busy::GitOperations(_) => "busy",
+            Busy::PasswordHashes => "busy-password-hashes",
+        }
+    }
+}
+
+/// The refusal's lines for a server at one of its limits: what is busy,
+/// and what the user can do.
+pub fn busy(config: &Config, what: Busy) -> Vec<String> {
+    match what {
+        Busy::GitOperations(n) => vec![
+            format!(
+                "git2fa: the server is busy: {n} git operations are under way, the most it runs at once; try again in a moment."
+            ),
+            "If it stays busy, tell an admin of this host ([limits] git_operations).".into(),
+        ],
+        Busy::PasswordHashes => vec![
+            "git2fa: the server is busy checking passwords; try again in a moment.".into(),
+            format!(
+                "A personal access token needs no password check: create one at {}",
+                config.tokens_url()
+            ),
+        ],
+    }
+}
+
 impl RequiredBy {
     /// Why 2FA applies, for `git2fa explain`.
     pub fn describe(&self) -> String {

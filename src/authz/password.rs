@@ -22,6 +22,9 @@ pub enum PasswordCheck {
     Wrong,
     /// The right password; the user's failures are forgotten.
     Right(User),
+    /// Not checked: every password hash of this server is under way
+    /// (`[limits] password_hashes`). Nothing counted.
+    Busy,
 }
 
 /// Checks `password` for the user named `name`, asking from `remote_addr`.
@@ -53,14 +56,22 @@ pub fn check(
         Ok(()) => store.user(name)?.filter(|u| counts(u)),
         Err(_) => None,
     };
-    let valid = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
+    let checked = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
         Some(hash) => crypto::verify_password(hash, password),
-        None => {
-            // The same work as a real check: timing does not tell which
-            // user names exist.
-            let _ = crypto::hash_password(password);
-            false
+        // The same work as a real check: timing does not tell which user
+        // names exist.
+        None => crypto::hash_like_a_password_check(password).map(|()| false),
+    };
+    let valid = match checked {
+        Ok(valid) => valid,
+        // Every hashing thread busy: not checked, and not counted (the
+        // check taken before is given back, nothing more: a busy answer
+        // never wipes the count of earlier wrong passwords).
+        Err(crypto::CryptoError::Busy) => {
+            store.password_not_checked(&[&user_scope, &addr_scope])?;
+            return Ok(PasswordCheck::Busy);
         }
+        Err(_) => false,
     };
     match user.filter(|_| valid) {
         Some(user) => {

@@ -283,10 +283,11 @@ pub fn verify(
         (Attempt::Totp(step), Method::Totp)
     } else {
         let matched = match normalise_recovery_code(code) {
-            Some(code) if config.policy.recovery_codes > 0 => store
-                .recovery_codes(user.id)?
-                .into_iter()
-                .find(|(_, hash)| crypto::verify_recovery_code(hash, &code)),
+            Some(code) if config.policy.recovery_codes > 0 => {
+                let codes = store.recovery_codes(user.id)?;
+                let hashes = codes.iter().map(|(_, hash)| hash.clone()).collect();
+                crypto::find_recovery_code(hashes, &code)?.map(|i| codes[i].clone())
+            }
             _ => None,
         };
         (Attempt::Recovery(matched), Method::RecoveryCode)

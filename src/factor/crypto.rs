@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::slow::{self, Wait};
+
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::ChaCha20Poly1305;
@@ -23,12 +25,15 @@ pub enum CryptoError {
     Sealed,
     /// Password hashing failed (only on absurd input).
     Hash,
+    /// Every hashing thread was busy (`slow`): the server is busy.
+    Busy,
 }
 
 impl fmt::Display for CryptoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CryptoError::Random => write!(f, "the system random source failed"),
+            CryptoError::Busy => write!(f, "every password hash is busy; try again in a moment"),
             CryptoError::Key { path, problem } => write!(f, "{}: {problem}", path.display()),
             CryptoError::Sealed => {
                 write!(
@@ -202,22 +207,65 @@ fn hash_with(hasher: &Argon2, secret: &[u8]) -> Result<String, CryptoError> {
         .map_err(|_| CryptoError::Hash)
 }
 
-/// A PHC string (`$argon2id$v=19$...`) for a password.
+/// A PHC string (`$argon2id$v=19$...`) for a password (a new password:
+/// it waits for a hashing thread, `slow`).
 pub fn hash_password(password: &str) -> Result<String, CryptoError> {
-    hash_with(&password_hasher(), password.as_bytes())
+    let password = password.to_string();
+    slow::run(Wait::Bounded, move || {
+        hash_with(&password_hasher(), password.as_bytes())
+    })
+    .map_err(|_| CryptoError::Busy)?
 }
 
 /// Whether `password` matches `hash`; a malformed hash matches nothing.
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    password_hasher()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+/// A log-in: refused at once (`Busy`) when every hashing thread is busy.
+pub fn verify_password(hash: &str, password: &str) -> Result<bool, CryptoError> {
+    let (hash, password) = (hash.to_string(), password.to_string());
+    slow::run(Wait::No, move || {
+        password_hasher()
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .map_err(|_| CryptoError::Busy)
+}
+
+/// The work of a password check for a user without a password: timing
+/// does not tell which names exist. `Busy` as `verify_password`.
+pub fn hash_like_a_password_check(password: &str) -> Result<(), CryptoError> {
+    let password = password.to_string();
+    slow::run(Wait::No, move || {
+        let _ = hash_with(&password_hasher(), password.as_bytes());
+    })
+    .map_err(|_| CryptoError::Busy)
 }
 
 pub fn hash_recovery_code(normalised: &str) -> Result<String, CryptoError> {
-    hash_with(&recovery_hasher(), normalised.as_bytes())
+    let code = normalised.to_string();
+    slow::run(Wait::Bounded, move || {
+        hash_with(&recovery_hasher(), code.as_bytes())
+    })
+    .map_err(|_| CryptoError::Busy)?
 }
 
+/// Whether `normalised` matches one of `hashes`: its index. One job for
+/// them all (they are tried in turn), waiting for a hashing thread.
+pub fn find_recovery_code(
+    hashes: Vec<String>,
+    normalised: &str,
+) -> Result<Option<usize>, CryptoError> {
+    let code = normalised.to_string();
+    slow::run(Wait::Bounded, move || {
+        let hasher = recovery_hasher();
+        hashes.iter().position(|hash| {
+            hasher
+                .verify_password(code.as_bytes(), hash.as_str())
+                .is_ok()
+        })
+    })
+    .map_err(|_| CryptoError::Busy)
+}
+
+/// Whether `normalised` matches `hash` (tests).
 pub fn verify_recovery_code(hash: &str, normalised: &str) -> bool {
     recovery_hasher()
         .verify_password(normalised.as_bytes(), hash)
@@ -273,9 +321,9 @@ mod tests {
     fn passwords_and_recovery_codes_verify() {
         let hash = hash_password("correct horse").unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(&hash, "correct horse"));
-        assert!(!verify_password(&hash, "correct horsf"));
-        assert!(!verify_password("not a hash", "x"));
+        assert!(verify_password(&hash, "correct horse").unwrap());
+        assert!(!verify_password(&hash, "correct horsf").unwrap());
+        assert!(!verify_password("not a hash", "x").unwrap());
         let code = hash_recovery_code("ABCD1234EFGH").unwrap();
         assert!(verify_recovery_code(&code, "ABCD1234EFGH"));
         assert!(!verify_recovery_code(&code, "ABCD1234EFGX"));

@@ -9,84 +9,16 @@
 //! on stderr; an HTTP status and the lines as the body; `remote:` lines),
 //! and write the same audit row. The end-to-end tests keep what only real
 //! servers show.
+mod case;
 mod host;
 mod through;
+
+use case::*;
 
 use crate::authz::decision::Transport;
 use crate::store::AuditRecord;
 use host::{Host, PASSWORD};
 use through::*;
-
-/// What a case comes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Allow,
-    /// Refused: words of the explanation (which starts `git2fa: `), and
-    /// the HTTP status.
-    Refuse(&'static str, u16),
-}
-
-/// Who asks: over SSH with a key, or over HTTP with a credential.
-#[derive(Debug, Clone, Copy)]
-enum Credential {
-    /// The key of this entry of `Host::keys`.
-    Key(&'static str),
-    /// This token of alice's (`Host::tokens`), as the password.
-    Token(&'static str),
-    Password(&'static str, &'static str),
-    Nothing,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Read,
-    /// A push to this ref: the front transports decide with the refs not
-    /// known (the hooks are in place), the `update` hook with this one.
-    Push(&'static str),
-}
-
-/// What sets a case apart from the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flag {
-    /// The store is broken (its file no SQLite database).
-    BrokenStore,
-    /// serve's SSH server turns the key down at log-in, before any
-    /// command (a removed key, a disabled account): its client sees ssh's
-    /// own "Permission denied".
-    RefusedAtSshLogin,
-    /// The front writes no audit row. So far for the two HTTP refusals
-    /// made before the store is opened: git's anonymous first request
-    /// (every HTTP clone starts with one), and a token that fails its
-    /// checksum. (Rows for them, bounded per address, are the audit
-    /// trail's next step.)
-    NotAudited,
-    /// The host has `[tokens] password_for_git = true`.
-    PasswordForGit,
-}
-
-#[derive(Clone, Copy)]
-struct Case {
-    name: &'static str,
-    credential: Credential,
-    repo: &'static str,
-    op: Op,
-    /// alice's 2FA session is open.
-    session: bool,
-    /// At the front (SSH command, HTTP request).
-    front: Expect,
-    /// In the `update` hook, for pushes the front allowed.
-    hook: Expect,
-    flags: &'static [Flag],
-}
-
-impl Case {
-    fn has(&self, flag: Flag) -> bool {
-        self.flags.contains(&flag)
-    }
-}
-
-const NO_SESSION: &str = "requires two-factor authentication (2FA) to";
-const NO_SESSION_PASSWORD: &str = "a password works for git here only during one.";
 
 /// The table, a case a line: name, credential, repository, operation,
 /// session open? => at the front, in the hook; then what sets it apart.

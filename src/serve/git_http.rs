@@ -36,6 +36,27 @@ pub async fn handle(
         Ok(cgi) => cgi,
         Err(message) => return text(StatusCode::BAD_REQUEST, &[message.into()], false),
     };
+    // One limit for the whole server: past it, refused at once.
+    let running = state.operations.running();
+    if running >= state.config.limits.git_operations {
+        let what = messages::Busy::GitOperations(running);
+        log::warn!("/git/: {running} git operations under way; refused one");
+        super::operations::audit_busy(
+            &state.config,
+            crate::store::AuditRecord {
+                transport: "http".into(),
+                remote_addr: cgi.remote_addr.clone(),
+                detail: Some(format!("{} {}", cgi.method, cgi.path_info)),
+                ..Default::default()
+            },
+            what,
+        );
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &messages::busy(&state.config, what),
+            false,
+        );
+    }
     let config = state.config.clone();
     let decided = tokio::task::spawn_blocking(move || {
         let response = cgi::handle(&config, &cgi);

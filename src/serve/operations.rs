@@ -119,3 +119,27 @@ pub fn client_key(peer: SocketAddr) -> std::net::IpAddr {
 pub async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
+
+/// Writes the audit row of a refusal for a limit (`record` without its
+/// time, action, outcome and reason), off the runtime's threads and
+/// without holding up the refusal.
+pub fn audit_busy(
+    config: &Arc<Config>,
+    mut record: crate::store::AuditRecord,
+    what: crate::authz::messages::Busy,
+) {
+    record.at = crate::system::time::now();
+    if record.action.is_empty() {
+        record.action = "operation".into();
+    }
+    record.outcome = "refuse".into();
+    record.reason = what.reason().into();
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let written = crate::store::Store::connect(&crate::store::Location::of(&config))
+            .and_then(|mut store| store.append_audit(&record));
+        if let Err(e) = written {
+            log::warn!("cannot write the audit row of a busy refusal: {e}");
+        }
+    });
+}

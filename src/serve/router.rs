@@ -29,6 +29,12 @@ pub fn router(config: Arc<Config>, operations: Operations) -> axum::Router {
         .with_state(ServerState { config, operations })
 }
 
+/// Web page requests answered at once, at most: each takes a thread of the
+/// blocking pool while it reads and writes the store. Past it, 503: the
+/// pool's other users (SSH log-ins, the hook and store sockets, git's
+/// decisions) keep their share.
+const MAX_PAGES: usize = 256;
+
 async fn page(
     State(ServerState { config, .. }): State<ServerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -37,6 +43,17 @@ async fn page(
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
+    static PAGES: std::sync::OnceLock<Operations> = std::sync::OnceLock::new();
+    let pages = PAGES.get_or_init(Operations::default);
+    if pages.running() >= MAX_PAGES {
+        log::warn!("web: {MAX_PAGES} page requests under way; refused one");
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy. Try again in a moment.\n",
+        )
+            .into_response();
+    }
+    let _page = pages.start();
     crate::web::dispatch(config, peer, method, uri, headers, body)
         .await
         .into_response()

@@ -6,7 +6,6 @@
 //! `GIT_PROTOCOL` is the only variable taken from the client.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -110,6 +109,8 @@ pub struct Client {
     users: (Slots<String>, usize),
     /// This connection's place among its user's, once authenticated.
     user_slot: Option<Slot<String>>,
+    /// The user the key belongs to, once authenticated.
+    user: Option<String>,
     /// True once the server is stopping: no new channels.
     stopped: watch::Receiver<bool>,
     /// The key whose signature russh verified (its id and fingerprint);
@@ -155,6 +156,7 @@ impl Client {
             prompts,
             users,
             user_slot: None,
+            user: None,
             stopped,
             key: None,
             unavailable: None,
@@ -241,6 +243,7 @@ impl russh::server::Handler for Client {
                     return Ok(Auth::reject());
                 };
                 self.user_slot = Some(slot);
+                self.user = Some(user.clone());
                 self.key = Some((id, fingerprint));
                 self.authenticated.store(true, Ordering::SeqCst);
                 self.login = None;
@@ -441,6 +444,37 @@ impl Client {
             return session.channel_failure(channel);
         }
         state.started = true;
+        // One limit for the whole server: past it, refused at once, never
+        // queued.
+        let running = self.operations.running();
+        if running >= self.config.limits.git_operations {
+            session.channel_success(channel)?;
+            let what = messages::Busy::GitOperations(running);
+            let lines = messages::busy(&self.config, what);
+            let mut text = lines.join("\n");
+            text.push('\n');
+            session.extended_data(channel, 1, text.into_bytes())?;
+            if crate::transport::ssh_command::is_git_command(&command) {
+                session.data(channel, err_pkt_line(&lines[0]))?;
+            }
+            session.exit_status_request(channel, 1)?;
+            session.eof(channel)?;
+            log::warn!("SSH: {running} git operations under way; refused one");
+            super::operations::audit_busy(
+                &self.config,
+                crate::store::AuditRecord {
+                    user: self.user.clone(),
+                    transport: "ssh".into(),
+                    key_id: Some(key_id),
+                    credential: Some("ssh-key".into()),
+                    remote_addr: self.peer.map(|p| p.ip().to_canonical().to_string()),
+                    detail: Some(command.chars().take(150).collect()),
+                    ..Default::default()
+                },
+                what,
+            );
+            return session.close(channel);
+        }
         let (sender, receiver) = mpsc::unbounded_channel();
         state.input = Some(sender);
         let (gone_sender, gone) = tokio::sync::oneshot::channel();
@@ -561,12 +595,7 @@ impl Run {
     async fn finish(self: Arc<Self>, action: Action, input: ChannelInput) {
         let code = match action {
             Action::Exit(code) => u32::from(code),
-            Action::Git(invocation) => {
-                let run = self.clone();
-                tokio::task::spawn_blocking(move || run.git(&invocation, input))
-                    .await
-                    .unwrap_or(1)
-            }
+            Action::Git(invocation) => self.git(&invocation, input).await,
         };
         let _ = self.handle.exit_status_request(self.channel, code).await;
         let _ = self.handle.eof(self.channel).await;
@@ -672,17 +701,18 @@ impl Run {
         f(&connection, &mut io)
     }
 
-    /// Runs git on the channel; its exit code.
-    fn git(&self, invocation: &GitInvocation, input: ChannelInput) -> u32 {
-        let mut stdout = self.output(None);
-        let stderr = self.output(Some(1));
+    /// Runs git on the channel, holding no thread; its exit code.
+    async fn git(&self, invocation: &GitInvocation, input: ChannelInput) -> u32 {
         let max = self.config.policy.max_git_duration;
-        match run_git(invocation, BufReader::new(input), (&stdout, &stderr), max) {
+        match run_git(invocation, input, (self.handle.clone(), self.channel), max).await {
             Ok(code) => code,
             Err(e) => {
                 let cause = format!("cannot start {}: {e}", invocation.git_bin.display());
                 let lines = messages::unavailable(None, &cause);
-                let _ = stdout.write_all(&err_pkt_line(&lines.join(" ")));
+                let _ = self
+                    .handle
+                    .data(self.channel, err_pkt_line(&lines.join(" ")))
+                    .await;
                 1
             }
         }

@@ -2,7 +2,7 @@
 //! the client's data as a reader (or a line read without holding a thread),
 //! the channel's output and error as writers, and git run on them.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,70 +14,146 @@ use tokio::sync::mpsc;
 use crate::system::time::format_duration;
 use crate::transport::exec::GitInvocation;
 
-/// Starts git with the channel as its standard streams and returns its
-/// exit code once it ended and all its output was sent.
-pub fn run_git(
+/// Runs git with the channel as its standard streams and returns its exit
+/// code once it ended and all its output was sent. It holds no thread:
+/// the client's data, git's output and error, and the wait for git are
+/// tasks of the runtime, so that held git operations cannot starve the
+/// web page, log-ins or the sockets (each used to hold a thread of the
+/// blocking pool for its whole life, and three more of its own).
+pub async fn run_git(
     invocation: &GitInvocation,
-    mut stdin: BufReader<ChannelInput>,
-    (stdout, stderr): (&ChannelOutput, &ChannelOutput),
+    mut input: ChannelInput,
+    (handle, channel): (Handle, ChannelId),
     max: i64,
 ) -> std::io::Result<u32> {
-    use std::os::unix::process::CommandExt;
     use std::process::Stdio;
-    let mut child = invocation
-        .command()
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::from(invocation.command());
+    command
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()?;
-    let (Some(mut child_in), Some(mut child_out), Some(mut child_err)) =
+        .kill_on_drop(true);
+    let mut child = command.spawn()?;
+    let pid = child
+        .id()
+        .map(|id| nix::unistd::Pid::from_raw(id as i32))
+        .ok_or_else(|| std::io::Error::other("git exited at once"))?;
+    let (Some(mut child_in), Some(child_out), Some(child_err)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        let _ = child.kill();
-        let _ = child.wait();
+        let _ = child.start_kill();
+        let _ = child.wait().await;
         return Err(std::io::Error::other("no pipes to git"));
     };
-    // Input runs on its own: it ends at the client's EOF, or when git has
-    // gone and the pipe breaks, or when the channel closes.
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut stdin, &mut child_in);
-    });
-    // When the client is gone, git is stopped: it would otherwise block
-    // on a full pipe that nobody reads.
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let stop_git = move || {
-        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-    };
-    // No connection keeps git for longer than `max_git_duration`.
-    let mut timeout_err = stderr.clone();
-    let on_timeout = move || {
-        log::warn!("stopped a git operation after {}", format_duration(max));
-        let _ = write!(
-            timeout_err,
-            "\ngit2fa: this git connection ran for {}, the longest allowed here; it was closed. Run the command again.\n",
-            format_duration(max)
-        );
-    };
-    let limit = Duration::from_secs(max.max(1) as u64);
-    let status = std::thread::scope(|scope| {
-        let mut err_out = stderr.clone();
-        scope.spawn(move || {
-            if pump(&mut child_err, &mut err_out).is_err() {
-                stop_git();
+    // The client's data, until its EOF (or the channel's end); aborted
+    // once git has ended, whatever the client still holds open.
+    let pending = input.pending.clone();
+    let rest = input.chunk.split_off(input.at.min(input.chunk.len()));
+    let mut receiver = input.receiver;
+    let feeding = tokio::spawn(async move {
+        if !rest.is_empty() {
+            pending.fetch_sub(rest.len(), Ordering::SeqCst);
+            if child_in.write_all(&rest).await.is_err() {
+                return;
             }
-        });
-        let waiter =
-            scope.spawn(|| crate::transport::exec::wait_at_most(&mut child, limit, on_timeout));
-        let mut out = stdout.clone();
-        if pump(&mut child_out, &mut out).is_err() {
-            stop_git();
         }
-        drop(child_out);
-        waiter.join()
+        while let Some(chunk) = receiver.recv().await {
+            pending.fetch_sub(chunk.len(), Ordering::SeqCst);
+            if child_in.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        // Dropping the pipe is git's end of input.
     });
-    let status = status.map_err(|_| std::io::Error::other("the wait for git panicked"))??;
-    Ok(status.code().map_or(255, |c| c as u32))
+    // git is stopped when the client is gone (the channel closed), when its
+    // output can no longer be sent, and at `max_git_duration`: otherwise it
+    // could block on a full pipe that nobody reads, or run for ever.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let sending = {
+        let (handle, stop) = (handle.clone(), stop.clone());
+        async move {
+            let sent = tokio::join!(
+                send(child_out, &handle, channel, None),
+                send(child_err, &handle, channel, Some(1)),
+            );
+            if sent.0.is_err() || sent.1.is_err() {
+                let _ = stop.send(true);
+            }
+        }
+    };
+    let gone = input.gone.take();
+    let limit = Duration::from_secs(max.max(1) as u64);
+    let waiting = async {
+        let client_gone = async {
+            match gone {
+                Some(gone) => {
+                    let _ = gone.await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        // The group is signalled only while git is not reaped: its id is
+        // not anybody else's yet.
+        let kill = || {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+        };
+        tokio::select! {
+            status = child.wait() => status,
+            () = tokio::time::sleep(limit) => {
+                log::warn!("stopped a git operation after {}", format_duration(max));
+                let _ = handle
+                    .extended_data(
+                        channel,
+                        1,
+                        format!(
+                            "\ngit2fa: this git connection ran for {}, the longest allowed here; it was closed. Run the command again.\n",
+                            format_duration(max)
+                        )
+                        .into_bytes(),
+                    )
+                    .await;
+                kill();
+                child.wait().await
+            }
+            () = client_gone => {
+                kill();
+                child.wait().await
+            }
+            () = async { let _ = stopped.wait_for(|s| *s).await; } => {
+                kill();
+                child.wait().await
+            }
+        }
+    };
+    let ((), status) = tokio::join!(sending, waiting);
+    feeding.abort();
+    Ok(status?.code().map_or(255, |c| c as u32))
+}
+
+/// Sends what git writes on `from` to the channel (standard error with
+/// `ext = Some(1)`), one reused buffer.
+async fn send(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    handle: &Handle,
+    channel: ChannelId,
+    ext: Option<u32>,
+) -> Result<(), ()> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 32 * 1024];
+    loop {
+        let n = from.read(&mut buffer).await.map_err(|_| ())?;
+        if n == 0 {
+            return Ok(());
+        }
+        let data = buffer[..n].to_vec();
+        let sent = match ext {
+            None => handle.data(channel, data).await,
+            Some(ext) => handle.extended_data(channel, ext, data).await,
+        };
+        sent.map_err(|_| ())?;
+    }
 }
 
 pub fn pump(from: &mut dyn Read, to: &mut dyn Write) -> std::io::Result<()> {

@@ -138,6 +138,20 @@ impl Store {
         Ok(None)
     }
 
+    /// A check taken with `take_password_check` was not made (the server
+    /// was too busy to hash): each scope gives back the one it took, and
+    /// nothing else changes.
+    pub fn password_not_checked(&mut self, scopes: &[&str]) -> Result<()> {
+        let tx = self.immediate()?;
+        for scope in scopes {
+            tx.execute(
+                "UPDATE password_failures SET count = count - 1 WHERE scope = ?1 AND count > 0",
+                &params![scope],
+            )?;
+        }
+        tx.commit()
+    }
+
     /// A check taken with `take_password_check` found the right password:
     /// the user's failures are forgotten, and the address's count gives
     /// back the one it took.

@@ -42,6 +42,37 @@ pub struct Config {
     pub http: Http,
     pub daemon: Daemon,
     pub store: StoreConfig,
+    pub limits: Limits,
+}
+
+/// What `git2fa serve` does at once, at most (`[limits]`): past a limit it
+/// refuses at once, saying the server is busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Git operations under way (SSH commands and `/git/` requests).
+    pub git_operations: usize,
+    /// Password hashes computed at once (each takes 19 MiB and a core).
+    pub password_hashes: usize,
+}
+
+impl Limits {
+    /// `[limits]` with 0 ("sized for this host") resolved: 256 git
+    /// operations and one password hash per core.
+    fn resolve(git_operations: usize, password_hashes: usize) -> Limits {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Limits {
+            git_operations: if git_operations == 0 {
+                256 * cores
+            } else {
+                git_operations
+            },
+            password_hashes: if password_hashes == 0 {
+                cores
+            } else {
+                password_hashes
+            },
+        }
+    }
 }
 
 /// How 2FA applies to git across the host.
@@ -294,6 +325,7 @@ impl Config {
                     .map(|p| absolute(base, &p)),
                 timeout: raw.store.timeout.0,
             },
+            limits: Limits::resolve(raw.limits.git_operations.0, raw.limits.password_hashes.0),
         })
     }
 
@@ -401,6 +433,31 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    git_operations: LimitCount,
+    password_hashes: LimitCount,
+}
+
+/// A count for `[limits]`: 0 (sized for the host) to 100000.
+#[derive(Default)]
+struct LimitCount(usize);
+
+impl<'de> Deserialize<'de> for LimitCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u64::deserialize(d)?;
+        if n > 100_000 {
+            return Err(serde::de::Error::custom(format!(
+                "{n} is out of range (0 .. 100000; 0 sizes it for this host)"
+            )));
+        }
+        Ok(LimitCount(n as usize))
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -179,7 +179,8 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         cgi.remote_addr.as_deref(),
         t,
     ) {
-        Ok(c) => c,
+        Ok(Some(c)) => c,
+        Ok(None) => return busy(config, &mut store, &request, cgi, t),
         Err(cause) => return unavailable(&cause),
     };
     // A missing repository is decided as one nobody may read: with a
@@ -234,8 +235,46 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     }
 }
 
+/// The server checks as many passwords as it may at once: 503, audited,
+/// and nothing counted against the user.
+fn busy(
+    config: &Config,
+    store: &mut Store,
+    request: &GitRequest,
+    cgi: &CgiRequest,
+    now: i64,
+) -> Response {
+    let what = messages::Busy::PasswordHashes;
+    let record = crate::store::AuditRecord {
+        at: now,
+        user: None,
+        transport: Transport::Http.as_str().into(),
+        repo: Some(request.repo.clone()),
+        action: if request.service.is_write() {
+            "write"
+        } else {
+            "read"
+        }
+        .into(),
+        outcome: "refuse".into(),
+        reason: what.reason().into(),
+        credential: Some("password".into()),
+        remote_addr: cgi.remote_addr.clone(),
+        ..Default::default()
+    };
+    if let Err(e) = store.append_audit(&record) {
+        log::warn!("cannot write the audit row of a busy refusal: {e}");
+    }
+    Response::Text {
+        status: 503,
+        lines: messages::busy(config, what),
+        challenge: false,
+    }
+}
+
 /// Establishes the credential: a token by one indexed lookup, a password by
-/// the slow hash, unless too many wrong ones came lately.
+/// the slow hash, unless too many wrong ones came lately; `None` when every
+/// password hash of the server is under way.
 fn credential(
     config: &Config,
     store: &mut Store,
@@ -243,9 +282,9 @@ fn credential(
     secret: &str,
     remote_addr: Option<&str>,
     now: i64,
-) -> Result<Credential, StoreError> {
+) -> Result<Option<Credential>, StoreError> {
     if token::looks_like_token(secret) {
-        return gate::token_credential(store, user, secret);
+        return gate::token_credential(store, user, secret).map(Some);
     }
     let checked = password::check(
         store,
@@ -256,9 +295,10 @@ fn credential(
         |_| true,
     )?;
     Ok(match checked {
-        PasswordCheck::Throttled { until } => Credential::ThrottledPassword { until },
-        PasswordCheck::Wrong => Credential::Password { valid: false },
-        PasswordCheck::Right(_) => Credential::Password { valid: true },
+        PasswordCheck::Throttled { until } => Some(Credential::ThrottledPassword { until }),
+        PasswordCheck::Wrong => Some(Credential::Password { valid: false }),
+        PasswordCheck::Right(_) => Some(Credential::Password { valid: true }),
+        PasswordCheck::Busy => None,
     })
 }
 

@@ -99,6 +99,20 @@ pub fn login(cx: &mut Context) -> Response {
             cx.audit_for(tried.as_deref(), "login", "fail", "wrong-password", None);
             return login_form(cx, Some("Wrong user name or password."));
         }
+        Ok(PasswordCheck::Busy) => {
+            cx.audit_for(
+                tried.as_deref(),
+                "login",
+                "fail",
+                "busy-password-hashes",
+                None,
+            );
+            return login_form(
+                cx,
+                Some("Too many log-ins are being checked right now. Try again in a moment."),
+            )
+            .with_status(503);
+        }
         Err(e) => return cx.unavailable(&e),
     };
     let next = safe_next(Some(cx.request.field("next")));

@@ -30,6 +30,7 @@ mod races;
 mod readme;
 mod security_keys;
 mod serve;
+mod serve_load;
 mod several_hosts;
 mod slow_clients;
 mod ssh;

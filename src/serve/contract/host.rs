@@ -2,7 +2,6 @@
 //! a temporary directory, with the users, keys and tokens the cases use.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use crate::authz::decision::Permission;
@@ -84,13 +83,24 @@ impl Host {
         std::fs::write(&config_path, &text).unwrap();
         let config = Config::parse(&config_path, &text).unwrap();
         for (name, policy) in REPOS {
+            // An empty bare repository, as `git init --bare` leaves it
+            // (only `transport::exec` starts processes).
             let repo = root.join(format!("{name}.git"));
-            let made = Command::new(git())
-                .args(["init", "--quiet", "--bare", "--initial-branch=main"])
-                .arg(&repo)
-                .status()
-                .unwrap();
-            assert!(made.success());
+            for dir in [
+                "objects/info",
+                "objects/pack",
+                "refs/heads",
+                "refs/tags",
+                "hooks",
+            ] {
+                std::fs::create_dir_all(repo.join(dir)).unwrap();
+            }
+            std::fs::write(repo.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+            std::fs::write(
+                repo.join("config"),
+                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+            )
+            .unwrap();
             if let Some(policy) = policy {
                 std::fs::write(repo.join("git2fa.toml"), policy).unwrap();
             }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use super::case::{Case, Credential, Op};
 use super::host::{CLIENT, Host};
-use super::{Case, Credential, Op};
 use crate::factor::token;
 use crate::repo::path::RepoPath;
 use crate::repo::policy::PushedRefs;
