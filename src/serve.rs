@@ -116,6 +116,8 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
     ));
     // Password hashes on their own few threads, at most that many at once.
     crate::factor::slow::configure(config.limits.password_hashes);
+    // SQLite: this process's writes take turns, audit rows commit together.
+    crate::store::group::enable(&crate::store::Location::of(&config));
     let host_key = match listeners.ssh {
         Some(_) => match ssh::host_key(&config.data_dir) {
             Ok(key) => Some(key),

@@ -17,6 +17,7 @@ mod connect;
 mod copy;
 mod db;
 mod error;
+pub mod group;
 mod keys;
 mod migrations;
 mod pg;

@@ -9,8 +9,24 @@ impl Store {
         if self.conn.is_postgres() {
             return insert_audit(&self.conn, record);
         }
+        // In serve: with the rows of other requests, one commit for all.
+        if let Some(written) = group::append(self.path.as_deref(), record) {
+            return written;
+        }
         let tx = self.immediate()?;
         insert_audit(&tx, record)?;
+        tx.commit()
+    }
+
+    /// Appends `records` in one write transaction: all or none.
+    pub(super) fn append_audit_rows<'a>(
+        &mut self,
+        records: impl Iterator<Item = &'a AuditRecord>,
+    ) -> Result<()> {
+        let tx = self.immediate()?;
+        for record in records {
+            insert_audit(&tx, record)?;
+        }
         tx.commit()
     }
 

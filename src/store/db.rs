@@ -132,7 +132,18 @@ impl Conn {
     /// Starts a transaction of this kind (see the module's comment); the
     /// caller ends it with `end`. `immediate` and `snapshot` do both.
     pub fn begin(&self, begin: Begin) -> Result<()> {
+        // SQLite in serve: its requests take turns to write (`group`).
+        let sqlite_write = matches!(
+            (self, begin),
+            (Conn::Sqlite(_), Begin::Immediate | Begin::ImmediateFor(_))
+        );
+        if sqlite_write {
+            super::group::take_turn()?;
+        }
         let begun = self.begin_statements(begin);
+        if sqlite_write && begun.is_err() {
+            super::group::give_turn();
+        }
         // A lock not had in time leaves PostgreSQL's transaction open and
         // failed: end it, so that the connection is usable again.
         if begun.is_err() && matches!(self, Conn::Postgres(_)) {
@@ -180,6 +191,12 @@ impl Conn {
     pub fn end(&self, commit: bool) -> Result<()> {
         match self {
             Conn::Remote(client) => client.borrow_mut().end(commit),
+            Conn::Sqlite(_) => {
+                let ended = self.batch(if commit { "COMMIT" } else { "ROLLBACK" });
+                // A snapshot holds no turn; giving back none is a no-op.
+                super::group::give_turn();
+                ended
+            }
             _ => self.batch(if commit { "COMMIT" } else { "ROLLBACK" }),
         }
     }
