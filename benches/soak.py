@@ -50,8 +50,20 @@ class Results:
                 entry["busy"] += 1
 
 
+# Each client from an address of its own (127.0.0.2 and up: all of
+# 127.0.0.0/8 is loopback), as users are: serve caps connections per
+# address.
+SOURCE = threading.local()
+
+
+def source():
+    return getattr(SOURCE, "address", "127.0.0.1")
+
+
 def get(port, path, headers=None, body=None, method="GET"):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=60, source_address=(source(), 0)
+    )
     conn.request(method, path, body, headers or {})
     response = conn.getresponse()
     text = response.read().decode("utf-8", "replace")
@@ -95,7 +107,8 @@ def log_in(a):
 def ssh_ls_remote(a):
     ssh = (
         f"ssh -i {a.key} -p {a.ssh} -o IdentitiesOnly=yes -o IdentityAgent=none "
-        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR "
+        f"-o BindAddress={source()}"
     )
     run = subprocess.run(
         ["git", "ls-remote", f"ssh://git@127.0.0.1:{a.ssh}/{a.repo}"],
@@ -106,7 +119,8 @@ def ssh_ls_remote(a):
     return run.returncode == 0, BUSY_STORE in run.stderr.decode("utf-8", "replace")
 
 
-def client(kind, work, a, results, deadline):
+def client(kind, work, a, results, deadline, address):
+    SOURCE.address = address
     while time.monotonic() < deadline:
         started = time.monotonic()
         try:
@@ -151,8 +165,12 @@ def main():
     samples = []
     deadline = time.monotonic() + a.seconds
     threads = [
-        threading.Thread(target=client, args=(kind, work, a, results, deadline), daemon=True)
-        for kind, work in kinds
+        threading.Thread(
+            target=client,
+            args=(kind, work, a, results, deadline, f"127.0.{1 + i // 250}.{2 + i % 250}"),
+            daemon=True,
+        )
+        for i, (kind, work) in enumerate(kinds)
     ]
     for t in threads:
         t.start()
@@ -166,11 +184,13 @@ def main():
     after = []
     for _ in range(2):
         burst = Results()
+        def one(address):
+            SOURCE.address = address
+            burst.add("log-in", 0, *log_in(a))
+
         workers = [
-            threading.Thread(
-                target=lambda: burst.add("log-in", 0, *log_in(a)), daemon=True
-            )
-            for _ in range(a.burst)
+            threading.Thread(target=one, args=(f"127.0.3.{2 + i}",), daemon=True)
+            for i in range(a.burst)
         ]
         for w in workers:
             w.start()

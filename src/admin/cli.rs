@@ -75,6 +75,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Audit { user, repo, limit } => inspect::audit(&load()?, user, repo, limit),
         Command::Check { sshd_config } => inspect::check(&load()?, sshd_config),
         Command::Serve => {
+            crate::transport::exec::fix_malloc_threshold();
             let config = load()?;
             let listeners = crate::serve::Listeners::bind(&config)?;
             Ok(crate::serve::run(config, listeners)?)

@@ -138,11 +138,11 @@ impl Conn {
             (Conn::Sqlite(_), Begin::Immediate | Begin::ImmediateFor(_))
         );
         if sqlite_write {
-            super::group::take_turn()?;
+            super::turn::take_turn()?;
         }
         let begun = self.begin_statements(begin);
         if sqlite_write && begun.is_err() {
-            super::group::give_turn();
+            super::turn::give_turn();
         }
         // A lock not had in time leaves PostgreSQL's transaction open and
         // failed: end it, so that the connection is usable again.
@@ -194,7 +194,7 @@ impl Conn {
             Conn::Sqlite(_) => {
                 let ended = self.batch(if commit { "COMMIT" } else { "ROLLBACK" });
                 // A snapshot holds no turn; giving back none is a no-op.
-                super::group::give_turn();
+                super::turn::give_turn();
                 ended
             }
             _ => self.batch(if commit { "COMMIT" } else { "ROLLBACK" }),

@@ -8,7 +8,7 @@
 //! in SQLite's busy handler missed their turns past the busy timeout, and
 //! 0.6 % of honest operations were refused as "2FA check unavailable".
 //! Now a write transaction of serve first takes this process's turn
-//! (waiting at most `[store] timeout`), so SQLite's lock is
+//! (`turn`, waiting at most `[store] timeout`), so SQLite's lock is
 //! only ever contended by other processes (hooks, the admin CLI). Audit
 //! rows go further: whoever appends one while no batch is being written
 //! writes every row queued so far in one transaction, with one fsync, and
@@ -28,7 +28,6 @@ static WRITER: OnceLock<Writer> = OnceLock::new();
 
 struct Writer {
     path: PathBuf,
-    turn: Turn,
     batch: Mutex<Batch>,
     written: Condvar,
     /// The connection batches are written on, kept open.
@@ -43,42 +42,6 @@ struct Batch {
     results: HashMap<u64, std::result::Result<(), String>>,
 }
 
-/// The right to write: one holder at a time; waiters are woken as it
-/// is given back (no polling, unlike SQLite's busy handler).
-#[derive(Default)]
-struct Turn {
-    taken: Mutex<bool>,
-    freed: Condvar,
-}
-
-impl Turn {
-    /// Waits for the turn, at most `[store] timeout`.
-    fn take(&self) -> Result<()> {
-        let deadline = Instant::now() + connect::timeout();
-        let mut taken = self.taken.lock().map_err(|_| poisoned())?;
-        while *taken {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(StoreError::Busy);
-            }
-            taken = self
-                .freed
-                .wait_timeout(taken, left)
-                .map_err(|_| poisoned())?
-                .0;
-        }
-        *taken = true;
-        Ok(())
-    }
-
-    fn give(&self) {
-        if let Ok(mut taken) = self.taken.lock() {
-            *taken = false;
-        }
-        self.freed.notify_one();
-    }
-}
-
 fn poisoned() -> StoreError {
     StoreError::Value("the writer's lock is poisoned".into())
 }
@@ -87,42 +50,13 @@ fn poisoned() -> StoreError {
 /// its audit rows. Once; for `git2fa serve`.
 pub fn enable(location: &Location) {
     if let Location::Sqlite(path) = location {
+        super::turn::enable();
         let _ = WRITER.get_or_init(|| Writer {
             path: path.clone(),
-            turn: Turn::default(),
             batch: Mutex::new(Batch::default()),
             written: Condvar::new(),
             store: Mutex::new(None),
         });
-    }
-}
-
-thread_local! {
-    /// Whether this thread holds the process's turn (a write transaction
-    /// under way).
-    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Before a write transaction on SQLite: waits for the process's turn,
-/// when `enable` was called.
-pub(super) fn take_turn() -> Result<()> {
-    let Some(writer) = WRITER.get() else {
-        return Ok(());
-    };
-    if HOLDING.with(|h| h.get()) {
-        return Ok(());
-    }
-    writer.turn.take()?;
-    HOLDING.with(|h| h.set(true));
-    Ok(())
-}
-
-/// After a write transaction ended (committed or not).
-pub(super) fn give_turn() {
-    if let Some(writer) = WRITER.get()
-        && HOLDING.with(|h| h.replace(false))
-    {
-        writer.turn.give();
     }
 }
 
