@@ -208,15 +208,31 @@ pub fn authorize(config: &Config, store: &mut Store, request: &Request, now: i64
     }
 }
 
+/// What `authorize_or_wait` came to.
+#[derive(Debug)]
+pub enum Authorized {
+    Decided(Outcome),
+    /// Refused for now, with its audit row, and the user told so: the
+    /// caller waits up to this long for a 2FA session, asking
+    /// `allowed_now` now and then (`WAIT_POLL`), then decides once more
+    /// with `authorize`.
+    Wait(std::time::Duration),
+}
+
+/// How often a waiting operation looks for the session.
+pub const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Decides with its audit row, as `authorize`; when the refusal is one a
 /// verify fixes and `[policy] wait_for_verify` is set, first tells the user
-/// (`say`, the lines of `messages::waiting`) and waits for the session.
-pub fn authorize_waiting(
+/// (`say`, the lines of `messages::waiting`) and asks the caller to wait.
+/// The waiting itself is the caller's, so that a server can wait without
+/// holding a thread.
+pub fn authorize_or_wait(
     config: &Config,
     store: &mut Store,
     request: &Request,
     say: &mut dyn FnMut(&[String]),
-) -> Outcome {
+) -> Authorized {
     let outcome = authorize(config, store, request, crate::system::time::now());
     let wait = config.policy.wait_for_verify;
     match &outcome.decision {
@@ -225,27 +241,38 @@ pub fn authorize_waiting(
                 refusal,
                 &request.message_context(config),
             ));
-            wait_until_allowed(config, store, request, wait)
+            Authorized::Wait(std::time::Duration::from_secs(wait as u64))
         }
-        _ => outcome,
+        _ => Authorized::Decided(outcome),
     }
 }
 
-/// `wait_for_verify`: polls (without writing) until the decision allows or `wait` seconds
-/// pass; then decides once more, with its audit row.
-pub fn wait_until_allowed(
+/// Whether `request` would be allowed now; writes nothing (a waiting
+/// operation's look for its session).
+pub fn allowed_now(config: &Config, store: &Store, request: &Request) -> bool {
+    evaluate(config, store, request, crate::system::time::now())
+        .decision
+        .is_allowed()
+}
+
+/// `authorize_or_wait` for a caller that may sleep on its thread (a shim
+/// or hook process; serve's hook socket, a few questions at most): waits
+/// here, polling without writing, until the decision allows or the wait
+/// ends; then decides once more, with its audit row.
+pub fn authorize_waiting(
     config: &Config,
     store: &mut Store,
     request: &Request,
-    wait: i64,
+    say: &mut dyn FnMut(&[String]),
 ) -> Outcome {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait.max(0) as u64);
+    let wait = match authorize_or_wait(config, store, request, say) {
+        Authorized::Decided(outcome) => return outcome,
+        Authorized::Wait(wait) => wait,
+    };
+    let deadline = std::time::Instant::now() + wait;
     while std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        if evaluate(config, store, request, crate::system::time::now())
-            .decision
-            .is_allowed()
-        {
+        std::thread::sleep(WAIT_POLL);
+        if allowed_now(config, store, request) {
             break;
         }
     }

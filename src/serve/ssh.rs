@@ -21,13 +21,14 @@ use tokio::sync::{mpsc, watch};
 use super::error::ServeError;
 use super::operations::{Operations, Slot, Slots};
 use super::ssh_channel::{ChannelInput, ChannelOutput, run_git};
-use crate::authz::messages;
+use crate::authz::{gate, messages};
 use crate::factor::sshkey;
 use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::transport::exec::{GitInvocation, valid_git_protocol};
 use crate::transport::shell::{
-    Action, Connection, LINK_POLL, MAX_CODE_LINE, PendingVerify, Step, Streams, err_pkt_line,
+    Action, Connection, LINK_POLL, MAX_CODE_LINE, PendingGit, PendingVerify, Step, Streams,
+    err_pkt_line,
 };
 
 /// The host key's file name in `data_dir`.
@@ -541,6 +542,7 @@ impl Run {
                 Action::Exit(1)
             }
             Ok(Step::Done(action)) => action,
+            Ok(Step::AwaitSession(pending)) => run.clone().await_session(pending, &mut input).await,
             Ok(Step::AwaitCode(pending)) => {
                 // A few prompts per user: more would only be someone
                 // holding the server's memory.
@@ -600,6 +602,51 @@ impl Run {
         let _ = self.handle.exit_status_request(self.channel, code).await;
         let _ = self.handle.eof(self.channel).await;
         let _ = self.handle.close(self.channel).await;
+    }
+
+    /// `[policy] wait_for_verify` on the embedded server: the git command
+    /// waits for its user's session holding no thread (a look at the
+    /// store on the blocking pool every `WAIT_POLL`), until the session
+    /// opens, the wait ends or the client leaves; then it is decided once
+    /// more.
+    async fn await_session(
+        self: Arc<Self>,
+        pending: PendingGit,
+        input: &mut ChannelInput,
+    ) -> Action {
+        let deadline = tokio::time::Instant::now() + pending.wait;
+        loop {
+            let gone = &mut input.gone;
+            tokio::select! {
+                () = tokio::time::sleep(gate::WAIT_POLL) => {}
+                // The client left: no decision, no git.
+                _ = async { if let Some(gone) = gone.as_mut() { let _ = gone.await; } }, if gone.is_some() => {
+                    return Action::Exit(1);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            let run = self.clone();
+            let pending = pending.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                run.with_streams(&mut std::io::empty(), |connection, _| {
+                    connection.session_opened(&pending)
+                })
+            })
+            .await
+            .unwrap_or(false);
+            if opened {
+                break;
+            }
+        }
+        tokio::task::spawn_blocking(move || {
+            self.with_streams(&mut std::io::empty(), |connection, io| {
+                connection.git_after_wait(pending, io)
+            })
+        })
+        .await
+        .unwrap_or(Action::Exit(1))
     }
 
     /// Waits for a code line, or for the one-time link printed with the

@@ -103,6 +103,21 @@ pub enum Step {
     /// caller reads a line (the embedded server without holding a thread)
     /// and hands it to `Connection::finish_verify`.
     AwaitCode(PendingVerify),
+    /// A git command refused for now with `[policy] wait_for_verify` set:
+    /// the user was told to verify. The caller waits (a server without
+    /// holding a thread), asking `Connection::session_opened`, then calls
+    /// `Connection::git_after_wait`.
+    AwaitSession(PendingGit),
+}
+
+/// A git command waiting for its user's 2FA session.
+#[derive(Debug, Clone)]
+pub struct PendingGit {
+    key: SshKey,
+    service: GitService,
+    typed: String,
+    /// How long it may wait, from when it was refused.
+    pub wait: Duration,
 }
 
 /// A `2fa verify` waiting for its code.
@@ -156,6 +171,16 @@ impl Connection<'_> {
                     .read_line(&mut line)
                     .is_ok();
                 self.finish_verify(pending, read.then_some(line.as_str()), io)
+            }
+            Step::AwaitSession(pending) => {
+                let deadline = std::time::Instant::now() + pending.wait;
+                while std::time::Instant::now() < deadline {
+                    std::thread::sleep(gate::WAIT_POLL);
+                    if self.session_opened(&pending) {
+                        break;
+                    }
+                }
+                self.git_after_wait(pending, io)
             }
         }
     }
@@ -258,11 +283,16 @@ impl Connection<'_> {
             }
             SshCommand::Logout => self.logout(&mut store, &key, io),
             SshCommand::Verify => return self.verify_prompt(&mut store, key, io),
-            SshCommand::Git { service, repo } => self.git(&mut store, &key, service, &repo, io),
+            SshCommand::Git { service, repo } => {
+                return self.git(&mut store, &key, service, &repo, io, true);
+            }
         };
         Step::Done(action)
     }
 
+    /// A git command: decided, audited, and refused or handed to git.
+    /// With `may_wait`, a refusal that a verify fixes under `[policy]
+    /// wait_for_verify` becomes `Step::AwaitSession`.
     fn git(
         &self,
         store: &mut Store,
@@ -270,36 +300,44 @@ impl Connection<'_> {
         service: GitService,
         typed: &str,
         io: &mut Streams,
-    ) -> Action {
+        may_wait: bool,
+    ) -> Step {
         let named = match Named::resolve(&self.config.repos_root, typed) {
             Ok(named) => named,
             Err(why) => {
                 self.audit_refusal(store, Some(key), Some(typed), "invalid-path", why);
-                return self.plain_refusal(
-                    io,
-                    &format!("git2fa: invalid repository path '{typed}': {why}"),
-                    Reader::Git,
-                );
+                return self
+                    .plain_refusal(
+                        io,
+                        &format!("git2fa: invalid repository path '{typed}': {why}"),
+                        Reader::Git,
+                    )
+                    .into();
             }
         };
-        let target = named.target();
-        let operation = named.operation(service.is_write());
-        let request = Request {
-            user: Some(&key.user),
-            credential: Credential::SshKey { key_id: key.id },
-            repo: target,
-            operation,
-            transport: Transport::Ssh,
-            key_id: Some(key.id),
-            remote_addr: self.remote_addr.as_deref(),
-        };
-        let outcome = gate::authorize_waiting(self.config, store, &request, &mut |lines| {
-            for line in lines {
-                let _ = writeln!(io.stderr, "{line}");
+        let request = self.git_request(key, &named, service);
+        let outcome = if may_wait {
+            let authorized = gate::authorize_or_wait(self.config, store, &request, &mut |lines| {
+                for line in lines {
+                    let _ = writeln!(io.stderr, "{line}");
+                }
+                let _ = io.stderr.flush();
+            });
+            match authorized {
+                gate::Authorized::Decided(outcome) => outcome,
+                gate::Authorized::Wait(wait) => {
+                    return Step::AwaitSession(PendingGit {
+                        key: key.clone(),
+                        service,
+                        typed: typed.to_string(),
+                        wait,
+                    });
+                }
             }
-            let _ = io.stderr.flush();
-        });
-        match named.next(&outcome.decision) {
+        } else {
+            gate::authorize(self.config, store, &request, now())
+        };
+        let action = match named.next(&outcome.decision) {
             Next::Git(repo) => Action::Git(GitInvocation::ssh(
                 self.config,
                 service,
@@ -316,9 +354,62 @@ impl Connection<'_> {
             Next::Refuse(refusal) => self.refuse(
                 io,
                 refusal,
-                (target.name(), Some(&key.user), &request.operation),
+                (named.target().name(), Some(&key.user), &request.operation),
                 Reader::Git,
             ),
+        };
+        Step::Done(action)
+    }
+
+    fn git_request<'a>(
+        &'a self,
+        key: &'a SshKey,
+        named: &'a Named,
+        service: GitService,
+    ) -> Request<'a> {
+        Request {
+            user: Some(&key.user),
+            credential: Credential::SshKey { key_id: key.id },
+            repo: named.target(),
+            operation: named.operation(service.is_write()),
+            transport: Transport::Ssh,
+            key_id: Some(key.id),
+            remote_addr: self.remote_addr.as_deref(),
+        }
+    }
+
+    /// Whether the 2FA session a waiting git command needs is open now
+    /// (reads only). Any failure says no: the wait goes on, and the
+    /// decision after it refuses with the cause.
+    pub fn session_opened(&self, pending: &PendingGit) -> bool {
+        let Ok(store) = Store::connect(&Location::of(self.config)) else {
+            return false;
+        };
+        let Ok(named) = Named::resolve(&self.config.repos_root, &pending.typed) else {
+            return false;
+        };
+        let request = self.git_request(&pending.key, &named, pending.service);
+        gate::allowed_now(self.config, &store, &request)
+    }
+
+    /// The decision once a git command's wait ended (a session opened, or
+    /// the time ran out): decided and audited again, without waiting.
+    pub fn git_after_wait(&self, pending: PendingGit, io: &mut Streams) -> Action {
+        let mut store = match Store::connect(&Location::of(self.config)) {
+            Ok(store) => store,
+            Err(e) => return self.unavailable(io, &e.to_string(), Reader::Git),
+        };
+        match self.git(
+            &mut store,
+            &pending.key,
+            pending.service,
+            &pending.typed,
+            io,
+            false,
+        ) {
+            Step::Done(action) => action,
+            // Not asked to wait, it does not.
+            Step::AwaitCode(_) | Step::AwaitSession(_) => Action::Exit(1),
         }
     }
 

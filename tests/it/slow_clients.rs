@@ -242,3 +242,61 @@ fn waiting_verify_prompts_hold_no_thread() {
     assert!(out.starts_with("git2fa: 2FA session open until "), "{out}");
     assert_eq!(prompt.wait().unwrap().code(), Some(0));
 }
+
+// Overload: with `[policy] wait_for_verify` set, a git command refused
+// for want of a 2FA session waits for the user to verify. On serve's
+// embedded SSH server each waiting command slept on one of the runtime's
+// blocking threads for the whole wait, so that a user (or anyone holding
+// a key) could take the threads the web page, log-ins and decisions need
+// with commands that merely wait. Now a waiting command holds no thread:
+// it looks at the store every half second, on the pool, and goes on once
+// the session opens.
+#[test]
+fn git_commands_waiting_for_a_session_hold_no_thread() {
+    let Some(s) = setup("wait_for_verify = \"2m\"") else {
+        return;
+    };
+    let client = &s.ssh;
+    let mut connections = Vec::new();
+    for n in 0..12 {
+        let mut connection =
+            Multiplexed::open(client, &s.key, s.host.dir.path().join(format!("c{n}.ctl")));
+        for _ in 0..4 {
+            let waiting = connection.spawn(client, "git-upload-pack 'team/app.git'");
+            let seen = stderr_until(waiting, "...");
+            assert!(
+                seen.contains("git2fa: waiting up to 2m for you to verify at "),
+                "{seen}"
+            );
+        }
+        connections.push(connection);
+    }
+    // 48 commands wait; the blocking pool's idle threads end after 10 s.
+    std::thread::sleep(Duration::from_secs(11));
+    let count = threads(s.server.pid());
+    assert!(count < 40, "{count} threads for 48 waiting git commands");
+    assert_eq!(get(s.web, "/login"), 200);
+
+    // Verified: the waiting commands go on, as git.
+    s.host
+        .git2fa(&["verify", "alice", &crate::harness::code(&s.secret, 0)])
+        .ok();
+    for waiting in connections[3].sessions.iter_mut() {
+        // The refs, then git's end of the conversation (a flush-pkt).
+        let mut advertised = [0u8; 4];
+        waiting
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut advertised)
+            .unwrap();
+        assert!(
+            advertised.iter().all(u8::is_ascii_hexdigit),
+            "not a pkt-line: {advertised:?}"
+        );
+        let mut stdin = waiting.stdin.take().unwrap();
+        stdin.write_all(b"0000").unwrap();
+        drop(stdin);
+        assert_eq!(waiting.wait().unwrap().code(), Some(0));
+    }
+}

@@ -142,6 +142,24 @@ pub fn run_inside(name: &str, env: &[(&str, &str)]) -> Run {
         .arg(format!("{INSIDE}=1"))
         .args(env.iter().map(|(k, v)| format!("{k}={v}")))
         .arg(&exe);
+    // The environment `cargo test` gives a test binary is not a shell's:
+    // a `cargo build` run inside (the README's, `install/build-deb`) saw
+    // `CARGO_MANIFEST_DIR` and the rest, took build scripts that watch
+    // them for changed, and built every release crate again, minutes per
+    // test.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        let from_cargo_test = (key_text.starts_with("CARGO") && key_text != "CARGO_HOME")
+            || [
+                "LD_LIBRARY_PATH",
+                "RUST_RECURSION_COUNT",
+                "LIBSQLITE3_FLAGS",
+            ]
+            .contains(&key_text.as_ref());
+        if from_cargo_test {
+            command.env_remove(&key);
+        }
+    }
     if !name.is_empty() {
         command.args([name, "--exact"]);
     }
