@@ -68,6 +68,15 @@ else
     echo "install.sh: add install/sshd_config.conf to your sshd_config by hand"
 fi
 
+# The web servers' blocks, where the admin guide includes them from
+# (kept if there: the admin may have changed them).
+install -d -o root -g root -m 0755 "$(dirname "$config")/nginx" "$(dirname "$config")/apache"
+for block in nginx/git.conf:nginx-git2fa.conf nginx/web.conf:nginx-git2fa-web.conf \
+        apache/git.conf:apache-git2fa.conf; do
+    target="$(dirname "$config")/${block%%:*}"
+    [ -e "$target" ] || install -o root -g root -m 0644 "$here/install/${block#*:}" "$target"
+done
+
 # The unit for `git2fa serve` (web page, smart HTTP, embedded SSH, hook
 # socket); installed, not started.
 if [ -d /etc/systemd/system ]; then

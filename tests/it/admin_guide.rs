@@ -54,6 +54,93 @@ fn steps() -> Vec<Step> {
     steps
 }
 
+/// The lines of the guide's first plain (not `sh`) fenced block that
+/// contains `text`: what an admin pastes into a web server's
+/// configuration.
+fn pasted_block(text: &str) -> Vec<String> {
+    let guide = std::fs::read_to_string(Path::new(ROOT).join("docs/admin-guide.md")).unwrap();
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    let mut open: Option<Vec<String>> = None;
+    // Each fence opens a block (```, ```sh) or closes the open one (```).
+    let mut plain = false;
+    for line in guide.lines() {
+        match (&mut open, line.trim_end()) {
+            (None, fence) if fence.starts_with("```") => {
+                plain = fence == "```";
+                open = Some(Vec::new());
+            }
+            (Some(_), "```") => {
+                let block = open.take().unwrap();
+                if plain {
+                    blocks.push(block);
+                }
+            }
+            (Some(block), line) => block.push(line.to_string()),
+            (None, _) => {}
+        }
+    }
+    blocks
+        .into_iter()
+        .find(|block| block.iter().any(|line| line.contains(text)))
+        .unwrap_or_else(|| panic!("the guide has no block with {text:?}"))
+}
+
+/// The guide's `server { }` block for nginx, as a site of Debian's nginx
+/// (its certificate made here), and the guide's Apache line in a virtual
+/// host; both servers' own syntax checks must pass, whether the package
+/// is installed, removed or purged.
+fn web_servers_accept_the_guide_s_blocks(when: &str) {
+    let site = pasted_block("server {").join("\n");
+    std::fs::write("/etc/nginx/sites-enabled/git", &site).unwrap();
+    let made = bash(
+        "[ -e /etc/ssl/private/git.example.com.key ] || openssl req -x509 -newkey rsa:2048 -nodes -days 1 \
+         -subj /CN=git.example.com -keyout /etc/ssl/private/git.example.com.key \
+         -out /etc/ssl/certs/git.example.com.pem 2>/dev/null",
+        Path::new("/"),
+        &[],
+    );
+    assert_eq!(made.code, 0, "{made:?}");
+    let nginx = bash("nginx -t", Path::new("/"), &[]);
+    assert_eq!(
+        nginx.code, 0,
+        "{when}: nginx -t with the guide's site: {nginx:?}"
+    );
+    let include = pasted_block("IncludeOptional").join("\n");
+    std::fs::write(
+        "/etc/apache2/sites-enabled/git.conf",
+        format!("<VirtualHost 127.0.0.1:8443>\n{include}\n</VirtualHost>\n"),
+    )
+    .unwrap();
+    let apache = bash("apache2ctl -t", Path::new("/"), &[]);
+    assert_eq!(
+        apache.code, 0,
+        "{when}: apache2ctl -t with the guide's line: {apache:?}"
+    );
+}
+
+/// The paths of serve's web page, read from its routes (`src/web.rs`):
+/// `("GET", "/login")` and `p.starts_with("/set-password/")`.
+fn page_paths() -> Vec<String> {
+    let routes = std::fs::read_to_string(Path::new(ROOT).join("src/web.rs")).unwrap();
+    let mut paths = Vec::new();
+    for pattern in ["(\"GET\", \"", "(\"POST\", \"", "starts_with(\""] {
+        for (at, _) in routes.match_indices(pattern) {
+            let rest = &routes[at + pattern.len()..];
+            let path = &rest[..rest.find('"').unwrap()];
+            let path = if path.len() > 1 && path.ends_with('/') {
+                format!("{path}x")
+            } else {
+                path.to_string()
+            };
+            if path.starts_with('/') && !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    assert!(paths.len() > 20, "{paths:?}");
+    paths
+}
+
 /// Children the test started (sshd, fcgiwrap, nginx, serve), ended at
 /// the end whatever happens.
 #[derive(Default)]
@@ -288,16 +375,15 @@ os.execv(command[0], command)
         self.http_port = free_port();
         let dir = self.dir.path().join("nginx");
         std::fs::create_dir_all(&dir).unwrap();
-        let examples = Path::new("/usr/share/doc/git2fa/examples");
-        let blocks: String = ["nginx-git2fa.conf", "nginx-git2fa-web.conf"]
-            .iter()
-            .map(|f| std::fs::read_to_string(examples.join(f)).unwrap())
+        // The guide's `include` lines, on a loopback port; the blocks'
+        // own `include fastcgi_params` finds it beside this config.
+        let blocks: String = pasted_block("server {")
+            .into_iter()
+            .filter(|line| line.trim_start().starts_with("include "))
             .collect::<Vec<_>>()
-            .join("\n")
-            .replace(
-                "include fastcgi_params;",
-                "include /etc/nginx/fastcgi_params;",
-            );
+            .join("\n");
+        assert!(blocks.contains("/etc/git2fa/"), "{blocks}");
+        std::fs::copy("/etc/nginx/fastcgi_params", dir.join("fastcgi_params")).unwrap();
         let temp = |name: &str| dir.join(name).display().to_string();
         let config = dir.join("nginx.conf");
         std::fs::write(
@@ -388,6 +474,9 @@ fn the_admin_guide_works_as_written() {
             "fcgiwrap",
         )
         || !e2e_available(which("ssh").is_some(), "ssh", "openssh-client")
+        || !e2e_available(found("/usr/sbin/apache2"), "/usr/sbin/apache2", "apache2")
+        || !e2e_available(which("sqlite3").is_some(), "sqlite3", "sqlite3")
+        || !e2e_available(which("openssl").is_some(), "openssl", "openssl")
     {
         return;
     }
@@ -482,11 +571,58 @@ fn the_admin_guide_works_as_written() {
             assert!(follow.get("/style.css").starts_with("HTTP/1.1 200"));
             let verify = follow.get("/2fa/verify?repo=team/app");
             assert!(verify.starts_with("HTTP/1.1 303"), "{verify}");
+            // Every path of the page reaches serve (nginx's own 404 page
+            // names nginx; serve's pages do not).
+            for path in page_paths() {
+                let reply = follow.get(&path);
+                assert!(
+                    !reply.contains("<center>nginx") && !reply.starts_with("HTTP/1.1 50"),
+                    "{path} did not reach serve through the guide's block:\n{reply}"
+                );
+            }
+            assert!(follow.get("/webauthn.js").starts_with("HTTP/1.1 200"));
             follow.served_the_page = true;
+        } else if instead.starts_with("checks the backup") {
+            follow.as_admin(&step.lines);
+            let copy = Path::new("/var/backups/git2fa.db");
+            assert_eq!(
+                crate::harness::file_mode(copy),
+                0o600,
+                "the backup is private"
+            );
+            let tables = bash(
+                "sqlite3 /var/backups/git2fa.db .tables",
+                Path::new("/"),
+                &[],
+            );
+            assert!(tables.stdout.contains("users"), "{tables:?}");
         } else if instead.starts_with("runs this last") {
             let repos_before = std::fs::read_dir("/srv/git/team").unwrap().count();
             follow.started = Started::default();
-            follow.as_admin(&step.lines);
+            web_servers_accept_the_guide_s_blocks("installed");
+            // The hooks first, as the guide says; then remove, which
+            // keeps the blocks; then purge, which takes them.
+            let (purge_lines, first): (Vec<String>, Vec<String>) = step
+                .lines
+                .iter()
+                .cloned()
+                .partition(|l| l.contains("purge"));
+            follow.as_admin(&first);
+            let hooks = bash(
+                "grep -rl git2fa-hook /srv/git/team/app.git/hooks || true",
+                Path::new("/"),
+                &[],
+            );
+            assert_eq!(hooks.stdout, "", "the guide's uninstall left hooks");
+            let removed = bash("apt-get remove -y git2fa", Path::new("/"), &[]);
+            assert_eq!(removed.code, 0, "{removed:?}");
+            assert!(
+                !removed.stderr.contains("still have git2fa's hooks"),
+                "{removed:?}"
+            );
+            web_servers_accept_the_guide_s_blocks("removed");
+            follow.as_admin(&purge_lines);
+            web_servers_accept_the_guide_s_blocks("purged");
             assert!(!Path::new("/etc/git2fa").exists());
             assert!(!Path::new("/var/lib/git2fa").exists());
             assert!(!Path::new("/usr/bin/git2fa").exists());
