@@ -16,6 +16,7 @@ import http.client
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -54,6 +55,8 @@ class Results:
 # 127.0.0.0/8 is loopback), as users are: serve caps connections per
 # address.
 SOURCE = threading.local()
+# The first failure of each kind, printed to stderr at the end.
+ERRORS = {}
 
 
 def source():
@@ -101,6 +104,8 @@ def log_in(a):
         body,
         "POST",
     )
+    if status != 303:
+        ERRORS.setdefault("log-in", f"{status} {text[-300:]}")
     return status == 303, BUSY_STORE in text
 
 
@@ -116,6 +121,8 @@ def ssh_ls_remote(a):
         capture_output=True,
         timeout=120,
     )
+    if run.returncode != 0:
+        ERRORS.setdefault("ssh", run.stderr.decode("utf-8", "replace")[-300:])
     return run.returncode == 0, BUSY_STORE in run.stderr.decode("utf-8", "replace")
 
 
@@ -219,6 +226,8 @@ def main():
         f"{after[0] / 1024:.0f} MiB, then {after[1] / 1024:.0f} MiB | | <= 100 MiB | "
         f"{'met' if max(after) <= 100 * 1024 else 'MISSED'} |"
     )
+    for kind, text in ERRORS.items():
+        print(f"soak, {a.label}: first {kind} failure: {text!r}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! The admin CLI, `git2fa`: parses the command line and hands each command
 //! to its module. Exit codes: 0 done, 1 refused or not found, 2 usage or
-//! configuration error (DESIGN.md "Admin CLI").
+//! configuration error (docs/design.md "Admin CLI").
 
 use std::process::ExitCode;
 

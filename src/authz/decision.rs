@@ -1,7 +1,7 @@
 //! The decision: may this identity do this operation on this repository now?
 //!
 //! One pure function, no I/O: every transport gathers `Facts` (see `gate`)
-//! and calls `decide`. The rules are DESIGN.md's, in order:
+//! and calls `decide`. The rules are docs/design.md's, in order:
 //!
 //! 0. the credential itself must hold;
 //! 1. a registered, enabled user with the right on the repository;
@@ -401,7 +401,7 @@ impl Decision {
         matches!(self, Decision::Allow(_))
     }
 
-    /// The DESIGN.md rule that made this decision.
+    /// The docs/design.md rule that made this decision.
     pub fn rule(&self) -> u8 {
         match self {
             Decision::Allow(Allowed::NotRequired) => 3,

@@ -213,3 +213,34 @@ fn sql_git_and_io_stay_where_they_belong() {
         }
     }
 }
+
+/// The project holds its own contract (`docs/design.md`): no file of the
+/// repository sends a maintainer to a document outside it.
+#[test]
+fn no_file_cites_a_document_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("src"), root.join("docs"), root.join("install")];
+    let mut files = vec![root.join("README.md")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut cited = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for outside in ["DESIGN.md", "STYLE.md", "../shared"] {
+            if text.contains(outside) {
+                cited.push(format!("{} cites {outside}", file.display()));
+            }
+        }
+    }
+    assert!(cited.is_empty(), "{}", cited.join("\n"));
+}

@@ -22,6 +22,7 @@ mod http;
 mod key_reuse;
 mod layers;
 mod layout;
+mod licences;
 mod package_scripts;
 mod planted_links;
 mod postgres_tls;
