@@ -3,7 +3,7 @@
 //! key shown as text), verify with a code and with a recovery code, a token
 //! used for a real clone over HTTP and then revoked, an SSH key, a
 //! repository flag, an admin resetting a user. Screenshots of each page go
-//! to docs/screenshots/ for the user guide.
+//! to the screenshots directory (harness::webdriver, `GIT2FA_SCREENSHOTS`) for the user guide.
 
 use crate::harness::fixture::PASSWORD;
 use crate::harness::nginx::{self, Nginx};

@@ -1,7 +1,8 @@
 //! Every page of the web page fits its window, on a phone (390 px) and on
 //! a desktop (1280 px): no page is wider than the viewport, nothing scrolls
 //! sideways inside it, and every button, field and link can be seen.
-//! Screenshots of each page at phone width go to docs/screenshots/.
+//! Screenshots of each page at phone width go to the screenshots
+//! directory (`GIT2FA_SCREENSHOTS`).
 
 use crate::harness::fixture::PASSWORD;
 use crate::harness::web_server::{self, Server};

@@ -344,14 +344,20 @@ impl Browser {
         self.session_call("POST", "/window", Some(json!({"handle": handle})));
     }
 
-    /// Saves a screenshot as `docs/screenshots/NAME.png`, for the user guide.
+    /// Saves a screenshot as `NAME.png` in the directory
+    /// `GIT2FA_SCREENSHOTS` names (`GIT2FA_SCREENSHOTS=docs/screenshots
+    /// tests/run` refreshes the user guide's), else in a temporary one: a
+    /// test run leaves the checkout as it was.
     pub fn screenshot(&self, name: &str) {
         use base64::Engine;
         let data = self.session_call("GET", "/screenshot", None);
         let png = base64::engine::general_purpose::STANDARD
             .decode(data.as_str().unwrap_or_default())
             .unwrap();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        let dir = match std::env::var_os("GIT2FA_SCREENSHOTS") {
+            Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+            None => std::env::temp_dir().join("git2fa-screenshots"),
+        };
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
