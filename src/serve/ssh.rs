@@ -410,6 +410,26 @@ impl russh::server::Handler for Client {
     }
 }
 
+/// Refuses a command before anything runs: `lines` on stderr, the first
+/// as git's `ERR` pkt-line when git asked, exit status 1 and EOF; the
+/// caller closes the channel.
+fn refuse_at_once(
+    session: &mut Session,
+    channel: ChannelId,
+    command: &str,
+    lines: &[String],
+) -> Result<(), russh::Error> {
+    session.channel_success(channel)?;
+    let mut text = lines.join("\n");
+    text.push('\n');
+    session.extended_data(channel, 1, text.into_bytes())?;
+    if crate::transport::ssh_command::is_git_command(command) {
+        session.data(channel, err_pkt_line(&lines[0]))?;
+    }
+    session.exit_status_request(channel, 1)?;
+    session.eof(channel)
+}
+
 impl Client {
     /// Runs one command; a channel runs at most one.
     fn start(
@@ -424,16 +444,8 @@ impl Client {
             if !self.channels.contains_key(&channel) {
                 return session.channel_failure(channel);
             }
-            session.channel_success(channel)?;
             let lines = messages::unavailable(None, cause);
-            let mut text = lines.join("\n");
-            text.push('\n');
-            session.extended_data(channel, 1, text.into_bytes())?;
-            if crate::transport::ssh_command::is_git_command(&command) {
-                session.data(channel, err_pkt_line(&lines[0]))?;
-            }
-            session.exit_status_request(channel, 1)?;
-            session.eof(channel)?;
+            refuse_at_once(session, channel, &command, &lines)?;
             return session.close(channel);
         }
         let (Some((key_id, fingerprint)), Some(state)) =
@@ -449,17 +461,13 @@ impl Client {
         // queued.
         let running = self.operations.running();
         if running >= self.config.limits.git_operations {
-            session.channel_success(channel)?;
             let what = messages::Busy::GitOperations(running);
-            let lines = messages::busy(&self.config, what);
-            let mut text = lines.join("\n");
-            text.push('\n');
-            session.extended_data(channel, 1, text.into_bytes())?;
-            if crate::transport::ssh_command::is_git_command(&command) {
-                session.data(channel, err_pkt_line(&lines[0]))?;
-            }
-            session.exit_status_request(channel, 1)?;
-            session.eof(channel)?;
+            refuse_at_once(
+                session,
+                channel,
+                &command,
+                &messages::busy(&self.config, what),
+            )?;
             log::warn!("SSH: {running} git operations under way; refused one");
             super::operations::audit_busy(
                 &self.config,
