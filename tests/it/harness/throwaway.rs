@@ -149,8 +149,21 @@ pub fn run_inside(name: &str, env: &[(&str, &str)]) -> Run {
     // test.
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy();
-        let from_cargo_test = (key_text.starts_with("CARGO") && key_text != "CARGO_HOME")
+        // What `cargo test` sets for a test binary (the Cargo book,
+        // "Environment variables Cargo sets for crates"), not the
+        // caller's own settings (`CARGO_HOME`, `CARGO_TARGET_DIR`, …).
+        let from_cargo_test = ["CARGO_PKG_", "CARGO_BIN_EXE_"]
+            .iter()
+            .any(|prefix| key_text.starts_with(prefix))
             || [
+                "CARGO",
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
                 "LD_LIBRARY_PATH",
                 "RUST_RECURSION_COUNT",
                 "LIBSQLITE3_FLAGS",
