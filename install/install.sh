@@ -72,7 +72,7 @@ fi
 # (kept if there: the admin may have changed them).
 install -d -o root -g root -m 0755 "$(dirname "$config")/nginx" "$(dirname "$config")/apache"
 for block in nginx/git.conf:nginx-git2fa.conf nginx/web.conf:nginx-git2fa-web.conf \
-        apache/git.conf:apache-git2fa.conf; do
+        apache/git.conf:apache-git2fa.conf apache/web.conf:apache-git2fa-web.conf; do
     target="$(dirname "$config")/${block%%:*}"
     [ -e "$target" ] || install -o root -g root -m 0644 "$here/install/${block#*:}" "$target"
 done

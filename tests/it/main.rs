@@ -37,4 +37,5 @@ mod slow_clients;
 mod ssh;
 mod store_io;
 mod web;
+mod web_blocks;
 mod web_configs;

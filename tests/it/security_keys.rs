@@ -240,7 +240,7 @@ fn a_key_alone_sets_up_2fa_and_verifies_for_git_over_ssh_and_http() {
 }
 
 /// Reads `child`'s standard error until a line holds a verify link.
-fn read_link(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
+pub(crate) fn read_link(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -263,7 +263,7 @@ fn read_link(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
 }
 
 /// Waits for `child` to exit by itself; its status and standard output.
-fn finished(mut child: Child) -> (Option<i32>, String) {
+pub(crate) fn finished(mut child: Child) -> (Option<i32>, String) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -45,6 +45,9 @@ const MODULES: &[&str] = &[
     "cgi",
 ];
 
+/// What the web page's block needs (`a2enmod proxy_http` enables both).
+const PROXY_MODULES: &[&str] = &["mpm_prefork", "authz_core", "proxy", "proxy_http"];
+
 impl Apache {
     /// Starts Apache with `site`, an Apache config block written for
     /// `/usr/local/bin/git2fa-http` and `/etc/git2fa/config.toml`, after
@@ -69,17 +72,41 @@ impl Apache {
             .status()
             .unwrap();
         assert!(status.success());
-        let port = free_port();
-        let modules: String = MODULES
-            .iter()
-            .map(|m| format!("LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"))
-            .collect();
         let site = site
             .replace("/usr/local/bin/git2fa-http", &cgi.display().to_string())
             .replace(
                 "/etc/git2fa/config.toml",
                 &host.config.display().to_string(),
             );
+        Apache::launch(&dir, MODULES, &site, free_port())
+    }
+
+    /// Apache on `port` with `site`, a block that proxies to `git2fa
+    /// serve` (mod_proxy_http, as the guide has admins enable it): no CGI,
+    /// so the host stays its owner's.
+    pub fn start_proxy(host: &Host, site: &str, port: u16) -> Apache {
+        let dir = host.dir.path().join("apache");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Apache's children (www-data) reopen their lock file in `dir`.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(host.dir.path(), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let status = Command::new("chown")
+            .args(["www-data:www-data"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Apache::launch(&dir, PROXY_MODULES, site, port)
+    }
+
+    fn launch(dir: &Path, modules: &[&str], site: &str, port: u16) -> Apache {
+        let modules: String = modules
+            .iter()
+            .map(|m| format!("LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"))
+            .collect();
         let log = dir.join("error.log");
         let config = dir.join("httpd.conf");
         std::fs::write(

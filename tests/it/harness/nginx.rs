@@ -48,6 +48,11 @@ impl Nginx {
     /// fcgiwrap on `unix:/run/git2fa-fcgiwrap.sock` (ours) or
     /// `unix:/run/fcgiwrap.socket` (Debian's), as admins write it.
     pub fn start_with(host: &Host, location: &str) -> Nginx {
+        Nginx::start_on(host, location, free_port())
+    }
+
+    /// The same, on `port` (chosen before the host's `public_url`).
+    pub fn start_on(host: &Host, location: &str, port: u16) -> Nginx {
         let dir = host.dir.path().join("nginx");
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("fcgiwrap.sock");
@@ -63,7 +68,6 @@ impl Nginx {
         wait_until("fcgiwrap", Duration::from_secs(10), &fcgi_log, || {
             socket.exists()
         });
-        let port = free_port();
         let location = location
             .replace("/usr/local/bin/git2fa-http", HTTP_BIN)
             .replace(
