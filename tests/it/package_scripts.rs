@@ -121,3 +121,164 @@ fn the_git_account_cannot_choose_what_root_installs_as_the_config() {
         assert_eq!(check.code, 0, "round {round}: {check:?}");
     }
 }
+
+/// `script` under bash with its input closed and a time limit: a package
+/// script that stops at a question fails instead of waiting.
+fn bash_closed(script: &str) -> crate::harness::Run {
+    crate::harness::Run::from(
+        Command::new("timeout")
+            .args(["300", "bash", "-euo", "pipefail", "-c", script])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
+}
+
+/// The package `install/build-deb` makes, unpacked, with `version` and
+/// `# CHANGE` appended to each file of `changed` (paths in the package),
+/// packed again into `out`: the next release, as dpkg sees one.
+fn next_release(deb: &str, version: &str, changed: &[&str], out: &Path) -> String {
+    let tree = out.join(version);
+    let deb_out = out.join(format!("git2fa_{version}.deb"));
+    let mut script = format!(
+        "dpkg-deb -R {deb} {tree}\nsed -i 's/^Version: .*/Version: {version}/' {tree}/DEBIAN/control\n",
+        tree = tree.display()
+    );
+    for path in changed {
+        script += &format!(
+            "echo '# changed in {version}' >> {}/{path}\n",
+            tree.display()
+        );
+    }
+    script += &format!(
+        "dpkg-deb --root-owner-group --build {} {} >/dev/null\n",
+        tree.display(),
+        deb_out.display()
+    );
+    let built = bash_closed(&script);
+    assert_eq!(built.code, 0, "{built:?}");
+    deb_out.display().to_string()
+}
+
+// An upgrade must never stop at dpkg's question about a changed conffile:
+// `apt-get install -y` (unattended-upgrades, Ansible, a CI job) then fails
+// half-way, with serve stopped by prerm. The guide once had admins edit
+// the sshd snippet, a conffile: the next package that changed it stopped
+// there. Admins' sshd lines now go in /etc/git2fa/sshd-local.conf, which
+// the snippet includes and the package does not own; a web block an admin
+// changed is kept by the upgrade the guide gives for that case.
+#[test]
+fn upgrades_across_changed_conffiles_ask_nothing_and_keep_the_admin_s_changes() {
+    if !throwaway::enter() {
+        return;
+    }
+    if !crate::harness::e2e_available(
+        Path::new("/usr/sbin/sshd").exists(),
+        "/usr/sbin/sshd",
+        "openssh-server",
+    ) {
+        return;
+    }
+    let _ = Command::new("dpkg").args(["--purge", "git2fa"]).output();
+    let built = bash_closed(&format!("{ROOT}/install/build-deb"));
+    assert_eq!(built.code, 0, "{built:?}");
+    let deb = built.stdout.trim().to_string();
+    let version = bash_closed(&format!("dpkg-deb -f {deb} Version"))
+        .stdout
+        .trim()
+        .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let snippet = "etc/ssh/sshd_config.d/git2fa.conf";
+    let next = next_release(
+        &deb,
+        &format!("{version}+1"),
+        &[
+            snippet,
+            "etc/git2fa/nginx/web.conf",
+            "etc/git2fa/apache/web.conf",
+        ],
+        work.path(),
+    );
+    let after = next_release(
+        &deb,
+        &format!("{version}+2"),
+        &[snippet, "etc/git2fa/nginx/web.conf"],
+        work.path(),
+    );
+
+    let installed = bash_closed(&format!("apt-get install -y -q {deb}"));
+    assert_eq!(installed.code, 0, "{installed:?}");
+    // The admin's changes, the guide's way.
+    let local = "SetEnv GIT2FA_LOG_FILE=/var/log/git2fa.log\n";
+    std::fs::write("/etc/git2fa/sshd-local.conf", local).unwrap();
+    let config = Path::new("/etc/git2fa/config.toml");
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text = text.replace("session_ttl = \"1h\"", "session_ttl = \"2h\"");
+    std::fs::write(config, &text).unwrap();
+    assert!(text.contains("session_ttl = \"2h\""), "{text}");
+
+    // The next release changed the snippet and both web blocks.
+    let upgraded = bash_closed(&format!("apt-get install -y -q {next}"));
+    assert_eq!(upgraded.code, 0, "the upgrade stopped: {upgraded:?}");
+    let shown = bash_closed("dpkg-query -W -f '${Version} ${Status}' git2fa");
+    assert_eq!(
+        shown.stdout,
+        format!("{version}+1 install ok installed"),
+        "{shown:?}"
+    );
+    for path in [
+        snippet,
+        "etc/git2fa/nginx/web.conf",
+        "etc/git2fa/apache/web.conf",
+    ] {
+        let now = std::fs::read_to_string(Path::new("/").join(path)).unwrap();
+        assert!(
+            now.ends_with(&format!("# changed in {version}+1\n")),
+            "/{path} is not the new release's:\n{now}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string("/etc/git2fa/sshd-local.conf").unwrap(),
+        local
+    );
+    assert_eq!(std::fs::read_to_string(config).unwrap(), text);
+    // sshd takes the new snippet with the admin's line in the git block.
+    let sshd =
+        bash_closed("/usr/sbin/sshd -t && /usr/sbin/sshd -T -C user=git,host=h,addr=127.0.0.1");
+    assert_eq!(sshd.code, 0, "{sshd:?}");
+    assert!(
+        sshd.stdout
+            .lines()
+            .any(|l| l == "setenv GIT2FA_LOG_FILE=/var/log/git2fa.log"),
+        "{sshd:?}"
+    );
+    let store =
+        bash_closed("runuser -u git -- /usr/bin/git2fa --config /etc/git2fa/config.toml user list");
+    assert_eq!(store.code, 0, "{store:?}");
+
+    // A web block the admin changed, which the next release changes too:
+    // the guide's unattended upgrade keeps the admin's and puts the
+    // package's beside it.
+    let block = Path::new("/etc/git2fa/nginx/web.conf");
+    let mine = std::fs::read_to_string(block)
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:8081");
+    std::fs::write(block, &mine).unwrap();
+    let upgraded = bash_closed(&format!(
+        "apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {after}"
+    ));
+    assert_eq!(upgraded.code, 0, "the upgrade stopped: {upgraded:?}");
+    assert_eq!(std::fs::read_to_string(block).unwrap(), mine);
+    let theirs = std::fs::read_to_string("/etc/git2fa/nginx/web.conf.dpkg-dist").unwrap();
+    assert!(
+        theirs.ends_with(&format!("# changed in {version}+2\n")),
+        "{theirs}"
+    );
+    let snippet_now = std::fs::read_to_string(Path::new("/").join(snippet)).unwrap();
+    assert!(
+        snippet_now.ends_with(&format!("# changed in {version}+2\n")),
+        "{snippet_now}"
+    );
+    let _ = Command::new("dpkg").args(["--purge", "git2fa"]).output();
+}
