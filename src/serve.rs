@@ -125,8 +125,8 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
     crate::factor::slow::configure(config.limits.password_hashes);
     // SQLite: this process's writes take turns, audit rows commit together.
     crate::store::group::enable(&crate::store::Location::of(&config));
-    let host_key = match listeners.ssh {
-        Some(_) => match ssh::host_key(&config.data_dir) {
+    let host_keys = match listeners.ssh {
+        Some(_) => match ssh::host_keys(&config.data_dir) {
             Ok(key) => Some(key),
             Err(e) => {
                 // The sockets were bound already; leave no file behind.
@@ -172,18 +172,22 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
             stopped.clone(),
         ));
 
-        if let (Some(listener), Some(key)) = (listeners.ssh, host_key) {
+        if let (Some(listener), Some(keys)) = (listeners.ssh, host_keys) {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(ServeError::io("the SSH listener"))?;
             let addr = listener
                 .local_addr()
                 .map_err(ServeError::io("the SSH listener"))?;
-            log::info!(
-                "SSH on {addr}, host key {}",
-                key.public_key()
-                    .fingerprint(russh::keys::ssh_key::HashAlg::Sha256)
-            );
-            let ssh_config = Arc::new(ssh::russh_config(key));
+            let fingerprints: Vec<String> = keys
+                .iter()
+                .map(|key| {
+                    key.public_key()
+                        .fingerprint(russh::keys::ssh_key::HashAlg::Sha256)
+                        .to_string()
+                })
+                .collect();
+            log::info!("SSH on {addr}, host keys {}", fingerprints.join(", "));
+            let ssh_config = Arc::new(ssh::russh_config(keys));
             tasks.spawn(accept_ssh(
                 listener,
                 ssh_config,

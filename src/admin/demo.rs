@@ -72,17 +72,19 @@ fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
     let password = set_up_store(&config, dir)?;
     make_repo(&config)?;
     install_hooks(&config)?;
-    let host_key = serve::ssh::host_key(&config.data_dir).map_err(|e| e.to_string())?;
-    std::fs::write(
-        dir.join("known_hosts"),
-        format!(
-            "[{}]:{} {}\n",
-            ssh_addr.ip(),
-            ssh_addr.port(),
-            serve::ssh::public_line(&host_key)
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    let host_keys = serve::ssh::host_keys(&config.data_dir).map_err(|e| e.to_string())?;
+    let known_hosts: String = host_keys
+        .iter()
+        .map(|key| {
+            format!(
+                "[{}]:{} {}\n",
+                ssh_addr.ip(),
+                ssh_addr.port(),
+                serve::ssh::public_line(key)
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("known_hosts"), known_hosts).map_err(|e| e.to_string())?;
     print!("{}", instructions(dir, web_addr, ssh_addr, &password));
     use std::io::Write;
     let _ = std::io::stdout().flush();

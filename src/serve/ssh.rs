@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use russh::keys::ssh_key::private::Ed25519Keypair;
-use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey};
+use russh::keys::ssh_key::{Algorithm, EcdsaCurve, HashAlg, LineEnding, PrivateKey};
 use russh::server::{Auth, Handle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::{mpsc, watch};
@@ -31,8 +30,19 @@ use crate::transport::shell::{
     err_pkt_line,
 };
 
-/// The host key's file name in `data_dir`.
-pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+/// The host keys' file names in `data_dir`, and their algorithms, in the
+/// order serve offers them: Ed25519, and ECDSA P-256 for clients that
+/// know no Ed25519 (JSch 0.1.5x, which JGit before 5.2 and many tools
+/// bundle, fails with "Algorithm negotiation fail" against Ed25519 alone).
+pub const HOST_KEY_FILES: [(&str, Algorithm); 2] = [
+    ("ssh_host_ed25519_key", Algorithm::Ed25519),
+    (
+        "ssh_host_ecdsa_key",
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
+    ),
+];
 
 /// Client data its command has not read yet, at most; past this the
 /// channel closes (the handler never waits, so russh keeps serving the
@@ -45,22 +55,39 @@ const MAX_PROMPTS_PER_USER: usize = 4;
 /// Session channels per connection.
 const MAX_CHANNELS: usize = 4;
 
-/// Loads the host key, or makes one (Ed25519, mode 0600) on first start.
-pub fn host_key(data_dir: &Path) -> Result<PrivateKey, ServeError> {
-    let path = data_dir.join(HOST_KEY_FILE);
+/// Loads the host keys, or makes the missing ones (mode 0600) on first
+/// start; in `HOST_KEY_FILES`' order.
+pub fn host_keys(data_dir: &Path) -> Result<Vec<PrivateKey>, ServeError> {
+    HOST_KEY_FILES
+        .iter()
+        .map(|(name, algorithm)| host_key(&data_dir.join(name), algorithm))
+        .collect()
+}
+
+fn host_key(path: &Path, algorithm: &Algorithm) -> Result<PrivateKey, ServeError> {
     let in_the_way = |what: String| ServeError::InTheWay(format!("{}: {what}", path.display()));
-    match crate::factor::crypto::read_private_file(&path) {
-        Ok(text) => PrivateKey::from_openssh(&text)
-            .map_err(|e| in_the_way(format!("not an OpenSSH private key: {e}"))),
+    match crate::factor::crypto::read_private_file(path) {
+        Ok(text) => {
+            let key = PrivateKey::from_openssh(&text)
+                .map_err(|e| in_the_way(format!("not an OpenSSH private key: {e}")))?;
+            if key.algorithm() != *algorithm {
+                return Err(in_the_way(format!(
+                    "a {} key, where serve keeps its {} key",
+                    key.algorithm(),
+                    algorithm
+                )));
+            }
+            Ok(key)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed).map_err(|e| in_the_way(format!("no randomness: {e}")))?;
-            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+            let mut rng = russh::keys::ssh_key::rand_core::UnwrapErr(getrandom::SysRng);
+            let key = PrivateKey::random(&mut rng, algorithm.clone())
+                .map_err(|e| in_the_way(format!("cannot make the host key: {e}")))?;
             let text = key
                 .to_openssh(LineEnding::LF)
                 .map_err(|e| in_the_way(format!("cannot encode the host key: {e}")))?;
             // Written aside and renamed: a crash leaves no half a key.
-            crate::system::atomic_file::replace(&path, text.as_bytes(), 0o600)
+            crate::system::atomic_file::replace(path, text.as_bytes(), 0o600)
                 .map_err(ServeError::io(path.display()))?;
             log::info!(
                 "made the SSH host key {} ({})",
@@ -80,11 +107,11 @@ pub fn public_line(key: &PrivateKey) -> String {
         .unwrap_or_else(|_| String::from("(unencodable key)"))
 }
 
-pub fn russh_config(key: PrivateKey) -> russh::server::Config {
+pub fn russh_config(keys: Vec<PrivateKey>) -> russh::server::Config {
     russh::server::Config {
         server_id: russh::SshId::Standard("SSH-2.0-git2fa".into()),
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
-        keys: vec![key],
+        keys,
         auth_rejection_time: std::time::Duration::from_millis(300),
         auth_rejection_time_initial: Some(std::time::Duration::ZERO),
         inactivity_timeout: Some(std::time::Duration::from_secs(600)),

@@ -128,7 +128,7 @@ pub(super) fn through_serve_ssh(
         let host_key = russh::keys::PrivateKey::from(
             russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&[42; 32]),
         );
-        let server_config = Arc::new(crate::serve::ssh::russh_config(host_key));
+        let server_config = Arc::new(crate::serve::ssh::russh_config(vec![host_key]));
         let logins: Slots<std::net::IpAddr> = Slots::default();
         let peer: std::net::SocketAddr = format!("{CLIENT}:50000").parse().unwrap();
         let login = logins.take(peer.ip(), 1).unwrap();
