@@ -31,11 +31,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Log lines go to stderr; `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
+/// Log lines go to stderr, each with its time (UTC) and level;
+/// `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
 pub fn init_logging(default: &str) {
+    use std::io::Write;
     let env = env_logger::Env::default().filter_or("GIT2FA_LOG", default);
     let _ = env_logger::Builder::from_env(env)
-        .format_timestamp(None)
+        .format(|out, record| {
+            writeln!(
+                out,
+                "{} {} {}: {}",
+                crate::system::time::format_rfc3339(crate::system::time::now()),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
         .try_init();
 }
 

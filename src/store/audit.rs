@@ -3,7 +3,15 @@
 use super::*;
 
 impl Store {
+    /// Appends `record`, committed when this returns `Ok`; then, when
+    /// `[log] audit = "syslog"`, sends it to syslog too.
     pub fn append_audit(&mut self, record: &AuditRecord) -> Result<()> {
+        self.commit_audit(record)?;
+        syslog_row(record);
+        Ok(())
+    }
+
+    fn commit_audit(&mut self, record: &AuditRecord) -> Result<()> {
         // One insert: SQLite takes its write lock for it; PostgreSQL needs
         // none, so that decisions on several hosts do not queue on it.
         if self.conn.is_postgres() {
@@ -60,4 +68,37 @@ impl Store {
             ))
         })
     }
+}
+
+/// A committed row as one syslog line of `key=value` fields (none of them
+/// `detail`, the internal cause, which goes to the log on its own).
+fn syslog_row(r: &AuditRecord) {
+    use crate::system::syslog::field;
+    let mut fields = vec![
+        field("at", &crate::system::time::format_rfc3339(r.at)),
+        field("transport", &r.transport),
+    ];
+    if let Some(user) = &r.user {
+        fields.push(field("user", user));
+    }
+    fields.extend([
+        field("action", &r.action),
+        field("outcome", &r.outcome),
+        field("reason", &r.reason),
+    ]);
+    let optional = [
+        ("repo", r.repo.clone()),
+        ("refs", r.refs.clone()),
+        ("credential", r.credential.clone()),
+        ("key", r.key_id.map(|id| id.to_string())),
+        ("token", r.token_id.map(|id| id.to_string())),
+        ("addr", r.remote_addr.clone()),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            fields.push(field(key, &value));
+        }
+    }
+    let refused = matches!(r.outcome.as_str(), "refuse" | "fail");
+    crate::system::syslog::audit(refused, &fields.join(" "));
 }

@@ -43,6 +43,28 @@ pub struct Config {
     pub daemon: Daemon,
     pub store: StoreConfig,
     pub limits: Limits,
+    pub log: Log,
+}
+
+/// Where log lines and audit rows go besides the defaults (`[log]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Log {
+    /// Every log line of the shims, hooks and `authorized-keys` is also
+    /// appended here (`GIT2FA_LOG_FILE` overrides it).
+    pub file: Option<PathBuf>,
+    /// Every audit row, once committed, also goes to syslog.
+    pub audit: AuditLog,
+    /// The syslog socket; `None`: no syslog.
+    pub syslog_socket: Option<PathBuf>,
+}
+
+/// `[log] audit`: where audit rows go besides the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditLog {
+    #[default]
+    Off,
+    Syslog,
 }
 
 /// What `git2fa serve` does at once, at most (`[limits]`): past a limit it
@@ -240,9 +262,13 @@ impl Config {
     }
 
     /// Reads and validates the configuration file at `path`.
+    /// Reads the config file, and applies its `[log]` to this process's
+    /// log lines (every program reads its config here).
     pub fn load(path: &Path) -> Result<Config, FileError> {
         let text = read_small_file(path)?;
-        Config::parse(path, &text)
+        let config = Config::parse(path, &text)?;
+        crate::system::syslog::configure(&config.log);
+        Ok(config)
     }
 
     /// Validates configuration text; `path` is only used in messages and
@@ -326,6 +352,11 @@ impl Config {
                 timeout: raw.store.timeout.0,
             },
             limits: Limits::resolve(raw.limits.git_operations.0, raw.limits.password_hashes.0),
+            log: Log {
+                file: raw.log.file.0,
+                audit: raw.log.audit,
+                syslog_socket: raw.log.syslog_socket.0,
+            },
         })
     }
 
@@ -435,6 +466,26 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    file: OptionalPath,
+    audit: AuditLog,
+    syslog_socket: OptionalPath,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            file: OptionalPath(None),
+            audit: AuditLog::Off,
+            syslog_socket: OptionalPath(Some(PathBuf::from("/dev/log"))),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -478,18 +529,18 @@ impl Default for StoreTimeout {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawDaemon {
-    socket: SocketPath,
+    socket: OptionalPath,
 }
 
 /// An absolute path; `""` means none.
 #[derive(Default)]
-struct SocketPath(Option<PathBuf>);
+struct OptionalPath(Option<PathBuf>);
 
-impl<'de> Deserialize<'de> for SocketPath {
+impl<'de> Deserialize<'de> for OptionalPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         if text.is_empty() {
-            return Ok(SocketPath(None));
+            return Ok(OptionalPath(None));
         }
         let path = PathBuf::from(text);
         if !path.is_absolute() {
@@ -498,7 +549,7 @@ impl<'de> Deserialize<'de> for SocketPath {
                 path.display()
             )));
         }
-        Ok(SocketPath(Some(path)))
+        Ok(OptionalPath(Some(path)))
     }
 }
 

@@ -3,14 +3,61 @@
 //! not reach it. RFC 3164 format, facility `auth` (4).
 
 use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-struct Syslog {
-    socket: Option<UnixDatagram>,
+use crate::system::config::{AuditLog, Log};
+
+/// Where this process's lines go: set by `init` (the hot-path binaries)
+/// and `configure` (once the config is read, every program).
+struct Sink {
     tag: String,
-    /// `GIT2FA_LOG_FILE`: lines are appended there too (hosts without a
-    /// syslog daemon; tests).
-    file: Option<std::path::PathBuf>,
+    socket: Option<UnixDatagram>,
+    /// The path `socket` was connected to.
+    socket_path: Option<PathBuf>,
+    /// `GIT2FA_LOG_FILE`, else `[log] file`: lines are appended there too
+    /// (hosts without a syslog daemon; tests).
+    file: Option<PathBuf>,
+    /// `[log] audit = "syslog"`.
+    audit: bool,
 }
+
+static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+
+const DEV_LOG: &str = "/dev/log";
+
+fn connect(path: &Path) -> Option<UnixDatagram> {
+    UnixDatagram::unbound()
+        .ok()
+        .filter(|s| s.connect(path).is_ok())
+}
+
+fn env_file() -> Option<PathBuf> {
+    std::env::var_os("GIT2FA_LOG_FILE")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Runs `f` on this process's sink, made with the program's name as its
+/// tag when neither `init` nor `configure` ran yet.
+fn with_sink<T>(f: impl FnOnce(&mut Sink) -> T) -> T {
+    let mut guard = SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sink = guard.get_or_insert_with(|| Sink {
+        tag: std::env::args_os()
+            .next()
+            .as_deref()
+            .map(Path::new)
+            .and_then(Path::file_name)
+            .map_or_else(|| "git2fa".into(), |n| n.to_string_lossy().into_owned()),
+        socket: connect(Path::new(DEV_LOG)),
+        socket_path: Some(PathBuf::from(DEV_LOG)),
+        file: env_file(),
+        audit: false,
+    });
+    f(sink)
+}
+
+struct Syslog;
 
 impl log::Log for Syslog {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
@@ -21,9 +68,18 @@ impl log::Log for Syslog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format_line(&self.tag, record.level(), &record.args().to_string());
+        with_sink(|sink| sink.send(severity(record.level()), &record.args().to_string()));
+    }
+
+    fn flush(&self) {}
+}
+
+impl Sink {
+    /// One line to syslog and to the file.
+    fn send(&self, severity: u8, message: &str) {
+        let message = one_line(message);
         if let Some(socket) = &self.socket {
-            let _ = socket.send(line.as_bytes());
+            let _ = socket.send(format_line(&self.tag, severity, &message).as_bytes());
         }
         if let Some(path) = &self.file {
             use std::io::Write;
@@ -32,26 +88,33 @@ impl log::Log for Syslog {
                 .append(true)
                 .open(path)
             {
-                let _ = writeln!(file, "{line}");
+                let _ = writeln!(file, "{}", file_line(&self.tag, severity, &message));
             }
         }
     }
-
-    fn flush(&self) {}
 }
 
-/// `<PRI>tag[pid]: message`, with the priority for facility auth.
-pub fn format_line(tag: &str, level: log::Level, message: &str) -> String {
-    let severity = match level {
+fn severity(level: log::Level) -> u8 {
+    match level {
         log::Level::Error => 3,
         log::Level::Warn => 4,
         log::Level::Info => 6,
         log::Level::Debug | log::Level::Trace => 7,
-    };
-    let message: String = message
+    }
+}
+
+/// Control characters (a newline in a path, say) become spaces: one
+/// message, one line.
+fn one_line(message: &str) -> String {
+    message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+        .collect()
+}
+
+/// `<PRI>tag[pid]: message` (RFC 3164 as syslog daemons take it on their
+/// socket; they add the time), facility auth (4).
+pub fn format_line(tag: &str, severity: u8, message: &str) -> String {
     format!(
         "<{}>{tag}[{}]: {message}",
         4 * 8 + severity,
@@ -59,13 +122,27 @@ pub fn format_line(tag: &str, level: log::Level, message: &str) -> String {
     )
 }
 
+/// `TIME tag[pid] LEVEL: message`, the time in UTC (RFC 3339).
+pub fn file_line(tag: &str, severity: u8, message: &str) -> String {
+    let level = match severity {
+        0..=3 => "error",
+        4 => "warning",
+        5 => "notice",
+        6 => "info",
+        _ => "debug",
+    };
+    format!(
+        "{} {tag}[{}] {level}: {message}",
+        crate::system::time::format_rfc3339(crate::system::time::now()),
+        std::process::id()
+    )
+}
+
 /// Installs the syslog logger for `tag`; the level comes from `GIT2FA_LOG`
 /// (error, warn, info, debug), warn by default. Without a syslog socket the
-/// lines are dropped.
+/// lines go to the file alone, if any.
 pub fn init(tag: &str) {
-    let socket = UnixDatagram::unbound()
-        .ok()
-        .filter(|s| s.connect("/dev/log").is_ok());
+    with_sink(|sink| sink.tag = tag.into());
     let level = match std::env::var("GIT2FA_LOG").as_deref() {
         Ok("error") => log::LevelFilter::Error,
         Ok("info") => log::LevelFilter::Info,
@@ -73,15 +150,47 @@ pub fn init(tag: &str) {
         Ok("off") => log::LevelFilter::Off,
         _ => log::LevelFilter::Warn,
     };
-    let file = std::env::var_os("GIT2FA_LOG_FILE").map(std::path::PathBuf::from);
-    if log::set_boxed_logger(Box::new(Syslog {
-        socket,
-        tag: tag.into(),
-        file,
-    }))
-    .is_ok()
-    {
+    if log::set_boxed_logger(Box::new(Syslog)).is_ok() {
         log::set_max_level(level);
+    }
+}
+
+/// Applies `[log]` once the config is read: the file (unless
+/// `GIT2FA_LOG_FILE` names one), the syslog socket, and whether audit
+/// rows go to syslog.
+pub fn configure(log: &Log) {
+    with_sink(|sink| {
+        if env_file().is_none() {
+            sink.file = log.file.clone();
+        }
+        if log.syslog_socket != sink.socket_path {
+            sink.socket = log.syslog_socket.as_deref().and_then(connect);
+            sink.socket_path = log.syslog_socket.clone();
+        }
+        sink.audit = log.audit == AuditLog::Syslog;
+    });
+}
+
+/// One committed audit row (`fields`, already `key=value` text), to syslog
+/// and the file when `[log] audit = "syslog"`: refusals and failures as
+/// notices, the rest as information.
+pub fn audit(refused: bool, fields: &str) {
+    with_sink(|sink| {
+        if sink.audit {
+            sink.send(if refused { 5 } else { 6 }, &format!("audit {fields}"));
+        }
+    });
+}
+
+/// `key=value` for a log line: the value quoted (with `"` and `\`
+/// escaped) when it is empty or holds a space, a quote or `=`.
+pub fn field(key: &str, value: &str) -> String {
+    let value = one_line(value);
+    if value.is_empty() || value.contains([' ', '"', '=', '\\']) {
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("{key}=\"{escaped}\"")
+    } else {
+        format!("{key}={value}")
     }
 }
 
@@ -114,8 +223,30 @@ pub fn panic_point(_point: &str) {}
 mod tests {
     #[test]
     fn lines_have_priority_tag_and_no_newlines() {
-        let line = super::format_line("git2fa-shell", log::Level::Error, "store: locked\nagain");
+        let line = super::format_line("git2fa-shell", 3, &super::one_line("store: locked\nagain"));
         assert!(line.starts_with("<35>git2fa-shell["), "{line}");
         assert!(line.ends_with("]: store: locked again"), "{line}");
+    }
+
+    #[test]
+    fn file_lines_have_time_tag_and_level() {
+        let line = super::file_line("git2fa-http", 4, "store: locked");
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert_eq!(time.len(), "2026-12-03T21:05:00Z".len(), "{line}");
+        assert!(time.ends_with('Z') && time.contains('T'), "{line}");
+        assert!(rest.starts_with("git2fa-http["), "{line}");
+        assert!(rest.ends_with("] warning: store: locked"), "{line}");
+    }
+
+    #[test]
+    fn fields_are_quoted_when_they_must_be() {
+        assert_eq!(super::field("user", "alice"), "user=alice");
+        assert_eq!(
+            super::field("reason", "no session"),
+            "reason=\"no session\""
+        );
+        assert_eq!(super::field("user", ""), "user=\"\"");
+        assert_eq!(super::field("x", "a\"b=c\\"), "x=\"a\\\"b=c\\\\\"");
+        assert_eq!(super::field("x", "a\nb"), "x=\"a b\"");
     }
 }

@@ -23,6 +23,7 @@ mod key_reuse;
 mod layers;
 mod layout;
 mod licences;
+mod logs;
 mod other_clients;
 mod package_scripts;
 mod planted_links;

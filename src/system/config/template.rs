@@ -94,6 +94,18 @@ trust_remote_user = false
 # no socket, and such hooks refuse (they cannot read the store).
 # socket = "/run/git2fa/hook.sock"
 
+[log]
+# Every log line of git2fa-shell, git2fa-http, the hooks and
+# authorized-keys (which have no terminal of their own to write to) is also
+# appended to this file, with its time and level ("" for none; a file the
+# account running git may append to). GIT2FA_LOG_FILE overrides it.
+file = ""
+# "syslog": every audit row, once committed, also goes to syslog (facility
+# auth) as one line of key=value fields. "off": the store alone.
+audit = "off"
+# Where syslog listens ("" for nowhere).
+syslog_socket = "/dev/log"
+
 # [store]
 # Where the store lives. Unset: SQLite at data_dir/git2fa.db. Several
 # front-end hosts share one store in PostgreSQL (admin guide, "Several

@@ -26,6 +26,14 @@ fn defaults_are_the_documented_ones() {
     assert!(!config.tokens.password_for_git);
     assert_eq!(config.totp.issuer, "Git");
     assert_eq!(config.totp.skew, 1);
+    assert_eq!(
+        config.log,
+        Log {
+            file: None,
+            audit: AuditLog::Off,
+            syslog_socket: Some(PathBuf::from("/dev/log")),
+        }
+    );
     assert_eq!(config.web.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.ssh.listen.unwrap().to_string(), "127.0.0.1:2222");
     // The hint names the embedded server's port.
@@ -253,5 +261,24 @@ fn ssh_public_address() {
         "git@h;rm",
     ] {
         assert!(SshAddress::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn log_keys_take_absolute_paths_and_known_destinations() {
+    let config = parse(&format!(
+        "{MINIMAL}[log]\nfile = '/var/log/git2fa.log'\naudit = 'syslog'\nsyslog_socket = ''\n"
+    ))
+    .unwrap();
+    assert_eq!(config.log.file, Some(PathBuf::from("/var/log/git2fa.log")));
+    assert_eq!(config.log.audit, AuditLog::Syslog);
+    assert_eq!(config.log.syslog_socket, None);
+    for bad in [
+        "file = 'git2fa.log'",
+        "audit = 'journal'",
+        "syslog_socket = 'log'",
+    ] {
+        let error = parse(&format!("{MINIMAL}[log]\n{bad}\n")).unwrap_err();
+        assert!(error.to_string().contains("[log] "), "{bad}: {error}");
     }
 }
