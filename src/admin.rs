@@ -13,6 +13,7 @@ mod inspect;
 mod keys;
 mod migrate;
 mod repos;
+mod retention;
 mod sessions;
 mod support;
 mod tokens;

@@ -227,6 +227,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         }
 
         tasks.spawn(checkpoints(config.clone(), stopped.clone()));
+        tasks.spawn(prunes(config.clone(), stopped.clone()));
 
         tasks.spawn(async move {
             shutdown_signal().await;
@@ -372,6 +373,36 @@ async fn checkpoints(
             Ok(Ok(())) => {}
             Ok(Err(e)) => log::warn!("store checkpoint: {e}"),
             Err(e) => log::warn!("store checkpoint: {e}"),
+        }
+    }
+}
+
+/// How often `git2fa serve` removes what has expired (`Store::prune_expired`).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes expired sessions, links and stale wrong-password counts a
+/// minute after the start, then every hour, so that the tables stay the
+/// size of what is in use. On PostgreSQL every front end does it; the
+/// deletes do not conflict.
+async fn prunes(config: Arc<Config>, stopped: watch::Receiver<bool>) -> Result<(), ServeError> {
+    let mut wait = CHECKPOINT_EVERY;
+    loop {
+        tokio::select! {
+            _ = wait_for_stop(stopped.clone()) => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = PRUNE_EVERY;
+        let config = config.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let now = crate::system::time::now();
+            crate::store::Store::connect(&crate::store::Location::of(&config))?
+                .prune_expired(now, now - config.policy.lockout)
+        })
+        .await;
+        match done {
+            Ok(Ok(expired)) => log::info!("removed what expired: {expired:?}"),
+            Ok(Err(e)) => log::warn!("store prune: {e}"),
+            Err(e) => log::warn!("store prune: {e}"),
         }
     }
 }

@@ -42,9 +42,11 @@ use rusqlite::{Connection, FileControl, OpenFlags};
 use db::{Conn, Tx};
 use value::{Row, params};
 
+pub use audit::AuditPruned;
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
 pub use pool::{Pool, answer, use_in_process};
+pub use web::{Expired, KEEP_ENDED_SESSIONS};
 pub use wire::{SOCKET, Serve};
 
 /// Where the store lives: `[store] url`.
@@ -376,6 +378,10 @@ pub struct AuditFilter {
     pub user: Option<String>,
     pub repo: Option<String>,
     pub limit: u32,
+    /// Only rows after this id, oldest first (an export's next part).
+    pub after_id: Option<i64>,
+    /// Only rows at or after this moment (Unix seconds), oldest first.
+    pub since: Option<i64>,
 }
 
 impl Store {

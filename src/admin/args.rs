@@ -51,7 +51,7 @@ pub enum Command {
     },
     /// Print the decision for a user, repository and operation, and the rule behind it
     Explain(ExplainArgs),
-    /// Print audit rows, newest first
+    /// Print audit rows, newest first; with --since or --follow, oldest first
     Audit {
         /// Only rows about this user
         #[arg(long, value_name = "NAME")]
@@ -59,9 +59,18 @@ pub enum Command {
         /// Only rows about this repository
         #[arg(long, value_name = "REPO")]
         repo: Option<String>,
-        /// How many rows at most
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
+        /// How many rows at most [default: 50; every row with --since]
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Rows after this row id, or from this time on (2026-12-01, 2026-12-01T08:00:00Z), oldest first
+        #[arg(long, value_name = "ID|TIME")]
+        since: Option<String>,
+        /// One JSON object per line, in the schema of the admin guide (for an export)
+        #[arg(long)]
+        json: bool,
+        /// Then print each new row as it is committed, until interrupted
+        #[arg(long)]
+        follow: bool,
     },
     /// Check the configuration, store, key, owners and permissions, repositories and hooks, sshd and the git account
     Check {
@@ -310,6 +319,20 @@ pub enum StoreCommand {
         /// The file holding its password (default: [store] password_file)
         #[arg(long, value_name = "FILE")]
         password_file: Option<std::path::PathBuf>,
+    },
+    /// Remove expired 2FA sessions (30 days after they end), web sessions,
+    /// one-time links and stale wrong-password counts (git2fa serve does it
+    /// every hour)
+    Prune,
+    /// Remove audit rows older than a time, only those that an export
+    /// (git2fa audit --json) holds exactly as the store does
+    PruneAudit {
+        /// Rows before this time (2026-06-01, 2026-06-01T00:00:00Z)
+        #[arg(long, value_name = "TIME")]
+        before: String,
+        /// The export: files of `git2fa audit --json` lines; repeatable
+        #[arg(long, value_name = "FILE", required = true)]
+        exported: Vec<std::path::PathBuf>,
     },
 }
 

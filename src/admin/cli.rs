@@ -83,7 +83,24 @@ fn run(cli: Cli) -> Outcome {
         Command::Store(command) => migrate::store(&load()?, command),
         Command::Verify { user, code } => sessions::verify(&load()?, &user, &code),
         Command::Explain(args) => inspect::explain(&load()?, &args),
-        Command::Audit { user, repo, limit } => inspect::audit(&load()?, user, repo, limit),
+        Command::Audit {
+            user,
+            repo,
+            limit,
+            since,
+            json,
+            follow,
+        } => inspect::audit(
+            &load()?,
+            &inspect::AuditArgs {
+                user,
+                repo,
+                limit,
+                since,
+                json,
+                follow,
+            },
+        ),
         Command::Check { sshd_config } => inspect::check(&load()?, sshd_config),
         Command::Serve => {
             crate::transport::exec::fix_malloc_threshold();

@@ -8,10 +8,10 @@ use super::support::*;
 use crate::authz::decision::{Credential, Decision, Operation, Transport};
 use crate::authz::gate::{self, Request};
 use crate::repo::policy::PushedRefs;
-use crate::store::AuditFilter;
+use crate::store::{AuditFilter, AuditRecord};
 use crate::system::config::Config;
 use crate::system::names::check_user_name;
-use crate::system::time::{format_rfc3339, now};
+use crate::system::time::{format_rfc3339, now, parse_rfc3339};
 
 pub(super) fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
     let store = open_store(config)?;
@@ -114,41 +114,139 @@ pub(super) fn rule_text(decision: &Decision) -> &'static str {
     }
 }
 
-pub(super) fn audit(
-    config: &Config,
-    user: Option<String>,
-    repo: Option<String>,
-    limit: u32,
-) -> Outcome {
-    let store = open_store(config)?;
-    let rows = store.audit(&AuditFilter { user, repo, limit })?;
-    let mut out = std::io::stdout().lock();
-    for (id, r) in rows {
-        let mut line = format!(
-            "#{id} {} {} {} {} {} {}",
-            format_rfc3339(r.at),
-            r.transport,
-            r.user.as_deref().unwrap_or("-"),
-            r.action,
-            r.outcome,
-            r.reason
-        );
-        for (label, value) in [
-            ("repo", r.repo),
-            ("refs", r.refs),
-            ("credential", r.credential),
-            ("key", r.key_id.map(|k| format!("#{k}"))),
-            ("token", r.token_id.map(|t| format!("#{t}"))),
-            ("addr", r.remote_addr),
-            ("detail", r.detail),
-        ] {
-            if let Some(value) = value {
-                line += &format!(" {label}={value}");
-            }
+/// `git2fa audit`'s arguments.
+pub(super) struct AuditArgs {
+    pub user: Option<String>,
+    pub repo: Option<String>,
+    pub limit: Option<u32>,
+    pub since: Option<String>,
+    pub json: bool,
+    pub follow: bool,
+}
+
+/// How often `--follow` looks for new rows.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub(super) fn audit(config: &Config, args: &AuditArgs) -> Outcome {
+    let mut filter = AuditFilter {
+        user: args.user.clone(),
+        repo: args.repo.clone(),
+        limit: args.limit.unwrap_or(50),
+        ..AuditFilter::default()
+    };
+    match args.since.as_deref().map(str::trim) {
+        Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            filter.after_id = Some(
+                id.parse()
+                    .map_err(|_| Failure::usage(format!("--since {id}: not a row id")))?,
+            );
+            filter.limit = args.limit.unwrap_or(u32::MAX);
         }
-        let _ = writeln!(out, "{line}");
+        Some(time) => {
+            filter.since =
+                Some(parse_rfc3339(time).map_err(|e| Failure::usage(format!("--since: {e}")))?);
+            filter.limit = args.limit.unwrap_or(u32::MAX);
+        }
+        None => {}
     }
-    Ok(())
+    let store = open_store(config)?;
+    let mut rows = store.audit(&filter)?;
+    if filter.after_id.is_none() && filter.since.is_none() && args.follow {
+        // The newest rows, then what follows them, oldest first.
+        rows.reverse();
+    }
+    let mut out = std::io::stdout().lock();
+    let mut last = filter.after_id.unwrap_or(0);
+    // A closed pipe (`| head`) ends the listing, as it ends `tail -f`.
+    let Ok(newest) = print_rows(rows, args.json, &mut out) else {
+        return Ok(());
+    };
+    if !args.follow {
+        return Ok(());
+    }
+    last = last.max(newest);
+    let mut follow = AuditFilter {
+        since: None,
+        limit: 1000,
+        ..filter
+    };
+    loop {
+        std::thread::sleep(FOLLOW_EVERY);
+        follow.after_id = Some(last);
+        let Ok(newest) = print_rows(store.audit(&follow)?, args.json, &mut out) else {
+            return Ok(());
+        };
+        last = last.max(newest);
+    }
+}
+
+/// Prints `rows`; the newest id printed (0 for none), or `Err` once the
+/// output is closed.
+fn print_rows(
+    rows: Vec<(i64, AuditRecord)>,
+    json: bool,
+    out: &mut std::io::StdoutLock,
+) -> Result<i64, std::io::Error> {
+    let mut newest = 0;
+    for (id, r) in rows {
+        newest = newest.max(id);
+        let line = if json {
+            audit_json(id, &r).to_string()
+        } else {
+            audit_line(id, r)
+        };
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(newest)
+}
+
+/// One row as the listing prints it.
+fn audit_line(id: i64, r: AuditRecord) -> String {
+    let mut line = format!(
+        "#{id} {} {} {} {} {} {}",
+        format_rfc3339(r.at),
+        r.transport,
+        r.user.as_deref().unwrap_or("-"),
+        r.action,
+        r.outcome,
+        r.reason
+    );
+    for (label, value) in [
+        ("repo", r.repo),
+        ("refs", r.refs),
+        ("credential", r.credential),
+        ("key", r.key_id.map(|k| format!("#{k}"))),
+        ("token", r.token_id.map(|t| format!("#{t}"))),
+        ("addr", r.remote_addr),
+        ("detail", r.detail),
+    ] {
+        if let Some(value) = value {
+            line += &format!(" {label}={value}");
+        }
+    }
+    line
+}
+
+/// One row in the export's schema (docs/admin-guide.md, "Audit export and
+/// retention"): every field, `null` when unset.
+pub(super) fn audit_json(id: i64, r: &AuditRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "at": format_rfc3339(r.at),
+        "transport": r.transport,
+        "user": r.user,
+        "action": r.action,
+        "outcome": r.outcome,
+        "reason": r.reason,
+        "repo": r.repo,
+        "refs": r.refs,
+        "credential": r.credential,
+        "key_id": r.key_id,
+        "token_id": r.token_id,
+        "addr": r.remote_addr,
+        "detail": r.detail,
+    })
 }
 
 pub(super) fn check(config: &Config, sshd_config: Option<PathBuf>) -> Outcome {

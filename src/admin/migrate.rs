@@ -11,6 +11,10 @@ use crate::system::url::without_password;
 pub(super) fn store(config: &Config, command: StoreCommand) -> Outcome {
     match command {
         StoreCommand::Migrate { to, password_file } => migrate(config, &to, password_file),
+        StoreCommand::Prune => super::retention::prune(config),
+        StoreCommand::PruneAudit { before, exported } => {
+            super::retention::prune_audit(config, &before, &exported)
+        }
     }
 }
 

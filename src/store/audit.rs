@@ -38,36 +38,135 @@ impl Store {
         tx.commit()
     }
 
-    /// Audit rows, newest first.
+    /// Audit rows, newest first; oldest first from `after_id` or `since`.
     pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<(i64, AuditRecord)>> {
-        let rows = self.conn.rows(
+        let from = filter.after_id.is_some() || filter.since.is_some();
+        let sql = format!(
             "SELECT id, at, \"user\", transport, repo, action, refs, outcome, reason, credential,
                     key_id, token_id, remote_addr, detail
              FROM audit WHERE (?1 IS NULL OR \"user\" = ?1) AND (?2 IS NULL OR repo = ?2)
-             ORDER BY id DESC LIMIT ?3",
-            &params![filter.user, filter.repo, filter.limit],
+                AND id > ?3 AND at >= ?4
+             ORDER BY id {} LIMIT ?5",
+            if from { "ASC" } else { "DESC" }
+        );
+        let rows = self.conn.rows(
+            &sql,
+            &params![
+                filter.user,
+                filter.repo,
+                filter.after_id.unwrap_or(0),
+                filter.since.unwrap_or(i64::MIN),
+                i64::from(filter.limit)
+            ],
         )?;
-        all(rows, |row| {
-            Ok((
-                row.get(0)?,
-                AuditRecord {
-                    at: row.get(1)?,
-                    user: row.get(2)?,
-                    transport: row.get(3)?,
-                    repo: row.get(4)?,
-                    action: row.get(5)?,
-                    refs: row.get(6)?,
-                    outcome: row.get(7)?,
-                    reason: row.get(8)?,
-                    credential: row.get(9)?,
-                    key_id: row.get(10)?,
-                    token_id: row.get(11)?,
-                    remote_addr: row.get(12)?,
-                    detail: row.get(13)?,
-                },
-            ))
-        })
+        all(rows, audit_row)
     }
+}
+
+/// What `prune_audit` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPruned {
+    /// Rows removed.
+    pub removed: u64,
+    /// Rows older than the date kept: the export does not hold them (or
+    /// an older one it does not hold comes first).
+    pub kept: u64,
+}
+
+impl Store {
+    /// Removes the audit rows older than `before` (Unix seconds) that
+    /// `exported` says an export holds exactly as the store does, oldest
+    /// first, stopping at the first that it does not: the rows removed are
+    /// always every row up to some id. The store records that id
+    /// (`audit_exported_through`); its triggers refuse to delete any row
+    /// past it, so nothing else can remove a row not exported. `record`
+    /// (the prune's own audit row) commits in the same transaction.
+    pub fn prune_audit(
+        &mut self,
+        before: i64,
+        exported: &dyn Fn(i64, &AuditRecord) -> bool,
+        record: impl Fn(&AuditPruned) -> AuditRecord,
+    ) -> Result<AuditPruned> {
+        let tx = self.immediate()?;
+        let older: i64 = tx
+            .one("SELECT count(*) FROM audit WHERE at < ?1", &params![before])?
+            .get(0)?;
+        let mut through: Option<i64> = None;
+        let mut after = tx
+            .one(
+                "SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) FROM settings WHERE name = ?1",
+                &params![EXPORTED_THROUGH],
+            )?
+            .get::<i64>(0)?;
+        // In pages, oldest first, until a row is not in the export.
+        'pages: loop {
+            let page = tx.rows(
+                "SELECT id, at, \"user\", transport, repo, action, refs, outcome, reason,
+                        credential, key_id, token_id, remote_addr, detail
+                 FROM audit WHERE at < ?1 AND id > ?2 ORDER BY id ASC LIMIT 1000",
+                &params![before, after],
+            )?;
+            if page.is_empty() {
+                break;
+            }
+            for row in page {
+                let (id, r) = audit_row(&row)?;
+                if !exported(id, &r) {
+                    break 'pages;
+                }
+                through = Some(id);
+                after = id;
+            }
+        }
+        let removed = match through {
+            Some(id) => {
+                tx.execute(
+                    "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    &params![EXPORTED_THROUGH, id.to_string()],
+                )?;
+                tx.execute(
+                    "DELETE FROM audit WHERE id <= ?1 AND at < ?2",
+                    &params![id, before],
+                )? as u64
+            }
+            None => 0,
+        };
+        let pruned = AuditPruned {
+            removed,
+            kept: (older as u64).saturating_sub(removed),
+        };
+        let row = record(&pruned);
+        insert_audit(&tx, &row)?;
+        tx.commit()?;
+        syslog_row(&row);
+        Ok(pruned)
+    }
+}
+
+/// The setting that names the newest audit row an export was proven to
+/// hold; the audit table's triggers let rows up to it be deleted, no other.
+const EXPORTED_THROUGH: &str = "audit_exported_through";
+
+fn audit_row(row: &Row) -> Result<(i64, AuditRecord)> {
+    Ok((
+        row.get(0)?,
+        AuditRecord {
+            at: row.get(1)?,
+            user: row.get(2)?,
+            transport: row.get(3)?,
+            repo: row.get(4)?,
+            action: row.get(5)?,
+            refs: row.get(6)?,
+            outcome: row.get(7)?,
+            reason: row.get(8)?,
+            credential: row.get(9)?,
+            key_id: row.get(10)?,
+            token_id: row.get(11)?,
+            remote_addr: row.get(12)?,
+            detail: row.get(13)?,
+        },
+    ))
 }
 
 /// A committed row as one syslog line of `key=value` fields (none of them

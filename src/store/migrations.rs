@@ -238,6 +238,17 @@ pub const SQLITE: &[&str] = &[
         session_id  INTEGER                     -- the 2FA session it opened
     );
     "#,
+    // 8: audit retention. A row may be deleted once an export was proven
+    // to hold it (`git2fa store prune-audit`), which records the newest
+    // such row in `settings`; the trigger still refuses every other
+    // delete, and every update.
+    r#"
+    DROP TRIGGER audit_append_only_delete;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+        WHEN OLD.id > COALESCE((SELECT CAST(value AS INTEGER) FROM settings
+                                WHERE name = 'audit_exported_through'), 0)
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
 ];
 
 /// PostgreSQL's schema: integers are `BIGINT` (the store reads every
@@ -394,5 +405,21 @@ pub const POSTGRES: &[&str] = &[
         used_at     BIGINT,
         session_id  BIGINT
     );
+    "#,
+    // 3: SQLite's migration 8 (audit retention).
+    r#"
+    CREATE FUNCTION git2fa_audit_delete_exported_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.id <= COALESCE((SELECT CAST(value AS BIGINT) FROM settings
+                                   WHERE name = 'audit_exported_through'), 0) THEN
+                RETURN OLD;
+            END IF;
+            RAISE EXCEPTION 'the audit log is append-only';
+        END $$;
+    DROP TRIGGER audit_append_only ON audit;
+    CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
+        FOR EACH ROW EXECUTE FUNCTION git2fa_audit_append_only();
+    CREATE TRIGGER audit_delete_exported_only BEFORE DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION git2fa_audit_delete_exported_only();
     "#,
 ];

@@ -2,7 +2,58 @@
 
 use super::*;
 
+/// What `prune_expired` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub sessions: u64,
+    pub web_sessions: u64,
+    pub password_links: u64,
+    pub verify_links: u64,
+    pub password_failures: u64,
+}
+
+/// Ended or expired 2FA sessions stay this long (`session list` and the
+/// audit log refer to them), then go.
+pub const KEEP_ENDED_SESSIONS: i64 = 30 * 86_400;
+
 impl Store {
+    /// Removes what no decision reads any more, in one transaction: 2FA
+    /// sessions ended or expired more than `KEEP_ENDED_SESSIONS` ago, web
+    /// sessions (with their ceremonies under way) and one-time links past
+    /// their expiry, and counts of wrong passwords whose window began
+    /// before `failures_before`. `git2fa serve` runs it every hour;
+    /// `git2fa store prune` on demand.
+    pub fn prune_expired(&self, now: i64, failures_before: i64) -> Result<Expired> {
+        let tx = self.immediate()?;
+        let gone =
+            |sql: &str, params: &[super::value::Value]| tx.execute(sql, params).map(|n| n as u64);
+        let old = now - KEEP_ENDED_SESSIONS;
+        let expired = Expired {
+            sessions: gone(
+                "DELETE FROM sessions WHERE expires_at <= ?1 OR ended_at <= ?1",
+                &params![old],
+            )?,
+            web_sessions: gone(
+                "DELETE FROM web_sessions WHERE expires_at <= ?1",
+                &params![now],
+            )?,
+            password_links: gone(
+                "DELETE FROM password_links WHERE expires_at <= ?1",
+                &params![now],
+            )?,
+            verify_links: gone(
+                "DELETE FROM verify_links WHERE expires_at <= ?1",
+                &params![now],
+            )?,
+            password_failures: gone(
+                "DELETE FROM password_failures WHERE window_start < ?1",
+                &params![failures_before],
+            )?,
+        };
+        tx.commit()?;
+        Ok(expired)
+    }
+
     // The web page's sessions.
 
     /// Stores a new web session (anonymous when `user_id` is `None`).

@@ -71,6 +71,66 @@ pub fn format_rfc3339(unix: i64) -> String {
     format!("{date}T{time}Z")
 }
 
+/// Reads `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`, as
+/// `format_rfc3339` writes it, into Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    let bad = || format!("`{text}` is not a time: write 2026-12-01 or 2026-12-01T08:00:00Z");
+    let (date, time) = match text.split_once('T') {
+        Some((date, time)) => (date, Some(time.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (text, None),
+    };
+    let number = |part: &str, len: usize| -> Result<i64, String> {
+        if part.len() != len || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse().map_err(|_| bad())
+    };
+    let fields: Vec<&str> = date.split('-').collect();
+    let [year, month, day] = fields[..] else {
+        return Err(bad());
+    };
+    let (year, month, day) = (number(year, 4)?, number(month, 2)?, number(day, 2)?);
+    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
+        return Err(bad());
+    }
+    let seconds = match time {
+        None => 0,
+        Some(time) => {
+            let fields: Vec<&str> = time.split(':').collect();
+            let [h, m, s] = fields[..] else {
+                return Err(bad());
+            };
+            let (h, m, s) = (number(h, 2)?, number(m, 2)?, number(s, 2)?);
+            if h > 23 || m > 59 || s > 59 {
+                return Err(bad());
+            }
+            h * 3600 + m * 60 + s
+        }
+    };
+    Ok(days_from_civil(year, month, day) * 86_400 + seconds)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
+/// `civil_from_days`, from the same paper).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// `YYYY-MM-DD` and `HH:MM:SS` in UTC.
 fn date_and_time(unix: i64) -> (String, String) {
     let secs = unix.rem_euclid(86_400);

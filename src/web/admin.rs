@@ -122,6 +122,7 @@ pub fn audit(cx: &mut Context) -> Response {
         user: cx.request.param("user").map(str::to_string),
         repo: cx.request.param("repo").map(str::to_string),
         limit: 200,
+        ..Default::default()
     };
     let rows = match cx.store.audit(&filter) {
         Ok(rows) => rows,

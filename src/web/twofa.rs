@@ -480,6 +480,7 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
             user: Some(user.name.clone()),
             repo: None,
             limit: 20,
+            ..Default::default()
         })
         .unwrap_or_default();
     // One git operation is several requests over HTTP (and a decision per

@@ -31,6 +31,7 @@ mod postgres_tls;
 mod properties;
 mod races;
 mod readme;
+mod retention;
 mod security_keys;
 mod serve;
 mod serve_load;

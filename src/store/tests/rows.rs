@@ -124,6 +124,7 @@ fn the_audit_log_is_append_only(engine: Engine) {
             user: Some("alice".into()),
             repo: None,
             limit: 10,
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(
@@ -138,6 +139,7 @@ fn the_audit_log_is_append_only(engine: Engine) {
             user: None,
             repo: Some("a".into()),
             limit: 10,
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(repo_a.len(), 2);
@@ -322,7 +324,132 @@ fn ids_named_by_old_rows_are_not_given_again_after_migrating() {
     assert!(token > 4, "token #{token} was named before");
 }
 
+fn audit_rows_go_only_once_an_export_holds_them(engine: Engine) {
+    // Attack: an insider who may run the retention command removes the
+    // rows that record what they did, saying they were exported. Only
+    // rows the export holds exactly as the store does go, oldest first,
+    // and the table's triggers refuse every other delete.
+    let (_fresh, mut store) = new_store_on(engine);
+    for at in 1..=6 {
+        store
+            .append_audit(&AuditRecord {
+                at: NOW + at,
+                user: Some("alice".into()),
+                transport: "ssh".into(),
+                action: "read".into(),
+                outcome: "allow".into(),
+                reason: format!("row {at}"),
+                ..AuditRecord::default()
+            })
+            .unwrap();
+    }
+    let ids: Vec<i64> = store
+        .audit(&AuditFilter {
+            after_id: Some(0),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids.len(), 6);
+    let prune_row = |p: &AuditPruned| AuditRecord {
+        at: NOW + 100,
+        transport: "cli".into(),
+        action: "audit-prune".into(),
+        outcome: "ok".into(),
+        reason: format!("{} removed, {} kept", p.removed, p.kept),
+        ..AuditRecord::default()
+    };
+    // The export holds rows 1, 2 and 4; row 3 differs from the store's.
+    let held = |id: i64, r: &AuditRecord| {
+        (id == ids[0] || id == ids[1] || id == ids[3]) && r.reason.starts_with("row")
+            || id == ids[2] && r.reason == "row 3 as the insider wrote it"
+    };
+    let pruned = store.prune_audit(NOW + 5, &held, prune_row).unwrap();
+    assert_eq!(
+        pruned,
+        AuditPruned {
+            removed: 2,
+            kept: 2
+        }
+    );
+    // Another delete, of a row past those, is refused.
+    assert!(
+        store
+            .conn
+            .execute("DELETE FROM audit WHERE id = ?1", &params![ids[3]])
+            .is_err()
+    );
+    let left = store
+        .audit(&AuditFilter {
+            after_id: Some(0),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|(id, _)| *id).collect::<Vec<_>>()[..4],
+        ids[2..],
+        "rows 3 to 6 stay"
+    );
+    let last = &left.last().unwrap().1;
+    assert_eq!(
+        (last.action.as_str(), last.reason.as_str()),
+        ("audit-prune", "2 removed, 2 kept")
+    );
+    // Rows newer than the date stay whatever the export holds.
+    let all = |_: i64, _: &AuditRecord| true;
+    let pruned = store.prune_audit(NOW + 5, &all, prune_row).unwrap();
+    assert_eq!(
+        pruned,
+        AuditPruned {
+            removed: 2,
+            kept: 0
+        }
+    );
+    assert_eq!(
+        store
+            .audit(&AuditFilter {
+                after_id: Some(0),
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .unwrap()
+            .len(),
+        4,
+        "rows 5 and 6 and the two prune rows"
+    );
+}
+
+fn expired_rows_go_and_rows_in_use_stay(engine: Engine) {
+    let (_fresh, mut store) = new_store_on(engine);
+    let id = enrolled(&mut store, "alice");
+    let ended = store.open_session(id, &session(), NOW).unwrap();
+    store.end_session(ended, NOW + 10).unwrap();
+    let open = store
+        .open_session(id, &session(), NOW + KEEP_ENDED_SESSIONS)
+        .unwrap();
+    let later = NOW + KEEP_ENDED_SESSIONS + 20;
+    let expired = store.prune_expired(later, later - 900).unwrap();
+    assert_eq!(expired.sessions, 1, "{expired:?}");
+    assert_eq!(
+        store
+            .open_sessions(id, later)
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        vec![open]
+    );
+    let again = store.prune_expired(later, later - 900).unwrap();
+    assert_eq!(again, Expired::default());
+}
+
 on_every_engine!(
+    audit_rows_go_only_once_an_export_holds_them,
+    expired_rows_go_and_rows_in_use_stay,
     sessions_open_end_and_expire,
     tokens_by_hash_revoke_and_touch,
     keys_by_fingerprint,

@@ -50,3 +50,25 @@ fn rfc3339_is_one_word() {
     assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
     assert_eq!(format_rfc3339(1_795_000_330), "2026-11-18T11:12:10Z");
 }
+
+#[test]
+fn times_read_back_what_is_written() {
+    for unix in [0, 951_782_400, 1_764_547_200, 1_796_291_963, 4_107_542_399] {
+        assert_eq!(parse_rfc3339(&format_rfc3339(unix)), Ok(unix), "{unix}");
+    }
+    assert_eq!(parse_rfc3339("2026-12-01"), Ok(1_796_083_200));
+    assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Ok(951_782_400));
+    for bad in [
+        "",
+        "2026-13-01",
+        "2026-02-29",
+        "2026-12-01T08:00:00",
+        "2026-12-01 08:00:00Z",
+        "2026-1-01",
+        "2026-12-01T24:00:00Z",
+        "yesterday",
+        "+2026-12-01",
+    ] {
+        assert!(parse_rfc3339(bad).is_err(), "{bad}");
+    }
+}
