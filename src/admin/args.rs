@@ -77,6 +77,12 @@ pub enum Command {
         /// The sshd configuration to read [default: sshd's own]
         #[arg(long, value_name = "FILE")]
         sshd_config: Option<PathBuf>,
+        /// nginx's main configuration file to read [default: nginx's own]
+        #[arg(long, value_name = "FILE")]
+        nginx_config: Option<PathBuf>,
+        /// Apache's main configuration file to read [default: apache2ctl's]
+        #[arg(long, value_name = "FILE")]
+        apache_config: Option<PathBuf>,
     },
     /// Serve the web page and smart HTTP on [web] listen, SSH on [ssh] listen, and hooks on [daemon] socket, until SIGTERM or SIGINT
     Serve,

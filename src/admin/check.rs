@@ -11,6 +11,9 @@ use crate::repo::policy::RepoPolicy;
 use crate::store::{Location, Store};
 use crate::system::config::Config;
 
+mod exposure;
+mod web_servers;
+
 /// What `check` found.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -60,6 +63,10 @@ impl Report {
 pub struct Options {
     /// The sshd configuration to read (`sshd -T -f`); `None`: sshd's own.
     pub sshd_config: Option<PathBuf>,
+    /// nginx's main configuration file (`nginx -T -c`); `None`: nginx's own.
+    pub nginx_config: Option<PathBuf>,
+    /// Apache's main configuration file (`apache2 -f`); `None`: apache2ctl's.
+    pub apache_config: Option<PathBuf>,
 }
 
 /// Runs every check.
@@ -68,9 +75,12 @@ pub fn run(config: &Config, options: &Options) -> Report {
     report.ok(format!("config {} is valid", config.path.display()));
     as_owner(config, || data_dir_and_store(config, &mut report));
     let account = git_account(config, &mut report);
+    exposure::config_file(config, account.as_ref(), &mut report);
+    exposure::trusted_remote_user(config, &mut report);
     git_bin(config, &mut report);
-    repositories(config, &mut report);
+    let repos = repositories(config, &mut report);
     if let Some(account) = &account {
+        exposure::repository_owners(&repos, account, &mut report);
         login_shell(account, &mut report);
         authorized_keys_files(account, &mut report);
         if let Some(command) = sshd(config, options, account, &mut report) {
@@ -78,6 +88,8 @@ pub fn run(config: &Config, options: &Options) -> Report {
         }
     }
     daemon(config, &mut report);
+    web_servers::nginx(config, options.nginx_config.as_deref(), &mut report);
+    web_servers::apache(config, options.apache_config.as_deref(), &mut report);
     report
 }
 
@@ -220,6 +232,28 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
 /// runs `check`.
 fn git_account(config: &Config, report: &mut Report) -> Option<nix::unistd::User> {
     let owner = std::fs::metadata(&config.data_dir).ok()?.uid();
+    if owner == 0 {
+        // The shims never run as root: the account meant is the one that
+        // owns the rest, or `git`, as the package makes it.
+        let meant = [config.store_path(), config.repos_root.clone()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.uid())
+            .find(|&uid| uid != 0)
+            .and_then(|uid| {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+            })
+            .map_or_else(|| "git".to_string(), |u| u.name);
+        report.problem(format!(
+            "data_dir {} belongs to root; git2fa runs as the account that owns it, never as root; run chown -R {meant}:{meant} {} {}",
+            config.data_dir.display(),
+            config.data_dir.display(),
+            config.repos_root.display()
+        ));
+        return None;
+    }
     let account = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner)) {
         Ok(Some(account)) => account,
         _ => {
@@ -276,15 +310,18 @@ fn git_bin(config: &Config, report: &mut Report) {
     }
 }
 
-fn repositories(config: &Config, report: &mut Report) {
+/// The repositories under `repos_root`, after checking their policies
+/// and hooks.
+fn repositories(config: &Config, report: &mut Report) -> Vec<PathBuf> {
     let repos = match repo::path::find_all(&config.repos_root) {
         Ok(repos) => repos,
         Err(e) => {
-            return report.problem(format!(
+            report.problem(format!(
                 "repos_root {}: {}",
                 config.repos_root.display(),
                 crate::system::files::io_reason(&e)
             ));
+            return Vec::new();
         }
     };
     let mut bad = 0;
@@ -331,6 +368,7 @@ fn repositories(config: &Config, report: &mut Report) {
     if missing == 0 {
         report.ok("every repository has the git2fa hooks, and they can run");
     }
+    repos
 }
 
 /// Why our stub at `path` cannot work: the binary or config it names is
@@ -514,6 +552,7 @@ fn sshd(
             .unwrap_or("")
             .to_string()
     };
+    exposure::password_logins(&text, account, report);
     let command = value("authorizedkeyscommand");
     if command.contains("git2fa") && command.contains("authorized-keys") {
         report.ok(format!(

@@ -101,7 +101,18 @@ fn run(cli: Cli) -> Outcome {
                 follow,
             },
         ),
-        Command::Check { sshd_config } => inspect::check(&load()?, sshd_config),
+        Command::Check {
+            sshd_config,
+            nginx_config,
+            apache_config,
+        } => inspect::check(
+            &load()?,
+            crate::admin::check::Options {
+                sshd_config,
+                nginx_config,
+                apache_config,
+            },
+        ),
         Command::Serve => {
             crate::transport::exec::fix_malloc_threshold();
             let config = load()?;

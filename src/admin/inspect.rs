@@ -1,7 +1,6 @@
 //! `git2fa explain`, `git2fa audit` and `git2fa check`: looking, not changing.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use super::args::*;
 use super::support::*;
@@ -249,8 +248,8 @@ pub(super) fn audit_json(id: i64, r: &AuditRecord) -> serde_json::Value {
     })
 }
 
-pub(super) fn check(config: &Config, sshd_config: Option<PathBuf>) -> Outcome {
-    let report = crate::admin::check::run(config, &crate::admin::check::Options { sshd_config });
+pub(super) fn check(config: &Config, options: crate::admin::check::Options) -> Outcome {
+    let report = crate::admin::check::run(config, &options);
     for (level, line) in &report.lines {
         println!("{}: {line}", level.word());
     }

@@ -344,3 +344,215 @@ fn a_daemon_socket_nobody_answers() {
     let run = s.check();
     assert!(run.stdout.contains("note: [daemon] socket is set: pushes by Unix accounts are checked by hooks, which a user who can write a repository can skip"), "{}", run.stdout);
 }
+
+// Attack: config.toml left writable by everyone (mode 0666): any local
+// account sets git_bin to a program of its own, which git2fa then runs as
+// git for the next operation, with the store and secret.key in reach.
+#[test]
+fn a_config_others_may_write() {
+    if !throwaway::enter() {
+        return;
+    }
+    let Some(s) = sound() else { return };
+    std::fs::set_permissions(&s.host.config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    s.one_problem(&format!(
+        "config {} has mode 666: any local account may change it, and git_bin runs as git",
+        s.host.config.display()
+    ));
+}
+
+#[test]
+fn trusting_remote_user_is_named() {
+    if !throwaway::enter() {
+        return;
+    }
+    let Some(s) = sound() else { return };
+    let mut text = std::fs::read_to_string(&s.host.config).unwrap();
+    text.push_str("[http]\ntrust_remote_user = true\n");
+    std::fs::write(&s.host.config, text).unwrap();
+    let run = s.check();
+    assert!(
+        run.stdout.contains(
+            "note: [http] trust_remote_user = true: the hooks take the pusher from REMOTE_USER"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_repository_git_will_not_serve_as_the_account() {
+    if !throwaway::enter() {
+        return;
+    }
+    let Some(s) = sound() else { return };
+    let repo = s.host.root.join("team/app.git");
+    let out = Command::new("chown")
+        .args(["-R", "root:"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    s.one_problem(&format!(
+        "{} is not {}'s: git refuses such a repository (\"detected dubious ownership\")",
+        repo.display(),
+        s.account.name
+    ));
+}
+
+// Attack: PasswordAuthentication yes for the git account, which has a
+// password: `ssh git@host` with the password gets git's login shell
+// (/bin/sh), past git2fa-shell, with the store in reach.
+#[test]
+fn password_logins_to_the_git_account() {
+    if !throwaway::enter() {
+        return;
+    }
+    let Some(s) = sound() else { return };
+    let text = std::fs::read_to_string(&s.sshd_config).unwrap();
+    std::fs::write(
+        &s.sshd_config,
+        text.replace("PasswordAuthentication no", "PasswordAuthentication yes"),
+    )
+    .unwrap();
+    // Without a password, nothing gets in that way.
+    assert_eq!(s.check().code, 0);
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "a password"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    let out = Command::new("usermod")
+        .args(["-p", hash.trim(), &s.account.name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    s.one_problem(&format!(
+        "sshd accepts passwords for {} and the account has one",
+        s.account.name
+    ));
+}
+
+#[test]
+fn a_data_dir_owned_by_root_is_given_back_to_the_account() {
+    if !throwaway::enter() {
+        return;
+    }
+    let Some(s) = sound() else { return };
+    let out = Command::new("chown")
+        .arg("root:")
+        .arg(&s.host.data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let run = s.check();
+    assert_eq!(run.code, 1, "{run:?}");
+    let line = format!(
+        "problem: data_dir {} belongs to root; git2fa runs as the account that owns it, never as root; run chown -R {n}:{n} {}",
+        s.host.data.display(),
+        s.host.data.display(),
+        n = s.account.name
+    );
+    assert!(run.stdout.contains(&line), "{line}\n{}", run.stdout);
+    assert!(!run.stdout.contains("chown -R root"), "{}", run.stdout);
+}
+
+/// `check` with the web server configuration `kind` (nginx or Apache)
+/// in `file`.
+fn check_with(s: &Sound, kind: &str, file: &Path) -> Run {
+    s.host.git2fa(&[
+        "check",
+        "--sshd-config",
+        &s.sshd_config.display().to_string(),
+        &format!("--{kind}-config"),
+        &file.display().to_string(),
+    ])
+}
+
+fn shipped(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("install")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn web_server_blocks_that_miss_paths_of_the_page() {
+    if !throwaway::enter() {
+        return;
+    }
+    let Some(s) = sound() else { return };
+    if !crate::harness::nginx::available() || !crate::harness::apache::available() {
+        return;
+    }
+    let dir = s.host.dir.path();
+    let nginx = |block: &str| {
+        let file = dir.join("nginx.conf");
+        std::fs::write(
+            &file,
+            format!(
+                "pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:1;\n{block}\n }}\n}}\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        check_with(&s, "nginx", &file)
+    };
+    let good = nginx(&shipped("nginx-git2fa-web.conf"));
+    assert_eq!(good.code, 0, "{good:?}");
+    assert!(
+        good.stdout.contains(
+            "ok: nginx passes every path of the web page to git2fa serve (127.0.0.1:8080)"
+        ),
+        "{}",
+        good.stdout
+    );
+    // The block the guide once gave: no /webauthn.js, no /.
+    let old = shipped("nginx-git2fa-web.conf").replace("|webauthn\\.js", "");
+    let old = old[old.find("location ~").unwrap()..].to_string();
+    let run = nginx(&old);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("problem: nginx passes part of the web page to git2fa serve (127.0.0.1:8080) but not /, /webauthn.js (without /webauthn.js security keys do nothing)"),
+        "{}",
+        run.stdout
+    );
+
+    let apache = |modules: &[&str]| {
+        let file = dir.join("httpd.conf");
+        let modules: String = modules
+            .iter()
+            .map(|m| format!("LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"))
+            .collect();
+        std::fs::write(
+            &file,
+            format!(
+                "ServerRoot /etc/apache2\nServerName 127.0.0.1\n{modules}Listen 127.0.0.1:1\n\
+                 PidFile {d}/httpd.pid\nErrorLog {d}/httpd-error.log\nMutex file:{d}\n{}\n",
+                shipped("apache-git2fa-web.conf"),
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        check_with(&s, "apache", &file)
+    };
+    let good = apache(&["mpm_prefork", "authz_core", "proxy", "proxy_http"]);
+    assert_eq!(good.code, 0, "{good:?}");
+    assert!(
+        good.stdout
+            .contains("ok: Apache passes every path of the web page to git2fa serve"),
+        "{}",
+        good.stdout
+    );
+    let run = apache(&["mpm_prefork", "authz_core"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "mod_proxy_http is not enabled, so it passes nothing; run a2enmod proxy_http"
+        ),
+        "{}",
+        run.stdout
+    );
+}
