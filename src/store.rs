@@ -42,7 +42,7 @@ use rusqlite::{Connection, FileControl, OpenFlags};
 use db::{Conn, Tx};
 use value::{Row, params};
 
-pub use audit::AuditPruned;
+pub use audit::{AuditPruned, MAX_REFUSALS_PER_ADDRESS, REFUSAL_WINDOW};
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
 pub use pool::{Pool, answer, use_in_process};
@@ -99,6 +99,9 @@ pub struct Store {
     conn: Conn,
     /// The SQLite file; `None` for PostgreSQL.
     path: Option<PathBuf>,
+    /// The audit row of the change under way (`audited`): the change's
+    /// write transaction commits it with the change.
+    staged: std::cell::RefCell<Option<AuditRecord>>,
 }
 
 /// A user as stored.
@@ -461,7 +464,11 @@ impl Store {
                 } else {
                     Conn::postgres(connect::client(url, password_file.as_deref(), timeout())?)
                 };
-                Ok(Store { conn, path: None })
+                Ok(Store {
+                    conn,
+                    path: None,
+                    staged: Default::default(),
+                })
             }
         }
     }
@@ -550,6 +557,7 @@ impl Store {
         Ok(Store {
             conn: Conn::Sqlite(conn),
             path: Some(path.to_path_buf()),
+            staged: Default::default(),
         })
     }
 
@@ -643,11 +651,12 @@ impl Store {
     /// PostgreSQL runs it as it comes (a single statement is atomic, and
     /// needs no exclusive lock).
     fn write(&self, sql: &str, params: &[value::Value]) -> Result<usize> {
-        if self.conn.is_postgres() {
+        if self.conn.is_postgres() && self.staged.borrow().is_none() {
             return self.conn.execute(sql, params);
         }
         let tx = self.immediate()?;
         let changed = tx.execute(sql, params)?;
+        tx.unstage_unless(changed > 0);
         tx.commit()?;
         Ok(changed)
     }
@@ -672,12 +681,27 @@ impl Store {
     }
 
     fn immediate(&self) -> Result<Tx<'_>> {
-        self.conn.immediate()
+        Ok(self.conn.immediate()?.with_staged(&self.staged))
     }
 
     /// A write transaction about `user_id`'s rows alone.
     fn immediate_for(&self, user_id: i64) -> Result<Tx<'_>> {
-        self.conn.immediate_for(user_id)
+        Ok(self.conn.immediate_for(user_id)?.with_staged(&self.staged))
+    }
+
+    /// Makes `change` and its audit row one: the first write transaction
+    /// `change` commits holds `record` too, so both are committed or
+    /// neither is. A change that found nothing to change commits no row
+    /// (it rolls back, or drops the row with `Tx::unstage_unless`).
+    pub fn audited<T>(
+        &mut self,
+        record: AuditRecord,
+        change: impl FnOnce(&mut Store) -> Result<T>,
+    ) -> Result<T> {
+        *self.staged.borrow_mut() = Some(record);
+        let result = change(self);
+        self.staged.borrow_mut().take();
+        result
     }
 }
 

@@ -44,15 +44,17 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
                     existing.user
                 )));
             }
-            let id = store.add_key(
-                owner.id,
-                &key.algorithm,
-                &key.blob_base64(),
-                &fingerprint,
-                &key.comment,
-                now(),
-            )?;
-            admin_audit(&mut store, Some(&user), None, "key-add", &fingerprint)?;
+            let record = admin_record(Some(&user), None, "key-add", &fingerprint);
+            let id = admin_change(&mut store, record, |store| {
+                store.add_key(
+                    owner.id,
+                    &key.algorithm,
+                    &key.blob_base64(),
+                    &fingerprint,
+                    &key.comment,
+                    now(),
+                )
+            })?;
             println!("added key #{id} {fingerprint} for {user}");
         }
         KeyCommand::List { user } => {
@@ -70,14 +72,9 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
             let key = store
                 .key(id)?
                 .ok_or_else(|| Failure::refused(format!("no key #{id}")))?;
-            store.remove_key(id, now())?;
-            admin_audit(
-                &mut store,
-                Some(&key.user),
-                None,
-                "key-remove",
-                &key.fingerprint,
-            )?;
+            let mut record = admin_record(Some(&key.user), None, "key-remove", &key.fingerprint);
+            record.key_id = Some(id);
+            admin_change(&mut store, record, |store| store.remove_key(id, now()))?;
             println!("removed key #{id} {} of {}", key.fingerprint, key.user);
         }
     }

@@ -33,29 +33,19 @@ pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
             }
         }
         SessionCommand::End { id: Some(id), .. } => {
-            if !store.end_session(id, now())? {
+            let record = admin_record(None, None, "session-end", &format!("session #{id}"));
+            if !admin_change(&mut store, record, |store| store.end_session(id, now()))? {
                 return Err(Failure::refused(format!("no open session #{id}")));
             }
-            admin_audit(
-                &mut store,
-                None,
-                None,
-                "session-end",
-                &format!("session #{id}"),
-            )?;
             println!("ended session #{id}");
         }
         SessionCommand::End { id: None, user } => {
             let name = user.unwrap_or_default();
             let found = find_user(&store, &name)?;
-            let count = store.end_sessions_of(found.id, now())?;
-            admin_audit(
-                &mut store,
-                Some(&name),
-                None,
-                "session-end",
-                &format!("{count} sessions"),
-            )?;
+            let record = admin_record(Some(&name), None, "session-end", "every open session");
+            let count = admin_change(&mut store, record, |store| {
+                store.end_sessions_of(found.id, now())
+            })?;
             println!("ended {count} sessions of {name}");
         }
     }

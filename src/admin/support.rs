@@ -102,14 +102,14 @@ pub(super) fn operator() -> String {
     }
 }
 
-pub(super) fn admin_audit(
-    store: &mut Store,
+/// The row of an admin's change: who ran the command is its detail.
+pub(super) fn admin_record(
     user: Option<&str>,
     repo: Option<&str>,
     action: &str,
     reason: &str,
-) -> Outcome {
-    store.append_audit(&AuditRecord {
+) -> AuditRecord {
+    AuditRecord {
         at: now(),
         user: user.map(str::to_string),
         transport: Transport::Cli.as_str().into(),
@@ -119,8 +119,29 @@ pub(super) fn admin_audit(
         reason: reason.into(),
         detail: Some(operator()),
         ..AuditRecord::default()
-    })?;
+    }
+}
+
+/// An admin's row for what is not a change of the store (a repository's
+/// file, a store copied elsewhere), written after it.
+pub(super) fn admin_audit(
+    store: &mut Store,
+    user: Option<&str>,
+    repo: Option<&str>,
+    action: &str,
+    reason: &str,
+) -> Outcome {
+    store.append_audit(&admin_record(user, repo, action, reason))?;
     Ok(())
+}
+
+/// `change` to the store, committed with its audit row, or neither.
+pub(super) fn admin_change<T>(
+    store: &mut Store,
+    record: AuditRecord,
+    change: impl FnOnce(&mut Store) -> crate::store::Result<T>,
+) -> Result<T, Failure> {
+    Ok(store.audited(record, change)?)
 }
 
 pub(super) fn read_password(from_stdin: bool, required: bool) -> Result<Option<String>, Failure> {

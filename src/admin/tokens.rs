@@ -55,24 +55,25 @@ pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
             let t = now();
             let expires_at = (days > 0).then(|| t + i64::from(days) * 86_400);
             let secret = token::generate()?;
-            let id = store.add_token(
-                owner.id,
-                &name,
-                &token::hash(&secret),
-                &repos,
-                permission,
-                expires_at,
-                without_2fa,
-                t,
-            )?;
             let marked = if without_2fa { " without-2fa" } else { "" };
-            admin_audit(
-                &mut store,
+            let record = admin_record(
                 Some(&user),
                 None,
                 "token-create",
-                &format!("token #{id}{marked}"),
-            )?;
+                &format!("{name}{marked}"),
+            );
+            let id = admin_change(&mut store, record, |store| {
+                store.add_token(
+                    owner.id,
+                    &name,
+                    &token::hash(&secret),
+                    &repos,
+                    permission,
+                    expires_at,
+                    without_2fa,
+                    t,
+                )
+            })?;
             println!("{secret}");
             eprintln!(
                 "token #{id} for {user}{}: {} on {}, {} (shown once; store it now)",
@@ -102,16 +103,19 @@ pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
             let found = store
                 .token(id)?
                 .ok_or_else(|| Failure::refused(format!("no token #{id}")))?;
-            if !store.revoke_token(id, now())? {
+            if found.revoked_at.is_some() {
                 return Err(Failure::refused(format!("token #{id} was already revoked")));
             }
-            admin_audit(
-                &mut store,
+            let mut record = admin_record(
                 Some(&found.user),
                 None,
                 "token-revoke",
                 &format!("token #{id}"),
-            )?;
+            );
+            record.token_id = Some(id);
+            if !admin_change(&mut store, record, |store| store.revoke_token(id, now()))? {
+                return Err(Failure::refused(format!("token #{id} was already revoked")));
+            }
             println!("revoked token #{id} of {}", found.user);
         }
     }

@@ -2,10 +2,9 @@
 
 use super::args::*;
 use super::support::*;
-use crate::authz::decision::Transport;
 use crate::authz::twofactor::{self};
 use crate::factor::crypto::{self, SecretKey};
-use crate::store::{AuditRecord, StoreError, User};
+use crate::store::{StoreError, User};
 use crate::system::config::Config;
 use crate::system::names::check_user_name;
 use crate::system::time::{format_rfc3339, format_utc, now};
@@ -24,22 +23,23 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
             }
             let password = read_password(password_stdin, false)?;
             let hash = password.as_deref().map(crypto::hash_password).transpose()?;
-            let id = match store.add_user(&name, hash.as_deref(), now()) {
-                Err(StoreError::Exists) => {
-                    return Err(Failure::refused(format!("user {name} already exists")));
-                }
-                other => other?,
-            };
-            if admin {
-                store.set_admin(id, true)?;
-            }
-            admin_audit(
-                &mut store,
+            let record = admin_record(
                 Some(&name),
                 None,
                 "user-add",
                 if admin { "admin" } else { "user" },
-            )?;
+            );
+            let added = store.audited(record, |store| {
+                let id = store.add_user(&name, hash.as_deref(), now())?;
+                if admin {
+                    store.set_admin(id, true)?;
+                }
+                Ok(id)
+            });
+            if let Err(StoreError::Exists) = added {
+                return Err(Failure::refused(format!("user {name} already exists")));
+            }
+            added?;
             match hash {
                 Some(_) => println!("added {name}"),
                 None => {
@@ -92,47 +92,44 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
         }
         UserCommand::Disable { name } => {
             let user = find_user(&store, &name)?;
-            store.set_enabled(user.id, false, now())?;
-            admin_audit(&mut store, Some(&name), None, "user-disable", "admin")?;
+            let record = admin_record(Some(&name), None, "user-disable", "admin");
+            admin_change(&mut store, record, |store| {
+                store.set_enabled(user.id, false, now())
+            })?;
             println!("disabled {name}");
         }
         UserCommand::Enable { name } => {
             let user = find_user(&store, &name)?;
-            store.set_enabled(user.id, true, now())?;
-            admin_audit(&mut store, Some(&name), None, "user-enable", "admin")?;
+            let record = admin_record(Some(&name), None, "user-enable", "admin");
+            admin_change(&mut store, record, |store| {
+                store.set_enabled(user.id, true, now())
+            })?;
             println!("enabled {name}");
         }
         UserCommand::Unlock { name } => {
             let user = find_user(&store, &name)?;
-            store.unlock(user.id)?;
-            admin_audit(&mut store, Some(&name), None, "user-unlock", "admin")?;
+            let record = admin_record(Some(&name), None, "user-unlock", "admin");
+            admin_change(&mut store, record, |store| store.unlock(user.id))?;
             println!("unlocked {name}");
         }
         UserCommand::Reset2fa { name, keep_tokens } => {
             let user = find_user(&store, &name)?;
-            let reset = store
-                .reset_2fa(user.id, !keep_tokens, now())?
-                .ok_or_else(|| Failure::refused(format!("no user {name}")))?;
+            let mut record = admin_record(Some(&name), None, "reset-2fa", "admin");
+            record.detail = Some(format!(
+                "{}; {} security keys removed",
+                operator(),
+                user.security_keys
+            ));
+            let reset = admin_change(&mut store, record, |store| {
+                store.reset_2fa(user.id, !keep_tokens, now())
+            })?
+            .ok_or_else(|| Failure::refused(format!("no user {name}")))?;
             let tokens = if keep_tokens {
                 "tokens kept".to_string()
             } else {
                 plural(reset.tokens_revoked, "token") + " revoked"
             };
             let sessions = plural(reset.sessions_ended, "2FA session") + " ended";
-            store.append_audit(&AuditRecord {
-                at: now(),
-                user: Some(name.clone()),
-                transport: Transport::Cli.as_str().into(),
-                action: "reset-2fa".into(),
-                outcome: "ok".into(),
-                reason: "admin".into(),
-                detail: Some(format!(
-                    "{}; {} security keys removed, {sessions}, {tokens}",
-                    operator(),
-                    user.security_keys
-                )),
-                ..AuditRecord::default()
-            })?;
             // Security keys are named only when there were some: the
             // line stays as scripts know it for users with an app alone.
             let keys = match user.security_keys {
@@ -157,8 +154,11 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
         } => {
             let user = find_user(&store, &name)?;
             let password = read_password(password_stdin, true)?.unwrap_or_default();
-            store.set_password_hash(user.id, &crypto::hash_password(&password)?)?;
-            admin_audit(&mut store, Some(&name), None, "set-password", "admin")?;
+            let hash = crypto::hash_password(&password)?;
+            let record = admin_record(Some(&name), None, "set-password", "admin");
+            admin_change(&mut store, record, |store| {
+                store.set_password_hash(user.id, &hash)
+            })?;
             println!("set the password of {name}");
         }
         UserCommand::Enroll { name } => {

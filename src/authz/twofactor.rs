@@ -166,10 +166,10 @@ pub fn enroll(
     let secret = totp::generate_secret()?;
     let sealed = key.seal(&secret_context(user.id), &secret)?;
     let (recovery_codes, hashes) = new_recovery_codes(config.policy.recovery_codes)?;
-    if !store.enroll(user.id, &sealed, &hashes, now)? {
+    let row = row_of(user, origin, ("enroll", "ok", "enrolled"), None, now);
+    if !store.audited(row, |store| store.enroll(user.id, &sealed, &hashes, now))? {
         return Err(TwoFactorError::AlreadyEnrolled);
     }
-    audit(store, user, origin, "enroll", "ok", "enrolled", now)?;
     Ok(Enrollment {
         secret,
         uri: totp::otpauth_uri(&config.totp.issuer, &user.name, &secret),
@@ -203,16 +203,18 @@ pub fn enroll_confirmed(
     now: i64,
 ) -> Result<i64, TwoFactorError> {
     let sealed = key.seal(&secret_context(user.id), setup.secret)?;
-    if !store.enroll_from_setup(
-        user.id,
-        &sealed,
-        setup.recovery_hashes,
-        now,
-        (setup.web_session, setup.pending_sealed),
-    )? {
+    let row = row_of(user, origin, ("enroll", "ok", "enrolled"), None, now);
+    if !store.audited(row, |store| {
+        store.enroll_from_setup(
+            user.id,
+            &sealed,
+            setup.recovery_hashes,
+            now,
+            (setup.web_session, setup.pending_sealed),
+        )
+    })? {
         return Err(TwoFactorError::AlreadyEnrolled);
     }
-    audit(store, user, origin, "enroll", "ok", "enrolled", now)?;
     let lock = lock_policy(config);
     let session = new_session(config, origin);
     match store.record_attempt(
@@ -243,16 +245,14 @@ pub fn regenerate_recovery_codes(
         return Err(TwoFactorError::NotEnrolled);
     }
     let (shown, hashes) = new_recovery_codes(config.policy.recovery_codes)?;
-    store.replace_recovery_codes(user.id, &hashes)?;
-    audit(
-        store,
+    let row = row_of(
         user,
         origin,
-        "recovery-codes",
-        "ok",
-        "regenerated",
+        ("recovery-codes", "ok", "regenerated"),
+        None,
         now,
-    )?;
+    );
+    store.audited(row, |store| store.replace_recovery_codes(user.id, &hashes))?;
     Ok(shown)
 }
 
@@ -512,7 +512,17 @@ pub fn register_key(
         last_used_at: None,
     };
     let (key_id, first) = loop {
-        match store.add_security_key(&row, codes.as_ref().map(|(_, h)| h.as_slice()), MAX_KEYS)? {
+        let audit_row = row_of(
+            user,
+            origin,
+            ("security-key-add", "ok", "webauthn key"),
+            Some(name.to_string()),
+            now,
+        );
+        let added = store.audited(audit_row, |store| {
+            store.add_security_key(&row, codes.as_ref().map(|(_, h)| h.as_slice()), MAX_KEYS)
+        })?;
+        match added {
             AddedKey::Added(id) => break (id, false),
             AddedKey::First(id) => break (id, true),
             // The user's factors were removed since the page was read.
@@ -522,14 +532,6 @@ pub fn register_key(
             refused => return Ok(Err(refused)),
         }
     };
-    audit_with(
-        store,
-        user,
-        origin,
-        ("security-key-add", "ok", &format!("webauthn key #{key_id}")),
-        Some(name.to_string()),
-        now,
-    )?;
     let first = match codes.filter(|_| first) {
         Some((shown, _)) => {
             audit(store, user, origin, "enroll", "ok", "webauthn", now)?;
@@ -557,11 +559,22 @@ fn audit_with(
     store: &mut Store,
     user: &User,
     origin: &Origin,
-    (action, outcome, reason): (&str, &str, &str),
+    what: (&str, &str, &str),
     detail: Option<String>,
     now: i64,
 ) -> Result<(), StoreError> {
-    store.append_audit(&AuditRecord {
+    store.append_audit(&row_of(user, origin, what, detail, now))
+}
+
+/// A row about `user`, done from `origin`.
+fn row_of(
+    user: &User,
+    origin: &Origin,
+    (action, outcome, reason): (&str, &str, &str),
+    detail: Option<String>,
+    now: i64,
+) -> AuditRecord {
+    AuditRecord {
         at: now,
         user: Some(user.name.clone()),
         transport: origin.transport.as_str().into(),
@@ -572,7 +585,7 @@ fn audit_with(
         remote_addr: origin.remote_addr.clone(),
         detail,
         ..AuditRecord::default()
-    })
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,65 @@ impl Store {
     }
 }
 
+/// Refusals made before a decision (a malformed request or token, a bad
+/// path, a command that is not git's) write at most this many rows per
+/// client address within `REFUSAL_WINDOW` seconds, and then one row saying
+/// that the rest go unrecorded: a flood cannot fill the disk. Counted in
+/// `password_failures`, under the scope `refused:ADDRESS`.
+pub const MAX_REFUSALS_PER_ADDRESS: i64 = 100;
+pub const REFUSAL_WINDOW: i64 = 600;
+
+impl Store {
+    /// Appends the row of a refusal made before the decision, within the
+    /// bound per address; false when the bound left it unrecorded.
+    pub fn append_refusal(&mut self, record: &AuditRecord) -> Result<bool> {
+        let address = record.remote_addr.as_deref().unwrap_or("unknown");
+        let scope = format!("refused:{address}");
+        let tx = self.immediate()?;
+        let found = tx.rows(
+            "SELECT count, window_start FROM password_failures WHERE scope = ?1",
+            &params![scope],
+        )?;
+        let (count, start) = match found.first() {
+            Some(row) => {
+                let (count, start): (i64, i64) = (row.get(0)?, row.get(1)?);
+                if start > record.at - REFUSAL_WINDOW {
+                    (count, start)
+                } else {
+                    (0, record.at)
+                }
+            }
+            None => (0, record.at),
+        };
+        if count > MAX_REFUSALS_PER_ADDRESS {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO password_failures (scope, count, window_start) VALUES (?1, ?2, ?3)
+             ON CONFLICT (scope) DO UPDATE SET count = excluded.count,
+                                               window_start = excluded.window_start",
+            &params![scope, count + 1, start],
+        )?;
+        let row = if count < MAX_REFUSALS_PER_ADDRESS {
+            record.clone()
+        } else {
+            AuditRecord {
+                reason: "refusals-unrecorded".into(),
+                detail: Some(format!(
+                    "{MAX_REFUSALS_PER_ADDRESS} refusals from {address} within {} minutes; more until {} are not recorded",
+                    REFUSAL_WINDOW / 60,
+                    crate::system::time::format_rfc3339(start + REFUSAL_WINDOW)
+                )),
+                ..record.clone()
+            }
+        };
+        insert_audit(&tx, &row)?;
+        tx.commit()?;
+        syslog_row(&row);
+        Ok(true)
+    }
+}
+
 /// What `prune_audit` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditPruned {
@@ -171,7 +230,7 @@ fn audit_row(row: &Row) -> Result<(i64, AuditRecord)> {
 
 /// A committed row as one syslog line of `key=value` fields (none of them
 /// `detail`, the internal cause, which goes to the log on its own).
-fn syslog_row(r: &AuditRecord) {
+pub(super) fn syslog_row(r: &AuditRecord) {
     use crate::system::syslog::field;
     let mut fields = vec![
         field("at", &crate::system::time::format_rfc3339(r.at)),

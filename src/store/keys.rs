@@ -23,6 +23,7 @@ impl Store {
                 &params![user_id, algorithm, blob, fingerprint, comment, now],
             )?
             .get(0)?;
+        tx.stage_ids(Some(id), None);
         tx.commit()?;
         Ok(id)
     }
@@ -70,6 +71,7 @@ impl Store {
              WHERE key_id = ?2 AND used_at IS NULL AND expires_at > ?1",
             &params![now, id],
         )?;
+        tx.unstage_unless(changed == 1);
         tx.commit()?;
         Ok(changed == 1)
     }

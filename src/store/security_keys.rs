@@ -124,6 +124,7 @@ impl Store {
             "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL WHERE user_id = ?1",
             &params![key.user_id],
         )?;
+        tx.stage_detail(&format!("security key #{id}"));
         if let (true, Some(hashes)) = (first, recovery_hashes) {
             replace_recovery_codes(&tx, key.user_id, hashes)?;
             tx.execute(

@@ -60,6 +60,7 @@ impl Store {
             "UPDATE sessions SET ended_at = ?1 WHERE id = ?2 AND ended_at IS NULL",
             &params![now, id],
         )?;
+        tx.unstage_unless(changed == 1);
         tx.commit()?;
         Ok(changed == 1)
     }

@@ -33,6 +33,7 @@ impl Store {
             ],
         )?;
         let id = row.get(0)?;
+        tx.stage_ids(None, Some(id));
         tx.commit()?;
         Ok(id)
     }
@@ -73,6 +74,7 @@ impl Store {
             "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
             &params![now, id],
         )?;
+        tx.unstage_unless(changed == 1);
         tx.commit()?;
         Ok(changed == 1)
     }

@@ -63,6 +63,7 @@ impl Store {
             )?;
             tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", &params![id])?;
         }
+        tx.unstage_unless(changed == 1);
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -83,6 +84,7 @@ impl Store {
             &params![hash, id],
         )?;
         tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", &params![id])?;
+        tx.unstage_unless(changed == 1);
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -94,6 +96,7 @@ impl Store {
             "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
             &params![id],
         )?;
+        tx.unstage_unless(changed == 1);
         tx.commit()?;
         Ok(changed == 1)
     }
@@ -251,6 +254,9 @@ impl Store {
             "DELETE FROM web_sessions WHERE user_id = ?1",
             &params![user_id],
         )?;
+        tx.stage_detail(&format!(
+            "{sessions_ended} 2FA sessions ended, {tokens_revoked} tokens revoked"
+        ));
         tx.commit()?;
         Ok(Some(Reset {
             sessions_ended,

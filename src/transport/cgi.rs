@@ -130,15 +130,66 @@ pub fn unavailable(cause: &dyn std::fmt::Display) -> Response {
     }
 }
 
+/// The row of a refusal made before the decision: a request git2fa
+/// cannot read, a malformed token, a path outside the repositories.
+/// Within the bound per address; best effort (the refusal stands).
+fn audit_early(
+    config: &Config,
+    cgi: &CgiRequest,
+    user: Option<&str>,
+    repo: Option<&str>,
+    reason: &str,
+    detail: &str,
+) {
+    let clip = |text: &str| -> String {
+        text.chars()
+            .take(200)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    let record = crate::store::AuditRecord {
+        at: now(),
+        // A token typed as the user name is never recorded.
+        user: user
+            .filter(|u| !token::looks_like_token(u))
+            .map(&clip),
+        transport: Transport::Http.as_str().into(),
+        repo: repo.map(&clip),
+        action: "http-request".into(),
+        outcome: "refuse".into(),
+        reason: reason.into(),
+        remote_addr: cgi.remote_addr.clone(),
+        detail: Some(clip(detail)),
+        ..Default::default()
+    };
+    let written = Store::connect(&Location::of(config)).and_then(|mut s| s.append_refusal(&record));
+    if let Err(e) = written {
+        log::warn!("cannot write the audit row of a refused request: {e}");
+    }
+}
+
 /// Decides one request.
 pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     let request = match http_request::parse(&cgi.method, &cgi.path_info, &cgi.query) {
         Ok(request) => request,
-        Err(e) => return bad_request(e),
+        Err(e) => {
+            audit_early(config, cgi, None, None, "bad-request", e.message);
+            return bad_request(e);
+        }
     };
     let authorization = match http_request::parse_authorization(cgi.authorization.as_deref()) {
         Ok(a) => a,
-        Err(e) => return bad_request(e),
+        Err(e) => {
+            audit_early(
+                config,
+                cgi,
+                None,
+                Some(&request.repo),
+                "bad-request",
+                e.message,
+            );
+            return bad_request(e);
+        }
     };
     let (user, secret) = match authorization {
         Authorization::None => {
@@ -158,6 +209,14 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         Named::Missing(request.repo.clone()).operation(request.service.is_write());
     // A mistyped token is refused before the store is touched.
     if token::looks_like_token(&secret) && !token::is_well_formed(&secret) {
+        audit_early(
+            config,
+            cgi,
+            Some(&user),
+            Some(&request.repo),
+            "token-malformed",
+            "a token that fails its checksum",
+        );
         return refusal_response(
             config,
             &request.repo,
@@ -188,7 +247,10 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     // private repository.
     let named = match Named::resolve(&config.repos_root, &request.repo) {
         Ok(named) => named,
-        Err(why) => return Response::text(400, format!("git2fa: {why}")),
+        Err(why) => {
+            audit_early(config, cgi, Some(&user), None, "bad-path", why);
+            return Response::text(400, format!("git2fa: {why}"));
+        }
     };
     let target = named.target();
     let operation = named.operation(request.service.is_write());

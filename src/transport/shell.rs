@@ -426,8 +426,9 @@ impl Connection<'_> {
     }
 
     /// Audits a refusal made before the decision (a command or path that is
-    /// not acceptable, an unknown key). Best effort: the refusal stands
-    /// whether or not the row is written.
+    /// not acceptable, an unknown key), within the bound per address
+    /// (`Store::append_refusal`). Best effort: the refusal stands whether
+    /// or not the row is written.
     fn audit_refusal(
         &self,
         store: &mut Store,
@@ -455,7 +456,7 @@ impl Connection<'_> {
             detail: Some(detail),
             ..AuditRecord::default()
         };
-        if let Err(e) = store.append_audit(&record) {
+        if let Err(e) = store.append_refusal(&record) {
             log::error!("cannot write the audit row of a refused command: {e}");
         }
     }

@@ -77,17 +77,25 @@ pub fn user_action(cx: &mut Context) -> Response {
         Ok(None) => return users(cx, Some(notice("error", "No such user."))).with_status(404),
         Err(e) => return cx.unavailable(&e),
     };
-    let store = &mut cx.store;
-    let done = match action.as_str() {
+    if !matches!(action.as_str(), "disable" | "enable" | "reset" | "unlock") {
+        return users(cx, Some(notice("error", "No such action."))).with_status(400);
+    }
+    let record = cx.change_record(
+        &format!("admin-{action}"),
+        &format!("{} by {}", target.name, me.name),
+        None,
+    );
+    let now = cx.now;
+    let done = cx.store.audited(record, |store| match action.as_str() {
         "disable" => store
-            .set_enabled(target.id, false, cx.now)
+            .set_enabled(target.id, false, now)
             .map(|_| "disabled".to_string()),
         "enable" => store
-            .set_enabled(target.id, true, cx.now)
+            .set_enabled(target.id, true, now)
             .map(|_| "enabled".to_string()),
         // As `git2fa user reset-2fa`: the lost-phone procedure revokes the
         // tokens too, since each carried the second factor now removed.
-        "reset" => store.reset_2fa(target.id, true, cx.now).and_then(|reset| {
+        "reset" => store.reset_2fa(target.id, true, now).and_then(|reset| {
             store.delete_web_sessions_of(target.id)?;
             Ok(match reset {
                 Some(r) => format!(
@@ -99,16 +107,11 @@ pub fn user_action(cx: &mut Context) -> Response {
             })
         }),
         "unlock" => store.unlock(target.id).map(|_| "unlocked".to_string()),
-        _ => return users(cx, Some(notice("error", "No such action."))).with_status(400),
-    };
+        // Checked above.
+        _ => Err(crate::store::StoreError::Value("no such action".into())),
+    });
     match done {
         Ok(what) => {
-            cx.audit(
-                &format!("admin-{action}"),
-                "ok",
-                &format!("{} by {}", target.name, me.name),
-                None,
-            );
             let text = format!("{}: {what}.", target.name);
             users(cx, Some(notice("ok", &text)))
         }

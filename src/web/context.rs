@@ -389,7 +389,24 @@ impl<'a> Context<'a> {
         SecretKey::load(&self.config.secret_key_path()).map_err(|e| self.unavailable(&e))
     }
 
-    /// One audit row for something done in the web page.
+    /// The row of a change made in the web page, by the signed-in user,
+    /// for `Store::audited`: committed with the change, or not at all.
+    pub fn change_record(&self, action: &str, reason: &str, repo: Option<&str>) -> AuditRecord {
+        AuditRecord {
+            at: self.now,
+            user: self.user.as_ref().map(|u| u.name.clone()),
+            transport: Transport::Web.as_str().into(),
+            repo: repo.map(str::to_string),
+            action: action.into(),
+            outcome: "ok".into(),
+            reason: reason.into(),
+            remote_addr: Some(self.request.remote_addr.clone()),
+            ..AuditRecord::default()
+        }
+    }
+
+    /// One audit row for something done in the web page (an event, such
+    /// as a log-in; a change writes its row with `change_record`).
     pub fn audit(&mut self, action: &str, outcome: &str, reason: &str, repo: Option<&str>) {
         let user = self.user.as_ref().map(|u| u.name.clone());
         self.audit_for(user.as_deref(), action, outcome, reason, repo);

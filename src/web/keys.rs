@@ -72,17 +72,20 @@ pub fn add(cx: &mut Context) -> Response {
         }
         Err(e) => return cx.unavailable(&e),
     }
-    let result = cx.store.add_key(
-        user.id,
-        &key.algorithm,
-        &key.blob_base64(),
-        &fingerprint,
-        &key.comment,
-        cx.now,
-    );
+    let record = cx.change_record("key-add", &fingerprint, None);
+    let now = cx.now;
+    let result = cx.store.audited(record, |store| {
+        store.add_key(
+            user.id,
+            &key.algorithm,
+            &key.blob_base64(),
+            &fingerprint,
+            &key.comment,
+            now,
+        )
+    });
     match result {
         Ok(id) => {
-            cx.audit("key-add", "ok", &fingerprint, None);
             let text = format!("Key #{id} added: {fingerprint}");
             list(cx, Some(notice("ok", &text)))
         }
@@ -100,10 +103,12 @@ pub fn remove(cx: &mut Context) -> Response {
         Ok(_) => return list(cx, Some(notice("error", "No such key of yours."))).with_status(404),
         Err(e) => return cx.unavailable(&e),
     };
-    if let Err(e) = cx.store.remove_key(id, cx.now) {
+    let mut record = cx.change_record("key-remove", &key.fingerprint, None);
+    record.key_id = Some(id);
+    let now = cx.now;
+    if let Err(e) = cx.store.audited(record, |store| store.remove_key(id, now)) {
         return cx.unavailable(&e);
     }
-    cx.audit("key-remove", "ok", &key.fingerprint, None);
     let text = format!("Key #{id} removed.");
     list(cx, Some(notice("ok", &text)))
 }

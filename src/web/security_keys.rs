@@ -322,14 +322,12 @@ pub fn remove(cx: &mut Context) -> Response {
         .ok()
         .and_then(|keys| keys.into_iter().find(|k| k.id == id))
         .map(|k| k.name);
-    match cx.store.remove_security_key(user.id, id) {
+    let record = cx.change_record("security-key-remove", &format!("webauthn key #{id}"), None);
+    match cx
+        .store
+        .audited(record, |store| store.remove_security_key(user.id, id))
+    {
         Ok(RemovedKey::Removed) => {
-            cx.audit(
-                "security-key-remove",
-                "ok",
-                &format!("webauthn key #{id}"),
-                None,
-            );
             cx.user = cx.store.user_by_id(user.id).ok().flatten();
             let text = format!(
                 "Security key \"{}\" removed; it no longer verifies you.",

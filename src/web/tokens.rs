@@ -137,20 +137,23 @@ pub fn create(cx: &mut Context) -> Response {
         Ok(secret) => secret,
         Err(e) => return cx.unavailable(&e),
     };
-    let id = match cx.store.add_token(
-        user.id,
-        &name,
-        &token::hash(&secret),
-        &repos,
-        permission,
-        expires_at,
-        false,
-        cx.now,
-    ) {
+    let record = cx.change_record("token-create", &name, None);
+    let now = cx.now;
+    let id = match cx.store.audited(record, |store| {
+        store.add_token(
+            user.id,
+            &name,
+            &token::hash(&secret),
+            &repos,
+            permission,
+            expires_at,
+            false,
+            now,
+        )
+    }) {
         Ok(id) => id,
         Err(e) => return cx.unavailable(&e),
     };
-    cx.audit("token-create", "ok", &format!("token #{id}"), None);
     let example = repos
         .iter()
         .find(|r| !r.contains('*'))
@@ -183,10 +186,15 @@ pub fn revoke(cx: &mut Context) -> Response {
         }
         Err(e) => return cx.unavailable(&e),
     }
-    if let Err(e) = cx.store.revoke_token(id, cx.now) {
+    let mut record = cx.change_record("token-revoke", &format!("token #{id}"), None);
+    record.token_id = Some(id);
+    let now = cx.now;
+    if let Err(e) = cx
+        .store
+        .audited(record, |store| store.revoke_token(id, now))
+    {
         return cx.unavailable(&e);
     }
-    cx.audit("token-revoke", "ok", &format!("token #{id}"), None);
     let text = format!("Token #{id} is revoked.");
     list(cx, Some(notice("ok", &text)))
 }

@@ -602,17 +602,19 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
 pub fn leave(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
-    match cx.store.end_sessions_of(user.id, cx.now) {
-        Ok(_) => {
-            cx.audit("logout", "ok", "left the 2FA session", None);
-            manage_with(
-                cx,
-                Some(notice(
-                    "ok",
-                    "You left the 2FA session; you are still logged in.",
-                )),
-            )
-        }
+    let record = cx.change_record("logout", "left the 2FA session", None);
+    let now = cx.now;
+    match cx
+        .store
+        .audited(record, |store| store.end_sessions_of(user.id, now))
+    {
+        Ok(_) => manage_with(
+            cx,
+            Some(notice(
+                "ok",
+                "You left the 2FA session; you are still logged in.",
+            )),
+        ),
         Err(e) => cx.unavailable(&e),
     }
 }
@@ -627,10 +629,13 @@ pub fn always(cx: &mut Context) -> Response {
     if !on {
         guard!(cx.require_recent_code("/2fa"));
     }
-    if let Err(e) = cx.store.set_always_2fa(user.id, on) {
+    let record = cx.change_record("always-2fa", if on { "on" } else { "off" }, None);
+    if let Err(e) = cx
+        .store
+        .audited(record, |store| store.set_always_2fa(user.id, on))
+    {
         return cx.unavailable(&e);
     }
-    cx.audit("always-2fa", "ok", if on { "on" } else { "off" }, None);
     cx.user = cx.store.user_by_id(user.id).ok().flatten();
     let text = if on {
         "Every git operation of yours now needs 2FA."
@@ -689,9 +694,13 @@ pub fn remove(cx: &mut Context) -> Response {
         }
     }
     // The user's own tokens stay: each was minted with a code of theirs.
-    if let Err(e) = cx.store.reset_2fa(user.id, false, cx.now) {
+    let record = cx.change_record("remove-2fa", "by the user", None);
+    let now = cx.now;
+    if let Err(e) = cx
+        .store
+        .audited(record, |store| store.reset_2fa(user.id, false, now))
+    {
         return cx.unavailable(&e);
     }
-    cx.audit("remove-2fa", "ok", "by the user", None);
     Response::redirect("/2fa/setup")
 }

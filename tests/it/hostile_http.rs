@@ -212,3 +212,93 @@ fn a_token_that_fails_its_checksum_is_refused_before_the_store() {
         whole.body
     );
 }
+
+// Attack: requests refused before the decision (a path that climbs out of
+// the repositories, a malformed request or token) left no audit row, so a
+// probe went unseen; rows without a bound, though, let one address fill
+// the disk. Each such refusal now writes one row, at most
+// MAX_REFUSALS_PER_ADDRESS per address in a window, then one row saying
+// the rest go unrecorded; a token typed as the user name is never stored.
+#[test]
+fn refusals_before_the_decision_are_audited_within_a_bound() {
+    let (host, marker) = recording_host();
+    let token = git2fa::factor::token::generate().unwrap();
+    let mut typo = token.clone().into_bytes();
+    typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    let q = "service=git-upload-pack";
+    let climb = cgi(
+        &host,
+        "GET",
+        "/team/../../etc.git/info/refs",
+        q,
+        Some(&basic(b"alice:pw")),
+    );
+    assert_eq!(climb.status, 400, "{}", climb.body);
+    let odd = cgi(
+        &host,
+        "GET",
+        "/team/app.git/info/refs",
+        q,
+        Some(b"Basic !!!"),
+    );
+    assert_eq!(odd.status, 400, "{}", odd.body);
+    let broken = cgi(
+        &host,
+        "GET",
+        "/team/app.git/info/refs",
+        q,
+        Some(&basic(format!("{typo}:{typo}").as_bytes())),
+    );
+    assert_eq!(broken.status, 401, "{}", broken.body);
+    let audit = host.git2fa(&["audit", "--limit", "10"]).ok().stdout;
+    let lines: Vec<&str> = audit.lines().collect();
+    assert!(
+        lines[2].contains(
+            " http - http-request refuse bad-request addr=127.0.0.1 detail=contains '..'"
+        ),
+        "{audit}"
+    );
+    assert!(
+        lines[1]
+            .contains(" http - http-request refuse bad-request repo=team/app.git addr=127.0.0.1"),
+        "{audit}"
+    );
+    assert!(
+        lines[0].contains(
+            " http - http-request refuse token-malformed repo=team/app.git addr=127.0.0.1"
+        ),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(&typo[..20]),
+        "the token was stored: {audit}"
+    );
+
+    // A flood from one address: the bound, then one row, then nothing.
+    let max = git2fa::store::MAX_REFUSALS_PER_ADDRESS as usize;
+    for _ in 0..max + 20 {
+        cgi(
+            &host,
+            "GET",
+            "/x/../y.git/info/refs",
+            q,
+            Some(&basic(b"alice:pw")),
+        );
+    }
+    let rows = host
+        .git2fa(&["audit", "--json", "--since", "0"])
+        .ok()
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"http-request\""))
+        .count();
+    assert_eq!(
+        rows,
+        max + 1,
+        "{max} refusals and the row that says the rest go unrecorded"
+    );
+    let audit = host.git2fa(&["audit", "--limit", "1"]).ok().stdout;
+    assert!(audit.contains("refusals-unrecorded"), "{audit}");
+    assert!(!marker.exists(), "git ran");
+}

@@ -423,6 +423,106 @@ fn audit_rows_go_only_once_an_export_holds_them(engine: Engine) {
     );
 }
 
+fn a_change_and_its_audit_row_commit_together_or_not_at_all(engine: Engine) {
+    // Attack: a token minted (or a key added) while the audit row cannot
+    // be written (a full disk, a lock past the timeout) left a working
+    // credential that no row records. The change and its row are one
+    // transaction now.
+    let (_fresh, mut store) = new_store_on(engine);
+    let id = enrolled(&mut store, "alice");
+    let row = |action: &str| AuditRecord {
+        at: NOW,
+        user: Some("alice".into()),
+        transport: "web".into(),
+        action: action.into(),
+        outcome: "ok".into(),
+        reason: "laptop".into(),
+        ..AuditRecord::default()
+    };
+    let add = |store: &mut Store, hash: [u8; 32]| {
+        store.add_token(
+            id,
+            "laptop",
+            &hash,
+            &["*".into()],
+            Permission::Read,
+            None,
+            false,
+            NOW,
+        )
+    };
+    let token = store
+        .audited(row("token-create"), |store| add(store, [1; 32]))
+        .unwrap();
+    let rows = store
+        .audit(&AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert_eq!(rows[0].1.action, "token-create");
+    assert_eq!(
+        rows[0].1.token_id,
+        Some(token),
+        "the row names the token it made"
+    );
+
+    // The row cannot be written: the token is not made either.
+    let refuse = match engine {
+        Engine::Sqlite => "CREATE TRIGGER no_rows BEFORE INSERT ON audit \
+                           BEGIN SELECT RAISE(ABORT, 'no room'); END;"
+            .to_string(),
+        _ => "CREATE FUNCTION no_rows() RETURNS trigger LANGUAGE plpgsql AS \
+              $$ BEGIN RAISE EXCEPTION 'no room'; END $$; \
+              CREATE TRIGGER no_rows BEFORE INSERT ON audit \
+              FOR EACH ROW EXECUTE FUNCTION no_rows();"
+            .to_string(),
+    };
+    store.conn.batch(&refuse).unwrap();
+    assert!(
+        store
+            .audited(row("token-create"), |store| add(store, [2; 32]))
+            .is_err()
+    );
+    assert!(
+        store.token_by_hash(&[2; 32]).unwrap().is_none(),
+        "minted without its row"
+    );
+    // A change that changes nothing records nothing (and so fails not).
+    assert!(
+        !store
+            .audited(row("token-revoke"), |store| store.revoke_token(999, NOW))
+            .unwrap()
+    );
+    let drop = match engine {
+        Engine::Sqlite => "DROP TRIGGER no_rows;",
+        _ => "DROP TRIGGER no_rows ON audit; DROP FUNCTION no_rows();",
+    };
+    store.conn.batch(drop).unwrap();
+    // A change that fails writes no row.
+    let before = store
+        .audit(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .unwrap()
+        .len();
+    assert!(
+        store
+            .audited(row("token-create"), |store| add(store, [1; 32]))
+            .is_err(),
+        "the same hash twice"
+    );
+    let after = store
+        .audit(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+}
+
 fn expired_rows_go_and_rows_in_use_stay(engine: Engine) {
     let (_fresh, mut store) = new_store_on(engine);
     let id = enrolled(&mut store, "alice");
@@ -448,6 +548,7 @@ fn expired_rows_go_and_rows_in_use_stay(engine: Engine) {
 }
 
 on_every_engine!(
+    a_change_and_its_audit_row_commit_together_or_not_at_all,
     audit_rows_go_only_once_an_export_holds_them,
     expired_rows_go_and_rows_in_use_stay,
     sessions_open_end_and_expire,
