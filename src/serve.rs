@@ -6,6 +6,7 @@
 pub mod error;
 pub mod git_http;
 pub mod hook_socket;
+pub mod metrics;
 pub mod operations;
 pub mod router;
 pub mod ssh;
@@ -53,6 +54,8 @@ pub struct Listeners {
     pub hooks: Option<std::os::unix::net::UnixListener>,
     /// `<data_dir>/store.sock`, with a PostgreSQL store.
     pub store: Option<std::os::unix::net::UnixListener>,
+    /// `[metrics] listen`, when set.
+    pub metrics: Option<std::net::TcpListener>,
 }
 
 impl Listeners {
@@ -79,11 +82,13 @@ impl Listeners {
                 }
             },
         };
+        let metrics = config.metrics.listen.map(bind_tcp).transpose()?;
         Ok(Listeners {
             web,
             ssh,
             hooks,
             store,
+            metrics,
         })
     }
 
@@ -151,6 +156,16 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
         .map_err(ServeError::io("cannot start the runtime"))?;
+    // Read once, before serving: a token file that cannot be read stops
+    // serve, rather than serving metrics to anyone.
+    let metrics_token = match &config.metrics.bearer_token_file {
+        Some(path) => Some(
+            crate::factor::crypto::read_private_file(path)
+                .map(|t| String::from_utf8_lossy(&t).trim().to_string())
+                .map_err(ServeError::io(path.display()))?,
+        ),
+        None => None,
+    };
     let config = Arc::new(config);
     let operations = Operations::default();
     let connections = Operations::default();
@@ -222,6 +237,29 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
                 listener,
                 store_socket_path(&config),
                 pool,
+                stopped.clone(),
+            ));
+        }
+
+        if let Some(listener) = listeners.metrics {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(ServeError::io("the metrics listener"))?;
+            let addr = listener
+                .local_addr()
+                .map_err(ServeError::io("the metrics listener"))?;
+            let metrics = metrics::Metrics::new(
+                config.clone(),
+                operations.clone(),
+                connections.clone(),
+                metrics_token,
+            );
+            let first = metrics.clone();
+            let _ = tokio::task::spawn_blocking(move || first.start()).await;
+            log::info!("metrics on http://{addr}/metrics");
+            tasks.spawn(router::serve_web(
+                listener,
+                metrics::router(metrics),
+                Vec::new(),
                 stopped.clone(),
             ));
         }

@@ -2,7 +2,7 @@
 //! a `problem` (the host refuses what it should allow, or allows what it
 //! should refuse) or a `note` (worth knowing, nothing wrong). Reads only.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::factor::crypto::SecretKey;
@@ -12,51 +12,11 @@ use crate::store::{Location, Store};
 use crate::system::config::Config;
 
 mod exposure;
+mod report;
 mod web_servers;
 
-/// What `check` found.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub lines: Vec<(Level, String)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Ok,
-    Note,
-    Problem,
-}
-
-impl Level {
-    pub fn word(self) -> &'static str {
-        match self {
-            Level::Ok => "ok",
-            Level::Note => "note",
-            Level::Problem => "problem",
-        }
-    }
-}
-
-impl Report {
-    fn ok(&mut self, text: impl Into<String>) {
-        self.lines.push((Level::Ok, text.into()));
-    }
-
-    fn note(&mut self, text: impl Into<String>) {
-        self.lines.push((Level::Note, text.into()));
-    }
-
-    fn problem(&mut self, text: impl Into<String>) {
-        self.lines.push((Level::Problem, text.into()));
-    }
-
-    pub fn problems(&self) -> usize {
-        self.lines
-            .iter()
-            .filter(|(level, _)| *level == Level::Problem)
-            .count()
-    }
-}
+use report::mode;
+pub use report::{Level, Report};
 
 /// What `check` looks at besides the config.
 #[derive(Debug, Default)]
@@ -112,10 +72,6 @@ fn as_owner<T>(config: &Config, f: impl FnOnce() -> T) -> T {
     let _ = seteuid(root_uid);
     let _ = setegid(root_gid);
     result
-}
-
-fn mode(path: &Path) -> std::io::Result<u32> {
-    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777)
 }
 
 fn data_dir_and_store(config: &Config, report: &mut Report) {
@@ -232,10 +188,11 @@ fn data_dir_and_store(config: &Config, report: &mut Report) {
 /// runs `check`.
 fn git_account(config: &Config, report: &mut Report) -> Option<nix::unistd::User> {
     let owner = std::fs::metadata(&config.data_dir).ok()?.uid();
-    if owner == 0 {
-        // The shims never run as root: the account meant is the one that
-        // owns the rest, or `git`, as the package makes it.
-        let meant = [config.store_path(), config.repos_root.clone()]
+    // A root-owned data_dir beside a store or repositories of another
+    // account: the admin made data_dir as root. The fix is to give it to
+    // that account, not to give everything to root.
+    if owner == 0
+        && let Some(meant) = [config.store_path(), config.repos_root.clone()]
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.uid())
@@ -245,12 +202,13 @@ fn git_account(config: &Config, report: &mut Report) -> Option<nix::unistd::User
                     .ok()
                     .flatten()
             })
-            .map_or_else(|| "git".to_string(), |u| u.name);
+    {
         report.problem(format!(
-            "data_dir {} belongs to root; git2fa runs as the account that owns it, never as root; run chown -R {meant}:{meant} {} {}",
+            "data_dir {} belongs to root, the store or repositories to {m}; git2fa runs as the account that owns data_dir; run chown -R {m}:{m} {} {}",
             config.data_dir.display(),
             config.data_dir.display(),
-            config.repos_root.display()
+            config.repos_root.display(),
+            m = meant.name
         ));
         return None;
     }

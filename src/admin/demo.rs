@@ -95,6 +95,7 @@ fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
             ssh: Some(ssh),
             hooks: None,
             store: None,
+            metrics: None,
         },
     )
     .map_err(|e| e.to_string())

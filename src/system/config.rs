@@ -44,6 +44,17 @@ pub struct Config {
     pub store: StoreConfig,
     pub limits: Limits,
     pub log: Log,
+    pub metrics: Metrics,
+}
+
+/// Prometheus metrics of `git2fa serve` (`[metrics]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Where `/metrics` is served; `None`: off.
+    pub listen: Option<SocketAddr>,
+    /// A file holding the token scrapers must send (`Authorization:
+    /// Bearer …`); `None`: none needed.
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 /// Where log lines and audit rows go besides the defaults (`[log]`).
@@ -357,6 +368,10 @@ impl Config {
                 audit: raw.log.audit,
                 syslog_socket: raw.log.syslog_socket.0,
             },
+            metrics: Metrics {
+                listen: raw.metrics.listen.0,
+                bearer_token_file: raw.metrics.bearer_token_file.0,
+            },
         })
     }
 
@@ -468,6 +483,15 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    listen: OptionalListen,
+    bearer_token_file: OptionalPath,
 }
 
 #[derive(Deserialize)]
@@ -706,6 +730,7 @@ impl<'de> Deserialize<'de> for PublicSshAddress {
     }
 }
 
+#[derive(Default)]
 struct OptionalListen(Option<SocketAddr>);
 
 impl<'de> Deserialize<'de> for OptionalListen {

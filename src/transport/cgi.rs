@@ -150,9 +150,7 @@ fn audit_early(
     let record = crate::store::AuditRecord {
         at: now(),
         // A token typed as the user name is never recorded.
-        user: user
-            .filter(|u| !token::looks_like_token(u))
-            .map(&clip),
+        user: user.filter(|u| !token::looks_like_token(u)).map(&clip),
         transport: Transport::Http.as_str().into(),
         repo: repo.map(&clip),
         action: "http-request".into(),

@@ -448,9 +448,10 @@ fn a_data_dir_owned_by_root_is_given_back_to_the_account() {
     let run = s.check();
     assert_eq!(run.code, 1, "{run:?}");
     let line = format!(
-        "problem: data_dir {} belongs to root; git2fa runs as the account that owns it, never as root; run chown -R {n}:{n} {}",
+        "problem: data_dir {} belongs to root, the store or repositories to {n}; git2fa runs as the account that owns data_dir; run chown -R {n}:{n} {} {}",
         s.host.data.display(),
         s.host.data.display(),
+        s.host.root.display(),
         n = s.account.name
     );
     assert!(run.stdout.contains(&line), "{line}\n{}", run.stdout);

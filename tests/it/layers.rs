@@ -203,7 +203,8 @@ fn sql_git_and_io_stay_where_they_belong() {
         if group(&module) != "store" {
             assert!(!text.contains("rusqlite"), "{module} speaks SQL");
         }
-        if module != "transport::exec" && module != "admin::check" {
+        // `check` reads other programs' configuration (sshd -T, nginx -T).
+        if module != "transport::exec" && !module.starts_with("admin::check") {
             assert!(!text.contains("Command::new"), "{module} starts a process");
         }
         if module == "authz::decision" {

@@ -24,6 +24,7 @@ mod layers;
 mod layout;
 mod licences;
 mod logs;
+mod metrics;
 mod other_clients;
 mod package_scripts;
 mod planted_links;

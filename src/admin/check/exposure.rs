@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use super::{Report, mode};
+use super::report::{Report, mode};
 use crate::system::config::Config;
 
 /// `config.toml` names `git_bin`, which runs as the git account for every

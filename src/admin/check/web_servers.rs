@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Report;
+use super::report::Report;
 use crate::system::config::Config;
 
 /// Every path the page needs a web server to pass to serve, one of each
@@ -196,8 +196,10 @@ pub(super) fn apache(config: &Config, file: Option<&Path>, report: &mut Report) 
         }
     }
     if !passes.is_empty() && !modules.contains("proxy_http_module") {
-        return report.problem(format!(
-            "Apache's configuration passes the web page to git2fa serve ({}), but mod_proxy_http is not enabled, so it passes nothing; run a2enmod proxy_http and restart Apache",
+        // The package's block waits for the module (`<IfModule>`): Apache
+        // starts, and another server may well publish the page.
+        return report.note(format!(
+            "Apache's configuration would pass the web page to git2fa serve ({}), but mod_proxy_http is not enabled, so it passes nothing; if Apache is to publish the page, run a2enmod proxy_http and restart Apache",
             config.web.listen
         ));
     }

@@ -106,6 +106,14 @@ audit = "off"
 # Where syslog listens ("" for nowhere).
 syslog_socket = "/dev/log"
 
+[metrics]
+# Where `git2fa serve` serves Prometheus metrics at /metrics ("" for off),
+# e.g. "127.0.0.1:9464".
+listen = ""
+# A file (mode 0600) holding a token scrapers must send as
+# "Authorization: Bearer TOKEN" ("" for none).
+bearer_token_file = ""
+
 # [store]
 # Where the store lives. Unset: SQLite at data_dir/git2fa.db. Several
 # front-end hosts share one store in PostgreSQL (admin guide, "Several
