@@ -42,11 +42,9 @@ use rusqlite::{Connection, FileControl, OpenFlags};
 use db::{Conn, Tx};
 use value::{Row, params};
 
-pub use audit::{AuditPruned, MAX_REFUSALS_PER_ADDRESS, REFUSAL_WINDOW};
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
 pub use pool::{Pool, answer, use_in_process};
-pub use web::{Expired, KEEP_ENDED_SESSIONS};
 pub use wire::{SOCKET, Serve};
 
 /// Where the store lives: `[store] url`.
@@ -376,6 +374,38 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
+/// What `prune_expired` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub sessions: u64,
+    pub web_sessions: u64,
+    pub password_links: u64,
+    pub verify_links: u64,
+    pub password_failures: u64,
+}
+
+/// Ended or expired 2FA sessions stay this long (`session list` and the
+/// audit log refer to them), then go.
+pub const KEEP_ENDED_SESSIONS: i64 = 30 * 86_400;
+
+/// Refusals made before a decision (a malformed request or token, a bad
+/// path, a command that is not git's) write at most this many rows per
+/// client address within `REFUSAL_WINDOW` seconds, and then one row saying
+/// that the rest go unrecorded: a flood cannot fill the disk. Counted in
+/// `password_failures`, under the scope `refused:ADDRESS`.
+pub const MAX_REFUSALS_PER_ADDRESS: i64 = 100;
+pub const REFUSAL_WINDOW: i64 = 600;
+
+/// What `prune_audit` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPruned {
+    /// Rows removed.
+    pub removed: u64,
+    /// Rows older than the date kept: the export does not hold them (or
+    /// an older one it does not hold comes first).
+    pub kept: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub user: Option<String>,
@@ -680,13 +710,19 @@ impl Store {
         }
     }
 
-    fn immediate(&self) -> Result<Tx<'_>> {
-        Ok(self.conn.immediate()?.with_staged(&self.staged))
+    fn immediate(&self) -> Result<StoreTx<'_>> {
+        Ok(StoreTx {
+            tx: self.conn.immediate()?,
+            staged: &self.staged,
+        })
     }
 
     /// A write transaction about `user_id`'s rows alone.
-    fn immediate_for(&self, user_id: i64) -> Result<Tx<'_>> {
-        Ok(self.conn.immediate_for(user_id)?.with_staged(&self.staged))
+    fn immediate_for(&self, user_id: i64) -> Result<StoreTx<'_>> {
+        Ok(StoreTx {
+            tx: self.conn.immediate_for(user_id)?,
+            staged: &self.staged,
+        })
     }
 
     /// Makes `change` and its audit row one: the first write transaction
@@ -703,6 +739,92 @@ impl Store {
         self.staged.borrow_mut().take();
         result
     }
+}
+
+/// A write transaction of the store, which commits the audit row of the
+/// change under way (`Store::audited`) with the change.
+struct StoreTx<'a> {
+    tx: Tx<'a>,
+    staged: &'a std::cell::RefCell<Option<AuditRecord>>,
+}
+
+impl<'a> std::ops::Deref for StoreTx<'a> {
+    type Target = Tx<'a>;
+    fn deref(&self) -> &Tx<'a> {
+        &self.tx
+    }
+}
+
+impl StoreTx<'_> {
+    /// Names the key or token the change made in the staged row.
+    fn stage_ids(&self, key_id: Option<i64>, token_id: Option<i64>) {
+        if let Some(record) = self.staged.borrow_mut().as_mut() {
+            record.key_id = record.key_id.or(key_id);
+            record.token_id = record.token_id.or(token_id);
+        }
+    }
+
+    /// Adds what the change found (counts) to the staged row's detail.
+    fn stage_detail(&self, extra: &str) {
+        if let Some(record) = self.staged.borrow_mut().as_mut() {
+            record.detail = Some(match record.detail.take() {
+                Some(detail) => format!("{detail}; {extra}"),
+                None => extra.to_string(),
+            });
+        }
+    }
+
+    /// Drops the staged row: the change found nothing to change.
+    fn unstage_unless(&self, changed: bool) {
+        if !changed {
+            self.staged.borrow_mut().take();
+        }
+    }
+
+    fn commit(self) -> Result<()> {
+        let record = self.staged.borrow_mut().take();
+        if let Some(record) = &record {
+            insert_audit(&self.tx, record)?;
+        }
+        self.tx.commit()?;
+        if let Some(record) = &record {
+            syslog_row(record);
+        }
+        Ok(())
+    }
+}
+
+/// A committed row as one syslog line of `key=value` fields (none of them
+/// `detail`, the internal cause, which goes to the log on its own).
+fn syslog_row(r: &AuditRecord) {
+    use crate::system::syslog::field;
+    let mut fields = vec![
+        field("at", &crate::system::time::format_rfc3339(r.at)),
+        field("transport", &r.transport),
+    ];
+    if let Some(user) = &r.user {
+        fields.push(field("user", user));
+    }
+    fields.extend([
+        field("action", &r.action),
+        field("outcome", &r.outcome),
+        field("reason", &r.reason),
+    ]);
+    let optional = [
+        ("repo", r.repo.clone()),
+        ("refs", r.refs.clone()),
+        ("credential", r.credential.clone()),
+        ("key", r.key_id.map(|id| id.to_string())),
+        ("token", r.token_id.map(|id| id.to_string())),
+        ("addr", r.remote_addr.clone()),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            fields.push(field(key, &value));
+        }
+    }
+    let refused = matches!(r.outcome.as_str(), "refuse" | "fail");
+    crate::system::syslog::audit(refused, &fields.join(" "));
 }
 
 /// How often a connection waiting for the write lock looks again.

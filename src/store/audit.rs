@@ -63,14 +63,6 @@ impl Store {
     }
 }
 
-/// Refusals made before a decision (a malformed request or token, a bad
-/// path, a command that is not git's) write at most this many rows per
-/// client address within `REFUSAL_WINDOW` seconds, and then one row saying
-/// that the rest go unrecorded: a flood cannot fill the disk. Counted in
-/// `password_failures`, under the scope `refused:ADDRESS`.
-pub const MAX_REFUSALS_PER_ADDRESS: i64 = 100;
-pub const REFUSAL_WINDOW: i64 = 600;
-
 impl Store {
     /// Appends the row of a refusal made before the decision, within the
     /// bound per address; false when the bound left it unrecorded.
@@ -120,16 +112,6 @@ impl Store {
         syslog_row(&row);
         Ok(true)
     }
-}
-
-/// What `prune_audit` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditPruned {
-    /// Rows removed.
-    pub removed: u64,
-    /// Rows older than the date kept: the export does not hold them (or
-    /// an older one it does not hold comes first).
-    pub kept: u64,
 }
 
 impl Store {
@@ -226,37 +208,4 @@ fn audit_row(row: &Row) -> Result<(i64, AuditRecord)> {
             detail: row.get(13)?,
         },
     ))
-}
-
-/// A committed row as one syslog line of `key=value` fields (none of them
-/// `detail`, the internal cause, which goes to the log on its own).
-pub(super) fn syslog_row(r: &AuditRecord) {
-    use crate::system::syslog::field;
-    let mut fields = vec![
-        field("at", &crate::system::time::format_rfc3339(r.at)),
-        field("transport", &r.transport),
-    ];
-    if let Some(user) = &r.user {
-        fields.push(field("user", user));
-    }
-    fields.extend([
-        field("action", &r.action),
-        field("outcome", &r.outcome),
-        field("reason", &r.reason),
-    ]);
-    let optional = [
-        ("repo", r.repo.clone()),
-        ("refs", r.refs.clone()),
-        ("credential", r.credential.clone()),
-        ("key", r.key_id.map(|id| id.to_string())),
-        ("token", r.token_id.map(|id| id.to_string())),
-        ("addr", r.remote_addr.clone()),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            fields.push(field(key, &value));
-        }
-    }
-    let refused = matches!(r.outcome.as_str(), "refuse" | "fail");
-    crate::system::syslog::audit(refused, &fields.join(" "));
 }

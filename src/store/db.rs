@@ -24,7 +24,6 @@ use std::cell::RefCell;
 
 use tokio_postgres::types::{ToSql, Type};
 
-use super::AuditRecord;
 use super::error::{Result, StoreError};
 use super::pg::PgClient;
 use super::value::{Kind, Row, Value};
@@ -208,7 +207,6 @@ impl Conn {
         Ok(Tx {
             conn: self,
             open: true,
-            staged: None,
         })
     }
 
@@ -219,7 +217,6 @@ impl Conn {
         Ok(Tx {
             conn: self,
             open: true,
-            staged: None,
         })
     }
 
@@ -230,7 +227,6 @@ impl Conn {
         Ok(Tx {
             conn: self,
             open: true,
-            staged: None,
         })
     }
 
@@ -263,57 +259,12 @@ impl Conn {
 pub struct Tx<'a> {
     conn: &'a Conn,
     open: bool,
-    /// The store's staged audit row (`Store::audited`), committed with
-    /// this transaction.
-    staged: Option<&'a RefCell<Option<AuditRecord>>>,
 }
 
-impl<'a> Tx<'a> {
-    pub fn with_staged(mut self, staged: &'a RefCell<Option<AuditRecord>>) -> Tx<'a> {
-        self.staged = Some(staged);
-        self
-    }
-
-    /// Names the key or token the change made in the staged audit row.
-    pub fn stage_ids(&self, key_id: Option<i64>, token_id: Option<i64>) {
-        if let Some(mut staged) = self.staged.and_then(|s| s.try_borrow_mut().ok())
-            && let Some(record) = staged.as_mut()
-        {
-            record.key_id = record.key_id.or(key_id);
-            record.token_id = record.token_id.or(token_id);
-        }
-    }
-
-    /// Drops the staged row: the change found nothing to change (`false`),
-    /// and nothing is to be recorded as done.
-    pub fn unstage_unless(&self, changed: bool) {
-        if !changed && let Some(staged) = self.staged {
-            staged.borrow_mut().take();
-        }
-    }
-
-    /// Adds what the change found (counts) to the staged row's detail.
-    pub fn stage_detail(&self, extra: &str) {
-        if let Some(mut staged) = self.staged.and_then(|s| s.try_borrow_mut().ok())
-            && let Some(record) = staged.as_mut()
-        {
-            record.detail = Some(match record.detail.take() {
-                Some(detail) => format!("{detail}; {extra}"),
-                None => extra.to_string(),
-            });
-        }
-    }
-
+impl Tx<'_> {
     pub fn commit(mut self) -> Result<()> {
-        let record = self.staged.and_then(|s| s.borrow_mut().take());
-        if let Some(record) = &record {
-            super::insert_audit(self.conn, record)?;
-        }
         self.conn.end(true)?;
         self.open = false;
-        if let Some(record) = &record {
-            super::audit::syslog_row(record);
-        }
         Ok(())
     }
 }

@@ -2,20 +2,6 @@
 
 use super::*;
 
-/// What `prune_expired` removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Expired {
-    pub sessions: u64,
-    pub web_sessions: u64,
-    pub password_links: u64,
-    pub verify_links: u64,
-    pub password_failures: u64,
-}
-
-/// Ended or expired 2FA sessions stay this long (`session list` and the
-/// audit log refer to them), then go.
-pub const KEEP_ENDED_SESSIONS: i64 = 30 * 86_400;
-
 impl Store {
     /// Removes what no decision reads any more, in one transaction: 2FA
     /// sessions ended or expired more than `KEEP_ENDED_SESSIONS` ago, web

@@ -278,7 +278,11 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, FileError> {
         let text = read_small_file(path)?;
         let config = Config::parse(path, &text)?;
-        crate::system::syslog::configure(&config.log);
+        crate::system::syslog::configure(
+            config.log.file.as_deref(),
+            config.log.syslog_socket.as_deref(),
+            config.log.audit == AuditLog::Syslog,
+        );
         Ok(config)
     }
 

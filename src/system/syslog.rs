@@ -6,8 +6,6 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::system::config::{AuditLog, Log};
-
 /// Where this process's lines go: set by `init` (the hot-path binaries)
 /// and `configure` (once the config is read, every program).
 struct Sink {
@@ -158,16 +156,16 @@ pub fn init(tag: &str) {
 /// Applies `[log]` once the config is read: the file (unless
 /// `GIT2FA_LOG_FILE` names one), the syslog socket, and whether audit
 /// rows go to syslog.
-pub fn configure(log: &Log) {
+pub fn configure(file: Option<&Path>, socket: Option<&Path>, audit: bool) {
     with_sink(|sink| {
         if env_file().is_none() {
-            sink.file = log.file.clone();
+            sink.file = file.map(Path::to_path_buf);
         }
-        if log.syslog_socket != sink.socket_path {
-            sink.socket = log.syslog_socket.as_deref().and_then(connect);
-            sink.socket_path = log.syslog_socket.clone();
+        if socket != sink.socket_path.as_deref() {
+            sink.socket = socket.and_then(connect);
+            sink.socket_path = socket.map(Path::to_path_buf);
         }
-        sink.audit = log.audit == AuditLog::Syslog;
+        sink.audit = audit;
     });
 }
 
