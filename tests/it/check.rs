@@ -470,15 +470,6 @@ fn check_with(s: &Sound, kind: &str, file: &Path) -> Run {
     ])
 }
 
-fn shipped(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("install")
-            .join(name),
-    )
-    .unwrap()
-}
-
 #[test]
 fn web_server_blocks_that_miss_paths_of_the_page() {
     if !throwaway::enter() {
@@ -501,7 +492,7 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
         .unwrap();
         check_with(&s, "nginx", &file)
     };
-    let good = nginx(&shipped("nginx-git2fa-web.conf"));
+    let good = nginx(&crate::harness::shipped("nginx-git2fa-web.conf"));
     assert_eq!(good.code, 0, "{good:?}");
     assert!(
         good.stdout.contains(
@@ -511,7 +502,7 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
         good.stdout
     );
     // The block the guide once gave: no /webauthn.js, no /.
-    let old = shipped("nginx-git2fa-web.conf").replace("|webauthn\\.js", "");
+    let old = crate::harness::shipped("nginx-git2fa-web.conf").replace("|webauthn\\.js", "");
     let old = old[old.find("location ~").unwrap()..].to_string();
     let run = nginx(&old);
     assert_eq!(run.code, 1, "{run:?}");
@@ -532,7 +523,7 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
             format!(
                 "ServerRoot /etc/apache2\nServerName 127.0.0.1\n{modules}Listen 127.0.0.1:1\n\
                  PidFile {d}/httpd.pid\nErrorLog {d}/httpd-error.log\nMutex file:{d}\n{}\n",
-                shipped("apache-git2fa-web.conf"),
+                crate::harness::shipped("apache-git2fa-web.conf"),
                 d = dir.display()
             ),
         )

@@ -8,7 +8,6 @@
 //! path of the page fails here (the nginx block once did not pass
 //! `/webauthn.js`: adding a key did nothing).
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::apache::{self, Apache};
@@ -19,16 +18,6 @@ use crate::harness::web_server::{Server, free_port};
 use crate::harness::webdriver::{self, Browser};
 use crate::harness::{Host, code};
 use crate::security_keys::{finished, read_link};
-
-/// A shipped block, as the package installs it.
-fn shipped(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("install")
-            .join(name),
-    )
-    .unwrap()
-}
 
 /// The front end (nginx or Apache), running while held.
 type Front = Box<dyn std::any::Any>;
@@ -61,12 +50,12 @@ fn through(front: &str) -> Option<(Fixture, u16, SshClient, Server, Front)> {
     let front: Front = match front {
         "nginx" => Box::new(Nginx::start_on(
             &f,
-            &upstream(shipped("nginx-git2fa-web.conf")),
+            &upstream(crate::harness::shipped("nginx-git2fa-web.conf")),
             port,
         )),
         _ => Box::new(Apache::start_proxy(
             &f,
-            &upstream(shipped("apache-git2fa-web.conf")),
+            &upstream(crate::harness::shipped("apache-git2fa-web.conf")),
             port,
         )),
     };

@@ -48,6 +48,17 @@ pub fn which(program: &str) -> Option<PathBuf> {
 /// not empty (the README's test command and CI set it), and otherwise
 /// skips: the skip is recorded (`record_skip`), so that the test command's
 /// closing line counts and names it instead of counting a pass.
+/// A file of `install/` as the package ships it (a web-server block,
+/// say).
+pub fn shipped(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("install")
+            .join(name),
+    )
+    .unwrap()
+}
+
 pub fn e2e_available(found: bool, what: &str, package: &str) -> bool {
     if found {
         return true;
