@@ -162,6 +162,11 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         Some(path) => Some(
             crate::factor::crypto::read_private_file(path)
                 .map(|t| String::from_utf8_lossy(&t).trim().to_string())
+                .and_then(|t| match t.is_empty() {
+                    // An empty token would let every scraper in.
+                    true => Err(std::io::Error::other("it holds no token")),
+                    false => Ok(t),
+                })
                 .map_err(ServeError::io(path.display()))?,
         ),
         None => None,

@@ -798,6 +798,9 @@ impl StoreTx<'_> {
 /// `detail`, the internal cause, which goes to the log on its own).
 fn syslog_row(r: &AuditRecord) {
     use crate::system::syslog::field;
+    if !crate::system::syslog::audit_enabled() {
+        return;
+    }
     let mut fields = vec![
         field("at", &crate::system::time::format_rfc3339(r.at)),
         field("transport", &r.transport),

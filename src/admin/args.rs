@@ -52,26 +52,7 @@ pub enum Command {
     /// Print the decision for a user, repository and operation, and the rule behind it
     Explain(ExplainArgs),
     /// Print audit rows, newest first; with --since or --follow, oldest first
-    Audit {
-        /// Only rows about this user
-        #[arg(long, value_name = "NAME")]
-        user: Option<String>,
-        /// Only rows about this repository
-        #[arg(long, value_name = "REPO")]
-        repo: Option<String>,
-        /// How many rows at most [default: 50; every row with --since]
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Rows after this row id, or from this time on (2026-12-01, 2026-12-01T08:00:00Z), oldest first
-        #[arg(long, value_name = "ID|TIME")]
-        since: Option<String>,
-        /// One JSON object per line, in the schema of the admin guide (for an export)
-        #[arg(long)]
-        json: bool,
-        /// Then print each new row as it is committed, until interrupted
-        #[arg(long)]
-        follow: bool,
-    },
+    Audit(AuditArgs),
     /// Check the configuration, store, key, owners and permissions, repositories and hooks, sshd and the git account
     Check {
         /// The sshd configuration to read [default: sshd's own]
@@ -121,6 +102,28 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         hook_bin: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Only rows about this user
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only rows about this repository
+    #[arg(long, value_name = "REPO")]
+    pub repo: Option<String>,
+    /// How many rows at most [default: 50; every row with --since]
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Rows after this row id, or from this time on (2026-12-01, 2026-12-01T08:00:00Z), oldest first
+    #[arg(long, value_name = "ID|TIME")]
+    pub since: Option<String>,
+    /// One JSON object per line, in the schema of the admin guide (for an export)
+    #[arg(long)]
+    pub json: bool,
+    /// Then print each new row as it is committed, until interrupted
+    #[arg(long)]
+    pub follow: bool,
 }
 
 #[derive(Args)]

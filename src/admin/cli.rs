@@ -83,24 +83,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Store(command) => migrate::store(&load()?, command),
         Command::Verify { user, code } => sessions::verify(&load()?, &user, &code),
         Command::Explain(args) => inspect::explain(&load()?, &args),
-        Command::Audit {
-            user,
-            repo,
-            limit,
-            since,
-            json,
-            follow,
-        } => inspect::audit(
-            &load()?,
-            &inspect::AuditArgs {
-                user,
-                repo,
-                limit,
-                since,
-                json,
-                follow,
-            },
-        ),
+        Command::Audit(args) => inspect::audit(&load()?, &args),
         Command::Check {
             sshd_config,
             nginx_config,

@@ -113,16 +113,6 @@ pub(super) fn rule_text(decision: &Decision) -> &'static str {
     }
 }
 
-/// `git2fa audit`'s arguments.
-pub(super) struct AuditArgs {
-    pub user: Option<String>,
-    pub repo: Option<String>,
-    pub limit: Option<u32>,
-    pub since: Option<String>,
-    pub json: bool,
-    pub follow: bool,
-}
-
 /// How often `--follow` looks for new rows.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 

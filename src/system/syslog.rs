@@ -22,6 +22,15 @@ struct Sink {
 
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 
+/// `[log] audit = "syslog"`, readable without the sink's lock: every
+/// audit row asks, and with it off (the default) nothing else is done.
+static AUDIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether audit rows go to syslog too.
+pub fn audit_enabled() -> bool {
+    AUDIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 const DEV_LOG: &str = "/dev/log";
 
 fn connect(path: &Path) -> Option<UnixDatagram> {
@@ -167,6 +176,7 @@ pub fn configure(file: Option<&Path>, socket: Option<&Path>, audit: bool) {
         }
         sink.audit = audit;
     });
+    AUDIT.store(audit, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// One committed audit row (`fields`, already `key=value` text), to syslog
