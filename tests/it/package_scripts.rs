@@ -282,3 +282,192 @@ fn upgrades_across_changed_conffiles_ask_nothing_and_keep_the_admin_s_changes() 
     );
     let _ = Command::new("dpkg").args(["--purge", "git2fa"]).output();
 }
+
+/// systemctl for a throwaway root, where systemd is not running: enough of
+/// it for the maintainer scripts, with git2fa.service started as the unit
+/// says (as git, `serve`). Each call is logged in /run/stub-systemd/calls.
+/// A stopped serve may stay a zombie (nothing reaps in the throwaway PID
+/// namespace), so a zombie counts as stopped.
+const STUB_SYSTEMCTL: &str = r#"#!/bin/sh
+state=/run/stub-systemd
+mkdir -p "$state"
+echo "$*" >> "$state/calls"
+[ "$1" = is-active ] && [ "$2" = --quiet ] && { shift; set -- is-active "$2"; }
+alive() {
+    pid=$(cat "$state/$1.pid" 2>/dev/null) || return 1
+    [ -r "/proc/$pid/stat" ] || return 1
+    [ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]
+}
+case "$1" in
+is-active) alive "$2" ;;
+start)
+    [ "$2" = git2fa.service ] || exit 0
+    alive "$2" && exit 0
+    install -d -o git -g git -m 0755 /run/git2fa
+    setsid setpriv --reuid=git --regid=git --init-groups \
+        /usr/bin/git2fa --config /etc/git2fa/config.toml serve \
+        </dev/null >>"$state/serve.log" 2>&1 &
+    echo $! > "$state/$2.pid"
+    ;;
+stop)
+    alive "$2" || exit 0
+    kill "$(cat "$state/$2.pid")"
+    for _ in $(seq 100); do alive "$2" || exit 0; sleep 0.1; done
+    exit 1
+    ;;
+*) exit 0 ;;
+esac
+"#;
+
+/// The pid of the serve the stub started, once it answers on its web
+/// port, or None when it does not within ten seconds.
+fn serve_answering() -> Option<String> {
+    let run = bash_closed(
+        "for _ in $(seq 100); do
+             if systemctl is-active --quiet git2fa.service &&
+                [ \"$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/login)\" = 200 ]; then
+                 cat /run/stub-systemd/git2fa.service.pid; exit 0
+             fi
+             sleep 0.1
+         done
+         exit 1",
+    );
+    (run.code == 0).then(|| run.stdout.trim().to_string())
+}
+
+// An upgrade stops serve (prerm) before it replaces the binary; whatever
+// way the upgrade ends, serve must run again, or the host refuses every
+// git operation and the web page is gone until an admin notices. With a
+// systemctl that does what the unit says: a plain upgrade, a reinstall of
+// the same version, and an upgrade whose new package fails before it is
+// configured (the old postinst's abort-upgrade) each leave a new serve
+// answering, run from the installed binary; a serve the admin stopped
+// stays stopped.
+#[test]
+fn serve_runs_again_after_every_upgrade_path() {
+    if !throwaway::enter() {
+        return;
+    }
+    if !crate::harness::e2e_available(crate::harness::which("curl").is_some(), "curl", "curl") {
+        return;
+    }
+    let _ = Command::new("dpkg").args(["--purge", "git2fa"]).output();
+    std::fs::create_dir_all("/run/systemd/system").unwrap();
+    let _ = std::fs::remove_file("/usr/bin/systemctl");
+    std::fs::write("/usr/bin/systemctl", STUB_SYSTEMCTL).unwrap();
+    std::fs::set_permissions(
+        "/usr/bin/systemctl",
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let built = bash_closed(&format!("{ROOT}/install/build-deb"));
+    assert_eq!(built.code, 0, "{built:?}");
+    let deb = built.stdout.trim().to_string();
+    let version = bash_closed(&format!("dpkg-deb -f {deb} Version"))
+        .stdout
+        .trim()
+        .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let next = next_release(&deb, &format!("{version}+1"), &[], work.path());
+    let later = next_release(&deb, &format!("{version}+3"), &[], work.path());
+    // A release whose preinst fails: dpkg then runs the installed
+    // version's postinst with abort-upgrade.
+    let broken = work.path().join(format!("git2fa_{version}+2.deb"));
+    let tree = work.path().join("broken");
+    let made = bash_closed(&format!(
+        "dpkg-deb -R {deb} {tree}
+         sed -i 's/^Version: .*/Version: {version}+2/' {tree}/DEBIAN/control
+         printf '#!/bin/sh\\necho this release cannot be installed >&2\\nexit 1\\n' > {tree}/DEBIAN/preinst
+         chmod 0755 {tree}/DEBIAN/preinst
+         dpkg-deb --root-owner-group --build {tree} {broken} >/dev/null",
+        tree = tree.display(),
+        broken = broken.display()
+    ));
+    assert_eq!(made.code, 0, "{made:?}");
+
+    let installed = bash_closed(&format!("apt-get install -y -q {deb}"));
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert_eq!(serve_answering(), None, "a first install starts nothing");
+    let started = bash_closed("systemctl start git2fa.service");
+    assert_eq!(started.code, 0, "{started:?}");
+    let mut before = serve_answering().expect("serve did not start");
+
+    let installed_version = || {
+        bash_closed("dpkg-query -W -f '${Version} ${Status}' git2fa")
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let runs_the_installed_binary = |pid: &str| {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(
+            exe,
+            Path::new("/usr/bin/git2fa"),
+            "serve {pid} runs {exe:?}"
+        );
+    };
+    for (what, command, ok, now) in [
+        (
+            "an upgrade",
+            format!("apt-get install -y -q {next}"),
+            true,
+            format!("{version}+1"),
+        ),
+        (
+            "a reinstall",
+            format!("dpkg -i {next}"),
+            true,
+            format!("{version}+1"),
+        ),
+        (
+            "a failed upgrade",
+            format!("apt-get install -y -q {}", broken.display()),
+            false,
+            format!("{version}+1"),
+        ),
+    ] {
+        let run = bash_closed(&command);
+        assert_eq!(run.code == 0, ok, "{what}: {run:?}");
+        assert_eq!(
+            installed_version(),
+            format!("{now} install ok installed"),
+            "{what}"
+        );
+        let after = serve_answering().unwrap_or_else(|| {
+            panic!(
+                "serve is not running after {what}: {run:?}\n{}",
+                std::fs::read_to_string("/run/stub-systemd/calls").unwrap_or_default()
+            )
+        });
+        assert_ne!(after, before, "{what} did not restart serve");
+        runs_the_installed_binary(&after);
+        before = after;
+    }
+    let leftover: Vec<_> = std::fs::read_dir("/run")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("git2fa-restart-")
+        })
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+
+    // Stopped by the admin, serve stays stopped across an upgrade.
+    let stopped = bash_closed("systemctl stop git2fa.service");
+    assert_eq!(stopped.code, 0, "{stopped:?}");
+    let run = bash_closed(&format!("apt-get install -y -q {later}"));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        installed_version(),
+        format!("{version}+3 install ok installed")
+    );
+    assert_eq!(
+        serve_answering(),
+        None,
+        "the upgrade started a serve the admin had stopped"
+    );
+    let _ = Command::new("dpkg").args(["--purge", "git2fa"]).output();
+}
