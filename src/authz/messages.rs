@@ -220,6 +220,9 @@ pub enum Busy {
     GitOperations(usize),
     /// Every password hash (`[limits] password_hashes`) is under way.
     PasswordHashes,
+    /// The user has as many SSH connections open to serve's embedded
+    /// server as it allows one user (32).
+    SshConnections(usize),
 }
 
 impl Busy {
@@ -228,6 +231,7 @@ impl Busy {
         match self {
             Busy::GitOperations(_) => "busy",
             Busy::PasswordHashes => "busy-password-hashes",
+            Busy::SshConnections(_) => "busy-ssh-connections",
         }
     }
 }
@@ -249,6 +253,9 @@ pub fn busy(config: &Config, what: Busy) -> Vec<String> {
                 config.tokens_url()
             ),
         ],
+        Busy::SshConnections(n) => vec![format!(
+            "git2fa: you have {n} SSH connections open to this server, the most it allows one user; close one and try again."
+        )],
     }
 }
 

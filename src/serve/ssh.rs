@@ -268,6 +268,19 @@ impl russh::server::Handler for Client {
                 let (slots, max) = &self.users;
                 let Some(slot) = slots.take(user.clone(), *max) else {
                     log::warn!("SSH: {user} has {max} connections open; refusing another");
+                    super::operations::audit_busy(
+                        &self.config,
+                        crate::store::AuditRecord {
+                            user: Some(user),
+                            transport: "ssh".into(),
+                            action: "ssh-login".into(),
+                            key_id: Some(id),
+                            credential: Some("ssh-key".into()),
+                            remote_addr: self.peer.map(|p| p.ip().to_canonical().to_string()),
+                            ..Default::default()
+                        },
+                        messages::Busy::SshConnections(*max),
+                    );
                     return Ok(Auth::reject());
                 };
                 self.user_slot = Some(slot);

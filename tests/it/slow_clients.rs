@@ -300,3 +300,51 @@ fn git_commands_waiting_for_a_session_hold_no_thread() {
         assert_eq!(waiting.wait().unwrap().code(), Some(0));
     }
 }
+
+// Attack: a user with a key opens connections to the embedded SSH server
+// and holds them, to take the server's 256 for herself. serve lets one user
+// hold 32; the 33rd is refused at log-in, and the refusal is an audit row
+// (a limit reached, for the metrics and the admin), not only a log line.
+#[test]
+fn a_user_s_connections_past_the_cap_are_refused_and_audited() {
+    let Some(s) = setup("recovery_codes = 0") else {
+        return;
+    };
+    let held: Vec<Multiplexed> = (0..32)
+        .map(|n| {
+            Multiplexed::open(
+                &s.ssh,
+                &s.key,
+                s.host.dir.path().join(format!("held{n}.ctl")),
+            )
+        })
+        .collect();
+    let refused = s.ssh.ssh(&s.key, "2fa status", "");
+    assert_eq!(refused.code, 255, "{refused:?}");
+    assert!(
+        refused.stderr.contains("Permission denied (publickey)"),
+        "{refused:?}"
+    );
+    let rows = s
+        .host
+        .git2fa(&["audit", "--json", "--limit", "50"])
+        .ok()
+        .stdout;
+    let busy: Vec<&str> = rows
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"busy-ssh-connections\""))
+        .collect();
+    assert_eq!(busy.len(), 1, "{rows}");
+    for field in [
+        "\"user\":\"alice\"",
+        "\"transport\":\"ssh\"",
+        "\"action\":\"ssh-login\"",
+        "\"outcome\":\"refuse\"",
+        "\"addr\":\"127.0.0.1\"",
+    ] {
+        assert!(busy[0].contains(field), "{field} missing: {}", busy[0]);
+    }
+    drop(held);
+    let status = s.ssh.ssh(&s.key, "2fa status", "");
+    assert_eq!(status.code, 0, "{status:?}");
+}
