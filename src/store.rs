@@ -938,7 +938,10 @@ fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         &params![
             r.at,
-            r.user,
+            // A token typed as a user name is never stored.
+            r.user
+                .as_deref()
+                .map(|u| crate::system::names::shown_user(u).into_owned()),
             r.transport,
             r.repo,
             r.action,

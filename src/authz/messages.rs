@@ -16,10 +16,18 @@ pub struct MessageContext<'a> {
     pub transport: Transport,
 }
 
+/// An explanation in one line, for what shows a single line of it: git's
+/// `ERR` pkt-line (`fatal: remote error: …`), which is all that libgit2,
+/// JGit and dulwich print of a refusal, so it carries the address that
+/// fixes it too.
+pub fn one_line(lines: &[String]) -> String {
+    lines.join(" ")
+}
+
 impl Refusal {
     /// One line: what `fatal: remote error:` shows.
     pub fn summary(&self, cx: &MessageContext) -> String {
-        self.lines(cx).into_iter().next().unwrap_or_default()
+        one_line(&self.lines(cx))
     }
 
     /// The full explanation a git user reads: what is refused, what is
@@ -28,7 +36,8 @@ impl Refusal {
         use Refusal::*;
         let config = cx.config;
         let repo = cx.repo;
-        let who = cx.user.unwrap_or("you");
+        let shown = cx.user.map(crate::system::names::shown_user);
+        let who = shown.as_deref().unwrap_or("you");
         let required = format!(
             "git2fa: {repo} requires two-factor authentication (2FA) to {}.",
             cx.operation.noun()
@@ -71,6 +80,10 @@ impl Refusal {
                     "git2fa: {repo}: the access token is not a valid git2fa token (it may be mistyped or cut short)."
                 ),
                 format!("Copy it again, or create a new one at {tokens_url}"),
+            ],
+            TokenUnknown if cx.user.is_none() => vec![
+                format!("git2fa: {repo}: the access token is not known (deleted, or mistyped)."),
+                format!("Create a new one at {tokens_url}"),
             ],
             TokenUnknown => vec![
                 format!(

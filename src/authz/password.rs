@@ -38,7 +38,7 @@ pub fn check(
     now: i64,
     counts: impl Fn(&User) -> bool,
 ) -> Result<PasswordCheck, StoreError> {
-    let user_scope = format!("user:{name}");
+    let user_scope = format!("user:{}", crate::system::names::shown_user(name));
     let addr_scope = format!("addr:{remote_addr}");
     let scopes = [
         (user_scope.as_str(), policy.max_failures),

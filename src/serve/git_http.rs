@@ -77,6 +77,29 @@ pub async fn handle(
             &lines,
             challenge,
         ),
+        cgi::Response::Lfs => {
+            let mut response = (StatusCode::NOT_IMPLEMENTED, cgi::lfs_body()).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                "content-type",
+                HeaderValue::from_static("application/vnd.git-lfs+json"),
+            );
+            headers.insert("cache-control", HeaderValue::from_static("no-store"));
+            response
+        }
+        cgi::Response::Advertised { service, lines } => {
+            let mut response =
+                (StatusCode::OK, cgi::advertised_body(service, &lines)).into_response();
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&format!(
+                "application/x-git-{}-advertisement",
+                service.subcommand()
+            )) {
+                headers.insert("content-type", value);
+            }
+            headers.insert("cache-control", HeaderValue::from_static("no-store"));
+            response
+        }
         cgi::Response::Git(invocation) => {
             let operation = state.operations.start();
             let max = Duration::from_secs(state.config.policy.max_git_duration.max(1) as u64);
@@ -120,6 +143,7 @@ fn cgi_request(
         content_length: header("content-length")?,
         content_encoding: header("content-encoding")?,
         git_protocol: header("git-protocol")?,
+        user_agent: header("user-agent")?,
     })
 }
 

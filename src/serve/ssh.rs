@@ -450,8 +450,20 @@ impl russh::server::Handler for Client {
     }
 }
 
-/// Refuses a command before anything runs: `lines` on stderr, the first
-/// as git's `ERR` pkt-line when git asked, exit status 1 and EOF; the
+/// Whether a client, by its SSH version string (RFC 4253 section 4.2),
+/// shows the user what a command writes on standard error as it comes:
+/// the programs git's command line runs (OpenSSH, PuTTY's plink) do;
+/// libgit2 (`SSH-2.0-libssh2_…`) and JGit (`SSH-2.0-JSCH…`,
+/// `SSH-2.0-APACHE-SSHD…`) show only git's `ERR` line.
+fn shows_stderr(sshid: &[u8]) -> bool {
+    let id = String::from_utf8_lossy(sshid);
+    ["SSH-2.0-OpenSSH", "SSH-2.0-PuTTY", "SSH-2.0-Plink"]
+        .iter()
+        .any(|known| id.starts_with(known))
+}
+
+/// Refuses a command before anything runs: `lines` on stderr, all of them
+/// in one line as git's `ERR` pkt-line when git asked, exit status 1 and EOF; the
 /// caller closes the channel.
 fn refuse_at_once(
     session: &mut Session,
@@ -464,7 +476,7 @@ fn refuse_at_once(
     text.push('\n');
     session.extended_data(channel, 1, text.into_bytes())?;
     if crate::transport::ssh_command::is_git_command(command) {
-        session.data(channel, err_pkt_line(&lines[0]))?;
+        session.data(channel, err_pkt_line(&messages::one_line(lines)))?;
     }
     session.exit_status_request(channel, 1)?;
     session.eof(channel)
@@ -536,6 +548,7 @@ impl Client {
             fingerprint,
             remote_addr: self.peer.map(|p| p.ip().to_canonical().to_string()),
             git_protocol: state.git_protocol.clone(),
+            shows_stderr: shows_stderr(session.remote_sshid()),
             runtime: tokio::runtime::Handle::current(),
             handle: session.handle(),
             channel,
@@ -565,6 +578,7 @@ struct Run {
     fingerprint: String,
     remote_addr: Option<String>,
     git_protocol: Option<String>,
+    shows_stderr: bool,
     runtime: tokio::runtime::Handle,
     handle: Handle,
     channel: ChannelId,
@@ -787,6 +801,7 @@ impl Run {
             fingerprint: self.fingerprint.clone(),
             remote_addr: self.remote_addr.clone(),
             git_protocol: self.git_protocol.clone(),
+            shows_stderr: self.shows_stderr,
         };
         let mut io = Streams {
             stdin,
@@ -806,7 +821,7 @@ impl Run {
                 let lines = messages::unavailable(None, &cause);
                 let _ = self
                     .handle
-                    .data(self.channel, err_pkt_line(&lines.join(" ")))
+                    .data(self.channel, err_pkt_line(&messages::one_line(&lines)))
                     .await;
                 1
             }

@@ -7,6 +7,8 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with(['.', '-'])
+        // The prefix of access tokens: a name never reads as one.
+        && !name.starts_with("g2fa_")
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -14,9 +16,21 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{}` is not a valid user name (1-64 of A-Z a-z 0-9 . _ -, not starting with . or -)",
-            name.escape_default()
+            "`{}` is not a valid user name (1-64 of A-Z a-z 0-9 . _ -, not starting with . or - or g2fa_)",
+            crate::system::names::shown_user(name).escape_default()
         ))
+    }
+}
+
+/// A user name as messages, logs and audit rows show it: a string shaped
+/// like an access token (`g2fa_…`, typed into the user-name field) is cut
+/// to that public prefix, so that no token is ever echoed or stored as a
+/// name.
+pub fn shown_user(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.starts_with("g2fa_") {
+        std::borrow::Cow::Borrowed("g2fa_…")
+    } else {
+        std::borrow::Cow::Borrowed(name)
     }
 }
 

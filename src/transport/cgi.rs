@@ -32,6 +32,8 @@ pub struct CgiRequest {
     pub content_length: Option<String>,
     pub content_encoding: Option<String>,
     pub git_protocol: Option<String>,
+    /// `User-Agent`: which client asks (what it shows of a refusal).
+    pub user_agent: Option<String>,
 }
 
 impl CgiRequest {
@@ -55,6 +57,7 @@ impl CgiRequest {
             content_length: var("CONTENT_LENGTH")?,
             content_encoding: var("HTTP_CONTENT_ENCODING")?,
             git_protocol: var("HTTP_GIT_PROTOCOL")?,
+            user_agent: var("HTTP_USER_AGENT")?,
         })
     }
 }
@@ -70,6 +73,46 @@ pub enum Response {
         lines: Vec<String>,
         challenge: bool,
     },
+    /// A refusal for a client that shows nothing of a 403's text (libgit2,
+    /// JGit, dulwich): a 200 advertisement of `service` holding one `ERR`
+    /// pkt-line with the whole explanation, which each of them prints.
+    Advertised {
+        service: crate::transport::ssh_command::GitService,
+        lines: Vec<String>,
+    },
+    /// A request of Git LFS, which git2fa does not serve: 501 with
+    /// `LFS_MESSAGE` as git-lfs's JSON error.
+    Lfs,
+}
+
+/// The JSON body of the answer to git-lfs.
+pub fn lfs_body() -> String {
+    format!("{{\"message\":\"{LFS_MESSAGE}\"}}\n")
+}
+
+/// Whether the client is the git command line, which prints a 403's
+/// `text/plain` body line by line (`remote: …`): its `User-Agent` is
+/// `git/2.47.3` (or `git/2.47.1.windows.1`), where libgit2 sends
+/// `git/2.0 (libgit2 1.5.0)` and dulwich `git/dulwich/0.21.2`.
+pub fn is_git_cli(user_agent: Option<&str>) -> bool {
+    let Some(version) = user_agent.and_then(|ua| ua.strip_prefix("git/")) else {
+        return false;
+    };
+    version.starts_with(|c: char| c.is_ascii_digit()) && !version.contains("libgit2")
+}
+
+/// The body of an `Advertised` refusal (gitprotocol-http(5): the service
+/// line, a flush, then git's pkt-lines; an `ERR` line ends the exchange).
+pub fn advertised_body(
+    service: crate::transport::ssh_command::GitService,
+    lines: &[String],
+) -> Vec<u8> {
+    let head = format!("# service=git-{}\n", service.subcommand());
+    let mut body = format!("{:04x}{head}0000", head.len() + 4).into_bytes();
+    body.extend(crate::transport::shell::err_pkt_line(&messages::one_line(
+        lines,
+    )));
+    body
 }
 
 impl Response {
@@ -83,13 +126,30 @@ impl Response {
 
     /// The CGI response for a refusal or a bad request.
     pub fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let Response::Text {
-            status,
-            lines,
-            challenge,
-        } = self
-        else {
-            return Ok(());
+        let (status, lines, challenge) = match self {
+            Response::Git(_) => return Ok(()),
+            Response::Lfs => {
+                write!(
+                    out,
+                    "Status: 501 Not Implemented\r\nContent-Type: application/vnd.git-lfs+json\r\nCache-Control: no-store\r\n\r\n{}",
+                    lfs_body()
+                )?;
+                return out.flush();
+            }
+            Response::Advertised { service, lines } => {
+                write!(
+                    out,
+                    "Status: 200 OK\r\nContent-Type: application/x-git-{}-advertisement\r\nCache-Control: no-store\r\n\r\n",
+                    service.subcommand()
+                )?;
+                out.write_all(&advertised_body(*service, lines))?;
+                return out.flush();
+            }
+            Response::Text {
+                status,
+                lines,
+                challenge,
+            } => (status, lines, challenge),
         };
         let reason = match status {
             400 => "Bad Request",
@@ -166,8 +226,22 @@ fn audit_early(
     }
 }
 
+/// What git-lfs reads of an answer to its requests (`…/info/lfs/…`): the
+/// JSON `message`, which it prints (`batch response: …`) whatever the
+/// status; a text body would have it print "Repository or object not
+/// found" with the remote's URL.
+pub const LFS_MESSAGE: &str = "git2fa: this host does not serve Git LFS (large files); the repository's git history works as usual. Ask an admin of this host where large files go.";
+
+/// Whether a request is for Git LFS's API (`<repo>/info/lfs/…`).
+fn is_lfs(path_info: &str) -> bool {
+    path_info.contains("/info/lfs/") || path_info.ends_with("/info/lfs")
+}
+
 /// Decides one request.
 pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
+    if is_lfs(&cgi.path_info) {
+        return Response::Lfs;
+    }
     let request = match http_request::parse(&cgi.method, &cgi.path_info, &cgi.query) {
         Ok(request) => request,
         Err(e) => {
@@ -189,18 +263,40 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             return bad_request(e);
         }
     };
+    let anonymous = || {
+        // git asks anonymously first and sends credentials on the 401.
+        refusal_response(
+            config,
+            (&request, cgi),
+            None,
+            &Operation::Read,
+            &Refusal::MissingCredential,
+        )
+    };
     let (user, secret) = match authorization {
-        Authorization::None => {
-            // git asks anonymously first and sends credentials on the 401.
-            return refusal_response(
-                config,
-                &request.repo,
-                None,
-                &Operation::Read,
-                &Refusal::MissingCredential,
-            );
+        Authorization::None => return anonymous(),
+        // JGit's command line sends the password `null` when the URL names
+        // the user and has none: no credential, not a wrong password.
+        Authorization::Basic { password, .. }
+            if password == "null"
+                && cgi
+                    .user_agent
+                    .as_deref()
+                    .is_some_and(|ua| ua.starts_with("JGit/")) =>
+        {
+            return anonymous();
         }
         Authorization::Basic { user, password } => (user, password),
+        Authorization::Token {
+            named: Some(user),
+            token,
+        } => (user, token),
+        Authorization::Token { named: None, token } => {
+            match token_owner(config, &request, cgi, &token) {
+                Ok(owner) => (owner, token),
+                Err(response) => return *response,
+            }
+        }
     };
     // Before the repository is resolved, as for a missing one.
     let operation_guess =
@@ -217,7 +313,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         );
         return refusal_response(
             config,
-            &request.repo,
+            (&request, cgi),
             Some(&user),
             &operation_guess,
             &Refusal::TokenMalformed,
@@ -287,7 +383,13 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         }
         Next::Refuse(refusal) => refusal_response(
             config,
-            target.name(),
+            (
+                &GitRequest {
+                    repo: target.name().to_string(),
+                    ..request.clone()
+                },
+                cgi,
+            ),
             Some(&user),
             &gate_request.operation,
             refusal,
@@ -424,24 +526,77 @@ fn backend(
     ))
 }
 
+/// The owner of a token sent without a user name (in the user-name field,
+/// or beside a conventional one); a token that is malformed or unknown is
+/// refused with no user named, and audited without it.
+fn token_owner(
+    config: &Config,
+    request: &GitRequest,
+    cgi: &CgiRequest,
+    token: &str,
+) -> Result<String, Box<Response>> {
+    let guess = Named::Missing(request.repo.clone()).operation(request.service.is_write());
+    let refuse = |refusal: Refusal, reason: &str, detail: &str| {
+        audit_early(config, cgi, None, Some(&request.repo), reason, detail);
+        Box::new(refusal_response(
+            config,
+            (request, cgi),
+            None,
+            &guess,
+            &refusal,
+        ))
+    };
+    if !token::is_well_formed(token) {
+        return Err(refuse(
+            Refusal::TokenMalformed,
+            "token-malformed",
+            "a token that fails its checksum",
+        ));
+    }
+    let found = Store::connect(&Location::of(config))
+        .and_then(|store| store.token_by_hash(&token::hash(token)));
+    match found {
+        Ok(Some(found)) => Ok(found.user),
+        Ok(None) => Err(refuse(
+            Refusal::TokenUnknown,
+            "token-unknown",
+            "a token the store does not know",
+        )),
+        Err(e) => Err(Box::new(unavailable(&e))),
+    }
+}
+
+/// The refusal as the client shows it: the explanation as `text/plain`
+/// (401 or 403) for the git command line; for other clients, a 403 at
+/// `info/refs` becomes an advertisement whose `ERR` line they print.
 fn refusal_response(
     config: &Config,
-    repo: &str,
+    (request, cgi): (&GitRequest, &CgiRequest),
     user: Option<&str>,
     operation: &Operation,
     refusal: &Refusal,
 ) -> Response {
     let cx = MessageContext {
         config,
-        repo,
+        repo: &request.repo,
         user,
         operation,
         transport: Transport::Http,
     };
     let status = refusal.http_status();
+    let lines = refusal.lines(&cx);
+    if status == 403
+        && request.endpoint == http_request::Endpoint::InfoRefs
+        && !is_git_cli(cgi.user_agent.as_deref())
+    {
+        return Response::Advertised {
+            service: request.service,
+            lines,
+        };
+    }
     Response::Text {
         status,
-        lines: refusal.lines(&cx),
+        lines,
         challenge: status == 401,
     }
 }

@@ -118,7 +118,29 @@ pub fn parse(method: &str, path_info: &str, query: &str) -> Result<GitRequest, B
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorization {
     None,
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// An access token, where other forges' habits put one: in the
+    /// user-name field (with an empty password, or the token again), or as
+    /// the password of a conventional user name. Its owner is whoever the
+    /// store says; `named` is the user name sent beside it, if it names a
+    /// user.
+    Token {
+        named: Option<String>,
+        token: String,
+    },
+}
+
+/// The user names that other forges' documentation pairs with a token as
+/// the password (GitHub's `x-access-token`, GitLab's `oauth2`, Bitbucket's
+/// `x-token-auth`, and `git`): with a token, they name nobody.
+pub const TOKEN_USER_NAMES: [&str; 4] = ["x-access-token", "oauth2", "x-token-auth", "git"];
+
+/// Whether a string is shaped like a git2fa access token.
+fn token_shaped(text: &str) -> bool {
+    text.starts_with("g2fa_")
 }
 
 /// Parses `Basic base64(user:password)`. Other schemes, bad base64, no
@@ -155,6 +177,19 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Authorization, BadReq
         .ok_or(bad("malformed Authorization header"))?;
     if user.len() > 64 || password.len() > 1024 || decoded.chars().any(char::is_control) {
         return Err(bad("malformed Authorization header"));
+    }
+    if token_shaped(user) {
+        return Ok(Authorization::Token {
+            named: None,
+            token: user.to_string(),
+        });
+    }
+    if token_shaped(password) {
+        let named = (!user.is_empty() && !TOKEN_USER_NAMES.contains(&user)).then(|| user.into());
+        return Ok(Authorization::Token {
+            named,
+            token: password.to_string(),
+        });
     }
     if password.is_empty() {
         return Ok(Authorization::None);
@@ -252,6 +287,29 @@ mod tests {
                 parse_authorization(Some(&none)),
                 Ok(Authorization::None),
                 "{none:?}"
+            );
+        }
+        // Tokens where other forges' users put them.
+        let token = "g2fa_0123456789abcdefghijABCDEFGHIJab123456";
+        for (sent, named) in [
+            (format!("{token}:"), None),
+            (format!("{token}:{token}"), None),
+            (format!("{token}:x-oauth-basic"), None),
+            (format!("x-access-token:{token}"), None),
+            (format!("oauth2:{token}"), None),
+            (format!("x-token-auth:{token}"), None),
+            (format!("git:{token}"), None),
+            (format!(":{token}"), None),
+            (format!("alice:{token}"), Some("alice".to_string())),
+        ] {
+            let header = format!("Basic {}", STANDARD.encode(&sent));
+            assert_eq!(
+                parse_authorization(Some(&header)),
+                Ok(Authorization::Token {
+                    named,
+                    token: token.into()
+                }),
+                "{sent}"
             );
         }
         let no_user = format!("Basic {}", STANDARD.encode(":secret"));

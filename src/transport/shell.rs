@@ -46,6 +46,12 @@ pub struct Connection<'a> {
     pub remote_addr: Option<String>,
     /// The client's `GIT_PROTOCOL`, the one variable taken from it.
     pub git_protocol: Option<String>,
+    /// Whether the client shows the user what the server writes on
+    /// standard error while git waits. git's command line does (it runs
+    /// OpenSSH or PuTTY); libgit2 and JGit show only the `ERR` line, so a
+    /// command of theirs is refused at once, with the address to verify
+    /// at, rather than held silent under `[policy] wait_for_verify`.
+    pub shows_stderr: bool,
 }
 
 /// Who reads a refusal: a git client (an `ERR` pkt-line on standard
@@ -71,13 +77,15 @@ impl Reader {
 /// Writes a refusal for its reader. The explanation goes first, in one
 /// write, so that its lines reach the terminal whole before git prints its
 /// `fatal:` line.
-fn write_refusal(io: &mut Streams, summary: &str, lines: &[String], reader: Reader) {
+fn write_refusal(io: &mut Streams, lines: &[String], reader: Reader) {
     let mut text = lines.join("\n");
     text.push('\n');
     let _ = io.stderr.write_all(text.as_bytes());
     let _ = io.stderr.flush();
     if reader == Reader::Git {
-        let _ = io.stdout.write_all(&err_pkt_line(summary));
+        let _ = io
+            .stdout
+            .write_all(&err_pkt_line(&messages::one_line(lines)));
         let _ = io.stdout.flush();
     }
 }
@@ -231,7 +239,11 @@ impl Connection<'_> {
                     }
                     _ => String::new(),
                 };
-                let message = format!("git2fa: disallowed command: {}{try_help}", why.0);
+                let message = if why == ssh_command::Disallowed::LFS {
+                    why.0.to_string()
+                } else {
+                    format!("git2fa: disallowed command: {}{try_help}", why.0)
+                };
                 return self.plain_refusal(io, &message, reader).into();
             }
         };
@@ -284,7 +296,7 @@ impl Connection<'_> {
             SshCommand::Logout => self.logout(&mut store, &key, io),
             SshCommand::Verify => return self.verify_prompt(&mut store, key, io),
             SshCommand::Git { service, repo } => {
-                return self.git(&mut store, &key, service, &repo, io, true);
+                return self.git(&mut store, &key, service, &repo, io, self.shows_stderr);
             }
         };
         Step::Done(action)
@@ -421,7 +433,7 @@ impl Connection<'_> {
         reader: Reader,
     ) -> Action {
         let cx = message_context(self.config, repo, user, operation);
-        write_refusal(io, &refusal.summary(&cx), &refusal.lines(&cx), reader);
+        write_refusal(io, &refusal.lines(&cx), reader);
         Action::Exit(1)
     }
 
@@ -462,13 +474,13 @@ impl Connection<'_> {
     }
 
     fn plain_refusal(&self, io: &mut Streams, message: &str, reader: Reader) -> Action {
-        write_refusal(io, message, &[message.to_string()], reader);
+        write_refusal(io, &[message.to_string()], reader);
         Action::Exit(1)
     }
 
     fn unavailable(&self, io: &mut Streams, cause: &str, reader: Reader) -> Action {
         let lines = messages::unavailable(None, &cause);
-        write_refusal(io, &lines[0], &lines, reader);
+        write_refusal(io, &lines, reader);
         Action::Exit(1)
     }
 }
@@ -520,7 +532,7 @@ pub fn main() -> ExitCode {
     let reader = Reader::of(&command);
     let refuse_unavailable = |io: &mut Streams, cause: String| {
         let lines = messages::unavailable(None, &cause);
-        write_refusal(io, &lines.join(" "), &lines, reader);
+        write_refusal(io, &lines, reader);
         ExitCode::from(1)
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -540,6 +552,9 @@ pub fn main() -> ExitCode {
         fingerprint,
         remote_addr: identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref()),
         git_protocol: std::env::var("GIT_PROTOCOL").ok(),
+        // sshd does not say which client connected (its version string
+        // stays in sshd): waits are for every client here.
+        shows_stderr: true,
     };
     match connection.handle(&command, &mut io) {
         Action::Exit(code) => ExitCode::from(code),

@@ -51,6 +51,11 @@ pub struct Disallowed(pub &'static str);
 impl Disallowed {
     /// Not a command at all (the shell adds how to list the commands).
     pub const UNKNOWN: Disallowed = Disallowed("unknown command");
+    /// What git-lfs runs over SSH (`git-lfs-authenticate`,
+    /// `git-lfs-transfer`): the whole line git-lfs prints.
+    pub const LFS: Disallowed = Disallowed(
+        "git2fa: this host does not serve Git LFS (large files); the repository's git history works as usual. Ask an admin of this host where large files go.",
+    );
 }
 
 /// Whether `line` is what a git client sends (`git-upload-pack …`, `git
@@ -80,6 +85,7 @@ pub fn parse(line: &str) -> Result<SshCommand, Disallowed> {
         ["2fa", "verify"] => Ok(SshCommand::Verify),
         ["2fa", "status"] => Ok(SshCommand::Status),
         ["2fa", "logout"] => Ok(SshCommand::Logout),
+        ["git-lfs-authenticate" | "git-lfs-transfer", ..] => Err(Disallowed::LFS),
         [verb, rest @ ..] => {
             let (service, args) = match (*verb, rest) {
                 ("git", [sub, args @ ..]) => (service(&format!("git-{sub}")), args),

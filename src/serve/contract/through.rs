@@ -44,7 +44,8 @@ pub(super) fn err_line(stdout: &[u8]) -> Option<String> {
 }
 
 /// SSH framing: git's `fatal: remote error:` line is the `ERR` pkt-line,
-/// the first line of what stderr says.
+/// all that stderr says in one line (what clients other than git's command
+/// line show).
 pub(super) fn ssh_seen(allowed: bool, stdout: &[u8], stderr: &[u8]) -> Seen {
     let lines: Vec<String> = String::from_utf8_lossy(stderr)
         .lines()
@@ -53,9 +54,9 @@ pub(super) fn ssh_seen(allowed: bool, stdout: &[u8], stderr: &[u8]) -> Seen {
     if !allowed {
         let err = err_line(stdout).expect("a refusal starts with an ERR pkt-line");
         assert_eq!(
-            Some(&err),
-            lines.first(),
-            "the ERR line is the explanation's first line"
+            err,
+            crate::authz::messages::one_line(&lines),
+            "the ERR line is the whole explanation, in one line"
         );
     }
     Seen {
@@ -77,6 +78,7 @@ pub(super) fn through_shell(host: &Host, case: &Case) -> Seen {
         fingerprint: fingerprint.clone(),
         remote_addr: Some(CLIENT.into()),
         git_protocol: None,
+        shows_stderr: true,
     };
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let action = connection.handle(
@@ -219,6 +221,7 @@ pub(super) fn through_cgi(host: &Host, case: &Case) -> Seen {
         query: http_query(case).into(),
         authorization: basic(case, host),
         remote_addr: Some(CLIENT.into()),
+        user_agent: Some("git/2.47.3".into()),
         ..Default::default()
     };
     match cgi::handle(&host.config, &request) {
@@ -228,6 +231,9 @@ pub(super) fn through_cgi(host: &Host, case: &Case) -> Seen {
             status: None,
             login_refused: false,
         },
+        cgi::Response::Advertised { .. } | cgi::Response::Lfs => {
+            panic!("git's command line is answered with text, not an ERR advertisement")
+        }
         response @ cgi::Response::Text { .. } => {
             // What the web server gets on the CGI's standard output.
             let mut out = Vec::new();
@@ -272,7 +278,8 @@ pub(super) fn through_serve_http(
             repo_path(case.repo),
             http_query(case)
         ))
-        .header("host", "git.example.com");
+        .header("host", "git.example.com")
+        .header("user-agent", "git/2.47.3");
     if let Some(auth) = basic(case, host) {
         request = request.header("authorization", auth);
     }
