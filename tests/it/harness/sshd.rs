@@ -66,6 +66,14 @@ impl Sshd {
         }
         let host_key = dir.join("host_ed25519");
         keygen(&host_key);
+        // Also ECDSA, as Debian's sshd has: JGit's JSch knows no Ed25519.
+        let ecdsa_key = dir.join("host_ecdsa");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ecdsa", "-b", "256", "-N", "", "-f"])
+            .arg(&ecdsa_key)
+            .output()
+            .expect("ssh-keygen (Debian package openssh-client)");
+        assert!(made.status.success(), "{made:?}");
         let port = free_port();
         let log = dir.join("sshd.log");
         let config = dir.join("sshd_config");
@@ -87,10 +95,11 @@ impl Sshd {
         std::fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {pid}\n\
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nHostKey {ecdsa_key}\nPidFile {pid}\n\
                  PubkeyAuthentication yes\nPermitRootLogin forced-commands-only\nUsePAM no\n\
                  StrictModes no\nLogLevel VERBOSE\n{snippet}",
                 host_key = host_key.display(),
+                ecdsa_key = ecdsa_key.display(),
                 pid = dir.join("sshd.pid").display(),
             ),
         )
