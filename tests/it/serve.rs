@@ -136,7 +136,12 @@ fn ssh_to_serve_is_refused_until_verified_with_ssh_then_clones_and_pushes() {
             ),
             &format!("or run: ssh -p {} git@127.0.0.1 2fa verify\n", s.ssh.port),
             "then run the same git command again.\n",
-            "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch).\n",
+            &format!(
+                "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch). \
+                 alice has no open 2FA session. Verify at http://127.0.0.1:{}/2fa/verify?repo=team/app \
+                 or run: ssh -p {} git@127.0.0.1 2fa verify then run the same git command again.\n",
+                s.web, s.ssh.port
+            ),
         ],
     );
     assert!(!top.join("c1").exists());

@@ -92,7 +92,9 @@ fn a_flagged_repo_refuses_until_verified_and_again_after_logout() {
         "Verify at https://git.example.com/2fa/verify?repo=team/app\n",
         "or run: ssh -p 2222 git@git.example.com 2fa verify\n",
         "then run the same git command again.\n",
-        "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch).\n",
+        "fatal: remote error: git2fa: team/app requires two-factor authentication (2FA) to read (clone, fetch). \
+         alice has no open 2FA session. Verify at https://git.example.com/2fa/verify?repo=team/app \
+         or run: ssh -p 2222 git@git.example.com 2fa verify then run the same git command again.\n",
     ] {
         assert!(
             clone.stderr.contains(line),
