@@ -178,7 +178,8 @@ fn hostile_commands_start_nothing() {
             .iter()
             .any(|verb| command.starts_with(verb))
         {
-            let pkt = format!("ERR {}\n", run.stderr.lines().next().unwrap_or(""));
+            let said: Vec<String> = run.stderr.lines().map(str::to_string).collect();
+            let pkt = format!("ERR {}\n", said.join(" "));
             format!("{:04x}{pkt}", pkt.len() + 4)
         } else {
             String::new()

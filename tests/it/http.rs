@@ -282,7 +282,7 @@ fn hostile_requests_through_nginx_start_nothing() {
             &[403],
         ),
     ] {
-        let (status, body) = s.nginx.raw(line, &[&auth]);
+        let (status, body) = s.nginx.raw(line, &[&auth, "User-Agent: git/2.47.3"]);
         assert!(
             expected.contains(&status),
             "{line}: {status} {body}\n{}",
