@@ -129,6 +129,7 @@ fn attempt(t: &Target, transport: Transport, wrap: Wrap) -> Attempt {
             command
                 .env("GIT2FA_CONFIG", &t.host.config)
                 .env("REQUEST_METHOD", "GET")
+                .env("HTTP_USER_AGENT", "git/2.47.3")
                 .env("PATH_INFO", "/team/app.git/info/refs")
                 .env("QUERY_STRING", "service=git-receive-pack")
                 .env("REMOTE_ADDR", "127.0.0.1")

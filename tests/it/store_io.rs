@@ -30,6 +30,7 @@ fn traced(host: &Fixture, token: &str) -> (Vec<String>, Vec<String>) {
         .env("PATH", "/usr/bin:/bin")
         .env("GIT2FA_CONFIG", &host.config)
         .env("REQUEST_METHOD", "GET")
+        .env("HTTP_USER_AGENT", "git/2.47.3")
         .env("PATH_INFO", "/app.git/info/refs")
         .env("QUERY_STRING", "service=git-upload-pack")
         .env("HTTP_AUTHORIZATION", format!("Basic {auth}"))
