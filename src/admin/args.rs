@@ -270,6 +270,9 @@ pub enum PermArg {
 
 #[derive(Subcommand)]
 pub enum RepoCommand {
+    /// List the bare repositories under repos_root: what each requires, and
+    /// whether its hooks are installed
+    List,
     /// Show a repository's policy
     Show {
         /// The repository, as below repos_root (team/app)

@@ -3,6 +3,7 @@
 //! requires 2FA for everything, with a few commits — served on loopback by
 //! `git2fa serve`, with step-by-step instructions.
 
+use super::support::say_part;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +86,7 @@ fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
         })
         .collect();
     std::fs::write(dir.join("known_hosts"), known_hosts).map_err(|e| e.to_string())?;
-    print!("{}", instructions(dir, web_addr, ssh_addr, &password));
+    say_part!("{}", instructions(dir, web_addr, ssh_addr, &password));
     use std::io::Write;
     let _ = std::io::stdout().flush();
     serve::run(

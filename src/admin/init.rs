@@ -29,7 +29,7 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
             std::fs::create_dir_all(parent).map_err(|e| io_failure(parent, &e))?;
         }
         write_new_config(config_path, &text)?;
-        println!("wrote {}", config_path.display());
+        say!("wrote {}", config_path.display());
     } else if args.config_only {
         return Err(Failure::usage(format!(
             "{} exists; --config-only writes a new config only",
@@ -52,13 +52,13 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
             .mode(0o700)
             .create(&config.data_dir)
             .map_err(|e| io_failure(&config.data_dir, &e))?;
-        println!("created {}", config.data_dir.display());
+        say!("created {}", config.data_dir.display());
     }
     let location = Location::of(&config);
     let store = match &location {
         Location::Sqlite(store_path) if !store_path.exists() => {
             let store = Store::create(store_path)?;
-            println!("created {}", store_path.display());
+            say!("created {}", store_path.display());
             store
         }
         _ => {
@@ -66,7 +66,7 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
             // receives the schema, another host's is migrated or left as it
             // is.
             let store = Store::connect_and_migrate(&location)?;
-            println!(
+            say!(
                 "store {location} is ready ({}, schema {})",
                 store.engine(),
                 store.schema_version()?
@@ -77,7 +77,7 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
     let key_path = config.secret_key_path();
     let key = if key_path.exists() {
         let key = SecretKey::load(&key_path)?;
-        println!("secret key {} is ready", key_path.display());
+        say!("secret key {} is ready", key_path.display());
         key
     } else {
         if let Some(recorded) = store.key_fingerprint()? {
@@ -94,7 +94,7 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
             )));
         }
         let key = SecretKey::create(&key_path)?;
-        println!("created {}", key_path.display());
+        say!("created {}", key_path.display());
         key
     };
     let recorded = store.record_key_fingerprint(&key.fingerprint())?;
@@ -102,7 +102,7 @@ pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
         return Err(Failure::usage(key_mismatch(&key_path, &key, &recorded)));
     }
     if !config.repos_root.is_dir() {
-        println!(
+        say!(
             "note: repos_root {} does not exist yet",
             config.repos_root.display()
         );

@@ -57,19 +57,19 @@ pub(super) fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
     } else {
         "refused"
     };
-    println!(
+    say!(
         "{verdict} by rule {} ({}): {}",
         outcome.decision.rule(),
         outcome.decision.code(),
         rule_text(&outcome.decision)
     );
     match &outcome.required_by {
-        Some(why) => println!("2FA required: yes, {}", why.describe()),
-        None if outcome.decision.rule() >= 2 => println!("2FA required: no"),
+        Some(why) => say!("2FA required: yes, {}", why.describe()),
+        None if outcome.decision.rule() >= 2 => say!("2FA required: no"),
         None => {}
     }
     if let Some(detail) = &outcome.detail {
-        println!("cause: {detail}");
+        say!("cause: {detail}");
     }
     match &outcome.decision {
         Decision::Allow(_) => Ok(()),
@@ -81,9 +81,9 @@ pub(super) fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
                 operation: &request.operation,
                 transport: Transport::Ssh,
             };
-            println!("a git user would read:");
+            say!("a git user would read:");
             for line in refusal.lines(&cx) {
-                println!("  {line}");
+                say!("  {line}");
             }
             Err(Failure {
                 code: 1,
@@ -147,9 +147,7 @@ pub(super) fn audit(config: &Config, args: &AuditArgs) -> Outcome {
     let mut out = std::io::stdout().lock();
     let mut last = filter.after_id.unwrap_or(0);
     // A closed pipe (`| head`) ends the listing, as it ends `tail -f`.
-    let Ok(newest) = print_rows(rows, args.json, &mut out) else {
-        return Ok(());
-    };
+    let newest = print_rows(rows, args.json, &mut out).unwrap_or_else(|e| output_closed(&e));
     if !args.follow {
         return Ok(());
     }
@@ -162,9 +160,8 @@ pub(super) fn audit(config: &Config, args: &AuditArgs) -> Outcome {
     loop {
         std::thread::sleep(FOLLOW_EVERY);
         follow.after_id = Some(last);
-        let Ok(newest) = print_rows(store.audit(&follow)?, args.json, &mut out) else {
-            return Ok(());
-        };
+        let newest = print_rows(store.audit(&follow)?, args.json, &mut out)
+            .unwrap_or_else(|e| output_closed(&e));
         last = last.max(newest);
     }
 }
@@ -241,7 +238,7 @@ pub(super) fn audit_json(id: i64, r: &AuditRecord) -> serde_json::Value {
 pub(super) fn check(config: &Config, options: crate::admin::check::Options) -> Outcome {
     let report = crate::admin::check::run(config, &options);
     for (level, line) in &report.lines {
-        println!("{}: {line}", level.word());
+        say!("{}: {line}", level.word());
     }
     match report.problems() {
         0 => Ok(()),

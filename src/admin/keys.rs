@@ -55,16 +55,24 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
                     now(),
                 )
             })?;
-            println!("added key #{id} {fingerprint} for {user}");
+            say!("added key #{id} {fingerprint} for {user}");
         }
         KeyCommand::List { user } => {
             if let Some(name) = &user {
                 find_user(&store, name)?;
             }
-            for key in store.keys(user.as_deref())? {
-                println!(
+            let keys = store.keys(user.as_deref())?;
+            if keys.is_empty() {
+                nothing_to_list(&of_whom("no SSH keys", user.as_deref()));
+            }
+            for key in keys {
+                say!(
                     "#{} {} {} {} {}",
-                    key.id, key.user, key.algorithm, key.fingerprint, key.comment
+                    key.id,
+                    key.user,
+                    key.algorithm,
+                    key.fingerprint,
+                    key.comment
                 );
             }
         }
@@ -75,7 +83,7 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
             let mut record = admin_record(Some(&key.user), None, "key-remove", &key.fingerprint);
             record.key_id = Some(id);
             admin_change(&mut store, record, |store| store.remove_key(id, now()))?;
-            println!("removed key #{id} {} of {}", key.fingerprint, key.user);
+            say!("removed key #{id} {} of {}", key.fingerprint, key.user);
         }
     }
     Ok(())
@@ -123,7 +131,7 @@ pub(super) fn authorized_keys(
         )))
     })();
     match line {
-        Ok(Some(line)) => println!("{line}"),
+        Ok(Some(line)) => say!("{line}"),
         Ok(None) => {}
         Err(failure) => {
             // The key is refused (no line); the user sees "Permission

@@ -86,26 +86,26 @@ fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>)
     )
     .map_err(|e| Failure::refused(e.message))?;
     for (table, count) in copied {
-        println!("copied {count} rows of {table}");
+        say!("copied {count} rows of {table}");
     }
-    println!(
+    say!(
         "{} now holds a copy of {}; this host still uses the SQLite store.",
         target_location,
         source_path.display()
     );
-    println!(
+    say!(
         "To switch, set in {} on every host (with the same secret.key):",
         config.path.display()
     );
-    println!("  [store]\n  url = \"{}\"", without_password(to));
+    say!("  [store]\n  url = \"{}\"", without_password(to));
     if let Location::Postgres {
         password_file: Some(file),
         ..
     } = &target_location
     {
-        println!("  password_file = \"{}\"", file.display());
+        say!("  password_file = \"{}\"", file.display());
     }
-    println!(
+    say!(
         "Changes made to the SQLite store after this copy (a token revoked, a user disabled, a 2FA reset, a code used) stay there and are not in the copy: switch now, or stop git traffic until you have, and make such changes again after switching."
     );
     Ok(())

@@ -10,11 +10,37 @@ use crate::system::config::Config;
 
 pub(super) fn repo(config: &Config, command: RepoCommand) -> Outcome {
     match command {
+        RepoCommand::List => {
+            let root = &config.repos_root;
+            let found = repo::path::find_all(root).map_err(|e| io_failure(root, &e))?;
+            for dir in &found {
+                let below = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
+                let name = below.strip_suffix(".git").unwrap_or(&below);
+                let policy = RepoPolicy::load(dir)?;
+                let refs = if policy.protected_refs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" refs={}", policy.protected_refs.join(","))
+                };
+                let hooks = if repo::hooks::hooks_installed(dir) {
+                    "installed"
+                } else {
+                    "missing"
+                };
+                say!(
+                    "{name} require={}{refs} hooks={hooks}",
+                    policy.require.as_str()
+                );
+            }
+            if found.is_empty() {
+                nothing_to_list(&format!("no bare repositories under {}", root.display()));
+            }
+        }
         RepoCommand::Show { repo } => {
             let path = resolve_repo(config, &repo)?;
             let policy = RepoPolicy::load(&path.dir)?;
-            println!("{} ({})", path.name, path.dir.display());
-            print!("{}", policy.describe());
+            say!("{} ({})", path.name, path.dir.display());
+            say_part!("{}", policy.describe());
         }
         RepoCommand::Flag {
             repo,
@@ -38,7 +64,7 @@ pub(super) fn repo(config: &Config, command: RepoCommand) -> Outcome {
                 "repo-flag",
                 require.as_str(),
             )?;
-            println!(
+            say!(
                 "{}: 2FA required for {}",
                 path.name,
                 match require {
@@ -53,7 +79,7 @@ pub(super) fn repo(config: &Config, command: RepoCommand) -> Outcome {
             repo::policy::set_requirement(&path.dir, Require::Off, None)?;
             let mut store = open_store(config)?;
             admin_audit(&mut store, None, Some(&path.name), "repo-unflag", "off")?;
-            println!("{}: 2FA no longer required by the repository", path.name);
+            say!("{}: 2FA no longer required by the repository", path.name);
         }
     }
     Ok(())
@@ -75,7 +101,7 @@ pub(super) fn install_hooks(
             } else {
                 format!(" (restored {})", change.kept.join(", "))
             };
-            println!(
+            say!(
                 "removed git2fa hooks from {}{restored}",
                 change.repo.display()
             );
@@ -104,10 +130,10 @@ pub(super) fn install_hooks(
                 change.kept.join(", ")
             )
         };
-        println!("installed git2fa hooks in {}{kept}", change.repo.display());
+        say!("installed git2fa hooks in {}{kept}", change.repo.display());
     }
     if changes.is_empty() {
-        println!("no bare repositories under {}", root.display());
+        say!("no bare repositories under {}", root.display());
     }
     Ok(())
 }

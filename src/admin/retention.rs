@@ -17,7 +17,7 @@ pub(super) fn prune(config: &Config) -> Outcome {
     let store = open_store(config)?;
     let now = now();
     let expired = store.prune_expired(now, now - config.policy.lockout)?;
-    println!(
+    say!(
         "removed {} 2FA sessions, {} web sessions, {} set-password links, {} verify links, {} wrong-password counts",
         expired.sessions,
         expired.web_sessions,
@@ -57,7 +57,7 @@ pub(super) fn prune_audit(config: &Config, before: &str, exported: &[PathBuf]) -
             ..AuditRecord::default()
         },
     )?;
-    println!(
+    say!(
         "removed {} audit rows before {}",
         pruned.removed,
         format_rfc3339(before_at)

@@ -5,7 +5,7 @@ use super::support::*;
 use crate::authz::twofactor::{self, Verified};
 use crate::factor::crypto::SecretKey;
 use crate::system::config::Config;
-use crate::system::time::{format_duration, format_rfc3339, format_utc, now};
+use crate::system::time::{format_duration, format_rfc3339, now};
 
 pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
     let mut store = open_store(config)?;
@@ -14,7 +14,11 @@ pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
             if let Some(name) = &user {
                 find_user(&store, name)?;
             }
-            for s in store.sessions(user.as_deref(), now())? {
+            let sessions = store.sessions(user.as_deref(), now())?;
+            if sessions.is_empty() {
+                nothing_to_list(&of_whom("no open 2FA sessions", user.as_deref()));
+            }
+            for s in sessions {
                 let mut line = format!(
                     "session #{} {} opened {} via {} until {}",
                     s.id,
@@ -29,7 +33,7 @@ pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
                 if let Some(addr) = &s.remote_addr {
                     line += &format!(" addr={addr}");
                 }
-                println!("{line}");
+                say!("{line}");
             }
         }
         SessionCommand::End { id: Some(id), .. } => {
@@ -37,7 +41,7 @@ pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
             if !admin_change(&mut store, record, |store| store.end_session(id, now()))? {
                 return Err(Failure::refused(format!("no open session #{id}")));
             }
-            println!("ended session #{id}");
+            say!("ended session #{id}");
         }
         SessionCommand::End { id: None, user } => {
             let name = user.unwrap_or_default();
@@ -46,7 +50,10 @@ pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
             let count = admin_change(&mut store, record, |store| {
                 store.end_sessions_of(found.id, now())
             })?;
-            println!("ended {count} sessions of {name}");
+            say!(
+                "ended {count} session{} of {name}",
+                if count == 1 { "" } else { "s" }
+            );
         }
     }
     Ok(())
@@ -63,27 +70,29 @@ pub(super) fn verify(config: &Config, name: &str, code: &str) -> Outcome {
             expires_at,
             method,
         } => {
-            println!(
+            say!(
                 "verified {name} with a {}: 2FA session #{session_id} open until {} ({})",
                 match method {
                     twofactor::Method::Totp => "TOTP code",
                     twofactor::Method::RecoveryCode => "recovery code",
                     twofactor::Method::SecurityKey => "security key",
                 },
-                format_utc(expires_at),
+                format_rfc3339(expires_at),
                 format_duration(config.policy.session_ttl)
             );
             Ok(())
         }
         Verified::Wrong { left } => Err(Failure::refused(format!(
-            "wrong code for {name}; {left} more wrong codes lock the account"
+            "wrong code for {name}; {} the account",
+            crate::authz::messages::more_lock(left, "wrong code")
         ))),
         Verified::Replayed { left } => Err(Failure::refused(format!(
-            "that code was already used; wait for the next one ({left} more wrong codes lock the account)"
+            "that code was already used; wait for the next one ({} the account)",
+            crate::authz::messages::more_lock(left, "wrong code")
         ))),
         Verified::Locked { until } => Err(Failure::refused(format!(
             "{name} is locked after too many wrong codes until {} (git2fa user unlock {name})",
-            format_utc(until)
+            format_rfc3339(until)
         ))),
     }
 }

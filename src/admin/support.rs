@@ -16,6 +16,58 @@ use crate::system::config::Config;
 use crate::system::names::check_user_name;
 use crate::system::time::{format_rfc3339, now};
 
+/// Writes one piece of a command's output to stdout. A closed pipe
+/// (`git2fa user list | head -1`) ends the command at once and quietly,
+/// with the status a shell shows for a process SIGPIPE ended (128 + 13), as
+/// `ls` or `git log` end; any other write error is said on stderr.
+pub fn write_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        output_closed(&e);
+    }
+}
+
+/// Ends the command after its output failed: see [`write_out`].
+pub fn output_closed(e: &std::io::Error) -> ! {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("git2fa: cannot write the output: {e}");
+    }
+    std::process::exit(CLOSED_PIPE);
+}
+
+/// Says on stderr that a listing is empty, so that an empty stdout is not
+/// taken for a command that failed silently; stdout stays empty for scripts.
+pub fn nothing_to_list(what: &str) {
+    eprintln!("git2fa: {what}");
+}
+
+/// "no tokens" or "no tokens of alice".
+pub fn of_whom(nothing: &str, user: Option<&str>) -> String {
+    match user {
+        Some(name) => format!("{nothing} of {name}"),
+        None => nothing.to_string(),
+    }
+}
+
+/// The exit status of a command whose output was closed.
+pub const CLOSED_PIPE: i32 = 141;
+
+/// `println!` for command output: see [`write_out`].
+macro_rules! say {
+    () => { $crate::admin::support::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::admin::support::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output: see [`write_out`].
+macro_rules! say_part {
+    ($($arg:tt)*) => { $crate::admin::support::write_out(format_args!($($arg)*)) };
+}
+
+pub(crate) use {say, say_part};
+
 /// What a command returns.
 pub type Outcome = Result<(), Failure>;
 

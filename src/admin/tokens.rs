@@ -6,7 +6,7 @@ use crate::authz::decision::Permission;
 use crate::factor::token;
 use crate::system::config::Config;
 use crate::system::names::check_label;
-use crate::system::time::{format_utc, now};
+use crate::system::time::{format_rfc3339, now};
 
 pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
     let mut store = open_store(config)?;
@@ -74,7 +74,7 @@ pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
                     t,
                 )
             })?;
-            println!("{secret}");
+            say!("{secret}");
             eprintln!(
                 "token #{id} for {user}{}: {} on {}, {} (shown once; store it now)",
                 if without_2fa {
@@ -86,7 +86,7 @@ pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
                 repos.join(", "),
                 expires_at.map_or("never expires".into(), |at| format!(
                     "expires {}",
-                    format_utc(at)
+                    format_rfc3339(at)
                 ))
             );
         }
@@ -95,8 +95,12 @@ pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
                 find_user(&store, name)?;
             }
             let t = now();
-            for token in store.tokens(user.as_deref())? {
-                println!("{}", token_line(&token, t));
+            let tokens = store.tokens(user.as_deref())?;
+            if tokens.is_empty() {
+                nothing_to_list(&of_whom("no tokens", user.as_deref()));
+            }
+            for token in tokens {
+                say!("{}", token_line(&token, t));
             }
         }
         TokenCommand::Revoke { id } => {
@@ -116,7 +120,7 @@ pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
             if !admin_change(&mut store, record, |store| store.revoke_token(id, now()))? {
                 return Err(Failure::refused(format!("token #{id} was already revoked")));
             }
-            println!("revoked token #{id} of {}", found.user);
+            say!("revoked token #{id} of {}", found.user);
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use crate::factor::crypto::{self, SecretKey};
 use crate::store::{StoreError, User};
 use crate::system::config::Config;
 use crate::system::names::check_user_name;
-use crate::system::time::{format_rfc3339, format_utc, now};
+use crate::system::time::{format_rfc3339, now};
 
 pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
     let mut store = open_store(config)?;
@@ -41,51 +41,58 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
             }
             added?;
             match hash {
-                Some(_) => println!("added {name}"),
+                Some(_) => say!("added {name}"),
                 None => {
                     let user = find_user(&store, &name)?;
-                    println!("added {name}; they set a password at (once, within 24 hours):");
-                    println!("{}", password_link(config, &mut store, &user)?);
+                    say!("added {name}; they set a password at (once, within 24 hours):");
+                    say!("{}", password_link(config, &mut store, &user)?);
                 }
             }
         }
         UserCommand::List => {
             let t = now();
-            for user in store.users()? {
-                println!("{}", user_line(&user, t));
+            let users = store.users()?;
+            for user in &users {
+                say!("{}", user_line(user, t));
+            }
+            if users.is_empty() {
+                nothing_to_list("no users (add one with `git2fa user add NAME`)");
             }
         }
         UserCommand::Show { name } => {
             let user = find_user(&store, &name)?;
             let t = now();
-            println!("{}", user_line(&user, t));
+            say!("{}", user_line(&user, t));
             if let Some(at) = user.enrolled_at {
-                println!("enrolled: {}", format_utc(at));
+                say!("enrolled: {}", format_rfc3339(at));
             }
-            println!("failures: {}", user.failures);
+            say!("failures: {}", user.failures);
             for key in store.security_keys(user.id)? {
-                println!(
+                say!(
                     "security-key #{} {:?} added {} last-used {}",
                     key.id,
                     key.name,
-                    format_utc(key.created_at),
-                    key.last_used_at.map_or("never".to_string(), format_utc)
+                    format_rfc3339(key.created_at),
+                    key.last_used_at.map_or("never".to_string(), format_rfc3339)
                 );
             }
             for key in store.keys(Some(&name))? {
-                println!(
+                say!(
                     "key #{} {} {} {}",
-                    key.id, key.algorithm, key.fingerprint, key.comment
+                    key.id,
+                    key.algorithm,
+                    key.fingerprint,
+                    key.comment
                 );
             }
             for token in store.tokens(Some(&name))? {
-                println!("{}", token_line(&token, t));
+                say!("{}", token_line(&token, t));
             }
             for session in store.sessions(Some(&name), t)? {
-                println!(
+                say!(
                     "session #{} until {} via {}",
                     session.id,
-                    format_utc(session.expires_at),
+                    format_rfc3339(session.expires_at),
                     session.opened_via
                 );
             }
@@ -96,7 +103,7 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
             admin_change(&mut store, record, |store| {
                 store.set_enabled(user.id, false, now())
             })?;
-            println!("disabled {name}");
+            say!("disabled {name}");
         }
         UserCommand::Enable { name } => {
             let user = find_user(&store, &name)?;
@@ -104,13 +111,13 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
             admin_change(&mut store, record, |store| {
                 store.set_enabled(user.id, true, now())
             })?;
-            println!("enabled {name}");
+            say!("enabled {name}");
         }
         UserCommand::Unlock { name } => {
             let user = find_user(&store, &name)?;
             let record = admin_record(Some(&name), None, "user-unlock", "admin");
             admin_change(&mut store, record, |store| store.unlock(user.id))?;
-            println!("unlocked {name}");
+            say!("unlocked {name}");
         }
         UserCommand::Reset2fa { name, keep_tokens } => {
             let user = find_user(&store, &name)?;
@@ -136,7 +143,7 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
                 0 => String::new(),
                 n => plural(usize::try_from(n).unwrap_or(0), "security key") + " removed; ",
             };
-            println!(
+            say!(
                 "removed 2FA from {name}: secret and recovery codes are gone; {keys}{sessions}; {tokens}"
             );
         }
@@ -144,7 +151,7 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
             name, link: true, ..
         } => {
             let user = find_user(&store, &name)?;
-            println!("{}", password_link(config, &mut store, &user)?);
+            say!("{}", password_link(config, &mut store, &user)?);
             admin_audit(&mut store, Some(&name), None, "set-password", "link")?;
         }
         UserCommand::SetPassword {
@@ -159,23 +166,23 @@ pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
             admin_change(&mut store, record, |store| {
                 store.set_password_hash(user.id, &hash)
             })?;
-            println!("set the password of {name}");
+            say!("set the password of {name}");
         }
         UserCommand::Enroll { name } => {
             let user = find_user(&store, &name)?;
             let key = SecretKey::load(&config.secret_key_path())?;
             let enrollment =
                 twofactor::enroll(&mut store, &key, config, &user, &cli_origin(), now())?;
-            println!("enrolled {name}; add this to an authenticator app:");
-            println!("{}", enrollment.uri);
-            println!(
+            say!("enrolled {name}; add this to an authenticator app:");
+            say!("{}", enrollment.uri);
+            say!(
                 "key: {}",
                 crate::factor::totp::encode_secret(&enrollment.secret)
             );
             if !enrollment.recovery_codes.is_empty() {
-                println!("recovery codes (each works once; keep them safe):");
+                say!("recovery codes (each works once; keep them safe):");
                 for code in &enrollment.recovery_codes {
-                    println!("  {code}");
+                    say!("  {code}");
                 }
             }
         }

@@ -16,6 +16,16 @@ pub struct MessageContext<'a> {
     pub transport: Transport,
 }
 
+/// "1 more wrong code locks" or "3 more wrong codes lock": how many more
+/// `what`s (code, failed attempt) lock the account.
+pub fn more_lock(left: u32, what: &str) -> String {
+    if left == 1 {
+        format!("1 more {what} locks")
+    } else {
+        format!("{left} more {what}s lock")
+    }
+}
+
 /// An explanation in one line, for what shows a single line of it: git's
 /// `ERR` pkt-line (`fatal: remote error: …`), which is all that libgit2,
 /// JGit and dulwich print of a refusal, so it carries the address that

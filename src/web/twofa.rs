@@ -11,6 +11,7 @@ use super::qr;
 use super::response::Response;
 use super::security_keys::{self, KeyVerify};
 use crate::authz::decision::Transport;
+use crate::authz::messages;
 use crate::authz::twofactor::{self, Origin, Verified};
 use crate::factor::totp;
 use crate::store::AuditFilter;
@@ -437,15 +438,20 @@ pub fn verify(cx: &mut Context) -> Response {
         }
         Verified::Wrong { left } if cx.request.field("method") == "security-key" => {
             format!(
-                "The key's answer was not accepted. {left} more failed attempts lock your account."
+                "The key's answer was not accepted. {} your account.",
+                messages::more_lock(left, "failed attempt")
             )
         }
         Verified::Wrong { left } => {
-            format!("That code is not right. {left} more wrong codes lock your account.")
+            format!(
+                "That code is not right. {} your account.",
+                messages::more_lock(left, "wrong code")
+            )
         }
         Verified::Replayed { left } => {
             format!(
-                "That code was already used. Wait for the next one. {left} more wrong codes lock your account."
+                "That code was already used. Wait for the next one. {} your account.",
+                messages::more_lock(left, "wrong code")
             )
         }
         Verified::Locked { until } if cx.request.field("method") == "security-key" => {

@@ -434,3 +434,84 @@ fn ssh_keys_are_registered_once() {
     host.git2fa(&["key", "remove", "1"]).ok();
     host.git2fa(&["key", "remove", "1"]).fails(1);
 }
+
+/// `git2fa … | head -1`: every command that prints a listing or a report
+/// ends quietly when its reader goes (the status a shell shows for SIGPIPE,
+/// no panic, no message), and an empty listing says so on stderr.
+#[test]
+fn listings_end_quietly_when_the_reader_goes_and_say_when_empty() {
+    let host = Host::new();
+    host.bare_repo("team/app.git");
+    host.bare_repo("team/web.git");
+
+    // Empty: nothing on stdout (for scripts), a line on stderr (for people).
+    for (args, said) in [
+        (
+            &["user", "list"][..],
+            "git2fa: no users (add one with `git2fa user add NAME`)\n",
+        ),
+        (&["key", "list"], "git2fa: no SSH keys\n"),
+        (&["token", "list"], "git2fa: no tokens\n"),
+        (&["session", "list"], "git2fa: no open 2FA sessions\n"),
+    ] {
+        let run = host.git2fa(args).ok();
+        assert_eq!(
+            (run.stdout.as_str(), run.stderr.as_str()),
+            ("", said),
+            "{args:?}"
+        );
+    }
+
+    host.add_user("alice");
+    host.add_user("bob");
+    let (secret, _) = host.enroll("alice");
+    host.git2fa(&["verify", "alice", &code(&secret, 0)]).ok();
+    host.git2fa(&["repo", "flag", "team/app"]).ok();
+    let key = format!("{} alice@laptop\n", crate::harness::ED25519_PUBLIC);
+    host.git2fa_with_stdin(&["key", "add", "alice", "-"], &key)
+        .ok();
+    host.git2fa(&[
+        "token", "create", "alice", "--repo", "team/*", "--perm", "read",
+    ])
+    .ok();
+    let empty = host.git2fa(&["token", "list", "bob"]).ok();
+    assert_eq!(empty.stderr, "git2fa: no tokens of bob\n");
+
+    let repos = host.git2fa(&["repo", "list"]).ok();
+    assert_eq!(
+        repos.stdout,
+        "team/app require=push hooks=missing\nteam/web require=off hooks=missing\n",
+    );
+
+    for args in [
+        &["user", "list"][..],
+        &["user", "show", "alice"],
+        &["key", "list"],
+        &["token", "list"],
+        &["session", "list"],
+        &["repo", "list"],
+        &["repo", "show", "team/app"],
+        &["explain", "alice", "team/app", "write"],
+        &["check"],
+        &["audit"],
+        &["audit", "--json"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(crate::harness::BIN)
+            .arg("--config")
+            .arg(&host.config)
+            .args(args)
+            .env_remove("GIT2FA_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), stderr.as_ref()),
+            (Some(141), ""),
+            "git2fa {args:?} into a closed pipe"
+        );
+    }
+}

@@ -282,7 +282,7 @@ fn wrong_codes_on_both_nodes_together_lock_at_max_failures() {
     assert_eq!(
         left,
         [
-            "1 more wrong codes lock the account\n",
+            "1 more wrong code locks the account\n",
             "2 more wrong codes lock the account\n",
             "3 more wrong codes lock the account\n"
         ],

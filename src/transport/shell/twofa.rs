@@ -436,12 +436,16 @@ impl Connection<'_> {
             }
             Ok(Verified::Wrong { left }) => fail(
                 io,
-                &format!("wrong code; {left} more wrong codes lock the account"),
+                &format!(
+                    "wrong code; {} the account",
+                    messages::more_lock(left, "wrong code")
+                ),
             ),
             Ok(Verified::Replayed { left }) => fail(
                 io,
                 &format!(
-                    "that code was already used; wait for the next one ({left} more wrong codes lock the account)"
+                    "that code was already used; wait for the next one ({} the account)",
+                    messages::more_lock(left, "wrong code")
                 ),
             ),
             Ok(Verified::Locked { until }) => fail(

@@ -12,8 +12,11 @@ pub mod throwaway;
 pub mod web_server;
 pub mod webdriver;
 
+/// Kept in postgres.rs, which the store's unit tests include too.
+pub use postgres::free_port;
+
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -407,15 +410,6 @@ pub fn work_tree(parent: &Path, name: &str) -> PathBuf {
     git(&["add", "README"]);
     git(&["commit", "--quiet", "-m", "first"]);
     path
-}
-
-/// A free loopback port to configure before starting a server on it.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits up to `limit` for `ready`; fails naming `what`, with the text of

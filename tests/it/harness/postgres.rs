@@ -437,13 +437,6 @@ fn write_private(path: &Path, text: &str) {
         .expect("write the password file");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Debian's PgBouncer in front of a cluster, in transaction mode, with its
 /// defaults otherwise (`ignore_startup_parameters` unset): what most
 /// PostgreSQL shops put between their applications and the database.
@@ -535,4 +528,25 @@ impl Cluster {
             _dir: dir,
         }
     }
+}
+
+/// A free loopback port to configure before starting a server on it.
+///
+/// Taken below Linux's ephemeral range (`ip_local_port_range`, 32768–60999
+/// by default), from a counter shared by all tests of this process: a port
+/// the kernel hands out (`bind(0)`) is also what the next outgoing
+/// connection of any test may take between here and the server's bind.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 100) * 100;
+    for _ in 0..SPAN {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + SPAN);
 }
