@@ -518,7 +518,7 @@ pub fn link_notice(cx: &Context, user: &User, token: &str) -> Markup {
             let key = link
                 .key_id
                 .and_then(|id| cx.store.key(id).ok().flatten())
-                .map(|k| format!("SSH key #{} ({})", k.id, k.fingerprint));
+                .map(|k| (k.id, k.fingerprint));
             let asked = link.expires_at - crate::factor::webauthn::LINK_TTL;
             html! {
                 p { "Touch your key to finish the " code { "2fa verify" } " waiting in your terminal. \
@@ -526,7 +526,11 @@ pub fn link_notice(cx: &Context, user: &User, token: &str) -> Markup {
                 p.hint #link-origin {
                     "It was asked for at " (format_utc(asked))
                     @if let Some(addr) = &link.remote_addr { " from " (addr) }
-                    @if let Some(key) = &key { ", with " (key) }
+                    // The fingerprint as code, which may wrap anywhere: one
+                    // word of about 50 characters is wider than a phone.
+                    @if let Some((id, fingerprint)) = &key {
+                        ", with SSH key #" (id) " (" code { (fingerprint) } ")"
+                    }
                     ". If that was not you, do not touch your key: the 2FA session would be for whoever ran it."
                 }
             }

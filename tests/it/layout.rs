@@ -34,9 +34,44 @@ for (const e of document.querySelectorAll('body *')) {
 return found;
 "#;
 
+/// Words that a table cell breaks in the middle ("alic/e", "enabl/ed"):
+/// a piece of text between the places a line may break (spaces, after a
+/// hyphen) whose boxes lie on more than one line.
+const SPLIT_WORDS: &str = r#"
+const found = [];
+for (const cell of document.querySelectorAll('td, th')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const piece = /[^\s-]+-?/g;
+        let m;
+        while ((m = piece.exec(node.data))) {
+            const range = document.createRange();
+            range.setStart(node, m.index);
+            range.setEnd(node, m.index + m[0].length);
+            const lines = new Set([...range.getClientRects()]
+                .filter(r => r.width > 0)
+                .map(r => Math.round(r.top)));
+            if (lines.size > 1) {
+                found.push('"' + m[0] + '" is broken over ' + lines.size + ' lines in a ' +
+                    cell.tagName.toLowerCase() + ' ' + Math.round(cell.getBoundingClientRect().width) + ' px wide');
+            }
+        }
+    }
+}
+return found;
+"#;
+
 fn overflow(browser: &Browser) -> Vec<String> {
+    strings(browser, OVERFLOW)
+}
+
+fn split_words(browser: &Browser) -> Vec<String> {
+    strings(browser, SPLIT_WORDS)
+}
+
+fn strings(browser: &Browser, script: &str) -> Vec<String> {
     browser
-        .eval(OVERFLOW)
+        .eval(script)
         .as_array()
         .map(|a| {
             a.iter()
@@ -124,6 +159,23 @@ fn no_page_is_wider_than_a_phone_or_a_desktop() {
     browser.fill("#code", &code(&secret, 0));
     browser.click("button[type=submit]");
     browser.wait_for("padlock closed");
+    // The page a `2fa verify` over SSH links to, for alice's key.
+    let link = git2fa::factor::webauthn::new_link_token().unwrap();
+    git2fa::store::Store::open(&host.store_path())
+        .unwrap()
+        .add_verify_link(
+            &git2fa::factor::webauthn::link_hash(&link),
+            &git2fa::store::VerifyLink {
+                user_id: 1,
+                key_id: Some(1),
+                remote_addr: Some("192.0.2.10".into()),
+                expires_at: git2fa::system::time::now() + 300,
+            },
+            5,
+            git2fa::system::time::now(),
+        )
+        .unwrap();
+    let link_page = format!("/2fa/verify?link={link}");
     let pages = [
         ("manage", "/2fa"),
         (
@@ -135,6 +187,7 @@ fn no_page_is_wider_than_a_phone_or_a_desktop() {
         ("repositories", "/2fa/repos"),
         ("admin-users", "/2fa/admin/users"),
         ("admin-audit", "/2fa/admin/audit"),
+        ("verify-link", link_page.as_str()),
     ];
     let mut problems = Vec::new();
     for (width, height) in [(390, 844), (1280, 900)] {
@@ -146,6 +199,11 @@ fn no_page_is_wider_than_a_phone_or_a_desktop() {
             }
             if width == 390 {
                 browser.screenshot(&format!("phone-{name}"));
+            } else {
+                browser.screenshot(&format!("desktop-{name}"));
+                for problem in split_words(&browser) {
+                    problems.push(format!("{width} px, {path}: {problem}"));
+                }
             }
         }
     }
