@@ -40,6 +40,7 @@ mod several_hosts;
 mod slow_clients;
 mod ssh;
 mod store_io;
+mod token_conventions;
 mod web;
 mod web_blocks;
 mod web_configs;
