@@ -183,7 +183,12 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         let web_addr = web
             .local_addr()
             .map_err(ServeError::io("the web listener"))?;
-        log::info!("web page on http://{web_addr}, smart HTTP under http://{web_addr}/git/");
+        // Users open public_url: security keys work only at its name (an IP
+        // address cannot be a WebAuthn relying party).
+        log::info!(
+            "web page on http://{web_addr}, smart HTTP under http://{web_addr}/git/; users open {}",
+            config.public_url
+        );
         let app = router::router(config.clone(), operations.clone());
         tasks.spawn(router::serve_web(
             web,

@@ -371,6 +371,33 @@ pub fn answer_challenge(answer: &str) -> Result<String, Refused> {
     Ok(bytes_key(&challenge))
 }
 
+/// Why a browser refuses to use a key at the address the page was opened
+/// at (its SecurityError): the page names the address that works.
+pub const WRONG_ADDRESS: &str = "the browser allows security keys only at the host's own name, \
+     not at an IP address such as 127.0.0.1, and only over HTTPS (or at localhost)";
+
+/// What the browser's error (`NAME: message`, a DOMException) means to the
+/// user, for the names the WebAuthn API gives
+/// (https://www.w3.org/TR/webauthn-2/#sctn-createCredential, #sctn-getAssertion).
+fn browser_error(error: &str) -> String {
+    let name = error.split(':').next().unwrap_or("").trim();
+    match name {
+        "NotAllowedError" => "the key did not answer: the browser's window was closed, \
+             or it timed out. Try again, and touch the key when it blinks"
+            .into(),
+        "InvalidStateError" => "this key is registered to your account already".into(),
+        "SecurityError" => WRONG_ADDRESS.into(),
+        "NotSupportedError" => {
+            "this key cannot make a credential of a kind the host accepts".into()
+        }
+        "AbortError" => "the request was cancelled".into(),
+        _ => format!(
+            "the browser reported: {}",
+            error.chars().take(200).collect::<String>()
+        ),
+    }
+}
+
 fn parse_answer<T: serde::de::DeserializeOwned>(answer: &str) -> Result<T, Refused> {
     let answer = answer.trim();
     if answer.is_empty() {
@@ -384,10 +411,7 @@ fn parse_answer<T: serde::de::DeserializeOwned>(answer: &str) -> Result<T, Refus
         });
     }
     if let Some(error) = answer.strip_prefix("error:") {
-        return Err(Refused::NoAnswer(format!(
-            "the browser reported: {}",
-            error.chars().take(200).collect::<String>()
-        )));
+        return Err(Refused::NoAnswer(browser_error(error)));
     }
     serde_json::from_str(answer).map_err(|e| Refused::Invalid {
         detail: format!("the answer is not a WebAuthn credential ({e})"),

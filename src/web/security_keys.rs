@@ -251,7 +251,9 @@ pub fn add(cx: &mut Context) -> Response {
         Ok(key) => key,
         Err(refused) => {
             let text = match &refused {
-                Refused::NoAnswer(why) => format!("The key was not added: {why}."),
+                Refused::NoAnswer(why) => {
+                    format!("The key was not added: {}.", no_answer(cx.config, why))
+                }
                 Refused::NoCeremony => {
                     "That request expired or was used already. Try again.".to_string()
                 }
@@ -459,7 +461,9 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
     match checked {
         // No answer is no attempt: a cancelled prompt, a browser without
         // JavaScript.
-        Err(Refused::NoAnswer(why)) => return Ok(KeyVerify::NoAnswer(why)),
+        Err(Refused::NoAnswer(why)) => {
+            return Ok(KeyVerify::NoAnswer(no_answer(cx.config, &why)));
+        }
         // Nor is an answer to a page whose ceremony is gone (older than
         // five minutes, replaced by a page opened since, or answered
         // already): nothing was checked. Audited, not counted.
@@ -507,6 +511,16 @@ pub enum KeyVerify {
     },
     /// The browser sent no answer: nothing was tried.
     NoAnswer(String),
+}
+
+/// Why no key answered, with where keys work when the browser refused
+/// them at this address.
+fn no_answer(config: &crate::system::config::Config, why: &str) -> String {
+    if why == crate::factor::webauthn::WRONG_ADDRESS {
+        format!("{why}: open {}/2fa", config.public_url)
+    } else {
+        why.to_string()
+    }
 }
 
 /// What the verify page says about the link it was opened with.

@@ -326,8 +326,20 @@ fn verify_through_the_link(h: &KeyHost, ssh: &SshClient, log_in_first: bool, inp
     b.screenshot("verify-link");
     // A prompt cancelled first (the browser's answer is an error): nothing
     // is tried, and the page keeps the link for the next touch.
-    post_answer(b, "error:NotAllowedError: the user cancelled");
-    b.wait_for("Not verified: the browser reported: NotAllowedError");
+    // The browser's own words are put as a user can act on them.
+    post_answer(
+        b,
+        "error:NotAllowedError: The operation either timed out or was not allowed. See: https://www.w3.org/TR/webauthn-2/#sctn-privacy-considerations-client.",
+    );
+    b.wait_for("Not verified: the key did not answer: the browser's window was closed, or it timed out. Try again, and touch the key when it blinks.");
+    assert!(!b.source().contains("w3.org"));
+    // Opened at 127.0.0.1 (what a listen address gives), the browser
+    // refuses keys: the page names the address where they work.
+    post_answer(b, "error:SecurityError: This is an invalid domain.");
+    b.wait_for(&format!(
+        "not at an IP address such as 127.0.0.1, and only over HTTPS (or at localhost): open {}.",
+        h.url("/2fa")
+    ));
     b.wait_for("waiting in your terminal");
     b.click("button[name=use-security-key]");
     b.wait_for("goes on now");
