@@ -542,7 +542,15 @@ mod tests {
         ));
         assert!(matches!(
             rp.finish_registration(&ceremony, "error:NotAllowedError: cancelled"),
-            Err(Refused::NoAnswer(why)) if why.contains("NotAllowedError")
+            Err(Refused::NoAnswer(why)) if why.starts_with("the key did not answer")
+        ));
+        assert!(matches!(
+            rp.finish_registration(&ceremony, "error:InvalidStateError: known"),
+            Err(Refused::NoAnswer(why)) if why == "this key is registered to your account already"
+        ));
+        assert!(matches!(
+            rp.finish_registration(&ceremony, "error:OddError: something"),
+            Err(Refused::NoAnswer(why)) if why == "the browser reported: OddError: something"
         ));
         assert!(matches!(
             rp.finish_registration(&ceremony, "{\"id\": 1}"),
