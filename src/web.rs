@@ -53,52 +53,65 @@ pub async fn dispatch(
     handled.unwrap_or_else(|_| Response::error(500, "Something went wrong; nothing was changed."))
 }
 
-/// Routes one request. Every route is listed here, grouped by module.
+/// Answers one request: routes it, then makes a change that was held for
+/// a fresh code when this request brought the code (`context::Held`).
 pub fn handle(config: &Config, request: Request) -> Response {
     let mut cx = match context::Context::open(config, request) {
         Ok(cx) => cx,
         Err(response) => return response,
     };
+    let mut response = route(&mut cx);
+    if let Some((path, form)) = cx.replay.take() {
+        cx.request.method = "POST".into();
+        cx.request.path = path;
+        cx.request.query.clear();
+        cx.request.form = form;
+        response = route(&mut cx);
+    }
+    cx.finish(response)
+}
+
+/// Routes one request. Every route is listed here, grouped by module.
+fn route(cx: &mut context::Context) -> Response {
     let path = cx.request.path.clone();
     let method = cx.request.method.clone();
-    let response = match (method.as_str(), path.as_str()) {
+    match (method.as_str(), path.as_str()) {
         ("GET", "/style.css") => Response::css(layout::STYLE),
         ("GET", "/webauthn.js") => Response::script(security_keys::SCRIPT),
         ("GET", "/") => Response::redirect("/2fa"),
-        ("GET", "/login") => account::login_form(&mut cx, None),
-        ("POST", "/login") => account::login(&mut cx),
-        ("POST", "/logout") => account::logout(&mut cx),
-        ("GET", p) if p.starts_with("/set-password/") => account::set_password_form(&mut cx),
-        ("POST", p) if p.starts_with("/set-password/") => account::set_password(&mut cx),
-        ("GET", "/2fa/setup") => twofa::setup_intro(&mut cx),
-        ("POST", "/2fa/setup/start") => twofa::setup_start(&mut cx),
-        ("GET", "/2fa/setup/scan") => twofa::setup_scan(&mut cx),
-        ("GET", "/2fa/setup/codes") => twofa::setup_codes(&mut cx),
-        ("GET", "/2fa/setup/codes.txt") => twofa::setup_codes_download(&mut cx),
-        ("GET", "/2fa/setup/confirm") => twofa::setup_confirm_form(&mut cx, None),
-        ("POST", "/2fa/setup/confirm") => twofa::setup_confirm(&mut cx),
-        ("GET", "/2fa/verify") => twofa::verify_form(&mut cx, None),
-        ("POST", "/2fa/verify") => twofa::verify(&mut cx),
-        ("GET", "/2fa") => twofa::manage(&mut cx),
-        ("POST", "/2fa/leave") => twofa::leave(&mut cx),
-        ("POST", "/2fa/always") => twofa::always(&mut cx),
-        ("POST", "/2fa/recovery-codes") => twofa::regenerate(&mut cx),
-        ("POST", "/2fa/remove") => twofa::remove(&mut cx),
-        ("GET", "/2fa/tokens") => tokens::list(&mut cx, None),
-        ("POST", "/2fa/tokens") => tokens::create(&mut cx),
-        ("POST", "/2fa/tokens/revoke") => tokens::revoke(&mut cx),
-        ("GET", "/2fa/keys") => keys::list(&mut cx, None),
-        ("POST", "/2fa/keys") => keys::add(&mut cx),
-        ("POST", "/2fa/keys/remove") => keys::remove(&mut cx),
-        ("GET", "/2fa/security-keys") => security_keys::list(&mut cx, None),
-        ("POST", "/2fa/security-keys") => security_keys::add(&mut cx),
-        ("POST", "/2fa/security-keys/remove") => security_keys::remove(&mut cx),
-        ("GET", "/2fa/repos") => repos::list(&mut cx, None),
-        ("POST", "/2fa/repos") => repos::flag(&mut cx),
-        ("GET", "/2fa/admin/users") => admin::users(&mut cx, None),
-        ("POST", "/2fa/admin/users") => admin::user_action(&mut cx),
-        ("GET", "/2fa/admin/audit") => admin::audit(&mut cx),
+        ("GET", "/login") => account::login_form(cx, None),
+        ("POST", "/login") => account::login(cx),
+        ("POST", "/logout") => account::logout(cx),
+        ("GET", p) if p.starts_with("/set-password/") => account::set_password_form(cx),
+        ("POST", p) if p.starts_with("/set-password/") => account::set_password(cx),
+        ("GET", "/2fa/setup") => twofa::setup_intro(cx),
+        ("POST", "/2fa/setup/start") => twofa::setup_start(cx),
+        ("GET", "/2fa/setup/scan") => twofa::setup_scan(cx),
+        ("GET", "/2fa/setup/codes") => twofa::setup_codes(cx),
+        ("GET", "/2fa/setup/codes.txt") => twofa::setup_codes_download(cx),
+        ("GET", "/2fa/setup/confirm") => twofa::setup_confirm_form(cx, None),
+        ("POST", "/2fa/setup/confirm") => twofa::setup_confirm(cx),
+        ("GET", "/2fa/verify") => twofa::verify_form(cx, None),
+        ("POST", "/2fa/verify") => twofa::verify(cx),
+        ("GET", "/2fa") => twofa::manage(cx),
+        ("POST", "/2fa/leave") => twofa::leave(cx),
+        ("POST", "/2fa/always") => twofa::always(cx),
+        ("POST", "/2fa/recovery-codes") => twofa::regenerate(cx),
+        ("POST", "/2fa/remove") => twofa::remove(cx),
+        ("GET", "/2fa/tokens") => tokens::list(cx, None),
+        ("POST", "/2fa/tokens") => tokens::create(cx),
+        ("POST", "/2fa/tokens/revoke") => tokens::revoke(cx),
+        ("GET", "/2fa/keys") => keys::list(cx, None),
+        ("POST", "/2fa/keys") => keys::add(cx),
+        ("POST", "/2fa/keys/remove") => keys::remove(cx),
+        ("GET", "/2fa/security-keys") => security_keys::list(cx, None),
+        ("POST", "/2fa/security-keys") => security_keys::add(cx),
+        ("POST", "/2fa/security-keys/remove") => security_keys::remove(cx),
+        ("GET", "/2fa/repos") => repos::list(cx, None),
+        ("POST", "/2fa/repos") => repos::flag(cx),
+        ("GET", "/2fa/admin/users") => admin::users(cx, None),
+        ("POST", "/2fa/admin/users") => admin::user_action(cx),
+        ("GET", "/2fa/admin/audit") => admin::audit(cx),
         _ => Response::error(404, "There is no such page."),
-    };
-    cx.finish(response)
+    }
 }

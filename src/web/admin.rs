@@ -67,9 +67,7 @@ pub fn users(cx: &mut Context, message: Option<Markup>) -> Response {
 pub fn user_action(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let me = guard!(admin(cx));
-    if !cx.recent_code() {
-        return Response::redirect("/2fa/verify?next=/2fa/admin/users");
-    }
+    guard!(cx.require_recent_code("/2fa/admin/users"));
     let name = cx.request.field("user").to_string();
     let action = cx.request.field("action").to_string();
     let target = match cx.store.user(&name) {

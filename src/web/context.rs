@@ -130,6 +130,53 @@ pub struct Context<'a> {
     pub user: Option<User>,
     /// A cookie to set with the response (a new session).
     set_cookie: Option<String>,
+    /// A held change to make once this request's code is in: its path and
+    /// form (`twofa::verify`; `web::handle` routes it).
+    pub replay: Option<(String, HashMap<String, String>)>,
+}
+
+/// The changes that may be held for a fresh code while the user verifies,
+/// and what the verify page calls each. (Adding a security key is not one:
+/// its answer belongs to a ceremony of its own page.)
+pub const HELD_CHANGES: &[(&str, &str)] = &[
+    ("/2fa/recovery-codes", "Making new recovery codes"),
+    ("/2fa/always", "Changing \"always use 2FA\""),
+    ("/2fa/remove", "Removing 2FA"),
+    ("/2fa/tokens", "Creating an access token"),
+    ("/2fa/keys", "Adding an SSH key"),
+    ("/2fa/keys/remove", "Removing an SSH key"),
+    ("/2fa/security-keys/remove", "Removing a security key"),
+    ("/2fa/repos", "Changing what a repository requires"),
+    ("/2fa/admin/users", "Changing a user"),
+];
+
+/// A change posted without a code from the last five minutes, held in the
+/// verify page's address and forms: the path it was posted to, its form
+/// (without the CSRF token) and a seal that binds both to the web session
+/// that posted it, so that a link made by someone else cannot smuggle a
+/// change into the code a user enters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub then: String,
+    pub carry: String,
+    pub seal: String,
+}
+
+impl Held {
+    /// What the verify page says the change is.
+    pub fn what(&self) -> &'static str {
+        HELD_CHANGES
+            .iter()
+            .find(|(path, _)| *path == self.then)
+            .map_or("This change", |(_, what)| what)
+    }
+
+    /// The held form, to post once the code is in.
+    pub fn form(&self) -> HashMap<String, String> {
+        form_urlencoded::parse(self.carry.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
 }
 
 fn session_hash(cookie: &str) -> [u8; 32] {
@@ -154,6 +201,7 @@ impl<'a> Context<'a> {
             session: None,
             user: None,
             set_cookie: None,
+            replay: None,
         };
         if let Some(cookie) = cx.request.cookies.get(cx.cookie_name()).cloned() {
             cx.session = cx
@@ -365,17 +413,96 @@ impl<'a> Context<'a> {
             .is_some_and(|at| self.now - at <= RECENT_CODE)
     }
 
+    /// A code was entered in this web session, but longer than five
+    /// minutes ago: what sends a user to verify while the padlock is closed.
+    pub fn recent_code_expired(&self) -> bool {
+        self.session
+            .as_ref()
+            .and_then(|s| s.code_at)
+            .is_some_and(|at| self.now - at > RECENT_CODE)
+    }
+
     /// Sensitive changes: without a code from the last five minutes, the
-    /// user is sent to verify and then back to `back_to`.
+    /// user is sent to verify and then back to `back_to`; a change posted
+    /// is held (`Held`) and made as soon as the code is in.
     pub fn require_recent_code(&self, back_to: &str) -> Result<(), Response> {
         if self.recent_code() {
-            Ok(())
-        } else {
-            Err(Response::redirect(&format!(
-                "/2fa/verify?next={}",
-                crate::system::url::url_component(back_to)
-            )))
+            return Ok(());
         }
+        let component = crate::system::url::url_component;
+        let mut target = format!("/2fa/verify?next={}", component(back_to));
+        if let Some(held) = self.hold() {
+            target += &format!(
+                "&then={}&carry={}&held={}",
+                component(&held.then),
+                component(&held.carry),
+                held.seal
+            );
+        }
+        Err(Response::redirect(&target))
+    }
+
+    /// This request as a held change, when it is a POST of one.
+    fn hold(&self) -> Option<Held> {
+        if self.request.method != "POST"
+            || !HELD_CHANGES
+                .iter()
+                .any(|(path, _)| *path == self.request.path)
+        {
+            return None;
+        }
+        let mut fields: Vec<(&String, &String)> = self
+            .request
+            .form
+            .iter()
+            .filter(|(k, _)| k.as_str() != "csrf")
+            .collect();
+        fields.sort();
+        let carry = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let then = self.request.path.clone();
+        let seal = self.held_seal(&then, &carry)?;
+        Some(Held { then, carry, seal })
+    }
+
+    /// The held change this request carries (the verify page's address, or
+    /// its forms), when its seal is this web session's.
+    pub fn held(&self) -> Option<Held> {
+        let get = |name: &str| {
+            self.request
+                .param(name)
+                .unwrap_or(self.request.field(name))
+                .to_string()
+        };
+        let (then, carry, seal) = (get("then"), get("carry"), get("held"));
+        if !HELD_CHANGES.iter().any(|(path, _)| *path == then) {
+            return None;
+        }
+        let expected = self.held_seal(&then, &carry)?;
+        crypto::constant_time_eq(expected.as_bytes(), seal.as_bytes()).then_some(Held {
+            then,
+            carry,
+            seal,
+        })
+    }
+
+    /// SHA-256 over the change and, last, the session's CSRF token (a
+    /// secret of this browser's session; last, so nothing can be appended).
+    fn held_seal(&self, then: &str, carry: &str) -> Option<String> {
+        let csrf = &self.session.as_ref()?.csrf;
+        if csrf.is_empty() {
+            return None;
+        }
+        let digest = Sha256::new()
+            .chain_update(b"git2fa held change\0")
+            .chain_update(then.as_bytes())
+            .chain_update([0])
+            .chain_update(carry.as_bytes())
+            .chain_update([0])
+            .chain_update(csrf.as_bytes())
+            .finalize();
+        Some(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Whether the user has an open git 2FA session (the padlock).

@@ -360,14 +360,15 @@ fn hex(bytes: &[u8]) -> String {
 /// The key's half of the verify page, for a user with keys: a button
 /// that verifies with one in one touch. `link` is the one-time link's
 /// token this page was opened with, if any.
+/// `page`: the link, CSRF token, next page and repository the verify page
+/// carries; `held`: the hidden fields of a held change.
 pub fn verify_part(
     cx: &mut Context,
     user: &User,
-    link: Option<&str>,
-    csrf: &str,
-    next: &str,
-    repo: &str,
+    page: (Option<&str>, &str, &str, &str),
+    held: &Markup,
 ) -> Markup {
+    let (link, csrf, next, repo) = page;
     if user.security_keys == 0 {
         return html! {};
     }
@@ -404,6 +405,7 @@ pub fn verify_part(
             input type="hidden" name="next" value=(next);
             input type="hidden" name="repo" value=(repo);
             input type="hidden" name="link" value=(link.unwrap_or(""));
+            (held)
             p { "Verify with your security key or passkey:" }
             button type="submit" name="use-security-key" value="1" autofocus { "Use security key" }
         }

@@ -5,7 +5,7 @@
 use super::account::safe_next;
 use maud::{Markup, html};
 
-use super::context::{Context, guard};
+use super::context::{Context, Held, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::qr;
 use super::response::Response;
@@ -336,8 +336,15 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
         .filter(|l| !l.is_empty())
         .map(str::to_string);
     let repo_field = repo.clone().unwrap_or_default();
-    let key_part =
-        security_keys::verify_part(cx, &user, link.as_deref(), &csrf, &next, &repo_field);
+    // A change posted without a recent code, made once the code is in.
+    let held = cx.held();
+    let held_fields = held_fields(held.as_ref());
+    let key_part = security_keys::verify_part(
+        cx,
+        &user,
+        (link.as_deref(), &csrf, &next, &repo_field),
+        &held_fields,
+    );
     let link_notice = link
         .as_deref()
         .map(|token| security_keys::link_notice(cx, &user, token));
@@ -352,6 +359,18 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
             p { "Git needs a 2FA session for " strong { (repo) } "." }
         }
         @if let Some(link_notice) = link_notice { (link_notice) }
+        @if let Some(held) = &held {
+            (notice("info", &format!(
+                "{} needs a code from the last five minutes{}. Enter one, and it is done at once.",
+                held.what(),
+                cx.git_session_until().map_or(String::new(), |until| format!(
+                    " (your 2FA session for git stays open until {})",
+                    format_utc(until)
+                ))
+            )))
+        } @else if !next.is_empty() && repo.is_none() && link.is_none() && cx.recent_code_expired() {
+            (notice("info", "That page needs a code from the last five minutes. Enter one to go on."))
+        }
         @if let Some(error) = error { (notice("error", error)) }
         (key_part)
         @if with_codes {
@@ -360,6 +379,7 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
                 input type="hidden" name="next" value=(next);
                 input type="hidden" name="repo" value=(repo_field);
                 input type="hidden" name="link" value=(link.as_deref().unwrap_or(""));
+                (held_fields)
                 label for="code" { (label) }
                 @if user.security_keys > 0 {
                     input type="text" id="code" name="code" autocomplete="one-time-code" required;
@@ -377,12 +397,25 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
     page(cx, "Verify", body)
 }
 
+/// The hidden fields that carry a held change through the verify forms.
+fn held_fields(held: Option<&Held>) -> Markup {
+    html! {
+        @if let Some(held) = held {
+            input type="hidden" name="then" value=(held.then);
+            input type="hidden" name="carry" value=(held.carry);
+            input type="hidden" name="held" value=(held.seal);
+        }
+    }
+}
+
 pub fn verify(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.logged_in());
     if !user.is_enrolled() {
         return Response::redirect("/2fa/setup");
     }
+    // Read before the step up below: its seal is the old session's.
+    let held = cx.held();
     let (checked, through_link) = if cx.request.field("method") == "security-key" {
         match guard!(security_keys::verify_answer(cx, &user)) {
             KeyVerify::Checked {
@@ -401,6 +434,14 @@ pub fn verify(cx: &mut Context) -> Response {
             expires_at, method, ..
         } => {
             guard!(cx.step_up());
+            if let Some(held) = held {
+                // The change the user asked for, with the new session's
+                // CSRF token (web::handle routes it next).
+                let mut form = held.form();
+                form.insert("csrf".into(), guard!(cx.csrf()));
+                cx.replay = Some((held.then, form));
+                return Response::redirect("/2fa");
+            }
             let repo = cx.request.field("repo").to_string();
             let next = cx.request.field("next").to_string();
             let used = if method == twofactor::Method::RecoveryCode {

@@ -242,7 +242,10 @@ pub(crate) fn age_code(host: &Host, client: &Client, age: i64) {
 
 #[test]
 fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
-    let (host, server, secret) = start("");
+    let (host, server, _) = start("");
+    // alice's recovery codes, one for each change below.
+    host.git2fa(&["user", "reset-2fa", "alice"]).ok();
+    let (secret, codes) = host.enroll("alice");
     host.bare_repo("app.git");
     std::fs::write(
         host.root.join("app.git/git2fa.toml"),
@@ -280,18 +283,18 @@ fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
             vec![("repo", "app"), ("require", "off")],
             "app: 2FA is no longer required.",
         ),
-        ("/2fa", "/2fa/recovery-codes", vec![], "New recovery codes"),
         (
             "/2fa/admin/users",
             "/2fa/admin/users",
             vec![("user", "alice"), ("action", "unlock")],
             "alice: unlocked.",
         ),
+        ("/2fa", "/2fa/recovery-codes", vec![], "New recovery codes"),
     ];
     let mut client = Client::new(&server);
     client.logs_in("alice", PASSWORD);
     client.verifies(&code(&secret, 0));
-    for (page, action, fields, done) in &cases {
+    for ((page, action, fields, done), recovery) in cases.iter().zip(&codes) {
         // The code was entered six minutes ago: verify first.
         age_code(&host, &client, 360);
         let stale = client.submit(page, action, fields);
@@ -301,11 +304,79 @@ fn sensitive_changes_need_a_code_from_the_last_five_minutes() {
             "{action}: {}",
             stale.location()
         );
-        // The control: a fresh code, and the same change goes through.
-        age_code(&host, &client, 10);
-        let fresh = client.submit(page, action, fields);
-        assert!(fresh.body.contains(done), "{action}: {}", fresh.body);
+        // The verify page says why, while the padlock is closed, and the
+        // change is made as soon as the code is in.
+        let verify = client.get(stale.location());
+        assert!(
+            verify.body.contains(
+                "needs a code from the last five minutes (your 2FA session for git stays open until"
+            ),
+            "{action}: {}",
+            verify.body
+        );
+        assert!(verify.body.contains("padlock closed"), "{action}");
+        let mut form = vec![("csrf", verify.csrf()), ("code", recovery.clone())];
+        for name in ["next", "then", "carry", "held"] {
+            form.push((name, verify.hidden(name)));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let made = client.send("POST", "/2fa/verify", &form);
+        assert!(made.body.contains(done), "{action}: {}", made.body);
     }
+}
+
+// Attack: a link to the verify page that carries a change (an attacker's
+// SSH key to add) made in the attacker's own web session; the victim, who
+// came to enter a code, must not add the key with it. The held change is
+// sealed with the web session that posted it: another session's seal is
+// ignored, and the code only opens a session.
+#[test]
+fn a_held_change_from_another_session_is_not_made() {
+    let (host, server, _) = start("");
+    host.git2fa(&["user", "reset-2fa", "alice"]).ok();
+    let (secret, codes) = host.enroll("alice");
+    host.add_user("mallory");
+    let (mallory_secret, _) = host.enroll("mallory");
+    let key = format!("{} mallory", crate::harness::ED25519_PUBLIC);
+    let mut attacker = Client::new(&server);
+    attacker.logs_in("mallory", PASSWORD);
+    attacker.verifies(&code(&mallory_secret, 0));
+    age_code(&host, &attacker, 360);
+    let held = attacker.submit("/2fa/keys", "/2fa/keys", &[("key", key.as_str())]);
+    assert_eq!(held.status, 303, "{}", held.body);
+    assert!(held.location().contains("&held="), "{}", held.location());
+
+    let mut victim = Client::new(&server);
+    victim.logs_in("alice", PASSWORD);
+    victim.verifies(&code(&secret, 0));
+    age_code(&host, &victim, 360);
+    let page = victim.get(held.location());
+    assert!(!page.body.contains("Adding an SSH key"), "{}", page.body);
+    assert!(!page.body.contains("name=\"held\""), "{}", page.body);
+    // Posted by hand with the attacker's fields: only a session opens.
+    let fields = |name: &str| -> String {
+        let query = held.location().split_once('?').unwrap().1;
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let csrf = page.csrf();
+    let (then, carry, seal) = (fields("then"), fields("carry"), fields("held"));
+    let answer = victim.send(
+        "POST",
+        "/2fa/verify",
+        &[
+            ("csrf", csrf.as_str()),
+            ("code", codes[0].as_str()),
+            ("then", then.as_str()),
+            ("carry", carry.as_str()),
+            ("held", seal.as_str()),
+        ],
+    );
+    assert!(answer.body.contains("<h1>Verified</h1>"), "{}", answer.body);
+    let keys = host.git2fa(&["key", "list"]).ok();
+    assert_eq!(keys.stdout, "", "{keys:?}");
 }
 
 #[test]
@@ -473,7 +544,7 @@ fn headers_and_cookies_are_strict() {
         page.head
     );
     assert!(page.head.contains("x-frame-options: deny"));
-    let cookie = page.set_cookie().unwrap();
+    let cookie = page.set_cookie().unwrap().to_ascii_lowercase();
     assert!(
         cookie.contains("; httponly") && cookie.contains("; samesite=strict"),
         "{cookie}"
@@ -492,7 +563,7 @@ fn headers_and_cookies_are_strict() {
     );
     let server = Server::start(&host, port);
     let page = Client::new(&server).get("/login");
-    let cookie = page.set_cookie().unwrap();
+    let cookie = page.set_cookie().unwrap().to_ascii_lowercase();
     assert!(
         cookie.starts_with("__host-git2fa=") && cookie.contains("; secure"),
         "{cookie}"
@@ -531,8 +602,7 @@ fn the_link_in_git_s_message_leads_to_verify_after_log_in() {
     let first = client.get("/2fa/verify?repo=team/app");
     assert_eq!(
         first.location(),
-        "/login?next=/2fa/verify%3frepo%3dteam/app",
-        "(headers read lower-cased)"
+        "/login?next=/2fa/verify%3Frepo%3Dteam/app"
     );
     let page = client.get("/login?next=/2fa/verify%3Frepo%3Dteam/app");
     let answer = client.send(

@@ -8,21 +8,42 @@ use super::web_server::Server;
 pub struct Answer {
     pub status: u16,
     pub head: String,
+    /// The head as sent: header values keep their case.
+    raw_head: String,
     pub body: String,
 }
 
 impl Answer {
+    /// The value of header `name` (lower case), as sent.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.raw_head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
     pub fn location(&self) -> &str {
-        self.head
-            .lines()
-            .find_map(|l| l.strip_prefix("location: "))
-            .unwrap_or("")
+        self.header("location").unwrap_or("")
     }
 
     pub fn set_cookie(&self) -> Option<&str> {
-        self.head
-            .lines()
-            .find_map(|l| l.strip_prefix("set-cookie: "))
+        self.header("set-cookie")
+    }
+
+    /// The value of the first hidden field `name` on the page, unescaped.
+    pub fn hidden(&self, name: &str) -> String {
+        let start = format!("type=\"hidden\" name=\"{name}\" value=\"");
+        let at = self
+            .body
+            .find(&start)
+            .unwrap_or_else(|| panic!("no hidden field {name} in {}", self.body))
+            + start.len();
+        let end = at + self.body[at..].find('"').unwrap();
+        self.body[at..end]
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
     }
 
     /// The CSRF token of the first form on the page.
@@ -67,6 +88,7 @@ impl Client {
         let answer = Answer {
             status: reply.status,
             head: reply.head.to_ascii_lowercase(),
+            raw_head: reply.head,
             body: reply.body,
         };
         if let Some(cookie) = answer.set_cookie() {
