@@ -221,7 +221,11 @@ pub enum Refusal {
     NoAccess {
         may_read: bool,
     },
-    PasswordNotAccepted,
+    /// A password where 2FA is required (rule 5). `enrolled`: whether the
+    /// user has set up 2FA, which decides what the message tells them.
+    PasswordNotAccepted {
+        enrolled: bool,
+    },
     NotEnrolled,
     AccountLocked {
         until: i64,
@@ -319,7 +323,9 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
             Some(session) if f.config.tokens.password_for_git => Ok(Allowed::PasswordWithSession {
                 session_id: session.id,
             }),
-            _ => Err(Refusal::PasswordNotAccepted),
+            _ => Err(Refusal::PasswordNotAccepted {
+                enrolled: user.enrolled,
+            }),
         };
     }
 
@@ -439,7 +445,7 @@ impl Refusal {
             | TokenOutOfScope { .. }
             | TokenReadOnly { .. } => 0,
             UnknownUser | UserDisabled | NoAccess { .. } => 1,
-            PasswordNotAccepted => 5,
+            PasswordNotAccepted { .. } => 5,
             NotEnrolled => 6,
             AccountLocked { .. } | NoSession => 7,
             CheckUnavailable { .. } => 8,
@@ -462,7 +468,7 @@ impl Refusal {
             UnknownUser => "unknown-user",
             UserDisabled => "user-disabled",
             NoAccess { .. } => "no-access",
-            PasswordNotAccepted => "password-not-accepted",
+            PasswordNotAccepted { .. } => "password-not-accepted",
             NotEnrolled => "not-enrolled",
             AccountLocked { .. } => "account-locked",
             NoSession => "no-session",

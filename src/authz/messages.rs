@@ -143,7 +143,21 @@ impl Refusal {
             ],
             // With `password_for_git`, the password works once a session is
             // open: the message says how to open one.
-            PasswordNotAccepted if config.tokens.password_for_git => vec![
+            // Not set up: neither a session nor a token is to be had yet.
+            PasswordNotAccepted { enrolled: false } => vec![
+                format!(
+                    "git2fa: {repo} requires two-factor authentication (2FA), and {who} has not set up 2FA yet."
+                ),
+                format!("Set it up at {}", config.setup_url()),
+                if config.tokens.password_for_git {
+                    "then run the same git command again (a password works for git here during a 2FA session).".into()
+                } else {
+                    format!(
+                        "then use a personal access token from {tokens_url} instead of your password."
+                    )
+                },
+            ],
+            PasswordNotAccepted { .. } if config.tokens.password_for_git => vec![
                 format!(
                     "git2fa: {repo} requires two-factor authentication (2FA): {who} has no open 2FA session, and a password works for git here only during one."
                 ),
@@ -152,7 +166,7 @@ impl Refusal {
                     "then run the same git command again (or use a personal access token from {tokens_url})."
                 ),
             ],
-            PasswordNotAccepted => vec![
+            PasswordNotAccepted { .. } => vec![
                 format!(
                     "git2fa: {repo} requires two-factor authentication (2FA): a password is not accepted for git here."
                 ),

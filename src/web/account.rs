@@ -48,8 +48,24 @@ pub fn login_form(cx: &mut Context, error: Option<&str>) -> Response {
     } else {
         String::new()
     };
+    let out = cx
+        .request
+        .param("out")
+        .and_then(|until| until.parse::<i64>().ok())
+        .filter(|_| error.is_none());
     let body = html! {
         @if let Some(error) = error { (notice("error", error)) }
+        @match out {
+            // A time from the address: believed only within a session's
+            // length from now.
+            Some(until) if until > cx.now && until <= cx.now + cx.config.policy.session_ttl => (notice("info", &format!(
+                "You are logged out. Your 2FA session for git stays open until {}: \
+                 to end it, log in and choose \"Leave the 2FA session\" on Manage 2FA.",
+                crate::system::time::format_utc(until)
+            ))),
+            Some(_) => (notice("info", "You are logged out.")),
+            None => {}
+        }
         form.card method="post" action="/login" {
             (csrf_field(&csrf))
             input type="hidden" name="next" value=(next);
@@ -136,8 +152,13 @@ pub fn logout(cx: &mut Context) -> Response {
     if cx.user.is_some() {
         cx.audit("logout", "ok", "web", None);
     }
+    let git_session = cx.git_session_until();
     guard!(cx.end_session());
-    Response::redirect("/login")
+    // Git goes on working in an open 2FA session: the page says so.
+    match git_session {
+        Some(until) => Response::redirect(&format!("/login?out={until}")),
+        None => Response::redirect("/login?out=0"),
+    }
 }
 
 fn link_hash(cx: &Context) -> [u8; 32] {

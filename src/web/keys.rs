@@ -42,7 +42,10 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
         form.card method="post" action="/2fa/keys" {
             (csrf)
             label for="key" { "Public key (the line in ~/.ssh/id_ed25519.pub)" }
-            textarea id="key" name="key" required placeholder="ssh-ed25519 AAAA... you@laptop" {}
+            // After a refused key, the text stays to be corrected.
+            textarea id="key" name="key" required placeholder="ssh-ed25519 AAAA... you@laptop" {
+                @if cx.request.path == "/2fa/keys" { (cx.request.field("key")) }
+            }
             button type="submit" { "Add key" }
         }
     };
@@ -86,6 +89,7 @@ pub fn add(cx: &mut Context) -> Response {
     });
     match result {
         Ok(id) => {
+            cx.request.form.remove("key");
             let text = format!("Key #{id} added: {fingerprint}");
             list(cx, Some(notice("ok", &text)))
         }

@@ -71,6 +71,12 @@ impl Response {
     /// A bare page, without menu, for errors met before there is a session
     /// to show (or whose session does not matter).
     pub fn error(status: u16, message: &str) -> Response {
+        Response::bare(status, message)
+    }
+
+    /// A page of one message, without menu, with a way back: an error, or
+    /// what happened after the session ended.
+    pub fn bare(status: u16, message: &str) -> Response {
         let page = html! {
             (DOCTYPE)
             html lang="en" {
@@ -82,7 +88,10 @@ impl Response {
                 }
                 body {
                     header { span.brand { "git2fa" } }
-                    main { p { (message) } }
+                    main {
+                        p { (message) }
+                        p { a href="/2fa" { "Go to the start page" } }
+                    }
                 }
             }
         };

@@ -202,12 +202,16 @@ fn add_form(
         Ok(options) => options,
         Err(unavailable) => return unavailable,
     };
+    // After a refused try, the name typed stays (a key added clears it).
+    let typed_name = (cx.request.path == "/2fa/security-keys" && cx.request.method == "POST")
+        .then(|| cx.request.field("name").to_string())
+        .filter(|name| !name.is_empty());
     html! {
         form.card #add-key method="post" action="/2fa/security-keys" data-webauthn=(options) {
             (csrf_field(csrf))
             input type="hidden" name="credential" value="";
             label for="key-name" { "A name for the key" }
-            input type="text" id="key-name" name="name" maxlength=(MAX_NAME) required placeholder="YubiKey on my keyring";
+            input type="text" id="key-name" name="name" maxlength=(MAX_NAME) required placeholder="YubiKey on my keyring" value=[typed_name];
             button type="submit" name="add-security-key" value="1" { "Add security key" }
             p.hint { "Your browser then asks you to touch the key, or to unlock the passkey." }
         }
@@ -240,6 +244,12 @@ pub fn add(cx: &mut Context) -> Response {
     match cx.store.security_keys(user.id) {
         Ok(keys) if keys.len() >= MAX_KEYS => {
             return list(cx, Some(notice("error", &too_many()))).with_status(400);
+        }
+        // Two keys of one name cannot be told apart when one is lost.
+        Ok(keys) if keys.iter().any(|k| k.name == name) => {
+            let text =
+                format!("You have a key named \"{name}\" already: give this one another name.");
+            return list(cx, Some(notice("error", &text))).with_status(400);
         }
         Ok(_) => {}
         Err(e) => return cx.unavailable(&e),
@@ -281,6 +291,7 @@ pub fn add(cx: &mut Context) -> Response {
         Err(e) => return cx.unavailable(&e),
     };
     cx.user = cx.store.user_by_id(user.id).ok().flatten();
+    cx.request.form.remove("name");
     match registered.first {
         None => list(
             cx,
@@ -302,6 +313,14 @@ pub fn add(cx: &mut Context) -> Response {
                              Save them somewhere safe now: they are not shown again."
                         }
                         ul.codes id="recovery-codes" { @for code in &codes { li { (code) } } }
+                        // Nothing of them is kept to serve later: the file
+                        // is the page's own text.
+                        p {
+                            a #codes-download download="git2fa-recovery-codes.txt"
+                                href={ "data:text/plain;charset=utf-8," (crate::system::url::url_component(&codes_text(&user.name, cx.config, &codes))) } {
+                                "Download them as a text file"
+                            }
+                        }
                     }
                 }
                 p { a.button href="/2fa" { "Manage 2FA" } }
@@ -309,6 +328,15 @@ pub fn add(cx: &mut Context) -> Response {
             page(cx, "2FA is on", body)
         }
     }
+}
+
+/// The text of a recovery-codes file.
+pub fn codes_text(user: &str, config: &crate::system::config::Config, codes: &[String]) -> String {
+    format!(
+        "git2fa recovery codes for {user} at {}\nEach code works once.\n\n{}\n",
+        config.public_url,
+        codes.join("\n")
+    )
 }
 
 pub fn remove(cx: &mut Context) -> Response {

@@ -56,6 +56,11 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
     ];
     let max = cx.config.tokens.max_expiry_days;
     let in_session = cx.git_session_until().is_some();
+    // After a refused form, what the user typed stays in it.
+    let refused = cx.request.method == "POST" && cx.request.path == "/2fa/tokens";
+    let typed = |name: &str| refused.then(|| cx.request.field(name).to_string());
+    let days = typed("days").unwrap_or(cx.config.tokens.default_expiry_days.to_string());
+    let write = typed("permission").as_deref() == Some("write");
     let body = html! {
         @if let Some(message) = message { (message) }
         p { "Over HTTPS, git takes a token where it asks for your password." }
@@ -67,13 +72,13 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
         form.card method="post" action="/2fa/tokens" {
             (csrf)
             label for="name" { "Name" }
-            input type="text" id="name" name="name" placeholder="laptop" required;
+            input type="text" id="name" name="name" placeholder="laptop" value=[typed("name")] required;
             label for="repos" { "Repositories (patterns, separated by spaces: team/app team/*)" }
-            input type="text" id="repos" name="repos" required;
+            input type="text" id="repos" name="repos" value=[typed("repos")] required;
             label for="permission" { "Permission" }
             select id="permission" name="permission" {
                 option value="read" { "read (clone, fetch)" }
-                option value="write" { "write (and push)" }
+                option value="write" selected[write] { "write (and push)" }
             }
             label for="days" {
                 "Expires after (days"
@@ -81,9 +86,9 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
                 ")"
             }
             @if max == 0 {
-                input type="number" id="days" name="days" min="0" value=(cx.config.tokens.default_expiry_days);
+                input type="number" id="days" name="days" min="0" value=(days);
             } @else {
-                input type="number" id="days" name="days" min="1" max=(max) value=(cx.config.tokens.default_expiry_days);
+                input type="number" id="days" name="days" min="1" max=(max) value=(days);
             }
             button type="submit" { "Create token" }
         }
@@ -124,6 +129,20 @@ pub fn create(cx: &mut Context) -> Response {
         }
         _ => None,
     };
+    // Two live tokens of one name cannot be told apart in a listing.
+    let problem = problem.or_else(|| {
+        let tokens = cx.store.tokens(Some(&user.name)).unwrap_or_default();
+        tokens
+            .iter()
+            .any(|t| {
+                t.name == name
+                    && t.revoked_at.is_none()
+                    && t.expires_at.is_none_or(|at| at > cx.now)
+            })
+            .then(|| {
+                format!("You have a token named \"{name}\" already: give this one another name.")
+            })
+    });
     if let Some(problem) = problem {
         return list(cx, Some(notice("error", &problem))).with_status(400);
     }
@@ -159,8 +178,30 @@ pub fn create(cx: &mut Context) -> Response {
         .find(|r| !r.contains('*'))
         .cloned()
         .unwrap_or_else(|| "REPOSITORY".into());
+    // Patterns may name repositories still to come; one that names none
+    // yet may be a typo, so the page says so.
+    let names: Vec<String> = crate::repo::path::find_all(&cx.config.repos_root)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|dir| dir.strip_prefix(&cx.config.repos_root).ok())
+        .map(|below| {
+            let below = below.to_string_lossy();
+            below.strip_suffix(".git").unwrap_or(&below).to_string()
+        })
+        .collect();
+    let unmatched: Vec<&String> = repos
+        .iter()
+        .filter(|pattern| !names.iter().any(|n| crate::repo::glob::matches(pattern, n)))
+        .collect();
     let body = html! {
         (notice("ok", &format!("Token #{id} created.")))
+        @if !unmatched.is_empty() {
+            (notice("info", &format!(
+                "No repository on this host matches {} yet: the token will work for one that comes, \
+                 but check the spelling.",
+                unmatched.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+            )))
+        }
         p { "Copy it now: it is shown only this once." }
         code.secret id="token" { (secret) }
         p { "When git asks for the password of " strong { (user.name) } ", paste the token. For example:" }

@@ -122,6 +122,11 @@ pub fn setup_start(cx: &mut Context) -> Response {
         guard!(cx.full_user());
         guard!(cx.require_recent_code("/2fa/setup"));
     }
+    // Back in the wizard and on again: the secret the app may have
+    // scanned already stays (a new one would make its codes fail).
+    if guard!(pending(cx, user.id)).is_some() {
+        return Response::redirect("/2fa/setup/scan");
+    }
     let key = guard!(cx.secret_key());
     let made = totp::generate_secret().and_then(|secret| {
         Ok((
@@ -224,12 +229,7 @@ pub fn setup_codes(cx: &mut Context) -> Response {
 
 pub fn setup_codes_download(cx: &mut Context) -> Response {
     let (user, pending) = guard!(require_pending(cx));
-    let text = format!(
-        "git2fa recovery codes for {} at {}\nEach code works once.\n\n{}\n",
-        user.name,
-        cx.config.public_url,
-        pending.codes.join("\n")
-    );
+    let text = security_keys::codes_text(&user.name, cx.config, &pending.codes);
     Response::attachment("git2fa-recovery-codes.txt", text)
 }
 
@@ -511,6 +511,10 @@ pub fn verify(cx: &mut Context) -> Response {
     verify_form(cx, Some(&error)).with_status(401)
 }
 
+/// Rows of "Recent activity" at first, and at most.
+const ACTIVITY: u32 = 20;
+const MAX_ACTIVITY: u32 = 1000;
+
 pub fn manage(cx: &mut Context) -> Response {
     manage_with(cx, None)
 }
@@ -521,15 +525,23 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
     let until = cx.git_session_until();
     let may_always = cx.config.policy.users_may_always_enforce;
     let with_codes = cx.config.policy.recovery_codes > 0;
+    // The newest 20 rows, or as many as "Show older activity" asked for.
+    let limit = cx
+        .request
+        .param("activity")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(ACTIVITY)
+        .clamp(ACTIVITY, MAX_ACTIVITY);
     let rows = cx
         .store
         .audit(&AuditFilter {
             user: Some(user.name.clone()),
             repo: None,
-            limit: 20,
+            limit,
             ..Default::default()
         })
         .unwrap_or_default();
+    let older = rows.len() == limit as usize && limit < MAX_ACTIVITY;
     // One git operation is several requests over HTTP (and a decision per
     // hook over SSH): alike rows in a row, within a minute, are one line.
     let mut shown: Vec<&crate::store::AuditRecord> = Vec::new();
@@ -572,7 +584,10 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
         section {
             h2 { "2FA session" }
             @if let Some(until) = until {
-                p { "You are in a 2FA session until " strong { (format_utc(until)) } "." }
+                p {
+                    "You are in a 2FA session until " strong { (format_utc(until)) } ". "
+                    "Git operations work until then; logging out of this page does not end it."
+                }
                 form method="post" action="/2fa/leave" {
                     (csrf)
                     button type="submit" { "Leave the 2FA session" }
@@ -631,10 +646,10 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
             form method="post" action="/2fa/remove" {
                 (csrf)
                 @if user.security_keys > 0 {
-                    label for="remove-code" { "A current code (or leave it empty after using your key in the last five minutes)" }
+                    label for="remove-code" { "A code from your app, or a recovery code (or leave it empty after using your key in the last five minutes)" }
                     input type="text" id="remove-code" name="code" autocomplete="one-time-code";
                 } @else {
-                    label for="remove-code" { "A current code" }
+                    label for="remove-code" { "A code from your app, or a recovery code" }
                     input type="text" id="remove-code" name="code" autocomplete="one-time-code" required;
                 }
                 button.danger type="submit" { "Remove 2FA" }
@@ -642,6 +657,9 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
         }
         h2 { "Recent activity" }
         (table("activity", &columns, &activity, "Nothing yet."))
+        @if older {
+            p { a #older href={ "/2fa?activity=" ((limit * 4).min(MAX_ACTIVITY)) "#older" } { "Show older activity" } }
+        }
     };
     page(cx, "Manage 2FA", body)
 }
@@ -749,5 +767,12 @@ pub fn remove(cx: &mut Context) -> Response {
     {
         return cx.unavailable(&e);
     }
-    Response::redirect("/2fa/setup")
+    // The web session went with the rest: say what happened, and where to
+    // go on.
+    Response::bare(
+        200,
+        "2FA is removed from your account: codes from your app, your recovery codes and \
+         your security keys no longer work, and your 2FA sessions ended. Your access tokens \
+         stay. Log in again to set up 2FA, on a new phone if you lost the old one.",
+    )
 }

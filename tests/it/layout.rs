@@ -209,7 +209,7 @@ fn no_page_is_wider_than_a_phone_or_a_desktop() {
     }
     // The pages of someone logged out, and of the set-up wizard.
     browser.click("form[action=\"/logout\"] button");
-    browser.wait_for_url("/login");
+    browser.wait_for("You are logged out. Your 2FA session for git stays open until");
     for (width, height) in [(390, 844), (1280, 900)] {
         browser.resize(width, height);
         browser.goto(&server.url("/login"));

@@ -46,7 +46,7 @@ impl KeyHost {
 
     fn log_out(&self) {
         self.browser.click("form[action=\"/logout\"] button");
-        self.browser.wait_for_url("/login");
+        self.browser.wait_for("You are logged out.");
     }
 
     /// Adds a key named `name` on the security keys page.
@@ -159,6 +159,27 @@ fn a_key_alone_sets_up_2fa_and_verifies_for_git_over_ssh_and_http() {
         .map(str::to_string)
         .collect();
     assert_eq!(codes.len(), 10, "recovery codes are shown once");
+    // And can be saved as a file, as in the app's set-up.
+    assert_eq!(
+        b.attribute("#codes-download", "download"),
+        "git2fa-recovery-codes.txt"
+    );
+    let file = b.attribute("#codes-download", "href");
+    let text = file
+        .strip_prefix("data:text/plain;charset=utf-8,")
+        .map(|t| {
+            form_urlencoded::parse(format!("t={}", t.replace('+', "%2B")).as_bytes())
+                .next()
+                .unwrap()
+                .1
+                .into_owned()
+        })
+        .unwrap_or_default();
+    assert!(
+        text.starts_with("git2fa recovery codes for alice at http://localhost:")
+            && codes.iter().all(|c| text.contains(c.as_str())),
+        "{file}"
+    );
     assert_eq!(
         b.credentials(&h.authenticator).len(),
         1,
@@ -424,7 +445,9 @@ fn the_link_of_ssh_2fa_verify_completes_the_waiting_command() {
     b.goto(&h.url("/2fa"));
     b.wait_for("Removes your security keys too.");
     b.click("form[action=\"/2fa/remove\"] button");
-    b.wait_for_url("/2fa/setup");
+    b.wait_for("2FA is removed from your account");
+    b.click("main a[href=\"/2fa\"]");
+    b.wait_for_url("/login?next=/2fa");
     let shown = h.show("alice");
     assert!(shown.contains("not-enrolled"), "{shown}");
     assert!(!shown.contains("security-key #"), "{shown}");

@@ -767,3 +767,179 @@ fn text_from_users_comes_back_escaped() {
         assert!(shown.body.contains(escaped), "{page}: {}", shown.body);
     }
 }
+
+/// What a newcomer met in the web page: each answered where it happens.
+#[test]
+fn the_rough_edges_a_newcomer_hit() {
+    let (host, server, secret) = start("");
+    host.bare_repo("team/app.git");
+
+    // The set-up wizard: back to the first step and on again keeps the
+    // secret the app scanned.
+    host.add_user("carol");
+    let mut carol = Client::new(&server);
+    carol.logs_in("carol", PASSWORD);
+    let started = carol.submit("/2fa/setup", "/2fa/setup/start", &[]);
+    assert_eq!(started.location(), "/2fa/setup/scan");
+    let first = carol.get("/2fa/setup/scan").body;
+    let again = carol.submit("/2fa/setup", "/2fa/setup/start", &[]);
+    assert_eq!(again.location(), "/2fa/setup/scan");
+    let key = |page: &str| {
+        page.split("id=\"key\">")
+            .nth(1)
+            .map(|k| k[..20].to_string())
+    };
+    assert!(key(&first).is_some(), "{first}");
+    assert_eq!(key(&first), key(&carol.get("/2fa/setup/scan").body));
+
+    let mut client = Client::new(&server);
+    client.logs_in("alice", PASSWORD);
+    client.verifies(&code(&secret, 0));
+
+    // A refused token form keeps what was typed; a second live token of
+    // one name is refused; a pattern that names no repository is said.
+    let token = |client: &mut Client, name: &str, repos: &str| {
+        client.submit(
+            "/2fa/tokens",
+            "/2fa/tokens",
+            &[
+                ("name", name),
+                ("repos", repos),
+                ("permission", "write"),
+                ("days", "abc"),
+            ],
+        )
+    };
+    let bad = token(&mut client, "laptop", "team/app");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("The expiry must be a number of days."),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body
+            .contains("name=\"name\" placeholder=\"laptop\" value=\"laptop\""),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("value=\"team/app\""), "{}", bad.body);
+    assert!(
+        bad.body.contains("<option value=\"write\" selected>"),
+        "{}",
+        bad.body
+    );
+    let made = client.submit(
+        "/2fa/tokens",
+        "/2fa/tokens",
+        &[
+            ("name", "laptop"),
+            ("repos", "team/ap team/app"),
+            ("permission", "read"),
+            ("days", "7"),
+        ],
+    );
+    assert!(made.body.contains("Token #1 created."), "{}", made.body);
+    assert!(
+        made.body
+            .contains("No repository on this host matches team/ap yet"),
+        "{}",
+        made.body
+    );
+    let twice = client.submit(
+        "/2fa/tokens",
+        "/2fa/tokens",
+        &[
+            ("name", "laptop"),
+            ("repos", "team/app"),
+            ("permission", "read"),
+            ("days", "7"),
+        ],
+    );
+    assert_eq!(twice.status, 400);
+    assert!(
+        twice
+            .body
+            .contains("You have a token named &quot;laptop&quot; already"),
+        "{}",
+        twice.body
+    );
+
+    // A refused SSH key stays in the form to be corrected.
+    let key_text = format!("{} laptop", &crate::harness::ED25519_PUBLIC[..40]);
+    let refused = client.submit("/2fa/keys", "/2fa/keys", &[("key", key_text.as_str())]);
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains(&format!(">{key_text}</textarea>")),
+        "{}",
+        refused.body
+    );
+
+    // Recent activity: older rows are a click away.
+    let mut store = git2fa::store::Store::open(&host.store_path()).unwrap();
+    for i in 0..30 {
+        store
+            .append_audit(&git2fa::store::AuditRecord {
+                at: git2fa::system::time::now() - 3600 * (i + 1),
+                user: Some("alice".into()),
+                transport: "ssh".into(),
+                repo: Some(format!("team/old-{i}")),
+                action: "read".into(),
+                outcome: "allow".into(),
+                reason: "not-required".into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    drop(store);
+    let manage = client.get("/2fa");
+    assert!(
+        !manage.body.contains("team/old-0<"),
+        "only the newest rows at first: {}",
+        manage.body
+    );
+    assert!(
+        manage.body.contains("href=\"/2fa?activity=80#older\""),
+        "{}",
+        manage.body
+    );
+    let older = client.get("/2fa?activity=80");
+    assert!(older.body.contains("team/old-0<"), "{}", older.body);
+    assert!(
+        !older.body.contains("Show older activity"),
+        "all rows are shown"
+    );
+
+    // Logging out says that git's 2FA session stays open.
+    assert!(
+        manage
+            .body
+            .contains("logging out of this page does not end it")
+    );
+    let csrf = manage.csrf();
+    let out = client.send("POST", "/logout", &[("csrf", csrf.as_str())]);
+    assert!(
+        out.location().starts_with("/login?out="),
+        "{}",
+        out.location()
+    );
+    let login = client.get(out.location());
+    assert!(
+        login
+            .body
+            .contains("You are logged out. Your 2FA session for git stays open until"),
+        "{}",
+        login.body
+    );
+
+    // A page that does not exist has a way back.
+    let missing = client.get("/2fa/nothing-here");
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .body
+            .contains("<a href=\"/2fa\">Go to the start page</a>"),
+        "{}",
+        missing.body
+    );
+}

@@ -149,7 +149,7 @@ fn a_user_s_way_through(front: &str) {
     // Log out and in again: the key verifies at the log-in.
     b.goto(&url("/2fa"));
     b.click("form[action=\"/logout\"] button");
-    b.wait_for_url("/login");
+    b.wait_for("You are logged out.");
     f.git2fa(&["session", "end", "--user", "alice"]).ok();
     b.fill("#user", "alice");
     b.fill("#password", PASSWORD);

@@ -97,7 +97,9 @@ fn check_promises(case: &Case, host: &str, require: Require, protected: &[&str])
         Credential::Password { .. } => {
             assert_eq!(
                 decision,
-                Decision::Refuse(Refusal::PasswordNotAccepted),
+                Decision::Refuse(Refusal::PasswordNotAccepted {
+                    enrolled: case.user.as_ref().unwrap().enrolled
+                }),
                 "{context}"
             )
         }
@@ -134,7 +136,8 @@ fn every_refusal_names_the_repo_and_what_fixes_it() {
         Refusal::UserDisabled,
         Refusal::NoAccess { may_read: false },
         Refusal::NoAccess { may_read: true },
-        Refusal::PasswordNotAccepted,
+        Refusal::PasswordNotAccepted { enrolled: true },
+        Refusal::PasswordNotAccepted { enrolled: false },
         Refusal::NotEnrolled,
         Refusal::AccountLocked { until: NOW + 900 },
         Refusal::NoSession,
@@ -199,7 +202,10 @@ fn only_wrong_or_missing_credentials_are_401() {
         403
     );
     assert_eq!(Refusal::TokenRevoked { token_id: 1 }.http_status(), 403);
-    assert_eq!(Refusal::PasswordNotAccepted.http_status(), 403);
+    assert_eq!(
+        Refusal::PasswordNotAccepted { enrolled: true }.http_status(),
+        403
+    );
     assert_eq!(Refusal::NoSession.http_status(), 403);
     assert_eq!(
         Refusal::CheckUnavailable { location: None }.http_status(),
@@ -219,7 +225,7 @@ fn a_password_refused_for_want_of_a_session_says_where_to_verify() {
             operation: &operation,
             transport: Transport::Http,
         };
-        Refusal::PasswordNotAccepted.lines(&cx)
+        Refusal::PasswordNotAccepted { enrolled: true }.lines(&cx)
     };
     // Off: only a token helps, so the message names the token page alone.
     let off = lines(false);
@@ -238,4 +244,30 @@ fn a_password_refused_for_want_of_a_session_says_where_to_verify() {
             "then run the same git command again (or use a personal access token from https://git.example.com/2fa/tokens).",
         ]
     );
+}
+
+#[test]
+fn a_password_of_a_user_without_2fa_is_told_to_set_it_up_as_over_ssh() {
+    let operation = Operation::Read;
+    for password_for_git in [false, true] {
+        let config = config("flagged", "user", password_for_git, true);
+        let cx = MessageContext {
+            config: &config,
+            repo: "team/app",
+            user: Some("alice"),
+            operation: &operation,
+            transport: Transport::Http,
+        };
+        let lines = Refusal::PasswordNotAccepted { enrolled: false }.lines(&cx);
+        let over_ssh = Refusal::NotEnrolled.lines(&MessageContext {
+            transport: Transport::Ssh,
+            ..cx
+        });
+        // Both send the user to set up 2FA, never to verify.
+        assert_eq!(lines[1], over_ssh[2], "{lines:?}");
+        assert!(
+            lines.iter().all(|l| !l.contains("/2fa/verify")),
+            "{lines:?}"
+        );
+    }
 }
