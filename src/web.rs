@@ -98,6 +98,7 @@ fn route(cx: &mut context::Context) -> Response {
         ("POST", "/2fa/always") => twofa::always(cx),
         ("POST", "/2fa/recovery-codes") => twofa::regenerate(cx),
         ("POST", "/2fa/remove") => twofa::remove(cx),
+        ("POST", "/2fa/app/move") => twofa::move_start(cx),
         ("GET", "/2fa/tokens") => tokens::list(cx, None),
         ("POST", "/2fa/tokens") => tokens::create(cx),
         ("POST", "/2fa/tokens/revoke") => tokens::revoke(cx),

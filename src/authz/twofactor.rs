@@ -233,6 +233,51 @@ pub fn enroll_confirmed(
     }
 }
 
+/// Moves `user`'s authenticator app to the secret of `setup`, which they
+/// have just proved with a code for `setup.step` (a new phone): spends that
+/// step and opens a 2FA session bound to `origin`. `AlreadyEnrolled` when
+/// the app changed meanwhile (2FA removed, or moved in another tab).
+pub fn move_app_confirmed(
+    store: &mut Store,
+    key: &SecretKey,
+    config: &Config,
+    user: &User,
+    setup: &Setup,
+    origin: &Origin,
+    now: i64,
+) -> Result<i64, TwoFactorError> {
+    let Some(old) = &user.totp_secret else {
+        return Err(TwoFactorError::NotEnrolled);
+    };
+    let sealed = key.seal(&secret_context(user.id), setup.secret)?;
+    let row = row_of(user, origin, ("app-move", "ok", "new secret"), None, now);
+    if !store.audited(row, |store| {
+        store.move_totp_from_setup(
+            user.id,
+            (old, &sealed),
+            (setup.web_session, setup.pending_sealed),
+        )
+    })? {
+        return Err(TwoFactorError::AlreadyEnrolled);
+    }
+    let lock = lock_policy(config);
+    let session = new_session(config, origin);
+    match store.record_attempt(
+        user.id,
+        Attempt::Totp(Some((setup.step, sealed))),
+        now,
+        lock,
+        Some(&session),
+    )? {
+        AttemptOutcome::Accepted {
+            session_id: Some(id),
+        } => Ok(id),
+        // Locked meanwhile (wrong codes in another window): the new
+        // secret stands, and the session waits for the lock to end.
+        _ => Err(TwoFactorError::AlreadyEnrolled),
+    }
+}
+
 /// Replaces the user's recovery codes; the old ones stop working.
 pub fn regenerate_recovery_codes(
     store: &mut Store,

@@ -171,6 +171,38 @@ impl Store {
         Ok(true)
     }
 
+    /// Moves a user's authenticator app to a new secret proved in the web
+    /// page's set-up (a new phone): only while this web session still holds
+    /// that set-up and the user still has the secret `old_sealed` (nothing
+    /// reset or moved it meanwhile). Recovery codes and keys stay; the old
+    /// secret's codes stop working. False when either changed.
+    pub fn move_totp_from_setup(
+        &mut self,
+        user_id: i64,
+        (old_sealed, new_sealed): (&[u8], &[u8]),
+        (session_id, pending_secret): (&[u8; 32], &[u8]),
+    ) -> Result<bool> {
+        let tx = self.immediate_for(user_id)?;
+        let taken = tx.execute(
+            "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL
+             WHERE id = ?1 AND user_id = ?2 AND pending_secret = ?3",
+            &params![&session_id[..], user_id, pending_secret],
+        )?;
+        if taken != 1 {
+            return Ok(false);
+        }
+        let changed = tx.execute(
+            "UPDATE users SET totp_secret = ?1, totp_last_step = NULL
+             WHERE id = ?2 AND totp_secret = ?3",
+            &params![new_sealed, user_id, old_sealed],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// Replaces the user's recovery codes with a new set.
     pub fn replace_recovery_codes(&mut self, user_id: i64, hashes: &[String]) -> Result<()> {
         let tx = self.immediate_for(user_id)?;

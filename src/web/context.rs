@@ -142,6 +142,10 @@ pub const HELD_CHANGES: &[(&str, &str)] = &[
     ("/2fa/recovery-codes", "Making new recovery codes"),
     ("/2fa/always", "Changing \"always use 2FA\""),
     ("/2fa/remove", "Removing 2FA"),
+    (
+        "/2fa/app/move",
+        "Moving your authenticator app to a new phone",
+    ),
     ("/2fa/tokens", "Creating an access token"),
     ("/2fa/keys", "Adding an SSH key"),
     ("/2fa/keys/remove", "Removing an SSH key"),

@@ -157,11 +157,57 @@ pub fn setup_start(cx: &mut Context) -> Response {
     Response::redirect("/2fa/setup/scan")
 }
 
+/// "Move to a new phone": a new secret for the app, set up like the first
+/// (scan, confirm with a code from the new phone), replacing the old one
+/// only when confirmed. A sensitive change: it needs a recent code.
+pub fn move_start(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    if !user.has_totp() {
+        return Response::redirect("/2fa/setup");
+    }
+    guard!(cx.require_recent_code("/2fa"));
+    if user.locked_until.is_some_and(|until| until > cx.now) {
+        return manage_with(
+            cx,
+            Some(notice(
+                "error",
+                "Your account is locked after wrong codes; move the app once the lock has ended.",
+            )),
+        )
+        .with_status(409);
+    }
+    if guard!(pending(cx, user.id)).is_some() {
+        return Response::redirect("/2fa/setup/scan");
+    }
+    let key = guard!(cx.secret_key());
+    let secret = match totp::generate_secret() {
+        Ok(secret) => secret,
+        Err(e) => return cx.unavailable(&e),
+    };
+    // No new recovery codes: the ones the user holds stay.
+    let context = pending_context(user.id);
+    let sealed = key
+        .seal(&context, &secret)
+        .and_then(|s| Ok((s, key.seal(&context, b"\n--\n")?)));
+    let (sealed_secret, sealed_codes) = match sealed {
+        Ok(sealed) => sealed,
+        Err(e) => return cx.unavailable(&e),
+    };
+    let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
+    if let Err(e) = cx
+        .store
+        .set_web_pending(&id, Some(&sealed_secret), Some(&sealed_codes))
+    {
+        return cx.unavailable(&e);
+    }
+    Response::redirect("/2fa/setup/scan")
+}
+
 fn require_pending(cx: &Context) -> Result<(crate::store::User, Pending), Response> {
     let user = cx.logged_in()?;
-    if user.has_totp() {
-        return Err(Response::redirect("/2fa"));
-    }
+    // A user with an app moves it to a new phone all the way in (the move
+    // began with a recent code, `move_start`).
     // A user with a key adds an app all the way in (the set-up began with
     // a recent code, `setup_start`). An app set up half-way with the
     // password alone before the key was added cannot be finished: adding
@@ -188,7 +234,8 @@ pub fn setup_scan(cx: &mut Context) -> Response {
         .chunks(4)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
-    let with_codes = cx.config.policy.recovery_codes > 0;
+    let moving = user.has_totp();
+    let with_codes = !moving && cx.config.policy.recovery_codes > 0;
     let next = if with_codes {
         "/2fa/setup/codes"
     } else {
@@ -197,7 +244,12 @@ pub fn setup_scan(cx: &mut Context) -> Response {
     let body = html! {
         (steps(2, with_codes))
         section {
-            p { "Scan this QR code with your authenticator app. On a phone, tap it to open the app." }
+            @if moving {
+                p { "Scan this QR code with the authenticator app on your new phone. \
+                     Until you confirm, codes from the old phone go on working." }
+            } @else {
+                p { "Scan this QR code with your authenticator app. On a phone, tap it to open the app." }
+            }
             a.qr href=(uri) id="qr" { (svg) }
             p { "Cannot scan? Type this key into the app (time-based, 6 digits, 30 seconds):" }
             code.secret id="key" { (grouped.join(" ")) }
@@ -234,9 +286,10 @@ pub fn setup_codes_download(cx: &mut Context) -> Response {
 }
 
 pub fn setup_confirm_form(cx: &mut Context, error: Option<&str>) -> Response {
-    guard!(require_pending(cx));
+    let (user, _) = guard!(require_pending(cx));
     let csrf = guard!(cx.csrf());
-    let with_codes = cx.config.policy.recovery_codes > 0;
+    let moving = user.has_totp();
+    let with_codes = !moving && cx.config.policy.recovery_codes > 0;
     let body = html! {
         (steps(if with_codes { 4 } else { 3 }, with_codes))
         @if let Some(error) = error { (notice("error", error)) }
@@ -244,7 +297,11 @@ pub fn setup_confirm_form(cx: &mut Context, error: Option<&str>) -> Response {
             (csrf_field(&csrf))
             label for="code" { "The 6-digit code your app shows now" }
             input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus;
-            button type="submit" { "Turn on 2FA" }
+            @if moving {
+                button type="submit" { "Use the new phone" }
+            } @else {
+                button type="submit" { "Turn on 2FA" }
+            }
         }
     };
     page(cx, "Confirm", body)
@@ -278,7 +335,13 @@ pub fn setup_confirm(cx: &mut Context) -> Response {
         recovery_hashes: &pending.hashes,
         step,
     };
-    let result = twofactor::enroll_confirmed(
+    let moving = user.has_totp();
+    let confirm = if moving {
+        twofactor::move_app_confirmed
+    } else {
+        twofactor::enroll_confirmed
+    };
+    let result = confirm(
         &mut cx.store,
         &key,
         cx.config,
@@ -302,6 +365,14 @@ pub fn setup_confirm(cx: &mut Context) -> Response {
     // its sealed secret, is deleted.
     guard!(cx.step_up());
     let until = cx.now + cx.config.policy.session_ttl;
+    if moving {
+        let body = html! {
+            (notice("ok", "Your authenticator app moved to the new phone: its codes work now, and the old phone's no longer do. Your recovery codes and security keys stay as they were."))
+            p { "A 2FA session is open until " (format_utc(until)) "." }
+            p { a.button href="/2fa" { "Manage 2FA" } }
+        };
+        return page(cx, "Moved to the new phone", body);
+    }
     let body = html! {
         (notice("ok", "Two-factor authentication is on."))
         p { "A 2FA session is open until " (format_utc(until)) ": git operations work now." }
@@ -623,6 +694,19 @@ fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response {
                 form method="post" action="/2fa/recovery-codes" {
                     (csrf)
                     button type="submit" { "Make new recovery codes" }
+                }
+            }
+        }
+        @if user.has_totp() {
+            section {
+                h2 { "Authenticator app" }
+                p {
+                    "A new phone? Scan a new code with its app: the old phone's codes stop working \
+                     once the new one's work. Your recovery codes stay."
+                }
+                form method="post" action="/2fa/app/move" {
+                    (csrf)
+                    button type="submit" { "Move to a new phone" }
                 }
             }
         }

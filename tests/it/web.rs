@@ -389,6 +389,7 @@ fn a_half_logged_in_session_posts_nothing() {
     let csrf = client.get("/2fa/verify").csrf();
     for action in [
         "/2fa/tokens",
+        "/2fa/app/move",
         "/2fa/tokens/revoke",
         "/2fa/keys",
         "/2fa/keys/remove",
@@ -942,4 +943,69 @@ fn the_rough_edges_a_newcomer_hit() {
         "{}",
         missing.body
     );
+}
+
+/// A new phone: the app moves to a new secret, proved with a code from
+/// the new phone; until then the old phone's codes work, after it only
+/// the new one's. Recovery codes stay.
+#[test]
+fn the_authenticator_app_moves_to_a_new_phone() {
+    let (host, server, old) = start("");
+    let mut client = Client::new(&server);
+    client.logs_in("alice", PASSWORD);
+    client.verifies(&code(&old, 0));
+    let manage = client.get("/2fa");
+    assert!(
+        manage.body.contains("Move to a new phone"),
+        "{}",
+        manage.body
+    );
+    let moved = client.submit("/2fa", "/2fa/app/move", &[]);
+    assert_eq!(moved.location(), "/2fa/setup/scan", "{}", moved.body);
+    let scan = client.get("/2fa/setup/scan");
+    assert!(
+        scan.body.contains("authenticator app on your new phone"),
+        "{}",
+        scan.body
+    );
+    let uri = scan
+        .body
+        .split("class=\"qr\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let new = git2fa::factor::totp::secret_from_uri(&uri).unwrap();
+    assert_ne!(new, old);
+    // A code from the old phone is not the new one's.
+    let wrong = client.submit(
+        "/2fa/setup/confirm",
+        "/2fa/setup/confirm",
+        &[("code", &code(&old, 1))],
+    );
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    let confirmed = client.submit(
+        "/2fa/setup/confirm",
+        "/2fa/setup/confirm",
+        &[("code", &code(&new, 0))],
+    );
+    assert!(
+        confirmed
+            .body
+            .contains("Your authenticator app moved to the new phone"),
+        "{}",
+        confirmed.body
+    );
+    // Only the new phone's codes now; the recovery codes are the same ten.
+    let refused = host.git2fa(&["verify", "alice", &code(&old, 1)]).fails(1);
+    assert!(refused.stderr.contains("wrong code"), "{refused:?}");
+    let verified = host.git2fa(&["verify", "alice", &code(&new, 1)]).ok();
+    assert!(
+        verified.stdout.starts_with("verified alice"),
+        "{verified:?}"
+    );
+    let store = git2fa::store::Store::open(&host.store_path()).unwrap();
+    assert_eq!(store.recovery_codes_left(1).unwrap(), 10);
+    let audit = host.git2fa(&["audit", "--user", "alice"]).ok().stdout;
+    assert!(audit.contains("app-move"), "{audit}");
 }
