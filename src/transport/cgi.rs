@@ -273,6 +273,8 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             &Refusal::MissingCredential,
         )
     };
+    // The store, once a credential needs it (an anonymous request does not).
+    let mut opened: Option<Store> = None;
     let (user, secret) = match authorization {
         Authorization::None => return anonymous(),
         // JGit's command line sends the password `null` when the URL names
@@ -292,7 +294,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             token,
         } => (user, token),
         Authorization::Token { named: None, token } => {
-            match token_owner(config, &request, cgi, &token) {
+            match token_owner(config, &mut opened, &request, cgi, &token) {
                 Ok(owner) => (owner, token),
                 Err(response) => return *response,
             }
@@ -319,7 +321,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             &Refusal::TokenMalformed,
         );
     }
-    let mut store = match Store::connect(&Location::of(config)) {
+    let mut store = match opened.map_or_else(|| Store::connect(&Location::of(config)), Ok) {
         Ok(store) => store,
         Err(e) => return unavailable(&e),
     };
@@ -531,6 +533,7 @@ fn backend(
 /// refused with no user named, and audited without it.
 fn token_owner(
     config: &Config,
+    opened: &mut Option<Store>,
     request: &GitRequest,
     cgi: &CgiRequest,
     token: &str,
@@ -553,8 +556,14 @@ fn token_owner(
             "a token that fails its checksum",
         ));
     }
-    let found = Store::connect(&Location::of(config))
-        .and_then(|store| store.token_by_hash(&token::hash(token)));
+    let store = match opened {
+        Some(store) => store,
+        None => match Store::connect(&Location::of(config)) {
+            Ok(store) => opened.insert(store),
+            Err(e) => return Err(Box::new(unavailable(&e))),
+        },
+    };
+    let found = store.token_by_hash(&token::hash(token));
     match found {
         Ok(Some(found)) => Ok(found.user),
         Ok(None) => Err(refuse(

@@ -49,112 +49,6 @@ fn jgit(home: &Path, cwd: &Path, args: &[&str]) -> Run {
     )
 }
 
-/// alice, enrolled, with an ECDSA key in PEM (JSch 0.1.55 reads no other
-/// format, and no Ed25519 key) in `home/.ssh`, and serve's host keys in
-/// her `known_hosts`; `team/app` requires 2FA for everything.
-fn jsch_host() -> Option<(Fixture, Server, u16, std::path::PathBuf)> {
-    if !jgit_available() || !crate::serve::ssh_client_available() {
-        return None;
-    }
-    let (web, ssh) = (free_port(), free_port());
-    let host = Host::build(
-        &format!("http://127.0.0.1:{web}"),
-        "",
-        &format!("[web]\nlisten = \"127.0.0.1:{web}\"\n[ssh]\nlisten = \"127.0.0.1:{ssh}\"\n"),
-    );
-    let f = host.user("alice").enrolled().repo("team/app");
-    f.git2fa(&["repo", "flag", "team/app", "--require", "all"])
-        .ok();
-    let home = f.dir.path().join("jgit-home");
-    let dot_ssh = home.join(".ssh");
-    std::fs::create_dir_all(&dot_ssh).unwrap();
-    let key = dot_ssh.join("id_ecdsa");
-    let made = Command::new("ssh-keygen")
-        .args([
-            "-q", "-t", "ecdsa", "-b", "256", "-m", "PEM", "-N", "", "-f",
-        ])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    f.git2fa(&[
-        "key",
-        "add",
-        "alice",
-        &key.with_extension("pub").display().to_string(),
-    ])
-    .ok();
-    let server = Server::start_with(&f, web, &[ssh]);
-    // What an admin publishes for users: the host's public keys.
-    let mut known = String::new();
-    for name in ["ssh_host_ed25519_key", "ssh_host_ecdsa_key"] {
-        let public = Command::new("ssh-keygen")
-            .args(["-y", "-f"])
-            .arg(f.data.join(name))
-            .output()
-            .unwrap();
-        assert!(public.status.success(), "{name}: {public:?}");
-        known += &format!(
-            "[127.0.0.1]:{ssh} {}",
-            String::from_utf8(public.stdout).unwrap()
-        );
-    }
-    std::fs::write(dot_ssh.join("known_hosts"), known).unwrap();
-    // JGit's JSch tries identity, id_rsa and id_dsa unless told.
-    std::fs::write(
-        dot_ssh.join("config"),
-        "Host 127.0.0.1\n    IdentityFile ~/.ssh/id_ecdsa\n",
-    )
-    .unwrap();
-    Some((f, server, ssh, home))
-}
-
-#[test]
-fn jgit_with_jsch_reaches_serve_s_ssh_server_and_works_once_verified() {
-    let Some((f, _server, ssh, home)) = jsch_host() else {
-        return;
-    };
-    let url = format!("ssh://git@127.0.0.1:{ssh}/team/app.git");
-    let work = f.dir.path();
-
-    // Not verified: the connection is made (no "Algorithm negotiation
-    // fail"), and git2fa refuses with its own words.
-    let refused = jgit(&home, work, &["ls-remote", &url]);
-    assert_ne!(refused.code, 0, "{refused:?}");
-    assert!(
-        !refused.stderr.contains("Algorithm negotiation fail"),
-        "{refused:?}"
-    );
-    assert!(
-        refused
-            .stderr
-            .contains("git2fa: team/app requires two-factor authentication (2FA) to read"),
-        "{refused:?}"
-    );
-
-    // Verified (a code from her app, over the CLI): ls-remote and clone.
-    f.git2fa(&["verify", "alice", &code(f.secret_of("alice"), 0)])
-        .ok();
-    let listed = jgit(&home, work, &["ls-remote", &url]);
-    assert_eq!(listed.code, 0, "{listed:?}");
-    assert!(listed.stdout.contains("refs/heads/main"), "{listed:?}");
-    let cloned = jgit(&home, work, &["clone", &url, "jgit-clone"]);
-    assert_eq!(cloned.code, 0, "{cloned:?}");
-    assert!(work.join("jgit-clone/.git").is_dir(), "{cloned:?}");
-
-    // The audit log has the reads, with the key alice used.
-    let audit = f
-        .git2fa(&["audit", "--user", "alice", "--limit", "20"])
-        .ok()
-        .stdout;
-    assert!(
-        audit
-            .lines()
-            .any(|l| l.contains("ssh alice read allow") && l.contains("repo=team/app")),
-        "{audit}"
-    );
-}
-
 /// The driver of pygit2 and dulwich (`other_clients_py.py`).
 const PY_DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/other_clients_py.py");
 
@@ -456,6 +350,8 @@ fn pygit2_dulwich_and_jgit_show_where_to_verify_and_work_once_verified() {
                 "{client:?} via {}: {refused:?}",
                 front.name
             );
+            // (So JGit's JSch reached git2fa: no "Algorithm negotiation
+            // fail" against serve's host keys.)
             assert!(
                 refused.stderr.contains(wanted.as_str()),
                 "{client:?} via {} does not show {wanted}: {refused:?}",
