@@ -287,6 +287,8 @@ pub fn instructions(dir: &Path, web: SocketAddr, ssh: SocketAddr, password: &str
          \n\
          1. Clone over SSH. It is refused: {USER} has not set up 2FA.\n\
          \x20 $ GIT_SSH_COMMAND=\"{ssh_command}\" git clone ssh://git@{host}:{port}/{REPO}.git\n\
+         \x20  (Where git2fa's messages say `ssh … 2fa verify`, they mean your own key;\n\
+         \x20  with the demo's key, use the command of step 4.)\n\
          \n\
          2. Open http://{web}/login and log in as {USER} with the password above.\n\
          \x20  Set up 2FA: scan the QR code with an authenticator app, keep the\n\
