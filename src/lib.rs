@@ -17,6 +17,8 @@
 //!   the gate that gathers facts and audits, and verifying a second factor.
 //! - [`repo`]: repositories on disk: paths, `git2fa.toml`, hook stubs.
 //! - [`store`]: users, sessions, tokens, keys, audit. Only `store` speaks SQL.
+//! - [`domain`]: the facts decided and recorded about: users, keys,
+//!   tokens, sessions, the audit row (plain data).
 //! - [`factor`]: TOTP, tokens, SSH keys and the crypto under them.
 //! - [`system`]: configuration, files, time, names, syslog.
 
@@ -31,6 +33,7 @@ pub mod authz;
 pub mod repo;
 pub mod store;
 
+pub mod domain;
 pub mod factor;
 
 pub mod system;

@@ -17,7 +17,7 @@ use crate::repo::glob;
 use crate::repo::policy::{PushedRefs, RepoPolicy};
 use crate::system::config::{BindSession, Config, GitMode};
 
-pub use crate::store::{Permission, SessionFacts, Token};
+pub use crate::domain::{Permission, SessionFacts, Token};
 
 /// How the request reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
