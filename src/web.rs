@@ -17,6 +17,7 @@ mod keys;
 mod qr;
 mod repos;
 mod security_keys;
+mod setup;
 mod tokens;
 mod twofa;
 
@@ -84,13 +85,13 @@ fn route(cx: &mut context::Context) -> Response {
         ("POST", "/logout") => account::logout(cx),
         ("GET", p) if p.starts_with("/set-password/") => account::set_password_form(cx),
         ("POST", p) if p.starts_with("/set-password/") => account::set_password(cx),
-        ("GET", "/2fa/setup") => twofa::setup_intro(cx),
-        ("POST", "/2fa/setup/start") => twofa::setup_start(cx),
-        ("GET", "/2fa/setup/scan") => twofa::setup_scan(cx),
-        ("GET", "/2fa/setup/codes") => twofa::setup_codes(cx),
-        ("GET", "/2fa/setup/codes.txt") => twofa::setup_codes_download(cx),
-        ("GET", "/2fa/setup/confirm") => twofa::setup_confirm_form(cx, None),
-        ("POST", "/2fa/setup/confirm") => twofa::setup_confirm(cx),
+        ("GET", "/2fa/setup") => setup::setup_intro(cx),
+        ("POST", "/2fa/setup/start") => setup::setup_start(cx),
+        ("GET", "/2fa/setup/scan") => setup::setup_scan(cx),
+        ("GET", "/2fa/setup/codes") => setup::setup_codes(cx),
+        ("GET", "/2fa/setup/codes.txt") => setup::setup_codes_download(cx),
+        ("GET", "/2fa/setup/confirm") => setup::setup_confirm_form(cx, None),
+        ("POST", "/2fa/setup/confirm") => setup::setup_confirm(cx),
         ("GET", "/2fa/verify") => twofa::verify_form(cx, None),
         ("POST", "/2fa/verify") => twofa::verify(cx),
         ("GET", "/2fa") => twofa::manage(cx),
@@ -98,7 +99,7 @@ fn route(cx: &mut context::Context) -> Response {
         ("POST", "/2fa/always") => twofa::always(cx),
         ("POST", "/2fa/recovery-codes") => twofa::regenerate(cx),
         ("POST", "/2fa/remove") => twofa::remove(cx),
-        ("POST", "/2fa/app/move") => twofa::move_start(cx),
+        ("POST", "/2fa/app/move") => setup::move_start(cx),
         ("GET", "/2fa/tokens") => tokens::list(cx, None),
         ("POST", "/2fa/tokens") => tokens::create(cx),
         ("POST", "/2fa/tokens/revoke") => tokens::revoke(cx),
