@@ -209,3 +209,66 @@ fn audit_row(row: &Row) -> Result<(i64, AuditRecord)> {
         },
     ))
 }
+
+/// A committed row as one syslog line of `key=value` fields (none of them
+/// `detail`, the internal cause, which goes to the log on its own).
+pub(super) fn syslog_row(r: &AuditRecord) {
+    use crate::system::syslog::field;
+    if !crate::system::syslog::audit_enabled() {
+        return;
+    }
+    let mut fields = vec![
+        field("at", &crate::system::time::format_rfc3339(r.at)),
+        field("transport", &r.transport),
+    ];
+    if let Some(user) = &r.user {
+        fields.push(field("user", user));
+    }
+    fields.extend([
+        field("action", &r.action),
+        field("outcome", &r.outcome),
+        field("reason", &r.reason),
+    ]);
+    let optional = [
+        ("repo", r.repo.clone()),
+        ("refs", r.refs.clone()),
+        ("credential", r.credential.clone()),
+        ("key", r.key_id.map(|id| id.to_string())),
+        ("token", r.token_id.map(|id| id.to_string())),
+        ("addr", r.remote_addr.clone()),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            fields.push(field(key, &value));
+        }
+    }
+    let refused = matches!(r.outcome.as_str(), "refuse" | "fail");
+    crate::system::syslog::audit(refused, &fields.join(" "));
+}
+
+pub(super) fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit (at, \"user\", transport, repo, action, refs, outcome, reason, credential,
+                            key_id, token_id, remote_addr, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        &params![
+            r.at,
+            // A token typed as a user name is never stored.
+            r.user
+                .as_deref()
+                .map(|u| crate::system::names::shown_user(u).into_owned()),
+            r.transport,
+            r.repo,
+            r.action,
+            r.refs,
+            r.outcome,
+            r.reason,
+            r.credential,
+            r.key_id,
+            r.token_id,
+            r.remote_addr,
+            r.detail
+        ],
+    )?;
+    Ok(())
+}

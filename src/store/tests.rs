@@ -1,5 +1,6 @@
 use super::*;
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 const NOW: i64 = 1_800_000_000;
 const LOCK: LockPolicy = LockPolicy {
