@@ -132,7 +132,8 @@ fn cgi_request(
     let path_info = path.strip_prefix(PREFIX).unwrap_or(path);
     let client = crate::web::client_addr(peer.ip(), headers, &state.config.web.trusted_proxies);
     // The path arrives percent-encoded; CGI's PATH_INFO is decoded.
-    let path_info = percent_decode(path_info).ok_or("git2fa: the path is not valid UTF-8")?;
+    let path_info = crate::system::url::percent_decode(path_info)
+        .ok_or("git2fa: the path is not valid UTF-8")?;
     Ok(CgiRequest {
         method: method.as_str().to_string(),
         path_info,
@@ -145,26 +146,6 @@ fn cgi_request(
         git_protocol: header("git-protocol")?,
         user_agent: header("user-agent")?,
     })
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn text(status: StatusCode, lines: &[String], challenge: bool) -> Response {
@@ -313,7 +294,7 @@ async fn backend(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::system::url::percent_decode;
 
     #[test]
     fn paths_decode_once_and_bad_escapes_are_refused() {

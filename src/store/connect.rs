@@ -122,7 +122,14 @@ pub fn split_url(url: &str) -> Result<(String, Tls)> {
                     }
                 })
             }
-            "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
+            "sslrootcert" => {
+                let path = crate::system::url::percent_decode(value).ok_or_else(|| {
+                    StoreError::Config(format!(
+                        "url: `{value}` is not a valid percent-encoded value"
+                    ))
+                })?;
+                root_cert = Some(PathBuf::from(path));
+            }
             _ => kept.push(pair),
         }
     }
@@ -188,28 +195,6 @@ fn reaches_another_host(url: &str) -> bool {
                 .is_ok_and(|ip| ip.is_loopback());
         !local
     })
-}
-
-fn percent_decode(text: &str) -> Result<String> {
-    let bad = || {
-        StoreError::Config(format!(
-            "url: `{text}` is not a valid percent-encoded value"
-        ))
-    };
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).ok_or_else(bad)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
 }
 
 /// Connects to PostgreSQL. The url is libpq's (`postgres://user@host:port/db?...`),
@@ -493,7 +478,7 @@ fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
     const ECDSA_SHA2: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
     const ECDSA_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01];
     let oid = signature_algorithm(cert)?;
-    let hash = match oid {
+    let hash = match oid.as_slice() {
         _ if oid == ECDSA_SHA1 => 256,
         [prefix @ .., last] if prefix == RSA => match last {
             0x04 | 0x05 | 0x0b => 256, // MD5, SHA-1, SHA-256
@@ -517,37 +502,11 @@ fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The object identifier of a certificate's `signatureAlgorithm`
-/// (RFC 5280: `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm
-/// AlgorithmIdentifier, signatureValue }`).
-fn signature_algorithm(cert: &[u8]) -> Option<&[u8]> {
-    let (certificate, _) = der(cert, 0x30)?;
-    let (_, rest) = der(certificate, 0x30)?;
-    let (algorithm, _) = der(rest, 0x30)?;
-    let (oid, _) = der(algorithm, 0x06)?;
-    Some(oid)
-}
-
-/// One DER element with this tag: its contents, and what follows it.
-fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (&found, rest) = input.split_first()?;
-    if found != tag {
-        return None;
-    }
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let (bytes, rest) = rest.split_at_checked(n)?;
-        (
-            bytes.iter().fold(0, |len, b| len << 8 | usize::from(*b)),
-            rest,
-        )
-    };
-    rest.split_at_checked(len)
+/// (RFC 5280), as DER: `None` for what is not a certificate.
+fn signature_algorithm(cert: &[u8]) -> Option<Vec<u8>> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(cert).ok()?;
+    Some(cert.signature_algorithm().oid.as_bytes().to_vec())
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
@@ -584,25 +543,45 @@ mod tests {
 
     #[test]
     fn the_end_point_hash_follows_the_certificate_s_signature_algorithm() {
-        // A certificate's outline: SEQUENCE { SEQUENCE {tbs}, SEQUENCE { OID } }.
-        let cert = |oid: &[u8]| {
-            let algorithm = [&[0x06, oid.len() as u8][..], oid].concat();
-            let body = [
-                &[0x30, 0x01, 0x00][..],
-                &[0x30, algorithm.len() as u8],
-                &algorithm,
-            ]
-            .concat();
-            [&[0x30, body.len() as u8][..], &body].concat()
+        // Certificates as OpenSSL makes them for a PostgreSQL server.
+        let dir = tempfile::tempdir().unwrap();
+        let cert = |key: &[&str], digest: &str| -> Vec<u8> {
+            let out = dir.path().join("cert.der");
+            let mut args = vec!["req", "-x509", "-nodes", "-subj", "/CN=db", "-days", "1"];
+            args.extend_from_slice(key);
+            if !digest.is_empty() {
+                args.push(digest);
+            }
+            let keyout = dir.path().join("key.pem");
+            let made = std::process::Command::new("openssl")
+                .args(&args)
+                .arg("-keyout")
+                .arg(&keyout)
+                .args(["-outform", "DER", "-out"])
+                .arg(&out)
+                .output()
+                .expect("openssl (Debian package: openssl)");
+            assert!(made.status.success(), "{made:?}");
+            std::fs::read(&out).unwrap()
         };
-        let ecdsa_sha384 = cert(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]);
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"];
+        let rsa = ["-newkey", "rsa:2048"];
+        let ecdsa_sha384 = cert(&ec, "-sha384");
         assert_eq!(end_point_hash(&ecdsa_sha384).map(|h| h.len()), Some(48));
-        // SHA-1 and MD5 certificates are hashed with SHA-256.
-        let rsa_sha1 = cert(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05]);
-        assert_eq!(end_point_hash(&rsa_sha1).map(|h| h.len()), Some(32));
+        assert_eq!(
+            end_point_hash(&cert(&rsa, "-sha256")).map(|h| h.len()),
+            Some(32)
+        );
+        assert_eq!(
+            end_point_hash(&cert(&rsa, "-sha512")).map(|h| h.len()),
+            Some(64)
+        );
         // Ed25519 names no hash; a truncated certificate is no certificate.
-        assert_eq!(end_point_hash(&cert(&[0x2b, 0x65, 0x70])), None);
-        assert_eq!(end_point_hash(&ecdsa_sha384[..6]), None);
+        assert_eq!(end_point_hash(&cert(&["-newkey", "ed25519"], "")), None);
+        assert_eq!(
+            end_point_hash(&ecdsa_sha384[..ecdsa_sha384.len() - 1]),
+            None
+        );
     }
 
     // Attack: a machine between a front end and its database answers the

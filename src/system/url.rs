@@ -13,6 +13,25 @@ pub fn url_component(text: &str) -> String {
     out
 }
 
+/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits,
+/// or for bytes that are not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
+    }
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
+}
+
 /// A url for messages and logs: a password in its user part or in its
 /// query (`password=`) becomes `***`.
 pub fn without_password(url: &str) -> String {
