@@ -26,6 +26,7 @@ mod security_keys;
 mod sessions;
 mod settings;
 mod sqlite;
+mod tls;
 mod tokens;
 mod turn;
 mod users;
