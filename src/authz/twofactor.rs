@@ -38,7 +38,15 @@ impl fmt::Display for TwoFactorError {
     }
 }
 
-impl std::error::Error for TwoFactorError {}
+impl std::error::Error for TwoFactorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TwoFactorError::Store(e) => Some(e),
+            TwoFactorError::Crypto(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<StoreError> for TwoFactorError {
     fn from(e: StoreError) -> Self {

@@ -84,7 +84,16 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Sqlite(e) => Some(e),
+            StoreError::Postgres(e) => Some(e),
+            StoreError::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -94,10 +103,25 @@ impl From<rusqlite::Error> for StoreError {
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
                 StoreError::NotADatabase(PathBuf::new())
             }
-            Some(ErrorCode::ConstraintViolation) => StoreError::Exists,
+            // Only a taken unique name or key: a foreign key, a CHECK or
+            // the audit log's append-only trigger (`RAISE(ABORT)`) is an
+            // error of its own, with SQLite's words.
+            Some(ErrorCode::ConstraintViolation) if is_unique(&e) => StoreError::Exists,
             _ => StoreError::Sqlite(e),
         }
     }
+}
+
+/// Whether a constraint SQLite reported is a UNIQUE or PRIMARY KEY one
+/// (its extended result code).
+fn is_unique(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == SQLITE_CONSTRAINT_UNIQUE
+                || failure.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY
+    )
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -111,3 +135,41 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_taken_unique_value_is_already_exists() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+             CREATE TABLE keys (user_id INTEGER NOT NULL REFERENCES users(id));
+             CREATE TABLE audit (at INTEGER);
+             CREATE TRIGGER audit_append_only BEFORE DELETE ON audit
+                 BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+             INSERT INTO users (id, name) VALUES (1, 'alice');
+             INSERT INTO audit VALUES (1);",
+        )
+        .unwrap();
+        let error = |sql: &str| StoreError::from(conn.execute(sql, []).unwrap_err());
+        assert!(matches!(
+            error("INSERT INTO users (name) VALUES ('alice')"),
+            StoreError::Exists
+        ));
+        assert!(matches!(
+            error("INSERT INTO users (id, name) VALUES (1, 'bob')"),
+            StoreError::Exists
+        ));
+        let foreign = error("INSERT INTO keys VALUES (7)");
+        assert!(foreign.to_string().contains("FOREIGN KEY"), "{foreign}");
+        let trigger = error("DELETE FROM audit");
+        assert!(
+            trigger.to_string().contains("audit rows are append-only"),
+            "{trigger}"
+        );
+        assert!(std::error::Error::source(&trigger).is_some());
+    }
+}

@@ -63,7 +63,15 @@ impl fmt::Display for HookError {
     }
 }
 
-impl std::error::Error for HookError {}
+impl std::error::Error for HookError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HookError::Store(e) => Some(e),
+            HookError::Io { error, .. } => Some(error),
+            HookError::Malformed(_) => None,
+        }
+    }
+}
 
 impl From<StoreError> for HookError {
     fn from(e: StoreError) -> HookError {
