@@ -119,6 +119,10 @@ pub fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
     Ok(listener)
 }
 
+/// How long a stopping serve waits for git operations under way: less
+/// than the 120 s systemd gives the unit (`TimeoutStopSec`) before SIGKILL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(100);
+
 /// Serves until SIGTERM or SIGINT, then waits for operations under way.
 pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
     // Every store access of this process, its pool's included, keeps
@@ -299,7 +303,18 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
                 operations.running()
             );
         }
-        operations.idle().await;
+        // Not past what the unit gives serve to stop (TimeoutStopSec=120,
+        // then SIGKILL): operations still under way then are cut, and said.
+        if tokio::time::timeout(STOP_GRACE, operations.idle())
+            .await
+            .is_err()
+        {
+            log::warn!(
+                "stopping with {} git operation(s) still under way after {} s: their clients see the connection end",
+                operations.running(),
+                STOP_GRACE.as_secs()
+            );
+        }
         // A finished command's exit status and close are queued on its
         // connection; the client hangs up once it has them.
         let _ = tokio::time::timeout(CLOSE_GRACE, connections.idle()).await;

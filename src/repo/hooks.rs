@@ -151,14 +151,6 @@ pub fn uninstall(root: &Path) -> io::Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// The repositories under `root` that lack one of the hooks.
-pub fn missing_hooks(root: &Path) -> io::Result<Vec<PathBuf>> {
-    Ok(repo::path::find_all(root)?
-        .into_iter()
-        .filter(|repo| !hooks_installed(repo))
-        .collect())
-}
-
 /// Hooks directories belong to whoever owns the repository, and this runs
 /// as root: nothing planted there may redirect the write (`atomic_file`).
 fn write_executable(path: &Path, text: &str) -> io::Result<()> {

@@ -11,10 +11,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::operations::{Operation, ServerState};
+
+/// How much of git's output a response reads at once, at most.
+const CHUNK: usize = 32 * 1024;
 use crate::authz::messages;
 use crate::transport::cgi::{self, CgiRequest};
 
@@ -260,26 +264,30 @@ async fn backend(
     // The body: what git writes next, until it closes its output. The
     // operation counts as under way until then, and git is waited for.
     let stream = futures_util::stream::unfold(
-        (reader, child, Some(operation)),
-        move |(mut reader, mut child, operation)| async move {
+        (reader, child, Some(operation), BytesMut::new()),
+        move |(mut reader, mut child, operation, mut buffer)| async move {
             operation.as_ref()?;
-            let mut buffer = vec![0u8; 32 * 1024];
-            match tokio::time::timeout_at(deadline, reader.read(&mut buffer)).await {
+            // One allocation serves many chunks: each is split off the
+            // buffer's front, and the buffer grows again once used up.
+            if buffer.capacity() - buffer.len() < CHUNK / 4 {
+                buffer.reserve(CHUNK);
+            }
+            match tokio::time::timeout_at(deadline, reader.read_buf(&mut buffer)).await {
                 Ok(Ok(0)) => {
                     let _ = child.wait().await;
                     None
                 }
-                Ok(Ok(n)) => {
-                    buffer.truncate(n);
-                    Some((Ok(Bytes::from(buffer)), (reader, child, operation)))
+                Ok(Ok(_)) => {
+                    let chunk: Bytes = buffer.split().freeze();
+                    Some((Ok(chunk), (reader, child, operation, buffer)))
                 }
-                Ok(Err(e)) => Some((Err(e), (reader, child, None))),
+                Ok(Err(e)) => Some((Err(e), (reader, child, None, buffer))),
                 Err(_) => {
                     log::warn!("stopped a git operation over HTTP at max_git_duration");
                     let _ = child.start_kill();
                     let _ = child.wait().await;
                     let cut = std::io::Error::other("max_git_duration");
-                    Some((Err(cut), (reader, child, None)))
+                    Some((Err(cut), (reader, child, None, buffer)))
                 }
             }
         },

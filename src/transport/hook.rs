@@ -103,7 +103,7 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Hoo
             if input.len() as u64 > MAX_INPUT {
                 return Err(malformed("pre-receive input is over 4 MiB"));
             }
-            let text = String::from_utf8(input.clone())
+            let text = std::str::from_utf8(&input)
                 .map_err(|_| malformed("pre-receive input is not UTF-8"))?;
             text.lines()
                 .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
