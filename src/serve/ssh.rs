@@ -25,9 +25,9 @@ use crate::factor::sshkey;
 use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::transport::exec::{GitInvocation, valid_git_protocol};
+use crate::transport::shell::verify_wait::{self, Next, VerifyWait};
 use crate::transport::shell::{
-    Action, Connection, LINK_POLL, MAX_CODE_LINE, PendingGit, PendingVerify, Step, Streams,
-    err_pkt_line,
+    Action, Connection, MAX_CODE_LINE, PendingGit, PendingVerify, Step, Streams, err_pkt_line,
 };
 
 /// The host keys' file names in `data_dir`, and their algorithms, in the
@@ -712,58 +712,49 @@ impl Run {
     }
 
     /// Waits for a code line, or for the one-time link printed with the
-    /// prompt to be used: `Ok(Some)` when the link completed the command,
-    /// `Err(line)` when a line came (or the input ended or timed out).
+    /// prompt to be used, by the rules of `VerifyWait`: `Ok` when the link
+    /// completed the command (or looking for it failed), `Err(line)` when a
+    /// line came (or the input ended or timed out).
     async fn await_line_or_link(
         self: Arc<Self>,
         input: &mut ChannelInput,
         gone: &mut Option<tokio::sync::oneshot::Receiver<()>>,
         pending: &PendingVerify,
     ) -> Result<Action, Result<Option<String>, String>> {
-        const TOO_LATE: &str = "no code was typed and the link was not used in time";
-        // Once the input has ended (`ssh … 2fa verify < /dev/null`), only
-        // the link is waited for, as long as the prompt would wait.
-        let mut input_open = true;
-        let deadline = tokio::time::Instant::now() + INPUT_TIMEOUT;
+        let mut wait = VerifyWait::new(std::time::Instant::now());
         let mut failures = 0;
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let read = input.read_line(MAX_CODE_LINE, left);
-            tokio::pin!(read);
-            let line = loop {
-                tokio::select! {
-                    line = &mut read, if input_open => break line,
-                    () = tokio::time::sleep_until(deadline), if !input_open => {
-                        return Err(Err(TOO_LATE.into()));
-                    }
-                    // The client left (Ctrl-C): stop waiting, so that the
-                    // link is ended at once.
-                    _ = async { if let Some(gone) = gone.as_mut() { let _ = gone.await; } }, if gone.is_some() => {
-                        *gone = None;
-                        return Err(Err("the client left".into()));
-                    }
-                    () = tokio::time::sleep(LINK_POLL) => {
-                        let (used, now_failures) = self.clone().watch_link(pending, failures).await;
-                        failures = now_failures;
-                        if let Some(action) = used {
-                            return Ok(action);
-                        }
+            match wait.next(std::time::Instant::now()) {
+                Next::LookAtLink => {
+                    let (used, now_failures) = self.clone().watch_link(pending, failures).await;
+                    failures = now_failures;
+                    if let Some(action) = used {
+                        return Ok(action);
                     }
                 }
-            };
-            match line {
-                Ok(None) => input_open = false,
-                // Enter pressed after touching the key: keep waiting.
-                Ok(Some(text)) if text.trim().is_empty() => {}
-                // read_line's own limit (the time left): the one message.
-                Err(_) => return Err(Err(TOO_LATE.into())),
-                line => {
-                    // The link may have been used while the line was typed.
+                Next::TooLate => return Err(Err(verify_wait::TOO_LATE.into())),
+                Next::Line(line) => {
                     let (used, _) = self.clone().watch_link(pending, failures).await;
                     return match used {
                         Some(action) => Ok(action),
-                        None => Err(line),
+                        None => Err(Ok(Some(line))),
                     };
+                }
+                Next::Wait(time) => {
+                    let open = wait.input_open();
+                    tokio::select! {
+                        chunk = input.read_chunk(), if open => match chunk {
+                            Some(bytes) => wait.input(&bytes),
+                            None => wait.input_ended(),
+                        },
+                        // The client left (Ctrl-C): stop waiting, so that
+                        // the link is ended at once.
+                        _ = async { if let Some(gone) = gone.as_mut() { let _ = gone.await; } }, if gone.is_some() => {
+                            *gone = None;
+                            return Err(Err("the client left".into()));
+                        }
+                        () = tokio::time::sleep(time) => {}
+                    }
                 }
             }
         }

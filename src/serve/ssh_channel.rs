@@ -182,6 +182,22 @@ pub struct ChannelInput {
 }
 
 impl ChannelInput {
+    /// The next bytes the client sent, without holding a thread while it
+    /// waits; `None` once the input has ended. Safe to cancel (in a
+    /// `select!`): nothing is taken until it is returned.
+    pub async fn read_chunk(&mut self) -> Option<Vec<u8>> {
+        if self.at < self.chunk.len() {
+            let rest = self.chunk.split_off(self.at);
+            self.chunk.clear();
+            self.at = 0;
+            self.pending.fetch_sub(rest.len(), Ordering::SeqCst);
+            return Some(rest);
+        }
+        let chunk = self.receiver.recv().await?;
+        self.pending.fetch_sub(chunk.len(), Ordering::SeqCst);
+        Some(chunk)
+    }
+
     /// One line of at most `max` bytes, without holding a thread while it
     /// waits. `Ok(None)`: the input ended first. Past `timeout`, an error.
     pub async fn read_line(

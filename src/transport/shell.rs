@@ -18,6 +18,7 @@ use crate::transport::identity::{self, Identity};
 use crate::transport::ssh_command::{self, GitService, SshCommand};
 
 mod twofa;
+pub mod verify_wait;
 
 /// The streams of one SSH session.
 pub struct Streams<'a> {

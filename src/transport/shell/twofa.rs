@@ -1,6 +1,7 @@
 //! The `2fa` commands of the SSH shell: `2fa` (status), `2fa logout` and
 //! `2fa verify`, which reads a code and opens a 2FA session.
 
+use super::verify_wait::{self, Next, VerifyWait};
 use super::{Action, Connection, PendingVerify, Step, Streams};
 use crate::authz::decision::{self, Transport};
 use crate::authz::messages;
@@ -257,10 +258,8 @@ impl Connection<'_> {
     }
 
     /// Waits for a code line on standard input (fd 0, read here without
-    /// blocking, so that the link is looked at every `LINK_POLL` and the
-    /// wait ends on time) or for the link's use, whichever comes first,
-    /// for as long as the link works. Empty lines are skipped: someone
-    /// pressing Enter after touching the key.
+    /// blocking, so that the link is looked at on time) or for the link's
+    /// use, by the rules of `VerifyWait`.
     pub(super) fn await_code_or_link(&self, pending: PendingVerify, io: &mut Streams) -> Action {
         let action = self.await_code_or_link_inner(&pending, io);
         self.end_link(&pending);
@@ -270,72 +269,56 @@ impl Connection<'_> {
     fn await_code_or_link_inner(&self, pending: &PendingVerify, io: &mut Streams) -> Action {
         use std::os::fd::AsFd;
         use std::time::Instant;
-        let deadline =
-            Instant::now() + std::time::Duration::from_secs(webauthn::LINK_TTL.unsigned_abs());
         let stdin = std::io::stdin();
-        let mut buffer: Vec<u8> = Vec::new();
+        let mut wait = VerifyWait::new(Instant::now());
         let mut failures = 0;
-        let mut looked = Instant::now();
-        // Once the input has ended (`ssh … 2fa verify < /dev/null`), only
-        // the link is waited for, while the client is still there.
-        let mut input_open = true;
         loop {
-            if looked.elapsed() >= super::LINK_POLL {
-                looked = Instant::now();
-                if let Some(action) = self.watch_link(pending, &mut failures, io) {
-                    return action;
+            match wait.next(Instant::now()) {
+                Next::LookAtLink => {
+                    if let Some(action) = self.watch_link(pending, &mut failures, io) {
+                        return action;
+                    }
                 }
-            }
-            if Instant::now() >= deadline {
-                let _ = writeln!(io.stderr);
-                return verify_failed(io, "no code was typed and the link was not used in time");
-            }
-            if !input_open {
-                if client_gone() {
-                    return Action::Exit(1);
+                Next::TooLate => {
+                    let _ = writeln!(io.stderr);
+                    return verify_failed(io, verify_wait::TOO_LATE);
                 }
-                std::thread::sleep(super::LINK_POLL);
-                continue;
-            }
-            let mut fds = [nix::poll::PollFd::new(
-                stdin.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let timeout = nix::poll::PollTimeout::try_from(super::LINK_POLL)
-                .unwrap_or(nix::poll::PollTimeout::NONE);
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    log::error!("2fa verify: waiting for input: {e}");
-                    input_open = false;
-                    continue;
+                Next::Line(line) => {
+                    if let Some(action) = self.watch_link(pending, &mut failures, io) {
+                        return action;
+                    }
+                    return self.finish_verify(pending.clone(), Some(&line), io);
                 }
-            }
-            let mut chunk = [0u8; 256];
-            match nix::unistd::read(stdin.as_fd(), &mut chunk) {
-                Ok(0) => input_open = false,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
-                Err(_) => input_open = false,
-            }
-            // Whole lines (or, at the end of the input, what is left).
-            while !buffer.is_empty() {
-                let end = match buffer.iter().position(|&b| b == b'\n') {
-                    Some(at) => at + 1,
-                    None if !input_open || buffer.len() >= super::MAX_CODE_LINE => buffer.len(),
-                    None => break,
-                };
-                let line: Vec<u8> = buffer.drain(..end).collect();
-                let line = String::from_utf8_lossy(&line).trim().to_string();
-                if line.is_empty() {
-                    continue;
+                Next::Wait(time) if !wait.input_open() => {
+                    if client_gone() {
+                        return Action::Exit(1);
+                    }
+                    std::thread::sleep(time);
                 }
-                // The link may have been used while the line was typed.
-                if let Some(action) = self.watch_link(pending, &mut failures, io) {
-                    return action;
+                Next::Wait(time) => {
+                    let mut fds = [nix::poll::PollFd::new(
+                        stdin.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    )];
+                    let timeout = nix::poll::PollTimeout::try_from(time)
+                        .unwrap_or(nix::poll::PollTimeout::NONE);
+                    match nix::poll::poll(&mut fds, timeout) {
+                        Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                        Ok(_) => {}
+                        Err(e) => {
+                            log::error!("2fa verify: waiting for input: {e}");
+                            wait.input_ended();
+                            continue;
+                        }
+                    }
+                    let mut chunk = [0u8; 256];
+                    match nix::unistd::read(stdin.as_fd(), &mut chunk) {
+                        Ok(0) => wait.input_ended(),
+                        Ok(n) => wait.input(&chunk[..n]),
+                        Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                        Err(_) => wait.input_ended(),
+                    }
                 }
-                return self.finish_verify(pending.clone(), Some(&line), io);
             }
         }
     }
