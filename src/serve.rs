@@ -11,6 +11,7 @@ pub mod operations;
 pub mod router;
 pub mod ssh;
 pub mod ssh_channel;
+mod ssh_run;
 pub mod store_socket;
 
 #[cfg(test)]
