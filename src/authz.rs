@@ -7,4 +7,5 @@ pub mod decision;
 pub mod gate;
 pub mod messages;
 pub mod password;
+pub mod security_keys;
 pub mod twofactor;

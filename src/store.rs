@@ -29,6 +29,7 @@ mod sqlite;
 mod tls;
 mod tokens;
 mod turn;
+mod tx;
 mod users;
 mod value;
 mod web;
@@ -37,9 +38,7 @@ mod wire;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use audit::{insert_audit, syslog_row};
 use db::{Conn, Tx};
-use sqlite::classify;
 use value::{Row, params};
 
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
@@ -416,21 +415,6 @@ impl Store {
         }
     }
 
-    fn immediate(&self) -> Result<StoreTx<'_>> {
-        Ok(StoreTx {
-            tx: self.conn.immediate()?,
-            staged: &self.staged,
-        })
-    }
-
-    /// A write transaction about `user_id`'s rows alone.
-    fn immediate_for(&self, user_id: i64) -> Result<StoreTx<'_>> {
-        Ok(StoreTx {
-            tx: self.conn.immediate_for(user_id)?,
-            staged: &self.staged,
-        })
-    }
-
     /// Makes `change` and its audit row one: the first write transaction
     /// `change` commits holds `record` too, so both are committed or
     /// neither is. A change that found nothing to change commits no row
@@ -444,59 +428,6 @@ impl Store {
         let result = change(self);
         self.staged.borrow_mut().take();
         result
-    }
-}
-
-/// A write transaction of the store, which commits the audit row of the
-/// change under way (`Store::audited`) with the change.
-struct StoreTx<'a> {
-    tx: Tx<'a>,
-    staged: &'a std::cell::RefCell<Option<AuditRecord>>,
-}
-
-impl<'a> std::ops::Deref for StoreTx<'a> {
-    type Target = Tx<'a>;
-    fn deref(&self) -> &Tx<'a> {
-        &self.tx
-    }
-}
-
-impl StoreTx<'_> {
-    /// Names the key or token the change made in the staged row.
-    fn stage_ids(&self, key_id: Option<i64>, token_id: Option<i64>) {
-        if let Some(record) = self.staged.borrow_mut().as_mut() {
-            record.key_id = record.key_id.or(key_id);
-            record.token_id = record.token_id.or(token_id);
-        }
-    }
-
-    /// Adds what the change found (counts) to the staged row's detail.
-    fn stage_detail(&self, extra: &str) {
-        if let Some(record) = self.staged.borrow_mut().as_mut() {
-            record.detail = Some(match record.detail.take() {
-                Some(detail) => format!("{detail}; {extra}"),
-                None => extra.to_string(),
-            });
-        }
-    }
-
-    /// Drops the staged row: the change found nothing to change.
-    fn unstage_unless(&self, changed: bool) {
-        if !changed {
-            self.staged.borrow_mut().take();
-        }
-    }
-
-    fn commit(self) -> Result<()> {
-        let record = self.staged.borrow_mut().take();
-        if let Some(record) = &record {
-            insert_audit(&self.tx, record)?;
-        }
-        self.tx.commit()?;
-        if let Some(record) = &record {
-            syslog_row(record);
-        }
-        Ok(())
     }
 }
 
@@ -602,6 +533,19 @@ fn all<T>(rows: Vec<Row>, map: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
 /// The row mapped, if there is one.
 fn first<T>(row: Option<Row>, map: impl Fn(&Row) -> Result<T>) -> Result<Option<T>> {
     row.as_ref().map(map).transpose()
+}
+
+/// Maps an error met while opening to what an admin needs to know.
+fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
+    match StoreError::from(error) {
+        StoreError::NotADatabase(_) => StoreError::NotADatabase(path.to_path_buf()),
+        StoreError::Sqlite(e)
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && !path.exists() =>
+        {
+            StoreError::Missing(path.to_path_buf())
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use super::error::StoreError;
 use super::pg::PgClient;
-use super::tls::{Connector, client_config};
+use super::tls::{Connector, Mode, Tls, client_config};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -64,25 +64,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// session (and the write lock with it): longer than the store socket's
 /// own limit for its clients (`wire::IDLE`).
 pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(15);
-
-/// Where the trusted roots come from when the url names none.
-pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-/// The url's TLS settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tls {
-    pub mode: Mode,
-    pub root_cert: Option<PathBuf>,
-}
 
 /// Takes `sslmode` and `sslrootcert` out of a `postgres://` url: the url
 /// left for tokio-postgres (with `sslmode=disable`, `prefer` or

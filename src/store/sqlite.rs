@@ -9,7 +9,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, FileControl, OpenFlags};
 
 use super::db::Conn;
-use super::{Location, Result, Store, StoreError, timeout};
+use super::{Location, Result, Store, StoreError, classify, timeout};
 
 impl Store {
     /// Creates a new SQLite store (the file must not exist), mode 0600, WAL.
@@ -186,16 +186,3 @@ pub(super) fn wal_path(path: &Path) -> PathBuf {
 /// it would copy the whole WAL again at every commit. At 256 KiB (about
 /// twenty decisions) the checkpoint's syncs fall to one decision in twenty.
 const WAL_TRUNCATE_BYTES: u64 = 256 * 1024;
-
-/// Maps an error met while opening to what an admin needs to know.
-pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
-    match StoreError::from(error) {
-        StoreError::NotADatabase(_) => StoreError::NotADatabase(path.to_path_buf()),
-        StoreError::Sqlite(e)
-            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && !path.exists() =>
-        {
-            StoreError::Missing(path.to_path_buf())
-        }
-        other => other,
-    }
-}

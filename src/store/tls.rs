@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,10 +18,28 @@ use rustls::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 
-use super::connect::{Mode, SYSTEM_ROOTS, Tls};
 use super::error::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+/// Where the trusted roots come from when the url names none.
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// The url's TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: Mode,
+    pub root_cert: Option<PathBuf>,
+}
 
 /// The rustls configuration for a mode other than `disable`.
 pub fn client_config(tls: &Tls) -> Result<ClientConfig> {

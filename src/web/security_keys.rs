@@ -10,7 +10,8 @@ use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::response::Response;
 use crate::authz::decision::Transport;
-use crate::authz::twofactor::{self, Origin, Verified};
+use crate::authz::security_keys as key_factor;
+use crate::authz::twofactor::{Origin, Verified};
 use crate::factor::webauthn::{self, Ceremony, Purpose, Refused, RelyingParty, link_hash};
 use crate::store::{AddedKey, RemovedKey, TakenCeremony, User};
 use crate::system::time::format_utc;
@@ -21,7 +22,7 @@ pub const SCRIPT: &str = include_str!("webauthn.js");
 /// The longest name a key may have.
 const MAX_NAME: usize = 64;
 
-const MAX_KEYS: usize = twofactor::MAX_KEYS as usize;
+const MAX_KEYS: usize = key_factor::MAX_KEYS as usize;
 
 fn too_many() -> String {
     format!("You have {MAX_KEYS} security keys, the most one account may have: remove one first.")
@@ -194,8 +195,8 @@ fn add_form(
         };
     }
     let started = rp.start_registration(
-        twofactor::key_user(user),
-        &twofactor::stored_keys(keys),
+        key_factor::key_user(user),
+        &key_factor::stored_keys(keys),
         cx.now,
     );
     let options = match kept(cx, started, "registration", "try again later") {
@@ -278,7 +279,7 @@ pub fn add(cx: &mut Context) -> Response {
     };
     let origin = origin(cx);
     let registered =
-        twofactor::register_key(&mut cx.store, cx.config, &user, &name, key, &origin, cx.now);
+        key_factor::register_key(&mut cx.store, cx.config, &user, &name, key, &origin, cx.now);
     let registered = match registered {
         Ok(Ok(registered)) => registered,
         Ok(Err(AddedKey::TooMany)) => {
@@ -416,8 +417,8 @@ pub fn verify_part(
     };
     let hash = link.map(link_hash);
     let started = rp.start_authentication(
-        twofactor::key_user(user),
-        &twofactor::stored_keys(&keys),
+        key_factor::key_user(user),
+        &key_factor::stored_keys(&keys),
         hash.map(|h| hex(&h)),
         cx.now,
     );
@@ -487,7 +488,7 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
         .security_keys(user.id)
         .map_err(|e| cx.unavailable(&e))?;
     let checked = ceremony
-        .and_then(|c| rp.finish_authentication(&c, &answer, &twofactor::stored_keys(&keys)));
+        .and_then(|c| rp.finish_authentication(&c, &answer, &key_factor::stored_keys(&keys)));
     match checked {
         // No answer is no attempt: a cancelled prompt, a browser without
         // JavaScript.
@@ -505,7 +506,7 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
         }
         _ => {}
     }
-    let verified = twofactor::verify_key(&mut cx.store, cx.config, user, checked, &origin, cx.now)
+    let verified = key_factor::verify_key(&mut cx.store, cx.config, user, checked, &origin, cx.now)
         .map_err(|e| cx.unavailable(&e))?;
     let mut through_link = false;
     if let (Verified::Opened { session_id, .. }, Some(hash)) = (&verified, link) {

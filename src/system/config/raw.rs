@@ -8,8 +8,89 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::fields;
-use super::{AuditLog, BindSession, GitMode, SshAddress};
 use crate::system::time::parse_duration;
+
+// Kinds of values, here and in `Config`.
+
+/// `[log] audit`: where audit rows go besides the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditLog {
+    #[default]
+    Off,
+    Syslog,
+}
+
+/// How 2FA applies to git across the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GitMode {
+    /// No repository requires 2FA (a user's "always use 2FA" still applies).
+    Off,
+    /// Repositories require 2FA as their `git2fa.toml` says.
+    Flagged,
+    /// Every operation on every repository requires 2FA.
+    All,
+}
+
+/// What a verified 2FA session is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindSession {
+    /// Any credential of the user who verified.
+    User,
+    /// Only the SSH key the session was opened with.
+    Key,
+    /// Only connections from the address the session was opened from.
+    Ip,
+}
+
+/// `user@host[:port]`, as `[ssh] public_address` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshAddress {
+    pub user: String,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl SshAddress {
+    /// Parses `user@host[:port]` (a bracketed IPv6 address as host).
+    pub fn parse(text: &str) -> Result<SshAddress, String> {
+        let bad = || {
+            format!(
+                "`{}` is not user@host[:port] like git@git.example.com:22",
+                text.escape_default()
+            )
+        };
+        let (user, rest) = text.split_once('@').ok_or_else(bad)?;
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                if port == 0 {
+                    return Err(bad());
+                }
+                (host, Some(port))
+            }
+            _ => (rest, None),
+        };
+        let user_ok = !user.is_empty()
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        let host_ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+        if !user_ok || !host_ok {
+            return Err(bad());
+        }
+        Ok(SshAddress {
+            user: user.to_string(),
+            host: host.to_string(),
+            port: port.filter(|&p| p != 22),
+        })
+    }
+}
 
 // The on-disk shape. Defaults here are the documented defaults.
 
