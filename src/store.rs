@@ -20,6 +20,7 @@ mod error;
 pub mod group;
 mod keys;
 mod migrations;
+mod passwords;
 mod pg;
 mod pool;
 mod security_keys;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use super::args::{Cli, Command};
-use super::support::{Failure, Outcome};
+use super::support::{CliResult, Failure};
 use super::{demo, init, inspect, keys, migrate, repos, sessions, tokens, users};
 use crate::system::config::Config;
 
@@ -52,7 +52,7 @@ pub fn init_logging(default: &str) {
 
 /// One command. `init`, `demo` and `authorized-keys` run before (or
 /// without) a loaded config; the others load it first.
-fn run(cli: Cli) -> Outcome {
+fn run(cli: Cli) -> CliResult {
     let config_path = Config::locate(cli.config.as_deref());
     let load = || Config::load(&config_path);
     match cli.command {

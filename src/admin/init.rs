@@ -8,7 +8,7 @@ use crate::factor::crypto::SecretKey;
 use crate::store::{Location, Store};
 use crate::system::config::{self, Config};
 
-pub(super) fn init(config_path: &Path, args: &InitArgs) -> Outcome {
+pub(super) fn init(config_path: &Path, args: &InitArgs) -> CliResult {
     if !config_path.exists() {
         let repos_root = args
             .repos_root

@@ -12,7 +12,7 @@ use crate::system::config::Config;
 use crate::system::names::check_user_name;
 use crate::system::time::{format_rfc3339, now, parse_rfc3339};
 
-pub(super) fn explain(config: &Config, args: &ExplainArgs) -> Outcome {
+pub(super) fn explain(config: &Config, args: &ExplainArgs) -> CliResult {
     let store = open_store(config)?;
     check_user_name(&args.user).map_err(Failure::usage)?;
     let repo = resolve_repo(config, &args.repo)?;
@@ -116,7 +116,7 @@ pub(super) fn rule_text(decision: &Decision) -> &'static str {
 /// How often `--follow` looks for new rows.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub(super) fn audit(config: &Config, args: &AuditArgs) -> Outcome {
+pub(super) fn audit(config: &Config, args: &AuditArgs) -> CliResult {
     let mut filter = AuditFilter {
         user: args.user.clone(),
         repo: args.repo.clone(),
@@ -235,7 +235,7 @@ pub(super) fn audit_json(id: i64, r: &AuditRecord) -> serde_json::Value {
     })
 }
 
-pub(super) fn check(config: &Config, options: crate::admin::check::Options) -> Outcome {
+pub(super) fn check(config: &Config, options: crate::admin::check::Options) -> CliResult {
     let report = crate::admin::check::run(config, &options);
     for (level, line) in &report.lines {
         say!("{}: {line}", level.word());

@@ -10,7 +10,7 @@ use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::system::time::now;
 
-pub(super) fn key(config: &Config, command: KeyCommand) -> Outcome {
+pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
     let mut store = open_store(config)?;
     match command {
         KeyCommand::Add { user, file } => {

@@ -8,7 +8,7 @@ use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::system::url::without_password;
 
-pub(super) fn store(config: &Config, command: StoreCommand) -> Outcome {
+pub(super) fn store(config: &Config, command: StoreCommand) -> CliResult {
     match command {
         StoreCommand::Migrate { to, password_file } => migrate(config, &to, password_file),
         StoreCommand::Prune => super::retention::prune(config),
@@ -20,7 +20,7 @@ pub(super) fn store(config: &Config, command: StoreCommand) -> Outcome {
 
 /// Exit 1 for every refusal: the target is not empty, not reachable, or
 /// not PostgreSQL; the source is not this host's SQLite store.
-fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>) -> Outcome {
+fn migrate(config: &Config, to: &str, password_file: Option<std::path::PathBuf>) -> CliResult {
     let refused = |e: &dyn std::fmt::Display| Failure::refused(e.to_string());
     let source_location = Location::of(config);
     let Location::Sqlite(source_path) = &source_location else {

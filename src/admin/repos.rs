@@ -8,7 +8,7 @@ use crate::repo;
 use crate::repo::policy::{RepoPolicy, Require};
 use crate::system::config::Config;
 
-pub(super) fn repo(config: &Config, command: RepoCommand) -> Outcome {
+pub(super) fn repo(config: &Config, command: RepoCommand) -> CliResult {
     match command {
         RepoCommand::List => {
             let root = &config.repos_root;
@@ -90,7 +90,7 @@ pub(super) fn install_hooks(
     root: &Path,
     uninstall: bool,
     hook_bin: Option<PathBuf>,
-) -> Outcome {
+) -> CliResult {
     let root = root.canonicalize().map_err(|e| io_failure(root, &e))?;
     if uninstall {
         let changes =

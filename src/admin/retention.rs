@@ -13,7 +13,7 @@ use crate::store::{AuditPruned, AuditRecord};
 use crate::system::config::Config;
 use crate::system::time::{format_rfc3339, now, parse_rfc3339};
 
-pub(super) fn prune(config: &Config) -> Outcome {
+pub(super) fn prune(config: &Config) -> CliResult {
     let store = open_store(config)?;
     let now = now();
     let expired = store.prune_expired(now, now - config.policy.lockout)?;
@@ -30,7 +30,7 @@ pub(super) fn prune(config: &Config) -> Outcome {
 
 /// Exit 1 when rows older than `before` had to be kept (the export does
 /// not hold them): a cron job then says so.
-pub(super) fn prune_audit(config: &Config, before: &str, exported: &[PathBuf]) -> Outcome {
+pub(super) fn prune_audit(config: &Config, before: &str, exported: &[PathBuf]) -> CliResult {
     let before_at = parse_rfc3339(before).map_err(|e| Failure::usage(format!("--before: {e}")))?;
     if before_at > now() {
         return Err(Failure::usage(format!(

@@ -7,7 +7,7 @@ use crate::factor::crypto::SecretKey;
 use crate::system::config::Config;
 use crate::system::time::{format_duration, format_rfc3339, now};
 
-pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
+pub(super) fn session(config: &Config, command: SessionCommand) -> CliResult {
     let mut store = open_store(config)?;
     match command {
         SessionCommand::List { user } => {
@@ -59,7 +59,7 @@ pub(super) fn session(config: &Config, command: SessionCommand) -> Outcome {
     Ok(())
 }
 
-pub(super) fn verify(config: &Config, name: &str, code: &str) -> Outcome {
+pub(super) fn verify(config: &Config, name: &str, code: &str) -> CliResult {
     let mut store = open_store(config)?;
     let user = find_user(&store, name)?;
     let key = SecretKey::load(&config.secret_key_path())?;

@@ -69,7 +69,7 @@ macro_rules! say_part {
 pub(crate) use {say, say_part};
 
 /// What a command returns.
-pub type Outcome = Result<(), Failure>;
+pub type CliResult = Result<(), Failure>;
 
 /// A command that did not do what was asked, with the exit code to use.
 #[derive(Debug)]
@@ -182,7 +182,7 @@ pub(super) fn admin_audit(
     repo: Option<&str>,
     action: &str,
     reason: &str,
-) -> Outcome {
+) -> CliResult {
     store.append_audit(&admin_record(user, repo, action, reason))?;
     Ok(())
 }

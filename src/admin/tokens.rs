@@ -8,7 +8,7 @@ use crate::system::config::Config;
 use crate::system::names::check_label;
 use crate::system::time::{format_rfc3339, now};
 
-pub(super) fn token_command(config: &Config, command: TokenCommand) -> Outcome {
+pub(super) fn token_command(config: &Config, command: TokenCommand) -> CliResult {
     let mut store = open_store(config)?;
     match command {
         TokenCommand::Create {

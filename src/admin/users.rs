@@ -9,7 +9,7 @@ use crate::system::config::Config;
 use crate::system::names::check_user_name;
 use crate::system::time::{format_rfc3339, now};
 
-pub(super) fn user(config: &Config, command: UserCommand) -> Outcome {
+pub(super) fn user(config: &Config, command: UserCommand) -> CliResult {
     let mut store = open_store(config)?;
     match command {
         UserCommand::Add {

@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::operations::{Operation, ServerState};
+use super::operations::{ServerState, Underway};
 
 /// How much of git's output a response reads at once, at most.
 const CHUNK: usize = 32 * 1024;
@@ -188,7 +188,7 @@ fn unavailable(cause: &dyn std::fmt::Display) -> Response {
 async fn backend(
     invocation: crate::transport::exec::GitInvocation,
     body: Body,
-    (operation, max): (Operation, Duration),
+    (operation, max): (Underway, Duration),
     has_body: bool,
 ) -> std::io::Result<Response> {
     let deadline = tokio::time::Instant::now() + max;

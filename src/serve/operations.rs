@@ -27,12 +27,12 @@ pub struct ServerState {
 pub struct Operations(Arc<(AtomicUsize, Notify)>);
 
 /// One operation under way; dropping it ends it.
-pub struct Operation(Operations);
+pub struct Underway(Operations);
 
 impl Operations {
-    pub fn start(&self) -> Operation {
+    pub fn start(&self) -> Underway {
         self.0.0.fetch_add(1, Ordering::SeqCst);
-        Operation(self.clone())
+        Underway(self.clone())
     }
 
     pub fn running(&self) -> usize {
@@ -51,7 +51,7 @@ impl Operations {
     }
 }
 
-impl Drop for Operation {
+impl Drop for Underway {
     fn drop(&mut self) {
         if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.0.1.notify_waiters();

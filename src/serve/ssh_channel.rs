@@ -20,7 +20,7 @@ use crate::transport::exec::GitInvocation;
 /// tasks of the runtime, so that held git operations cannot starve the
 /// web page, log-ins or the sockets (each used to hold a thread of the
 /// blocking pool for its whole life, and three more of its own).
-pub async fn run_git(
+pub async fn git_on_channel(
     invocation: &GitInvocation,
     mut input: ChannelInput,
     (handle, channel): (Handle, ChannelId),

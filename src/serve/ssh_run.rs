@@ -10,7 +10,7 @@ use russh::ChannelId;
 use russh::server::Handle;
 
 use super::operations::Slots;
-use super::ssh_channel::{ChannelInput, ChannelOutput, run_git};
+use super::ssh_channel::{ChannelInput, ChannelOutput, git_on_channel};
 use crate::authz::{gate, messages};
 use crate::system::config::Config;
 use crate::transport::exec::GitInvocation;
@@ -263,7 +263,7 @@ impl Run {
     /// Runs git on the channel, holding no thread; its exit code.
     async fn git(&self, invocation: &GitInvocation, input: ChannelInput) -> u32 {
         let max = self.config.policy.max_git_duration;
-        match run_git(invocation, input, (self.handle.clone(), self.channel), max).await {
+        match git_on_channel(invocation, input, (self.handle.clone(), self.channel), max).await {
             Ok(code) => code,
             Err(e) => {
                 let cause = format!("cannot start {}: {e}", invocation.git_bin.display());
