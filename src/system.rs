@@ -5,6 +5,7 @@ pub mod atomic_file;
 pub mod config;
 pub mod files;
 pub mod names;
+pub mod pages;
 pub mod syslog;
 pub mod time;
 pub mod url;

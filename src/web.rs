@@ -21,6 +21,7 @@ mod setup;
 mod tokens;
 mod twofa;
 
+use crate::system::pages;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -92,8 +93,8 @@ fn route(cx: &mut context::Context) -> Response {
         ("GET", "/2fa/setup/codes.txt") => setup::setup_codes_download(cx),
         ("GET", "/2fa/setup/confirm") => setup::setup_confirm_form(cx, None),
         ("POST", "/2fa/setup/confirm") => setup::setup_confirm(cx),
-        ("GET", "/2fa/verify") => twofa::verify_form(cx, None),
-        ("POST", "/2fa/verify") => twofa::verify(cx),
+        ("GET", pages::VERIFY) => twofa::verify_form(cx, None),
+        ("POST", pages::VERIFY) => twofa::verify(cx),
         ("GET", "/2fa") => twofa::manage(cx),
         ("POST", "/2fa/leave") => twofa::leave(cx),
         ("POST", "/2fa/always") => twofa::always(cx),

@@ -52,8 +52,8 @@ impl Refusal {
             "git2fa: {repo} requires two-factor authentication (2FA) to {}.",
             cx.operation.noun()
         );
-        let tokens_url = config.tokens_url();
-        let verify_url = config.verify_url(Some(repo));
+        let tokens_url = crate::system::pages::tokens_url(&config.public_url);
+        let verify_url = crate::system::pages::verify_url(&config.public_url, Some(repo));
         let verify_lines = || {
             let mut lines = vec![format!("Verify at {verify_url}")];
             if cx.transport != Transport::Http {
@@ -148,7 +148,10 @@ impl Refusal {
                 format!(
                     "git2fa: {repo} requires two-factor authentication (2FA), and {who} has not set up 2FA yet."
                 ),
-                format!("Set it up at {}", config.setup_url()),
+                format!(
+                    "Set it up at {}",
+                    crate::system::pages::setup_url(&config.public_url)
+                ),
                 if config.tokens.password_for_git {
                     "then run the same git command again (a password works for git here during a 2FA session).".into()
                 } else {
@@ -177,7 +180,10 @@ impl Refusal {
             NotEnrolled => vec![
                 required,
                 format!("{who} has not set up 2FA yet."),
-                format!("Set it up at {}", config.setup_url()),
+                format!(
+                    "Set it up at {}",
+                    crate::system::pages::setup_url(&config.public_url)
+                ),
                 "then run the same git command again.".into(),
             ],
             AccountLocked { until } => vec![
@@ -215,7 +221,7 @@ pub fn waiting(refusal: &Refusal, cx: &MessageContext) -> Vec<String> {
     lines.push(format!(
         "git2fa: waiting up to {} for you to verify at {} (or: {}) ...",
         format_duration(cx.config.policy.wait_for_verify),
-        cx.config.verify_url(Some(cx.repo)),
+        crate::system::pages::verify_url(&cx.config.public_url, Some(cx.repo)),
         cx.config.ssh_hint("2fa verify")
     ));
     lines
@@ -287,7 +293,7 @@ pub fn busy(config: &Config, what: Busy) -> Vec<String> {
             "git2fa: the server is busy checking passwords; try again in a moment.".into(),
             format!(
                 "A personal access token needs no password check: create one at {}",
-                config.tokens_url()
+                crate::system::pages::tokens_url(&config.public_url)
             ),
         ],
         Busy::SshConnections(n) => vec![format!(

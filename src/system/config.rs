@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::system::files::{FileError, line_of_key, read_small_file, toml_error};
-use crate::system::url::url_component;
 
 mod fields;
 mod raw;
@@ -310,29 +309,6 @@ impl Config {
         self.data_dir.join("secret.key")
     }
 
-    /// Where a git user verifies; names the repository when one is given.
-    pub fn verify_url(&self, repo: Option<&str>) -> String {
-        match repo {
-            Some(repo) => format!(
-                "{}/2fa/verify?repo={}",
-                self.public_url,
-                url_component(repo)
-            ),
-            None => format!("{}/2fa/verify", self.public_url),
-        }
-    }
-
-    /// Where a user enrols an authenticator app.
-    pub fn setup_url(&self) -> String {
-        format!("{}/2fa/setup", self.public_url)
-    }
-
-    /// Where a user manages personal access tokens.
-    pub fn tokens_url(&self) -> String {
-        format!("{}/2fa/tokens", self.public_url)
-    }
-
-    /// The host name in `public_url`, for `ssh git@HOST 2fa verify`.
     /// Where users ssh to: `[ssh] public_address`, else `git@` the
     /// public URL's host, with the embedded server's port when it listens
     /// on another port than 22.

@@ -244,7 +244,7 @@ pub(crate) fn decide(
             "git2fa: note: access token #{} expires on {}; create a new one at {}",
             token.id,
             crate::system::time::format_utc(at),
-            config.tokens_url()
+            crate::system::pages::tokens_url(&config.public_url)
         ));
     }
     match &outcome.decision {

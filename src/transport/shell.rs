@@ -286,7 +286,7 @@ impl Connection<'_> {
                     hint("2fa verify"),
                     hint("2fa status"),
                     hint("2fa logout"),
-                    self.config.verify_url(None)
+                    crate::system::pages::verify_url(&self.config.public_url, None)
                 );
                 Action::Exit(0)
             }

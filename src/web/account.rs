@@ -1,5 +1,6 @@
 //! Logging in and out, and setting a password from a one-time link.
 
+use crate::system::pages;
 use sha2::{Digest, Sha256};
 
 use maud::html;
@@ -138,13 +139,10 @@ pub fn login(cx: &mut Context) -> Response {
         return Response::redirect("/2fa/setup");
     }
     // From git's refusal message: straight to verify, the repository named.
-    if next.starts_with("/2fa/verify") {
+    if next.starts_with(pages::VERIFY) {
         return Response::redirect(&next);
     }
-    Response::redirect(&format!(
-        "/2fa/verify?next={}",
-        crate::system::url::url_component(&next)
-    ))
+    Response::redirect(&pages::verify_then(&next))
 }
 
 pub fn logout(cx: &mut Context) -> Response {

@@ -401,9 +401,8 @@ impl<'a> Context<'a> {
             return Err(Response::redirect("/2fa/setup"));
         }
         if self.session.as_ref().and_then(|s| s.code_at).is_none() {
-            return Err(Response::redirect(&format!(
-                "/2fa/verify?next={}",
-                crate::system::url::url_component(&self.next_target())
+            return Err(Response::redirect(&crate::system::pages::verify_then(
+                &self.next_target(),
             )));
         }
         Ok(user)
@@ -434,7 +433,7 @@ impl<'a> Context<'a> {
             return Ok(());
         }
         let component = crate::system::url::url_component;
-        let mut target = format!("/2fa/verify?next={}", component(back_to));
+        let mut target = crate::system::pages::verify_then(back_to);
         if let Some(held) = self.hold() {
             target += &format!(
                 "&then={}&carry={}&held={}",

@@ -1,5 +1,6 @@
 //! SSH keys: add (needs an open 2FA session), list, remove.
 
+use crate::system::pages;
 use maud::{Markup, html};
 
 use super::context::{Context, guard};
@@ -56,7 +57,7 @@ pub fn add(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
     if cx.git_session_until().is_none() {
-        return Response::redirect("/2fa/verify?next=/2fa/keys");
+        return Response::redirect(&pages::verify_then(pages::KEYS));
     }
     guard!(cx.require_recent_code("/2fa/keys"));
     let key = match PublicKey::parse(cx.request.field("key")) {

@@ -3,6 +3,7 @@
 //! of it is maud markup: text is escaped where it is spliced in, so no page
 //! can forget to.
 
+use crate::system::pages;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::context::Context;
@@ -47,7 +48,7 @@ pub fn page(cx: &mut Context, title: &str, body: Markup) -> Response {
                             title={ "In a 2FA session until " (format_utc(until)) } {
                             (CLOSED) " 2FA session"
                         },
-                        None if user.is_enrolled() => a.padlock.open href="/2fa/verify"
+                        None if user.is_enrolled() => a.padlock.open href=(pages::VERIFY)
                             title="No 2FA session: verify" { (OPEN) " Verify" },
                         None => a.padlock.open href="/2fa/setup"
                             title="2FA is not set up" { (OPEN) " Set up 2FA" },

@@ -4,6 +4,7 @@
 //! script `/webauthn.js`: a form with a `data-webauthn` attribute carries
 //! the options, and its field `credential` the key's answer.
 
+use crate::system::pages;
 use maud::{Markup, html};
 
 use super::context::{Context, guard};
@@ -190,7 +191,7 @@ fn add_form(
         return html! {
             p {
                 "Adding a key needs a code or a key used in the last five minutes. "
-                a href="/2fa/verify?next=/2fa/security-keys" { "Verify again" } " first."
+                a href=(pages::verify_then("/2fa/security-keys")) { "Verify again" } " first."
             }
         };
     }
@@ -427,7 +428,7 @@ pub fn verify_part(
         Err(unavailable) => return unavailable,
     };
     html! {
-        form.card #security-key method="post" action="/2fa/verify" data-webauthn=(options) {
+        form.card #security-key method="post" action=(pages::VERIFY) data-webauthn=(options) {
             (csrf_field(csrf))
             input type="hidden" name="method" value="security-key";
             input type="hidden" name="credential" value="";

@@ -1,6 +1,7 @@
 //! Personal access tokens: create (shown once), list, revoke. Creating one
 //! needs an open 2FA session: the token carries the second factor.
 
+use crate::system::pages;
 use maud::{Markup, html};
 
 use super::context::{Context, guard};
@@ -100,7 +101,7 @@ pub fn create(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
     let user = guard!(cx.full_user());
     if cx.git_session_until().is_none() {
-        return Response::redirect("/2fa/verify?next=/2fa/tokens");
+        return Response::redirect(&pages::verify_then(pages::TOKENS));
     }
     // A token skips 2FA for its lifetime: minting one is sensitive.
     guard!(cx.require_recent_code("/2fa/tokens"));

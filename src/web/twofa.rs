@@ -3,6 +3,7 @@
 //! The set-up wizard is `setup`.
 
 use super::account::safe_next;
+use crate::system::pages;
 use maud::{Markup, html};
 
 use super::context::{Context, Held, guard};
@@ -87,7 +88,7 @@ pub fn verify_form(cx: &mut Context, error: Option<&str>) -> Response {
         @if let Some(error) = error { (notice("error", error)) }
         (key_part)
         @if with_codes {
-            form.card #code-form method="post" action="/2fa/verify" {
+            form.card #code-form method="post" action=(pages::VERIFY) {
                 (csrf_field(&csrf))
                 input type="hidden" name="next" value=(next);
                 input type="hidden" name="repo" value=(repo_field);
@@ -306,7 +307,7 @@ pub(super) fn manage_with(cx: &mut Context, message: Option<Markup>) -> Response
                     button type="submit" { "Leave the 2FA session" }
                 }
             } @else {
-                p { "You are not in a 2FA session. " a href="/2fa/verify" { "Verify" } " to open one." }
+                p { "You are not in a 2FA session. " a href=(pages::VERIFY) { "Verify" } " to open one." }
             }
         }
         @if may_always {

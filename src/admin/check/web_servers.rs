@@ -13,7 +13,7 @@ use crate::system::config::Config;
 /// kind (`/set-password/…` stands for its links).
 const PAGE_PATHS: [&str; 7] = [
     "/",
-    "/2fa/verify",
+    crate::system::pages::VERIFY,
     "/login",
     "/logout",
     "/set-password/x",

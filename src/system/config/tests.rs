@@ -88,7 +88,7 @@ fn every_key_can_be_set() {
     );
     assert_eq!(config.public_host(), "git.example.com");
     assert_eq!(
-        config.verify_url(Some("team/my app")),
+        crate::system::pages::verify_url(&config.public_url, Some("team/my app")),
         "https://git.example.com:8443/2fa/verify?repo=team/my%20app"
     );
 }

@@ -22,7 +22,7 @@ impl Connection<'_> {
             return format!(
                 "{}: 2FA is not set up; set it up at {}",
                 user.name,
-                self.config.setup_url()
+                crate::system::pages::setup_url(&self.config.public_url)
             );
         }
         let sessions = store.open_sessions(user.id, t).unwrap_or_default();
@@ -45,7 +45,7 @@ impl Connection<'_> {
             None => format!(
                 "{}: no open 2FA session; verify at {} or with: {}",
                 user.name,
-                self.config.verify_url(None),
+                crate::system::pages::verify_url(&self.config.public_url, None),
                 self.config.ssh_hint("2fa verify")
             ),
         }
@@ -349,7 +349,7 @@ impl Connection<'_> {
                 &format!(
                     "{} has not set up 2FA yet; set it up at {}",
                     user.name,
-                    self.config.setup_url()
+                    crate::system::pages::setup_url(&self.config.public_url)
                 ),
             ));
         }
