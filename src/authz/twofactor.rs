@@ -221,22 +221,7 @@ pub fn enroll_confirmed(
     })? {
         return Err(TwoFactorError::AlreadyEnrolled);
     }
-    let lock = lock_policy(config);
-    let session = new_session(config, origin);
-    match store.record_attempt(
-        user.id,
-        Attempt::Totp(Some((setup.step, sealed))),
-        now,
-        lock,
-        Some(&session),
-    )? {
-        AttemptOutcome::Accepted {
-            session_id: Some(id),
-        } => Ok(id),
-        // Enrolled a moment ago by this very call: nothing else can have
-        // used the step or locked the account.
-        _ => Err(TwoFactorError::AlreadyEnrolled),
-    }
+    open_with_setup_step(store, config, user, (setup.step, sealed), origin, now)
 }
 
 /// Moves `user`'s authenticator app to the secret of `setup`, which they
@@ -266,20 +251,32 @@ pub fn move_app_confirmed(
     })? {
         return Err(TwoFactorError::AlreadyEnrolled);
     }
-    let lock = lock_policy(config);
+    open_with_setup_step(store, config, user, (setup.step, sealed), origin, now)
+}
+
+/// Spends the step a set-up's code was for and opens a 2FA session bound
+/// to `origin`: the code that confirmed a new secret verifies too. An
+/// error if the step was used meanwhile or the account locked (wrong codes
+/// in another window): the new secret stands, the session does not open.
+fn open_with_setup_step(
+    store: &mut Store,
+    config: &Config,
+    user: &User,
+    (step, sealed): (i64, Vec<u8>),
+    origin: &Origin,
+    now: i64,
+) -> Result<i64, TwoFactorError> {
     let session = new_session(config, origin);
     match store.record_attempt(
         user.id,
-        Attempt::Totp(Some((setup.step, sealed))),
+        Attempt::Totp(Some((step, sealed))),
         now,
-        lock,
+        lock_policy(config),
         Some(&session),
     )? {
         AttemptOutcome::Accepted {
             session_id: Some(id),
         } => Ok(id),
-        // Locked meanwhile (wrong codes in another window): the new
-        // secret stands, and the session waits for the lock to end.
         _ => Err(TwoFactorError::AlreadyEnrolled),
     }
 }

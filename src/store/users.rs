@@ -147,15 +147,10 @@ impl Store {
         setup: Option<(&[u8; 32], &[u8])>,
     ) -> Result<bool> {
         let tx = self.immediate_for(user_id)?;
-        if let Some((session_id, pending_secret)) = setup {
-            let taken = tx.execute(
-                "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL
-                 WHERE id = ?1 AND user_id = ?2 AND pending_secret = ?3",
-                &params![&session_id[..], user_id, pending_secret],
-            )?;
-            if taken != 1 {
-                return Ok(false);
-            }
+        if let Some(setup) = setup
+            && !take_setup(&tx, user_id, setup)?
+        {
+            return Ok(false);
         }
         let changed = tx.execute(
             "UPDATE users SET totp_secret = ?1, totp_enrolled_at = ?2, totp_last_step = NULL,
@@ -183,12 +178,7 @@ impl Store {
         (session_id, pending_secret): (&[u8; 32], &[u8]),
     ) -> Result<bool> {
         let tx = self.immediate_for(user_id)?;
-        let taken = tx.execute(
-            "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL
-             WHERE id = ?1 AND user_id = ?2 AND pending_secret = ?3",
-            &params![&session_id[..], user_id, pending_secret],
-        )?;
-        if taken != 1 {
+        if !take_setup(&tx, user_id, (session_id, pending_secret))? {
             return Ok(false);
         }
         let changed = tx.execute(
@@ -398,4 +388,20 @@ impl Store {
             locked_until,
         })
     }
+}
+
+/// Takes the web page's set-up of `user_id` from web session `session_id`
+/// in `tx`, if that session still holds `pending_secret`: the set-up is
+/// confirmed once. False when it holds another or none.
+fn take_setup(
+    tx: &Conn,
+    user_id: i64,
+    (session_id, pending_secret): (&[u8; 32], &[u8]),
+) -> Result<bool> {
+    let taken = tx.execute(
+        "UPDATE web_sessions SET pending_secret = NULL, pending_codes = NULL
+         WHERE id = ?1 AND user_id = ?2 AND pending_secret = ?3",
+        &params![&session_id[..], user_id, pending_secret],
+    )?;
+    Ok(taken == 1)
 }

@@ -127,23 +127,8 @@ pub fn setup_start(cx: &mut Context) -> Response {
         Ok(made) => made,
         Err(e) => return cx.unavailable(&e),
     };
-    let context = pending_context(user.id);
     let codes = format!("{}\n--\n{}", shown.join("\n"), hashes.join("\n"));
-    let sealed = key
-        .seal(&context, &secret)
-        .and_then(|s| Ok((s, key.seal(&context, codes.as_bytes())?)));
-    let (sealed_secret, sealed_codes) = match sealed {
-        Ok(sealed) => sealed,
-        Err(e) => return cx.unavailable(&e),
-    };
-    let id = cx.session.as_ref().map(|s| s.id).unwrap_or_default();
-    if let Err(e) = cx
-        .store
-        .set_web_pending(&id, Some(&sealed_secret), Some(&sealed_codes))
-    {
-        return cx.unavailable(&e);
-    }
-    Response::redirect("/2fa/setup/scan")
+    keep_pending(cx, &key, user.id, (&secret, codes.as_bytes()))
 }
 
 /// "Move to a new phone": a new secret for the app, set up like the first
@@ -175,10 +160,21 @@ pub fn move_start(cx: &mut Context) -> Response {
         Err(e) => return cx.unavailable(&e),
     };
     // No new recovery codes: the ones the user holds stay.
-    let context = pending_context(user.id);
+    keep_pending(cx, &key, user.id, (&secret, b"\n--\n"))
+}
+
+/// Keeps a set-up under way in this web session, sealed (the secret and
+/// the codes it shows), and goes on to scanning.
+fn keep_pending(
+    cx: &mut Context,
+    key: &crate::factor::crypto::SecretKey,
+    user_id: i64,
+    (secret, codes): (&[u8], &[u8]),
+) -> Response {
+    let context = pending_context(user_id);
     let sealed = key
-        .seal(&context, &secret)
-        .and_then(|s| Ok((s, key.seal(&context, b"\n--\n")?)));
+        .seal(&context, secret)
+        .and_then(|s| Ok((s, key.seal(&context, codes)?)));
     let (sealed_secret, sealed_codes) = match sealed {
         Ok(sealed) => sealed,
         Err(e) => return cx.unavailable(&e),
