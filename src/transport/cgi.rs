@@ -90,15 +90,19 @@ pub fn lfs_body() -> String {
     format!("{{\"message\":\"{LFS_MESSAGE}\"}}\n")
 }
 
-/// Whether the client is the git command line, which prints a 403's
-/// `text/plain` body line by line (`remote: …`): its `User-Agent` is
-/// `git/2.47.3` (or `git/2.47.1.windows.1`), where libgit2 sends
-/// `git/2.0 (libgit2 1.5.0)` and dulwich `git/dulwich/0.21.2`.
-pub fn is_git_cli(user_agent: Option<&str>) -> bool {
-    let Some(version) = user_agent.and_then(|ua| ua.strip_prefix("git/")) else {
-        return false;
-    };
-    version.starts_with(|c: char| c.is_ascii_digit()) && !version.contains("libgit2")
+/// Whether the client is one that prints nothing of a 403's `text/plain`
+/// body, only the `ERR` line of an advertisement: libgit2 (`git/2.0
+/// (libgit2 1.5.0)`), JGit (`JGit/4.11.9…`), dulwich
+/// (`git/dulwich/0.21.2`), go-git (`go-git/5.x`). Every other client (git's
+/// command line, `git/2.47.3`; curl; one that sends no User-Agent) gets the
+/// `text/plain` 403 the contract names.
+pub fn prints_only_err_line(user_agent: Option<&str>) -> bool {
+    user_agent.is_some_and(|ua| {
+        ua.contains("libgit2")
+            || ua.starts_with("JGit/")
+            || ua.contains("dulwich")
+            || ua.starts_with("go-git/")
+    })
 }
 
 /// The body of an `Advertised` refusal (gitprotocol-http(5): the service
@@ -596,7 +600,7 @@ fn refusal_response(
     let lines = refusal.lines(&cx);
     if status == 403
         && request.endpoint == http_request::Endpoint::InfoRefs
-        && !is_git_cli(cgi.user_agent.as_deref())
+        && prints_only_err_line(cgi.user_agent.as_deref())
     {
         return Response::Advertised {
             service: request.service,
@@ -641,5 +645,26 @@ pub fn main() -> ExitCode {
             let _ = text.write_to(&mut out);
             ExitCode::SUCCESS
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_clients_known_to_hide_a_403_get_the_err_line() {
+        for ua in [
+            "git/2.0 (libgit2 1.5.0)",
+            "JGit/4.11.9.201909030838-r",
+            "git/dulwich/0.21.2",
+            "go-git/5.x",
+        ] {
+            assert!(prints_only_err_line(Some(ua)), "{ua}");
+        }
+        for ua in ["git/2.47.3", "git/2.47.1.windows.1", "curl/8.14.1"] {
+            assert!(!prints_only_err_line(Some(ua)), "{ua}");
+        }
+        assert!(!prints_only_err_line(None));
     }
 }

@@ -22,8 +22,8 @@ fn cgi(host: &Host, method: &str, path: &str, query: &str, auth: Option<&[u8]>) 
         .env("PATH_INFO", std::ffi::OsStr::from_bytes(path.as_bytes()))
         .env("QUERY_STRING", query)
         .env("REMOTE_ADDR", "127.0.0.1")
-        // git's command line, which is answered with text.
-        .env("HTTP_USER_AGENT", "git/2.47.3")
+        // No User-Agent (as curl -A '' or a script sends): the contract's
+        // text/plain answers, as to git's command line.
         .stdin(Stdio::null());
     if let Some(auth) = auth {
         command.env("HTTP_AUTHORIZATION", std::ffi::OsStr::from_bytes(auth));
