@@ -141,7 +141,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn unavailable(location: Option<String>, detail: String) -> Outcome {
+    fn check_unavailable(location: Option<String>, detail: String) -> Outcome {
         log::error!("2FA check unavailable: {detail}");
         Outcome {
             decision: Decision::Refuse(Refusal::CheckUnavailable { location }),
@@ -162,7 +162,7 @@ pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> 
                     Some(line) => format!("the git2fa.toml of {}, line {line}", repo.name),
                     None => format!("the git2fa.toml of {}", repo.name),
                 };
-                return Outcome::unavailable(Some(location), e.to_string());
+                return Outcome::check_unavailable(Some(location), e.to_string());
             }
         },
     };
@@ -172,7 +172,7 @@ pub fn evaluate(config: &Config, store: &Store, request: &Request, now: i64) -> 
         .transpose()
     {
         Ok(found) => found.flatten().unzip(),
-        Err(e) => return Outcome::unavailable(None, e.to_string()),
+        Err(e) => return Outcome::check_unavailable(None, e.to_string()),
     };
     let sessions: Vec<SessionFacts> = sessions.unwrap_or_default();
     let facts = Facts {
@@ -204,7 +204,7 @@ pub fn authorize(config: &Config, store: &mut Store, request: &Request, now: i64
     let record = audit_record(request, &outcome, now);
     match store.append_audit(&record) {
         Ok(()) => outcome,
-        Err(e) => Outcome::unavailable(None, format!("cannot write the audit row: {e}")),
+        Err(e) => Outcome::check_unavailable(None, format!("cannot write the audit row: {e}")),
     }
 }
 

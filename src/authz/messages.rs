@@ -250,7 +250,7 @@ fn unavailable_lines(repo: Option<&str>, location: Option<&str>) -> Vec<String> 
 /// The check failed before a decision: `cause` goes to the log, the git
 /// user reads these lines (naming `repo` when it is known). Every transport
 /// says it in these words.
-pub fn unavailable(repo: Option<&str>, cause: &dyn std::fmt::Display) -> Vec<String> {
+pub fn check_unavailable(repo: Option<&str>, cause: &dyn std::fmt::Display) -> Vec<String> {
     log::error!("2FA check unavailable: {cause}");
     unavailable_lines(repo, None)
 }

@@ -69,7 +69,7 @@ pub async fn handle(
     .await;
     let (response, cgi) = match decided {
         Ok(decided) => decided,
-        Err(e) => return unavailable(&e),
+        Err(e) => return refuse_unavailable(&e),
     };
     match response {
         cgi::Response::Text {
@@ -109,7 +109,7 @@ pub async fn handle(
             let max = Duration::from_secs(state.config.policy.max_git_duration.max(1) as u64);
             match backend(invocation, body, (operation, max), cgi.method == "POST").await {
                 Ok(response) => response,
-                Err(e) => unavailable(&format!("git http-backend: {e}")),
+                Err(e) => refuse_unavailable(&format!("git http-backend: {e}")),
             }
         }
     }
@@ -175,8 +175,8 @@ fn text(status: StatusCode, lines: &[String], challenge: bool) -> Response {
 }
 
 /// The check failed: 403 with the words every transport uses.
-fn unavailable(cause: &dyn std::fmt::Display) -> Response {
-    let lines = messages::unavailable(None, cause);
+fn refuse_unavailable(cause: &dyn std::fmt::Display) -> Response {
+    let lines = messages::check_unavailable(None, cause);
     text(StatusCode::FORBIDDEN, &lines, false)
 }
 

@@ -149,7 +149,7 @@ fn answer(config: &Config, mut stream: UnixStream) {
     let allowed = match decide(config, &stream) {
         Ok(allowed) => allowed,
         Err(cause) => {
-            for line in messages::unavailable(None, &format!("hook socket: {cause}")) {
+            for line in messages::check_unavailable(None, &format!("hook socket: {cause}")) {
                 reply.push_str(&format!("say {line}\n"));
             }
             false

@@ -489,7 +489,7 @@ impl Client {
             if !self.channels.contains_key(&channel) {
                 return session.channel_failure(channel);
             }
-            let lines = messages::unavailable(None, cause);
+            let lines = messages::check_unavailable(None, cause);
             refuse_at_once(session, channel, &command, &lines)?;
             return session.close(channel);
         }

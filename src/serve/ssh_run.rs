@@ -267,7 +267,7 @@ impl Run {
             Ok(code) => code,
             Err(e) => {
                 let cause = format!("cannot start {}: {e}", invocation.git_bin.display());
-                let lines = messages::unavailable(None, &cause);
+                let lines = messages::check_unavailable(None, &cause);
                 let _ = self
                     .handle
                     .data(self.channel, err_pkt_line(&messages::one_line(&lines)))

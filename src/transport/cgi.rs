@@ -186,10 +186,10 @@ fn bad_request(e: BadRequest) -> Response {
 }
 
 /// The check failed: 403 with the words every transport uses.
-pub fn unavailable(cause: &dyn std::fmt::Display) -> Response {
+pub fn refuse_unavailable(cause: &dyn std::fmt::Display) -> Response {
     Response::Text {
         status: 403,
-        lines: messages::unavailable(None, cause),
+        lines: messages::check_unavailable(None, cause),
         challenge: false,
     }
 }
@@ -327,7 +327,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     }
     let mut store = match opened.map_or_else(|| Store::connect(&Location::of(config)), Ok) {
         Ok(store) => store,
-        Err(e) => return unavailable(&e),
+        Err(e) => return refuse_unavailable(&e),
     };
     let t = now();
     let credential = match credential(
@@ -340,7 +340,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     ) {
         Ok(Some(c)) => c,
         Ok(None) => return busy(config, &mut store, &request, cgi, t),
-        Err(cause) => return unavailable(&cause),
+        Err(cause) => return refuse_unavailable(&cause),
     };
     // A missing repository is decided as one nobody may read: with a
     // wrong credential it is a 401, with a good one a 403, exactly as for a
@@ -384,7 +384,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             };
             match backend(config, &repo.dir, &request, cgi, &identity) {
                 Ok(invocation) => Response::Git(invocation),
-                Err(cause) => unavailable(&cause),
+                Err(cause) => refuse_unavailable(&cause),
             }
         }
         Next::Refuse(refusal) => refusal_response(
@@ -564,7 +564,7 @@ fn token_owner(
         Some(store) => store,
         None => match Store::connect(&Location::of(config)) {
             Ok(store) => opened.insert(store),
-            Err(e) => return Err(Box::new(unavailable(&e))),
+            Err(e) => return Err(Box::new(refuse_unavailable(&e))),
         },
     };
     let found = store.token_by_hash(&token::hash(token));
@@ -575,7 +575,7 @@ fn token_owner(
             "token-unknown",
             "a token the store does not know",
         )),
-        Err(e) => Err(Box::new(unavailable(&e))),
+        Err(e) => Err(Box::new(refuse_unavailable(&e))),
     }
 }
 
@@ -626,7 +626,7 @@ pub fn main() -> ExitCode {
         Err(e) => bad_request(e),
         Ok(cgi) => match Config::load(&Config::locate(None)) {
             Ok(config) => handle(&config, &cgi),
-            Err(e) => unavailable(&e.to_string()),
+            Err(e) => refuse_unavailable(&e.to_string()),
         },
     };
     let mut out = std::io::stdout().lock();
@@ -634,7 +634,7 @@ pub fn main() -> ExitCode {
         Response::Git(invocation) => {
             crate::system::syslog::panic_point("http-before-exec");
             let error = invocation.exec();
-            let _ = unavailable(&format!(
+            let _ = refuse_unavailable(&format!(
                 "cannot start {}: {error}",
                 invocation.git_bin.display()
             ))

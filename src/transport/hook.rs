@@ -37,8 +37,8 @@ fn say(lines: &[String]) {
     }
 }
 
-fn unavailable(cause: &str) -> ExitCode {
-    say(&messages::unavailable(None, &cause));
+fn refuse_unavailable(cause: &str) -> ExitCode {
+    say(&messages::check_unavailable(None, &cause));
     ExitCode::from(1)
 }
 
@@ -57,7 +57,7 @@ pub fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--config") {
         args.remove(0);
         if args.is_empty() {
-            return unavailable("--config needs a path");
+            return refuse_unavailable("--config needs a path");
         }
         config_path = Some(PathBuf::from(args.remove(0)));
     }
@@ -76,15 +76,15 @@ pub fn main() -> ExitCode {
         }
         ("pre-receive", _) => HookKind::PreReceive,
         ("update", _) => HookKind::Update,
-        _ => return unavailable("git2fa-hook: say pre-receive or update"),
+        _ => return refuse_unavailable("git2fa-hook: say pre-receive or update"),
     };
     let config = match Config::load(&Config::locate(config_path.as_deref())) {
         Ok(config) => config,
-        Err(e) => return unavailable(&e.to_string()),
+        Err(e) => return refuse_unavailable(&e.to_string()),
     };
     match run(&config, kind, &args) {
         Ok(code) => code,
-        Err(cause) => unavailable(&cause.to_string()),
+        Err(cause) => refuse_unavailable(&cause.to_string()),
     }
 }
 

@@ -200,7 +200,7 @@ impl Connection<'_> {
         let reader = Reader::of(command_line);
         let mut store = match Store::connect(&Location::of(self.config)) {
             Ok(store) => store,
-            Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
+            Err(e) => return self.refuse_unavailable(io, &e.to_string(), reader).into(),
         };
         let key = match store.key(self.key_id) {
             Ok(Some(key)) if key.fingerprint == self.fingerprint => key,
@@ -222,7 +222,7 @@ impl Connection<'_> {
                     .refuse(io, &refusal, ("", None, &Operation::Read), reader)
                     .into();
             }
-            Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
+            Err(e) => return self.refuse_unavailable(io, &e.to_string(), reader).into(),
         };
         let command = match ssh_command::parse(command_line) {
             Ok(command) => command,
@@ -258,7 +258,7 @@ impl Connection<'_> {
                     let message = format!("git2fa: the account {} is disabled", key.user);
                     return self.plain_refusal(io, &message, reader).into();
                 }
-                Err(e) => return self.unavailable(io, &e.to_string(), reader).into(),
+                Err(e) => return self.refuse_unavailable(io, &e.to_string(), reader).into(),
             }
         }
         let action = match command {
@@ -410,7 +410,7 @@ impl Connection<'_> {
     pub fn git_after_wait(&self, pending: PendingGit, io: &mut Streams) -> Action {
         let mut store = match Store::connect(&Location::of(self.config)) {
             Ok(store) => store,
-            Err(e) => return self.unavailable(io, &e.to_string(), Reader::Git),
+            Err(e) => return self.refuse_unavailable(io, &e.to_string(), Reader::Git),
         };
         match self.git(
             &mut store,
@@ -479,8 +479,8 @@ impl Connection<'_> {
         Action::Exit(1)
     }
 
-    fn unavailable(&self, io: &mut Streams, cause: &str, reader: Reader) -> Action {
-        let lines = messages::unavailable(None, &cause);
+    fn refuse_unavailable(&self, io: &mut Streams, cause: &str, reader: Reader) -> Action {
+        let lines = messages::check_unavailable(None, &cause);
         write_refusal(io, &lines, reader);
         Action::Exit(1)
     }
@@ -532,7 +532,7 @@ pub fn main() -> ExitCode {
     };
     let reader = Reader::of(&command);
     let refuse_unavailable = |io: &mut Streams, cause: String| {
-        let lines = messages::unavailable(None, &cause);
+        let lines = messages::check_unavailable(None, &cause);
         write_refusal(io, &lines, reader);
         ExitCode::from(1)
     };

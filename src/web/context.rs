@@ -115,7 +115,7 @@ pub fn client_addr(
 
 /// The store, the key or the random source failed: the cause goes to the
 /// log, the user is told whom to ask.
-fn unavailable(cause: &dyn std::fmt::Display) -> Response {
+fn unavailable_page(cause: &dyn std::fmt::Display) -> Response {
     log::error!("web page: 2FA check unavailable: {cause}");
     Response::error(503, crate::authz::messages::UNAVAILABLE)
 }
@@ -195,7 +195,7 @@ fn random_hex<const N: usize>() -> Result<String, Response> {
 
 impl<'a> Context<'a> {
     pub fn open(config: &'a Config, request: Request) -> Result<Context<'a>, Response> {
-        let store = Store::connect(&Location::of(config)).map_err(|e| unavailable(&e))?;
+        let store = Store::connect(&Location::of(config)).map_err(|e| unavailable_page(&e))?;
         let t = now();
         let mut cx = Context {
             config,
@@ -227,7 +227,7 @@ impl<'a> Context<'a> {
     }
 
     pub fn unavailable(&self, cause: &dyn std::fmt::Display) -> Response {
-        unavailable(cause)
+        unavailable_page(cause)
     }
 
     /// `__Host-` and `Secure` behind HTTPS; a plain name on plain HTTP,
