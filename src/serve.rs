@@ -306,10 +306,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         }
         // Not past what the unit gives serve to stop (TimeoutStopSec=120,
         // then SIGKILL): operations still under way then are cut, and said.
-        if tokio::time::timeout(STOP_GRACE, operations.idle())
-            .await
-            .is_err()
-        {
+        if !operations.idle_within(STOP_GRACE).await {
             log::warn!(
                 "stopping with {} git operation(s) still under way after {} s: their clients see the connection end",
                 operations.running(),

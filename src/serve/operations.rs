@@ -39,6 +39,12 @@ impl Operations {
         self.0.0.load(Ordering::SeqCst)
     }
 
+    /// Waits until no operation is under way, at most `grace`: whether
+    /// they all ended (a stopping serve goes on either way).
+    pub async fn idle_within(&self, grace: std::time::Duration) -> bool {
+        tokio::time::timeout(grace, self.idle()).await.is_ok()
+    }
+
     /// Returns once no operation is under way.
     pub async fn idle(&self) {
         loop {
@@ -142,4 +148,26 @@ pub fn audit_busy(
             log::warn!("cannot write the audit row of a busy refusal: {e}");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_waits_for_operations_only_so_long() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let operations = Operations::default();
+        let held = operations.start();
+        let grace = std::time::Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        assert!(!runtime.block_on(operations.idle_within(grace)));
+        assert!(started.elapsed() >= grace);
+        assert_eq!(operations.running(), 1);
+        drop(held);
+        assert!(runtime.block_on(operations.idle_within(grace)));
+    }
 }
