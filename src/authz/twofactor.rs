@@ -23,6 +23,9 @@ pub enum TwoFactorError {
     Crypto(CryptoError),
     AlreadyEnrolled,
     NotEnrolled,
+    /// The app moved to its new secret, but no 2FA session opened (the
+    /// account locked, or the step used, meanwhile).
+    MovedWithoutSession,
 }
 
 impl fmt::Display for TwoFactorError {
@@ -32,6 +35,9 @@ impl fmt::Display for TwoFactorError {
             TwoFactorError::Crypto(e) => e.fmt(f),
             TwoFactorError::AlreadyEnrolled => write!(f, "already enrolled (reset 2FA first)"),
             TwoFactorError::NotEnrolled => write!(f, "has not enrolled in 2FA"),
+            TwoFactorError::MovedWithoutSession => {
+                write!(f, "the app moved, but no 2FA session opened")
+            }
         }
     }
 }
@@ -251,7 +257,13 @@ pub fn move_app_confirmed(
     })? {
         return Err(TwoFactorError::AlreadyEnrolled);
     }
-    open_with_setup_step(store, config, user, (setup.step, sealed), origin, now)
+    // The move stands; only the session failed to open.
+    open_with_setup_step(store, config, user, (setup.step, sealed), origin, now).map_err(
+        |e| match e {
+            TwoFactorError::AlreadyEnrolled => TwoFactorError::MovedWithoutSession,
+            other => other,
+        },
+    )
 }
 
 /// Spends the step a set-up's code was for and opens a 2FA session bound

@@ -200,6 +200,10 @@ fn require_pending(cx: &Context) -> Result<(crate::store::User, Pending), Respon
     // not past 2FA.
     if user.is_enrolled() {
         cx.full_user()?;
+        // Its secret joins or replaces a second factor: each step needs a
+        // code from the last five minutes, as starting did, so that a web
+        // session left open can neither read nor finish a set-up.
+        cx.require_recent_code(&cx.request.path)?;
     }
     match pending(cx, user.id)? {
         Some(p) => Ok((user, p)),
@@ -337,6 +341,13 @@ pub fn setup_confirm(cx: &mut Context) -> Response {
     );
     match result {
         Ok(_) => {}
+        Err(twofactor::TwoFactorError::MovedWithoutSession) => {
+            let body = html! {
+                (notice("error", "Your authenticator app moved to the new phone: the old phone's codes no longer work. No 2FA session was opened (the account is locked after wrong codes, or that code was used already): verify with a code from the new phone."))
+                p { a.button href="/2fa/verify" { "Verify" } }
+            };
+            return page(cx, "Moved, not verified", body).with_status(409);
+        }
         Err(twofactor::TwoFactorError::AlreadyEnrolled) => {
             let body = html! {
                 (notice("error", "The app was not set up: your account's second factors changed while you set it up (a security key or app was added, in another tab or window). The recovery codes this set-up showed do not work."))

@@ -977,6 +977,18 @@ fn the_authenticator_app_moves_to_a_new_phone() {
         .replace("&amp;", "&");
     let new = git2fa::factor::totp::secret_from_uri(&uri).unwrap();
     assert_ne!(new, old);
+    // Attack: a web session left open (its last code an hour old) shows
+    // the new secret or confirms it. Each step needs a recent code.
+    age_code(&host, &client, 3600);
+    let stale = client.get("/2fa/setup/scan");
+    assert_eq!(
+        stale.location(),
+        "/2fa/verify?next=/2fa/setup/scan",
+        "{}",
+        stale.body
+    );
+    assert!(!stale.body.contains("otpauth://"));
+    age_code(&host, &client, 10);
     // A code from the old phone is not the new one's.
     let wrong = client.submit(
         "/2fa/setup/confirm",
@@ -1008,4 +1020,42 @@ fn the_authenticator_app_moves_to_a_new_phone() {
     assert_eq!(store.recovery_codes_left(1).unwrap(), 10);
     let audit = host.git2fa(&["audit", "--user", "alice"]).ok().stdout;
     assert!(audit.contains("app-move"), "{audit}");
+
+    // Locked by wrong codes while a second move was under way: the move
+    // stands, the page says so and that no session opened.
+    let moved = client.submit("/2fa", "/2fa/app/move", &[]);
+    assert_eq!(moved.location(), "/2fa/setup/scan", "{}", moved.body);
+    let scan = client.get("/2fa/setup/scan");
+    let uri = scan
+        .body
+        .split("class=\"qr\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let third = git2fa::factor::totp::secret_from_uri(&uri).unwrap();
+    for _ in 0..20 {
+        let wrong = host.git2fa(&["verify", "alice", "000000"]);
+        if wrong.stderr.contains("is locked") {
+            break;
+        }
+    }
+    let confirmed = client.submit(
+        "/2fa/setup/confirm",
+        "/2fa/setup/confirm",
+        &[("code", &code(&third, 0))],
+    );
+    assert_eq!(confirmed.status, 409, "{}", confirmed.body);
+    assert!(
+        confirmed
+            .body
+            .contains("Your authenticator app moved to the new phone: the old phone&#39;s codes no longer work. No 2FA session was opened")
+            || confirmed
+                .body
+                .contains("Your authenticator app moved to the new phone: the old phone's codes no longer work. No 2FA session was opened"),
+        "{}",
+        confirmed.body
+    );
+    host.git2fa(&["user", "unlock", "alice"]).ok();
+    host.git2fa(&["verify", "alice", &code(&third, 1)]).ok();
 }
