@@ -3,6 +3,7 @@
 //! answers hooks run by other accounts. SIGTERM or SIGINT stops new work;
 //! git operations under way finish first.
 
+pub mod decide_socket;
 pub mod error;
 pub mod git_http;
 pub mod hook_socket;
@@ -57,6 +58,8 @@ pub struct Listeners {
     pub store: Option<std::os::unix::net::UnixListener>,
     /// `[metrics] listen`, when set.
     pub metrics: Option<std::net::TcpListener>,
+    /// `<data_dir>/decide.sock`, where this host's shims and hooks ask.
+    pub decide: Option<std::os::unix::net::UnixListener>,
 }
 
 impl Listeners {
@@ -84,12 +87,21 @@ impl Listeners {
             },
         };
         let metrics = config.metrics.listen.map(bind_tcp).transpose()?;
+        // Without it the shims decide themselves: a warning, not a stop.
+        let decide = match decide_socket::bind(&decide_socket::path(config)) {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                log::warn!("{e}; the shims and hooks of this host decide themselves");
+                None
+            }
+        };
         Ok(Listeners {
             web,
             ssh,
             hooks,
             store,
             metrics,
+            decide,
         })
     }
 
@@ -145,6 +157,9 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
                 }
                 if listeners.store.is_some() {
                     let _ = std::fs::remove_file(store_socket_path(&config));
+                }
+                if listeners.decide.is_some() {
+                    let _ = std::fs::remove_file(decide_socket::path(&config));
                 }
                 return Err(e);
             }
@@ -252,6 +267,16 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
                 listener,
                 store_socket_path(&config),
                 pool,
+                stopped.clone(),
+            ));
+        }
+
+        if let Some(listener) = listeners.decide {
+            let listener = tokio::net::UnixListener::from_std(listener)
+                .map_err(ServeError::io("the decide socket"))?;
+            tasks.spawn(decide_socket::serve(
+                listener,
+                config.clone(),
                 stopped.clone(),
             ));
         }

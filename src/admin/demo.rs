@@ -97,6 +97,7 @@ fn build_and_serve(dir: &Path, options: &Options) -> Result<(), String> {
             hooks: None,
             store: None,
             metrics: None,
+            decide: None,
         },
     )
     .map_err(|e| e.to_string())

@@ -184,6 +184,7 @@ fn decide(config: &Config, stream: &UnixStream) -> Result<bool, HookError> {
         refs: PushedRefs::Known(question.refs),
         pusher,
         args: &question.args,
+        update_follows: false,
     };
     Ok(hook::decide(config, &mut store, push, &mut stream_say))
 }

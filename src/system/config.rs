@@ -28,6 +28,9 @@ pub const ENV_VAR: &str = "GIT2FA_CONFIG";
 pub struct Config {
     /// The file this was read from.
     pub path: PathBuf,
+    /// SHA-256 of the file's text: a shim and `git2fa serve` decide alike
+    /// only when they read the same configuration (`transport::ask`).
+    pub digest: [u8; 32],
     pub repos_root: PathBuf,
     pub data_dir: PathBuf,
     /// Without a trailing slash, e.g. `https://git.example.com`.
@@ -237,6 +240,10 @@ impl Config {
         };
         Ok(Config {
             path: path.to_path_buf(),
+            digest: {
+                use sha2::Digest;
+                sha2::Sha256::digest(text.as_bytes()).into()
+            },
             repos_root: absolute(base, &raw.repos_root),
             data_dir: absolute(base, &raw.data_dir),
             public_url,

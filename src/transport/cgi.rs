@@ -611,14 +611,18 @@ fn refusal_response(
     }
 }
 
-/// The CGI entry point.
+/// What git2fa-http prints when it panics (the cause goes to the log).
+pub fn refuse_after_panic() {
+    print!(
+        "Status: 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ngit2fa: internal error, so the request was refused.\n"
+    );
+}
+
+/// The CGI entry point, deciding here (`transport::shim` is the small
+/// program that asks `git2fa serve` first).
 pub fn main() -> ExitCode {
     crate::system::syslog::init("git2fa-http");
-    crate::system::syslog::refuse_on_panic(|| {
-        print!(
-            "Status: 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ngit2fa: internal error, so the request was refused.\n"
-        );
-    });
+    crate::system::syslog::refuse_on_panic(refuse_after_panic);
     let response = match CgiRequest::from_env() {
         Err(e) => bad_request(e),
         Ok(cgi) => match Config::load(&Config::locate(None)) {

@@ -228,6 +228,39 @@ pub fn run_hook(path: &Path, args: &[String], stdin: &[u8]) -> std::io::Result<E
     child.wait()
 }
 
+/// The full program, `git2fa`, in this program's directory.
+fn full_program() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.with_file_name("git2fa"))
+}
+
+/// Hands this operation to `git2fa` beside this program, started as
+/// `name` with `args`: it decides directly. Without `input` this process
+/// becomes it (`exec`: the same process id, streams untouched); with
+/// `input` (what this process read of its standard input already) it runs
+/// as a child that reads `input` first, and its exit code is returned.
+pub fn hand_over(
+    name: &str,
+    args: &[OsString],
+    input: Option<&[u8]>,
+) -> std::io::Result<std::process::ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(full_program()?);
+    command.arg0(name).args(args);
+    let Some(input) = input else {
+        return Err(command.exec());
+    };
+    let mut child = command.stdin(Stdio::piped()).spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // It may stop reading early (a refusal); that is its right.
+        let _ = stdin.write_all(input);
+    }
+    let status = child.wait()?;
+    Ok(std::process::ExitCode::from(
+        status.code().map_or(1, |c| c.clamp(0, 255) as u8),
+    ))
+}
+
 /// glibc's malloc takes this variable as a fixed mmap threshold.
 const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
 

@@ -15,7 +15,7 @@ use crate::authz::gate::{self, Request, Target};
 use crate::authz::messages;
 use crate::repo::hooks::{self, CHAINED_SUFFIX};
 use crate::repo::path::RepoPath;
-use crate::repo::policy::PushedRefs;
+use crate::repo::policy::{PushedRefs, RepoPolicy};
 use crate::store::{Location, Store};
 use crate::system::config::Config;
 use crate::system::time::now;
@@ -30,7 +30,7 @@ use super::hook_question::{self, Question};
 pub use super::hook_question::{HookError, HookKind};
 
 /// What a refusal or error prints: `remote:` lines on the git user's screen.
-fn say(lines: &[String]) {
+pub fn say(lines: &[String]) {
     let mut err = std::io::stderr().lock();
     for line in lines {
         let _ = writeln!(err, "{line}");
@@ -42,22 +42,29 @@ fn refuse_unavailable(cause: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// `git2fa-hook [--config PATH] pre-receive|update [ARGS]`; the kind may
-/// also come from the name it was started as.
-pub fn main() -> ExitCode {
-    crate::system::syslog::init("git2fa-hook");
-    crate::system::syslog::refuse_on_panic(|| {
-        eprintln!(
-            "git2fa: internal error, so the push was refused.\nTell an admin of this host; the cause is in their log."
-        );
-    });
-    let mut args: Vec<String> = std::env::args().collect();
-    let argv0 = args.remove(0);
+/// What the hook prints when it panics (the cause goes to the log).
+pub fn refuse_after_panic() {
+    eprintln!(
+        "git2fa: internal error, so the push was refused.\nTell an admin of this host; the cause is in their log."
+    );
+}
+
+/// `[--config PATH] pre-receive|update [ARGS]` after the program's name
+/// (`argv`, whole): the config's path, the hook, its arguments. The kind
+/// may also come from the name it was started as.
+pub fn parse_args(
+    mut args: Vec<String>,
+) -> Result<(Option<PathBuf>, HookKind, Vec<String>), String> {
+    let argv0 = if args.is_empty() {
+        String::new()
+    } else {
+        args.remove(0)
+    };
     let mut config_path = None;
     if args.first().map(String::as_str) == Some("--config") {
         args.remove(0);
         if args.is_empty() {
-            return refuse_unavailable("--config needs a path");
+            return Err("--config needs a path".into());
         }
         config_path = Some(PathBuf::from(args.remove(0)));
     }
@@ -76,7 +83,20 @@ pub fn main() -> ExitCode {
         }
         ("pre-receive", _) => HookKind::PreReceive,
         ("update", _) => HookKind::Update,
-        _ => return refuse_unavailable("git2fa-hook: say pre-receive or update"),
+        _ => return Err("git2fa-hook: say pre-receive or update".into()),
+    };
+    Ok((config_path, kind, args))
+}
+
+/// `git2fa-hook [--config PATH] pre-receive|update [ARGS]`, deciding here
+/// (`transport::shim` is the small program that asks `git2fa serve`
+/// first).
+pub fn main() -> ExitCode {
+    crate::system::syslog::init("git2fa-hook");
+    crate::system::syslog::refuse_on_panic(refuse_after_panic);
+    let (config_path, kind, args) = match parse_args(std::env::args().collect()) {
+        Ok(parsed) => parsed,
+        Err(why) => return refuse_unavailable(&why),
     };
     let config = match Config::load(&Config::locate(config_path.as_deref())) {
         Ok(config) => config,
@@ -88,9 +108,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, HookError> {
-    let git_dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    let repo = repo_for(config, &git_dir)?;
+/// The repository git runs the hook in: `GIT_DIR`, else here.
+pub fn git_dir() -> PathBuf {
+    std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// The hook's input (pre-receive's lines; nothing for update) and the refs
+/// it names.
+pub fn pushed(kind: HookKind, args: &[String]) -> Result<(Vec<u8>, Vec<String>), HookError> {
     let mut input = Vec::new();
     let names = match kind {
         HookKind::PreReceive => {
@@ -98,47 +123,51 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Hoo
                 .take(MAX_INPUT + 1)
                 .read_to_end(&mut input)
                 .map_err(HookError::io("reading pre-receive's input"))?;
-            // Every ref is checked, or none is: a cut list would leave refs
-            // unchecked here and in the chained hook.
-            if input.len() as u64 > MAX_INPUT {
-                return Err(malformed("pre-receive input is over 4 MiB"));
-            }
-            let text = std::str::from_utf8(&input)
-                .map_err(|_| malformed("pre-receive input is not UTF-8"))?;
-            text.lines()
-                .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
-                    [_old, _new, refname] if refname.starts_with("refs/") => {
-                        Ok(refname.to_string())
-                    }
-                    _ => Err(malformed(format!(
-                        "pre-receive input line is not OLD NEW REF: {line:?}"
-                    ))),
-                })
-                .collect::<Result<Vec<String>, HookError>>()?
+            ref_names(&input)?
         }
         HookKind::Update => match args {
             [refname, _old, _new] => vec![refname.clone()],
             _ => return Err(malformed("update: expected REF OLD NEW")),
         },
     };
+    Ok((input, names))
+}
+
+/// The refs of pre-receive's input, `OLD NEW REF` lines.
+fn ref_names(input: &[u8]) -> Result<Vec<String>, HookError> {
+    // Every ref is checked, or none is: a cut list would leave refs
+    // unchecked here and in the chained hook.
+    if input.len() as u64 > MAX_INPUT {
+        return Err(malformed("pre-receive input is over 4 MiB"));
+    }
+    let text =
+        std::str::from_utf8(input).map_err(|_| malformed("pre-receive input is not UTF-8"))?;
+    text.lines()
+        .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
+            [_old, _new, refname] if refname.starts_with("refs/") => Ok(refname.to_string()),
+            _ => Err(malformed(format!(
+                "pre-receive input line is not OLD NEW REF: {line:?}"
+            ))),
+        })
+        .collect()
+}
+
+fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, HookError> {
+    let git_dir = git_dir();
+    let repo = repo_for(config, &git_dir)?;
+    let (input, names) = pushed(kind, args)?;
     let allowed = match asks_daemon(config)? {
-        Some(socket) => {
-            let question = Question {
-                kind,
-                repo_dir: repo.dir.clone(),
-                refs: names,
-                args: args.to_vec(),
-            };
-            hook_question::ask(&socket, &question, &mut |line| say(&[line.to_string()]))?
-        }
+        Some(socket) => ask_daemon(&socket, kind, repo.dir.clone(), names, args)?,
         None => {
             let mut store = Store::connect(&Location::of(config))?;
+            let pusher = identify(config, &store, &|name| std::env::var(name).ok())?;
             let push = Push {
                 kind,
-                refs: pushed_refs(kind, &repo, names),
+                refs: PushedRefs::Known(names),
                 repo: &repo,
-                pusher: identify(config, &store, &|name| std::env::var(name).ok())?,
+                pusher,
                 args,
+                update_follows: true,
             };
             decide(config, &mut store, push, &mut |line| {
                 say(&[line.to_string()])
@@ -146,27 +175,34 @@ fn run(config: &Config, kind: HookKind, args: &[String]) -> Result<ExitCode, Hoo
         }
     };
     if allowed {
-        crate::system::syslog::panic_point("hook-after-allow");
         run_chained(&git_dir, kind, args, &input)
     } else {
         Ok(ExitCode::from(1))
     }
 }
 
-/// The refs a hook decides on. With both hooks in place, protected refs are
-/// update's to decide, one by one (update always decides: the file may
-/// change between the two hooks of one push).
-fn pushed_refs(kind: HookKind, repo: &RepoPath, names: Vec<String>) -> PushedRefs {
-    match kind {
-        HookKind::PreReceive if hooks::hooks_installed(&repo.dir) => PushedRefs::CheckedByHook,
-        _ => PushedRefs::Known(names),
-    }
+/// Asks the daemon about a push of another account than the store's
+/// owner; its lines for the user go to stderr as they come.
+pub fn ask_daemon(
+    socket: &Path,
+    kind: HookKind,
+    repo_dir: PathBuf,
+    refs: Vec<String>,
+    args: &[String],
+) -> Result<bool, HookError> {
+    let question = Question {
+        kind,
+        repo_dir,
+        refs,
+        args: args.to_vec(),
+    };
+    hook_question::ask(socket, &question, &mut |line| say(&[line.to_string()]))
 }
 
 /// The daemon's socket when this hook must ask it: the config names one and
 /// this process runs as another account than the one owning `data_dir`
 /// (which alone can read the store).
-fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, HookError> {
+pub fn asks_daemon(config: &Config) -> Result<Option<PathBuf>, HookError> {
     let Some(socket) = &config.daemon.socket else {
         return Ok(None);
     };
@@ -204,6 +240,10 @@ pub(crate) struct Push<'a> {
     pub pusher: Pusher,
     /// The hook's arguments (update's REF OLD NEW).
     pub args: &'a [String],
+    /// Whether `update` will run after this pre-receive, so that protected
+    /// refs may be left to it: true where git2fa's hooks run as the
+    /// store's owner; the daemon cannot tell what a pusher's account runs.
+    pub update_follows: bool,
 }
 
 /// Decides a push, with its audit row, waiting for a verify when the
@@ -215,29 +255,117 @@ pub(crate) fn decide(
     push: Push,
     say: &mut dyn FnMut(&str),
 ) -> bool {
-    let Push {
-        kind,
-        repo,
-        refs,
-        pusher,
-        args,
-    } = push;
-    let request = Request {
-        user: Some(&pusher.user),
-        credential: pusher.credential,
-        repo: Target::Found(repo),
-        operation: Operation::Write(refs),
-        transport: pusher.transport,
-        key_id: pusher.key_id,
-        remote_addr: pusher.remote_addr.as_deref(),
-    };
+    let refs = operation_refs(config, store, &push);
+    let request = push.request(refs);
     let outcome = gate::authorize_waiting(config, store, &request, &mut |lines| {
         for line in lines {
             say(line);
         }
     });
+    finish(config, &push, &request, &outcome.decision, say)
+}
+
+/// What a push decided without waiting on this thread came to.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Allowed; `whole` when every pushed ref was decided (pre-receive's
+    /// one decision for the push), so `update` need not decide again.
+    Allowed {
+        whole: bool,
+    },
+    Refused,
+    /// Refused for now and the user told where to verify: the caller
+    /// waits up to this long, polling `allowed_now`, then decides again
+    /// without waiting.
+    Wait(std::time::Duration),
+}
+
+/// `decide`, for a caller that waits itself (`git2fa serve`, which holds
+/// no thread while a push waits).
+pub(crate) fn decide_step(
+    config: &Config,
+    store: &mut Store,
+    push: Push,
+    may_wait: bool,
+    say: &mut dyn FnMut(&str),
+) -> Step {
+    let refs = operation_refs(config, store, &push);
+    let whole = matches!(refs, PushedRefs::Known(_));
+    let request = push.request(refs);
+    let outcome = if may_wait {
+        let authorized = gate::authorize_or_wait(config, store, &request, &mut |lines| {
+            for line in lines {
+                say(line);
+            }
+        });
+        match authorized {
+            gate::Authorized::Decided(outcome) => outcome,
+            gate::Authorized::Wait(wait) => return Step::Wait(wait),
+        }
+    } else {
+        gate::authorize(config, store, &request, now())
+    };
+    match finish(config, &push, &request, &outcome.decision, say) {
+        true => Step::Allowed { whole },
+        false => Step::Refused,
+    }
+}
+
+/// Whether the push would be allowed now; writes nothing (a waiting
+/// push's look for its session).
+pub(crate) fn allowed_now(config: &Config, store: &mut Store, push: &Push) -> bool {
+    let refs = operation_refs(config, store, push);
+    gate::allowed_now(config, store, &push.request(refs))
+}
+
+/// The refs a hook decides on. pre-receive decides the whole push once,
+/// naming every ref, and `update` need not decide again; except when some
+/// pushed refs are protected and the whole push would be refused: then,
+/// with `update` to follow, pre-receive decides all but the protected refs
+/// and leaves each protected ref to `update`, so that only those are
+/// refused.
+fn operation_refs(config: &Config, store: &Store, push: &Push) -> PushedRefs {
+    let leave_protected = match (&push.kind, &push.refs) {
+        (HookKind::PreReceive, PushedRefs::Known(names))
+            if push.update_follows && hooks::hooks_installed(&push.repo.dir) =>
+        {
+            let protected = RepoPolicy::load(&push.repo.dir)
+                .is_ok_and(|policy| names.iter().any(|r| policy.is_protected(r)));
+            protected && !gate::allowed_now(config, store, &push.request(push.refs.clone()))
+        }
+        _ => false,
+    };
+    match leave_protected {
+        true => PushedRefs::CheckedByHook,
+        false => push.refs.clone(),
+    }
+}
+
+impl Push<'_> {
+    fn request(&self, refs: PushedRefs) -> Request<'_> {
+        Request {
+            user: Some(&self.pusher.user),
+            credential: self.pusher.credential.clone(),
+            repo: Target::Found(self.repo),
+            operation: Operation::Write(refs),
+            transport: self.pusher.transport,
+            key_id: self.pusher.key_id,
+            remote_addr: self.pusher.remote_addr.as_deref(),
+        }
+    }
+}
+
+/// Says what a decision means to the pusher: a token's coming expiry on an
+/// allow, the refusal's lines otherwise. `true` allows.
+fn finish(
+    config: &Config,
+    push: &Push,
+    request: &Request,
+    decision: &Decision,
+    say: &mut dyn FnMut(&str),
+) -> bool {
     if let (Decision::Allow(_), Credential::Token(token), HookKind::PreReceive) =
-        (&outcome.decision, &request.credential, kind)
+        (decision, &request.credential, push.kind)
         && let Some(at) = token.expires_at.filter(|&at| at - now() <= TOKEN_WARNING)
     {
         say(&format!(
@@ -247,10 +375,10 @@ pub(crate) fn decide(
             crate::system::pages::tokens_url(&config.public_url)
         ));
     }
-    match &outcome.decision {
+    match decision {
         Decision::Allow(_) => true,
         Decision::Refuse(refusal) => {
-            for line in refusal_lines(config, kind, &request, refusal, args) {
+            for line in refusal_lines(config, push.kind, request, refusal, push.args) {
                 say(&line);
             }
             false
@@ -273,6 +401,18 @@ pub(crate) fn identify(
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pusher, HookError> {
     let from_shim = runs_as_store_owner(config)?;
+    identify_as(config, store, var, from_shim, nix::unistd::getuid())
+}
+
+/// `identify` for a hook whose account is `uid`, which is the store's
+/// owner when `from_shim` (`git2fa serve` answering a hook of this host).
+pub(crate) fn identify_as(
+    config: &Config,
+    store: &Store,
+    var: &dyn Fn(&str) -> Option<String>,
+    from_shim: bool,
+    uid: nix::unistd::Uid,
+) -> Result<Pusher, HookError> {
     let handed_over = if from_shim {
         Identity::from_env(var).map_err(HookError::Malformed)?
     } else {
@@ -314,7 +454,7 @@ pub(crate) fn identify(
             remote_addr: var("REMOTE_ADDR"),
         });
     }
-    Pusher::unix_account(nix::unistd::getuid())
+    Pusher::unix_account(uid)
 }
 
 /// The repository the hook runs in, which must be inside `repos_root`.
@@ -359,12 +499,13 @@ fn refusal_lines(
 }
 
 /// Runs the hook that was there before ours, if any; its exit code counts.
-fn run_chained(
+pub fn run_chained(
     git_dir: &Path,
     kind: HookKind,
     args: &[String],
     input: &[u8],
 ) -> Result<ExitCode, HookError> {
+    crate::system::syslog::panic_point("hook-after-allow");
     let chained = git_dir
         .join("hooks")
         .join(format!("{}{CHAINED_SUFFIX}", kind.name()));

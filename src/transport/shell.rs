@@ -405,6 +405,27 @@ impl Connection<'_> {
         gate::allowed_now(self.config, &store, &request)
     }
 
+    /// Whether the 2FA session that `command_line`, a git command, waits
+    /// for is open now (serve's answer to a waiting shim's look).
+    pub fn session_opened_for(&self, command_line: &str) -> bool {
+        let Ok(store) = Store::connect(&Location::of(self.config)) else {
+            return false;
+        };
+        let Ok(Some(key)) = store.key(self.key_id) else {
+            return false;
+        };
+        let Ok(SshCommand::Git { service, repo }) = ssh_command::parse(command_line) else {
+            return false;
+        };
+        key.fingerprint == self.fingerprint
+            && self.session_opened(&PendingGit {
+                key,
+                service,
+                typed: repo,
+                wait: Duration::ZERO,
+            })
+    }
+
     /// The decision once a git command's wait ended (a session opened, or
     /// the time ran out): decided and audited again, without waiting.
     pub fn git_after_wait(&self, pending: PendingGit, io: &mut Streams) -> Action {
@@ -501,20 +522,48 @@ fn message_context<'a>(
     }
 }
 
+/// What a shim prints when it panics: an `ERR` line for git, and words for
+/// the user (the cause goes to the log).
+pub fn refuse_after_panic() {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(&err_pkt_line(
+        "git2fa: internal error, so the operation was refused. Tell an admin of this host.",
+    ));
+    let _ = out.flush();
+    eprintln!(
+        "git2fa: internal error, so the operation was refused.\nTell an admin of this host; the cause is in their log."
+    );
+}
+
+/// `SSH_ORIGINAL_COMMAND`: none is the greeting; one that is not UTF-8 is
+/// refused.
+pub fn original_command() -> String {
+    match std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.into_string()) {
+        None => String::new(),
+        Some(Ok(command)) => command,
+        Some(Err(_)) => "\u{fffd} (not UTF-8)".to_string(),
+    }
+}
+
+/// Writes `lines` (a refusal) for the reader of `command_line`, on this
+/// process's streams.
+pub fn refuse_with(lines: &[String], command_line: &str) -> ExitCode {
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    let mut io = Streams {
+        stdin: &mut std::io::empty(),
+        stdout: &mut stdout.lock(),
+        stderr: &mut stderr.lock(),
+    };
+    write_refusal(&mut io, lines, Reader::of(command_line));
+    ExitCode::from(1)
+}
+
 /// `git2fa-shell --key-id N --fingerprint SHA256:… [--config PATH]`, as
-/// `authorized-keys` writes it.
+/// `authorized-keys` writes it, deciding here (`transport::shim` is the
+/// small program that asks `git2fa serve` first).
 pub fn main() -> ExitCode {
     crate::system::syslog::init("git2fa-shell");
-    crate::system::syslog::refuse_on_panic(|| {
-        let mut out = std::io::stdout();
-        let _ = out.write_all(&err_pkt_line(
-            "git2fa: internal error, so the operation was refused. Tell an admin of this host.",
-        ));
-        let _ = out.flush();
-        eprintln!(
-            "git2fa: internal error, so the operation was refused.\nTell an admin of this host; the cause is in their log."
-        );
-    });
+    crate::system::syslog::refuse_on_panic(refuse_after_panic);
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let stdin = std::io::stdin();
@@ -524,12 +573,7 @@ pub fn main() -> ExitCode {
         stdout: &mut out,
         stderr: &mut err,
     };
-    // No command is the greeting; a command that is not UTF-8 is refused.
-    let command = match std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.into_string()) {
-        None => String::new(),
-        Some(Ok(command)) => command,
-        Some(Err(_)) => "\u{fffd} (not UTF-8)".to_string(),
-    };
+    let command = original_command();
     let reader = Reader::of(&command);
     let refuse_unavailable = |io: &mut Streams, cause: String| {
         let lines = messages::check_unavailable(None, &cause);
@@ -560,33 +604,45 @@ pub fn main() -> ExitCode {
     match connection.handle(&command, &mut io) {
         Action::Exit(code) => ExitCode::from(code),
         Action::Git(invocation) => {
-            crate::system::syslog::panic_point("shell-before-exec");
-            let _ = io.stdout.flush();
-            // Not exec: this process stays to stop git once the connection
-            // has run for `max_git_duration`, so that a connection held
-            // open cannot outlive a disable or a key's removal for long.
-            let max = config.policy.max_git_duration;
-            let on_timeout = move || {
-                let message = format!(
-                    "\ngit2fa: this git connection ran for {}, the longest allowed here; it was closed. Run the command again.\n",
-                    format_duration(max)
-                );
-                log::warn!("stopped a git operation after {}", format_duration(max));
-                // Not through the locked `io.stderr`: this runs on another thread.
-                let _ = nix::unistd::write(std::io::stderr(), message.as_bytes());
-            };
-            match invocation.run_for_at_most(Duration::from_secs(max.max(1) as u64), on_timeout) {
-                Ok(code) => ExitCode::from(code),
-                Err(error) => refuse_unavailable(
-                    &mut io,
-                    format!("cannot start {}: {error}", invocation.git_bin.display()),
-                ),
-            }
+            drop(io);
+            drop((out, err, input));
+            let max = Duration::from_secs(config.policy.max_git_duration.max(1) as u64);
+            run_git(&invocation, max, &command)
         }
     }
 }
 
-fn parse_args(args: &[String]) -> Result<(Option<String>, i64, String), String> {
+/// Runs git for an SSH command, stopping it after `max`.
+///
+/// Not exec: this process stays to stop git once the connection has run
+/// for `max_git_duration`, so that a connection held open cannot outlive a
+/// disable or a key's removal for long.
+pub fn run_git(invocation: &GitInvocation, max: Duration, command_line: &str) -> ExitCode {
+    crate::system::syslog::panic_point("shell-before-exec");
+    let _ = std::io::stdout().flush();
+    let on_timeout = move || {
+        let message = format!(
+            "\ngit2fa: this git connection ran for {}, the longest allowed here; it was closed. Run the command again.\n",
+            format_duration(max.as_secs() as i64)
+        );
+        log::warn!(
+            "stopped a git operation after {}",
+            format_duration(max.as_secs() as i64)
+        );
+        // Not through a locked `stderr`: this runs on another thread.
+        let _ = nix::unistd::write(std::io::stderr(), message.as_bytes());
+    };
+    match invocation.run_for_at_most(max, on_timeout) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let cause = format!("cannot start {}: {error}", invocation.git_bin.display());
+            refuse_with(&messages::check_unavailable(None, &cause), command_line)
+        }
+    }
+}
+
+/// `--config PATH`, `--key-id N`, `--fingerprint SHA256:…`.
+pub fn parse_args(args: &[String]) -> Result<(Option<String>, i64, String), String> {
     let mut config = None;
     let mut key_id = None;
     let mut fingerprint = None;

@@ -35,6 +35,7 @@ mod readme;
 mod retention;
 mod security_keys;
 mod serve;
+mod serve_decides;
 mod serve_load;
 mod several_hosts;
 mod slow_clients;

@@ -373,6 +373,7 @@ pub(super) fn through_hook(host: &Host, case: &Case) -> Seen {
             refs: PushedRefs::Known(vec![refname.to_string()]),
             pusher,
             args: &args,
+            update_follows: true,
         },
         &mut |line| lines.push(line.to_string()),
     );
