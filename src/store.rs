@@ -18,6 +18,7 @@ mod copy;
 mod db;
 mod error;
 pub mod group;
+mod kept;
 mod keys;
 mod migrations;
 mod passwords;
@@ -44,6 +45,7 @@ use value::{Row, params};
 
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
+pub use kept::keep_connections;
 pub use pool::{Pool, answer, use_in_process};
 pub use wire::{SOCKET, Serve};
 

@@ -69,7 +69,7 @@ impl Conn {
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<usize> {
         match self {
             Conn::Sqlite(conn) => Ok(conn
-                .prepare(sql)?
+                .prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(params))?),
             Conn::Postgres(client) => {
                 let typed = typed(params);
@@ -86,7 +86,10 @@ impl Conn {
     pub fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         match self {
             Conn::Sqlite(conn) => {
-                let mut statement = conn.prepare(sql)?;
+                // Parsed once per connection: a connection `git2fa serve`
+                // keeps (`kept`) runs the same few statements again and
+                // again.
+                let mut statement = conn.prepare_cached(sql)?;
                 let columns = statement.column_count();
                 let mut rows = statement.query(rusqlite::params_from_iter(params))?;
                 let mut out = Vec::new();

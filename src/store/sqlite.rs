@@ -49,7 +49,15 @@ impl Store {
             Ok(meta) if !meta.is_file() => {
                 return Err(StoreError::NotADatabase(path.to_path_buf()));
             }
-            Ok(_) => {}
+            Ok(meta) => {
+                if let Some(conn) = super::kept::take(path, &meta) {
+                    return Ok(Store {
+                        conn: Conn::Sqlite(conn),
+                        path: Some(path.to_path_buf()),
+                        staged: Default::default(),
+                    });
+                }
+            }
         }
         // Before SQLite opens (and may create) it.
         let had_wal = wal_path(path).exists();
@@ -111,6 +119,9 @@ impl Store {
             .map_err(|e| classify(path, e))?;
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(|e| classify(path, e))?;
+        if let Some(setup) = super::kept::setup() {
+            conn.execute_batch(&setup).map_err(|e| classify(path, e))?;
+        }
         // The WAL and its index stay between processes: a shim or hook that
         // closes the store neither checkpoints (which syncs the database
         // file) nor deletes them, so a decision costs one fsync, its
@@ -166,6 +177,15 @@ impl Drop for Store {
         let long = std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
         if long && conn.busy_timeout(std::time::Duration::ZERO).is_ok() {
             let _ = self.checkpoint();
+        }
+        // A connection whose busy handler was replaced just now is closed.
+        if !long
+            && super::kept::keeping()
+            && let Conn::Sqlite(conn) = &mut self.conn
+            && let Ok(placeholder) = Connection::open_in_memory()
+        {
+            let conn = std::mem::replace(conn, placeholder);
+            super::kept::give_back(path, conn);
         }
     }
 }

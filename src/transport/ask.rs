@@ -247,6 +247,13 @@ pub fn ask(
             "max" => max = Some(Duration::from_secs(number(&value)?)),
             "run" => {
                 let max = max.ok_or_else(|| Unanswered::Broken("run without max".into()))?;
+                // The hooks read the config this shim was given, as when it
+                // decides itself (serve may name the same file otherwise).
+                for (name, value) in &mut git.env {
+                    if name == "GIT2FA_CONFIG" {
+                        *value = config.path.to_string_lossy().into_owned();
+                    }
+                }
                 if git.git_bin.as_os_str().is_empty() || git.dir.as_os_str().is_empty() {
                     return Err(Unanswered::Broken("run without bin or dir".into()));
                 }

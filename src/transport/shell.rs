@@ -604,7 +604,6 @@ pub fn main() -> ExitCode {
     match connection.handle(&command, &mut io) {
         Action::Exit(code) => ExitCode::from(code),
         Action::Git(invocation) => {
-            drop(io);
             drop((out, err, input));
             let max = Duration::from_secs(config.policy.max_git_duration.max(1) as u64);
             run_git(&invocation, max, &command)

@@ -408,3 +408,112 @@ fn receive_pack(host: &Host) -> String {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     script.display().to_string()
 }
+
+#[test]
+fn serve_killed_mid_operation_allows_nothing_without_its_row_and_the_shims_carry_on() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let port = free_port();
+    let host = web_server::host(port, "");
+    host.add_user("alice");
+    host.add_key("alice");
+    let (secret, _) = host.enroll("alice");
+    host.git2fa(&["verify", "alice", &code(&secret, 0)]).ok();
+    host.repo_with_a_commit("team");
+    // Every read needs 2FA here, and each decision writes its row.
+    host.git2fa(&["repo", "flag", "team", "--require", "all"])
+        .ok();
+    let args = host.shell_args(1);
+    let mut server = Server::start(&host, port);
+    let stop = Arc::new(AtomicBool::new(false));
+    // (address, started, the shim's run): each operation from an address
+    // of its own, which names its audit row.
+    let runs = Arc::new(Mutex::new(Vec::<(String, Instant, Run)>::new()));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (stop, runs, args) = (stop.clone(), runs.clone(), args.clone());
+            let cwd = host.dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let addr = format!("10.{worker}.{}.{}", n / 250, n % 250 + 1);
+                    let case = Case {
+                        name: "read",
+                        program: "git2fa-shell",
+                        args: args.clone(),
+                        env: vec![
+                            ("SSH_ORIGINAL_COMMAND", "git-upload-pack 'team.git'".into()),
+                            ("SSH_CONNECTION", format!("{addr} 50000 127.0.0.1 22")),
+                        ],
+                        cwd: cwd.clone(),
+                        stdin: "0000".into(),
+                    };
+                    let started = Instant::now();
+                    let own_dir = PathBuf::from(SHELL_BIN).parent().unwrap().to_path_buf();
+                    let run = run_case(&case, &own_dir);
+                    runs.lock().unwrap().push((addr, started, run));
+                }
+            })
+        })
+        .collect();
+    // Killed mid-operation (SIGKILL, no goodbye) twice and started again;
+    // then gone for good.
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(600));
+        server.kill();
+        std::thread::sleep(Duration::from_millis(400));
+        server = Server::start(&host, port);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    server.kill();
+    let gone = Instant::now();
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let out = host
+        .git2fa(&["audit", "--json", "--since", "2000-01-01"])
+        .ok()
+        .stdout;
+    let allowed: std::collections::HashSet<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|row| row["outcome"] == "allow" && row["action"] == "read")
+        .filter_map(|row| row["addr"].as_str().map(str::to_string))
+        .collect();
+    let runs = runs.lock().unwrap();
+    assert!(runs.len() > 40, "only {} operations", runs.len());
+    let mut after_gone = 0;
+    for (addr, started, run) in runs.iter() {
+        match run.code {
+            0 => {
+                assert!(run.stdout.contains("refs/heads/main"), "{addr}: {run:?}");
+                assert!(
+                    allowed.contains(addr),
+                    "{addr} was allowed without its row: {run:?}\n{}",
+                    out.lines()
+                        .filter(|l| l.contains(&format!("\"{addr}\"")))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                if *started > gone {
+                    after_gone += 1;
+                }
+            }
+            _ => {
+                assert_eq!(run.code, 1, "{addr}: {run:?}");
+                assert!(
+                    run.stderr.contains("git2fa: "),
+                    "{addr}: refused without words: {run:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        after_gone > 0,
+        "with serve gone, the shims decide themselves"
+    );
+}

@@ -124,3 +124,63 @@ fn a_decision_costs_one_fsync_and_deletes_nothing() {
         .stdout;
     assert_eq!(audit.lines().filter(|l| l.contains(" allow ")).count(), 45);
 }
+
+/// With `git2fa serve` running, a forced command opens no store file and
+/// asks serve once; serve's decision is one fsync, and the row is there.
+#[test]
+fn with_serve_running_the_shim_opens_no_store_file_and_asks_once() {
+    use crate::harness::web_server::{self, Server, free_port};
+    use crate::harness::{SHELL_BIN, code};
+    if !e2e_available(which("strace").is_some(), "strace", "strace") {
+        return;
+    }
+    let port = free_port();
+    let host = web_server::host(port, "");
+    host.add_user("alice");
+    host.add_key("alice");
+    let (secret, _) = host.enroll("alice");
+    host.git2fa(&["verify", "alice", &code(&secret, 0)]).ok();
+    host.repo_with_a_commit("team");
+    host.git2fa(&["repo", "flag", "team", "--require", "all"])
+        .ok();
+    let _server = Server::start(&host, port);
+    let log = host.dir.path().join("strace.log");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=%file,%network,%process"])
+        .arg("-o")
+        .arg(&log)
+        .arg(SHELL_BIN)
+        .args(host.shell_args(1))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SSH_ORIGINAL_COMMAND", "git-upload-pack 'team.git'")
+        .env("SSH_CONNECTION", "10.9.9.9 50000 127.0.0.1 22")
+        .stdin(std::fs::File::open("/dev/null").unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("refs/heads/main"), "not served: {out:?}");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let data = host.data.display().to_string();
+    let store_opens: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("open") && l.contains(&data))
+        .collect();
+    assert!(store_opens.is_empty(), "the shim opened: {store_opens:#?}");
+    let connects: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("connect(") && !l.contains("/dev/log"))
+        .collect();
+    assert_eq!(connects.len(), 1, "one round trip: {connects:#?}");
+    assert!(connects[0].contains("decide.sock"), "{connects:#?}");
+    let programs: Vec<&str> = trace.lines().filter(|l| l.contains("execve(")).collect();
+    assert_eq!(programs.len(), 2, "the shim, then git: {programs:#?}");
+    assert!(programs[1].contains("upload-pack"), "{programs:#?}");
+    let audit = host.git2fa(&["audit", "--json"]).ok().stdout;
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"10.9.9.9\"") && l.contains("\"allow\"")),
+        "{audit}"
+    );
+}

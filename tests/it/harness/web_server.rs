@@ -69,6 +69,14 @@ impl Server {
             .signal_process(nix::sys::signal::Signal::SIGTERM);
     }
 
+    /// Kills the server at once (SIGKILL, as a crash or the OOM killer
+    /// would), and waits for it.
+    pub fn kill(&mut self) {
+        self.process
+            .signal_process(nix::sys::signal::Signal::SIGKILL);
+        self.process.wait();
+    }
+
     /// Waits for the server to exit by itself; its exit code.
     pub fn wait(&mut self) -> Option<i32> {
         self.process.wait()
