@@ -1,6 +1,7 @@
 """A soak of `git2fa serve`: several hundred concurrent clients of mixed
-kinds (git over HTTP with a token, git over serve's SSH, web page GETs,
-log-ins) for a bounded time, then two bursts of concurrent log-ins.
+kinds (git over HTTP with a token, git over serve's SSH, sshd's forced
+command `git2fa-shell` asking serve, web page GETs, log-ins) for a bounded
+time, then two bursts of concurrent log-ins.
 Prints markdown table rows: per kind, operations, errors, refusals for a
 busy store ("2FA check unavailable"), p50/p99; serve's RSS and open files
 over the run, and its RSS after each burst.
@@ -8,6 +9,7 @@ over the run, and its RSS after each burst.
     python3 benches/soak.py --label L --web PORT [--ssh PORT --key FILE]
         --token TOKEN --user NAME --password PW --repo app.git
         --clients N --seconds S --burst B --pid PID
+        [--shim PATH --shim-config FILE --shim-key ARGS]
 """
 
 import argparse
@@ -126,6 +128,27 @@ def ssh_ls_remote(a):
     return run.returncode == 0, BUSY_STORE in run.stderr.decode("utf-8", "replace")
 
 
+def shim(a):
+    """ls-remote's server side as sshd starts it: git2fa-shell, which asks
+    serve over its decide socket, then git upload-pack to a client that
+    wants nothing."""
+    run = subprocess.run(
+        [a.shim, "--config", a.shim_config, *a.shim_key.split()],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SSH_ORIGINAL_COMMAND": f"git-upload-pack '{a.repo}'",
+            "SSH_CONNECTION": f"{source()} 50000 127.0.0.1 22",
+        },
+        input=b"0000",
+        capture_output=True,
+        timeout=120,
+    )
+    stderr = run.stderr.decode("utf-8", "replace")
+    if run.returncode != 0:
+        ERRORS.setdefault("forced command", stderr[-300:])
+    return run.returncode == 0, BUSY_STORE in stderr
+
+
 def client(kind, work, a, results, deadline, address):
     SOURCE.address = address
     while time.monotonic() < deadline:
@@ -146,18 +169,21 @@ def percentile(values, p):
 
 def main():
     p = argparse.ArgumentParser()
-    for name in ["label", "key", "token", "user", "password", "repo"]:
+    for name in ["label", "key", "token", "user", "password", "repo", "shim", "shim-config", "shim-key"]:
         p.add_argument(f"--{name}", default="")
     for name in ["web", "ssh", "clients", "seconds", "burst", "pid"]:
         p.add_argument(f"--{name}", type=int, default=0)
     a = p.parse_args()
-    # The mix: git over HTTP 40 %, web GETs 30 %, git over SSH 20 %
+    # The mix: git over HTTP 40 %, web GETs 20 %, sshd's forced command
+    # through serve 10 % (a web GET without --shim), git over SSH 20 %
     # (HTTP when serve has no SSH), log-ins 10 %.
     kinds = []
     for i in range(a.clients):
         share = i % 10
         if share < 4:
             kinds.append(("git over HTTP (token)", http_token))
+        elif share == 4 and a.shim:
+            kinds.append(("git2fa-shell asking serve (ls-remote's server side)", shim))
         elif share < 7:
             kinds.append(("web GET /login", web_get))
         elif share < 9:
