@@ -144,7 +144,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         u64::try_from(config.store.timeout).unwrap_or(5),
     ));
     // Password hashes on their own few threads, at most that many at once.
-    crate::factor::slow::configure(config.limits.password_hashes);
+    crate::factor::slow::configure(config.limits.password_hashes());
     // SQLite: this process's writes take turns, audit rows commit together.
     crate::store::group::enable(&crate::store::Location::of(&config));
     // SQLite: each thread keeps its connection between requests.
@@ -174,7 +174,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
     // git_operations`). Sized so that each keeps its share.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(576 + config.limits.git_operations)
+        .max_blocking_threads(576 + config.limits.git_operations())
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
         .map_err(ServeError::io("cannot start the runtime"))?;

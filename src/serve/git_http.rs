@@ -42,7 +42,7 @@ pub async fn handle(
     };
     // One limit for the whole server: past it, refused at once.
     let running = state.operations.running();
-    if running >= state.config.limits.git_operations {
+    if running >= state.config.limits.git_operations() {
         let what = messages::Busy::GitOperations(running);
         log::warn!("/git/: {running} git operations under way; refused one");
         super::operations::audit_busy(

@@ -505,7 +505,7 @@ impl Client {
         // One limit for the whole server: past it, refused at once, never
         // queued.
         let running = self.operations.running();
-        if running >= self.config.limits.git_operations {
+        if running >= self.config.limits.git_operations() {
             let what = messages::Busy::GitOperations(running);
             refuse_at_once(
                 session,

@@ -1,7 +1,9 @@
 //! SQLite connections kept open between the requests of a long-lived
-//! process (`git2fa serve`, `keep_connections`): one per thread, handed
-//! back when a `Store` is dropped with no transaction open, and taken again
-//! by the next `Store::connect` on that thread for the same file.
+//! process (`git2fa serve`, `keep_connections`): a few, handed back when a
+//! `Store` is dropped with no transaction open, and taken again by the next
+//! `Store::connect` for the same file, on whichever thread. Past
+//! `MAX_KEPT` a connection is closed as before: under a burst, serve's
+//! memory stays that of a few connections' caches, not one per thread.
 //!
 //! Opening a connection costs more than a decision: SQLite opens the file
 //! and its WAL index, then parses the schema on the first query. Measured
@@ -9,9 +11,9 @@
 //! each time and 0.7 ms with a kept one (its statements parsed once,
 //! `db::Conn` prepares them cached).
 
-use std::cell::RefCell;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::Connection;
@@ -19,9 +21,12 @@ use rusqlite::Connection;
 /// Set by `keep_connections`.
 static KEEP: AtomicBool = AtomicBool::new(false);
 
-/// The page cache of a kept connection, in KiB: a decision reads a few
-/// indexed pages, and a thread of serve's blocking pool keeps one
-/// connection for as long as it lives.
+/// Connections kept at most: more than serve's cores, so that requests
+/// side by side each find one.
+const MAX_KEPT: usize = 8;
+
+/// The page cache of a connection of serve's, in KiB: a decision reads a
+/// few indexed pages.
 const KEPT_CACHE_KIB: i64 = 512;
 
 struct Kept {
@@ -32,9 +37,7 @@ struct Kept {
     conn: Connection,
 }
 
-thread_local! {
-    static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
-}
+static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
 
 /// Makes this process keep a connection per thread. Once; for serve.
 pub fn keep_connections() {
@@ -45,19 +48,21 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
-/// This thread's kept connection to the file at `path` (whose metadata
-/// is `meta`), if there is one.
+/// A kept connection to the file at `path` (whose metadata is `meta`), if
+/// there is one.
 pub(super) fn take(path: &Path, meta: &std::fs::Metadata) -> Option<Connection> {
     if !KEEP.load(Ordering::Relaxed) {
         return None;
     }
-    let kept = KEPT.with(|kept| kept.borrow_mut().take())?;
-    (kept.path == path && kept.file == identity(meta) && kept.conn.is_autocommit())
-        .then_some(kept.conn)
+    let mut kept = KEPT.lock().ok()?;
+    let file = identity(meta);
+    let at = kept.iter().position(|k| k.path == path && k.file == file)?;
+    let found = kept.swap_remove(at);
+    found.conn.is_autocommit().then_some(found.conn)
 }
 
-/// Keeps `conn` for this thread's next `take`, when keeping is on and no
-/// transaction is open on it; else it is closed.
+/// Keeps `conn` for a later `take`, when keeping is on, no transaction is
+/// open on it and fewer than `MAX_KEPT` are kept; else it is closed.
 pub(super) fn give_back(path: &Path, conn: Connection) {
     if !KEEP.load(Ordering::Relaxed) || !conn.is_autocommit() {
         return;
@@ -65,13 +70,16 @@ pub(super) fn give_back(path: &Path, conn: Connection) {
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
-    KEPT.with(|kept| {
-        *kept.borrow_mut() = Some(Kept {
+    let Ok(mut kept) = KEPT.lock() else {
+        return;
+    };
+    if kept.len() < MAX_KEPT {
+        kept.push(Kept {
             path: path.to_path_buf(),
             file: identity(&meta),
             conn,
-        })
-    });
+        });
+    }
 }
 
 /// Whether connections are kept (the caller then gives its connection

@@ -73,31 +73,41 @@ pub struct Log {
 }
 
 /// What `git2fa serve` does at once, at most (`[limits]`): past a limit it
-/// refuses at once, saying the server is busy.
+/// refuses at once, saying the server is busy. 0 is "sized for this host",
+/// resolved when asked (the shims, which never ask, do not count cores).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Git operations under way (SSH commands and `/git/` requests).
-    pub git_operations: usize,
-    /// Password hashes computed at once (each takes 19 MiB and a core).
-    pub password_hashes: usize,
+    configured_git_operations: usize,
+    configured_password_hashes: usize,
 }
 
 impl Limits {
-    /// `[limits]` with 0 ("sized for this host") resolved: 256 git
-    /// operations and one password hash per core.
     fn resolve(git_operations: usize, password_hashes: usize) -> Limits {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Limits {
-            git_operations: if git_operations == 0 {
-                256 * cores
-            } else {
-                git_operations
-            },
-            password_hashes: if password_hashes == 0 {
-                cores
-            } else {
-                password_hashes
-            },
+            configured_git_operations: git_operations,
+            configured_password_hashes: password_hashes,
+        }
+    }
+
+    fn cores() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// Git operations under way at once (SSH commands and `/git/`
+    /// requests): 256 per core unless set.
+    pub fn git_operations(&self) -> usize {
+        match self.configured_git_operations {
+            0 => 256 * Limits::cores(),
+            n => n,
+        }
+    }
+
+    /// Password hashes computed at once (each takes 19 MiB and a core):
+    /// one per core unless set.
+    pub fn password_hashes(&self) -> usize {
+        match self.configured_password_hashes {
+            0 => Limits::cores(),
+            n => n,
         }
     }
 }

@@ -517,3 +517,147 @@ fn serve_killed_mid_operation_allows_nothing_without_its_row_and_the_shims_carry
         "with serve gone, the shims decide themselves"
     );
 }
+
+// Attack: a local user whose account is not the store's owner talks to
+// serve's decide socket directly (an admin loosened the modes of data_dir),
+// claiming to be a shim with alice's key or her hook identity, to get
+// `allow` answers or git commands to run. serve takes the caller's uid from
+// the kernel and hangs up on every account but the store's owner, root
+// and its own.
+#[test]
+fn another_account_gets_no_answer_from_the_decide_socket() {
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let port = free_port();
+    let host = web_server::host(port, "");
+    host.add_user("alice");
+    host.add_key("alice");
+    host.repo_with_a_commit("open");
+    let args = host.shell_args(1);
+    let _server = Server::start(&host, port);
+    let socket = host.data.join("decide.sock");
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in [
+        (host.dir.path(), 0o755),
+        (&host.data, 0o755),
+        (&socket, 0o666),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let digest = {
+        use sha2::Digest;
+        let text = std::fs::read(&host.config).unwrap();
+        sha2::Sha256::digest(&text)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let request = format!(
+        "git2fa-ask 1\nkind ssh\nconfig {digest}\nkey-id 1\nfingerprint {}\ncommand git-upload-pack 'open.git'\nwait no\n",
+        args[5]
+    );
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ns.sendall(sys.argv[2].encode())\ns.shutdown(socket.SHUT_WR)\nd=b''\nwhile True:\n    c=s.recv(65536)\n    if not c: break\n    d+=c\nsys.stdout.write(d.decode())\n";
+    let ask = |uid: Option<u32>| -> Run {
+        let mut command = Command::new("python3");
+        command.args(["-c", script]).arg(&socket).arg(&request);
+        if let Some(uid) = uid {
+            command.uid(uid).gid(uid);
+        }
+        command.output().unwrap().into()
+    };
+    // The store's owner is answered: the control.
+    let owner = ask(None);
+    assert!(
+        owner.stdout.contains("\nrun \n") || owner.stdout.ends_with("run \n"),
+        "{owner:?}"
+    );
+    let stranger = ask(Some(NOBODY));
+    assert_eq!(stranger.stdout, "", "{stranger:?}");
+}
+
+// Attack: an `update` hook answered from the decision of another push. A
+// process of the git account that runs hooks itself (as the test does here)
+// first runs pre-receive as alice, who may push, then `update` as carol for
+// the same change: were serve to answer update hooks by repository and
+// parent process alone, carol's push would pass unchecked. The answer from
+// memory needs the same pusher and the same change; carol is decided.
+#[test]
+fn an_update_hook_is_not_answered_from_another_pushers_decision() {
+    let port = free_port();
+    let table = table(port);
+    let _server = Server::start(&table.host, port);
+    let lone = lone_shims(table.host.dir.path());
+    let case = |name: &str| table.cases.iter().find(|c| c.name == name).unwrap();
+    let alice = run_case(case("hook: pre-receive, verified"), &lone);
+    assert_eq!(alice.code, 0, "{alice:?}");
+    let carol = run_case(case("hook: update, no session"), &lone);
+    assert_eq!(carol.code, 1, "{carol:?}");
+    assert!(
+        carol.stderr.contains("git2fa: refused refs/heads/main:"),
+        "{carol:?}"
+    );
+    // alice's own update for another change is decided too.
+    let update = case("hook: update, no session");
+    let other = Case {
+        name: "alice, another change",
+        program: update.program,
+        args: vec![
+            "update".into(),
+            "refs/heads/main".into(),
+            "2".repeat(40),
+            "3".repeat(40),
+        ],
+        env: case("hook: pre-receive, verified").env.clone(),
+        cwd: update.cwd.clone(),
+        stdin: String::new(),
+    };
+    let rows = || {
+        let out = table
+            .host
+            .git2fa(&["audit", "--json", "--since", "2000-01-01"]);
+        out.ok().stdout.lines().count()
+    };
+    let before = rows();
+    let decided = run_case(&other, &lone);
+    assert_eq!(decided.code, 0, "{decided:?}");
+    assert_eq!(rows(), before + 1, "decided, with its row");
+}
+
+// Attack: an admin tightens the policy in config.toml while serve runs
+// (here `git = "all"`), and serve, which read the file when it started,
+// would go on allowing what the new file refuses. A shim sends the SHA-256
+// of the config it read; serve declines a request made under another text,
+// and the shim decides by the file as it is now.
+#[test]
+fn a_config_changed_since_serve_started_is_the_one_that_decides() {
+    let port = free_port();
+    let table = table(port);
+    let _server = Server::start(&table.host, port);
+    let read = |table: &Table| {
+        let case = table
+            .cases
+            .iter()
+            .find(|c| c.name == "ssh: a read of an open repository")
+            .unwrap();
+        let carol = Case {
+            name: "carol reads an open repository",
+            program: case.program,
+            args: table.host.shell_args(3),
+            env: case.env.clone(),
+            cwd: case.cwd.clone(),
+            stdin: case.stdin.clone(),
+        };
+        run_case(&carol, PathBuf::from(SHELL_BIN).parent().unwrap())
+    };
+    assert_eq!(read(&table).code, 0);
+    let text = std::fs::read_to_string(&table.host.config)
+        .unwrap()
+        .replace("[policy]\n", "[policy]\ngit = \"all\"\n");
+    std::fs::write(&table.host.config, text).unwrap();
+    let refused = read(&table);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("no open 2FA session"),
+        "{refused:?}"
+    );
+}
