@@ -147,7 +147,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
     crate::factor::slow::configure(config.limits.password_hashes());
     // SQLite: this process's writes take turns, audit rows commit together.
     crate::store::group::enable(&crate::store::Location::of(&config));
-    // SQLite: each thread keeps its connection between requests.
+    // SQLite: the decide socket keeps a few connections between requests.
     crate::store::keep_connections();
     let host_keys = match listeners.ssh {
         Some(_) => match ssh::host_keys(&config.data_dir) {

@@ -45,7 +45,7 @@ use value::{Row, params};
 
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
-pub use kept::keep_connections;
+pub use kept::{keep_connections, keeping_for};
 pub use pool::{Pool, answer, use_in_process};
 pub use wire::{SOCKET, Serve};
 

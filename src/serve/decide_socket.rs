@@ -113,7 +113,7 @@ fn answer(config: &Config, mut stream: UnixStream, owner: u32, pushes: &Pushes) 
                 pid: peer.pid(),
                 owner,
             };
-            decide(config, &request, &peer, pushes)
+            crate::store::keeping_for(|| decide(config, &request, &peer, pushes))
         }
         (Ok(_), Ok(_)) => item("other", "git2fa serve reads another configuration"),
         (Err(e), _) => {

@@ -1,9 +1,14 @@
-//! SQLite connections kept open between the requests of a long-lived
-//! process (`git2fa serve`, `keep_connections`): a few, handed back when a
-//! `Store` is dropped with no transaction open, and taken again by the next
-//! `Store::connect` for the same file, on whichever thread. Past
-//! `MAX_KEPT` a connection is closed as before: under a burst, serve's
-//! memory stays that of a few connections' caches, not one per thread.
+//! SQLite connections kept open between the decisions `git2fa serve` makes
+//! for the host's shims (`keeping`, around the work of its decide socket):
+//! a few, handed back when a `Store` is dropped with no transaction open,
+//! and taken again by the next `Store::connect` for the same file, on
+//! whichever thread. Past `MAX_KEPT` a connection is closed as before.
+//!
+//! Only the decide socket keeps them: long-lived connections among the
+//! short ones of the web page's requests kept serve's heap from shrinking
+//! after a burst (the soak's resident memory after its bursts of log-ins:
+//! 105 MiB without, 131 to 135 MiB with two or eight connections kept for
+//! every request).
 //!
 //! Opening a connection costs more than a decision: SQLite opens the file
 //! and its WAL index, then parses the schema on the first query. Measured
@@ -11,6 +16,7 @@
 //! each time and 0.7 ms with a kept one (its statements parsed once,
 //! `db::Conn` prepares them cached).
 
+use std::cell::Cell;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,7 +29,7 @@ static KEEP: AtomicBool = AtomicBool::new(false);
 
 /// Connections kept at most: more than serve's cores, so that requests
 /// side by side each find one.
-const MAX_KEPT: usize = 8;
+const MAX_KEPT: usize = 4;
 
 /// The page cache of a connection of serve's, in KiB: a decision reads a
 /// few indexed pages.
@@ -39,6 +45,19 @@ struct Kept {
 
 static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
 
+thread_local! {
+    /// Set while this thread does the work of `keeping`.
+    static HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work` with kept connections (when `keep_connections` was called).
+pub fn keeping_for<T>(work: impl FnOnce() -> T) -> T {
+    HERE.with(|here| here.set(true));
+    let done = work();
+    HERE.with(|here| here.set(false));
+    done
+}
+
 /// Makes this process keep a connection per thread. Once; for serve.
 pub fn keep_connections() {
     KEEP.store(true, Ordering::Relaxed);
@@ -51,7 +70,7 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
 /// A kept connection to the file at `path` (whose metadata is `meta`), if
 /// there is one.
 pub(super) fn take(path: &Path, meta: &std::fs::Metadata) -> Option<Connection> {
-    if !KEEP.load(Ordering::Relaxed) {
+    if !keeping() {
         return None;
     }
     let mut kept = KEPT.lock().ok()?;
@@ -64,7 +83,7 @@ pub(super) fn take(path: &Path, meta: &std::fs::Metadata) -> Option<Connection> 
 /// Keeps `conn` for a later `take`, when keeping is on, no transaction is
 /// open on it and fewer than `MAX_KEPT` are kept; else it is closed.
 pub(super) fn give_back(path: &Path, conn: Connection) {
-    if !KEEP.load(Ordering::Relaxed) || !conn.is_autocommit() {
+    if !keeping() || !conn.is_autocommit() {
         return;
     }
     let Ok(meta) = std::fs::metadata(path) else {
@@ -82,13 +101,13 @@ pub(super) fn give_back(path: &Path, conn: Connection) {
     }
 }
 
-/// Whether connections are kept (the caller then gives its connection
-/// back when done).
+/// Whether this thread keeps connections (the caller then gives its
+/// connection back when done).
 pub(super) fn keeping() -> bool {
-    KEEP.load(Ordering::Relaxed)
+    KEEP.load(Ordering::Relaxed) && HERE.with(Cell::get)
 }
 
-/// What a new connection of a process that keeps them is set up with.
+/// What a new connection that may be kept is set up with.
 pub(super) fn setup() -> Option<String> {
     keeping().then(|| format!("PRAGMA cache_size=-{KEPT_CACHE_KIB};"))
 }

@@ -263,6 +263,8 @@ pub fn hand_over(
 
 /// glibc's malloc takes this variable as a fixed mmap threshold.
 const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
+/// And this one as the most heaps ("arenas") it keeps for threads.
+const ARENA_MAX: &str = "MALLOC_ARENA_MAX";
 
 /// Starts this program again, in place (the same process id), with
 /// glibc's mmap threshold fixed at 128 KiB, unless it is set already: a
@@ -273,8 +275,12 @@ const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
 /// under 19 MiB (SQLite's page caches, response buffers) came from the
 /// allocator's heaps and stayed there. Measured on `git2fa serve`: after
 /// two bursts of 40 concurrent log-ins, 143 MiB held with the adaptive
-/// threshold, 54 MiB with the fixed one. Returns only if the new start
-/// failed (the server then runs as it is).
+/// threshold, 54 MiB with the fixed one. Its heaps are capped at two
+/// (`MALLOC_ARENA_MAX`) unless set: glibc makes up to eight per core, one
+/// for each thread that allocates while the others' are busy, and keeps
+/// what each once held; serve's blocking threads come and go by the
+/// hundred under load. Returns only if the new start failed (the server
+/// then runs as it is).
 pub fn fix_malloc_threshold() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(MMAP_THRESHOLD).is_some() {
@@ -283,10 +289,14 @@ pub fn fix_malloc_threshold() {
     let Ok(program) = std::env::current_exe() else {
         return;
     };
-    let error = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(std::env::args_os().skip(1))
-        .env(MMAP_THRESHOLD, "131072")
-        .exec();
+        .env(MMAP_THRESHOLD, "131072");
+    if std::env::var_os(ARENA_MAX).is_none() {
+        command.env(ARENA_MAX, "2");
+    }
+    let error = command.exec();
     log::warn!(
         "could not fix malloc's mmap threshold ({error}); memory may stay high after bursts"
     );
