@@ -190,7 +190,10 @@ fn assert_all_refused(t: &Target, wrap: Wrap, fault: &str, logged: &str) {
             a.text
         );
     }
-    let log = std::fs::read_to_string(&t.log).unwrap_or_default();
+    // The cause is in the log of whoever decided: the shims', or serve's
+    // when it decides for them.
+    let log = std::fs::read_to_string(&t.log).unwrap_or_default()
+        + &std::fs::read_to_string(t.host.dir.path().join("serve.log")).unwrap_or_default();
     assert!(
         log.contains("2FA check unavailable") && log.contains(logged),
         "{fault}: the log lacks {logged:?}:\n{log}"
@@ -502,8 +505,9 @@ fn the_web_page_and_serve_refuse_while_postgres_is_down() {
     assert!(get(refs, Some(&token)).starts_with("HTTP/1.1 200"));
 }
 
-// With `git2fa serve` running, the shims send their statements to its
-// store socket, and it runs them on the connections it keeps. PostgreSQL
+// With `git2fa serve` running, the shims ask it for their decisions (and
+// the admin CLI sends its statements to its store socket), and it runs
+// them on the connections it keeps. PostgreSQL
 // going away mid-run must still refuse everything; the cause, with the
 // server's words, goes to the log; nothing needs repairing afterwards.
 #[test]
@@ -533,12 +537,8 @@ fn through_serve_s_store_socket_the_shims_refuse_while_postgres_is_down() {
     assert_all_allowed(&t);
 
     cluster.stop();
-    assert_all_refused(
-        &t,
-        Wrap::Plain,
-        "PostgreSQL stopped",
-        "(through git2fa serve)",
-    );
+    // serve decides for the shims; it logs the cause.
+    assert_all_refused(&t, Wrap::Plain, "PostgreSQL stopped", "PostgreSQL");
     std::fs::write(
         &cluster.password_file,
         format!("{}\n", crate::harness::postgres::PASSWORD),
@@ -587,10 +587,13 @@ fn assert_shims_refused_in_time(t: &Target, fault: &str) {
             "{fault}: {transport:?} took {took:?} to refuse"
         );
     }
+    // The cause is in the log of whoever decided: the shims', or serve's
+    // when it decides for them.
     let log = std::fs::read_to_string(&t.log).unwrap_or_default();
     let serve = std::fs::read_to_string(t.host.dir.path().join("serve.log")).unwrap_or_default();
     assert!(
-        log.contains("did not answer"),
+        log.contains("did not answer")
+            || serve.contains("2FA check unavailable: PostgreSQL did not answer"),
         "{fault}: the cause is not logged:\n{log}\nserve's log:\n{serve}"
     );
     let _ = std::fs::remove_file(&t.log);

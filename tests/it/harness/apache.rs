@@ -59,6 +59,9 @@ impl Apache {
         // directory may be out of www-data's reach.
         let cgi = host.dir.path().join("git2fa-http");
         std::fs::copy(HTTP_BIN, &cgi).unwrap();
+        // Beside it, the `git2fa` it hands over to when no serve decides
+        // (as the package installs both in /usr/bin).
+        std::os::unix::fs::symlink(BIN, host.dir.path().join("git2fa")).unwrap();
         // What Apache's CGI reads and writes becomes www-data's; the rest
         // (a work tree the test runs git in as root) stays as it is.
         {

@@ -407,6 +407,19 @@ impl Cluster {
 impl Drop for Cluster {
     /// Stops the server; its `sh` removes the cluster.
     fn drop(&mut self) {
+        // A server left stopped (SIGSTOP) by a test that failed meanwhile
+        // goes on first: a stopped server never ends, nor does its `sh`.
+        if let Some(pid) = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_string))
+        {
+            let _ = std::process::Command::new("pkill")
+                .args(["-CONT", "-P", &pid])
+                .status();
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &pid])
+                .status();
+        }
         if let Some(mut server) = self.server.take() {
             drop(server.stdin.take());
             let _ = server.wait();
