@@ -327,14 +327,8 @@ fn serve_and_the_shims_alone_give_the_same_answers_and_audit_rows() {
 #[test]
 fn a_push_is_decided_once_and_its_update_hooks_only_when_the_policy_changed() {
     let port = free_port();
-    let host = web_server::host(port, "");
-    host.add_user("alice");
-    host.add_key("alice");
-    let (secret, _) = host.enroll("alice");
-    host.git2fa(&["verify", "alice", &code(&secret, 0)]).ok();
-    let work = host.repo_with_a_commit("team");
+    let (host, work) = web_server::verified_host(port, "push");
     host.install_hooks();
-    host.git2fa(&["repo", "flag", "team"]).ok();
     let _server = Server::start(&host, port);
     let repo = host.root.join("team.git");
     // Ten branches in one push, through git's receive-pack with the hooks
@@ -415,15 +409,8 @@ fn serve_killed_mid_operation_allows_nothing_without_its_row_and_the_shims_carry
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
     let port = free_port();
-    let host = web_server::host(port, "");
-    host.add_user("alice");
-    host.add_key("alice");
-    let (secret, _) = host.enroll("alice");
-    host.git2fa(&["verify", "alice", &code(&secret, 0)]).ok();
-    host.repo_with_a_commit("team");
     // Every read needs 2FA here, and each decision writes its row.
-    host.git2fa(&["repo", "flag", "team", "--require", "all"])
-        .ok();
+    let (host, _) = web_server::verified_host(port, "all");
     let args = host.shell_args(1);
     let mut server = Server::start(&host, port);
     let stop = Arc::new(AtomicBool::new(false));

@@ -129,20 +129,13 @@ fn a_decision_costs_one_fsync_and_deletes_nothing() {
 /// asks serve once; serve's decision is one fsync, and the row is there.
 #[test]
 fn with_serve_running_the_shim_opens_no_store_file_and_asks_once() {
+    use crate::harness::SHELL_BIN;
     use crate::harness::web_server::{self, Server, free_port};
-    use crate::harness::{SHELL_BIN, code};
     if !e2e_available(which("strace").is_some(), "strace", "strace") {
         return;
     }
     let port = free_port();
-    let host = web_server::host(port, "");
-    host.add_user("alice");
-    host.add_key("alice");
-    let (secret, _) = host.enroll("alice");
-    host.git2fa(&["verify", "alice", &code(&secret, 0)]).ok();
-    host.repo_with_a_commit("team");
-    host.git2fa(&["repo", "flag", "team", "--require", "all"])
-        .ok();
+    let (host, _) = web_server::verified_host(port, "all");
     let _server = Server::start(&host, port);
     let log = host.dir.path().join("strace.log");
     let out = Command::new("strace")

@@ -21,6 +21,22 @@ pub fn host(port: u16, policy: &str) -> Host {
     )
 }
 
+/// `host(port, "")` where alice has a key (#1), has enrolled and is
+/// verified, and `team` has a commit and is flagged, requiring 2FA for
+/// `require` (push or all); the work tree's path.
+pub fn verified_host(port: u16, require: &str) -> (Host, std::path::PathBuf) {
+    let host = host(port, "");
+    host.add_user("alice");
+    host.add_key("alice");
+    let (secret, _) = host.enroll("alice");
+    host.git2fa(&["verify", "alice", &crate::harness::code(&secret, 0)])
+        .ok();
+    let work = host.repo_with_a_commit("team");
+    host.git2fa(&["repo", "flag", "team", "--require", require])
+        .ok();
+    (host, work)
+}
+
 impl Server {
     pub fn start(host: &Host, port: u16) -> Server {
         Server::start_with(host, port, &[])
