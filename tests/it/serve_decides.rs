@@ -648,3 +648,63 @@ fn a_config_changed_since_serve_started_is_the_one_that_decides() {
         "{refused:?}"
     );
 }
+
+/// Under `[policy] wait_for_verify`, a command that serve refused for now
+/// waits in the shim (serve answers `wait` and holds nothing), and goes on
+/// as soon as the user verifies; a push hook waits the same way.
+#[test]
+fn through_serve_a_waiting_command_and_push_go_on_once_verified() {
+    let port = free_port();
+    let host = web_server::host(port, "wait_for_verify = \"6s\"");
+    host.add_user("carol");
+    host.add_key("carol");
+    let (secret, _) = host.enroll("carol");
+    host.repo_with_a_commit("team");
+    host.git2fa(&["repo", "flag", "team"]).ok();
+    let _server = Server::start(&host, port);
+    let lone = lone_shims(host.dir.path());
+    let ssh = Case {
+        name: "carol pushes, then verifies",
+        program: "git2fa-shell",
+        args: host.shell_args(1),
+        env: vec![
+            ("SSH_ORIGINAL_COMMAND", "git-receive-pack 'team.git'".into()),
+            ("SSH_CONNECTION", "10.1.2.3 50000 127.0.0.1 22".into()),
+        ],
+        cwd: host.dir.path().to_path_buf(),
+        stdin: "0000".into(),
+    };
+    let hook = Case {
+        name: "carol's pre-receive, then she verifies",
+        program: "git2fa-hook",
+        args: vec!["pre-receive".into()],
+        env: vec![
+            ("GIT_DIR", ".".into()),
+            ("GIT2FA_CONFIG", host.config.display().to_string()),
+            ("GIT2FA_USER", "carol".into()),
+            ("GIT2FA_TRANSPORT", "ssh".into()),
+            ("GIT2FA_KEY_ID", "1".into()),
+        ],
+        cwd: host.root.join("team.git"),
+        stdin: format!("{} {} refs/heads/main\n", "0".repeat(40), "1".repeat(40)),
+    };
+    let (ssh, hook) = std::thread::scope(|scope| {
+        let started = std::time::Instant::now();
+        let ssh = scope.spawn(|| run_case(&ssh, &lone));
+        let hook = scope.spawn(|| run_case(&hook, &lone));
+        std::thread::sleep(Duration::from_millis(1500));
+        host.git2fa(&["verify", "carol", &code(&secret, 0)]).ok();
+        let done = (ssh.join().unwrap(), hook.join().unwrap());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        done
+    });
+    for run in [&ssh, &hook] {
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stderr.contains("git2fa: waiting up to 6s"), "{run:?}");
+    }
+    assert!(ssh.stdout.contains("report-status"), "git ran: {ssh:?}");
+}
