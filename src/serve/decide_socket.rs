@@ -41,8 +41,12 @@ const MAX_CLIENTS: usize = 256;
 /// How long serve waits for a whole request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pushes whose pre-receive decision serve remembers for their `update`
-/// hooks, at most.
+/// hooks, at most, and their changes (`OLD NEW REF` lines) in all: a push
+/// past them is not remembered, and its `update` hooks decide.
 const MAX_PUSHES: usize = 4096;
+const MAX_CHANGES: usize = 100_000;
+/// How long serve waits for a shim to take its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the socket, mode 0600.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
@@ -125,6 +129,7 @@ fn answer(config: &Config, mut stream: UnixStream, owner: u32, pushes: &Pushes) 
             item("other", "bad request")
         }
     };
+    let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
     let _ = stream.write_all(reply.as_bytes());
 }
 
@@ -288,9 +293,12 @@ fn hook(
     });
     reply.push_str(&match step {
         hook::Step::Allowed { whole } => {
+            // Remembered only if the file is as it was before deciding
+            // (the decision read it in between).
             if whole
                 && kind == HookKind::PreReceive
                 && let (Some(id), Some(policy)) = (push_id, policy)
+                && policy_digest(&repo.dir) == Some(policy)
             {
                 pushes.remember(id, changes, policy, config.policy.max_git_duration);
             }
@@ -423,7 +431,8 @@ impl Pushes {
         };
         let now = Instant::now();
         decided.retain(|_, d| d.until > now);
-        if decided.len() >= MAX_PUSHES {
+        let held: usize = decided.values().map(|d| d.changes.len()).sum();
+        if decided.len() >= MAX_PUSHES || held + changes.len() > MAX_CHANGES {
             return;
         }
         let lasts = Duration::from_secs(max_git_duration.max(1) as u64);
@@ -480,6 +489,14 @@ mod tests {
             ..id.clone()
         };
         assert!(!pushes.decided(&mallory, &main, &[1; 32]), "another pusher");
+        // A push past the bound is not remembered: its updates decide.
+        let many: HashSet<String> = (0..MAX_CHANGES).map(|i| format!("{i}")).collect();
+        let big = PushId {
+            pid: 11,
+            ..id.clone()
+        };
+        pushes.remember(big.clone(), many, [1; 32], 60);
+        assert!(!pushes.decided(&big, "0", &[1; 32]));
     }
 
     #[test]

@@ -52,10 +52,16 @@ thread_local! {
 
 /// Runs `work` with kept connections (when `keep_connections` was called).
 pub fn keeping_for<T>(work: impl FnOnce() -> T) -> T {
+    /// Unsets the flag however `work` ends.
+    struct Here;
+    impl Drop for Here {
+        fn drop(&mut self) {
+            HERE.with(|here| here.set(false));
+        }
+    }
     HERE.with(|here| here.set(true));
-    let done = work();
-    HERE.with(|here| here.set(false));
-    done
+    let _here = Here;
+    work()
 }
 
 /// Makes this process keep a connection per thread. Once; for serve.

@@ -329,8 +329,11 @@ fn operation_refs(config: &Config, store: &Store, push: &Push) -> PushedRefs {
         (HookKind::PreReceive, PushedRefs::Known(names))
             if push.update_follows && hooks::hooks_installed(&push.repo.dir) =>
         {
-            let protected = RepoPolicy::load(&push.repo.dir)
-                .is_ok_and(|policy| names.iter().any(|r| policy.is_protected(r)));
+            // Within the budget of pattern matching the decision keeps.
+            let protected = RepoPolicy::load(&push.repo.dir).is_ok_and(|policy| {
+                !policy.protected_refs.is_empty()
+                    && policy.requires_for_push(&PushedRefs::Known(names.clone()))
+            });
             protected && !gate::allowed_now(config, store, &push.request(push.refs.clone()))
         }
         _ => false,
