@@ -44,6 +44,44 @@ pub struct SshKey {
     pub comment: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// For a security key (`sk-` type): what its use proves, as its owner
+    /// or an admin marked it; `None` for an ordinary key.
+    pub hardware: Option<Hardware>,
+}
+
+/// What a use of a hardware-backed SSH key proves beyond the key itself:
+/// that a person touched it (`Present`), or also that they gave its PIN or
+/// a biometric (`Verified`). Ordered: `Verified` proves more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hardware {
+    Present,
+    Verified,
+}
+
+impl Hardware {
+    /// The word of `key add --hardware`, the store and the forced command.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hardware::Present => "present",
+            Hardware::Verified => "verified",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Hardware> {
+        match word {
+            "present" => Some(Hardware::Present),
+            "verified" => Some(Hardware::Verified),
+            _ => None,
+        }
+    }
+
+    /// The audit row's `factor`.
+    pub fn factor(self) -> &'static str {
+        match self {
+            Hardware::Present => "hardware-present",
+            Hardware::Verified => "hardware-verified",
+        }
+    }
 }
 
 /// A registered security key or passkey.
@@ -186,4 +224,7 @@ pub struct AuditRecord {
     pub remote_addr: Option<String>,
     /// The internal cause of an error; never shown to git users.
     pub detail: Option<String>,
+    /// What the credential proved beyond itself, when it was a marked
+    /// hardware key (`hardware-verified`, `hardware-present`).
+    pub factor: Option<String>,
 }

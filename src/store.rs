@@ -51,7 +51,7 @@ pub use wire::{SOCKET, Serve};
 
 // The domain's facts, kept and returned by the store.
 pub use crate::domain::{
-    AuditRecord, KeyUse, NewSession, Permission, SecurityKey, Session, SessionFacts, SshKey, Token,
+    AuditRecord, Hardware, KeyUse, NewSession, Permission, SecurityKey, Session, SessionFacts, SshKey, Token,
     User, VerifyLink, WebSession,
 };
 
@@ -512,7 +512,7 @@ fn token_from_row(row: &Row) -> Result<Token> {
 
 const KEY_COLUMNS: &str =
     "SELECT k.id, k.user_id, u.name, k.algorithm, k.blob, k.fingerprint, k.comment,
-    k.created_at, k.last_used_at FROM ssh_keys k JOIN users u ON u.id = k.user_id";
+    k.created_at, k.last_used_at, k.hardware FROM ssh_keys k JOIN users u ON u.id = k.user_id";
 
 fn key_from_row(row: &Row) -> Result<SshKey> {
     Ok(SshKey {
@@ -525,6 +525,10 @@ fn key_from_row(row: &Row) -> Result<SshKey> {
         comment: row.get(6)?,
         created_at: row.get(7)?,
         last_used_at: row.get(8)?,
+        hardware: row
+            .get::<Option<String>>(9)?
+            .map(|word| Hardware::parse(&word).ok_or(StoreError::Value(format!("ssh_keys.hardware is {word:?}"))))
+            .transpose()?,
     })
 }
 

@@ -107,6 +107,7 @@ fn route(cx: &mut context::Context) -> Response {
         ("GET", "/2fa/keys") => keys::list(cx, None),
         ("POST", "/2fa/keys") => keys::add(cx),
         ("POST", "/2fa/keys/remove") => keys::remove(cx),
+        ("POST", "/2fa/keys/hardware") => keys::mark(cx),
         ("GET", "/2fa/security-keys") => security_keys::list(cx, None),
         ("POST", "/2fa/security-keys") => security_keys::add(cx),
         ("POST", "/2fa/security-keys/remove") => security_keys::remove(cx),

@@ -213,6 +213,18 @@ pub enum KeyCommand {
         user: String,
         /// The public key file (ssh-ed25519 AAAA… comment), or - for stdin
         file: PathBuf,
+        /// For a security key (sk-ssh-ed25519@openssh.com, sk-ecdsa-…): its
+        /// use proves a PIN or biometric (verified) or a touch (present)
+        #[arg(long, value_enum, value_name = "verified|present")]
+        hardware: Option<HardwareArg>,
+    },
+    /// Mark a security key as proving a PIN (verified) or a touch (present), or unmark it (none)
+    Mark {
+        /// The key's id, as `key list` shows it (#ID)
+        id: i64,
+        /// What a use of the key proves
+        #[arg(long, value_enum, value_name = "verified|present|none")]
+        hardware: HardwareMarkArg,
     },
     /// List keys, of one user or all
     List {
@@ -363,12 +375,46 @@ pub struct ExplainArgs {
     /// Evaluate this token (by id) instead of an SSH key or Unix account
     #[arg(long, value_name = "ID")]
     pub token: Option<i64>,
-    /// The SSH key id the request comes with (matters with bind_session = "key")
+    /// The SSH key id the request comes with (matters with bind_session =
+    /// "key"; a marked security key is taken as used through OpenSSH,
+    /// which holds it to its mark)
     #[arg(long, value_name = "ID")]
     pub key_id: Option<i64>,
     /// The address the request comes from (matters with bind_session = "ip")
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HardwareArg {
+    Verified,
+    Present,
+}
+
+impl HardwareArg {
+    pub fn hardware(self) -> crate::domain::Hardware {
+        match self {
+            HardwareArg::Verified => crate::domain::Hardware::Verified,
+            HardwareArg::Present => crate::domain::Hardware::Present,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HardwareMarkArg {
+    Verified,
+    Present,
+    None,
+}
+
+impl HardwareMarkArg {
+    pub fn hardware(self) -> Option<crate::domain::Hardware> {
+        match self {
+            HardwareMarkArg::Verified => Some(crate::domain::Hardware::Verified),
+            HardwareMarkArg::Present => Some(crate::domain::Hardware::Present),
+            HardwareMarkArg::None => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -179,6 +179,7 @@ fn set_up_store(config: &Config, dir: &Path) -> Result<String, String> {
             &public.blob_base64(),
             &public.fingerprint(),
             "git2fa-demo",
+            None,
             now(),
         )
         .map_err(|e| e.to_string())?;

@@ -38,7 +38,20 @@ pub(super) fn explain(config: &Config, args: &ExplainArgs) -> CliResult {
             Credential::Token(crate::authz::decision::TokenFacts::of(&found))
         }
         None => match args.key_id {
-            Some(key_id) => Credential::SshKey { key_id },
+            Some(key_id) => {
+                // Only the user's own key can be marked for them.
+                let hardware = store
+                    .key(key_id)?
+                    .filter(|key| key.user == args.user)
+                    .and_then(|key| key.hardware);
+                if let Some(hardware) = hardware {
+                    say!(
+                        "key #{key_id} is a security key marked {}: taken as used through OpenSSH, which holds its signature to that",
+                        hardware.as_str()
+                    );
+                }
+                Credential::SshKey { key_id, hardware }
+            }
             None => Credential::UnixUser,
         },
     };
@@ -107,8 +120,12 @@ pub(super) fn rule_text(decision: &Decision) -> &'static str {
         5 if decision.is_allowed() => "a password with an open 2FA session (password_for_git)",
         5 => "a password is not accepted where 2FA is required; use a personal access token",
         6 => "2FA is required and the user has not enrolled",
+        7 if decision.code() == "hardware-key" => {
+            "a marked hardware key used on this connection counts as the second factor (hardware_keys = \"counts-as-2fa\")"
+        }
         7 if decision.is_allowed() => "an open 2FA session",
         7 => "2FA is required and no open 2FA session matches",
+        9 => "a pushed ref is in require_hardware_key: it needs a marked hardware key with user verification on the connection",
         _ => "the check could not be completed",
     }
 }
@@ -202,6 +219,7 @@ fn audit_line(id: i64, r: AuditRecord) -> String {
         ("repo", r.repo),
         ("refs", r.refs),
         ("credential", r.credential),
+        ("factor", r.factor),
         ("key", r.key_id.map(|k| format!("#{k}"))),
         ("token", r.token_id.map(|t| format!("#{t}"))),
         ("addr", r.remote_addr),
@@ -228,6 +246,7 @@ pub(super) fn audit_json(id: i64, r: &AuditRecord) -> serde_json::Value {
         "repo": r.repo,
         "refs": r.refs,
         "credential": r.credential,
+        "factor": r.factor,
         "key_id": r.key_id,
         "token_id": r.token_id,
         "addr": r.remote_addr,

@@ -13,7 +13,11 @@ use crate::system::time::now;
 pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
     let mut store = open_store(config)?;
     match command {
-        KeyCommand::Add { user, file } => {
+        KeyCommand::Add {
+            user,
+            file,
+            hardware,
+        } => {
             let owner = find_user(&store, &user)?;
             let text = if file.as_os_str() == "-" {
                 let mut text = String::new();
@@ -37,6 +41,13 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
                 )));
             };
             let key = PublicKey::parse(line).map_err(Failure::refused)?;
+            let hardware = hardware.map(|h| h.hardware());
+            if hardware.is_some() && !key.is_security_key() {
+                return Err(Failure::refused(format!(
+                    "--hardware marks security keys only (sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com); this is a {} key",
+                    key.algorithm
+                )));
+            }
             let fingerprint = key.fingerprint();
             if let Some(existing) = store.key_by_fingerprint(&fingerprint)? {
                 return Err(Failure::refused(format!(
@@ -52,10 +63,36 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
                     &key.blob_base64(),
                     &fingerprint,
                     &key.comment,
+                    hardware,
                     now(),
                 )
             })?;
-            say!("added key #{id} {fingerprint} for {user}");
+            match hardware {
+                Some(h) => say!(
+                    "added key #{id} {fingerprint} for {user}, marked {}",
+                    h.as_str()
+                ),
+                None => say!("added key #{id} {fingerprint} for {user}"),
+            }
+        }
+        KeyCommand::Mark { id, hardware } => {
+            let key = store
+                .key(id)?
+                .ok_or_else(|| Failure::refused(format!("no key #{id}")))?;
+            if !crate::factor::sshkey::is_security_key_type(&key.algorithm) {
+                return Err(Failure::refused(format!(
+                    "key #{id} is a {} key; only security keys (sk-…) can be marked",
+                    key.algorithm
+                )));
+            }
+            let hardware = hardware.hardware();
+            let word = hardware.map_or("none", |h| h.as_str());
+            let mut record = admin_record(Some(&key.user), None, "key-mark", word);
+            record.key_id = Some(id);
+            admin_change(&mut store, record, |store| {
+                store.set_key_hardware(id, hardware)
+            })?;
+            say!("key #{id} {} of {} is marked {word}", key.fingerprint, key.user);
         }
         KeyCommand::List { user } => {
             if let Some(name) = &user {
@@ -66,8 +103,12 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
                 nothing_to_list(&of_whom("no SSH keys", user.as_deref()));
             }
             for key in keys {
+                let mark = match key.hardware {
+                    Some(h) => format!(" hardware={}", h.as_str()),
+                    None => String::new(),
+                };
                 say!(
-                    "#{} {} {} {} {}",
+                    "#{} {} {} {} {}{mark}",
                     key.id,
                     key.user,
                     key.algorithm,
@@ -116,15 +157,28 @@ pub(super) fn authorized_keys(
         let config_abs = config.path.canonicalize().unwrap_or(config.path.clone());
         // The fingerprint binds the forced command to this very key: the
         // shell refuses if key `found.id` is another key by then.
-        let command = format!(
+        let mut command = format!(
             "{} --config {} --key-id {} --fingerprint {}",
             option_quote(&shell.to_string_lossy()),
             option_quote(&config_abs.to_string_lossy()),
             found.id,
             option_quote(&found.fingerprint)
         );
+        // A marked security key: sshd holds each signature to the mark
+        // (sshd(8), AUTHORIZED_KEYS FILE FORMAT: `verify-required` needs
+        // the PIN or biometric flag; a touch is required unless
+        // `no-touch-required`, which is never written), and the command
+        // says what it enforced. Only that makes the use count.
+        let hardware = found.hardware.filter(|_| key.is_security_key());
+        let mut options = String::from("restrict");
+        if let Some(hardware) = hardware {
+            command += &format!(" --hardware {}", hardware.as_str());
+            if hardware == crate::domain::Hardware::Verified {
+                options += ",verify-required";
+            }
+        }
         Ok(Some(format!(
-            "command=\"{}\",restrict {} {}",
+            "command=\"{}\",{options} {} {}",
             command.replace('\\', "\\\\").replace('"', "\\\""),
             key.algorithm,
             key.blob_base64()

@@ -91,7 +91,15 @@ fn read_export(files: &[PathBuf]) -> Result<HashMap<i64, serde_json::Value>, Fai
             if line.trim().is_empty() {
                 continue;
             }
-            let value: serde_json::Value = serde_json::from_str(&line).map_err(|_| not_a_row())?;
+            let mut value: serde_json::Value =
+                serde_json::from_str(&line).map_err(|_| not_a_row())?;
+            // Exports made before `factor` was in the schema hold the same
+            // rows: their rows had none.
+            if let Some(object) = value.as_object_mut() {
+                object
+                    .entry("factor")
+                    .or_insert(serde_json::Value::Null);
+            }
             let id = value
                 .get("id")
                 .and_then(serde_json::Value::as_i64)

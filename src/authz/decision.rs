@@ -9,15 +9,20 @@
 //!    "always use 2FA")?  3. not required: allow;
 //! 4. a valid personal access token: allow (it was minted under 2FA);
 //! 5. a password: refuse, unless `password_for_git` and a session is open;
-//! 6. not enrolled: refuse;  7. an open, matching 2FA session: allow;
+//! 6. not enrolled: refuse;  7. an open, matching 2FA session, or (with
+//!    `hardware_keys = "counts-as-2fa"`, checked before rule 6) a marked
+//!    hardware key used on this connection: allow;
 //! 8. any error on the way is a refusal (`Refusal::CheckUnavailable`), made
-//!    by the caller that met the error.
+//!    by the caller that met the error;
+//! 9. (checked right after rule 1) a push to a ref in `require_hardware_key`
+//!    needs a marked hardware key with user verification on this very
+//!    connection, whatever sessions are open.
 
 use crate::repo::glob;
 use crate::repo::policy::{PushedRefs, RepoPolicy};
-use crate::system::config::{BindSession, Config, GitMode};
+use crate::system::config::{BindSession, Config, GitMode, HardwareKeys};
 
-pub use crate::domain::{Permission, SessionFacts, Token};
+pub use crate::domain::{Hardware, Permission, SessionFacts, Token};
 
 /// How the request reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +110,15 @@ impl TokenFacts {
 /// The credential presented, as far as the caller could establish it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// A registered SSH key whose signature was verified.
-    SshKey { key_id: i64 },
+    /// A registered SSH key whose signature was verified. `hardware`: what
+    /// this connection's signature was held to, for a marked security key
+    /// whose flags OpenSSH checked (`authorized-keys` wrote the option
+    /// and told `git2fa-shell`), no more than the key's mark says now;
+    /// `None` otherwise.
+    SshKey {
+        key_id: i64,
+        hardware: Option<Hardware>,
+    },
     /// A well-formed token found in the store, owned by the user.
     Token(TokenFacts),
     /// A password, checked against the user's hash.
@@ -186,6 +198,8 @@ pub enum Allowed {
     PasswordWithSession { session_id: i64 },
     /// Rule 7.
     Session { session_id: i64 },
+    /// Rule 7: a marked hardware key, under `hardware_keys = "counts-as-2fa"`.
+    HardwareKey { factor: Hardware },
 }
 
 /// Why an operation was refused: a closed set, each with its text.
@@ -231,6 +245,15 @@ pub enum Refusal {
         until: i64,
     },
     NoSession,
+    /// Rule 9: these pushed refs need a marked hardware key with user
+    /// verification on this connection. Empty: the refs are not known,
+    /// and any of them may need it.
+    HardwareKeyRequired {
+        refs: Vec<String>,
+        /// Every pattern that applies here (the host's, then the
+        /// repository's), for the message.
+        patterns: Vec<String>,
+    },
     /// Rule 8. `location` is safe to show a git user ("git2fa.toml of
     /// team/app, line 3"); the cause goes to the log and the audit row.
     CheckUnavailable {
@@ -307,6 +330,30 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
         });
     }
 
+    // Rule 9: refs that need a hardware key with user verification.
+    if let Operation::Write(refs) = f.operation
+        && let Some(refs) = f
+            .repo_policy
+            .hardware_refs(&f.config.policy.require_hardware_key, refs)
+        && !matches!(
+            f.credential,
+            Credential::SshKey {
+                hardware: Some(Hardware::Verified),
+                ..
+            }
+        )
+    {
+        let patterns = f
+            .config
+            .policy
+            .require_hardware_key
+            .iter()
+            .chain(&f.repo_policy.require_hardware_key)
+            .cloned()
+            .collect();
+        return Err(Refusal::HardwareKeyRequired { refs, patterns });
+    }
+
     // Rules 2 and 3.
     if required_by(f).is_none() {
         return Ok(Allowed::NotRequired);
@@ -327,6 +374,17 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
                 enrolled: user.enrolled,
             }),
         };
+    }
+
+    // Rule 7, for a marked hardware key: the key is a second factor of its
+    // own, so it needs no other one set up (rule 6).
+    if let Credential::SshKey {
+        hardware: Some(factor),
+        ..
+    } = f.credential
+        && hardware_counts(f)
+    {
+        return Ok(Allowed::HardwareKey { factor: *factor });
     }
 
     // Rule 6.
@@ -375,6 +433,21 @@ pub fn required_by(f: &Facts) -> Option<RequiredBy> {
     None
 }
 
+/// Whether a use of a marked hardware key counts as 2FA for this
+/// repository: `[policy] hardware_keys`, unless the repository's
+/// `git2fa.toml` says otherwise. A repository may turn it off; it may turn
+/// it on only where the host does not require 2FA everywhere (`git =
+/// "all"`, which repository files cannot lower).
+pub fn hardware_counts(f: &Facts) -> bool {
+    let policy = &f.config.policy;
+    match (policy.hardware_keys, f.repo_policy.hardware_keys) {
+        (_, Some(HardwareKeys::Off)) => false,
+        (HardwareKeys::CountsAs2fa, _) => true,
+        (HardwareKeys::Off, Some(HardwareKeys::CountsAs2fa)) => policy.git != GitMode::All,
+        (HardwareKeys::Off, None) => false,
+    }
+}
+
 /// The first open session that the binding policy lets this request use.
 fn matching_session<'a>(f: &Facts<'a>) -> Option<&'a SessionFacts> {
     let bind = f.config.policy.bind_session;
@@ -413,7 +486,7 @@ impl Decision {
             Decision::Allow(Allowed::NotRequired) => 3,
             Decision::Allow(Allowed::Token) => 4,
             Decision::Allow(Allowed::PasswordWithSession { .. }) => 5,
-            Decision::Allow(Allowed::Session { .. }) => 7,
+            Decision::Allow(Allowed::Session { .. } | Allowed::HardwareKey { .. }) => 7,
             Decision::Refuse(refusal) => refusal.rule(),
         }
     }
@@ -425,6 +498,7 @@ impl Decision {
             Decision::Allow(Allowed::Token) => "token",
             Decision::Allow(Allowed::PasswordWithSession { .. }) => "password-with-session",
             Decision::Allow(Allowed::Session { .. }) => "session",
+            Decision::Allow(Allowed::HardwareKey { .. }) => "hardware-key",
             Decision::Refuse(refusal) => refusal.code(),
         }
     }
@@ -449,6 +523,7 @@ impl Refusal {
             NotEnrolled => 6,
             AccountLocked { .. } | NoSession => 7,
             CheckUnavailable { .. } => 8,
+            HardwareKeyRequired { .. } => 9,
         }
     }
 
@@ -473,6 +548,7 @@ impl Refusal {
             AccountLocked { .. } => "account-locked",
             NoSession => "no-session",
             CheckUnavailable { .. } => "check-unavailable",
+            HardwareKeyRequired { .. } => "hardware-key-required",
         }
     }
 

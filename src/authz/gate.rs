@@ -345,6 +345,13 @@ fn audit_record(request: &Request, outcome: &Outcome, now: i64) -> AuditRecord {
         token_id,
         remote_addr: request.remote_addr.map(str::to_string),
         detail: outcome.detail.clone(),
+        factor: match request.credential {
+            Credential::SshKey {
+                hardware: Some(hardware),
+                ..
+            } => Some(hardware.factor().into()),
+            _ => None,
+        },
     }
 }
 

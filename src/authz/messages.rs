@@ -34,6 +34,21 @@ pub fn one_line(lines: &[String]) -> String {
     lines.join(" ")
 }
 
+/// Up to five ref names, then how many more.
+fn list_refs(refs: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = refs
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if refs.len() > SHOWN {
+        text += &format!(" and {} more", refs.len() - SHOWN);
+    }
+    text
+}
+
 impl Refusal {
     /// One line: what `fatal: remote error:` shows.
     pub fn summary(&self, cx: &MessageContext) -> String {
@@ -177,6 +192,28 @@ impl Refusal {
                     "Use a personal access token instead of your password: create one at {tokens_url}"
                 ),
             ],
+            HardwareKeyRequired { refs, patterns } => {
+                let what = if refs.is_empty() {
+                    format!("a push to refs matching {}", patterns.join(", "))
+                } else {
+                    format!("a push to {}", list_refs(refs))
+                };
+                vec![
+                    format!(
+                        "git2fa: {repo}: {what} needs a hardware security key with its PIN (user verification), used on this very connection; a 2FA session or a token is not enough."
+                    ),
+                    "Make one with: ssh-keygen -t ed25519-sk -O verify-required".into(),
+                    format!(
+                        "add its .pub at {} marked \"PIN every time\" (or ask an admin: git2fa key add {who} FILE --hardware verified), then push with it over the host's OpenSSH{}.",
+                        crate::system::pages::keys_url(&config.public_url),
+                        if config.ssh.listen.is_some() {
+                            " (git2fa serve's own SSH server takes no security keys)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ]
+            }
             NotEnrolled => vec![
                 required,
                 format!("{who} has not set up 2FA yet."),

@@ -19,6 +19,12 @@ pub const ALGORITHMS: &[&str] = &[
     "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
 
+/// Whether `algorithm` is a security key's (FIDO) type: the only keys
+/// that can be marked as hardware-backed.
+pub fn is_security_key_type(algorithm: &str) -> bool {
+    algorithm.starts_with("sk-")
+}
+
 /// The longest line taken: an RSA key of 16 kbit is about 2,800 bytes.
 const MAX_LINE: usize = 16 * 1024;
 
@@ -68,6 +74,11 @@ impl PublicKey {
     /// `AuthorizedKeysCommand` (%t %k).
     pub fn from_parts(algorithm: &str, encoded: &str) -> Result<PublicKey, String> {
         PublicKey::parse(&format!("{algorithm} {encoded}"))
+    }
+
+    /// A security key (`sk-` type).
+    pub fn is_security_key(&self) -> bool {
+        is_security_key_type(&self.algorithm)
     }
 
     /// `SHA256:…`, as `ssh-keygen -l` and sshd's logs print it.

@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use crate::repo::glob;
 use crate::system::files::{FileError, io_reason, read_small_file, toml_error};
-use crate::system::names::check_user_name;
+use crate::system::config::HardwareKeys;
+use crate::system::names::{check_ref_pattern, check_user_name};
 
 pub const FILE_NAME: &str = "git2fa.toml";
 
@@ -83,6 +84,12 @@ pub struct RepoPolicy {
     pub owners: Vec<String>,
     pub writers: Members,
     pub readers: Members,
+    /// Whether a marked hardware key counts as 2FA here; `None`: as the
+    /// host says (see `authz::decision::hardware_counts`).
+    pub hardware_keys: Option<HardwareKeys>,
+    /// Refs whose pushes need a marked hardware key with user
+    /// verification, besides the host's `[policy] require_hardware_key`.
+    pub require_hardware_key: Vec<String>,
     /// Whether a `git2fa.toml` was there.
     pub from_file: bool,
 }
@@ -108,6 +115,8 @@ impl Default for RepoPolicy {
             owners: Vec::new(),
             writers: Members::Everyone,
             readers: Members::Everyone,
+            hardware_keys: None,
+            require_hardware_key: Vec::new(),
             from_file: false,
         }
     }
@@ -172,19 +181,24 @@ impl RepoPolicy {
         };
         // Each push decision matches every pushed ref against every
         // pattern: a cap keeps that cost bounded whatever the file says.
-        if let Some(refs) = &raw.protected_refs
-            && refs.len() > MAX_PROTECTED_REFS
-        {
-            return Err(bad(
-                "protected_refs",
-                format!(
-                    "{} patterns; at most {MAX_PROTECTED_REFS} are allowed (use refs/heads/release-* and the like)",
-                    refs.len()
-                ),
-            ));
-        }
-        for pattern in raw.protected_refs.iter().flatten() {
-            check_ref_pattern(pattern).map_err(|m| bad("protected_refs", m))?;
+        for (key, patterns) in [
+            ("protected_refs", &raw.protected_refs),
+            ("require_hardware_key", &raw.require_hardware_key),
+        ] {
+            if let Some(refs) = patterns
+                && refs.len() > MAX_PROTECTED_REFS
+            {
+                return Err(bad(
+                    key,
+                    format!(
+                        "{} patterns; at most {MAX_PROTECTED_REFS} are allowed (use refs/heads/release-* and the like)",
+                        refs.len()
+                    ),
+                ));
+            }
+            for pattern in patterns.iter().flatten() {
+                check_ref_pattern(pattern).map_err(|m| bad(key, m))?;
+            }
         }
         for (key, list) in [
             ("owners", &raw.owners),
@@ -203,6 +217,8 @@ impl RepoPolicy {
             owners: raw.owners.unwrap_or_default(),
             writers: raw.writers.map_or(Members::Everyone, Members::from_list),
             readers: raw.readers.map_or(Members::Everyone, Members::from_list),
+            hardware_keys: raw.hardware_keys,
+            require_hardware_key: raw.require_hardware_key.unwrap_or_default(),
             from_file: true,
         })
     }
@@ -247,6 +263,36 @@ impl RepoPolicy {
         }
     }
 
+    /// The pushed refs that need a marked hardware key with user
+    /// verification: those matching `host` (`[policy]
+    /// require_hardware_key`) or this repository's own patterns. `None`:
+    /// none. `Some` of an empty list: the refs are not known (no git2fa
+    /// hook will look at them), so any may match; or there are more than
+    /// the matching budget allows (fail closed, as `requires_for_push`).
+    pub fn hardware_refs(&self, host: &[String], refs: &PushedRefs) -> Option<Vec<String>> {
+        let patterns: Vec<&String> = host.iter().chain(&self.require_hardware_key).collect();
+        if patterns.is_empty() {
+            return None;
+        }
+        match refs {
+            PushedRefs::CheckedByHook => None,
+            PushedRefs::Unknown => Some(Vec::new()),
+            PushedRefs::Known(refs) => {
+                let pattern_bytes: usize = patterns.iter().map(|p| p.len()).sum();
+                let names: usize = refs.iter().map(String::len).sum();
+                if pattern_bytes.saturating_mul(names) > MAX_MATCH_WORK {
+                    return Some(Vec::new());
+                }
+                let matched: Vec<String> = refs
+                    .iter()
+                    .filter(|r| patterns.iter().any(|p| glob::matches(p, r)))
+                    .cloned()
+                    .collect();
+                (!matched.is_empty()).then_some(matched)
+            }
+        }
+    }
+
     /// Whether `refname` is one of the protected refs.
     pub fn is_protected(&self, refname: &str) -> bool {
         self.protected_refs
@@ -270,6 +316,15 @@ impl RepoPolicy {
             self.writers.describe(),
             self.readers.describe()
         );
+        if let Some(hardware) = self.hardware_keys {
+            out += &format!("hardware_keys: {}\n", hardware.as_str());
+        }
+        if !self.require_hardware_key.is_empty() {
+            out += &format!(
+                "require_hardware_key: {}\n",
+                self.require_hardware_key.join(", ")
+            );
+        }
         if !self.from_file {
             out += "(no git2fa.toml: the defaults apply)\n";
         }
@@ -277,28 +332,12 @@ impl RepoPolicy {
     }
 }
 
-/// A protected-ref pattern: starts with `refs/`, printable, no spaces.
 /// Pattern bytes × ref bytes a push decision matches at most (about a
 /// tenth of a second); past it, the push needs 2FA without matching.
 const MAX_MATCH_WORK: usize = 50_000_000;
 
-/// Patterns in `protected_refs`, at most.
-pub const MAX_PROTECTED_REFS: usize = 100;
-
-fn check_ref_pattern(pattern: &str) -> Result<(), String> {
-    if pattern.starts_with("refs/")
-        && pattern.len() <= 256
-        && !pattern.contains("..")
-        && !pattern.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a ref pattern like refs/heads/main or refs/tags/v*",
-            pattern.escape_default()
-        ))
-    }
-}
+/// Patterns in `protected_refs` (and in `require_hardware_key`), at most.
+pub const MAX_PROTECTED_REFS: usize = crate::system::names::MAX_REF_PATTERNS;
 
 /// Changes `require` (and, when given, `protected_refs`) in the repository's
 /// `git2fa.toml`, keeping every comment and every other key as it was.
@@ -370,6 +409,8 @@ struct RawRepoFile {
     owners: Option<Vec<String>>,
     writers: Option<Vec<String>>,
     readers: Option<Vec<String>>,
+    hardware_keys: Option<HardwareKeys>,
+    require_hardware_key: Option<Vec<String>>,
 }
 
 #[cfg(test)]

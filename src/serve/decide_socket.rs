@@ -178,10 +178,20 @@ fn ssh(config: &Config, request: &Message, poll: bool) -> String {
             "an ssh request needs key-id, fingerprint and command",
         );
     };
+    // What sshd enforced, as the shim's forced command says; a word the
+    // shim never sends is no request at all.
+    let hardware = match request.get("hardware") {
+        None => None,
+        Some(word) => match crate::domain::Hardware::parse(word) {
+            Some(hardware) => Some(hardware),
+            None => return item("other", "hardware must be verified or present"),
+        },
+    };
     let connection = Connection {
         config,
         key_id,
         fingerprint: fingerprint.to_string(),
+        hardware,
         remote_addr: request.get("addr").map(str::to_string),
         git_protocol: request.get("protocol").map(str::to_string),
         // May it wait for a verify: the shim then polls.

@@ -222,6 +222,30 @@ impl Client {
     }
 }
 
+/// Whether `key` is a security key (`sk-` type), which this server refuses
+/// to log in with, whoever registered it: russh hands the server only the
+/// public key of a verified signature, not the signature's flags, so
+/// nothing here could tell a touch (user presence, 0x01) or a PIN (user
+/// verification, 0x04) from none, and sshd refuses a signature without a
+/// touch unless told otherwise. Such keys work through OpenSSH
+/// (`git2fa authorized-keys`), which checks the flags (docs/security.md).
+/// `peer`: said in the log for the offer, the first the server sees.
+fn refuse_security_key(key: &russh::keys::PublicKey, peer: Option<SocketAddr>) -> bool {
+    let algorithm = key.algorithm();
+    if !sshkey::is_security_key_type(algorithm.as_str()) {
+        return false;
+    }
+    if let Some(peer) = peer {
+        log::warn!(
+            "SSH: refused the security key {} ({}) from {}: this SSH server cannot check a security key's touch or PIN; security keys work through OpenSSH with git2fa authorized-keys",
+            key.fingerprint(russh::keys::HashAlg::Sha256),
+            algorithm.as_str(),
+            peer.ip().to_canonical()
+        );
+    }
+    true
+}
+
 fn base64_encode(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
@@ -243,6 +267,9 @@ impl russh::server::Handler for Client {
         // here, since the client has not proven it holds this key.
         // A key the store cannot look up now is let on to its signature:
         // the client is then told why nothing works.
+        if refuse_security_key(offer.public_key, self.peer) {
+            return Ok(Auth::reject());
+        }
         Ok(match self.lookup(offer.public_key).await {
             Ok(Some(_)) | Err(_) => Auth::Accept,
             Ok(None) => Auth::reject(),
@@ -256,6 +283,9 @@ impl russh::server::Handler for Client {
     ) -> Result<Auth, Self::Error> {
         // russh calls this only after the signature over this session
         // verified with this very key.
+        if refuse_security_key(key.public_key, None) {
+            return Ok(Auth::reject());
+        }
         match self.lookup(key.public_key).await {
             Ok(Some((id, fingerprint, user))) => {
                 let (slots, max) = &self.users;

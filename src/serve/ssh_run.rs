@@ -251,6 +251,8 @@ impl Run {
             remote_addr: self.remote_addr.clone(),
             git_protocol: self.git_protocol.clone(),
             shows_stderr: self.shows_stderr,
+            // This server takes no security keys (`serve::ssh`).
+            hardware: None,
         };
         let mut io = Streams {
             stdin,

@@ -43,7 +43,7 @@ impl Store {
         let from = filter.after_id.is_some() || filter.since.is_some();
         let sql = format!(
             "SELECT id, at, \"user\", transport, repo, action, refs, outcome, reason, credential,
-                    key_id, token_id, remote_addr, detail
+                    key_id, token_id, remote_addr, detail, factor
              FROM audit WHERE (?1 IS NULL OR \"user\" = ?1) AND (?2 IS NULL OR repo = ?2)
                 AND id > ?3 AND at >= ?4
              ORDER BY id {} LIMIT ?5",
@@ -143,7 +143,7 @@ impl Store {
         'pages: loop {
             let page = tx.rows(
                 "SELECT id, at, \"user\", transport, repo, action, refs, outcome, reason,
-                        credential, key_id, token_id, remote_addr, detail
+                        credential, key_id, token_id, remote_addr, detail, factor
                  FROM audit WHERE at < ?1 AND id > ?2 ORDER BY id ASC LIMIT 1000",
                 &params![before, after],
             )?;
@@ -206,6 +206,7 @@ fn audit_row(row: &Row) -> Result<(i64, AuditRecord)> {
             token_id: row.get(11)?,
             remote_addr: row.get(12)?,
             detail: row.get(13)?,
+            factor: row.get(14)?,
         },
     ))
 }
@@ -233,6 +234,7 @@ pub(super) fn syslog_row(r: &AuditRecord) {
         ("repo", r.repo.clone()),
         ("refs", r.refs.clone()),
         ("credential", r.credential.clone()),
+        ("factor", r.factor.clone()),
         ("key", r.key_id.map(|id| id.to_string())),
         ("token", r.token_id.map(|id| id.to_string())),
         ("addr", r.remote_addr.clone()),
@@ -249,8 +251,8 @@ pub(super) fn syslog_row(r: &AuditRecord) {
 pub(super) fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
     conn.execute(
         "INSERT INTO audit (at, \"user\", transport, repo, action, refs, outcome, reason, credential,
-                            key_id, token_id, remote_addr, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                            key_id, token_id, remote_addr, detail, factor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         &params![
             r.at,
             // A token typed as a user name is never stored.
@@ -267,7 +269,8 @@ pub(super) fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
             r.key_id,
             r.token_id,
             r.remote_addr,
-            r.detail
+            r.detail,
+            r.factor
         ],
     )?;
     Ok(())

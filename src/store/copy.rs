@@ -36,6 +36,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("comment", Kind::Text),
             ("created_at", Kind::Int),
             ("last_used_at", Kind::Int),
+            ("hardware", Kind::Text),
         ],
     ),
     (
@@ -93,6 +94,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("token_id", Kind::Int),
             ("remote_addr", Kind::Text),
             ("detail", Kind::Text),
+            ("factor", Kind::Text),
         ],
     ),
     (

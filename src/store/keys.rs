@@ -13,14 +13,23 @@ impl Store {
         blob: &str,
         fingerprint: &str,
         comment: &str,
+        hardware: Option<Hardware>,
         now: i64,
     ) -> Result<i64> {
         let tx = self.immediate()?;
         let id = tx
             .one(
-                "INSERT INTO ssh_keys (user_id, algorithm, blob, fingerprint, comment, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-                &params![user_id, algorithm, blob, fingerprint, comment, now],
+                "INSERT INTO ssh_keys (user_id, algorithm, blob, fingerprint, comment, created_at, hardware)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                &params![
+                    user_id,
+                    algorithm,
+                    blob,
+                    fingerprint,
+                    comment,
+                    now,
+                    hardware.map(Hardware::as_str)
+                ],
             )?
             .get(0)?;
         tx.stage_ids(Some(id), None);
@@ -54,6 +63,22 @@ impl Store {
             )?,
             key_from_row,
         )
+    }
+
+    /// Marks a security key as proving presence or verification, or
+    /// unmarks it (`None`). The caller checked that it is an `sk-` key.
+    /// Lowering or removing the mark takes effect at the key's next use;
+    /// the 2FA sessions it opened are not its to end (a hardware key opens
+    /// none).
+    pub fn set_key_hardware(&mut self, id: i64, hardware: Option<Hardware>) -> Result<bool> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE ssh_keys SET hardware = ?2 WHERE id = ?1 AND algorithm LIKE 'sk-%'",
+            &params![id, hardware.map(Hardware::as_str)],
+        )?;
+        tx.unstage_unless(changed == 1);
+        tx.commit()?;
+        Ok(changed == 1)
     }
 
     /// Removes a key, and ends the 2FA sessions opened with it (with

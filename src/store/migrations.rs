@@ -249,6 +249,13 @@ pub const SQLITE: &[&str] = &[
                                 WHERE name = 'audit_exported_through'), 0)
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 9: hardware-backed SSH keys. A security key (`sk-` type) may be
+    // marked as one whose use proves a touch (`present`) or a PIN or
+    // biometric (`verified`); the audit row says which a decision used.
+    r#"
+    ALTER TABLE ssh_keys ADD COLUMN hardware TEXT CHECK (hardware IN ('present', 'verified'));
+    ALTER TABLE audit ADD COLUMN factor TEXT;
+    "#,
 ];
 
 /// PostgreSQL's schema: integers are `BIGINT` (the store reads every
@@ -421,5 +428,10 @@ pub const POSTGRES: &[&str] = &[
         FOR EACH ROW EXECUTE FUNCTION git2fa_audit_append_only();
     CREATE TRIGGER audit_delete_exported_only BEFORE DELETE ON audit
         FOR EACH ROW EXECUTE FUNCTION git2fa_audit_delete_exported_only();
+    "#,
+    // 4: SQLite's migration 9 (hardware-backed SSH keys).
+    r#"
+    ALTER TABLE ssh_keys ADD COLUMN hardware TEXT CHECK (hardware IN ('present', 'verified'));
+    ALTER TABLE audit ADD COLUMN factor TEXT;
     "#,
 ];

@@ -15,7 +15,7 @@ mod raw;
 mod template;
 
 use raw::*;
-pub use raw::{AuditLog, BindSession, GitMode, SshAddress};
+pub use raw::{AuditLog, BindSession, GitMode, HardwareKeys, SshAddress};
 pub use template::{TEMPLATE, render_template};
 
 /// Where the configuration is read from when no `--config` is given.
@@ -131,6 +131,10 @@ pub struct Policy {
     /// how long a connection opened before a disable, a key removal or the
     /// end of a session keeps working.
     pub max_git_duration: i64,
+    pub hardware_keys: HardwareKeys,
+    /// Ref patterns whose pushes need a marked hardware key with user
+    /// verification on the very connection.
+    pub require_hardware_key: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +236,21 @@ impl Config {
                 format!("{}: {message}", keys.join(".")),
             )
         };
+        let patterns = &raw.policy.require_hardware_key;
+        if patterns.len() > crate::system::names::MAX_REF_PATTERNS {
+            return Err(cross(
+                &["policy", "require_hardware_key"],
+                format!(
+                    "{} patterns; at most {} are allowed",
+                    patterns.len(),
+                    crate::system::names::MAX_REF_PATTERNS
+                ),
+            ));
+        }
+        for pattern in patterns {
+            crate::system::names::check_ref_pattern(pattern)
+                .map_err(|m| cross(&["policy", "require_hardware_key"], m))?;
+        }
         if raw.tokens.max_expiry_days != 0
             && raw.tokens.default_expiry_days > raw.tokens.max_expiry_days
         {
@@ -269,6 +288,8 @@ impl Config {
                 max_failures: raw.policy.max_failures,
                 lockout: raw.policy.lockout.0,
                 max_git_duration: raw.policy.max_git_duration.0,
+                hardware_keys: raw.policy.hardware_keys,
+                require_hardware_key: raw.policy.require_hardware_key,
             },
             tokens: Tokens {
                 default_expiry_days: raw.tokens.default_expiry_days,

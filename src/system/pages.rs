@@ -29,6 +29,11 @@ pub fn setup_url(public_url: &str) -> String {
     format!("{public_url}{SETUP}")
 }
 
+/// Where a user adds and marks SSH keys.
+pub fn keys_url(public_url: &str) -> String {
+    format!("{public_url}{KEYS}")
+}
+
 /// Where a user manages personal access tokens.
 pub fn tokens_url(public_url: &str) -> String {
     format!("{public_url}{TOKENS}")

@@ -378,6 +378,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
                 key_id: None,
                 token_id,
                 remote_addr: cgi.remote_addr.clone(),
+                hardware: None,
             };
             match backend(config, &repo.dir, &request, cgi, &identity) {
                 Ok(invocation) => Response::Git(invocation),

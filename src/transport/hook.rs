@@ -320,7 +320,8 @@ pub(crate) fn allowed_now(config: &Config, store: &mut Store, push: &Push) -> bo
 
 /// The refs a hook decides on. pre-receive decides the whole push once,
 /// naming every ref, and `update` need not decide again; except when some
-/// pushed refs are protected and the whole push would be refused: then,
+/// pushed refs are protected (or in `require_hardware_key`) and the whole
+/// push would be refused: then,
 /// with `update` to follow, pre-receive decides all but the protected refs
 /// and leaves each protected ref to `update`, so that only those are
 /// refused.
@@ -330,9 +331,13 @@ fn operation_refs(config: &Config, store: &Store, push: &Push) -> PushedRefs {
             if push.update_follows && hooks::hooks_installed(&push.repo.dir) =>
         {
             // Within the budget of pattern matching the decision keeps.
+            // Refs that need a hardware key are protected the same way.
+            let known = PushedRefs::Known(names.clone());
             let protected = RepoPolicy::load(&push.repo.dir).is_ok_and(|policy| {
-                !policy.protected_refs.is_empty()
-                    && policy.requires_for_push(&PushedRefs::Known(names.clone()))
+                (!policy.protected_refs.is_empty() && policy.requires_for_push(&known))
+                    || policy
+                        .hardware_refs(&config.policy.require_hardware_key, &known)
+                        .is_some()
             });
             protected && !gate::allowed_now(config, store, &push.request(push.refs.clone()))
         }
@@ -424,7 +429,11 @@ pub(crate) fn identify_as(
     if let Some(identity) = handed_over {
         let credential = match (identity.transport, identity.key_id, identity.token_id) {
             (Transport::Ssh, Some(key_id), _) => match store.key(key_id)? {
-                Some(key) if key.user == identity.user => Credential::SshKey { key_id },
+                // No more than the key's mark now, whatever the shim said.
+                Some(key) if key.user == identity.user => Credential::SshKey {
+                    key_id,
+                    hardware: identity.hardware.min(key.hardware),
+                },
                 _ => Credential::UnknownKey,
             },
             (Transport::Http, _, Some(token_id)) => match store.token(token_id)? {

@@ -1,14 +1,18 @@
 //! Who is pushing, handed from a shim (`git2fa-shell`, `git2fa-http`) to the
 //! hook through git's environment: `GIT2FA_USER`, `GIT2FA_TRANSPORT`,
-//! `GIT2FA_KEY_ID` or `GIT2FA_TOKEN_ID`, `GIT2FA_REMOTE_ADDR`.
+//! `GIT2FA_KEY_ID` or `GIT2FA_TOKEN_ID`, `GIT2FA_REMOTE_ADDR`,
+//! `GIT2FA_HARDWARE`.
 
-use crate::authz::decision::Transport;
+use crate::authz::decision::{Hardware, Transport};
 
 pub const USER: &str = "GIT2FA_USER";
 pub const TRANSPORT: &str = "GIT2FA_TRANSPORT";
 pub const KEY_ID: &str = "GIT2FA_KEY_ID";
 pub const TOKEN_ID: &str = "GIT2FA_TOKEN_ID";
 pub const REMOTE_ADDR: &str = "GIT2FA_REMOTE_ADDR";
+/// What OpenSSH held a security key's signature to (`verified`,
+/// `present`): the hook takes no more than the key's mark says.
+pub const HARDWARE: &str = "GIT2FA_HARDWARE";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -17,6 +21,7 @@ pub struct Identity {
     pub key_id: Option<i64>,
     pub token_id: Option<i64>,
     pub remote_addr: Option<String>,
+    pub hardware: Option<Hardware>,
 }
 
 impl Identity {
@@ -34,6 +39,9 @@ impl Identity {
         }
         if let Some(addr) = &self.remote_addr {
             env.push((REMOTE_ADDR, addr.clone()));
+        }
+        if let Some(hardware) = self.hardware {
+            env.push((HARDWARE, hardware.as_str().to_string()));
         }
         env
     }
@@ -60,6 +68,13 @@ impl Identity {
             key_id: number(KEY_ID)?,
             token_id: number(TOKEN_ID)?,
             remote_addr: get(REMOTE_ADDR),
+            hardware: match get(HARDWARE) {
+                None => None,
+                Some(word) => Some(
+                    Hardware::parse(&word)
+                        .ok_or_else(|| format!("{HARDWARE} is {word:?}, not verified or present"))?,
+                ),
+            },
         }))
     }
 }
@@ -85,6 +100,7 @@ mod tests {
             key_id: Some(3),
             token_id: None,
             remote_addr: Some("10.0.0.1".into()),
+            hardware: Some(Hardware::Verified),
         };
         let env: HashMap<&str, String> = identity.to_env().into_iter().collect();
         let back = Identity::from_env(|k| env.get(k).cloned()).unwrap();

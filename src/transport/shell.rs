@@ -7,7 +7,7 @@ use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::authz::decision::{Credential, Operation, Refusal, Transport};
+use crate::authz::decision::{Credential, Hardware, Operation, Refusal, Transport};
 use crate::authz::gate::{self, Named, Next, Request};
 use crate::authz::messages::{self, MessageContext};
 use crate::store::{AuditRecord, Location, SshKey, Store};
@@ -53,6 +53,12 @@ pub struct Connection<'a> {
     /// command of theirs is refused at once, with the address to verify
     /// at, rather than held silent under `[policy] wait_for_verify`.
     pub shows_stderr: bool,
+    /// What OpenSSH held this connection's security-key signature to, as
+    /// the forced command says (`authorized-keys` wrote the matching
+    /// `verify-required` option): never more than the key's mark when the
+    /// command runs. `None` on the embedded server, which takes no
+    /// security keys.
+    pub hardware: Option<Hardware>,
 }
 
 /// Who reads a refusal: a git client (an `ERR` pkt-line on standard
@@ -361,6 +367,7 @@ impl Connection<'_> {
                     key_id: Some(key.id),
                     token_id: None,
                     remote_addr: self.remote_addr.clone(),
+                    hardware: self.hardware_of(key),
                 },
                 self.git_protocol.as_deref(),
             )),
@@ -382,13 +389,23 @@ impl Connection<'_> {
     ) -> Request<'a> {
         Request {
             user: Some(&key.user),
-            credential: Credential::SshKey { key_id: key.id },
+            credential: Credential::SshKey {
+                key_id: key.id,
+                hardware: self.hardware_of(key),
+            },
             repo: named.target(),
             operation: named.operation(service.is_write()),
             transport: Transport::Ssh,
             key_id: Some(key.id),
             remote_addr: self.remote_addr.as_deref(),
         }
+    }
+
+    /// What this connection's use of `key` proves: what OpenSSH enforced,
+    /// no more than the key is marked now (a mark lowered or removed since
+    /// `authorized-keys` wrote the line counts at once).
+    pub fn hardware_of(&self, key: &SshKey) -> Option<Hardware> {
+        self.hardware.min(key.hardware)
     }
 
     /// Whether the 2FA session a waiting git command needs is open now
@@ -581,20 +598,21 @@ pub fn main() -> ExitCode {
         ExitCode::from(1)
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (config_path, key_id, fingerprint) = match parse_args(&args) {
+    let args = match parse_args(&args) {
         Ok(parsed) => parsed,
         Err(why) => return refuse_unavailable(&mut io, format!("git2fa-shell: {why}")),
     };
     let config = match Config::load(&Config::locate(
-        config_path.as_deref().map(std::path::Path::new),
+        args.config.as_deref().map(std::path::Path::new),
     )) {
         Ok(config) => config,
         Err(e) => return refuse_unavailable(&mut io, e.to_string()),
     };
     let connection = Connection {
         config: &config,
-        key_id,
-        fingerprint,
+        key_id: args.key_id,
+        fingerprint: args.fingerprint,
+        hardware: args.hardware,
         remote_addr: identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref()),
         git_protocol: std::env::var("GIT_PROTOCOL").ok(),
         // sshd does not say which client connected (its version string
@@ -640,11 +658,24 @@ pub fn run_git(invocation: &GitInvocation, max: Duration, command_line: &str) ->
     }
 }
 
-/// `--config PATH`, `--key-id N`, `--fingerprint SHA256:…`.
-pub fn parse_args(args: &[String]) -> Result<(Option<String>, i64, String), String> {
+/// What `authorized-keys` wrote into the forced command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellArgs {
+    pub config: Option<String>,
+    pub key_id: i64,
+    pub fingerprint: String,
+    /// `--hardware verified|present`: what sshd was told to hold the
+    /// key's signature to (`verify-required`; a touch, sshd's default).
+    pub hardware: Option<Hardware>,
+}
+
+/// `--config PATH`, `--key-id N`, `--fingerprint SHA256:…`,
+/// `--hardware verified|present`.
+pub fn parse_args(args: &[String]) -> Result<ShellArgs, String> {
     let mut config = None;
     let mut key_id = None;
     let mut fingerprint = None;
+    let mut hardware = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -652,6 +683,13 @@ pub fn parse_args(args: &[String]) -> Result<(Option<String>, i64, String), Stri
             "--key-id" => key_id = rest.next().and_then(|v| v.parse().ok()),
             "--fingerprint" => {
                 fingerprint = rest.next().filter(|v| v.starts_with("SHA256:")).cloned()
+            }
+            "--hardware" => {
+                let word = rest.next().map(String::as_str).unwrap_or("");
+                hardware = Some(
+                    Hardware::parse(word)
+                        .ok_or_else(|| format!("--hardware {word:?}: not verified or present"))?,
+                );
             }
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -662,5 +700,10 @@ pub fn parse_args(args: &[String]) -> Result<(Option<String>, i64, String), Stri
     let fingerprint = fingerprint.ok_or(
         "--fingerprint SHA256:… is required (sshd's AuthorizedKeysCommand must run git2fa authorized-keys)",
     )?;
-    Ok((config, key_id, fingerprint))
+    Ok(ShellArgs {
+        config,
+        key_id,
+        fingerprint,
+        hardware,
+    })
 }

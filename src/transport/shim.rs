@@ -43,18 +43,21 @@ pub fn shell_main() -> ExitCode {
         args if !args.is_empty() => args,
         _ => return hand_over(),
     };
-    let Ok((config_path, key_id, fingerprint)) = shell::parse_args(&args) else {
+    let Ok(args) = shell::parse_args(&args) else {
         return hand_over();
     };
     let Ok(config) = Config::load(&Config::locate(
-        config_path.as_deref().map(std::path::Path::new),
+        args.config.as_deref().map(std::path::Path::new),
     )) else {
         return hand_over();
     };
     let mut request = Message::request("ssh", &config)
-        .with("key-id", key_id.to_string())
-        .with("fingerprint", fingerprint)
+        .with("key-id", args.key_id.to_string())
+        .with("fingerprint", args.fingerprint)
         .with("command", command.as_str());
+    if let Some(hardware) = args.hardware {
+        request.push("hardware", hardware.as_str());
+    }
     let addr = identity::ssh_client_addr(std::env::var("SSH_CONNECTION").ok().as_deref());
     if let Some(addr) = addr {
         request.push("addr", addr);
@@ -165,6 +168,7 @@ pub fn hook_main() -> ExitCode {
         identity::KEY_ID,
         identity::TOKEN_ID,
         identity::REMOTE_ADDR,
+        identity::HARDWARE,
         "REMOTE_USER",
         "REMOTE_ADDR",
     ] {

@@ -149,6 +149,7 @@ pub const HELD_CHANGES: &[(&str, &str)] = &[
     ("/2fa/tokens", "Creating an access token"),
     ("/2fa/keys", "Adding an SSH key"),
     ("/2fa/keys/remove", "Removing an SSH key"),
+    ("/2fa/keys/hardware", "Marking a security key"),
     ("/2fa/security-keys/remove", "Removing a security key"),
     ("/2fa/repos", "Changing what a repository requires"),
     ("/2fa/admin/users", "Changing a user"),

@@ -1,4 +1,5 @@
-//! SSH keys: add (needs an open 2FA session), list, remove.
+//! SSH keys: add (needs an open 2FA session), list, remove, and mark a
+//! security key (`sk-` type) as proving a touch or a PIN.
 
 use crate::system::pages;
 use maud::{Markup, html};
@@ -6,8 +7,36 @@ use maud::{Markup, html};
 use super::context::{Context, guard};
 use super::layout::{csrf_field, notice, page, table, when};
 use super::response::Response;
-use crate::factor::sshkey::PublicKey;
+use crate::domain::Hardware;
+use crate::factor::sshkey::{PublicKey, is_security_key_type};
 use crate::system::time::format_utc;
+
+/// What the page calls each mark.
+fn mark_label(hardware: Option<Hardware>) -> &'static str {
+    match hardware {
+        None => "Not counted (a key like any other)",
+        Some(Hardware::Present) => "Touch every time",
+        Some(Hardware::Verified) => "PIN every time",
+    }
+}
+
+/// The form's `hardware` field: "", "present" or "verified"; anything else
+/// is `Err`.
+fn hardware_field(value: &str) -> Result<Option<Hardware>, ()> {
+    match value {
+        "" | "none" => Ok(None),
+        word => Hardware::parse(word).map(Some).ok_or(()),
+    }
+}
+
+/// The choices of a mark, `current` selected.
+fn mark_options(current: Option<Hardware>) -> Markup {
+    html! {
+        @for (value, mark) in [("", None), ("present", Some(Hardware::Present)), ("verified", Some(Hardware::Verified))] {
+            option value=(value) selected[mark == current] { (mark_label(mark)) }
+        }
+    }
+}
 
 pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
     let user = guard!(cx.full_user());
@@ -24,6 +53,20 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
                 html! { (k.algorithm) },
                 html! { code { (k.fingerprint) } },
                 html! { (k.comment) },
+                html! {
+                    @if is_security_key_type(&k.algorithm) {
+                        form.inline method="post" action="/2fa/keys/hardware" {
+                            (csrf)
+                            input type="hidden" name="id" value=(k.id);
+                            select name="hardware" aria-label={ "What a use of key #" (k.id) " proves" } {
+                                (mark_options(k.hardware))
+                            }
+                            button type="submit" aria-label={ "Mark key #" (k.id) } { "Mark" }
+                        }
+                    } @else {
+                        "-"
+                    }
+                },
                 when(format_utc(k.created_at)),
                 html! {
                     form.inline method="post" action="/2fa/keys/remove" {
@@ -35,7 +78,15 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
             ]
         })
         .collect();
-    let columns = ["Id", "Type", "Fingerprint", "Comment", "Added", ""];
+    let columns = [
+        "Id",
+        "Type",
+        "Fingerprint",
+        "Comment",
+        "Security key",
+        "Added",
+        "",
+    ];
     let body = html! {
         @if let Some(message) = message { (message) }
         (table("keys", &columns, &rows, "You have no SSH keys yet."))
@@ -46,6 +97,17 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
             // After a refused key, the text stays to be corrected.
             textarea id="key" name="key" required placeholder="ssh-ed25519 AAAA... you@laptop" {
                 @if cx.request.path == "/2fa/keys" { (cx.request.field("key")) }
+            }
+            label for="hardware" { "If it is a security key (sk-ssh-ed25519@openssh.com, sk-ecdsa-…), what each use of it proves" }
+            select id="hardware" name="hardware" {
+                (mark_options(None))
+            }
+            p.hint {
+                "A security key made with " code { "ssh-keygen -t ed25519-sk -O verify-required" }
+                " asks for its PIN at every use: mark it \"PIN every time\". Made without "
+                code { "-O verify-required" } ", it asks for a touch: mark it \"Touch every time\". "
+                "Where this host counts such keys as the second factor, a push with one needs no other 2FA; "
+                "they work through the host's OpenSSH, which checks the touch and the PIN."
             }
             button type="submit" { "Add key" }
         }
@@ -67,6 +129,20 @@ pub fn add(cx: &mut Context) -> Response {
             return list(cx, Some(notice("error", &text))).with_status(400);
         }
     };
+    let hardware = match hardware_field(cx.request.field("hardware")) {
+        Ok(hardware) => hardware,
+        Err(()) => {
+            return list(cx, Some(notice("error", "Choose what the key proves from the list.")))
+                .with_status(400);
+        }
+    };
+    if hardware.is_some() && !key.is_security_key() {
+        let text = format!(
+            "Only a security key (sk-…) can be marked as proving a touch or a PIN; this is a {} key.",
+            key.algorithm
+        );
+        return list(cx, Some(notice("error", &text))).with_status(400);
+    }
     let fingerprint = key.fingerprint();
     match cx.store.key_by_fingerprint(&fingerprint) {
         Ok(None) => {}
@@ -85,6 +161,7 @@ pub fn add(cx: &mut Context) -> Response {
             &key.blob_base64(),
             &fingerprint,
             &key.comment,
+            hardware,
             now,
         )
     });
@@ -115,5 +192,42 @@ pub fn remove(cx: &mut Context) -> Response {
         return cx.unavailable(&e);
     }
     let text = format!("Key #{id} removed.");
+    list(cx, Some(notice("ok", &text)))
+}
+
+pub fn mark(cx: &mut Context) -> Response {
+    guard!(cx.check_csrf());
+    let user = guard!(cx.full_user());
+    if cx.git_session_until().is_none() {
+        return Response::redirect(&pages::verify_then(pages::KEYS));
+    }
+    guard!(cx.require_recent_code("/2fa/keys/hardware"));
+    let id: i64 = cx.request.field("id").parse().unwrap_or(-1);
+    let key = match cx.store.key(id) {
+        Ok(Some(k)) if k.user == user.name => k,
+        Ok(_) => return list(cx, Some(notice("error", "No such key of yours."))).with_status(404),
+        Err(e) => return cx.unavailable(&e),
+    };
+    let Ok(hardware) = hardware_field(cx.request.field("hardware")) else {
+        return list(cx, Some(notice("error", "Choose what the key proves from the list.")))
+            .with_status(400);
+    };
+    if !is_security_key_type(&key.algorithm) {
+        let text = format!(
+            "Key #{id} is a {} key: only a security key (sk-…) can be marked.",
+            key.algorithm
+        );
+        return list(cx, Some(notice("error", &text))).with_status(400);
+    }
+    let word = hardware.map_or("none", Hardware::as_str);
+    let mut record = cx.change_record("key-mark", word, None);
+    record.key_id = Some(id);
+    if let Err(e) = cx
+        .store
+        .audited(record, |store| store.set_key_hardware(id, hardware))
+    {
+        return cx.unavailable(&e);
+    }
+    let text = format!("Key #{id}: {}.", mark_label(hardware));
     list(cx, Some(notice("ok", &text)))
 }

@@ -19,6 +19,7 @@ mod host_untouched;
 mod hostile_http;
 mod hostile_shell;
 mod http;
+mod hardware_keys;
 mod key_reuse;
 mod layers;
 mod layout;

@@ -82,7 +82,7 @@ impl Case {
             config: config("flagged", "user", false, true),
             repo: repo(Require::Push, &[]),
             operation: push(&["refs/heads/main"]),
-            credential: Credential::SshKey { key_id: 1 },
+            credential: Credential::SshKey { key_id: 1, hardware: None },
             user: Some(user(true)),
             sessions: vec![],
             key_id: Some(1),
@@ -409,7 +409,7 @@ fn the_rules_case_by_case() {
                 c.config = config("flagged", "key", false, true);
                 c.sessions = open();
                 c.key_id = Some(2);
-                c.credential = Credential::SshKey { key_id: 2 };
+                c.credential = Credential::SshKey { key_id: 2, hardware: None };
             },
             ("no-session", 7),
         ),
@@ -496,3 +496,8 @@ fn the_rules_case_by_case() {
 /// credential × enrolment × session × "always use 2FA", checked against the
 /// promises stated independently of the rule order.
 mod promises;
+
+/// Hardware-backed SSH keys: rule 9 (`require_hardware_key`) and rule 7's
+/// marked key under `hardware_keys = "counts-as-2fa"` (docs/decisions.md,
+/// "Hardware-backed SSH keys", has this table).
+mod hardware;

@@ -124,7 +124,7 @@ impl Host {
             }
             let (private, blob, fingerprint) = ssh_key(seed as u8 + 1);
             let key_id = store
-                .add_key(id, "ssh-ed25519", &blob, &fingerprint, "", t)
+                .add_key(id, "ssh-ed25519", &blob, &fingerprint, "", None, t)
                 .unwrap();
             keys.insert(user, (key_id, fingerprint, private));
         }
@@ -148,7 +148,7 @@ impl Host {
         let (_, blob, fingerprint) = ssh_key(9);
         let alice = id(&store, "alice");
         let removed = store
-            .add_key(alice, "ssh-ed25519", &blob, &fingerprint, "", t)
+            .add_key(alice, "ssh-ed25519", &blob, &fingerprint, "", None, t)
             .unwrap();
         store.remove_key(removed, t).unwrap();
         keys.insert("removed", (removed, fingerprint, ssh_key(9).0));

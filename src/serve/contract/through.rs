@@ -79,6 +79,7 @@ pub(super) fn through_shell(host: &Host, case: &Case) -> Seen {
         remote_addr: Some(CLIENT.into()),
         git_protocol: None,
         shows_stderr: true,
+        hardware: None,
     };
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let action = connection.handle(

@@ -88,14 +88,14 @@ fn keys_by_fingerprint(engine: Engine) {
     let (_fresh, mut store) = new_store_on(engine);
     let id = store.add_user("alice", None, NOW).unwrap();
     let kid = store
-        .add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "laptop", NOW)
+        .add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "laptop", None, NOW)
         .unwrap();
     assert_eq!(
         store.key_by_fingerprint("SHA256:abc").unwrap().unwrap().id,
         kid
     );
     assert!(matches!(
-        store.add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "", NOW),
+        store.add_key(id, "ssh-ed25519", "AAAA", "SHA256:abc", "", None, NOW),
         Err(StoreError::Exists)
     ));
     assert_eq!(store.keys(Some("alice")).unwrap().len(), 1);
@@ -182,11 +182,11 @@ fn ids_are_never_reused(engine: Engine) {
     let mallory = store.add_user("mallory", None, NOW).unwrap();
     let dora = store.add_user("dora", None, NOW).unwrap();
     let first = store
-        .add_key(mallory, "ssh-ed25519", "AAAA1", "SHA256:one", "", NOW)
+        .add_key(mallory, "ssh-ed25519", "AAAA1", "SHA256:one", "", None, NOW)
         .unwrap();
     assert!(store.remove_key(first, NOW).unwrap());
     let second = store
-        .add_key(dora, "ssh-ed25519", "AAAA2", "SHA256:two", "", NOW)
+        .add_key(dora, "ssh-ed25519", "AAAA2", "SHA256:two", "", None, NOW)
         .unwrap();
     assert!(second > first, "key id {first} was given again");
 
@@ -306,7 +306,7 @@ fn ids_named_by_old_rows_are_not_given_again_after_migrating() {
     let mut store = Store::open_and_migrate(&path).unwrap();
     let user = store.add_user("dora", None, NOW).unwrap();
     let key = store
-        .add_key(user, "ssh-ed25519", "AAAA", "SHA256:dora", "", NOW)
+        .add_key(user, "ssh-ed25519", "AAAA", "SHA256:dora", "", None, NOW)
         .unwrap();
     assert!(key > 9, "key #{key} was named before");
     let token = store

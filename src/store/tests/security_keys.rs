@@ -226,7 +226,7 @@ fn a_ceremony_is_taken_once_and_links_work_once(engine: Engine) {
     );
 
     let ssh_key = store
-        .add_key(alice, "ssh-ed25519", "AAAA", "SHA256:link", "", NOW)
+        .add_key(alice, "ssh-ed25519", "AAAA", "SHA256:link", "", None, NOW)
         .unwrap();
     let link = VerifyLink {
         user_id: alice,
@@ -400,7 +400,7 @@ fn a_link_ends_with_the_ssh_key_that_asked_for_it(engine: Engine) {
     let (_fresh, mut store) = new_store_on(engine);
     let alice = store.add_user("alice", None, NOW).unwrap();
     let ssh_key = store
-        .add_key(alice, "ssh-ed25519", "AAAA", "SHA256:laptop", "", NOW)
+        .add_key(alice, "ssh-ed25519", "AAAA", "SHA256:laptop", "", None, NOW)
         .unwrap();
     let link = VerifyLink {
         user_id: alice,
@@ -430,7 +430,7 @@ fn a_link_ends_with_the_ssh_key_that_asked_for_it(engine: Engine) {
     );
     // A link whose key went by another way (the row gone) holds no more.
     let other = store
-        .add_key(alice, "ssh-ed25519", "AAAB", "SHA256:desk", "", NOW)
+        .add_key(alice, "ssh-ed25519", "AAAB", "SHA256:desk", "", None, NOW)
         .unwrap();
     let link = VerifyLink {
         key_id: Some(other),

@@ -45,6 +45,25 @@ pub enum BindSession {
     Ip,
 }
 
+/// Whether a use of a marked hardware-backed SSH key counts as the second
+/// factor (`[policy] hardware_keys`, and a repository's `git2fa.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HardwareKeys {
+    #[serde(rename = "off")]
+    Off,
+    #[serde(rename = "counts-as-2fa")]
+    CountsAs2fa,
+}
+
+impl HardwareKeys {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HardwareKeys::Off => "off",
+            HardwareKeys::CountsAs2fa => "counts-as-2fa",
+        }
+    }
+}
+
 /// `user@host[:port]`, as `[ssh] public_address` gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshAddress {
@@ -260,6 +279,8 @@ pub(super) struct RawPolicy {
     pub(super) max_failures: u32,
     pub(super) lockout: Lockout,
     pub(super) max_git_duration: MaxGitDuration,
+    pub(super) hardware_keys: HardwareKeys,
+    pub(super) require_hardware_key: Vec<String>,
 }
 
 impl Default for RawPolicy {
@@ -275,6 +296,8 @@ impl Default for RawPolicy {
             max_failures: 10,
             lockout: Lockout(900),
             max_git_duration: MaxGitDuration(3600),
+            hardware_keys: HardwareKeys::Off,
+            require_hardware_key: Vec::new(),
         }
     }
 }

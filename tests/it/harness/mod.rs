@@ -7,6 +7,7 @@ pub mod fixture;
 pub mod http;
 pub mod nginx;
 pub mod postgres;
+pub mod sk;
 pub mod sshd;
 pub mod throwaway;
 pub mod web_server;
