@@ -51,8 +51,8 @@ pub use wire::{SOCKET, Serve};
 
 // The domain's facts, kept and returned by the store.
 pub use crate::domain::{
-    AuditRecord, Hardware, KeyUse, NewSession, Permission, SecurityKey, Session, SessionFacts, SshKey, Token,
-    User, VerifyLink, WebSession,
+    AuditRecord, Hardware, KeyUse, NewSession, Permission, SecurityKey, Session, SessionFacts,
+    SshKey, Token, User, VerifyLink, WebSession,
 };
 
 /// Where the store lives: `[store] url`.
@@ -527,7 +527,10 @@ fn key_from_row(row: &Row) -> Result<SshKey> {
         last_used_at: row.get(8)?,
         hardware: row
             .get::<Option<String>>(9)?
-            .map(|word| Hardware::parse(&word).ok_or(StoreError::Value(format!("ssh_keys.hardware is {word:?}"))))
+            .map(|word| {
+                Hardware::parse(&word)
+                    .ok_or(StoreError::Value(format!("ssh_keys.hardware is {word:?}")))
+            })
             .transpose()?,
     })
 }

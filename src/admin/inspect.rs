@@ -125,7 +125,9 @@ pub(super) fn rule_text(decision: &Decision) -> &'static str {
         }
         7 if decision.is_allowed() => "an open 2FA session",
         7 => "2FA is required and no open 2FA session matches",
-        9 => "a pushed ref is in require_hardware_key: it needs a marked hardware key with user verification on the connection",
+        9 => {
+            "a pushed ref is in require_hardware_key: it needs a marked hardware key with user verification on the connection"
+        }
         _ => "the check could not be completed",
     }
 }

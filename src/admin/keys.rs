@@ -92,7 +92,11 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
             admin_change(&mut store, record, |store| {
                 store.set_key_hardware(id, hardware)
             })?;
-            say!("key #{id} {} of {} is marked {word}", key.fingerprint, key.user);
+            say!(
+                "key #{id} {} of {} is marked {word}",
+                key.fingerprint,
+                key.user
+            );
         }
         KeyCommand::List { user } => {
             if let Some(name) = &user {

@@ -96,9 +96,7 @@ fn read_export(files: &[PathBuf]) -> Result<HashMap<i64, serde_json::Value>, Fai
             // Exports made before `factor` was in the schema hold the same
             // rows: their rows had none.
             if let Some(object) = value.as_object_mut() {
-                object
-                    .entry("factor")
-                    .or_insert(serde_json::Value::Null);
+                object.entry("factor").or_insert(serde_json::Value::Null);
             }
             let id = value
                 .get("id")

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::repo::glob;
-use crate::system::files::{FileError, io_reason, read_small_file, toml_error};
 use crate::system::config::HardwareKeys;
+use crate::system::files::{FileError, io_reason, read_small_file, toml_error};
 use crate::system::names::{check_ref_pattern, check_user_name};
 
 pub const FILE_NAME: &str = "git2fa.toml";

@@ -44,6 +44,27 @@ pub fn check_label(label: &str) -> Result<(), String> {
     }
 }
 
+/// Ref patterns in one list (`protected_refs`, `require_hardware_key`), at
+/// most: each push decision matches every pushed ref against each.
+pub const MAX_REF_PATTERNS: usize = 100;
+
+/// A ref pattern: starts with `refs/`, printable, no spaces, at most 256
+/// bytes (`repo::glob` matches it).
+pub fn check_ref_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.starts_with("refs/")
+        && pattern.len() <= 256
+        && !pattern.contains("..")
+        && !pattern.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a ref pattern like refs/heads/main or refs/tags/v*",
+            pattern.escape_default()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,26 +86,5 @@ mod tests {
         ] {
             assert!(check_user_name(bad).is_err(), "{bad}");
         }
-    }
-}
-
-/// Ref patterns in one list (`protected_refs`, `require_hardware_key`), at
-/// most: each push decision matches every pushed ref against each.
-pub const MAX_REF_PATTERNS: usize = 100;
-
-/// A ref pattern: starts with `refs/`, printable, no spaces, at most 256
-/// bytes (`repo::glob` matches it).
-pub fn check_ref_pattern(pattern: &str) -> Result<(), String> {
-    if pattern.starts_with("refs/")
-        && pattern.len() <= 256
-        && !pattern.contains("..")
-        && !pattern.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a ref pattern like refs/heads/main or refs/tags/v*",
-            pattern.escape_default()
-        ))
     }
 }

@@ -70,10 +70,11 @@ impl Identity {
             remote_addr: get(REMOTE_ADDR),
             hardware: match get(HARDWARE) {
                 None => None,
-                Some(word) => Some(
-                    Hardware::parse(&word)
-                        .ok_or_else(|| format!("{HARDWARE} is {word:?}, not verified or present"))?,
-                ),
+                Some(word) => {
+                    Some(Hardware::parse(&word).ok_or_else(|| {
+                        format!("{HARDWARE} is {word:?}, not verified or present")
+                    })?)
+                }
             },
         }))
     }

@@ -132,8 +132,11 @@ pub fn add(cx: &mut Context) -> Response {
     let hardware = match hardware_field(cx.request.field("hardware")) {
         Ok(hardware) => hardware,
         Err(()) => {
-            return list(cx, Some(notice("error", "Choose what the key proves from the list.")))
-                .with_status(400);
+            return list(
+                cx,
+                Some(notice("error", "Choose what the key proves from the list.")),
+            )
+            .with_status(400);
         }
     };
     if hardware.is_some() && !key.is_security_key() {
@@ -209,8 +212,11 @@ pub fn mark(cx: &mut Context) -> Response {
         Err(e) => return cx.unavailable(&e),
     };
     let Ok(hardware) = hardware_field(cx.request.field("hardware")) else {
-        return list(cx, Some(notice("error", "Choose what the key proves from the list.")))
-            .with_status(400);
+        return list(
+            cx,
+            Some(notice("error", "Choose what the key proves from the list.")),
+        )
+        .with_status(400);
     };
     if !is_security_key_type(&key.algorithm) {
         let text = format!(

@@ -71,8 +71,7 @@ impl Setup {
     }
 
     fn plain_git(&self, args: &[&str]) -> Run {
-        self.sshd
-            .git(self.host.key_of("alice"), &self.work, args)
+        self.sshd.git(self.host.key_of("alice"), &self.work, args)
     }
 
     fn commit(&self, message: &str) {
@@ -115,9 +114,7 @@ fn a_key_marked_verified_is_the_second_factor_through_openssh_and_sshd_wants_its
     let key = s.security_key("alice_sk", true, &["--hardware", "verified"]);
     let listed = s.host.git2fa(&["key", "list", "alice"]).ok();
     assert!(
-        listed
-            .stdout
-            .contains("sk-ssh-ed25519@openssh.com SHA256:")
+        listed.stdout.contains("sk-ssh-ed25519@openssh.com SHA256:")
             && listed.stdout.contains("hardware=verified"),
         "{listed:?}"
     );
@@ -141,8 +138,7 @@ fn a_key_marked_verified_is_the_second_factor_through_openssh_and_sshd_wants_its
     assert!(!allowed.is_empty(), "{rows:#?}");
     for row in &allowed {
         assert!(
-            row.contains("reason=hardware-key")
-                || row.contains(" allow hardware-key "),
+            row.contains("reason=hardware-key") || row.contains(" allow hardware-key "),
             "{row}"
         );
         assert!(
@@ -250,7 +246,9 @@ fn a_release_tag_needs_the_key_with_its_pin_whatever_sessions_are_open() {
     let touched = s.sk_git(&touch, Flags::AsMade, &["push", &url, "v1.0"]);
     assert_ne!(touched.code, 0, "{touched:?}");
     assert!(
-        touched.stderr.contains("needs a hardware security key with its PIN"),
+        touched
+            .stderr
+            .contains("needs a hardware security key with its PIN"),
         "{touched:?}"
     );
     // The key marked verified, with its PIN: allowed.
@@ -300,7 +298,11 @@ fn key_id(host: &Host, comment: &str, nth: usize) -> String {
         .nth(nth - 1)
         .unwrap_or_else(|| panic!("{list:?}"))
         .to_string();
-    line.split(' ').next().unwrap().trim_start_matches('#').to_string()
+    line.split(' ')
+        .next()
+        .unwrap()
+        .trim_start_matches('#')
+        .to_string()
 }
 
 #[test]
@@ -370,13 +372,22 @@ fn authorized_keys_holds_sshd_to_each_mark_and_never_lifts_the_touch() {
             .stdout
     };
     let line = line_of(&verified);
-    assert!(line.contains("\",restrict,verify-required sk-ssh-ed25519@openssh.com "), "{line}");
+    assert!(
+        line.contains("\",restrict,verify-required sk-ssh-ed25519@openssh.com "),
+        "{line}"
+    );
     assert!(line.contains(" --hardware verified\""), "{line}");
     let line = line_of(&touch);
-    assert!(line.contains("\",restrict sk-ssh-ed25519@openssh.com "), "{line}");
+    assert!(
+        line.contains("\",restrict sk-ssh-ed25519@openssh.com "),
+        "{line}"
+    );
     assert!(line.contains(" --hardware present\""), "{line}");
     let line = line_of(&plain);
-    assert!(line.contains("\",restrict sk-ssh-ed25519@openssh.com "), "{line}");
+    assert!(
+        line.contains("\",restrict sk-ssh-ed25519@openssh.com "),
+        "{line}"
+    );
     assert!(!line.contains("--hardware"), "{line}");
     for key in [&verified, &touch, &plain] {
         assert!(!line_of(key).contains("no-touch-required"));
@@ -389,7 +400,10 @@ fn authorized_keys_holds_sshd_to_each_mark_and_never_lifts_the_touch() {
         .ok();
     assert!(marked.stdout.contains("is marked none"), "{marked:?}");
     let line = line_of(&verified);
-    assert!(!line.contains("verify-required") && !line.contains("--hardware"), "{line}");
+    assert!(
+        !line.contains("verify-required") && !line.contains("--hardware"),
+        "{line}"
+    );
     // Only security keys are marked; a refusal changes nothing.
     let ordinary = format!("{}.pub", s.host.key_of("alice").display());
     let before = s.host.git2fa(&["key", "list"]).ok().stdout;
@@ -398,18 +412,22 @@ fn authorized_keys_holds_sshd_to_each_mark_and_never_lifts_the_touch() {
         .git2fa(&["key", "add", "alice", &ordinary, "--hardware", "verified"]);
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(
-        refused.stderr.contains("--hardware marks security keys only"),
+        refused
+            .stderr
+            .contains("--hardware marks security keys only"),
         "{refused:?}"
     );
-    let refused = s.host.git2fa(&["key", "mark", "1", "--hardware", "present"]);
+    let refused = s
+        .host
+        .git2fa(&["key", "mark", "1", "--hardware", "present"]);
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(
-        refused.stderr.contains("only security keys (sk-…) can be marked"),
+        refused
+            .stderr
+            .contains("only security keys (sk-…) can be marked"),
         "{refused:?}"
     );
-    let bad = s
-        .host
-        .git2fa(&["key", "mark", &id, "--hardware", "always"]);
+    let bad = s.host.git2fa(&["key", "mark", &id, "--hardware", "always"]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert_eq!(s.host.git2fa(&["key", "list"]).ok().stdout, before);
 }
@@ -507,14 +525,21 @@ fn the_web_page_marks_security_keys_only_and_only_the_user_s_own() {
     );
     assert!(added.body.contains("Key #2 added"), "{}", added.body);
     let listed = host.git2fa(&["key", "list", "alice"]).ok().stdout;
-    assert!(listed.contains("#2 alice sk-ssh-ed25519@openssh.com"), "{listed}");
+    assert!(
+        listed.contains("#2 alice sk-ssh-ed25519@openssh.com"),
+        "{listed}"
+    );
     assert!(listed.contains("hardware=verified"), "{listed}");
     let marked = client.submit(
         "/2fa/keys",
         "/2fa/keys/hardware",
         &[("id", "2"), ("hardware", "present")],
     );
-    assert!(marked.body.contains("Key #2: Touch every time."), "{}", marked.body);
+    assert!(
+        marked.body.contains("Key #2: Touch every time."),
+        "{}",
+        marked.body
+    );
     assert!(
         host.git2fa(&["key", "list", "alice"])
             .ok()
@@ -530,7 +555,9 @@ fn the_web_page_marks_security_keys_only_and_only_the_user_s_own() {
     );
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(
-        refused.body.contains("Only a security key (sk-…) can be marked"),
+        refused
+            .body
+            .contains("Only a security key (sk-…) can be marked"),
         "{}",
         refused.body
     );
@@ -540,7 +567,11 @@ fn the_web_page_marks_security_keys_only_and_only_the_user_s_own() {
         "/2fa/keys/hardware",
         &[("id", "1"), ("hardware", "verified")],
     );
-    assert!(others.body.contains("No such key of yours."), "{}", others.body);
+    assert!(
+        others.body.contains("No such key of yours."),
+        "{}",
+        others.body
+    );
     let bad = client.submit(
         "/2fa/keys",
         "/2fa/keys/hardware",
@@ -549,7 +580,8 @@ fn the_web_page_marks_security_keys_only_and_only_the_user_s_own() {
     assert_eq!(bad.status, 400, "{}", bad.body);
     let rows = host.git2fa(&["audit", "--user", "alice"]).ok().stdout;
     assert!(
-        rows.lines().any(|r| r.contains("key-mark ok present") && r.contains("key=#2")),
+        rows.lines()
+            .any(|r| r.contains("key-mark ok present") && r.contains("key=#2")),
         "{rows}"
     );
     assert!(
@@ -558,5 +590,115 @@ fn the_web_page_marks_security_keys_only_and_only_the_user_s_own() {
             .stdout
             .lines()
             .all(|l| !l.contains("hardware="))
+    );
+}
+
+/// The user guide's `ssh-keygen` lines, as written, with a user's home:
+/// OpenSSH takes the software provider from `SSH_SK_PROVIDER` where a
+/// user's takes the device; the key they make is one git2fa marks.
+#[test]
+fn the_user_guide_s_ssh_keygen_lines_make_a_key_git2fa_marks() {
+    if !sk::available() {
+        return;
+    }
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/user-guide.md"))
+            .unwrap();
+    let section = guide
+        .split("## A security key as your SSH key")
+        .nth(1)
+        .expect("the user guide's section on security keys");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a ```sh block");
+    assert!(
+        block.contains("ssh-keygen -t ed25519-sk -O verify-required"),
+        "{block}"
+    );
+    let host = Host::new().user("alice");
+    let keys = SoftKeys::build(host.dir.path());
+    let home = host.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let made = run(
+        "bash",
+        &["-euc", block],
+        &home,
+        &[
+            ("HOME", home.display().to_string()),
+            ("SSH_SK_PROVIDER", keys.provider.display().to_string()),
+        ],
+        "",
+    );
+    assert_eq!(made.code, 0, "{made:?}");
+    let public = home.join(".ssh/id_ed25519_sk.pub");
+    let line = std::fs::read_to_string(&public).unwrap();
+    assert!(
+        line.starts_with("sk-ssh-ed25519@openssh.com ")
+            && line.trim_end().ends_with(" alice@laptop"),
+        "{line}"
+    );
+    let added = host
+        .git2fa(&[
+            "key",
+            "add",
+            "alice",
+            &public.display().to_string(),
+            "--hardware",
+            "verified",
+        ])
+        .ok();
+    assert!(added.stdout.contains("marked verified"), "{added:?}");
+}
+
+#[test]
+fn explain_shows_the_hardware_key_rule() {
+    let host = Host::with_policy(
+        "require_hardware_key = [\"refs/tags/v*\"]\nhardware_keys = \"counts-as-2fa\"",
+        "",
+    )
+    .user("alice")
+    .key()
+    .enrolled()
+    .repo("team/app");
+    let sk = "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIPcT+/nqe4c8DBB8ld4K6C2UHRA1bJqbBGI2sSWmqd6BAAAABHNzaDo= alice@laptop\n";
+    host.git2fa_with_stdin(&["key", "add", "alice", "-", "--hardware", "verified"], sk)
+        .ok();
+    host.git2fa(&["repo", "flag", "team/app"]).ok();
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "alice",
+            "team/app",
+            "write",
+            "--ref",
+            "refs/tags/v1.0",
+        ];
+        args.extend(extra);
+        host.git2fa(&args)
+    };
+    let plain = explain(&["--key-id", "1"]);
+    assert_eq!(plain.code, 1, "{plain:?}");
+    assert!(
+        plain.stdout.contains(
+            "refused by rule 9 (hardware-key-required): a pushed ref is in require_hardware_key"
+        ),
+        "{plain:?}"
+    );
+    assert!(
+        plain
+            .stdout
+            .contains("a push to refs/tags/v1.0 needs a hardware security key with its PIN"),
+        "{plain:?}"
+    );
+    let marked = explain(&["--key-id", "2"]);
+    assert_eq!(marked.code, 0, "{marked:?}");
+    assert!(
+        marked
+            .stdout
+            .contains("key #2 is a security key marked verified")
+            && marked.stdout.contains("allowed by rule 7 (hardware-key)"),
+        "{marked:?}"
     );
 }

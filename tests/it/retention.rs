@@ -44,6 +44,7 @@ fn the_export_is_one_json_object_per_row_in_a_stable_schema() {
         "token_id",
         "addr",
         "detail",
+        "factor",
     ];
     for row in &rows {
         let object = row.as_object().unwrap();
@@ -165,10 +166,19 @@ fn rows_are_removed_only_once_the_export_holds_them() {
         "{refused:?}"
     );
 
-    // The whole export: every row before the time goes; the prune rows
-    // (made after it) stay, and say what happened.
+    // The whole export, as a git2fa before `factor` was in the schema
+    // wrote it (no such key): every row before the time goes; the prune
+    // rows (made after it) stay, and say what happened.
     let file = dir.join("audit.jsonl");
-    std::fs::write(&file, &export).unwrap();
+    let older: String = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            assert!(r.as_object_mut().unwrap().remove("factor").is_some());
+            format!("{r}\n")
+        })
+        .collect();
+    std::fs::write(&file, older).unwrap();
     let pruned = f
         .git2fa(&[
             "store",

@@ -82,7 +82,10 @@ impl Case {
             config: config("flagged", "user", false, true),
             repo: repo(Require::Push, &[]),
             operation: push(&["refs/heads/main"]),
-            credential: Credential::SshKey { key_id: 1, hardware: None },
+            credential: Credential::SshKey {
+                key_id: 1,
+                hardware: None,
+            },
             user: Some(user(true)),
             sessions: vec![],
             key_id: Some(1),
@@ -409,7 +412,10 @@ fn the_rules_case_by_case() {
                 c.config = config("flagged", "key", false, true);
                 c.sessions = open();
                 c.key_id = Some(2);
-                c.credential = Credential::SshKey { key_id: 2, hardware: None };
+                c.credential = Credential::SshKey {
+                    key_id: 2,
+                    hardware: None,
+                };
             },
             ("no-session", 7),
         ),

@@ -43,6 +43,13 @@ lockout = "15m"
 # (1s .. 7d). A connection opened before a user was disabled, a key removed
 # or a 2FA session ended works at most this long.
 max_git_duration = "1h"
+# A security-key SSH key (ssh-keygen -t ed25519-sk) marked by its owner or
+# an admin is the second factor when used through OpenSSH: "off" or
+# "counts-as-2fa".
+hardware_keys = "off"
+# Refs whose pushes need a marked security key with its PIN on that very
+# connection, whatever 2FA sessions are open: ["refs/tags/v*"].
+require_hardware_key = []
 
 [tokens]
 # Personal access tokens expire after this many days unless the user says.

@@ -120,10 +120,7 @@ impl SoftKeys {
     ) -> Run {
         let mut env = self.env(flags);
         env.push(("GIT_SSH_COMMAND", self.ssh_command(client, key)));
-        env.push((
-            "HOME",
-            cwd.parent().unwrap_or(cwd).display().to_string(),
-        ));
+        env.push(("HOME", cwd.parent().unwrap_or(cwd).display().to_string()));
         run("git", args, cwd, &env, "")
     }
 

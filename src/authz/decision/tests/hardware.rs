@@ -283,7 +283,10 @@ fn the_refusal_names_the_refs_and_how_to_add_a_key() {
         "{text}"
     );
     assert!(!text.contains("refs/heads/main"), "{text}");
-    assert!(text.contains("ssh-keygen -t ed25519-sk -O verify-required"), "{text}");
+    assert!(
+        text.contains("ssh-keygen -t ed25519-sk -O verify-required"),
+        "{text}"
+    );
     assert!(text.contains("https://git.example.com/2fa/keys"), "{text}");
     assert!(text.contains("--hardware verified"), "{text}");
 }
@@ -292,7 +295,9 @@ fn the_refusal_names_the_refs_and_how_to_add_a_key() {
 fn refs_past_the_matching_budget_need_the_key_unchecked() {
     let policy = RepoPolicy::default();
     let host = vec!["refs/tags/v*".to_string(); 100];
-    let many: Vec<String> = (0..100_000).map(|i| format!("refs/heads/b{i:06}")).collect();
+    let many: Vec<String> = (0..100_000)
+        .map(|i| format!("refs/heads/b{i:06}"))
+        .collect();
     assert_eq!(
         policy.hardware_refs(&host, &PushedRefs::Known(many)),
         Some(Vec::new())

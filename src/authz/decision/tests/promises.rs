@@ -18,7 +18,10 @@ fn every_combination_keeps_the_promises() {
         push(&["refs/heads/topic"]),
     ];
     let credentials = [
-        Credential::SshKey { key_id: 1, hardware: None },
+        Credential::SshKey {
+            key_id: 1,
+            hardware: None,
+        },
         token(Permission::Write, &["team/*"]),
         token(Permission::Read, &["team/*"]),
         Credential::Password { valid: true },
