@@ -55,7 +55,10 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
                     existing.user
                 )));
             }
-            let record = admin_record(Some(&user), None, "key-add", &fingerprint);
+            let mut record = admin_record(Some(&user), None, "key-add", &fingerprint);
+            if let Some(hardware) = hardware {
+                record.factor = Some(hardware.factor().into());
+            }
             let id = admin_change(&mut store, record, |store| {
                 store.add_key(
                     owner.id,
@@ -89,9 +92,13 @@ pub(super) fn key(config: &Config, command: KeyCommand) -> CliResult {
             let word = hardware.map_or("none", |h| h.as_str());
             let mut record = admin_record(Some(&key.user), None, "key-mark", word);
             record.key_id = Some(id);
-            admin_change(&mut store, record, |store| {
+            record.factor = hardware.map(|h| h.factor().into());
+            let changed = admin_change(&mut store, record, |store| {
                 store.set_key_hardware(id, hardware)
             })?;
+            if !changed {
+                return Err(Failure::refused(format!("no key #{id}")));
+            }
             say!(
                 "key #{id} {} of {} is marked {word}",
                 key.fingerprint,

@@ -16,6 +16,11 @@ impl Store {
         hardware: Option<Hardware>,
         now: i64,
     ) -> Result<i64> {
+        if hardware.is_some() && !algorithm.starts_with("sk-") {
+            return Err(StoreError::Value(format!(
+                "a {algorithm} key cannot be marked as a hardware key"
+            )));
+        }
         let tx = self.immediate()?;
         let id = tx
             .one(

@@ -135,6 +135,9 @@ pub struct Policy {
     /// Ref patterns whose pushes need a marked hardware key with user
     /// verification on the very connection.
     pub require_hardware_key: Vec<String>,
+    /// Users may mark their own security keys in the web page; `false`:
+    /// only admins do (`git2fa key add --hardware`, `key mark`).
+    pub users_may_mark_keys: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -290,6 +293,7 @@ impl Config {
                 max_git_duration: raw.policy.max_git_duration.0,
                 hardware_keys: raw.policy.hardware_keys,
                 require_hardware_key: raw.policy.require_hardware_key,
+                users_may_mark_keys: raw.policy.users_may_mark_keys,
             },
             tokens: Tokens {
                 default_expiry_days: raw.tokens.default_expiry_days,

@@ -11,6 +11,10 @@ use crate::domain::Hardware;
 use crate::factor::sshkey::{PublicKey, is_security_key_type};
 use crate::system::time::format_utc;
 
+/// What a user reads where only admins mark keys.
+const MARKED_BY_ADMINS: &str =
+    "On this host an admin marks security keys: ask one (git2fa key mark).";
+
 /// What the page calls each mark.
 fn mark_label(hardware: Option<Hardware>) -> &'static str {
     match hardware {
@@ -45,6 +49,7 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
         Ok(keys) => keys,
         Err(e) => return cx.unavailable(&e),
     };
+    let may_mark = cx.config.policy.users_may_mark_keys;
     let rows: Vec<Vec<Markup>> = keys
         .iter()
         .map(|k| {
@@ -54,7 +59,9 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
                 html! { code { (k.fingerprint) } },
                 html! { (k.comment) },
                 html! {
-                    @if is_security_key_type(&k.algorithm) {
+                    @if is_security_key_type(&k.algorithm) && !may_mark {
+                        (mark_label(k.hardware))
+                    } @else if is_security_key_type(&k.algorithm) {
                         form.inline method="post" action="/2fa/keys/hardware" {
                             (csrf)
                             input type="hidden" name="id" value=(k.id);
@@ -98,6 +105,7 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
             textarea id="key" name="key" required placeholder="ssh-ed25519 AAAA... you@laptop" {
                 @if cx.request.path == "/2fa/keys" { (cx.request.field("key")) }
             }
+            @if may_mark {
             label for="hardware" { "If it is a security key (sk-ssh-ed25519@openssh.com, sk-ecdsa-…), what each use of it proves" }
             select id="hardware" name="hardware" {
                 (mark_options(None))
@@ -108,6 +116,9 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
                 code { "-O verify-required" } ", it asks for a touch: mark it \"Touch every time\". "
                 "Where this host counts such keys as the second factor, a push with one needs no other 2FA; "
                 "they work through the host's OpenSSH, which checks the touch and the PIN."
+            }
+            } @else {
+                p.hint { "Security keys are marked as such by an admin of this host." }
             }
             button type="submit" { "Add key" }
         }
@@ -139,6 +150,9 @@ pub fn add(cx: &mut Context) -> Response {
             .with_status(400);
         }
     };
+    if hardware.is_some() && !cx.config.policy.users_may_mark_keys {
+        return list(cx, Some(notice("error", MARKED_BY_ADMINS))).with_status(403);
+    }
     if hardware.is_some() && !key.is_security_key() {
         let text = format!(
             "Only a security key (sk-…) can be marked as proving a touch or a PIN; this is a {} key.",
@@ -155,7 +169,8 @@ pub fn add(cx: &mut Context) -> Response {
         }
         Err(e) => return cx.unavailable(&e),
     }
-    let record = cx.change_record("key-add", &fingerprint, None);
+    let mut record = cx.change_record("key-add", &fingerprint, None);
+    record.factor = hardware.map(|h| h.factor().into());
     let now = cx.now;
     let result = cx.store.audited(record, |store| {
         store.add_key(
@@ -204,6 +219,9 @@ pub fn mark(cx: &mut Context) -> Response {
     if cx.git_session_until().is_none() {
         return Response::redirect(&pages::verify_then(pages::KEYS));
     }
+    if !cx.config.policy.users_may_mark_keys {
+        return list(cx, Some(notice("error", MARKED_BY_ADMINS))).with_status(403);
+    }
     guard!(cx.require_recent_code("/2fa/keys/hardware"));
     let id: i64 = cx.request.field("id").parse().unwrap_or(-1);
     let key = match cx.store.key(id) {
@@ -228,11 +246,16 @@ pub fn mark(cx: &mut Context) -> Response {
     let word = hardware.map_or("none", Hardware::as_str);
     let mut record = cx.change_record("key-mark", word, None);
     record.key_id = Some(id);
-    if let Err(e) = cx
+    record.factor = hardware.map(|h| h.factor().into());
+    match cx
         .store
         .audited(record, |store| store.set_key_hardware(id, hardware))
     {
-        return cx.unavailable(&e);
+        Ok(true) => {}
+        Ok(false) => {
+            return list(cx, Some(notice("error", "No such key of yours."))).with_status(404);
+        }
+        Err(e) => return cx.unavailable(&e),
     }
     let text = format!("Key #{id}: {}.", mark_label(hardware));
     list(cx, Some(notice("ok", &text)))

@@ -205,6 +205,20 @@ fn a_key_in_the_git_account_s_own_authorized_keys_is_a_shell() {
     )
     .unwrap();
     assert_eq!(s.check().code, 0);
+    // Copied by hand with a hardware claim but not the option that makes
+    // sshd check it: git2fa-shell would count a touch or PIN nobody gave.
+    std::fs::write(
+        &file,
+        format!(
+            "command=\"/usr/local/bin/git2fa-shell --key-id 1 --fingerprint SHA256:x --hardware verified\",restrict {}\n",
+            crate::harness::ED25519_PUBLIC
+        ),
+    )
+    .unwrap();
+    s.one_problem(&format!(
+        "{}:1 written by hand, claims a security key's touch or PIN",
+        file.display()
+    ));
 }
 
 #[test]

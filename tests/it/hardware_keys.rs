@@ -702,3 +702,61 @@ fn explain_shows_the_hardware_key_rule() {
         "{marked:?}"
     );
 }
+
+#[test]
+fn where_users_may_not_mark_keys_only_an_admin_does() {
+    let port = web_server::free_port();
+    let host = web_server::host(port, "users_may_mark_keys = false")
+        .user("alice")
+        .enrolled();
+    let secret = host.secret_of("alice").to_vec();
+    let server = Server::start(&host, port);
+    let mut client = Client::new(&server);
+    client.logs_in("alice", PASSWORD);
+    client.verifies(&code(&secret, 0));
+    let sk = "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIPcT+/nqe4c8DBB8ld4K6C2UHRA1bJqbBGI2sSWmqd6BAAAABHNzaDo= alice@laptop";
+    let page = client.get("/2fa/keys");
+    assert!(
+        page.body
+            .contains("Security keys are marked as such by an admin of this host."),
+        "{}",
+        page.body
+    );
+    let refused = client.submit(
+        "/2fa/keys",
+        "/2fa/keys",
+        &[("key", sk), ("hardware", "verified")],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("ask one (git2fa key mark)"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(host.git2fa(&["key", "list"]).ok().stdout, "");
+    let added = client.submit("/2fa/keys", "/2fa/keys", &[("key", sk)]);
+    assert!(added.body.contains("Key #1 added"), "{}", added.body);
+    let mark = client.submit(
+        "/2fa/keys",
+        "/2fa/keys/hardware",
+        &[("id", "1"), ("hardware", "verified")],
+    );
+    assert_eq!(mark.status, 403, "{}", mark.body);
+    assert!(
+        !host
+            .git2fa(&["key", "list"])
+            .ok()
+            .stdout
+            .contains("hardware=")
+    );
+    host.git2fa(&["key", "mark", "1", "--hardware", "verified"])
+        .ok();
+    let page = client.get("/2fa/keys");
+    assert!(page.body.contains("PIN every time"), "{}", page.body);
+    let rows = host.git2fa(&["audit", "--user", "alice"]).ok().stdout;
+    assert!(
+        rows.lines()
+            .any(|r| r.contains("key-mark ok verified") && r.contains("factor=hardware-verified")),
+        "{rows}"
+    );
+}

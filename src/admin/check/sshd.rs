@@ -39,6 +39,7 @@ pub(super) fn authorized_keys_files(account: &nix::unistd::User, report: &mut Re
         return;
     }
     let mut open = Vec::new();
+    let mut claims = Vec::new();
     for name in ["authorized_keys", "authorized_keys2"] {
         let path = account.dir.join(".ssh").join(name);
         let Ok(text) = std::fs::read_to_string(&path) else {
@@ -51,8 +52,16 @@ pub(super) fn authorized_keys_files(account: &nix::unistd::User, report: &mut Re
             }
             if !forced_through_git2fa_shell(line) {
                 open.push(format!("{}:{}", path.display(), number + 1));
+            } else if line.contains("--hardware") || line.contains("no-touch-required") {
+                claims.push(format!("{}:{}", path.display(), number + 1));
             }
         }
+    }
+    if !claims.is_empty() {
+        report.problem(format!(
+            "{} written by hand, claims a security key's touch or PIN (--hardware, no-touch-required) that sshd may not check: delete the line; git2fa authorized-keys writes what sshd must enforce",
+            claims.join(", ")
+        ));
     }
     if open.is_empty() {
         report.ok(format!(

@@ -281,6 +281,7 @@ pub(super) struct RawPolicy {
     pub(super) max_git_duration: MaxGitDuration,
     pub(super) hardware_keys: HardwareKeys,
     pub(super) require_hardware_key: Vec<String>,
+    pub(super) users_may_mark_keys: bool,
 }
 
 impl Default for RawPolicy {
@@ -298,6 +299,7 @@ impl Default for RawPolicy {
             max_git_duration: MaxGitDuration(3600),
             hardware_keys: HardwareKeys::Off,
             require_hardware_key: Vec::new(),
+            users_may_mark_keys: true,
         }
     }
 }

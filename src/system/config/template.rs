@@ -50,6 +50,10 @@ hardware_keys = "off"
 # Refs whose pushes need a marked security key with its PIN on that very
 # connection, whatever 2FA sessions are open: ["refs/tags/v*"].
 require_hardware_key = []
+# Users may mark their own security keys in the web page (git2fa cannot
+# tell a device from software that claims to be one); false: only admins
+# mark keys, with git2fa key add --hardware and git2fa key mark.
+users_may_mark_keys = true
 
 [tokens]
 # Personal access tokens expire after this many days unless the user says.

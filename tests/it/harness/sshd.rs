@@ -54,8 +54,10 @@ impl Sshd {
         let dir = host.dir.path().join("sshd");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
+        // Not named /run/git2fa*: `tests/host-state` lists those, and a
+        // test checking the host (host_untouched) runs beside this one.
         let bin_dir = PathBuf::from(format!(
-            "/run/git2fa-e2e-{}-{}",
+            "/run/e2e-sshd-{}-{}",
             std::process::id(),
             free_port()
         ));

@@ -308,3 +308,124 @@ fn refs_past_the_matching_budget_need_the_key_unchecked() {
     );
     assert_eq!(policy.hardware_refs(&[], &PushedRefs::Unknown), None);
 }
+
+/// Every combination of host mode × `hardware_keys` (host and repository)
+/// × `require_hardware_key` × operation × credential × session ×
+/// enrolment, against promises stated apart from the rule order.
+#[test]
+fn every_combination_keeps_the_hardware_promises() {
+    let operations = [
+        Operation::Read,
+        push(&["refs/heads/main"]),
+        push(&["refs/heads/main", "refs/tags/v1.0"]),
+        Operation::Write(PushedRefs::Unknown),
+        Operation::Write(PushedRefs::CheckedByHook),
+    ];
+    let credentials = [
+        key(None),
+        key(PRESENT),
+        key(VERIFIED),
+        token(Permission::Write, &["team/*"]),
+        Credential::Password { valid: true },
+        Credential::UnixUser,
+    ];
+    let mut checked = 0;
+    for git in ["off", "flagged", "all"] {
+        for host_keys in ["off", "counts-as-2fa"] {
+            for repo_keys in [
+                None,
+                Some(HardwareKeys::Off),
+                Some(HardwareKeys::CountsAs2fa),
+            ] {
+                for require in [&[][..], &["refs/tags/v*"][..]] {
+                    for operation in &operations {
+                        for credential in &credentials {
+                            for sessions in [vec![], open()] {
+                                for enrolled in [false, true] {
+                                    let mut case = Case::new();
+                                    case.config = hardware_config(git, host_keys, require);
+                                    case.repo.hardware_keys = repo_keys;
+                                    case.operation = operation.clone();
+                                    case.credential = credential.clone();
+                                    case.sessions = sessions.clone();
+                                    case.user = Some(user(enrolled));
+                                    let what = format!(
+                                        "git={git} host={host_keys} repo={repo_keys:?} require={require:?} {operation:?} {credential:?} sessions={} enrolled={enrolled}",
+                                        case.sessions.len()
+                                    );
+                                    keeps_the_promises(&case, &what);
+                                    checked += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 2 * 3 * 2 * 5 * 6 * 2 * 2);
+}
+
+fn keeps_the_promises(case: &Case, what: &str) {
+    let decision = case.decide();
+    let verified = matches!(
+        case.credential,
+        Credential::SshKey {
+            hardware: Some(Hardware::Verified),
+            ..
+        }
+    );
+    // A push that may touch a ref needing the key goes only with the key
+    // used with its PIN (refs left to the hooks are decided there).
+    let may_touch_tag = !case.config.policy.require_hardware_key.is_empty()
+        && match &case.operation {
+            Operation::Write(PushedRefs::Unknown) => true,
+            Operation::Write(PushedRefs::Known(refs)) => {
+                refs.iter().any(|r| r.starts_with("refs/tags/v"))
+            }
+            _ => false,
+        };
+    if may_touch_tag && !verified {
+        assert_eq!(
+            decision.code(),
+            "hardware-key-required",
+            "{what}: {decision:?}"
+        );
+    }
+    // A marked key allows by itself only where it counts, and only if it
+    // is marked.
+    if let Decision::Allow(Allowed::HardwareKey { factor }) = &decision {
+        assert!(hardware_counts(&case.facts()), "{what}");
+        assert!(
+            matches!(case.credential, Credential::SshKey { hardware: Some(h), .. } if h == *factor),
+            "{what}"
+        );
+    }
+    // Where nothing asks for hardware keys, a mark changes nothing.
+    let counts = hardware_counts(&case.facts());
+    if !counts
+        && case.config.policy.require_hardware_key.is_empty()
+        && let Credential::SshKey { key_id, .. } = case.credential
+    {
+        let mut plain = Case::new();
+        plain.config = case.config.clone();
+        plain.repo = case.repo.clone();
+        plain.operation = case.operation.clone();
+        plain.credential = Credential::SshKey {
+            key_id,
+            hardware: None,
+        };
+        plain.sessions = case.sessions.clone();
+        plain.user = case.user.clone();
+        assert_eq!(plain.decide(), decision, "{what}");
+    }
+    // The host's `git = "all"` is never lowered by a repository's word.
+    if case.config.policy.git == GitMode::All
+        && case.config.policy.hardware_keys == HardwareKeys::Off
+    {
+        assert!(
+            !matches!(decision, Decision::Allow(Allowed::HardwareKey { .. })),
+            "{what}"
+        );
+    }
+}
