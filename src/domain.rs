@@ -166,6 +166,14 @@ pub struct Token {
     /// Minted by an admin for a user without 2FA (`--without-2fa`, a
     /// service account): it carries no second factor.
     pub without_2fa: bool,
+    /// Issued to a git credential helper that signed in through the
+    /// browser (OAuth): the client's id.
+    pub oauth_client: Option<String>,
+    /// The 2FA session the token ends with (an OAuth token's).
+    pub session_id: Option<i64>,
+    /// When that session ends or ended: its expiry, or when it was ended
+    /// earlier; `None` when the store no longer holds it (ended long ago).
+    pub session_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,4 +235,31 @@ pub struct AuditRecord {
     /// What the credential proved beyond itself, when it was a marked
     /// hardware key (`hardware-verified`, `hardware-present`).
     pub factor: Option<String>,
+}
+
+/// A one-time code of the OAuth authorization step: what the user
+/// consented to, to be exchanged once for a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthCode {
+    pub user_id: i64,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// PKCE (RFC 7636, S256): BASE64URL(SHA-256(verifier)).
+    pub challenge: String,
+    /// The 2FA session the token will end with.
+    pub session_id: i64,
+    /// The browser's address when the user consented.
+    pub remote_addr: Option<String>,
+    pub expires_at: i64,
+}
+
+/// What taking an OAuth code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The code, now used.
+    Code(OauthCode),
+    Unknown,
+    Expired,
+    /// Used before: whatever it was exchanged for is revoked now.
+    Used,
 }

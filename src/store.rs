@@ -21,6 +21,7 @@ pub mod group;
 mod kept;
 mod keys;
 mod migrations;
+mod oauth;
 mod passwords;
 mod pg;
 mod pool;
@@ -51,8 +52,8 @@ pub use wire::{SOCKET, Serve};
 
 // The domain's facts, kept and returned by the store.
 pub use crate::domain::{
-    AuditRecord, Hardware, KeyUse, NewSession, Permission, SecurityKey, Session, SessionFacts,
-    SshKey, Token, User, VerifyLink, WebSession,
+    AuditRecord, Hardware, KeyUse, NewSession, OauthCode, Permission, Redeemed, SecurityKey,
+    Session, SessionFacts, SshKey, Token, User, VerifyLink, WebSession,
 };
 
 /// Where the store lives: `[store] url`.
@@ -488,7 +489,11 @@ fn user_from_row(row: &Row) -> Result<User> {
 
 const TOKEN_COLUMNS: &str =
     "SELECT t.id, t.user_id, u.name, t.name, t.repos, t.permission, t.created_at,
-    t.expires_at, t.revoked_at, t.last_used_at, t.without_2fa FROM tokens t JOIN users u ON u.id = t.user_id";
+    t.expires_at, t.revoked_at, t.last_used_at, t.without_2fa, t.oauth_client, t.session_id,
+    (SELECT CASE WHEN s.ended_at IS NOT NULL AND s.ended_at < s.expires_at THEN s.ended_at
+                 ELSE s.expires_at END
+     FROM sessions s WHERE s.id = t.session_id)
+    FROM tokens t JOIN users u ON u.id = t.user_id";
 
 fn token_from_row(row: &Row) -> Result<Token> {
     let repos: String = row.get(4)?;
@@ -507,6 +512,9 @@ fn token_from_row(row: &Row) -> Result<Token> {
         revoked_at: row.get(8)?,
         last_used_at: row.get(9)?,
         without_2fa: row.get(10)?,
+        oauth_client: row.get(11)?,
+        session_id: row.get(12)?,
+        session_until: row.get(13)?,
     })
 }
 

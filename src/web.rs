@@ -14,6 +14,7 @@ mod response;
 mod account;
 mod admin;
 mod keys;
+mod oauth;
 mod qr;
 mod repos;
 mod security_keys;
@@ -104,6 +105,10 @@ fn route(cx: &mut context::Context) -> Response {
         ("GET", "/2fa/tokens") => tokens::list(cx, None),
         ("POST", "/2fa/tokens") => tokens::create(cx),
         ("POST", "/2fa/tokens/revoke") => tokens::revoke(cx),
+        ("GET", "/.well-known/oauth-authorization-server") => oauth::metadata(cx),
+        ("GET", "/2fa/oauth/authorize") => oauth::authorize_form(cx),
+        ("POST", "/2fa/oauth/authorize") => oauth::authorize(cx),
+        ("POST", "/2fa/oauth/token") => oauth::token(cx),
         ("GET", "/2fa/keys") => keys::list(cx, None),
         ("POST", "/2fa/keys") => keys::add(cx),
         ("POST", "/2fa/keys/remove") => keys::remove(cx),

@@ -295,13 +295,15 @@ pub(super) fn resolve_repo(config: &Config, typed: &str) -> Result<RepoPath, Fai
 pub(super) fn token_line(token: &crate::store::Token, now: i64) -> String {
     let state = if token.revoked_at.is_some() {
         "revoked".to_string()
+    } else if token.session_id.is_some() && token.session_until.is_none_or(|at| at <= now) {
+        "ended-with-its-2fa-session".to_string()
     } else if token.expires_at.is_some_and(|at| at <= now) {
         "expired".to_string()
     } else {
         "active".to_string()
     };
     format!(
-        "token #{} {} \"{}\" {} {} {}{} expires={} last-used={}",
+        "token #{} {} \"{}\" {} {} {}{}{} expires={} last-used={}",
         token.id,
         token.user,
         token.name,
@@ -310,6 +312,11 @@ pub(super) fn token_line(token: &crate::store::Token, now: i64) -> String {
         state,
         if token.without_2fa {
             " without-2fa"
+        } else {
+            ""
+        },
+        if token.oauth_client.is_some() {
+            " oauth"
         } else {
             ""
         },

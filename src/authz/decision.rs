@@ -85,6 +85,11 @@ pub struct TokenFacts {
     /// Minted for a user without 2FA (a service account): the audit row
     /// says so.
     pub without_2fa: bool,
+    /// Issued to a credential helper that signed in through the browser.
+    pub oauth: bool,
+    /// For a token that ends with its 2FA session (an OAuth token): when
+    /// that session ends or ended (0 when the store no longer holds it).
+    pub ends_with_session: Option<i64>,
 }
 
 impl TokenFacts {
@@ -97,6 +102,8 @@ impl TokenFacts {
             expires_at: token.expires_at,
             revoked: token.revoked_at.is_some(),
             without_2fa: token.without_2fa,
+            oauth: token.oauth_client.is_some(),
+            ends_with_session: token.session_id.map(|_| token.session_until.unwrap_or(0)),
         }
     }
 
@@ -145,6 +152,7 @@ impl Credential {
         match self {
             Credential::SshKey { .. } | Credential::UnknownKey => "key",
             Credential::Token(token) if token.without_2fa => "token-without-2fa",
+            Credential::Token(token) if token.oauth => "oauth-token",
             Credential::Token(_) | Credential::MalformedToken | Credential::UnknownToken => "token",
             Credential::Password { .. } | Credential::ThrottledPassword { .. } => "password",
             Credential::UnixUser => "unix",
@@ -223,6 +231,12 @@ pub enum Refusal {
     TokenOutOfScope {
         token_id: i64,
     },
+    /// An OAuth token whose 2FA session ended (left, logged out, reset,
+    /// expired): a 401, so that the credential helper forgets it and signs
+    /// in again.
+    TokenSessionEnded {
+        token_id: i64,
+    },
     TokenReadOnly {
         token_id: i64,
     },
@@ -295,6 +309,10 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
             let token_id = token.id;
             if token.revoked {
                 return Err(Refusal::TokenRevoked { token_id });
+            }
+            // An OAuth token works exactly as long as its 2FA session.
+            if token.ends_with_session.is_some_and(|until| until <= f.now) {
+                return Err(Refusal::TokenSessionEnded { token_id });
             }
             if let Some(expired_at) = token.expires_at.filter(|&at| at <= f.now) {
                 return Err(Refusal::TokenExpired {
@@ -517,6 +535,7 @@ impl Refusal {
             | TokenRevoked { .. }
             | TokenExpired { .. }
             | TokenOutOfScope { .. }
+            | TokenSessionEnded { .. }
             | TokenReadOnly { .. } => 0,
             UnknownUser | UserDisabled | NoAccess { .. } => 1,
             PasswordNotAccepted { .. } => 5,
@@ -539,6 +558,7 @@ impl Refusal {
             TokenRevoked { .. } => "token-revoked",
             TokenExpired { .. } => "token-expired",
             TokenOutOfScope { .. } => "token-out-of-scope",
+            TokenSessionEnded { .. } => "token-session-ended",
             TokenReadOnly { .. } => "token-read-only",
             UnknownUser => "unknown-user",
             UserDisabled => "user-disabled",
@@ -558,7 +578,12 @@ impl Refusal {
     pub fn http_status(&self) -> u16 {
         use Refusal::*;
         match self {
-            MissingCredential | UnknownKey | WrongPassword | TokenMalformed | TokenUnknown => 401,
+            MissingCredential
+            | UnknownKey
+            | WrongPassword
+            | TokenMalformed
+            | TokenUnknown
+            | TokenSessionEnded { .. } => 401,
             _ => 403,
         }
     }

@@ -136,6 +136,14 @@ impl Refusal {
                 ),
                 format!("Create a token that covers {repo} at {tokens_url}"),
             ],
+            TokenSessionEnded { token_id } => vec![
+                format!(
+                    "git2fa: {repo}: access token #{token_id}, from signing in through the browser, ended with the 2FA session it came from."
+                ),
+                format!(
+                    "Run the git command again: your credential helper opens the browser to sign in (or use a personal access token from {tokens_url})."
+                ),
+            ],
             TokenReadOnly { token_id } => vec![
                 format!("git2fa: {repo}: access token #{token_id} is read-only and cannot push."),
                 format!("Create a token with write permission at {tokens_url}"),

@@ -75,6 +75,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("revoked_at", Kind::Int),
             ("last_used_at", Kind::Int),
             ("without_2fa", Kind::Int),
+            ("session_id", Kind::Int),
+            ("oauth_client", Kind::Text),
         ],
     ),
     (
@@ -154,6 +156,22 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("expires_at", Kind::Int),
             ("used_at", Kind::Int),
             ("session_id", Kind::Int),
+        ],
+    ),
+    (
+        "oauth_codes",
+        &[
+            ("hash", Kind::Blob),
+            ("user_id", Kind::Int),
+            ("client_id", Kind::Text),
+            ("redirect_uri", Kind::Text),
+            ("challenge", Kind::Text),
+            ("session_id", Kind::Int),
+            ("remote_addr", Kind::Text),
+            ("created_at", Kind::Int),
+            ("expires_at", Kind::Int),
+            ("used_at", Kind::Int),
+            ("token_id", Kind::Int),
         ],
     ),
 ];

@@ -256,6 +256,26 @@ pub const SQLITE: &[&str] = &[
     ALTER TABLE ssh_keys ADD COLUMN hardware TEXT CHECK (hardware IN ('present', 'verified'));
     ALTER TABLE audit ADD COLUMN factor TEXT;
     "#,
+    // 10: browser sign-in for git credential helpers (OAuth 2.0): the
+    // one-time codes of the authorization step, and tokens that end with
+    // the 2FA session they were issued from.
+    r#"
+    CREATE TABLE oauth_codes (
+        hash         BLOB PRIMARY KEY,          -- SHA-256 of the code
+        user_id      INTEGER NOT NULL REFERENCES users(id),
+        client_id    TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        challenge    TEXT NOT NULL,             -- PKCE S256: BASE64URL(SHA-256(verifier))
+        session_id   INTEGER NOT NULL,          -- the 2FA session the token will end with
+        remote_addr  TEXT,                      -- the browser's address at the consent
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        used_at      INTEGER,
+        token_id     INTEGER                    -- the token it was exchanged for
+    );
+    ALTER TABLE tokens ADD COLUMN session_id INTEGER;
+    ALTER TABLE tokens ADD COLUMN oauth_client TEXT;
+    "#,
 ];
 
 /// PostgreSQL's schema: integers are `BIGINT` (the store reads every
@@ -433,5 +453,23 @@ pub const POSTGRES: &[&str] = &[
     r#"
     ALTER TABLE ssh_keys ADD COLUMN hardware TEXT CHECK (hardware IN ('present', 'verified'));
     ALTER TABLE audit ADD COLUMN factor TEXT;
+    "#,
+    // 5: SQLite's migration 10 (OAuth for git credential helpers).
+    r#"
+    CREATE TABLE oauth_codes (
+        hash         BYTEA PRIMARY KEY,
+        user_id      BIGINT NOT NULL REFERENCES users(id),
+        client_id    TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        challenge    TEXT NOT NULL,
+        session_id   BIGINT NOT NULL,
+        remote_addr  TEXT,
+        created_at   BIGINT NOT NULL,
+        expires_at   BIGINT NOT NULL,
+        used_at      BIGINT,
+        token_id     BIGINT
+    );
+    ALTER TABLE tokens ADD COLUMN session_id BIGINT;
+    ALTER TABLE tokens ADD COLUMN oauth_client TEXT;
     "#,
 ];

@@ -48,6 +48,14 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub metrics: Metrics,
+    pub oauth: Oauth,
+}
+
+/// `[oauth]`: git credential helpers that may sign in through the browser.
+#[derive(Debug, Clone)]
+pub struct Oauth {
+    /// The public clients' ids; empty turns the sign-in off.
+    pub clients: Vec<String>,
 }
 
 /// Prometheus metrics of `git2fa serve` (`[metrics]`).
@@ -239,6 +247,29 @@ impl Config {
                 format!("{}: {message}", keys.join(".")),
             )
         };
+        if raw.oauth.clients.len() > 20 {
+            return Err(cross(
+                &["oauth", "clients"],
+                format!(
+                    "{} clients; at most 20 are allowed",
+                    raw.oauth.clients.len()
+                ),
+            ));
+        }
+        for client in &raw.oauth.clients {
+            if client.is_empty()
+                || client.len() > 100
+                || !client.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
+            {
+                return Err(cross(
+                    &["oauth", "clients"],
+                    format!(
+                        "`{}` is not a client id (1 to 100 visible characters, no quotes)",
+                        client.escape_default()
+                    ),
+                ));
+            }
+        }
         let patterns = &raw.policy.require_hardware_key;
         if patterns.len() > crate::system::names::MAX_REF_PATTERNS {
             return Err(cross(
@@ -337,6 +368,9 @@ impl Config {
             metrics: Metrics {
                 listen: raw.metrics.listen.0,
                 bearer_token_file: raw.metrics.bearer_token_file.0,
+            },
+            oauth: Oauth {
+                clients: raw.oauth.clients,
             },
         })
     }

@@ -15,6 +15,11 @@ pub const SETUP: &str = "/2fa/setup";
 pub const TOKENS: &str = "/2fa/tokens";
 /// SSH keys.
 pub const KEYS: &str = "/2fa/keys";
+/// OAuth (browser sign-in for git credential helpers): where the browser
+/// goes, where the helper exchanges its code, and the metadata (RFC 8414).
+pub const OAUTH_AUTHORIZE: &str = "/2fa/oauth/authorize";
+pub const OAUTH_TOKEN: &str = "/2fa/oauth/token";
+pub const OAUTH_METADATA: &str = "/.well-known/oauth-authorization-server";
 
 /// Where a user verifies, for `repo` when given: what git's refusals say.
 pub fn verify_url(public_url: &str, repo: Option<&str>) -> String {

@@ -31,6 +31,9 @@ pub struct Request {
     pub form: HashMap<String, String>,
     pub cookies: HashMap<String, String>,
     pub remote_addr: String,
+    /// The `Authorization` header (the OAuth token endpoint reads a
+    /// client's Basic credentials there).
+    pub authorization: Option<String>,
 }
 
 impl Request {
@@ -66,6 +69,10 @@ impl Request {
             form: if is_form { pairs(body) } else { HashMap::new() },
             cookies,
             remote_addr: client_addr(peer.ip(), headers, trusted_proxies).to_string(),
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         }
     }
 
@@ -374,6 +381,17 @@ impl<'a> Context<'a> {
 
     /// Where to come back to after logging in or verifying.
     pub fn next_target(&self) -> String {
+        if self.request.path == crate::system::pages::OAUTH_AUTHORIZE {
+            // The whole request, each value encoded (slashes too, so that
+            // `safe_next` takes it back).
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            let mut names: Vec<&String> = self.request.query.keys().collect();
+            names.sort();
+            for name in names {
+                query.append_pair(name, &self.request.query[name]);
+            }
+            return format!("{}?{}", self.request.path, query.finish());
+        }
         let mut target = self.request.path.clone();
         let mut separator = '?';
         for name in ["repo", "link"] {

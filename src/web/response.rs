@@ -60,6 +60,19 @@ impl Response {
         }
     }
 
+    /// A JSON answer that no cache keeps (RFC 6749, section 5.1).
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("cache-control".into(), "no-store".into()),
+                ("pragma".into(), "no-cache".into()),
+            ],
+            body: value.to_string().into_bytes(),
+        }
+    }
+
     pub fn redirect(to: &str) -> Response {
         Response {
             status: 303,

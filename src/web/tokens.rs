@@ -25,6 +25,8 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
             let state = html! {
                 @if t.revoked_at.is_some() {
                     "revoked"
+                } @else if t.session_id.is_some() && t.session_until.is_none_or(|at| at <= cx.now) {
+                    "ended with its 2FA session"
                 } @else if t.expires_at.is_some_and(|at| at <= cx.now) {
                     "expired"
                 } @else {
@@ -37,7 +39,11 @@ pub fn list(cx: &mut Context, message: Option<Markup>) -> Response {
             };
             vec![
                 html! { "#" (t.id) },
-                html! { (t.name) @if t.without_2fa { " (minted without 2FA)" } },
+                html! {
+                    (t.name)
+                    @if t.without_2fa { " (minted without 2FA)" }
+                    @if t.oauth_client.is_some() { " (oauth: signed in through the browser, ends with the 2FA session)" }
+                },
                 html! { (t.permission.as_str()) },
                 html! { (t.repos.join(", ")) },
                 when(t.expires_at.map_or("never".into(), format_utc)),

@@ -516,12 +516,14 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
         good.stdout
     );
     // The block the guide once gave: no /webauthn.js, no /.
-    let old = crate::harness::shipped("nginx-git2fa-web.conf").replace("|webauthn\\.js", "");
+    let old = crate::harness::shipped("nginx-git2fa-web.conf")
+        .replace("|webauthn\\.js", "")
+        .replace("|\\.well-known/oauth-authorization-server", "");
     let old = old[old.find("location ~").unwrap()..].to_string();
     let run = nginx(&old);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.stdout.contains("problem: nginx passes part of the web page to git2fa serve (127.0.0.1:8080) but not /, /webauthn.js (without /webauthn.js security keys do nothing)"),
+        run.stdout.contains("problem: nginx passes part of the web page to git2fa serve (127.0.0.1:8080) but not /, /webauthn.js, /.well-known/oauth-authorization-server (without /webauthn.js security keys do nothing)"),
         "{}",
         run.stdout
     );

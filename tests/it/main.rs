@@ -26,6 +26,7 @@ mod layout;
 mod licences;
 mod logs;
 mod metrics;
+mod oauth;
 mod other_clients;
 mod package_scripts;
 mod planted_links;

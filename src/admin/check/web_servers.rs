@@ -11,7 +11,7 @@ use crate::system::config::Config;
 
 /// Every path the page needs a web server to pass to serve, one of each
 /// kind (`/set-password/…` stands for its links).
-const PAGE_PATHS: [&str; 7] = [
+const PAGE_PATHS: [&str; 8] = [
     "/",
     crate::system::pages::VERIFY,
     "/login",
@@ -19,6 +19,7 @@ const PAGE_PATHS: [&str; 7] = [
     "/set-password/x",
     "/style.css",
     "/webauthn.js",
+    crate::system::pages::OAUTH_METADATA,
 ];
 
 /// How a web server passes requests to serve: a location or `ProxyPass`

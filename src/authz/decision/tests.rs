@@ -45,6 +45,8 @@ fn token(permission: Permission, repos: &[&str]) -> Credential {
         expires_at: Some(NOW + 86_400),
         revoked: false,
         without_2fa: false,
+        oauth: false,
+        ends_with_session: None,
     })
 }
 

@@ -144,6 +144,22 @@ pub(super) struct RawConfig {
     pub(super) log: RawLog,
     #[serde(default)]
     pub(super) metrics: RawMetrics,
+    #[serde(default)]
+    pub(super) oauth: RawOauth,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawOauth {
+    pub(super) clients: Vec<String>,
+}
+
+impl Default for RawOauth {
+    fn default() -> Self {
+        RawOauth {
+            clients: vec!["git-credential-oauth".into()],
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

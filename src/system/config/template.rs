@@ -125,6 +125,13 @@ listen = ""
 # "Authorization: Bearer TOKEN" ("" for none).
 bearer_token_file = ""
 
+[oauth]
+# Git credential helpers that may sign in through the browser (OAuth 2.0
+# with PKCE, redirects to this computer only): their client ids. What they
+# get works for git over HTTPS until the 2FA session it came from ends.
+# Add "git-credential-manager" for Git Credential Manager; [] turns it off.
+clients = ["git-credential-oauth"]
+
 # [store]
 # Where the store lives. Unset: SQLite at data_dir/git2fa.db. Several
 # front-end hosts share one store in PostgreSQL (admin guide, "Several
