@@ -290,10 +290,17 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             return anonymous();
         }
         Authorization::Basic { user, password } => (user, password),
+        // A credential helper that signed in through the browser sends
+        // the user name it likes (Git Credential Manager's `OAUTH-USER`):
+        // an OAuth token is its owner's, whatever the name beside it.
         Authorization::Token {
             named: Some(user),
             token,
-        } => (user, token),
+        } => match oauth_owner(config, &mut opened, &token) {
+            Ok(Some(owner)) => (owner, token),
+            Ok(None) => (user, token),
+            Err(e) => return refuse_unavailable(&e),
+        },
         Authorization::Token { named: None, token } => {
             match token_owner(config, &mut opened, &request, cgi, &token) {
                 Ok(owner) => (owner, token),
@@ -533,6 +540,25 @@ fn backend(
 /// The owner of a token sent without a user name (in the user-name field,
 /// or beside a conventional one); a token that is malformed or unknown is
 /// refused with no user named, and audited without it.
+/// The owner of `token` when it is a well-formed OAuth token in the store.
+fn oauth_owner(
+    config: &Config,
+    opened: &mut Option<Store>,
+    token: &str,
+) -> Result<Option<String>, StoreError> {
+    if !token::is_well_formed(token) {
+        return Ok(None);
+    }
+    let store = match opened {
+        Some(store) => store,
+        None => opened.insert(Store::connect(&Location::of(config))?),
+    };
+    Ok(store
+        .token_by_hash(&token::hash(token))?
+        .filter(|found| found.oauth_client.is_some())
+        .map(|found| found.user))
+}
+
 fn token_owner(
     config: &Config,
     opened: &mut Option<Store>,

@@ -257,7 +257,16 @@ pub fn authorize_form(cx: &mut Context) -> Response {
             button.secondary type="submit" name="approve" value="no" { "Deny" }
         }
     };
-    page(cx, "Sign in git", body)
+    // The consent's answer is a redirect to the helper: the page's form
+    // may end there (`loopback_redirect` checked the origin).
+    page(cx, "Sign in git", body).with_form_action(&origin_of(&request.redirect_uri))
+}
+
+/// `http://127.0.0.1:PORT` of a redirect URI `loopback_redirect` took.
+fn origin_of(uri: &str) -> String {
+    let rest = uri.trim_start_matches("http://");
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    format!("http://{authority}")
 }
 
 /// The consent: a code for the helper, sent to its loopback redirect.

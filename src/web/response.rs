@@ -112,19 +112,39 @@ impl Response {
     }
 }
 
+/// Not a header: an origin a page's form may end at besides this one (the
+/// OAuth consent's redirect to the helper on the user's computer; a
+/// browser holds a form's redirects to `form-action` too).
+pub const FORM_ACTION: &str = "x-git2fa-form-action";
+
+impl Response {
+    /// Lets this page's forms end at `origin` (`http://127.0.0.1:PORT`).
+    pub fn with_form_action(mut self, origin: &str) -> Response {
+        self.headers.push((FORM_ACTION.into(), origin.into()));
+        self
+    }
+}
+
 impl IntoResponse for Response {
     fn into_response(self) -> axum::response::Response {
         let mut builder = axum::http::Response::builder().status(self.status);
+        let mut form_action = "'self'".to_string();
         for (name, value) in &self.headers {
-            builder = builder.header(name, value);
+            if name == FORM_ACTION {
+                form_action += &format!(" {value}");
+            } else {
+                builder = builder.header(name, value);
+            }
         }
         // Nothing to frame or leak, and no script but the page's own file
         // (`/webauthn.js`, for security keys): none inline, none elsewhere.
         builder = builder
             .header(
                 "content-security-policy",
-                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                format!(
+                    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                     form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+                ),
             )
             .header("x-frame-options", "DENY")
             .header("x-content-type-options", "nosniff")

@@ -216,6 +216,13 @@ fn a_code_becomes_a_token_that_works_for_git_until_its_session_ends() {
     ] {
         assert!(page.body.contains(text), "{text}\n{}", page.body);
     }
+    // Its form may end at the helper on this computer, and nowhere else.
+    assert!(
+        page.head
+            .contains("form-action 'self' http://127.0.0.1:38111;"),
+        "{}",
+        page.head
+    );
     let code = consent(&mut browser, &request(HELPER, &challenge));
     let reply = exchange(server.port, HELPER, &token_fields(&code, &verifier));
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -231,8 +238,8 @@ fn a_code_becomes_a_token_that_works_for_git_until_its_session_ends() {
     assert!((3500..=3600).contains(&expires_in), "{answer}");
     let token = answer["access_token"].as_str().unwrap().to_string();
     // Whatever user name the helper sends: git-credential-oauth's
-    // `oauth2`, or the user's own.
-    for user in ["oauth2", "alice"] {
+    // `oauth2`, the user's own, Git Credential Manager's `OAUTH-USER`.
+    for user in ["oauth2", "alice", "OAUTH-USER"] {
         let listed = ls_remote(&host, &server, user, &token);
         assert_eq!(listed.code, 0, "{user}: {listed:?}");
         assert!(listed.stdout.contains("refs/heads/main"), "{listed:?}");
@@ -459,4 +466,216 @@ fn what_the_authorization_server_refuses() {
             "{reason}\n{rows}"
         );
     }
+}
+
+/// The real git with Debian's git-credential-oauth, as a user sets them
+/// up (the user guide's lines), in a home of its own. The helper opens
+/// the browser with `open URL`; here `open` writes the URL to a file, and
+/// the test hands it to headless Chromium.
+struct Desk {
+    home: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl Desk {
+    fn new(host: &Fixture, port: u16) -> Desk {
+        let home = host.dir.path().join("desk");
+        let bin = home.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let open = bin.join("open");
+        std::fs::write(
+            &open,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> {}\n",
+                home.join("opened").display()
+            ),
+        )
+        .unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let url = format!("http://127.0.0.1:{port}");
+        let guide = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/user-guide.md"),
+        )
+        .unwrap();
+        let section = guide
+            .split("### git-credential-oauth")
+            .nth(1)
+            .expect("the user guide's git-credential-oauth section");
+        let block = section
+            .split("```sh\n")
+            .nth(1)
+            .and_then(|b| b.split("\n```").next())
+            .expect("a ```sh block");
+        // The guide's lines, for this host; credentials kept in a file of
+        // this home instead of the guide's cache daemon.
+        let script = block.replace("https://git.example.com", &url).replace(
+            "cache --timeout 21600",
+            &format!("store --file={}/credentials", home.display()),
+        );
+        let desk = Desk { home, bin };
+        let made = desk.run(&["-c", &script], "bash", &desk.home.clone());
+        assert_eq!(made.code, 0, "the guide's lines: {made:?}");
+        desk
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("HOME", self.home.display().to_string()),
+            (
+                "PATH",
+                format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap()),
+            ),
+            ("GIT_TERMINAL_PROMPT", "0".into()),
+            ("GIT_AUTHOR_NAME", "alice".into()),
+            ("GIT_AUTHOR_EMAIL", "alice@example.com".into()),
+            ("GIT_COMMITTER_NAME", "alice".into()),
+            ("GIT_COMMITTER_EMAIL", "alice@example.com".into()),
+        ]
+    }
+
+    fn run(&self, args: &[&str], program: &str, cwd: &std::path::Path) -> Run {
+        run(program, args, cwd, &self.env(), "")
+    }
+
+    /// git started in `cwd`, left running while the browser signs in.
+    fn spawn_git(&self, args: &[&str], cwd: &std::path::Path) -> std::process::Child {
+        let mut command = std::process::Command::new("git");
+        command
+            .args(args)
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in self.env() {
+            command.env(name, value);
+        }
+        command.spawn().unwrap()
+    }
+
+    /// The URLs the helper opened so far.
+    fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(self.home.join("opened"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits for the helper to open URL number `n` (1-based).
+    fn wait_opened(&self, n: usize, git: &mut std::process::Child) -> String {
+        let found = crate::harness::poll(std::time::Duration::from_secs(30), || {
+            self.opened().len() >= n || git.try_wait().ok().flatten().is_some()
+        });
+        let opened = self.opened();
+        assert!(
+            found && opened.len() >= n,
+            "the helper opened no browser: {opened:?}"
+        );
+        opened[n - 1].clone()
+    }
+}
+
+/// Waits for `child` (at most two minutes) and takes what it printed.
+fn finish(mut child: std::process::Child) -> Run {
+    let done = crate::harness::poll(std::time::Duration::from_secs(120), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !done {
+        let _ = child.kill();
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// In the browser: whatever the page asks on the way (log in, a code),
+/// then Allow on the consent page; the helper's page says it is done.
+fn sign_in(browser: &crate::harness::webdriver::Browser, url: &str, code: &str, log_in: bool) {
+    browser.goto(url);
+    if log_in {
+        browser.wait_for("id=\"password\"");
+        browser.fill("#user", "alice");
+        browser.fill("#password", PASSWORD);
+        browser.click("button[type=submit]");
+    }
+    browser.wait_for("id=\"code\"");
+    browser.fill("#code", code);
+    browser.click("button[type=submit]");
+    browser.wait_for("Your 2FA session is open until");
+    browser.click("a.button");
+    browser.wait_for("asks to use git as <strong>alice</strong>");
+    browser.click("button[value=yes]");
+    browser.wait_for("Success. You may close this page");
+}
+
+#[test]
+fn git_signs_in_through_the_browser_with_git_credential_oauth() {
+    if !crate::harness::webdriver::available()
+        || !crate::harness::e2e_available(
+            crate::harness::which("git-credential-oauth").is_some(),
+            "git-credential-oauth",
+            "git-credential-oauth",
+        )
+    {
+        return;
+    }
+    let (host, server, secret) = start("");
+    let desk = Desk::new(&host, server.port);
+    let browser = crate::harness::webdriver::Browser::start();
+    let repo_url = format!("http://127.0.0.1:{}/git/team/app", server.port);
+
+    // The first clone opens the browser: log in, a code, consent.
+    let mut clone = desk.spawn_git(&["clone", &repo_url, "app"], &desk.home);
+    let url = desk.wait_opened(1, &mut clone);
+    assert!(
+        url.starts_with(&format!(
+            "http://127.0.0.1:{}/2fa/oauth/authorize?",
+            server.port
+        )) && url.contains("code_challenge_method=S256"),
+        "{url}"
+    );
+    sign_in(&browser, &url, &code(&secret, 0), true);
+    browser.screenshot("oauth-signed-in");
+    let cloned = finish(clone);
+    assert_eq!(cloned.code, 0, "{cloned:?}");
+    let work = desk.home.join("app");
+    assert!(work.join("README").exists() || work.join(".git").exists());
+
+    // A push: the stored credential, no browser.
+    std::fs::write(work.join("NOTES"), "signed in through the browser\n").unwrap();
+    desk.run(&["add", "NOTES"], "git", &work).ok();
+    desk.run(&["commit", "-q", "-m", "notes"], "git", &work)
+        .ok();
+    let pushed = desk.run(&["push", "origin", "HEAD"], "git", &work);
+    assert_eq!(pushed.code, 0, "{pushed:?}");
+    assert_eq!(desk.opened().len(), 1, "no browser for the push");
+
+    // Leave the 2FA session: the next fetch is refused (and git forgets
+    // the credential), without a browser.
+    browser.goto(&server.url("/2fa"));
+    browser.click("form[action=\"/2fa/leave\"] button");
+    browser.wait_for("You left the 2FA session");
+    let refused = desk.run(&["fetch", "origin"], "git", &work);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("ended with the 2FA session it came from"),
+        "{refused:?}"
+    );
+    assert_eq!(desk.opened().len(), 1);
+
+    // The next one signs in again: still logged in, a code and Allow.
+    let mut fetch = desk.spawn_git(&["fetch", "origin"], &work);
+    let url = desk.wait_opened(2, &mut fetch);
+    sign_in(&browser, &url, &code(&secret, 1), false);
+    let fetched = finish(fetch);
+    assert_eq!(fetched.code, 0, "{fetched:?}");
+    let tokens = host.git2fa(&["token", "list", "alice"]).ok().stdout;
+    assert_eq!(tokens.matches(" oauth ").count(), 2, "{tokens}");
+    assert!(
+        tokens.contains("ended-with-its-2fa-session oauth"),
+        "{tokens}"
+    );
 }
