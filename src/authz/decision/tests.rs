@@ -165,6 +165,43 @@ fn the_rules_case_by_case() {
             ("token-revoked", 0),
         ),
         (
+            "an OAuth token whose 2FA session is open",
+            |c| {
+                let Credential::Token(mut t) = token(Permission::Write, &["**"]) else {
+                    unreachable!()
+                };
+                t.oauth = true;
+                t.ends_with_session = Some(NOW + 60);
+                c.credential = Credential::Token(t);
+            },
+            ("token", 4),
+        ),
+        (
+            "an OAuth token whose 2FA session ended",
+            |c| {
+                let Credential::Token(mut t) = token(Permission::Write, &["**"]) else {
+                    unreachable!()
+                };
+                t.oauth = true;
+                t.ends_with_session = Some(NOW);
+                c.credential = Credential::Token(t);
+                c.sessions = open();
+            },
+            ("token-session-ended", 0),
+        ),
+        (
+            "an OAuth token whose 2FA session the store no longer holds",
+            |c| {
+                let Credential::Token(mut t) = token(Permission::Write, &["**"]) else {
+                    unreachable!()
+                };
+                t.oauth = true;
+                t.ends_with_session = Some(0);
+                c.credential = Credential::Token(t);
+            },
+            ("token-session-ended", 0),
+        ),
+        (
             "expired token",
             |c| {
                 let Credential::Token(mut t) = token(Permission::Write, &["team/*"]) else {
