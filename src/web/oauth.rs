@@ -545,11 +545,11 @@ mod tests {
     #[test]
     fn pkce_s256_as_rfc_7636_appendix_b() {
         // The example of RFC 7636, appendix B.
-        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWEWSdI0";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(pkce_holds(verifier, challenge));
         assert!(!pkce_holds(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWEWSdI1",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl",
             challenge
         ));
         assert!(!pkce_holds(challenge, challenge), "plain is not S256");
