@@ -438,6 +438,34 @@ fn what_the_authorization_server_refuses() {
     assert_eq!(unknown.status, 401, "{}", unknown.body);
     assert_eq!(json(&unknown)["error"], "invalid_client");
 
+    // An admin ends the user's 2FA sessions (as `ssh … 2fa logout` does):
+    // a token from one of them ends too. Then reset-2fa.
+    for (end, args) in [
+        ("session end", &["session", "end", "--user", "alice"][..]),
+        ("reset-2fa", &["user", "reset-2fa", "alice"][..]),
+    ] {
+        let given = consent(&mut browser, &request(HELPER, &challenge));
+        let issued = exchange(server.port, HELPER, &token_fields(&given, &verifier));
+        let token = json(&issued)["access_token"].as_str().unwrap().to_string();
+        assert_eq!(ls_remote(&host, &server, "oauth2", &token).code, 0, "{end}");
+        host.git2fa(args).ok();
+        let ended = ls_remote(&host, &server, "oauth2", &token);
+        assert_ne!(ended.code, 0, "{end}: {ended:?}");
+        assert!(
+            ended.stderr.contains("Authentication failed") || ended.stderr.contains("revoked"),
+            "{end}: {ended:?}"
+        );
+        if end == "reset-2fa" {
+            break;
+        }
+        // A new 2FA session for the next round.
+        browser.verifies(&code(&secret, 1));
+    }
+    // reset-2fa ended the web session too: in again, with a new app.
+    let (secret, _) = host.enroll("alice");
+    browser.logs_in("alice", PASSWORD);
+    browser.verifies(&code(&secret, 0));
+
     // A token of a user disabled since: refused.
     let code_g = consent(&mut browser, &request(HELPER, &challenge));
     let issued = exchange(server.port, HELPER, &token_fields(&code_g, &verifier));
