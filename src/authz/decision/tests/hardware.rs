@@ -22,7 +22,6 @@ const PRESENT: Option<Hardware> = Some(Hardware::Present);
 
 #[test]
 fn hardware_keys_case_by_case() {
-    type Tweak = fn(&mut Case);
     let cases: Vec<(&str, Tweak, (&str, u8))> = vec![
         // hardware_keys = "off" (the default): a marked key is a key.
         (
@@ -249,16 +248,7 @@ fn hardware_keys_case_by_case() {
             ("unknown-key", 0),
         ),
     ];
-    let mut failures = Vec::new();
-    for (name, tweak, expected) in cases {
-        let mut case = Case::new();
-        tweak(&mut case);
-        let got = code(&case.decide());
-        if got != expected {
-            failures.push(format!("{name}: expected {expected:?}, got {got:?}"));
-        }
-    }
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    check_cases(cases);
 }
 
 #[test]
