@@ -260,6 +260,10 @@ pub enum Redeemed {
     Code(OauthCode),
     Unknown,
     Expired,
-    /// Used before: whatever it was exchanged for is revoked now.
-    Used,
+    /// Used before: whatever it was exchanged for (`token_id`) is revoked
+    /// now.
+    Used {
+        user_id: i64,
+        token_id: Option<i64>,
+    },
 }

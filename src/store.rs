@@ -492,7 +492,7 @@ const TOKEN_COLUMNS: &str =
     t.expires_at, t.revoked_at, t.last_used_at, t.without_2fa, t.oauth_client, t.session_id,
     (SELECT CASE WHEN s.ended_at IS NOT NULL AND s.ended_at < s.expires_at THEN s.ended_at
                  ELSE s.expires_at END
-     FROM sessions s WHERE s.id = t.session_id)
+     FROM sessions s WHERE s.id = t.session_id AND s.user_id = t.user_id)
     FROM tokens t JOIN users u ON u.id = t.user_id";
 
 fn token_from_row(row: &Row) -> Result<Token> {

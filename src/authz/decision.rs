@@ -237,6 +237,11 @@ pub enum Refusal {
     TokenSessionEnded {
         token_id: i64,
     },
+    /// An OAuth token revoked (in the web page, by `reset-2fa`, by its
+    /// code used twice): a 401 too, for the same reason.
+    OauthTokenRevoked {
+        token_id: i64,
+    },
     TokenReadOnly {
         token_id: i64,
     },
@@ -307,6 +312,9 @@ fn decide_inner(f: &Facts) -> Result<Allowed, Refusal> {
         Credential::UnknownToken => return Err(Refusal::TokenUnknown),
         Credential::Token(token) => {
             let token_id = token.id;
+            if token.revoked && token.oauth {
+                return Err(Refusal::OauthTokenRevoked { token_id });
+            }
             if token.revoked {
                 return Err(Refusal::TokenRevoked { token_id });
             }
@@ -536,6 +544,7 @@ impl Refusal {
             | TokenExpired { .. }
             | TokenOutOfScope { .. }
             | TokenSessionEnded { .. }
+            | OauthTokenRevoked { .. }
             | TokenReadOnly { .. } => 0,
             UnknownUser | UserDisabled | NoAccess { .. } => 1,
             PasswordNotAccepted { .. } => 5,
@@ -559,6 +568,7 @@ impl Refusal {
             TokenExpired { .. } => "token-expired",
             TokenOutOfScope { .. } => "token-out-of-scope",
             TokenSessionEnded { .. } => "token-session-ended",
+            OauthTokenRevoked { .. } => "token-revoked",
             TokenReadOnly { .. } => "token-read-only",
             UnknownUser => "unknown-user",
             UserDisabled => "user-disabled",
@@ -583,7 +593,8 @@ impl Refusal {
             | WrongPassword
             | TokenMalformed
             | TokenUnknown
-            | TokenSessionEnded { .. } => 401,
+            | TokenSessionEnded { .. }
+            | OauthTokenRevoked { .. } => 401,
             _ => 403,
         }
     }

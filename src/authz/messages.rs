@@ -144,6 +144,13 @@ impl Refusal {
                     "Run the git command again: your credential helper opens the browser to sign in (or use a personal access token from {tokens_url})."
                 ),
             ],
+            OauthTokenRevoked { token_id } => vec![
+                format!(
+                    "git2fa: {repo}: access token #{token_id}, from signing in through the browser, was revoked."
+                ),
+                "Run the git command again: your credential helper opens the browser to sign in."
+                    .into(),
+            ],
             TokenReadOnly { token_id } => vec![
                 format!("git2fa: {repo}: access token #{token_id} is read-only and cannot push."),
                 format!("Create a token with write permission at {tokens_url}"),

@@ -3,10 +3,22 @@
 
 use super::*;
 
+/// Codes a user may have waiting for their exchange at once (sign-ins in
+/// several terminals); past it, the oldest go.
+const MAX_WAITING_CODES: i64 = 10;
+
 impl Store {
     /// Stores a code the user consented to (its SHA-256 only).
+    /// A user's codes waiting for their exchange are at most
+    /// `MAX_WAITING_CODES`: the oldest go.
     pub fn add_oauth_code(&mut self, hash: &[u8; 32], code: &OauthCode, now: i64) -> Result<()> {
         let tx = self.immediate()?;
+        tx.execute(
+            "DELETE FROM oauth_codes WHERE user_id = ?1 AND used_at IS NULL AND hash NOT IN
+                (SELECT hash FROM oauth_codes WHERE user_id = ?1 AND used_at IS NULL
+                 ORDER BY created_at DESC LIMIT ?2)",
+            &params![code.user_id, MAX_WAITING_CODES - 1],
+        )?;
         tx.execute(
             "INSERT INTO oauth_codes (hash, user_id, client_id, redirect_uri, challenge, session_id,
                                       remote_addr, created_at, expires_at)
@@ -31,6 +43,17 @@ impl Store {
     /// the token it was exchanged for (RFC 6749, section 4.1.2: it may
     /// have been stolen).
     pub fn redeem_oauth_code(&mut self, hash: &[u8; 32], now: i64) -> Result<Redeemed> {
+        // A code nobody was given costs no write lock (anyone may post one).
+        if self
+            .conn
+            .row(
+                "SELECT 1 FROM oauth_codes WHERE hash = ?1",
+                &params![&hash[..]],
+            )?
+            .is_none()
+        {
+            return Ok(Redeemed::Unknown);
+        }
         let tx = self.immediate()?;
         let Some(row) = tx.row(
             "SELECT user_id, client_id, redirect_uri, challenge, session_id, remote_addr,
@@ -51,7 +74,10 @@ impl Store {
                 )?;
             }
             tx.commit()?;
-            return Ok(Redeemed::Used);
+            return Ok(Redeemed::Used {
+                user_id: row.get(0)?,
+                token_id,
+            });
         }
         tx.execute(
             "UPDATE oauth_codes SET used_at = ?2 WHERE hash = ?1",

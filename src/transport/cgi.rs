@@ -537,9 +537,6 @@ fn backend(
     ))
 }
 
-/// The owner of a token sent without a user name (in the user-name field,
-/// or beside a conventional one); a token that is malformed or unknown is
-/// refused with no user named, and audited without it.
 /// The owner of `token` when it is a well-formed OAuth token in the store.
 fn oauth_owner(
     config: &Config,
@@ -559,6 +556,9 @@ fn oauth_owner(
         .map(|found| found.user))
 }
 
+/// The owner of a token sent without a user name (in the user-name field,
+/// or beside a conventional one); a token that is malformed or unknown is
+/// refused with no user named, and audited without it.
 fn token_owner(
     config: &Config,
     opened: &mut Option<Store>,

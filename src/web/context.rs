@@ -427,6 +427,11 @@ impl<'a> Context<'a> {
         Ok(user)
     }
 
+    /// A code was entered in this web session (a user all the way in).
+    pub fn code_entered_here(&self) -> bool {
+        self.session.as_ref().and_then(|s| s.code_at).is_some()
+    }
+
     /// Sensitive changes: a code entered in the last five minutes.
     pub fn recent_code(&self) -> bool {
         self.session

@@ -82,7 +82,7 @@ impl Problem {
                 if let Some(state) = state.as_deref() {
                     pairs.push(("state", state));
                 }
-                Response::redirect(&with_query(&redirect_uri, &pairs))
+                to_helper(&with_query(&redirect_uri, &pairs))
             }
         }
     }
@@ -161,7 +161,12 @@ fn check_request(
         state: state.clone(),
     };
     if state.as_ref().is_some_and(|s| s.len() > MAX_URI) {
-        return Err(back("invalid_request", "state is too long"));
+        return Err(Problem::Back {
+            redirect_uri,
+            error: "invalid_request",
+            description: "state is too long",
+            state: None,
+        });
     }
     if get("response_type").as_deref() != Some("code") {
         return Err(back(
@@ -201,17 +206,59 @@ fn check_request(
     })
 }
 
-/// The 2FA session the token would end with: the user's open one that
-/// ends last.
+/// The 2FA session the token would end with: one this browser opened (a
+/// code or a key entered in the web page from this address), the newest.
+/// A session opened elsewhere (over SSH from another computer, by an
+/// admin) is not lent to a helper here: the user verifies in this browser.
 fn open_session(cx: &Context, user_id: i64) -> Result<Option<(i64, i64)>, Response> {
     let sessions = cx
         .store
         .open_sessions(user_id, cx.now)
         .map_err(|e| cx.unavailable(&e))?;
+    let here = cx.request.remote_addr.as_str();
     Ok(sessions
         .iter()
-        .max_by_key(|s| s.expires_at)
+        .filter(|s| s.key_id.is_none() && s.remote_addr.as_deref() == Some(here))
+        .max_by_key(|s| s.id)
         .map(|s| (s.id, s.expires_at)))
+}
+
+/// The authorization request as a GET of the page, to come back to after
+/// logging in or verifying.
+fn request_target(request: &AuthRequest) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("client_id", &request.client_id)
+        .append_pair("code_challenge", &request.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("redirect_uri", &request.redirect_uri)
+        .append_pair("response_type", "code");
+    if let Some(state) = &request.state {
+        query.append_pair("state", state);
+    }
+    format!("{}?{}", pages::OAUTH_AUTHORIZE, query.finish())
+}
+
+/// Sends the browser on to the helper: a redirect; for `[::1]`, which a
+/// Content-Security-Policy cannot name (its sources have no IPv6
+/// literals), a page that moves on by itself, since `form-action` would
+/// hold the redirect.
+fn to_helper(uri: &str) -> Response {
+    if !uri.starts_with("http://[::1]") {
+        return Response::redirect(uri);
+    }
+    let page = html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content={ "0;url=" (uri) };
+                title { "git2fa" }
+            }
+            body { p { a href=(uri) { "Back to git" } } }
+        }
+    };
+    Response::html(page)
 }
 
 /// The page between the helper and the token: log in if need be, verify
@@ -277,7 +324,18 @@ pub fn authorize(cx: &mut Context) -> Response {
         Ok(request) => request,
         Err(problem) => return problem.response(),
     };
-    let user = guard!(cx.full_user());
+    // Logged out or not verified since the page was shown: back to the
+    // same request once that is done.
+    let target = request_target(&request);
+    let Some(user) = cx.user.clone() else {
+        return Response::redirect(&format!(
+            "/login?next={}",
+            crate::system::url::url_component(&target)
+        ));
+    };
+    if !user.is_enrolled() || !cx.code_entered_here() {
+        return Response::redirect(&pages::verify_then(&target));
+    }
     let back = |error: &'static str, description: &'static str| Problem::Back {
         redirect_uri: request.redirect_uri.clone(),
         error,
@@ -289,7 +347,7 @@ pub fn authorize(cx: &mut Context) -> Response {
         return back("access_denied", "the user denied the request").response();
     }
     let Some((session_id, _)) = guard!(open_session(cx, user.id)) else {
-        return Response::redirect(&pages::verify_then(pages::MANAGE));
+        return Response::redirect(&pages::verify_then(&target));
     };
     let Ok(secret) = crypto::random_bytes::<32>() else {
         return cx.unavailable(&"no random bytes");
@@ -316,7 +374,7 @@ pub fn authorize(cx: &mut Context) -> Response {
     if let Some(state) = request.state.as_deref() {
         pairs.push(("state", state));
     }
-    Response::redirect(&with_query(&request.redirect_uri, &pairs))
+    to_helper(&with_query(&request.redirect_uri, &pairs))
 }
 
 /// An error of the token endpoint (RFC 6749, section 5.2).
@@ -332,14 +390,19 @@ fn token_error(status: u16, error: &str, description: &str) -> Response {
 /// `client_id` in the form; both must agree. A public client has no
 /// secret: one given is refused.
 fn client_of(cx: &Context) -> Result<String, Response> {
-    let invalid = |description| Err(token_error(401, "invalid_client", description));
+    // RFC 6749, section 5.2: a 401 names the scheme the client may use.
+    let invalid = |description| {
+        Err(token_error(401, "invalid_client", description)
+            .with_header("www-authenticate", "Basic realm=\"git2fa\""))
+    };
     let from_form = cx.request.form.get("client_id").cloned();
     let from_header = match cx.request.authorization.as_deref() {
         None => None,
         Some(value) => {
             let Some(encoded) = value
-                .strip_prefix("Basic ")
-                .or_else(|| value.strip_prefix("basic "))
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+                .map(|(_, encoded)| encoded)
             else {
                 return invalid("only HTTP Basic client authentication is taken");
             };
@@ -395,6 +458,28 @@ fn pkce_holds(verifier: &str, challenge: &str) -> bool {
         )
 }
 
+/// Audits a refusal of the token endpoint, naming the user whose code it
+/// was when that is known, within the bound per address (anyone may post
+/// there: `Store::append_refusal`).
+fn audit_refusal(cx: &mut Context, reason: &str, user_id: Option<i64>) {
+    let user = user_id
+        .and_then(|id| cx.store.user_by_id(id).ok().flatten())
+        .map(|u| u.name);
+    let record = AuditRecord {
+        at: cx.now,
+        user,
+        transport: "web".into(),
+        action: "oauth-token".into(),
+        outcome: "fail".into(),
+        reason: reason.into(),
+        remote_addr: Some(cx.request.remote_addr.clone()),
+        ..AuditRecord::default()
+    };
+    if let Err(e) = cx.store.append_refusal(&record) {
+        log::error!("web page: cannot write the audit row: {e}");
+    }
+}
+
 /// `POST /2fa/oauth/token`: a code, its verifier and redirect URI for a
 /// token. No cookie and no CSRF token: the helper calls it, and the code
 /// with its verifier is the proof.
@@ -405,7 +490,7 @@ pub fn token(cx: &mut Context) -> Response {
     let client = match client_of(cx) {
         Ok(client) => client,
         Err(response) => {
-            cx.audit("oauth-token", "fail", "invalid-client", None);
+            audit_refusal(cx, "invalid-client", None);
             return response;
         }
     };
@@ -423,8 +508,8 @@ pub fn token(cx: &mut Context) -> Response {
         Ok(redeemed) => redeemed,
         Err(e) => return cx.unavailable(&e),
     };
-    let refuse = |cx: &mut Context, reason: &str| {
-        cx.audit("oauth-token", "fail", reason, None);
+    let refuse = |cx: &mut Context, reason: &str, user_id: Option<i64>| {
+        audit_refusal(cx, reason, user_id);
         token_error(
             400,
             "invalid_grant",
@@ -433,22 +518,42 @@ pub fn token(cx: &mut Context) -> Response {
     };
     let stored = match redeemed {
         Redeemed::Code(stored) => stored,
-        Redeemed::Unknown => return refuse(cx, "unknown-code"),
-        Redeemed::Expired => return refuse(cx, "expired-code"),
-        Redeemed::Used => return refuse(cx, "used-code"),
+        Redeemed::Unknown => return refuse(cx, "unknown-code", None),
+        Redeemed::Expired => return refuse(cx, "expired-code", None),
+        Redeemed::Used { user_id, token_id } => {
+            if let Some(token_id) = token_id {
+                let user = cx.store.user_by_id(user_id).ok().flatten().map(|u| u.name);
+                let record = AuditRecord {
+                    at: now,
+                    user,
+                    transport: "web".into(),
+                    action: "token-revoke".into(),
+                    outcome: "ok".into(),
+                    reason: "oauth code used twice".into(),
+                    token_id: Some(token_id),
+                    remote_addr: Some(cx.request.remote_addr.clone()),
+                    ..AuditRecord::default()
+                };
+                if let Err(e) = cx.store.append_audit(&record) {
+                    log::error!("web page: cannot write the audit row: {e}");
+                }
+            }
+            return refuse(cx, "used-code", Some(user_id));
+        }
     };
+    let whose = Some(stored.user_id);
     if stored.client_id != client {
-        return refuse(cx, "another-client");
+        return refuse(cx, "another-client", whose);
     }
     if cx.request.field("redirect_uri") != stored.redirect_uri {
-        return refuse(cx, "redirect-uri");
+        return refuse(cx, "redirect-uri", whose);
     }
     if !pkce_holds(cx.request.field("code_verifier"), &stored.challenge) {
-        return refuse(cx, "pkce");
+        return refuse(cx, "pkce", whose);
     }
     let user = match cx.store.user_by_id(stored.user_id) {
         Ok(Some(user)) if user.enabled => user,
-        Ok(_) => return refuse(cx, "user-disabled"),
+        Ok(_) => return refuse(cx, "user-disabled", whose),
         Err(e) => return cx.unavailable(&e),
     };
     let until = match cx.store.open_sessions(user.id, now) {
@@ -459,7 +564,7 @@ pub fn token(cx: &mut Context) -> Response {
         Err(e) => return cx.unavailable(&e),
     };
     let Some(until) = until else {
-        return refuse(cx, "session-ended");
+        return refuse(cx, "session-ended", whose);
     };
     let Ok(secret) = token::generate() else {
         return cx.unavailable(&"no random bytes");

@@ -118,6 +118,11 @@ impl Response {
 pub const FORM_ACTION: &str = "x-git2fa-form-action";
 
 impl Response {
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
     /// Lets this page's forms end at `origin` (`http://127.0.0.1:PORT`).
     pub fn with_form_action(mut self, origin: &str) -> Response {
         self.headers.push((FORM_ACTION.into(), origin.into()));

@@ -295,6 +295,25 @@ fn what_the_authorization_server_refuses() {
     browser.verifies(&code(&secret, 0));
     let (verifier, challenge) = pkce(2);
 
+    // `[::1]`: a page that moves on by itself (a CSP cannot name it).
+    let mut v6 = request(HELPER, &challenge);
+    v6[2].1 = "http://[::1]:38111/".into();
+    let page = browser.get(&authorize_path(&pairs(&v6)));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let mut fields = pairs(&v6);
+    let csrf = page.csrf();
+    fields.push(("csrf", &csrf));
+    fields.push(("approve", "yes"));
+    let moved = browser.send("POST", "/2fa/oauth/authorize", &fields);
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert!(
+        moved
+            .body
+            .contains("http-equiv=\"refresh\" content=\"0;url=http://[::1]:38111/?code="),
+        "{}",
+        moved.body
+    );
+
     // A redirect off this computer: said on the page, sent nowhere.
     for bad in [
         "http://evil.example/cb",
@@ -412,7 +431,17 @@ fn what_the_authorization_server_refuses() {
     );
     let revoked = ls_remote(&host, &server, "oauth2", &token);
     assert_ne!(revoked.code, 0, "{revoked:?}");
-    assert!(revoked.stderr.contains("was revoked"), "{revoked:?}");
+    // A 401, so that git and the helper forget it.
+    assert!(
+        revoked.stderr.contains("was revoked.") && revoked.stderr.contains("Authentication failed"),
+        "{revoked:?}"
+    );
+    let rows = host.git2fa(&["audit", "--user", "alice"]).ok().stdout;
+    assert!(
+        rows.lines()
+            .any(|r| r.contains("token-revoke ok oauth code used twice") && r.contains("token=#")),
+        "{rows}"
+    );
 
     // Expired: a code a minute old is refused (aged here in the store).
     let code_f = consent(&mut browser, &request(HELPER, &challenge));
@@ -451,8 +480,13 @@ fn what_the_authorization_server_refuses() {
         host.git2fa(args).ok();
         let ended = ls_remote(&host, &server, "oauth2", &token);
         assert_ne!(ended.code, 0, "{end}: {ended:?}");
+        // A 401 either way: ended with the session, or revoked with it.
         assert!(
-            ended.stderr.contains("Authentication failed") || ended.stderr.contains("revoked"),
+            ended.stderr.contains("Authentication failed")
+                && (ended
+                    .stderr
+                    .contains("ended with the 2FA session it came from")
+                    || ended.stderr.contains("was revoked.")),
             "{end}: {ended:?}"
         );
         if end == "reset-2fa" {
@@ -462,9 +496,23 @@ fn what_the_authorization_server_refuses() {
         browser.verifies(&code(&secret, 1));
     }
     // reset-2fa ended the web session too: in again, with a new app.
-    let (secret, _) = host.enroll("alice");
+    let (secret, recovery) = host.enroll("alice");
     browser.logs_in("alice", PASSWORD);
     browser.verifies(&code(&secret, 0));
+
+    // A 2FA session opened elsewhere (here by an admin's `git2fa verify`,
+    // as over SSH from another computer) is not lent to a helper: the
+    // browser verifies first.
+    browser.submit("/2fa", "/2fa/leave", &[]);
+    host.git2fa(&["verify", "alice", &recovery[0]]).ok();
+    let elsewhere = browser.get(&authorize_path(&pairs(&request(HELPER, &challenge))));
+    assert_eq!(elsewhere.status, 303, "{}", elsewhere.body);
+    assert!(
+        elsewhere.location().starts_with("/2fa/verify?next="),
+        "{}",
+        elsewhere.location()
+    );
+    browser.verifies(&code(&secret, 1));
 
     // A token of a user disabled since: refused.
     let code_g = consent(&mut browser, &request(HELPER, &challenge));
@@ -481,6 +529,7 @@ fn what_the_authorization_server_refuses() {
         "{disabled:?}"
     );
     let rows = host.git2fa(&["audit", "--limit", "200"]).ok().stdout;
+    assert!(rows.contains("oauth-token fail expired-code"), "{rows}");
     for reason in [
         "pkce",
         "another-client",

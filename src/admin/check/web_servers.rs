@@ -69,8 +69,11 @@ fn judge(name: &str, config: &Config, passes: &[Passes], fix: &str, report: &mut
             config.public_url
         ));
     }
+    // With browser sign-in off, nobody asks for its metadata.
+    let oauth_off = config.oauth.clients.is_empty();
     let missing: Vec<&str> = PAGE_PATHS
         .iter()
+        .filter(|path| !(oauth_off && **path == crate::system::pages::OAUTH_METADATA))
         .filter(|path| !passes.iter().any(|p| p.covers(path)))
         .map(|path| path.trim_end_matches('x'))
         .collect();
