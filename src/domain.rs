@@ -253,13 +253,21 @@ pub struct OauthCode {
     pub expires_at: i64,
 }
 
-/// What taking an OAuth code found.
+/// What exchanging an OAuth code came to, in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redeemed {
-    /// The code, now used.
-    Code(OauthCode),
+pub enum Exchanged {
+    /// The token was minted: its id, and when its 2FA session ends.
+    Token {
+        id: i64,
+        until: i64,
+    },
     Unknown,
-    Expired,
+    /// Refused for `reason` (expired, another client's, a wrong verifier,
+    /// the session ended…); the code is used up either way.
+    Refused {
+        user_id: i64,
+        reason: &'static str,
+    },
     /// Used before: whatever it was exchanged for (`token_id`) is revoked
     /// now.
     Used {

@@ -52,7 +52,7 @@ pub use wire::{SOCKET, Serve};
 
 // The domain's facts, kept and returned by the store.
 pub use crate::domain::{
-    AuditRecord, Hardware, KeyUse, NewSession, OauthCode, Permission, Redeemed, SecurityKey,
+    AuditRecord, Exchanged, Hardware, KeyUse, NewSession, OauthCode, Permission, SecurityKey,
     Session, SessionFacts, SshKey, Token, User, VerifyLink, WebSession,
 };
 

@@ -38,22 +38,33 @@ impl Store {
         tx.commit()
     }
 
-    /// Takes a code, once: it is used from here on, whatever the exchange
-    /// finds next (a wrong verifier burns it). A code used before revokes
-    /// the token it was exchanged for (RFC 6749, section 4.1.2: it may
-    /// have been stolen).
-    pub fn redeem_oauth_code(&mut self, hash: &[u8; 32], now: i64) -> Result<Redeemed> {
-        // A code nobody was given costs no write lock (anyone may post one).
-        if self
-            .conn
-            .row(
-                "SELECT 1 FROM oauth_codes WHERE hash = ?1",
+    /// The user a code was given to, if it exists (no write lock: anyone
+    /// may post a code).
+    pub fn oauth_code_user(&self, hash: &[u8; 32]) -> Result<Option<i64>> {
+        first(
+            self.conn.row(
+                "SELECT user_id FROM oauth_codes WHERE hash = ?1",
                 &params![&hash[..]],
-            )?
-            .is_none()
-        {
-            return Ok(Redeemed::Unknown);
-        }
+            )?,
+            |row| row.get(0),
+        )
+    }
+
+    /// Exchanges a code for a token, once, in one transaction: the code is
+    /// used up before anything else is looked at (a wrong verifier burns
+    /// it); `check` says whether the request matches it (client, redirect
+    /// URI, verifier) and names the token; the user must be enabled and
+    /// the 2FA session open. A code used before revokes the token it was
+    /// exchanged for (RFC 6749, section 4.1.2: it may have been stolen).
+    /// The minted token is good for every repository the user may use, for
+    /// pushes too, until that session ends.
+    pub fn exchange_oauth_code(
+        &mut self,
+        hash: &[u8; 32],
+        token_hash: &[u8; 32],
+        now: i64,
+        check: &dyn Fn(&OauthCode) -> std::result::Result<String, &'static str>,
+    ) -> Result<Exchanged> {
         let tx = self.immediate()?;
         let Some(row) = tx.row(
             "SELECT user_id, client_id, redirect_uri, challenge, session_id, remote_addr,
@@ -62,7 +73,15 @@ impl Store {
             &params![&hash[..]],
         )?
         else {
-            return Ok(Redeemed::Unknown);
+            tx.unstage_unless(false);
+            tx.commit()?;
+            return Ok(Exchanged::Unknown);
+        };
+        let user_id: i64 = row.get(0)?;
+        let refused = |tx: tx::StoreTx, reason| -> Result<Exchanged> {
+            tx.unstage_unless(false);
+            tx.commit()?;
+            Ok(Exchanged::Refused { user_id, reason })
         };
         let used_at: Option<i64> = row.get(7)?;
         if used_at.is_some() {
@@ -73,59 +92,59 @@ impl Store {
                     &params![token_id, now],
                 )?;
             }
+            tx.unstage_unless(false);
             tx.commit()?;
-            return Ok(Redeemed::Used {
-                user_id: row.get(0)?,
-                token_id,
-            });
+            return Ok(Exchanged::Used { user_id, token_id });
         }
         tx.execute(
             "UPDATE oauth_codes SET used_at = ?2 WHERE hash = ?1",
             &params![&hash[..], now],
         )?;
-        let expires_at: i64 = row.get(6)?;
         let code = OauthCode {
-            user_id: row.get(0)?,
+            user_id,
             client_id: row.get(1)?,
             redirect_uri: row.get(2)?,
             challenge: row.get(3)?,
             session_id: row.get(4)?,
             remote_addr: row.get(5)?,
-            expires_at,
+            expires_at: row.get(6)?,
         };
-        tx.commit()?;
-        Ok(if expires_at <= now {
-            Redeemed::Expired
-        } else {
-            Redeemed::Code(code)
-        })
-    }
-
-    /// Mints the token a code was exchanged for: good for every
-    /// repository the user may use, for pushes too, until the 2FA session
-    /// `code.session_id` ends (and no later than `expires_at`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_oauth_token(
-        &mut self,
-        code_hash: &[u8; 32],
-        code: &OauthCode,
-        name: &str,
-        token_hash: &[u8; 32],
-        expires_at: i64,
-        now: i64,
-    ) -> Result<i64> {
-        let tx = self.immediate()?;
+        if code.expires_at <= now {
+            return refused(tx, "expired-code");
+        }
+        let name = match check(&code) {
+            Ok(name) => name,
+            Err(reason) => return refused(tx, reason),
+        };
+        let enabled = tx
+            .row("SELECT enabled FROM users WHERE id = ?1", &params![user_id])?
+            .map(|r| r.get::<bool>(0))
+            .transpose()?;
+        if enabled != Some(true) {
+            return refused(tx, "user-disabled");
+        }
+        let until: Option<i64> = tx
+            .row(
+                "SELECT expires_at FROM sessions
+                 WHERE id = ?1 AND user_id = ?2 AND ended_at IS NULL AND expires_at > ?3",
+                &params![code.session_id, user_id, now],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?;
+        let Some(until) = until else {
+            return refused(tx, "session-ended");
+        };
         let id: i64 = tx
             .one(
                 "INSERT INTO tokens (user_id, name, hash, repos, permission, created_at, expires_at,
                                      without_2fa, session_id, oauth_client)
                  VALUES (?1, ?2, ?3, '**', 'write', ?4, ?5, 0, ?6, ?7) RETURNING id",
                 &params![
-                    code.user_id,
+                    user_id,
                     name,
                     &token_hash[..],
                     now,
-                    expires_at,
+                    until,
                     code.session_id,
                     code.client_id
                 ],
@@ -133,10 +152,10 @@ impl Store {
             .get(0)?;
         tx.execute(
             "UPDATE oauth_codes SET token_id = ?2 WHERE hash = ?1",
-            &params![&code_hash[..], id],
+            &params![&hash[..], id],
         )?;
         tx.stage_ids(None, Some(id));
         tx.commit()?;
-        Ok(id)
+        Ok(Exchanged::Token { id, until })
     }
 }

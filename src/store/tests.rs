@@ -294,6 +294,8 @@ fn postgres_refuses_a_url_it_cannot_read_and_a_missing_password_file() {
 }
 
 mod codes;
+mod hardware;
+mod oauth;
 mod rows;
 mod security_keys;
 

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::context::{Context, guard};
 use super::layout::{csrf_field, page};
 use super::response::Response;
-use crate::domain::{AuditRecord, OauthCode, Redeemed};
+use crate::domain::{AuditRecord, Exchanged, OauthCode};
 use crate::factor::{crypto, token};
 use crate::system::pages;
 use crate::system::time::format_utc;
@@ -504,28 +504,70 @@ pub fn token(cx: &mut Context) -> Response {
     let code = cx.request.field("code").to_string();
     let code_hash: [u8; 32] = Sha256::digest(code.as_bytes()).into();
     let now = cx.now;
-    let redeemed = match cx.store.redeem_oauth_code(&code_hash, now) {
-        Ok(redeemed) => redeemed,
+    let refused = token_error(
+        400,
+        "invalid_grant",
+        "the code is unknown, used, expired or not this client's, or its verifier or redirect_uri is wrong",
+    );
+    // A code nobody was given costs no write lock.
+    let owner = match cx.store.oauth_code_user(&code_hash) {
+        Ok(Some(owner)) => owner,
+        Ok(None) => {
+            audit_refusal(cx, "unknown-code", None);
+            return refused;
+        }
         Err(e) => return cx.unavailable(&e),
     };
-    let refuse = |cx: &mut Context, reason: &str, user_id: Option<i64>| {
-        audit_refusal(cx, reason, user_id);
-        token_error(
-            400,
-            "invalid_grant",
-            "the code is unknown, used, expired or not this client's, or its verifier or redirect_uri is wrong",
-        )
+    let Ok(secret) = token::generate() else {
+        return cx.unavailable(&"no random bytes");
     };
-    let stored = match redeemed {
-        Redeemed::Code(stored) => stored,
-        Redeemed::Unknown => return refuse(cx, "unknown-code", None),
-        Redeemed::Expired => return refuse(cx, "expired-code", None),
-        Redeemed::Used { user_id, token_id } => {
+    let redirect_uri = cx.request.field("redirect_uri").to_string();
+    let verifier = cx.request.field("code_verifier").to_string();
+    let check = |stored: &OauthCode| -> Result<String, &'static str> {
+        if stored.client_id != client {
+            return Err("another-client");
+        }
+        if redirect_uri != stored.redirect_uri {
+            return Err("redirect-uri");
+        }
+        if !pkce_holds(&verifier, &stored.challenge) {
+            return Err("pkce");
+        }
+        let addr = stored.remote_addr.as_deref().unwrap_or("?");
+        Ok(format!("oauth: {client} at {addr}"))
+    };
+    let name = cx.store.user_by_id(owner).ok().flatten().map(|u| u.name);
+    let record = AuditRecord {
+        at: now,
+        user: name.clone(),
+        transport: "web".into(),
+        action: "token-create".into(),
+        outcome: "ok".into(),
+        reason: "oauth".into(),
+        credential: Some("oauth-token".into()),
+        remote_addr: Some(cx.request.remote_addr.clone()),
+        detail: Some(format!("{client}; ends with its 2FA session")),
+        ..AuditRecord::default()
+    };
+    let token_hash = token::hash(&secret);
+    let exchanged = cx.store.audited(record, |store| {
+        store.exchange_oauth_code(&code_hash, &token_hash, now, &check)
+    });
+    let until = match exchanged {
+        Ok(Exchanged::Token { until, .. }) => until,
+        Ok(Exchanged::Unknown) => {
+            audit_refusal(cx, "unknown-code", None);
+            return refused;
+        }
+        Ok(Exchanged::Refused { user_id, reason }) => {
+            audit_refusal(cx, reason, Some(user_id));
+            return refused;
+        }
+        Ok(Exchanged::Used { user_id, token_id }) => {
             if let Some(token_id) = token_id {
-                let user = cx.store.user_by_id(user_id).ok().flatten().map(|u| u.name);
                 let record = AuditRecord {
                     at: now,
-                    user,
+                    user: name,
                     transport: "web".into(),
                     action: "token-revoke".into(),
                     outcome: "ok".into(),
@@ -538,67 +580,11 @@ pub fn token(cx: &mut Context) -> Response {
                     log::error!("web page: cannot write the audit row: {e}");
                 }
             }
-            return refuse(cx, "used-code", Some(user_id));
+            audit_refusal(cx, "used-code", Some(user_id));
+            return refused;
         }
-    };
-    let whose = Some(stored.user_id);
-    if stored.client_id != client {
-        return refuse(cx, "another-client", whose);
-    }
-    if cx.request.field("redirect_uri") != stored.redirect_uri {
-        return refuse(cx, "redirect-uri", whose);
-    }
-    if !pkce_holds(cx.request.field("code_verifier"), &stored.challenge) {
-        return refuse(cx, "pkce", whose);
-    }
-    let user = match cx.store.user_by_id(stored.user_id) {
-        Ok(Some(user)) if user.enabled => user,
-        Ok(_) => return refuse(cx, "user-disabled", whose),
         Err(e) => return cx.unavailable(&e),
     };
-    let until = match cx.store.open_sessions(user.id, now) {
-        Ok(sessions) => sessions
-            .iter()
-            .find(|s| s.id == stored.session_id)
-            .map(|s| s.expires_at),
-        Err(e) => return cx.unavailable(&e),
-    };
-    let Some(until) = until else {
-        return refuse(cx, "session-ended", whose);
-    };
-    let Ok(secret) = token::generate() else {
-        return cx.unavailable(&"no random bytes");
-    };
-    let addr = stored.remote_addr.clone().unwrap_or_else(|| "?".into());
-    let name = format!("oauth: {client} at {addr}");
-    let record = AuditRecord {
-        at: now,
-        user: Some(user.name.clone()),
-        transport: "web".into(),
-        action: "token-create".into(),
-        outcome: "ok".into(),
-        reason: "oauth".into(),
-        credential: Some("oauth-token".into()),
-        remote_addr: Some(cx.request.remote_addr.clone()),
-        detail: Some(format!(
-            "{client}; consented from {addr}; ends with 2FA session #{}",
-            stored.session_id
-        )),
-        ..AuditRecord::default()
-    };
-    let minted = cx.store.audited(record, |store| {
-        store.add_oauth_token(
-            &code_hash,
-            &stored,
-            &name,
-            &token::hash(&secret),
-            until,
-            now,
-        )
-    });
-    if let Err(e) = minted {
-        return cx.unavailable(&e);
-    }
     Response::json(
         200,
         &serde_json::json!({
