@@ -290,17 +290,10 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             return anonymous();
         }
         Authorization::Basic { user, password } => (user, password),
-        // A credential helper that signed in through the browser sends
-        // the user name it likes (Git Credential Manager's `OAUTH-USER`):
-        // an OAuth token is its owner's, whatever the name beside it.
         Authorization::Token {
             named: Some(user),
             token,
-        } => match oauth_owner(config, &mut opened, &token) {
-            Ok(Some(owner)) => (owner, token),
-            Ok(None) => (user, token),
-            Err(e) => return refuse_unavailable(&e),
-        },
+        } => (user, token),
         Authorization::Token { named: None, token } => {
             match token_owner(config, &mut opened, &request, cgi, &token) {
                 Ok(owner) => (owner, token),
@@ -345,6 +338,21 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         Ok(Some(c)) => c,
         Ok(None) => return busy(config, &mut store, &request, cgi, t),
         Err(cause) => return refuse_unavailable(&cause),
+    };
+    // A credential helper that signed in through the browser sends the
+    // user name it likes (Git Credential Manager's `OAUTH-USER`): an OAuth
+    // token is its owner's, whatever the name beside it. Looked up only
+    // when the token is not the named user's.
+    let (user, credential) = match credential {
+        Credential::UnknownToken => match oauth_token(&store, &secret) {
+            Ok(Some(found)) => (
+                found.user.clone(),
+                Credential::Token(crate::authz::decision::TokenFacts::of(&found)),
+            ),
+            Ok(None) => (user, Credential::UnknownToken),
+            Err(e) => return refuse_unavailable(&e),
+        },
+        other => (user, other),
     };
     // A missing repository is decided as one nobody may read: with a
     // wrong credential it is a 401, with a good one a 403, exactly as for a
@@ -537,23 +545,14 @@ fn backend(
     ))
 }
 
-/// The owner of `token` when it is a well-formed OAuth token in the store.
-fn oauth_owner(
-    config: &Config,
-    opened: &mut Option<Store>,
-    token: &str,
-) -> Result<Option<String>, StoreError> {
+/// `token` when it is a well-formed OAuth token in the store.
+fn oauth_token(store: &Store, token: &str) -> Result<Option<crate::store::Token>, StoreError> {
     if !token::is_well_formed(token) {
         return Ok(None);
     }
-    let store = match opened {
-        Some(store) => store,
-        None => opened.insert(Store::connect(&Location::of(config))?),
-    };
     Ok(store
         .token_by_hash(&token::hash(token))?
-        .filter(|found| found.oauth_client.is_some())
-        .map(|found| found.user))
+        .filter(|found| found.oauth_client.is_some()))
 }
 
 /// The owner of a token sent without a user name (in the user-name field,
