@@ -75,15 +75,7 @@ impl Setup {
     }
 
     fn commit(&self, message: &str) {
-        std::fs::write(self.work.join("README"), message).unwrap();
-        run(
-            "git",
-            &["commit", "--quiet", "-am", message],
-            &self.work,
-            &[],
-            "",
-        )
-        .ok();
+        crate::harness::commit_readme(&self.work, message);
     }
 
     fn tag(&self, name: &str) {

@@ -95,15 +95,7 @@ impl Served {
     }
 
     fn commit(&self, message: &str) {
-        std::fs::write(self.work.join("README"), message).unwrap();
-        run(
-            "git",
-            &["commit", "--quiet", "-am", message],
-            &self.work,
-            &[],
-            "",
-        )
-        .ok();
+        crate::harness::commit_readme(&self.work, message);
     }
 
     fn audit(&self) -> String {

@@ -392,6 +392,12 @@ pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Run {
     Run::from(out)
 }
 
+/// Writes `message` to README in the work tree `work` and commits it.
+pub fn commit_readme(work: &Path, message: &str) {
+    std::fs::write(work.join("README"), message).unwrap();
+    run("git", &["commit", "--quiet", "-am", message], work, &[], "").ok();
+}
+
 /// A work tree with one commit on `main`, for pushing.
 pub fn work_tree(parent: &Path, name: &str) -> PathBuf {
     let path = parent.join(name);
