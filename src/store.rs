@@ -192,6 +192,15 @@ pub enum AttemptOutcome {
     },
 }
 
+/// What `record_attempt`'s audit row says of an outcome: its outcome,
+/// reason and detail.
+pub type Describe<'a> = dyn Fn(&AttemptOutcome) -> (String, String, Option<String>) + 'a;
+
+/// For an attempt audited in no row of its own (`Store::audited` not used).
+pub fn no_row(_: &AttemptOutcome) -> (String, String, Option<String>) {
+    (String::new(), String::new(), None)
+}
+
 /// The lock policy for `record_attempt`.
 #[derive(Debug, Clone, Copy)]
 pub struct LockPolicy {

@@ -31,23 +31,34 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Log lines go to stderr, each with its time (UTC) and level;
-/// `GIT2FA_LOG` (like `RUST_LOG`) sets the level.
+/// Log lines go to stderr, each with its time (UTC) and level, and to
+/// `[log] file` when the config names one; `GIT2FA_LOG` (like `RUST_LOG`)
+/// sets the level. A message is one line: control characters in it (a
+/// newline in what a client sent, say) become spaces, so that no client
+/// can write a line of its own into the journal.
 pub fn init_logging(default: &str) {
     use std::io::Write;
     let env = env_logger::Env::default().filter_or("GIT2FA_LOG", default);
     let _ = env_logger::Builder::from_env(env)
         .format(|out, record| {
+            let message = crate::system::syslog::one_line(&record.args().to_string());
+            crate::system::syslog::also_to_file(record.level(), &message);
             writeln!(
                 out,
-                "{} {} {}: {}",
-                crate::system::time::format_rfc3339(crate::system::time::now()),
-                record.level(),
-                record.target(),
-                record.args()
+                "{}",
+                stderr_line(record.level(), record.target(), &message)
             )
         })
         .try_init();
+}
+
+/// `TIME LEVEL target: message` (UTC), the message made one line.
+fn stderr_line(level: log::Level, target: &str, message: &str) -> String {
+    format!(
+        "{} {level} {target}: {}",
+        crate::system::time::format_rfc3339(crate::system::time::now()),
+        crate::system::syslog::one_line(message)
+    )
 }
 
 /// One command. `init`, `demo` and `authorized-keys` run before (or
@@ -139,5 +150,23 @@ mod tests {
         assert!(missing.is_empty(), "no help for: {missing:?}");
         let demo = cli.find_subcommand("demo").unwrap();
         assert!(demo.get_arguments().all(|a| a.get_id() != "config"));
+    }
+
+    #[test]
+    fn a_log_line_is_one_line_whatever_a_client_sent() {
+        // Attack: a signed-in user sends a security key's answer whose
+        // JSON holds "x\n2026-12-04T10:00:00Z WARN git2fa: admin alice
+        // logged in"; serve logs the parser's error, which quotes it, and
+        // the journal shows a line the attacker wrote.
+        let line = super::stderr_line(
+            log::Level::Warn,
+            "git2fa::web",
+            "bad answer: unknown variant `x\n2026-12-04T10:00:00Z WARN git2fa: forged`",
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.ends_with("WARN git2fa::web: bad answer: unknown variant `x 2026-12-04T10:00:00Z WARN git2fa: forged`"),
+            "{line}"
+        );
     }
 }

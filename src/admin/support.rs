@@ -245,18 +245,18 @@ pub(super) fn prompt_hidden(prompt: &str) -> Result<String, Failure> {
 }
 
 /// A one-time link where the user sets a password, valid 24 hours.
-pub(super) fn password_link(
-    config: &Config,
-    store: &mut Store,
-    user: &User,
-) -> Result<String, Failure> {
+/// How long a link to set a password works.
+pub(super) const PASSWORD_LINK_TTL: i64 = 86_400;
+
+/// A new link to set a password: its address, and the hash the store
+/// keeps (`Store::add_password_link`, `add_user_with`).
+pub(super) fn new_password_link(config: &Config) -> Result<(String, [u8; 32]), Failure> {
     let secret: String = crypto::random_bytes::<24>()?
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     let hash: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
-    store.add_password_link(&hash, user.id, now() + 86_400)?;
-    Ok(format!("{}/set-password/{secret}", config.public_url))
+    Ok((format!("{}/set-password/{secret}", config.public_url), hash))
 }
 
 /// "1 token", "2 tokens".

@@ -29,23 +29,25 @@ pub(super) fn user(config: &Config, command: UserCommand) -> CliResult {
                 "user-add",
                 if admin { "admin" } else { "user" },
             );
+            // Without a password, a link to set one, made with the user.
+            let link = match hash {
+                Some(_) => None,
+                None => Some(new_password_link(config)?),
+            };
+            let t = now();
             let added = store.audited(record, |store| {
-                let id = store.add_user(&name, hash.as_deref(), now())?;
-                if admin {
-                    store.set_admin(id, true)?;
-                }
-                Ok(id)
+                let link = link.as_ref().map(|(_, hash)| (hash, t + PASSWORD_LINK_TTL));
+                store.add_user_with(&name, hash.as_deref(), admin, link, t)
             });
             if let Err(StoreError::Exists) = added {
                 return Err(Failure::refused(format!("user {name} already exists")));
             }
             added?;
-            match hash {
-                Some(_) => say!("added {name}"),
-                None => {
-                    let user = find_user(&store, &name)?;
+            match link {
+                None => say!("added {name}"),
+                Some((url, _)) => {
                     say!("added {name}; they set a password at (once, within 24 hours):");
-                    say!("{}", password_link(config, &mut store, &user)?);
+                    say!("{url}");
                 }
             }
         }
@@ -151,8 +153,12 @@ pub(super) fn user(config: &Config, command: UserCommand) -> CliResult {
             name, link: true, ..
         } => {
             let user = find_user(&store, &name)?;
-            say!("{}", password_link(config, &mut store, &user)?);
-            admin_audit(&mut store, Some(&name), None, "set-password", "link")?;
+            let record = admin_record(Some(&name), None, "set-password", "link");
+            let (url, hash) = new_password_link(config)?;
+            store.audited(record, |store| {
+                store.add_password_link(&hash, user.id, now() + PASSWORD_LINK_TTL)
+            })?;
+            say!("{url}");
         }
         UserCommand::SetPassword {
             name,

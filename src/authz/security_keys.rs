@@ -8,8 +8,7 @@ use crate::store::{AddedKey, Attempt, KeyUse, SecurityKey, Store, User};
 use crate::system::config::Config;
 
 use super::twofactor::{
-    Method, Origin, TwoFactorError, Verified, audit, new_recovery_codes, new_session, record,
-    row_of,
+    Method, Origin, TwoFactorError, Verified, new_recovery_codes, new_session, record, row_of,
 };
 
 /// Records a security key's answer: `Ok` holds, opening a 2FA session
@@ -157,8 +156,10 @@ pub fn register_key(
     };
     let first = match codes.filter(|_| first) {
         Some((shown, _)) => {
-            audit(store, user, origin, "enroll", "ok", "webauthn", now)?;
-            let session_id = store.open_session(user.id, &new_session(config, origin), now)?;
+            let row = row_of(user, origin, ("enroll", "ok", "webauthn"), None, now);
+            let session_id = store.audited(row, |store| {
+                store.open_session(user.id, &new_session(config, origin), now)
+            })?;
             Some((shown, session_id))
         }
         None => None,

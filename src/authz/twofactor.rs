@@ -370,8 +370,34 @@ pub(super) fn record(
 ) -> Result<Verified, TwoFactorError> {
     let lock = lock_policy(config);
     let session = new_session(config, origin);
-    let outcome = store.record_attempt(user.id, attempt, now, lock, Some(&session))?;
     let method_name = method.as_str();
+    // The row is written in the attempt's own transaction: the session it
+    // opens, the code it spends and the failure it counts are committed
+    // with their row, or nothing is.
+    let describe = |outcome: &AttemptOutcome| {
+        let failed = |reason: String, locked_now: bool| {
+            let mut detail = failure.map(|(_, d)| d.to_string());
+            if locked_now {
+                // The attempt that locks the account (counted as a lockout).
+                let locked = format!("locked the account for {} s", lock.lockout);
+                detail = Some(detail.map_or(locked.clone(), |d| format!("{d}; {locked}")));
+            }
+            ("fail".to_string(), reason, detail)
+        };
+        match outcome {
+            AttemptOutcome::Accepted { .. } => ("ok".to_string(), method_name.to_string(), None),
+            AttemptOutcome::Wrong { locked_until, .. } => failed(
+                failure.map_or_else(|| format!("wrong-{method_name}"), |(r, _)| r.to_string()),
+                locked_until.is_some(),
+            ),
+            AttemptOutcome::Replayed { .. } => failed(format!("replayed-{method_name}"), false),
+            AttemptOutcome::Locked { .. } => failed("locked".to_string(), false),
+        }
+    };
+    let row = row_of(user, origin, ("verify", "fail", "unrecorded"), None, now);
+    let outcome = store.audited(row, |store| {
+        store.record_attempt_described(user.id, attempt, now, lock, Some(&session), &describe)
+    })?;
     let left = |failures: i64, locked: Option<i64>| {
         if locked.is_some() {
             0
@@ -379,58 +405,32 @@ pub(super) fn record(
             config.policy.max_failures.saturating_sub(failures as u32)
         }
     };
-    let (verified, outcome_word, reason) = match outcome {
-        AttemptOutcome::Accepted { session_id } => (
-            Verified::Opened {
-                session_id: session_id.unwrap_or_default(),
-                expires_at: now + config.policy.session_ttl,
-                method,
-            },
-            "ok",
-            method_name.to_string(),
-        ),
+    Ok(match outcome {
+        AttemptOutcome::Accepted { session_id } => Verified::Opened {
+            session_id: session_id.unwrap_or_default(),
+            expires_at: now + config.policy.session_ttl,
+            method,
+        },
         AttemptOutcome::Wrong {
             failures,
             locked_until,
-        } => (
-            match locked_until {
-                Some(until) => Verified::Locked { until },
-                None => Verified::Wrong {
-                    left: left(failures, locked_until),
-                },
+        } => match locked_until {
+            Some(until) => Verified::Locked { until },
+            None => Verified::Wrong {
+                left: left(failures, locked_until),
             },
-            "fail",
-            failure.map_or_else(|| format!("wrong-{method_name}"), |(r, _)| r.to_string()),
-        ),
+        },
         AttemptOutcome::Replayed {
             failures,
             locked_until,
-        } => (
-            match locked_until {
-                Some(until) => Verified::Locked { until },
-                None => Verified::Replayed {
-                    left: left(failures, locked_until),
-                },
+        } => match locked_until {
+            Some(until) => Verified::Locked { until },
+            None => Verified::Replayed {
+                left: left(failures, locked_until),
             },
-            "fail",
-            format!("replayed-{method_name}"),
-        ),
-        AttemptOutcome::Locked { until } => {
-            (Verified::Locked { until }, "fail", "locked".to_string())
-        }
-    };
-    let detail = failure
-        .filter(|_| outcome_word != "ok")
-        .map(|(_, d)| d.to_string());
-    audit_with(
-        store,
-        user,
-        origin,
-        ("verify", outcome_word, &reason),
-        detail,
-        now,
-    )?;
-    Ok(verified)
+        },
+        AttemptOutcome::Locked { until } => Verified::Locked { until },
+    })
 }
 
 pub(super) fn lock_policy(config: &Config) -> LockPolicy {
@@ -447,29 +447,6 @@ pub(super) fn new_session(config: &Config, origin: &Origin) -> NewSession {
         remote_addr: origin.remote_addr.clone(),
         opened_via: origin.transport.as_str().to_string(),
     }
-}
-
-pub(super) fn audit(
-    store: &mut Store,
-    user: &User,
-    origin: &Origin,
-    action: &str,
-    outcome: &str,
-    reason: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    audit_with(store, user, origin, (action, outcome, reason), None, now)
-}
-
-pub(super) fn audit_with(
-    store: &mut Store,
-    user: &User,
-    origin: &Origin,
-    what: (&str, &str, &str),
-    detail: Option<String>,
-    now: i64,
-) -> Result<(), StoreError> {
-    store.append_audit(&row_of(user, origin, what, detail, now))
 }
 
 /// A row about `user`, done from `origin`.

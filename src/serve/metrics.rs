@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -165,10 +166,73 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{{}}} {n}", labels.join(","));
                 }
             }
+            if name == "git2fa_limits_reached_total" {
+                for (limit, n) in Limit::ALL.iter().zip(&LIMITS) {
+                    let (transport, reason) = limit.labels();
+                    let n = n.load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "{name}{{transport=\"{transport}\",reason=\"{reason}\"}} {n}"
+                    );
+                }
+            }
         }
         out
     }
 }
+
+/// serve's own limits that turn a connection or request away before
+/// anyone is known, so that no audit row records them (a flood would
+/// fill the disk): counted here, in `git2fa_limits_reached_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// `MAX_SSH_CONNECTIONS` open to the SSH server.
+    SshConnections,
+    /// Connections from one address still logging in.
+    SshLoginsPerAddress,
+    /// Page requests under way at once.
+    WebPages,
+    /// Web connections from one address.
+    WebConnectionsPerAddress,
+    /// Hook questions under way, in all or from one account.
+    HookQuestions,
+    /// Clients of the store socket.
+    StoreSocketClients,
+    /// Requests on the decide socket (the shim then decides itself).
+    DecideSocketClients,
+}
+
+impl Limit {
+    const ALL: [Limit; 7] = [
+        Limit::SshConnections,
+        Limit::SshLoginsPerAddress,
+        Limit::WebPages,
+        Limit::WebConnectionsPerAddress,
+        Limit::HookQuestions,
+        Limit::StoreSocketClients,
+        Limit::DecideSocketClients,
+    ];
+
+    /// (transport, reason) labels.
+    fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Limit::SshConnections => ("ssh", "busy-ssh-server"),
+            Limit::SshLoginsPerAddress => ("ssh", "busy-ssh-logins-per-address"),
+            Limit::WebPages => ("web", "busy-web-pages"),
+            Limit::WebConnectionsPerAddress => ("web", "busy-web-connections-per-address"),
+            Limit::HookQuestions => ("hook", "busy-hook-questions"),
+            Limit::StoreSocketClients => ("store-socket", "busy-store-socket"),
+            Limit::DecideSocketClients => ("decide-socket", "busy-decide-socket"),
+        }
+    }
+
+    /// Counts one refusal at this limit.
+    pub fn reached(self) {
+        LIMITS[self as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+static LIMITS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 
 /// The counters, with their help text.
 const METRICS: [(&str, &str); 5] = [
@@ -182,7 +246,7 @@ const METRICS: [(&str, &str); 5] = [
     ),
     (
         "git2fa_lockouts_total",
-        "Code checks refused because the account was locked, since serve started.",
+        "Accounts locked by wrong codes or keys since serve started (the attempt that locked).",
     ),
     (
         "git2fa_limits_reached_total",
@@ -225,7 +289,13 @@ fn keys(row: &AuditRecord) -> Vec<Key> {
         )),
         _ => {}
     }
-    if row.reason == "locked" || row.reason == "account-locked" {
+    // The wrong code or key that locked the account (twofactor::record).
+    if row.action == "verify"
+        && row
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("locked the account"))
+    {
         keys.push(("git2fa_lockouts_total", vec![t.clone()]));
     }
     if row.reason.starts_with("busy") {

@@ -132,27 +132,26 @@ impl Store {
         let older: i64 = tx
             .one("SELECT count(*) FROM audit WHERE at < ?1", &params![before])?
             .get(0)?;
+        // From the oldest row still here (not from the last prune's end:
+        // a row below it may have committed since, on PostgreSQL, or been
+        // newer than that prune's time), oldest first by id, until a row
+        // is too new or not in the export, so that every row removed was
+        // checked and the rows removed are every row up to one id.
         let mut through: Option<i64> = None;
-        let mut after = tx
-            .one(
-                "SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) FROM settings WHERE name = ?1",
-                &params![EXPORTED_THROUGH],
-            )?
-            .get::<i64>(0)?;
-        // In pages, oldest first, until a row is not in the export.
+        let mut after = 0i64;
         'pages: loop {
             let page = tx.rows(
                 "SELECT id, at, \"user\", transport, repo, action, refs, outcome, reason,
                         credential, key_id, token_id, remote_addr, detail, factor
-                 FROM audit WHERE at < ?1 AND id > ?2 ORDER BY id ASC LIMIT 1000",
-                &params![before, after],
+                 FROM audit WHERE id > ?1 ORDER BY id ASC LIMIT 1000",
+                &params![after],
             )?;
             if page.is_empty() {
                 break;
             }
             for row in page {
                 let (id, r) = audit_row(&row)?;
-                if !exported(id, &r) {
+                if r.at >= before || !exported(id, &r) {
                     break 'pages;
                 }
                 through = Some(id);
@@ -161,15 +160,21 @@ impl Store {
         }
         let removed = match through {
             Some(id) => {
-                tx.execute(
-                    "INSERT INTO settings (name, value) VALUES (?1, ?2)
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    &params![EXPORTED_THROUGH, id.to_string()],
-                )?;
-                tx.execute(
-                    "DELETE FROM audit WHERE id <= ?1 AND at < ?2",
-                    &params![id, before],
-                )? as u64
+                let recorded: i64 = tx
+                    .one(
+                        "SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) FROM settings
+                         WHERE name = ?1",
+                        &params![EXPORTED_THROUGH],
+                    )?
+                    .get(0)?;
+                if id > recorded {
+                    tx.execute(
+                        "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                        &params![EXPORTED_THROUGH, id.to_string()],
+                    )?;
+                }
+                tx.execute("DELETE FROM audit WHERE id <= ?1", &params![id])? as u64
             }
             None => 0,
         };

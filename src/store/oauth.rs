@@ -86,13 +86,21 @@ impl Store {
         let used_at: Option<i64> = row.get(7)?;
         if used_at.is_some() {
             let token_id: Option<i64> = row.get(8)?;
+            let mut revoked = false;
             if let Some(token_id) = token_id {
-                tx.execute(
+                revoked = tx.execute(
                     "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                     &params![token_id, now],
-                )?;
+                )? == 1;
             }
-            tx.unstage_unless(false);
+            // The staged row becomes the revocation's, in its transaction.
+            tx.stage_edit(|record| {
+                record.action = "token-revoke".into();
+                record.reason = "oauth code used twice".into();
+                record.token_id = token_id;
+                record.detail = None;
+            });
+            tx.unstage_unless(revoked);
             tx.commit()?;
             return Ok(Exchanged::Used { user_id, token_id });
         }

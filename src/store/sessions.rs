@@ -72,6 +72,7 @@ impl Store {
             "UPDATE sessions SET ended_at = ?1 WHERE user_id = ?2 AND ended_at IS NULL AND expires_at > ?1",
             &params![now, user_id],
         )?;
+        tx.stage_detail(&format!("{changed} ended"));
         tx.commit()?;
         Ok(changed)
     }

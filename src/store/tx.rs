@@ -56,6 +56,23 @@ impl StoreTx<'_> {
         }
     }
 
+    /// Sets the staged row's outcome, reason and detail from what the
+    /// change found.
+    pub(super) fn stage_result(&self, (outcome, reason, detail): (String, String, Option<String>)) {
+        self.stage_edit(|record| {
+            record.outcome = outcome;
+            record.reason = reason;
+            record.detail = detail;
+        });
+    }
+
+    /// Changes the staged row to say what the change turned out to be.
+    pub(super) fn stage_edit(&self, edit: impl FnOnce(&mut AuditRecord)) {
+        if let Some(record) = self.staged.borrow_mut().as_mut() {
+            edit(record);
+        }
+    }
+
     /// Drops the staged row: the change found nothing to change.
     pub(super) fn unstage_unless(&self, changed: bool) {
         if !changed {

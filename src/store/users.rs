@@ -6,14 +6,34 @@ impl Store {
     // Users.
 
     pub fn add_user(&mut self, name: &str, password_hash: Option<&str>, now: i64) -> Result<i64> {
+        self.add_user_with(name, password_hash, false, None, now)
+    }
+
+    /// Adds a user, an admin of the web page if `admin`, with a link to
+    /// set a password (`(hash, expires_at)`) if one is given: one
+    /// transaction, with the audit row of `Store::audited`.
+    pub fn add_user_with(
+        &mut self,
+        name: &str,
+        password_hash: Option<&str>,
+        admin: bool,
+        link: Option<(&[u8; 32], i64)>,
+        now: i64,
+    ) -> Result<i64> {
         let tx = self.immediate()?;
         let id = tx
             .one(
-                "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)
                  RETURNING id",
-                &params![name, password_hash, now],
+                &params![name, password_hash, admin, now],
             )?
             .get(0)?;
+        if let Some((hash, expires_at)) = link {
+            tx.execute(
+                "INSERT INTO password_links (hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                &params![&hash[..], id, expires_at],
+            )?;
+        }
         tx.commit()?;
         Ok(id)
     }
@@ -286,10 +306,8 @@ impl Store {
         }))
     }
 
-    /// Records a second-factor attempt in one immediate transaction: refuses
-    /// while locked; marks the TOTP step or recovery code used (at most
-    /// once, ever); counts failures and locks at `max_failures`; on success
-    /// resets the counter and opens `session` if given.
+    /// `record_attempt_described` for an attempt audited in no row of
+    /// its own.
     pub fn record_attempt(
         &mut self,
         user_id: i64,
@@ -298,7 +316,29 @@ impl Store {
         lock: LockPolicy,
         session: Option<&NewSession>,
     ) -> Result<AttemptOutcome> {
+        self.record_attempt_described(user_id, attempt, now, lock, session, &no_row)
+    }
+
+    /// Records a second-factor attempt in one immediate transaction: refuses
+    /// while locked; marks the TOTP step or recovery code used (at most
+    /// once, ever); counts failures and locks at `max_failures`; on success
+    /// resets the counter and opens `session` if given.
+    pub fn record_attempt_described(
+        &mut self,
+        user_id: i64,
+        attempt: Attempt,
+        now: i64,
+        lock: LockPolicy,
+        session: Option<&NewSession>,
+        describe: &Describe<'_>,
+    ) -> Result<AttemptOutcome> {
         let tx = self.immediate_for(user_id)?;
+        // The outcome, its audit row (`Store::audited`) and the change in
+        // one commit.
+        let done = |tx: tx::StoreTx<'_>, outcome: AttemptOutcome| {
+            tx.stage_result(describe(&outcome));
+            tx.commit().map(|()| outcome)
+        };
         let locked_until: Option<i64> = tx
             .one(
                 "SELECT locked_until FROM users WHERE id = ?1",
@@ -306,7 +346,7 @@ impl Store {
             )?
             .get(0)?;
         if let Some(until) = locked_until.filter(|&until| until > now) {
-            return Ok(AttemptOutcome::Locked { until });
+            return done(tx, AttemptOutcome::Locked { until });
         }
         let (matched, used_now) = match attempt {
             Attempt::Totp(None) | Attempt::Recovery(None) | Attempt::Key(None) => (false, false),
@@ -348,8 +388,7 @@ impl Store {
                 Some(s) => Some(insert_session(&tx, user_id, s, now)?),
                 None => None,
             };
-            tx.commit()?;
-            return Ok(AttemptOutcome::Accepted { session_id });
+            return done(tx, AttemptOutcome::Accepted { session_id });
         }
         if matched {
             // A right code of a step or a recovery code already used: an
@@ -362,11 +401,13 @@ impl Store {
                     &params![user_id],
                 )?
                 .get(0)?;
-            tx.commit()?;
-            return Ok(AttemptOutcome::Replayed {
-                failures,
-                locked_until: None,
-            });
+            return done(
+                tx,
+                AttemptOutcome::Replayed {
+                    failures,
+                    locked_until: None,
+                },
+            );
         }
         let row = tx.one(
             "UPDATE users SET failures = failures + 1,
@@ -382,11 +423,13 @@ impl Store {
                 &params![user_id],
             )?;
         }
-        tx.commit()?;
-        Ok(AttemptOutcome::Wrong {
-            failures,
-            locked_until,
-        })
+        done(
+            tx,
+            AttemptOutcome::Wrong {
+                failures,
+                locked_until,
+            },
+        )
     }
 }
 

@@ -112,7 +112,7 @@ fn severity(level: log::Level) -> u8 {
 
 /// Control characters (a newline in a path, say) become spaces: one
 /// message, one line.
-fn one_line(message: &str) -> String {
+pub fn one_line(message: &str) -> String {
     message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -177,6 +177,31 @@ pub fn configure(file: Option<&Path>, socket: Option<&Path>, audit: bool) {
         sink.audit = audit;
     });
     AUDIT.store(audit, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A line of a program that logs to its standard error (serve, the CLI),
+/// appended to the log file too when one is named (`[log] file`,
+/// `GIT2FA_LOG_FILE`); `message` is already one line.
+pub fn also_to_file(level: log::Level, message: &str) {
+    let sink = SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(Sink {
+        tag,
+        file: Some(path),
+        ..
+    }) = sink.as_ref()
+    else {
+        return;
+    };
+    use std::io::Write;
+    // root (an admin's command) appends to a file that is there and makes
+    // none: a file it made would be root's, and git could not append.
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(!nix::unistd::geteuid().is_root())
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{}", file_line(tag, severity(level), message));
+    }
 }
 
 /// One committed audit row (`fields`, already `key=value` text), to syslog

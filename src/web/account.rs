@@ -219,18 +219,23 @@ pub fn set_password(cx: &mut Context) -> Response {
         .flatten()
         .and_then(|id| cx.store.user_by_id(id).ok().flatten())
         .map(|u| u.name);
-    match cx.store.use_password_link(&link_hash(cx), &hash, cx.now) {
-        Ok(true) => {
-            cx.audit_for(for_user.as_deref(), "set-password", "ok", "link", None);
-            page(
-                cx,
-                "Password set",
-                html! {
-                    (notice("ok", "Your password is set."))
-                    p { a href="/login" { "Log in" } }
-                },
-            )
-        }
+    let record = crate::store::AuditRecord {
+        user: for_user,
+        ..cx.change_record("set-password", "link", None)
+    };
+    let (link, now) = (link_hash(cx), cx.now);
+    match cx
+        .store
+        .audited(record, |store| store.use_password_link(&link, &hash, now))
+    {
+        Ok(true) => page(
+            cx,
+            "Password set",
+            html! {
+                (notice("ok", "Your password is set."))
+                p { a href="/login" { "Log in" } }
+            },
+        ),
         Ok(false) => Response::error(
             404,
             "This link is used or expired. Ask an admin of this host for a new one.",

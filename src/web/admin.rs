@@ -93,17 +93,17 @@ pub fn user_action(cx: &mut Context) -> Response {
             .map(|_| "enabled".to_string()),
         // As `git2fa user reset-2fa`: the lost-phone procedure revokes the
         // tokens too, since each carried the second factor now removed.
-        "reset" => store.reset_2fa(target.id, true, now).and_then(|reset| {
-            store.delete_web_sessions_of(target.id)?;
-            Ok(match reset {
+        // It ends the user's web sessions in the same transaction.
+        "reset" => store
+            .reset_2fa(target.id, true, now)
+            .map(|reset| match reset {
                 Some(r) => format!(
                     "2FA reset, {} ended, {} revoked",
                     count(r.sessions_ended, "2FA session"),
                     count(r.tokens_revoked, "token")
                 ),
                 None => "2FA reset".to_string(),
-            })
-        }),
+            }),
         "unlock" => store.unlock(target.id).map(|_| "unlocked".to_string()),
         // Checked above.
         _ => Err(crate::store::StoreError::Value("no such action".into())),

@@ -363,13 +363,12 @@ pub fn authorize(cx: &mut Context) -> Response {
         expires_at: cx.now + CODE_TTL,
     };
     let now = cx.now;
-    if let Err(e) = cx
-        .store
-        .add_oauth_code(&Sha256::digest(code.as_bytes()).into(), &stored, now)
-    {
+    let record = cx.change_record("oauth-authorize", &request.client_id, None);
+    if let Err(e) = cx.store.audited(record, |store| {
+        store.add_oauth_code(&Sha256::digest(code.as_bytes()).into(), &stored, now)
+    }) {
         return cx.unavailable(&e);
     }
-    cx.audit("oauth-authorize", "ok", &request.client_id, None);
     let mut pairs = vec![("code", code.as_str())];
     if let Some(state) = request.state.as_deref() {
         pairs.push(("state", state));
@@ -563,23 +562,8 @@ pub fn token(cx: &mut Context) -> Response {
             audit_refusal(cx, reason, Some(user_id));
             return refused;
         }
-        Ok(Exchanged::Used { user_id, token_id }) => {
-            if let Some(token_id) = token_id {
-                let record = AuditRecord {
-                    at: now,
-                    user: name,
-                    transport: "web".into(),
-                    action: "token-revoke".into(),
-                    outcome: "ok".into(),
-                    reason: "oauth code used twice".into(),
-                    token_id: Some(token_id),
-                    remote_addr: Some(cx.request.remote_addr.clone()),
-                    ..AuditRecord::default()
-                };
-                if let Err(e) = cx.store.append_audit(&record) {
-                    log::error!("web page: cannot write the audit row: {e}");
-                }
-            }
+        Ok(Exchanged::Used { user_id, .. }) => {
+            // The token it gave was revoked with its row (the store's).
             audit_refusal(cx, "used-code", Some(user_id));
             return refused;
         }

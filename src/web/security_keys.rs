@@ -511,23 +511,23 @@ pub fn verify_answer(cx: &mut Context, user: &User) -> Result<KeyVerify, Respons
         .map_err(|e| cx.unavailable(&e))?;
     let mut through_link = false;
     if let (Verified::Opened { session_id, .. }, Some(hash)) = (&verified, link) {
+        // The session is bound to the waiting command's key and address;
+        // this row, written with the link's use, keeps the browser's.
+        let key = origin
+            .key_id
+            .map_or(String::new(), |k| format!(" of SSH key #{k}"));
+        let record = cx.change_record(
+            "verify-link",
+            &format!("completed the waiting 2fa verify{key}"),
+            None,
+        );
+        let (session_id, now) = (*session_id, cx.now);
         through_link = cx
             .store
-            .use_verify_link(&hash, *session_id, cx.now)
+            .audited(record, |store| {
+                store.use_verify_link(&hash, session_id, now)
+            })
             .map_err(|e| cx.unavailable(&e))?;
-        if through_link {
-            // The session is bound to the waiting command's key and
-            // address; this row keeps the browser's.
-            let key = origin
-                .key_id
-                .map_or(String::new(), |k| format!(" of SSH key #{k}"));
-            cx.audit(
-                "verify-link",
-                "ok",
-                &format!("completed the waiting 2fa verify{key}"),
-                None,
-            );
-        }
     }
     Ok(KeyVerify::Checked {
         verified,

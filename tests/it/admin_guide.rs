@@ -57,7 +57,7 @@ fn steps() -> Vec<Step> {
 /// The lines of the guide's first plain (not `sh`) fenced block that
 /// contains `text`: what an admin pastes into a web server's
 /// configuration.
-fn pasted_block(text: &str) -> Vec<String> {
+pub(crate) fn pasted_block(text: &str) -> Vec<String> {
     let guide = std::fs::read_to_string(Path::new(ROOT).join("docs/admin-guide.md")).unwrap();
     let mut blocks: Vec<Vec<String>> = Vec::new();
     let mut open: Option<Vec<String>> = None;

@@ -78,14 +78,19 @@ fn prometheus_scrapes_decisions_verifications_and_the_store() {
     }
     let host = Host::build(
         &format!("http://127.0.0.1:{web}"),
-        "",
+        "max_failures = 3",
         &format!(
             "[web]\nlisten = \"127.0.0.1:{web}\"\n[ssh]\nlisten = \"\"\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics}\"\nbearer_token_file = \"{}\"\n",
             token_file.display()
         ),
     );
-    let f = host.user("alice").enrolled().repo("team/app");
+    let f = host
+        .user("alice")
+        .enrolled()
+        .user("bob")
+        .enrolled()
+        .repo("team/app");
     f.git2fa(&["repo", "flag", "team/app", "--require", "all"])
         .ok();
     let token = f.token("alice", "team/app", "read", &[]);
@@ -104,6 +109,16 @@ fn prometheus_scrapes_decisions_verifications_and_the_store() {
     let anonymous = crate::harness::http::get(metrics, "/metrics");
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert!(!anonymous.body.contains("git2fa_"), "{}", anonymous.body);
+    // With another token: 401 too.
+    let wrong = crate::harness::http::send(
+        metrics,
+        "GET",
+        "/metrics",
+        &["Authorization: Bearer a long scrape tokem"],
+        b"",
+    );
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(!wrong.body.contains("git2fa_"), "{}", wrong.body);
 
     // Decisions and verifications, made by serve and by the CLI.
     let home = f.dir.path().display().to_string();
@@ -125,16 +140,33 @@ fn prometheus_scrapes_decisions_verifications_and_the_store() {
     f.git2fa(&["verify", "alice", "000000"]);
     f.git2fa(&["verify", "alice", &code(f.secret_of("alice"), 0)])
         .ok();
+    // Three wrong codes lock bob (max_failures = 3): one lockout; the
+    // two tries after it are refused as locked, which is not another.
+    for _ in 0..5 {
+        f.git2fa(&["verify", "bob", "000000"]);
+    }
+    // One address past its web connections: turned away before anything
+    // is read, so no audit row, and counted.
+    let held: Vec<std::net::TcpStream> = (0..70)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", web)).ok())
+        .collect();
 
-    // Prometheus, scraping every second with the token.
+    // Prometheus, scraping every second with the token, with the admin
+    // guide's alert as its rules.
+    let rules = dir.path().join("git2fa-rules.yml");
+    let alert = crate::admin_guide::pasted_block("alert: Git2faCheckUnavailable");
+    assert!(!alert.is_empty(), "the guide has no alert");
+    std::fs::write(&rules, alert.join("\n") + "\n").unwrap();
     let prom_port = free_port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n\
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [\"{}\"]\n\
              scrape_configs:\n  - job_name: git2fa\n    authorization:\n      credentials_file: {}\n    \
              static_configs:\n      - targets: [\"127.0.0.1:{metrics}\"]\n",
+            rules.display(),
             token_file.display()
         ),
     )
@@ -175,12 +207,38 @@ fn prometheus_scrapes_decisions_verifications_and_the_store() {
         "git2fa_verifications_total{transport=\"cli\",outcome=\"fail\"}",
         1.0,
     );
+    let locked = wait_for(prom_port, "git2fa_lockouts_total", 1.0);
+    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked[0].0["transport"], "cli", "{locked:?}");
+    assert_eq!(locked[0].1, 1.0, "one lock, whatever the tries after it");
+    wait_for(
+        prom_port,
+        "git2fa_verifications_total{transport=\"cli\",reason=\"locked\"}",
+        1.0,
+    );
+    wait_for(
+        prom_port,
+        "git2fa_limits_reached_total{transport=\"web\",reason=\"busy-web-connections-per-address\"}",
+        1.0,
+    );
+    drop(held);
     let latency = wait_for(prom_port, "git2fa_store_latency_seconds", 0.0);
     assert!(latency[0].1 < 5.0, "{latency:?}");
-    // The example alert of the admin guide evaluates.
-    let alert = query(
+
+    // The guide's alert: quiet while the store answers...
+    std::thread::sleep(Duration::from_secs(3));
+    let alerts = query(prom_port, "ALERTS{alertname=\"Git2faCheckUnavailable\"}");
+    assert!(alerts.is_empty(), "nothing was unavailable: {alerts:?}");
+    // ...and on its way to firing once the store is gone (it fires after
+    // its `for: 1m`): git refused as unavailable, the store down.
+    let store = f.store_path();
+    std::fs::rename(&store, store.with_extension("moved")).unwrap();
+    assert_ne!(git("team/app").code, 0);
+    wait_for(prom_port, "git2fa_store_up == 0", 0.0);
+    let pending = wait_for(
         prom_port,
-        "increase(git2fa_decisions_total{reason=\"check-unavailable\"}[5m]) > 0",
+        "ALERTS{alertname=\"Git2faCheckUnavailable\",alertstate=\"pending\"}",
+        1.0,
     );
-    assert!(alert.is_empty(), "nothing was unavailable: {alert:?}");
+    assert_eq!(pending.len(), 1, "{pending:?}");
 }

@@ -423,6 +423,67 @@ fn audit_rows_go_only_once_an_export_holds_them(engine: Engine) {
     );
 }
 
+fn a_row_newer_than_the_date_is_checked_before_any_later_prune_removes_it(engine: Engine) {
+    // Attack: a row whose time is later than the rows after it (another
+    // front end's clock ahead, or a row committed late on PostgreSQL) was
+    // skipped by a prune that looked only at rows older than its date; the
+    // prune recorded an id past it, and a later prune started after that
+    // id and removed the row without ever checking the export held it.
+    let (_fresh, mut store) = new_store_on(engine);
+    for (i, at) in [1, 50, 2, 3].into_iter().enumerate() {
+        store
+            .append_audit(&AuditRecord {
+                at: NOW + at,
+                user: Some("mallory".into()),
+                transport: "ssh".into(),
+                action: "write".into(),
+                outcome: "allow".into(),
+                reason: format!("row {}", i + 1),
+                ..AuditRecord::default()
+            })
+            .unwrap();
+    }
+    let prune_row = |p: &AuditPruned| AuditRecord {
+        at: NOW + 1000,
+        transport: "cli".into(),
+        action: "audit-prune".into(),
+        outcome: "ok".into(),
+        reason: format!("{} removed, {} kept", p.removed, p.kept),
+        ..AuditRecord::default()
+    };
+    // Every row but the second is in the export.
+    let held = |_: i64, r: &AuditRecord| r.reason != "row 2";
+    let first = store.prune_audit(NOW + 10, &held, prune_row).unwrap();
+    assert_eq!(
+        first,
+        AuditPruned {
+            removed: 1,
+            kept: 2
+        },
+        "rows 3 and 4 wait behind row 2, which is newer than the date"
+    );
+    let second = store.prune_audit(NOW + 100, &held, prune_row).unwrap();
+    assert_eq!(
+        second,
+        AuditPruned {
+            removed: 0,
+            kept: 3
+        },
+        "row 2 is not in the export: it and the rows after it stay"
+    );
+    let reasons: Vec<String> = store
+        .audit(&AuditFilter {
+            after_id: Some(0),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r.reason)
+        .collect();
+    assert_eq!(reasons[..3], ["row 2", "row 3", "row 4"], "{reasons:?}");
+}
+
 fn a_change_and_its_audit_row_commit_together_or_not_at_all(engine: Engine) {
     // Attack: a token minted (or a key added) while the audit row cannot
     // be written (a full disk, a lock past the timeout) left a working
@@ -494,11 +555,50 @@ fn a_change_and_its_audit_row_commit_together_or_not_at_all(engine: Engine) {
             .audited(row("token-revoke"), |store| store.revoke_token(999, NOW))
             .unwrap()
     );
+    // A code checked while its row cannot be written opens no session,
+    // spends no code and counts no failure: a session no row records
+    // would let git in unaccounted.
+    let describe = |o: &AttemptOutcome| match o {
+        AttemptOutcome::Accepted { .. } => ("ok".to_string(), "totp".to_string(), None),
+        _ => ("fail".to_string(), "wrong-totp".to_string(), None),
+    };
+    let step = NOW / 30;
+    let verify = |store: &mut Store, attempt: Attempt| {
+        store.audited(row("verify"), |store| {
+            store.record_attempt_described(id, attempt, NOW, LOCK, Some(&session()), &describe)
+        })
+    };
+    assert!(verify(&mut store, totp(step)).is_err());
+    assert!(verify(&mut store, Attempt::Totp(None)).is_err());
+    assert!(store.open_sessions(id, NOW).unwrap().is_empty());
+    assert_eq!(store.user_by_id(id).unwrap().unwrap().failures, 0);
     let drop = match engine {
         Engine::Sqlite => "DROP TRIGGER no_rows;",
         _ => "DROP TRIGGER no_rows ON audit; DROP FUNCTION no_rows();",
     };
     store.conn.batch(drop).unwrap();
+    // The same code, once rows can be written: its session and its row.
+    assert!(matches!(
+        verify(&mut store, totp(step)).unwrap(),
+        AttemptOutcome::Accepted {
+            session_id: Some(_)
+        }
+    ));
+    let newest = &store
+        .audit(&AuditFilter {
+            limit: 1,
+            ..AuditFilter::default()
+        })
+        .unwrap()[0]
+        .1;
+    assert_eq!(
+        (
+            newest.action.as_str(),
+            newest.outcome.as_str(),
+            newest.reason.as_str()
+        ),
+        ("verify", "ok", "totp")
+    );
     // A change that fails writes no row.
     let before = store
         .audit(&AuditFilter {
@@ -550,6 +650,7 @@ fn expired_rows_go_and_rows_in_use_stay(engine: Engine) {
 on_every_engine!(
     a_change_and_its_audit_row_commit_together_or_not_at_all,
     audit_rows_go_only_once_an_export_holds_them,
+    a_row_newer_than_the_date_is_checked_before_any_later_prune_removes_it,
     expired_rows_go_and_rows_in_use_stay,
     sessions_open_end_and_expire,
     tokens_by_hash_revoke_and_touch,

@@ -53,27 +53,22 @@ impl Connection<'_> {
 
     pub(super) fn logout(&self, store: &mut Store, key: &SshKey, io: &mut Streams) -> Action {
         let t = now();
-        let ended = store
-            .user(&key.user)
-            .and_then(|user| match user {
-                Some(user) => store.end_sessions_of(user.id, t),
-                None => Ok(0),
-            })
-            .and_then(|ended| {
-                store
-                    .append_audit(&AuditRecord {
-                        at: t,
-                        user: Some(key.user.clone()),
-                        transport: Transport::Ssh.as_str().into(),
-                        action: "logout".into(),
-                        outcome: "ok".into(),
-                        reason: format!("{ended} sessions"),
-                        key_id: Some(key.id),
-                        remote_addr: self.remote_addr.clone(),
-                        ..AuditRecord::default()
-                    })
-                    .map(|()| ended)
-            });
+        let record = AuditRecord {
+            at: t,
+            user: Some(key.user.clone()),
+            transport: Transport::Ssh.as_str().into(),
+            action: "logout".into(),
+            outcome: "ok".into(),
+            reason: "2fa logout".into(),
+            key_id: Some(key.id),
+            remote_addr: self.remote_addr.clone(),
+            ..AuditRecord::default()
+        };
+        // The sessions end with their row ("N ended"), or neither happens.
+        let ended = store.user(&key.user).and_then(|user| match user {
+            Some(user) => store.audited(record, |store| store.end_sessions_of(user.id, t)),
+            None => Ok(0),
+        });
         match ended {
             Ok(n) => {
                 let _ = writeln!(
