@@ -77,7 +77,7 @@ fn cases() -> Vec<Case> {
         "token out of scope": Token("open-only"), "flagged", Read, false => Refuse("is not valid for this repository.", 403), Allow;
         "expired token": Token("expired"), "open", Read, false => Refuse("expired on", 403), Allow;
         "revoked token": Token("revoked"), "open", Read, false => Refuse("was revoked.", 403), Allow;
-        "malformed token": Token("malformed"), "open", Read, false => Refuse("the access token is not a valid git2fa token", 401), Allow, [NotAudited];
+        "malformed token": Token("malformed"), "open", Read, false => Refuse("the access token is not a valid git2fa token", 401), Allow;
         "token, private repo": Token("write"), "private", Read, false => Refuse("no such repository, or alice may not read it.", 403), Allow;
         // Rule 5: a password where 2FA applies...
         "password, open repo": Password("alice", PASSWORD), "open", Read, false => Allow, Allow;

@@ -38,7 +38,31 @@ pub async fn handle(
 ) -> Response {
     let cgi = match cgi_request(&state, peer, &method, &uri, &headers) {
         Ok(cgi) => cgi,
-        Err(message) => return text(StatusCode::BAD_REQUEST, &[message.into()], false),
+        Err(message) => {
+            // As git2fa-http's: a request git2fa cannot read, recorded.
+            let client =
+                crate::web::client_addr(peer.ip(), &headers, &state.config.web.trusted_proxies);
+            let path: String = uri
+                .path()
+                .chars()
+                .take(200)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            super::operations::audit_refusal(
+                &state.config,
+                crate::store::AuditRecord {
+                    at: crate::system::time::now(),
+                    transport: "http".into(),
+                    action: "http-request".into(),
+                    outcome: "refuse".into(),
+                    reason: "bad-request".into(),
+                    remote_addr: Some(client.to_string()),
+                    detail: Some(format!("{message}: {method} {path}")),
+                    ..Default::default()
+                },
+            );
+            return text(StatusCode::BAD_REQUEST, &[message.into()], false);
+        }
     };
     // One limit for the whole server: past it, refused at once.
     let running = state.operations.running();

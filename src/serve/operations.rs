@@ -140,12 +140,20 @@ pub fn audit_busy(
     }
     record.outcome = "refuse".into();
     record.reason = what.reason().into();
+    audit_refusal(config, record);
+}
+
+/// Writes the audit row of a refusal made before anyone is known, within
+/// the bound per address (`Store::append_refusal`: a flood of them cannot
+/// fill the disk), off the runtime's threads and without holding up the
+/// refusal.
+pub fn audit_refusal(config: &Arc<Config>, record: crate::store::AuditRecord) {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         let written = crate::store::Store::connect(&crate::store::Location::of(&config))
-            .and_then(|mut store| store.append_audit(&record));
+            .and_then(|mut store| store.append_refusal(&record));
         if let Err(e) = written {
-            log::warn!("cannot write the audit row of a busy refusal: {e}");
+            log::warn!("cannot write the audit row of a refusal: {e}");
         }
     });
 }

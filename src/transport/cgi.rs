@@ -443,7 +443,8 @@ fn busy(
         remote_addr: cgi.remote_addr.clone(),
         ..Default::default()
     };
-    if let Err(e) = store.append_audit(&record) {
+    // Within the bound per address: a flood of them cannot fill the disk.
+    if let Err(e) = store.append_refusal(&record) {
         log::warn!("cannot write the audit row of a busy refusal: {e}");
     }
     Response::Text {

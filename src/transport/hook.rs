@@ -104,7 +104,52 @@ pub fn main() -> ExitCode {
     };
     match run(&config, kind, &args) {
         Ok(code) => code,
-        Err(cause) => refuse_unavailable(&cause.to_string()),
+        Err(cause) => {
+            // A store that failed cannot take the row either.
+            if !matches!(cause, HookError::Store(_)) {
+                audit_refused_push(&config, &cause);
+            }
+            refuse_unavailable(&cause.to_string())
+        }
+    }
+}
+
+/// The row of a push refused before its decision (a repository outside
+/// `repos_root`, input or an identity git and the shims do not send),
+/// within the bound per address; best effort, the refusal stands.
+pub(crate) fn audit_refused_push(config: &Config, cause: &HookError) {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let clip = |text: String| -> String {
+        text.chars()
+            .take(200)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    let transport = match env("GIT2FA_TRANSPORT").as_deref() {
+        Some("ssh") => Transport::Ssh,
+        Some("http") => Transport::Http,
+        _ => Transport::Local,
+    };
+    let record = crate::store::AuditRecord {
+        at: crate::system::time::now(),
+        user: env("GIT2FA_USER").map(clip),
+        transport: transport.as_str().into(),
+        repo: Some(clip(
+            std::path::absolute(git_dir())
+                .unwrap_or_else(|_| git_dir())
+                .display()
+                .to_string(),
+        )),
+        action: "write".into(),
+        outcome: "refuse".into(),
+        reason: "hook-input".into(),
+        remote_addr: env("GIT2FA_REMOTE_ADDR").map(clip),
+        detail: Some(clip(cause.to_string())),
+        ..Default::default()
+    };
+    let written = Store::connect(&Location::of(config)).and_then(|mut s| s.append_refusal(&record));
+    if let Err(e) = written {
+        log::warn!("cannot write the audit row of a refused push: {e}");
     }
 }
 

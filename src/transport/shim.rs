@@ -113,8 +113,9 @@ pub fn hook_main() -> ExitCode {
     };
     let (input, names) = match hook::pushed(kind, &args) {
         Ok(pushed) => pushed,
-        // As `git2fa-hook` refuses input that is not git's.
+        // As `git2fa-hook` refuses input that is not git's, and records it.
         Err(cause) => {
+            hook::audit_refused_push(&config, &cause);
             say(&check_unavailable(None, &cause.to_string()));
             return ExitCode::from(1);
         }

@@ -319,6 +319,25 @@ fn oversized_or_malformed_pre_receive_input_is_refused() {
     let malformed = hook(b"garbage\n");
     assert_eq!(malformed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&malformed.stderr).contains("2FA check unavailable"));
+    // Refused before its decision, and recorded: what the hook was given.
+    let rows = host
+        .git2fa(&["audit", "--json", "--limit", "5"])
+        .ok()
+        .stdout;
+    let row: serde_json::Value = serde_json::from_str(rows.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&row["action"], &row["outcome"], &row["reason"]),
+        (
+            &serde_json::json!("write"),
+            &serde_json::json!("refuse"),
+            &serde_json::json!("hook-input")
+        ),
+        "{rows}"
+    );
+    assert!(
+        row["detail"].as_str().unwrap_or("").contains("pre-receive"),
+        "{rows}"
+    );
     let huge = good.repeat((4 << 20) / good.len() + 1);
     assert_eq!(
         hook(huge.as_bytes()).status.code(),

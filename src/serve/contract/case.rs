@@ -38,11 +38,9 @@ pub(super) enum Flag {
     /// command (a removed key, a disabled account): its client sees ssh's
     /// own "Permission denied".
     RefusedAtSshLogin,
-    /// The front writes no audit row. So far for the two HTTP refusals
-    /// made before the store is opened: git's anonymous first request
-    /// (every HTTP clone starts with one), and a token that fails its
-    /// checksum. (Rows for them, bounded per address, are the audit
-    /// trail's next step.)
+    /// The front writes no audit row: git's anonymous first request over
+    /// HTTP, which every clone starts with (the protocol, not a refusal;
+    /// docs/decisions.md).
     NotAudited,
     /// The host has `[tokens] password_for_git = true`.
     PasswordForGit,
