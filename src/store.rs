@@ -44,6 +44,7 @@ use std::path::{Path, PathBuf};
 use db::{Conn, Tx};
 use value::{Row, params};
 
+pub use audit::AuditCursor;
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
 pub use kept::{keep_connections, keeping_for};

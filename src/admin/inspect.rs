@@ -7,7 +7,7 @@ use super::support::*;
 use crate::authz::decision::{Credential, Decision, Operation, Transport};
 use crate::authz::gate::{self, Request};
 use crate::repo::policy::PushedRefs;
-use crate::store::{AuditFilter, AuditRecord};
+use crate::store::{AuditCursor, AuditFilter, AuditRecord};
 use crate::system::config::Config;
 use crate::system::names::check_user_name;
 use crate::system::time::{format_rfc3339, now, parse_rfc3339};
@@ -171,17 +171,25 @@ pub(super) fn audit(config: &Config, args: &AuditArgs) -> CliResult {
         return Ok(());
     }
     last = last.max(newest);
-    let mut follow = AuditFilter {
-        since: None,
-        limit: 1000,
-        ..filter
-    };
+    // Every row once, also one committed after a newer one (PostgreSQL).
+    let mut cursor = AuditCursor::after(last);
     loop {
         std::thread::sleep(FOLLOW_EVERY);
-        follow.after_id = Some(last);
-        let newest = print_rows(store.audit(&follow)?, args.json, &mut out)
-            .unwrap_or_else(|e| output_closed(&e));
-        last = last.max(newest);
+        let rows = cursor
+            .next(&store, 1000, now())?
+            .into_iter()
+            .filter(|(_, r)| {
+                filter
+                    .user
+                    .as_ref()
+                    .is_none_or(|u| r.user.as_ref() == Some(u))
+                    && filter
+                        .repo
+                        .as_ref()
+                        .is_none_or(|p| r.repo.as_ref() == Some(p))
+            })
+            .collect();
+        print_rows(rows, args.json, &mut out).unwrap_or_else(|e| output_closed(&e));
     }
 }
 

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::operations::Operations;
-use crate::store::{AuditFilter, AuditRecord, Location, Store};
+use crate::store::{AuditCursor, AuditFilter, AuditRecord, Location, Store};
 use crate::system::config::Config;
 
 /// Rows read per scrape at most: a scrape after a flood takes the rest
@@ -32,8 +32,9 @@ type Key = (&'static str, Vec<(&'static str, String)>);
 
 #[derive(Default)]
 struct Counts {
-    /// The newest audit row counted; `None` until the store answered once.
-    last_id: Option<i64>,
+    /// Where counting is in the audit log; `None` until the store
+    /// answered once.
+    cursor: Option<AuditCursor>,
     counts: BTreeMap<Key, u64>,
 }
 
@@ -75,7 +76,8 @@ impl Metrics {
         let began = Instant::now();
         let store = Store::connect(&Location::of(&self.config)).map_err(|e| e.to_string())?;
         let mut counts = self.counts.lock().map_err(|_| "poisoned".to_string())?;
-        match counts.last_id {
+        let counts = &mut *counts;
+        match &mut counts.cursor {
             None => {
                 let newest = store
                     .audit(&AuditFilter {
@@ -83,18 +85,14 @@ impl Metrics {
                         ..AuditFilter::default()
                     })
                     .map_err(|e| e.to_string())?;
-                counts.last_id = Some(newest.first().map_or(0, |(id, _)| *id));
+                counts.cursor = Some(AuditCursor::after(newest.first().map_or(0, |(id, _)| *id)));
             }
-            Some(after) => {
-                let rows = store
-                    .audit(&AuditFilter {
-                        after_id: Some(after),
-                        limit: MAX_ROWS_PER_SCRAPE,
-                        ..AuditFilter::default()
-                    })
+            Some(cursor) => {
+                // Each row once, also one committed after a newer one.
+                let rows = cursor
+                    .next(&store, MAX_ROWS_PER_SCRAPE, crate::system::time::now())
                     .map_err(|e| e.to_string())?;
-                for (id, row) in &rows {
-                    counts.last_id = Some(*id);
+                for (_, row) in &rows {
                     for key in keys(row) {
                         *counts.counts.entry(key).or_default() += 1;
                     }

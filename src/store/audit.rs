@@ -61,6 +61,94 @@ impl Store {
         )?;
         all(rows, audit_row)
     }
+
+    /// The audit rows of `ids` that are there now.
+    fn audit_of(&self, ids: &[i64]) -> Result<Vec<(i64, AuditRecord)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let rows = self.conn.rows(
+            &format!(
+                "SELECT id, at, \"user\", transport, repo, action, refs, outcome, reason, credential,
+                        key_id, token_id, remote_addr, detail, factor
+                 FROM audit WHERE id IN ({}) ORDER BY id",
+                list.join(",")
+            ),
+            &[],
+        )?;
+        all(rows, audit_row)
+    }
+}
+
+/// Reads the audit rows as they are written, each once, for `audit
+/// --follow` and serve's metrics. Ids are handed out in order, but on
+/// PostgreSQL the transactions holding them may commit out of order: a
+/// row with a lower id can appear after a higher one was read. The cursor
+/// remembers the ids it skipped over and looks for them again until they
+/// are older than any transaction can be (`SETTLE`; a rolled-back row
+/// never appears).
+pub struct AuditCursor {
+    last: i64,
+    /// Ids skipped over, with when they were first missed.
+    missing: std::collections::BTreeMap<i64, i64>,
+}
+
+impl AuditCursor {
+    /// Seconds after which a missing id is given up.
+    const SETTLE: i64 = 300;
+    /// Missing ids remembered at most (a jump of the id sequence, as
+    /// PostgreSQL makes after a crash, is not hundreds of rows in flight).
+    const MAX_MISSING: usize = 10_000;
+    /// Missing ids remembered per gap at most.
+    const MAX_PER_GAP: i64 = 256;
+
+    /// A cursor after row `last`.
+    pub fn after(last: i64) -> AuditCursor {
+        AuditCursor {
+            last,
+            missing: Default::default(),
+        }
+    }
+
+    /// The newest id read.
+    pub fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// The rows written since the last call (or `after`'s id) and the
+    /// late ones, oldest first by id, at most about `limit`; `now` in Unix
+    /// seconds.
+    pub fn next(&mut self, store: &Store, limit: u32, now: i64) -> Result<Vec<(i64, AuditRecord)>> {
+        let mut rows = Vec::new();
+        if !self.missing.is_empty() {
+            let ids: Vec<i64> = self.missing.keys().copied().collect();
+            for chunk in ids.chunks(500) {
+                for (id, row) in store.audit_of(chunk)? {
+                    self.missing.remove(&id);
+                    rows.push((id, row));
+                }
+            }
+            self.missing.retain(|_, seen| now - *seen < Self::SETTLE);
+        }
+        let fresh = store.audit(&AuditFilter {
+            after_id: Some(self.last),
+            limit,
+            ..AuditFilter::default()
+        })?;
+        for (id, row) in fresh {
+            let gap = (self.last + 1).max(id - Self::MAX_PER_GAP)..id;
+            for skipped in gap {
+                if self.missing.len() < Self::MAX_MISSING {
+                    self.missing.insert(skipped, now);
+                }
+            }
+            self.last = id;
+            rows.push((id, row));
+        }
+        rows.sort_by_key(|(id, _)| *id);
+        Ok(rows)
+    }
 }
 
 impl Store {

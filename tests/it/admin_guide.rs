@@ -198,9 +198,26 @@ impl Follow {
     /// A block of the admin's, line by line (aliases carried along).
     fn as_admin(&mut self, lines: &[String]) {
         let mut script = String::new();
+        // The word that ends the here-document under way (`<<'EOF'`).
+        let mut here: Option<String> = None;
         for line in lines {
-            // A line continued with `\` is one command.
             script.push_str(line);
+            // A here-document is part of its command.
+            match &here {
+                Some(end) if line != end => {
+                    script.push('\n');
+                    continue;
+                }
+                Some(_) => here = None,
+                None => {
+                    if let Some((_, rest)) = line.split_once("<<'") {
+                        here = rest.split_once('\'').map(|(word, _)| word.to_string());
+                        script.push('\n');
+                        continue;
+                    }
+                }
+            }
+            // A line continued with `\` is one command.
             if line.ends_with('\\') {
                 script.push('\n');
                 continue;
