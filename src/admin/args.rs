@@ -354,8 +354,9 @@ pub enum StoreCommand {
         /// Rows before this time (2026-06-01, 2026-06-01T00:00:00Z)
         #[arg(long, value_name = "TIME")]
         before: String,
-        /// The export: files of `git2fa audit --json` lines; repeatable
-        #[arg(long, value_name = "FILE", required = true)]
+        /// The export: files of `git2fa audit --json` lines (one or more
+        /// after it, or the option repeated)
+        #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
         exported: Vec<std::path::PathBuf>,
     },
 }
