@@ -370,8 +370,8 @@ fn a_config_others_may_write() {
     let Some(s) = sound() else { return };
     std::fs::set_permissions(&s.host.config, std::fs::Permissions::from_mode(0o666)).unwrap();
     s.one_problem(&format!(
-        "config {} has mode 666: any local account may change it, and git_bin runs as git",
-        s.host.config.display()
+        "config {c} has mode 666: any local account may change it, and git_bin runs as git for every operation; run chmod 644 {c} and chown root:root {c}",
+        c = s.host.config.display()
     ));
 }
 
@@ -388,7 +388,9 @@ fn trusting_remote_user_is_named() {
     assert!(
         run.stdout.contains(
             "note: [http] trust_remote_user = true: the hooks take the pusher from REMOTE_USER"
-        ),
+        ) && run
+            .stdout
+            .contains("else set it to false and use git2fa-http"),
         "{}",
         run.stdout
     );
@@ -408,9 +410,9 @@ fn a_repository_git_will_not_serve_as_the_account() {
         .unwrap();
     assert!(out.status.success());
     s.one_problem(&format!(
-        "{} is not {}'s: git refuses such a repository (\"detected dubious ownership\")",
-        repo.display(),
-        s.account.name
+        "{r} is not {n}'s: git refuses such a repository (\"detected dubious ownership\") when git2fa runs it as {n}; run chown -R {n}: {r}",
+        r = repo.display(),
+        n = s.account.name
     ));
 }
 
@@ -442,8 +444,8 @@ fn password_logins_to_the_git_account() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     s.one_problem(&format!(
-        "sshd accepts passwords for {} and the account has one",
-        s.account.name
+        "sshd accepts passwords for {n} and the account has one: a password log-in gets a shell as {n}, past git2fa; run passwd -l {n} and set PasswordAuthentication no",
+        n = s.account.name
     ));
 }
 
@@ -506,14 +508,63 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
         .unwrap();
         check_with(&s, "nginx", &file)
     };
-    let good = nginx(&crate::harness::shipped("nginx-git2fa-web.conf"));
+    let git_block = crate::harness::shipped("nginx-git2fa.conf").replace(
+        "include fastcgi_params;",
+        "include /etc/nginx/fastcgi_params;",
+    );
+    let good = nginx(&(crate::harness::shipped("nginx-git2fa-web.conf") + &git_block));
     assert_eq!(good.code, 0, "{good:?}");
+    for line in [
+        "ok: nginx passes every path of the web page to git2fa serve (127.0.0.1:8080)",
+        "ok: nginx runs git2fa-http for git over HTTPS at /git/",
+    ] {
+        assert!(good.stdout.contains(line), "{line}\n{}", good.stdout);
+    }
+    // Attack: a location that runs git http-backend itself (the usual
+    // nginx recipe for smart HTTP) next to git2fa's: every repository is
+    // read and pushed there with no second factor and no audit row.
+    let bypass = nginx(&format!(
+        "{git_block}\n  location ~ ^/plain(/.*)$ {{\n    include /etc/nginx/fastcgi_params;\n    \
+         fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n    \
+         fastcgi_param GIT_PROJECT_ROOT /srv/git;\n    fastcgi_param PATH_INFO $1;\n    \
+         fastcgi_pass unix:/run/fcgiwrap.socket;\n  }}"
+    ));
+    assert_eq!(bypass.code, 1, "{bypass:?}");
     assert!(
-        good.stdout.contains(
-            "ok: nginx passes every path of the web page to git2fa serve (127.0.0.1:8080)"
+        bypass.stdout.contains("problem: nginx runs git http-backend itself at ~ ^/plain(/.*)$: git over HTTPS there is not checked by git2fa (no second factor, no tokens, no audit); include /etc/git2fa/nginx/git.conf (git2fa-http) in its place"),
+        "{}",
+        bypass.stdout
+    );
+    // git2fa-http under Debian's shared fcgiwrap runs as www-data.
+    let shared = nginx(&git_block.replace(
+        "unix:/run/git2fa-fcgiwrap.sock",
+        "unix:/run/fcgiwrap.socket",
+    ));
+    assert_eq!(shared.code, 1, "{shared:?}");
+    assert!(
+        shared.stdout.contains("problem: nginx gives git2fa-http to Debian's shared fcgiwrap (/run/fcgiwrap.socket), which runs it as www-data"),
+        "{}",
+        shared.stdout
+    );
+    // The page passed to an upstream: where it leads is not known.
+    let file = dir.join("nginx-upstream.conf");
+    std::fs::write(
+        &file,
+        format!(
+            "pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{}}\nhttp {{\n \
+             upstream pages {{ server 127.0.0.1:8080; }}\n server {{\n  listen 127.0.0.1:1;\n  \
+             location / {{\n   proxy_pass http://pages;\n  }}\n }}\n}}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let upstream = check_with(&s, "nginx", &file);
+    assert!(
+        upstream.stdout.contains(
+            "note: nginx passes / to http://pages on to servers check cannot follow: not checked"
         ),
         "{}",
-        good.stdout
+        upstream.stdout
     );
     // The block the guide once gave: no /webauthn.js, no /.
     let old = crate::harness::shipped("nginx-git2fa-web.conf")
@@ -553,6 +604,26 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
             .contains("ok: Apache passes every path of the web page to git2fa serve"),
         "{}",
         good.stdout
+    );
+    // git-http-backend(1)'s own Apache example, with no git2fa in front.
+    let file = dir.join("httpd.conf");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "Listen 127.0.0.1:1",
+            "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n\
+             LoadModule env_module /usr/lib/apache2/modules/mod_env.so\nListen 127.0.0.1:1\n\
+             SetEnv GIT_PROJECT_ROOT /srv/git\nScriptAlias /git/ /usr/lib/git-core/git-http-backend/",
+        ),
+    )
+    .unwrap();
+    let bypass = check_with(&s, "apache", &file);
+    assert_eq!(bypass.code, 1, "{bypass:?}");
+    assert!(
+        bypass.stdout.contains("problem: Apache runs git http-backend itself at /git/: git over HTTPS there is not checked by git2fa"),
+        "{}",
+        bypass.stdout
     );
     let run = apache(&["mpm_prefork", "authz_core"]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -116,22 +116,54 @@ pub(super) fn nginx(config: &Config, file: Option<&Path>, report: &mut Report) {
     let target = format!("http://{}", config.web.listen);
     let mut location: Option<String> = None;
     let mut passes = Vec::new();
+    // Per location: the CGI fcgiwrap is told to run, and where it is.
+    let mut git = GitRoutes::default();
+    let mut script: Option<String> = None;
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("location ") {
             location = Some(rest.trim_end_matches('{').trim().to_string());
+            script = None;
         } else if let Some(rest) = line.strip_prefix("proxy_pass ")
-            && rest.trim_end_matches(';').trim().starts_with(&target)
             && let Some(location) = &location
         {
+            let to = rest.trim_end_matches(';').trim();
             let words: Vec<&str> = location.split_whitespace().collect();
-            passes.push(match words.as_slice() {
+            let passed = match words.as_slice() {
                 ["=", p] => Passes::Exact(p.to_string()),
                 ["~" | "~*", re] => Passes::Regex(re.to_string()),
                 ["^~", p] | [p] => Passes::Prefix(p.to_string()),
                 _ => continue,
-            });
+            };
+            if to.starts_with(&target) {
+                passes.push(passed);
+            } else if (passed.covers(crate::system::pages::VERIFY) || passed.covers("/git/x"))
+                && !to
+                    .split("://")
+                    .nth(1)
+                    .unwrap_or("")
+                    .starts_with(|c: char| c.is_ascii_digit() || c == '[')
+            {
+                // An upstream's name: where it leads is not in this text.
+                git.unfollowed.push(format!("{location} to {to}"));
+            }
+        } else if let Some(rest) = line.strip_prefix("fastcgi_param SCRIPT_FILENAME ") {
+            let program = rest.trim_end_matches(';').trim().to_string();
+            git.saw(location.as_deref().unwrap_or("server"), &program);
+            script = Some(program);
+        } else if let Some(rest) = line.strip_prefix("fastcgi_pass ")
+            && script
+                .as_deref()
+                .is_some_and(|p| p.ends_with("/git2fa-http"))
+            && rest.trim_end_matches(';').trim() == "unix:/run/fcgiwrap.socket"
+        {
+            git.shared_fcgiwrap = true;
         }
     }
+    git.judge(
+        "nginx",
+        "include /etc/git2fa/nginx/git.conf (git2fa-http) in its place",
+        report,
+    );
     judge(
         "nginx",
         config,
@@ -179,26 +211,55 @@ pub(super) fn apache(config: &Config, file: Option<&Path>, report: &mut Report) 
         .collect();
     let target = format!("http://{}", config.web.listen);
     let mut passes = Vec::new();
+    let mut git = GitRoutes::default();
+    let mut unread = Vec::new();
     for file in &files {
         let Ok(text) = std::fs::read_to_string(file) else {
+            unread.push(file.display().to_string());
             continue;
         };
+        let mut location: Option<String> = None;
         for line in text.lines().map(str::trim) {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let [directive, pattern, to, ..] = words.as_slice() else {
-                continue;
-            };
-            if !to.trim_matches('"').starts_with(&target) {
-                continue;
-            }
-            let pattern = pattern.trim_matches('"').to_string();
-            match directive.to_ascii_lowercase().as_str() {
-                "proxypass" => passes.push(Passes::Prefix(pattern)),
-                "proxypassmatch" => passes.push(Passes::Regex(pattern)),
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .map(|w| w.trim_matches('"'))
+                .collect();
+            let directive = words.first().map(|d| d.to_ascii_lowercase());
+            match (directive.as_deref(), words.as_slice()) {
+                (Some("<location" | "<locationmatch"), [_, path, ..]) => {
+                    location = Some(path.trim_end_matches('>').to_string());
+                }
+                (Some("</location>" | "</locationmatch>"), _) => location = None,
+                (Some("scriptalias" | "scriptaliasmatch"), [_, path, program, ..]) => {
+                    git.saw(path, program.trim_end_matches('/'));
+                }
+                // Inside <Location>: `ProxyPass URL`, for that location.
+                (Some("proxypass"), [_, to]) if to.starts_with(&target) => {
+                    if let Some(location) = &location {
+                        passes.push(Passes::Prefix(location.clone()));
+                    }
+                }
+                (Some("proxypass"), [_, pattern, to, ..]) if to.starts_with(&target) => {
+                    passes.push(Passes::Prefix(pattern.to_string()));
+                }
+                (Some("proxypassmatch"), [_, pattern, to, ..]) if to.starts_with(&target) => {
+                    passes.push(Passes::Regex(pattern.to_string()));
+                }
                 _ => {}
             }
         }
     }
+    if !unread.is_empty() {
+        report.note(format!(
+            "cannot read {} of Apache's configuration: not checked (run check as root)",
+            unread.join(", ")
+        ));
+    }
+    git.judge(
+        "Apache",
+        "IncludeOptional /etc/git2fa/apache/git.conf (git2fa-http) in its place",
+        report,
+    );
     if !passes.is_empty() && !modules.contains("proxy_http_module") {
         // The package's block waits for the module (`<IfModule>`): Apache
         // starts, and another server may well publish the page.
@@ -214,4 +275,55 @@ pub(super) fn apache(config: &Config, file: Option<&Path>, report: &mut Report) 
         "IncludeOptional /etc/git2fa/apache/*.conf in its VirtualHost instead",
         report,
     );
+}
+
+/// The programs a web server runs for git over HTTPS, as far as its
+/// configuration says.
+#[derive(Default)]
+struct GitRoutes {
+    /// Where git2fa-http runs.
+    git2fa: Vec<String>,
+    /// Where git http-backend runs without git2fa in front.
+    bypass: Vec<String>,
+    /// git2fa-http given to Debian's shared fcgiwrap (www-data).
+    shared_fcgiwrap: bool,
+    /// Requests passed to a server `check` cannot follow (an upstream).
+    unfollowed: Vec<String>,
+}
+
+impl GitRoutes {
+    /// Notes the CGI `program` a web server runs at `path`.
+    fn saw(&mut self, path: &str, program: &str) {
+        if program.ends_with("/git2fa-http") {
+            self.git2fa.push(path.to_string());
+        } else if program.ends_with("/git-http-backend") {
+            self.bypass.push(path.to_string());
+        }
+    }
+
+    fn judge(&self, name: &str, fix: &str, report: &mut Report) {
+        if !self.bypass.is_empty() {
+            report.problem(format!(
+                "{name} runs git http-backend itself at {}: git over HTTPS there is not checked by git2fa (no second factor, no tokens, no audit); {fix}",
+                self.bypass.join(", ")
+            ));
+        }
+        if self.shared_fcgiwrap {
+            report.problem(format!(
+                "{name} gives git2fa-http to Debian's shared fcgiwrap (/run/fcgiwrap.socket), which runs it as www-data: it cannot read the store, so git over HTTPS is refused as unavailable; use git2fa's own (git2fa-fcgiwrap.socket, fastcgi_pass unix:/run/git2fa-fcgiwrap.sock)"
+            ));
+        }
+        if !self.git2fa.is_empty() && self.bypass.is_empty() && !self.shared_fcgiwrap {
+            report.ok(format!(
+                "{name} runs git2fa-http for git over HTTPS at {}",
+                self.git2fa.join(", ")
+            ));
+        }
+        if !self.unfollowed.is_empty() {
+            report.note(format!(
+                "{name} passes {} on to servers check cannot follow: not checked",
+                self.unfollowed.join(", ")
+            ));
+        }
+    }
 }
