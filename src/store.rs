@@ -217,6 +217,7 @@ pub struct Expired {
     pub password_links: u64,
     pub verify_links: u64,
     pub password_failures: u64,
+    pub oauth_codes: u64,
 }
 
 /// Ended or expired 2FA sessions stay this long (`session list` and the

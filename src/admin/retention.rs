@@ -18,12 +18,13 @@ pub(super) fn prune(config: &Config) -> CliResult {
     let now = now();
     let expired = store.prune_expired(now, now - config.policy.lockout)?;
     say!(
-        "removed {} 2FA sessions, {} web sessions, {} set-password links, {} verify links, {} wrong-password counts",
+        "removed {} 2FA sessions, {} web sessions, {} set-password links, {} verify links, {} wrong-password counts, {} OAuth codes",
         expired.sessions,
         expired.web_sessions,
         expired.password_links,
         expired.verify_links,
-        expired.password_failures
+        expired.password_failures,
+        expired.oauth_codes
     );
     Ok(())
 }

@@ -35,13 +35,13 @@ impl Store {
                 "DELETE FROM password_failures WHERE window_start < ?1",
                 &params![failures_before],
             )?,
+            // OAuth codes live a minute; kept an hour past it, so that a
+            // code used twice still revokes what it was exchanged for.
+            oauth_codes: gone(
+                "DELETE FROM oauth_codes WHERE expires_at <= ?1",
+                &params![now - 3600],
+            )?,
         };
-        // OAuth codes live a minute; kept an hour past it, so that a code
-        // used twice still revokes what it was exchanged for.
-        tx.execute(
-            "DELETE FROM oauth_codes WHERE expires_at <= ?1",
-            &params![now - 3600],
-        )?;
         tx.commit()?;
         Ok(expired)
     }

@@ -701,6 +701,70 @@ fn expired_rows_go_and_rows_in_use_stay(engine: Engine) {
     );
     let again = store.prune_expired(later, later - 900).unwrap();
     assert_eq!(again, Expired::default());
+
+    // Each kind of row, one past its time and one not yet: only the first
+    // goes.
+    let (t, alice) = (later, id);
+    for (n, expires_at) in [(1u8, t - 1), (2, t + 600)] {
+        store
+            .add_web_session(&WebSession {
+                id: [n; 32],
+                user_id: Some(alice),
+                csrf: "c".into(),
+                created_at: t - 1000,
+                expires_at,
+                code_at: None,
+                pending_secret: None,
+                pending_codes: None,
+                remote_addr: None,
+                ceremony: Some("a ceremony under way".into()),
+            })
+            .unwrap();
+        store
+            .add_password_link(&[n; 32], alice, expires_at)
+            .unwrap();
+        let link = VerifyLink {
+            user_id: alice,
+            key_id: None,
+            remote_addr: None,
+            expires_at,
+        };
+        // (Made before `t`, as a link is; expired ones go as new ones come.)
+        assert!(store.add_verify_link(&[n; 32], &link, 5, t - 1000).unwrap());
+        let code = OauthCode {
+            user_id: alice,
+            client_id: "git-credential-oauth".into(),
+            redirect_uri: "http://127.0.0.1:1/".into(),
+            challenge: "x".into(),
+            session_id: open,
+            remote_addr: None,
+            expires_at: expires_at - 3600,
+        };
+        store.add_oauth_code(&[n; 32], &code, t - 4000).unwrap();
+    }
+    // Wrong-password counts: one whose window began before the lockout,
+    // one still in its window.
+    store
+        .take_password_check(&[("user:old", 10)], 900, t - 2000)
+        .unwrap();
+    store
+        .take_password_check(&[("user:new", 10)], 900, t - 10)
+        .unwrap();
+    let expired = store.prune_expired(t, t - 900).unwrap();
+    assert_eq!(
+        expired,
+        Expired {
+            sessions: 0,
+            web_sessions: 1,
+            password_links: 1,
+            verify_links: 1,
+            password_failures: 1,
+            oauth_codes: 1,
+        }
+    );
+    assert!(store.web_session(&[1; 32], t - 2000).unwrap().is_none());
+    assert!(store.web_session(&[2; 32], t - 2000).unwrap().is_some());
+    assert_eq!(store.prune_expired(t, t - 900).unwrap(), Expired::default());
 }
 
 on_every_engine!(
