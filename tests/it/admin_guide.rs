@@ -624,6 +624,22 @@ fn the_admin_guide_works_as_written() {
                 .iter()
                 .cloned()
                 .partition(|l| l.contains("purge"));
+            // With the hooks still in, removing warns and says how to take
+            // them out (the package's prerm, run alone: it removes nothing).
+            let warned = bash(
+                "/var/lib/dpkg/info/git2fa.prerm remove",
+                Path::new("/"),
+                &[],
+            );
+            assert_eq!(warned.code, 0, "{warned:?}");
+            assert!(
+                warned.stderr.contains(
+                    "git2fa: warning: repositories under /srv/git still have git2fa's hooks, which refuse every push once git2fa is gone"
+                ) && warned
+                    .stderr
+                    .contains("runuser -u git -- git2fa install-hooks --uninstall /srv/git"),
+                "{warned:?}"
+            );
             follow.as_admin(&first);
             let hooks = bash(
                 "grep -rl git2fa-hook /srv/git/team/app.git/hooks || true",
