@@ -494,6 +494,7 @@ pub fn token(cx: &mut Context) -> Response {
         }
     };
     if cx.request.field("grant_type") != "authorization_code" {
+        audit_refusal(cx, "unsupported-grant-type", None);
         return token_error(
             400,
             "unsupported_grant_type",

@@ -171,6 +171,23 @@ fn audit_rows_reach_syslog_and_every_file_line_has_its_time_and_level() {
         &["git2fa-http[", " notice: audit ", "outcome=refuse"],
     );
     line_with(&file, &["git2fa-http[", "git2fa.toml"]);
+    // serve's own lines too (they also go to its standard error).
+    let port = crate::harness::web_server::free_port();
+    let mut config = std::fs::read_to_string(&f.config).unwrap();
+    config.push_str(&format!(
+        "[web]\nlisten = \"127.0.0.1:{port}\"\n[ssh]\nlisten = \"\"\n"
+    ));
+    std::fs::write(&f.config, config).unwrap();
+    let serve = crate::harness::web_server::Server::start(&f, port);
+    line_with(
+        &file,
+        &[
+            "git2fa[",
+            "] info: ",
+            &format!("web page on http://127.0.0.1:{port}"),
+        ],
+    );
+    drop(serve);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(!text.contains(&token), "{text}");
     for line in text.lines() {
