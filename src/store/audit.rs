@@ -155,7 +155,7 @@ impl Store {
     /// Appends the row of a refusal made before the decision, within the
     /// bound per address; false when the bound left it unrecorded.
     pub fn append_refusal(&mut self, record: &AuditRecord) -> Result<bool> {
-        let address = record.remote_addr.as_deref().unwrap_or("unknown");
+        let address = refusal_source(record.remote_addr.as_deref().unwrap_or("unknown"));
         let scope = format!("refused:{address}");
         let tx = self.immediate()?;
         let found = tx.rows(
@@ -278,6 +278,23 @@ impl Store {
     }
 }
 
+/// Who a refusal is counted against: the address, or for IPv6 its /64
+/// (one host's share; an attacker holds the whole /64, not one address).
+fn refusal_source(address: &str) -> String {
+    match address
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_canonical())
+    {
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64")
+        }
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.to_string(),
+    }
+}
+
 /// The setting that names the newest audit row an export was proven to
 /// hold; the audit table's triggers let rows up to it be deleted, no other.
 const EXPORTED_THROUGH: &str = "audit_exported_through";
@@ -367,4 +384,28 @@ pub(super) fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refusals_from_ipv6_count_per_64() {
+        // Attack: one host holds a whole IPv6 /64 and sends each refusal
+        // from another address, so that no bound per address is reached.
+        assert_eq!(
+            super::refusal_source("2001:db8:1:2:aaaa::1"),
+            super::refusal_source("2001:db8:1:2:ffff::9")
+        );
+        assert_eq!(
+            super::refusal_source("2001:db8:1:2::1"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(
+            super::refusal_source("2001:db8:1:2::1"),
+            super::refusal_source("2001:db8:1:3::1")
+        );
+        assert_eq!(super::refusal_source("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(super::refusal_source("192.0.2.7"), "192.0.2.7");
+        assert_eq!(super::refusal_source("unknown"), "unknown");
+    }
 }

@@ -133,8 +133,11 @@ pub fn login(cx: &mut Context) -> Response {
         Err(e) => return cx.unavailable(&e),
     };
     let next = safe_next(Some(cx.request.field("next")));
-    guard!(cx.start_session(Some(user.id)));
-    cx.audit("login", "ok", "password", None);
+    let row = crate::store::AuditRecord {
+        user: Some(user.name.clone()),
+        ..cx.change_record("login", "password", None)
+    };
+    guard!(cx.start_session(Some(user.id), Some(row)));
     if !user.is_enrolled() {
         return Response::redirect("/2fa/setup");
     }
@@ -147,11 +150,13 @@ pub fn login(cx: &mut Context) -> Response {
 
 pub fn logout(cx: &mut Context) -> Response {
     guard!(cx.check_csrf());
-    if cx.user.is_some() {
-        cx.audit("logout", "ok", "web", None);
-    }
     let git_session = cx.git_session_until();
-    guard!(cx.end_session());
+    // A row for a signed-in user's session (it names them).
+    let row = cx
+        .user
+        .is_some()
+        .then(|| cx.change_record("logout", "web", None));
+    guard!(cx.end_session(row));
     // Git goes on working in an open 2FA session: the page says so.
     match git_session {
         Some(until) => Response::redirect(&format!("/login?out={until}")),

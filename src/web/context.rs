@@ -253,8 +253,13 @@ impl<'a> Context<'a> {
     }
 
     /// Starts a new web session, dropping the current one: a cookie from
-    /// before a log-in never carries over.
-    pub fn start_session(&mut self, user_id: Option<i64>) -> Result<(), Response> {
+    /// before a log-in never carries over. `row` (a log-in's) commits with
+    /// the new session.
+    pub fn start_session(
+        &mut self,
+        user_id: Option<i64>,
+        row: Option<AuditRecord>,
+    ) -> Result<(), Response> {
         if let Some(old) = self.session.take() {
             self.store
                 .delete_web_session(&old.id)
@@ -278,9 +283,11 @@ impl<'a> Context<'a> {
             remote_addr: Some(self.request.remote_addr.clone()),
             ceremony: None,
         };
-        self.store
-            .add_web_session(&session)
-            .map_err(|e| self.unavailable(&e))?;
+        match row {
+            Some(row) => self.store.audited(row, |s| s.add_web_session(&session)),
+            None => self.store.add_web_session(&session),
+        }
+        .map_err(|e| self.unavailable(&e))?;
         let secure = if self.https() { "; Secure" } else { "" };
         self.set_cookie = Some(format!(
             "{}={cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{secure}",
@@ -312,7 +319,7 @@ impl<'a> Context<'a> {
                 .and_then(|s| s.ceremony),
             None => None,
         };
-        self.start_session(user_id)?;
+        self.start_session(user_id, None)?;
         let id = self.session.as_ref().map(|s| s.id).unwrap_or_default();
         self.store
             .carry_web_ceremonies(&id, kept.as_deref())
@@ -326,12 +333,14 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// Ends the web session (log-out).
-    pub fn end_session(&mut self) -> Result<(), Response> {
+    /// Ends the web session (log-out), with `row` in its transaction.
+    pub fn end_session(&mut self, row: Option<AuditRecord>) -> Result<(), Response> {
         if let Some(old) = self.session.take() {
-            self.store
-                .delete_web_session(&old.id)
-                .map_err(|e| self.unavailable(&e))?;
+            match row {
+                Some(row) => self.store.audited(row, |s| s.delete_web_session(&old.id)),
+                None => self.store.delete_web_session(&old.id),
+            }
+            .map_err(|e| self.unavailable(&e))?;
         }
         self.user = None;
         self.set_cookie = Some(format!(
@@ -346,7 +355,7 @@ impl<'a> Context<'a> {
     /// (the log-in form carries one too).
     pub fn csrf(&mut self) -> Result<String, Response> {
         if self.session.is_none() {
-            self.start_session(None)?;
+            self.start_session(None, None)?;
         }
         Ok(self
             .session
