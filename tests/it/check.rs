@@ -447,6 +447,20 @@ fn password_logins_to_the_git_account() {
         "sshd accepts passwords for {n} and the account has one: a password log-in gets a shell as {n}, past git2fa; run passwd -l {n} and set PasswordAuthentication no",
         n = s.account.name
     ));
+    // Refused from this host, taken from everywhere else: still a problem.
+    std::fs::write(
+        &s.sshd_config,
+        text.replace(
+            "UsePAM no\n",
+            "UsePAM no\nMatch Address 127.0.0.1\n    PasswordAuthentication no\n",
+        )
+        .replace("    PasswordAuthentication no\n    Kbd", "    Kbd"),
+    )
+    .unwrap();
+    s.one_problem(&format!(
+        "sshd accepts passwords for {n} and the account has one",
+        n = s.account.name
+    ));
 }
 
 #[test]

@@ -123,19 +123,23 @@ pub(super) fn sshd(
         report.note("no OpenSSH server here (/usr/sbin/sshd)");
         return None;
     }
-    let mut command = std::process::Command::new(sshd);
-    if let Some(file) = sshd_config {
-        command.arg("-f").arg(file);
-    }
-    let output = command
-        .args([
-            "-T",
-            "-C",
-            &format!("user={},host=localhost,addr=127.0.0.1", account.name),
-        ])
-        .stdin(std::process::Stdio::null())
-        .output();
-    let text = match output {
+    // As for a log-in from this host and from anywhere else: a `Match
+    // Address` block may treat them differently.
+    let effective = |addr: &str, host: &str| {
+        let mut command = std::process::Command::new(sshd);
+        if let Some(file) = sshd_config {
+            command.arg("-f").arg(file);
+        }
+        command
+            .args([
+                "-T",
+                "-C",
+                &format!("user={},host={host},addr={addr}", account.name),
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let text = match effective("127.0.0.1", "localhost") {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
         Ok(out) => {
             report.note(format!(
@@ -149,13 +153,26 @@ pub(super) fn sshd(
             return None;
         }
     };
+    let remote = effective("203.0.113.7", "remote.example")
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
     let value = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
             .unwrap_or("")
             .to_string()
     };
-    exposure::password_logins(&text, account, report);
+    // Passwords taken from somewhere are passwords taken.
+    let takes_passwords = |t: &str| {
+        t.lines()
+            .any(|l| l == "passwordauthentication yes" || l == "kbdinteractiveauthentication yes")
+    };
+    let judged = match &remote {
+        Some(remote) if takes_passwords(remote) && !takes_passwords(&text) => remote,
+        _ => &text,
+    };
+    exposure::password_logins(judged, account, report);
     let command = value("authorizedkeyscommand");
     if command.contains("git2fa") && command.contains("authorized-keys") {
         report.ok(format!(
