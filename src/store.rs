@@ -12,7 +12,7 @@
 //! web page's sessions and set-password links), `keys`, and `audit` (the
 //! append-only log).
 
-mod audit;
+pub mod audit;
 mod connect;
 mod copy;
 mod db;
@@ -44,7 +44,6 @@ use std::path::{Path, PathBuf};
 use db::{Conn, Tx};
 use value::{Row, params};
 
-pub use audit::AuditCursor;
 pub use connect::{CONNECT_TIMEOUT, set_timeout, timeout, tls_warning};
 pub use error::{Result, StoreError};
 pub use kept::{keep_connections, keeping_for};

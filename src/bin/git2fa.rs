@@ -12,7 +12,7 @@ fn main() -> std::process::ExitCode {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
     match name.as_str() {
-        "git2fa-shell" => return git2fa::transport::shell::main(),
+        "git2fa-shell" => return git2fa::transport::shell::entry::main(),
         "git2fa-hook" => return git2fa::transport::hook::main(),
         "git2fa-http" => return git2fa::transport::cgi::main(),
         _ => {}

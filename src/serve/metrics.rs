@@ -20,7 +20,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::operations::Operations;
-use crate::store::{AuditCursor, AuditFilter, AuditRecord, Location, Store};
+use crate::store::audit::AuditCursor;
+use crate::store::{AuditFilter, AuditRecord, Location, Store};
 use crate::system::config::Config;
 
 /// Rows read per scrape at most: a scrape after a flood takes the rest

@@ -293,6 +293,7 @@ fn postgres_refuses_a_url_it_cannot_read_and_a_missing_password_file() {
     assert!(matches!(Store::connect(&missing), Err(StoreError::Io(..))));
 }
 
+mod audit;
 mod codes;
 mod hardware;
 mod oauth;

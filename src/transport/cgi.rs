@@ -191,42 +191,6 @@ pub fn refuse_unavailable(cause: &dyn std::fmt::Display) -> Response {
     }
 }
 
-/// The row of a refusal made before the decision: a request git2fa
-/// cannot read, a malformed token, a path outside the repositories.
-/// Within the bound per address; best effort (the refusal stands).
-fn audit_early(
-    config: &Config,
-    cgi: &CgiRequest,
-    user: Option<&str>,
-    repo: Option<&str>,
-    reason: &str,
-    detail: &str,
-) {
-    let clip = |text: &str| -> String {
-        text.chars()
-            .take(200)
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
-    };
-    let record = crate::store::AuditRecord {
-        at: now(),
-        // A token typed as the user name is never recorded.
-        user: user.filter(|u| !token::looks_like_token(u)).map(&clip),
-        transport: Transport::Http.as_str().into(),
-        repo: repo.map(&clip),
-        action: "http-request".into(),
-        outcome: "refuse".into(),
-        reason: reason.into(),
-        remote_addr: cgi.remote_addr.clone(),
-        detail: Some(clip(detail)),
-        ..Default::default()
-    };
-    let written = Store::connect(&Location::of(config)).and_then(|mut s| s.append_refusal(&record));
-    if let Err(e) = written {
-        log::warn!("cannot write the audit row of a refused request: {e}");
-    }
-}
-
 /// What git-lfs reads of an answer to its requests (`…/info/lfs/…`): the
 /// JSON `message`, which it prints (`batch response: …`) whatever the
 /// status; a text body would have it print "Repository or object not
@@ -246,21 +210,14 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     let request = match http_request::parse(&cgi.method, &cgi.path_info, &cgi.query) {
         Ok(request) => request,
         Err(e) => {
-            audit_early(config, cgi, None, None, "bad-request", e.message);
+            cgi.audit_early(config, None, None, "bad-request", e.message);
             return bad_request(e);
         }
     };
     let authorization = match http_request::parse_authorization(cgi.authorization.as_deref()) {
         Ok(a) => a,
         Err(e) => {
-            audit_early(
-                config,
-                cgi,
-                None,
-                Some(&request.repo),
-                "bad-request",
-                e.message,
-            );
+            cgi.audit_early(config, None, Some(&request.repo), "bad-request", e.message);
             return bad_request(e);
         }
     };
@@ -306,9 +263,8 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         Named::Missing(request.repo.clone()).operation(request.service.is_write());
     // A mistyped token is refused before the store is touched.
     if token::looks_like_token(&secret) && !token::is_well_formed(&secret) {
-        audit_early(
+        cgi.audit_early(
             config,
-            cgi,
             Some(&user),
             Some(&request.repo),
             "token-malformed",
@@ -336,7 +292,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
         t,
     ) {
         Ok(Some(c)) => c,
-        Ok(None) => return busy(config, &mut store, &request, cgi, t),
+        Ok(None) => return cgi.busy(config, &mut store, &request, t),
         Err(cause) => return refuse_unavailable(&cause),
     };
     // A credential helper that signed in through the browser sends the
@@ -360,7 +316,7 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
     let named = match Named::resolve(&config.repos_root, &request.repo) {
         Ok(named) => named,
         Err(why) => {
-            audit_early(config, cgi, Some(&user), None, "bad-path", why);
+            cgi.audit_early(config, Some(&user), None, "bad-path", why);
             return Response::text(400, format!("git2fa: {why}"));
         }
     };
@@ -413,44 +369,6 @@ pub fn handle(config: &Config, cgi: &CgiRequest) -> Response {
             &gate_request.operation,
             refusal,
         ),
-    }
-}
-
-/// The server checks as many passwords as it may at once: 503, audited,
-/// and nothing counted against the user.
-fn busy(
-    config: &Config,
-    store: &mut Store,
-    request: &GitRequest,
-    cgi: &CgiRequest,
-    now: i64,
-) -> Response {
-    let what = messages::Busy::PasswordHashes;
-    let record = crate::store::AuditRecord {
-        at: now,
-        user: None,
-        transport: Transport::Http.as_str().into(),
-        repo: Some(request.repo.clone()),
-        action: if request.service.is_write() {
-            "write"
-        } else {
-            "read"
-        }
-        .into(),
-        outcome: "refuse".into(),
-        reason: what.reason().into(),
-        credential: Some("password".into()),
-        remote_addr: cgi.remote_addr.clone(),
-        ..Default::default()
-    };
-    // Within the bound per address: a flood of them cannot fill the disk.
-    if let Err(e) = store.append_refusal(&record) {
-        log::warn!("cannot write the audit row of a busy refusal: {e}");
-    }
-    Response::Text {
-        status: 503,
-        lines: messages::busy(config, what),
-        challenge: false,
     }
 }
 
@@ -568,7 +486,7 @@ fn token_owner(
 ) -> Result<String, Box<Response>> {
     let guess = Named::Missing(request.repo.clone()).operation(request.service.is_write());
     let refuse = |refusal: Refusal, reason: &str, detail: &str| {
-        audit_early(config, cgi, None, Some(&request.repo), reason, detail);
+        cgi.audit_early(config, None, Some(&request.repo), reason, detail);
         Box::new(refusal_response(
             config,
             (request, cgi),
@@ -676,5 +594,6 @@ pub fn main() -> ExitCode {
     }
 }
 
+mod early;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! resident `git2fa serve` (`transport::ask`), and starts git or prints the
 //! refusal as it answers. When serve does not answer, each hands the
 //! operation to `git2fa` under its own name, which decides directly
-//! (`shell::main`, `hook::main`, `cgi::main`): the same rules, the same
+//! (`shell::entry::main`, `hook::main`, `cgi::main`): the same rules, the same
 //! answers.
 //!
 //! What these programs link is what this module and `ask` reach: the
@@ -30,11 +30,11 @@ fn args_os() -> Vec<OsString> {
 /// verify` reads a code, the greeting, help) is handed over at once.
 pub fn shell_main() -> ExitCode {
     crate::system::syslog::init("git2fa-shell");
-    crate::system::syslog::refuse_on_panic(shell::refuse_after_panic);
-    let command = shell::original_command();
+    crate::system::syslog::refuse_on_panic(shell::entry::refuse_after_panic);
+    let command = shell::entry::original_command();
     let hand_over = || match ask::hand_over("git2fa-shell", &args_os(), None) {
         Ok(code) => code,
-        Err(cause) => shell::refuse_with(&check_unavailable(None, &cause), &command),
+        Err(cause) => shell::entry::refuse_with(&check_unavailable(None, &cause), &command),
     };
     if !ssh_command::is_git_command(&command) {
         return hand_over();
@@ -43,7 +43,7 @@ pub fn shell_main() -> ExitCode {
         args if !args.is_empty() => args,
         _ => return hand_over(),
     };
-    let Ok(args) = shell::parse_args(&args) else {
+    let Ok(args) = shell::entry::parse_args(&args) else {
         return hand_over();
     };
     let Ok(config) = Config::load(&Config::locate(
@@ -66,7 +66,7 @@ pub fn shell_main() -> ExitCode {
         request.push("protocol", protocol);
     }
     match ask::ask_waiting(&config, request) {
-        Ok(Answer::Run { invocation, max }) => shell::run_git(&invocation, max, &command),
+        Ok(Answer::Run { invocation, max }) => shell::entry::run_git(&invocation, max, &command),
         Ok(Answer::Exit(code)) => ExitCode::from(code),
         Ok(Answer::Wait(_) | Answer::Open(_)) => hand_over(),
         Err(why) => {

@@ -254,3 +254,27 @@ fn no_file_cites_a_document_outside_the_repository() {
     }
     assert!(cited.is_empty(), "{}", cited.join("\n"));
 }
+
+/// No file under `src/` is over 650 lines (unit tests included): a file
+/// that grows past it is split where its parts part, so that each can be
+/// read whole.
+#[test]
+fn no_source_file_is_over_650_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = vec![src];
+    let mut long = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                if lines > 650 {
+                    long.push(format!("{} ({lines} lines)", path.display()));
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "over 650 lines: {long:?}");
+}
