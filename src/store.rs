@@ -196,11 +196,6 @@ pub enum AttemptOutcome {
 /// reason and detail.
 pub type Describe<'a> = dyn Fn(&AttemptOutcome) -> (String, String, Option<String>) + 'a;
 
-/// For an attempt audited in no row of its own (`Store::audited` not used).
-pub fn no_row(_: &AttemptOutcome) -> (String, String, Option<String>) {
-    (String::new(), String::new(), None)
-}
-
 /// The lock policy for `record_attempt`.
 #[derive(Debug, Clone, Copy)]
 pub struct LockPolicy {
@@ -438,6 +433,11 @@ impl Store {
         record: AuditRecord,
         change: impl FnOnce(&mut Store) -> Result<T>,
     ) -> Result<T> {
+        // Not nested: an inner call would take the outer change's row.
+        debug_assert!(
+            self.staged.borrow().is_none(),
+            "Store::audited inside another"
+        );
         *self.staged.borrow_mut() = Some(record);
         let result = change(self);
         self.staged.borrow_mut().take();

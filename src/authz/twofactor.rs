@@ -279,13 +279,30 @@ fn open_with_setup_step(
     now: i64,
 ) -> Result<i64, TwoFactorError> {
     let session = new_session(config, origin);
-    match store.record_attempt(
-        user.id,
-        Attempt::Totp(Some((step, sealed))),
-        now,
-        lock_policy(config),
-        Some(&session),
-    )? {
+    // The session opens with its row, as a verified code's does.
+    let describe = |outcome: &AttemptOutcome| match outcome {
+        AttemptOutcome::Accepted { .. } => (
+            "ok".to_string(),
+            Method::Totp.as_str().to_string(),
+            Some("the set-up's code".to_string()),
+        ),
+        _ => (
+            "fail".to_string(),
+            format!("replayed-{}", Method::Totp.as_str()),
+            Some("the set-up's code: used meanwhile, or the account locked".to_string()),
+        ),
+    };
+    let row = row_of(user, origin, ("verify", "fail", "unrecorded"), None, now);
+    match store.audited(row, |store| {
+        store.record_attempt_described(
+            user.id,
+            Attempt::Totp(Some((step, sealed))),
+            now,
+            lock_policy(config),
+            Some(&session),
+            Some(&describe),
+        )
+    })? {
         AttemptOutcome::Accepted {
             session_id: Some(id),
         } => Ok(id),
@@ -376,12 +393,22 @@ pub(super) fn record(
     // with their row, or nothing is.
     let describe = |outcome: &AttemptOutcome| {
         let failed = |reason: String, locked_now: bool| {
-            let mut detail = failure.map(|(_, d)| d.to_string());
-            if locked_now {
-                // The attempt that locks the account (counted as a lockout).
-                let locked = format!("locked the account for {} s", lock.lockout);
-                detail = Some(detail.map_or(locked.clone(), |d| format!("{d}; {locked}")));
-            }
+            // What a key's answer came to may quote what the browser sent:
+            // it never begins as the lock's own words do.
+            let detail = failure.map(|(_, d)| match d.starts_with(LOCKED_NOW) {
+                true => format!("({d})"),
+                false => d.to_string(),
+            });
+            let detail = match locked_now {
+                // The attempt that locks the account (a lockout, counted
+                // by serve's metrics from these words at the start).
+                true => Some(format!(
+                    "{LOCKED_NOW} {} s{}",
+                    lock.lockout,
+                    detail.map_or(String::new(), |d| format!("; {d}"))
+                )),
+                false => detail,
+            };
             ("fail".to_string(), reason, detail)
         };
         match outcome {
@@ -396,7 +423,7 @@ pub(super) fn record(
     };
     let row = row_of(user, origin, ("verify", "fail", "unrecorded"), None, now);
     let outcome = store.audited(row, |store| {
-        store.record_attempt_described(user.id, attempt, now, lock, Some(&session), &describe)
+        store.record_attempt_described(user.id, attempt, now, lock, Some(&session), Some(&describe))
     })?;
     let left = |failures: i64, locked: Option<i64>| {
         if locked.is_some() {
@@ -432,6 +459,9 @@ pub(super) fn record(
         AttemptOutcome::Locked { until } => Verified::Locked { until },
     })
 }
+
+/// How the row of the attempt that locks an account begins its detail.
+pub const LOCKED_NOW: &str = "locked the account for";
 
 pub(super) fn lock_policy(config: &Config) -> LockPolicy {
     LockPolicy {

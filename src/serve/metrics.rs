@@ -199,10 +199,13 @@ pub enum Limit {
     StoreSocketClients,
     /// Requests on the decide socket (the shim then decides itself).
     DecideSocketClients,
+    /// Refusal rows serve did not write: past the bound per address, or
+    /// too many being written at once.
+    RefusalRows,
 }
 
 impl Limit {
-    const ALL: [Limit; 7] = [
+    const ALL: [Limit; 8] = [
         Limit::SshConnections,
         Limit::SshLoginsPerAddress,
         Limit::WebPages,
@@ -210,6 +213,7 @@ impl Limit {
         Limit::HookQuestions,
         Limit::StoreSocketClients,
         Limit::DecideSocketClients,
+        Limit::RefusalRows,
     ];
 
     /// (transport, reason) labels.
@@ -222,6 +226,7 @@ impl Limit {
             Limit::HookQuestions => ("hook", "busy-hook-questions"),
             Limit::StoreSocketClients => ("store-socket", "busy-store-socket"),
             Limit::DecideSocketClients => ("decide-socket", "busy-decide-socket"),
+            Limit::RefusalRows => ("serve", "refusal-rows-unwritten"),
         }
     }
 
@@ -231,7 +236,7 @@ impl Limit {
     }
 }
 
-static LIMITS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static LIMITS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 /// The counters, with their help text.
 const METRICS: [(&str, &str); 5] = [
@@ -293,7 +298,7 @@ fn keys(row: &AuditRecord) -> Vec<Key> {
         && row
             .detail
             .as_deref()
-            .is_some_and(|d| d.contains("locked the account"))
+            .is_some_and(|d| d.starts_with(crate::authz::twofactor::LOCKED_NOW))
     {
         keys.push(("git2fa_lockouts_total", vec![t.clone()]));
     }

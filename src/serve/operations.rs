@@ -148,14 +148,70 @@ pub fn audit_busy(
 /// fill the disk), off the runtime's threads and without holding up the
 /// refusal.
 pub fn audit_refusal(config: &Arc<Config>, record: crate::store::AuditRecord) {
+    // A flood is turned away here, before the store's write lock: past
+    // the store's bound for its source, and past a few writes at once.
+    if !REFUSALS.take(&record) {
+        super::metrics::Limit::RefusalRows.reached();
+        return;
+    }
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         let written = crate::store::Store::connect(&crate::store::Location::of(&config))
             .and_then(|mut store| store.append_refusal(&record));
+        REFUSALS.writing.fetch_sub(1, Ordering::Relaxed);
         if let Err(e) = written {
             log::warn!("cannot write the audit row of a refusal: {e}");
         }
     });
+}
+
+/// serve's own count of the refusal rows it writes, in memory: per source
+/// as the store counts them (`Store::append_refusal`), and at once.
+struct Refusals {
+    writing: AtomicUsize,
+    /// Source: (window start, rows sent in it).
+    seen: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+}
+
+static REFUSALS: std::sync::LazyLock<Refusals> = std::sync::LazyLock::new(|| Refusals {
+    writing: AtomicUsize::new(0),
+    seen: Default::default(),
+});
+
+impl Refusals {
+    /// Refusal rows being written at once, at most.
+    const MAX_WRITING: usize = 8;
+    /// Sources remembered at most (then forgotten, all at once).
+    const MAX_SOURCES: usize = 4096;
+
+    /// Whether `record` goes to the store; if so, a write is counted
+    /// under way until `writing` is given back.
+    fn take(&self, record: &crate::store::AuditRecord) -> bool {
+        use crate::store::{MAX_REFUSALS_PER_ADDRESS, REFUSAL_WINDOW};
+        let source =
+            crate::store::audit::refusal_source(record.remote_addr.as_deref().unwrap_or("unknown"));
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() >= Self::MAX_SOURCES && !seen.contains_key(&source) {
+                seen.clear();
+            }
+            let (start, sent) = seen.entry(source).or_insert((record.at, 0));
+            if *start <= record.at - REFUSAL_WINDOW {
+                (*start, *sent) = (record.at, 0);
+            }
+            // The store's bound, and its one row saying the rest is not
+            // recorded.
+            if *sent > MAX_REFUSALS_PER_ADDRESS {
+                return false;
+            }
+            *sent += 1;
+        }
+        if self.writing.fetch_add(1, Ordering::Relaxed) >= Self::MAX_WRITING {
+            self.writing.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 #[cfg(test)]

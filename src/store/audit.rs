@@ -120,22 +120,21 @@ impl AuditCursor {
     /// late ones, oldest first by id, at most about `limit`; `now` in Unix
     /// seconds.
     pub fn next(&mut self, store: &Store, limit: u32, now: i64) -> Result<Vec<(i64, AuditRecord)>> {
+        // Everything read first: an error changes nothing.
         let mut rows = Vec::new();
-        if !self.missing.is_empty() {
-            let ids: Vec<i64> = self.missing.keys().copied().collect();
-            for chunk in ids.chunks(500) {
-                for (id, row) in store.audit_of(chunk)? {
-                    self.missing.remove(&id);
-                    rows.push((id, row));
-                }
-            }
-            self.missing.retain(|_, seen| now - *seen < Self::SETTLE);
+        let ids: Vec<i64> = self.missing.keys().copied().collect();
+        for chunk in ids.chunks(500) {
+            rows.extend(store.audit_of(chunk)?);
         }
         let fresh = store.audit(&AuditFilter {
             after_id: Some(self.last),
             limit,
             ..AuditFilter::default()
         })?;
+        for (id, _) in &rows {
+            self.missing.remove(id);
+        }
+        self.missing.retain(|_, seen| now - *seen < Self::SETTLE);
         for (id, row) in fresh {
             let gap = (self.last + 1).max(id - Self::MAX_PER_GAP)..id;
             for skipped in gap {
@@ -226,6 +225,7 @@ impl Store {
         // is too new or not in the export, so that every row removed was
         // checked and the rows removed are every row up to one id.
         let mut through: Option<i64> = None;
+        let mut checked = 0u64;
         let mut after = 0i64;
         'pages: loop {
             let page = tx.rows(
@@ -243,35 +243,42 @@ impl Store {
                     break 'pages;
                 }
                 through = Some(id);
+                checked += 1;
                 after = id;
             }
         }
-        let removed = match through {
-            Some(id) => {
-                let recorded: i64 = tx
-                    .one(
-                        "SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) FROM settings
-                         WHERE name = ?1",
-                        &params![EXPORTED_THROUGH],
-                    )?
-                    .get(0)?;
-                if id > recorded {
-                    tx.execute(
-                        "INSERT INTO settings (name, value) VALUES (?1, ?2)
-                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                        &params![EXPORTED_THROUGH, id.to_string()],
-                    )?;
-                }
-                tx.execute("DELETE FROM audit WHERE id <= ?1", &params![id])? as u64
-            }
-            None => 0,
-        };
         let pruned = AuditPruned {
-            removed,
-            kept: (older as u64).saturating_sub(removed),
+            removed: checked,
+            kept: (older as u64).saturating_sub(checked),
         };
+        // The prune's row first: the table is never left empty, so SQLite
+        // (whose ids are the highest plus one) never hands out an id again.
         let row = record(&pruned);
         insert_audit(&tx, &row)?;
+        if let Some(id) = through {
+            let recorded: i64 = tx
+                .one(
+                    "SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) FROM settings
+                         WHERE name = ?1",
+                    &params![EXPORTED_THROUGH],
+                )?
+                .get(0)?;
+            if id > recorded {
+                tx.execute(
+                    "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    &params![EXPORTED_THROUGH, id.to_string()],
+                )?;
+            }
+            // Exactly the rows checked, or nothing: on PostgreSQL a row with
+            // a lower id may have committed since they were read.
+            let removed = tx.execute("DELETE FROM audit WHERE id <= ?1", &params![id])? as u64;
+            if removed != checked {
+                return Err(StoreError::Value(format!(
+                    "{removed} audit rows up to #{id} where {checked} were checked against the export (a row committed meanwhile); nothing was removed: run it again"
+                )));
+            }
+        }
         tx.commit()?;
         syslog_row(&row);
         Ok(pruned)
@@ -280,7 +287,7 @@ impl Store {
 
 /// Who a refusal is counted against: the address, or for IPv6 its /64
 /// (one host's share; an attacker holds the whole /64, not one address).
-fn refusal_source(address: &str) -> String {
+pub fn refusal_source(address: &str) -> String {
     match address
         .parse::<std::net::IpAddr>()
         .map(|ip| ip.to_canonical())
@@ -368,22 +375,29 @@ pub(super) fn insert_audit(conn: &Conn, r: &AuditRecord) -> Result<()> {
             // A token typed as a user name is never stored.
             r.user
                 .as_deref()
-                .map(|u| crate::system::names::shown_user(u).into_owned()),
+                .map(|u| no_nul(&crate::system::names::shown_user(u))),
             r.transport,
-            r.repo,
+            r.repo.as_deref().map(no_nul),
             r.action,
-            r.refs,
+            r.refs.as_deref().map(no_nul),
             r.outcome,
-            r.reason,
+            no_nul(&r.reason),
             r.credential,
             r.key_id,
             r.token_id,
-            r.remote_addr,
-            r.detail,
+            r.remote_addr.as_deref().map(no_nul),
+            r.detail.as_deref().map(no_nul),
             r.factor
         ],
     )?;
     Ok(())
+}
+
+/// A text without NUL, which PostgreSQL refuses in a text column: a row
+/// quoting what a client sent is written whatever it sent (else the
+/// insert, and the change or refusal with it, would fail).
+fn no_nul(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
 }
 
 #[cfg(test)]

@@ -306,8 +306,7 @@ impl Store {
         }))
     }
 
-    /// `record_attempt_described` for an attempt audited in no row of
-    /// its own.
+    /// `record_attempt_described` with no row of its own.
     pub fn record_attempt(
         &mut self,
         user_id: i64,
@@ -316,7 +315,7 @@ impl Store {
         lock: LockPolicy,
         session: Option<&NewSession>,
     ) -> Result<AttemptOutcome> {
-        self.record_attempt_described(user_id, attempt, now, lock, session, &no_row)
+        self.record_attempt_described(user_id, attempt, now, lock, session, None)
     }
 
     /// Records a second-factor attempt in one immediate transaction: refuses
@@ -330,13 +329,15 @@ impl Store {
         now: i64,
         lock: LockPolicy,
         session: Option<&NewSession>,
-        describe: &Describe<'_>,
+        describe: Option<&Describe<'_>>,
     ) -> Result<AttemptOutcome> {
         let tx = self.immediate_for(user_id)?;
         // The outcome, its audit row (`Store::audited`) and the change in
         // one commit.
         let done = |tx: tx::StoreTx<'_>, outcome: AttemptOutcome| {
-            tx.stage_result(describe(&outcome));
+            if let Some(describe) = describe {
+                tx.stage_result(describe(&outcome));
+            }
             tx.commit().map(|()| outcome)
         };
         let locked_until: Option<i64> = tx

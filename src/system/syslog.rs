@@ -88,15 +88,9 @@ impl Sink {
         if let Some(socket) = &self.socket {
             let _ = socket.send(format_line(&self.tag, severity, &message).as_bytes());
         }
-        if let Some(path) = &self.file {
+        if let Some(mut file) = self.file.as_deref().and_then(open_log) {
             use std::io::Write;
-            if let Ok(mut file) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = writeln!(file, "{}", file_line(&self.tag, severity, &message));
-            }
+            let _ = writeln!(file, "{}", file_line(&self.tag, severity, &message));
         }
     }
 }
@@ -193,15 +187,23 @@ pub fn also_to_file(level: log::Level, message: &str) {
         return;
     };
     use std::io::Write;
-    // root (an admin's command) appends to a file that is there and makes
-    // none: a file it made would be root's, and git could not append.
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(!nix::unistd::geteuid().is_root())
-        .append(true)
-        .open(path)
-    {
+    if let Some(mut file) = open_log(path) {
         let _ = writeln!(file, "{}", file_line(tag, severity(level), message));
     }
+}
+
+/// The log file, to append to: a regular file, never through a symbolic
+/// link (the file's directory may be git's, and root's commands log too)
+/// nor a FIFO that would hold the program up.
+fn open_log(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// One committed audit row (`fields`, already `key=value` text), to syslog
@@ -269,6 +271,27 @@ mod tests {
         assert!(time.ends_with('Z') && time.contains('T'), "{line}");
         assert!(rest.starts_with("git2fa-http["), "{line}");
         assert!(rest.ends_with("] warning: store: locked"), "{line}");
+    }
+
+    #[test]
+    fn the_log_file_is_never_reached_through_a_link_or_a_fifo() {
+        // Attack: the account running git owns the log file's directory
+        // and puts a symbolic link there to a file of root's; root's
+        // admin commands, which log too, would append lines git chose.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("root-file");
+        std::fs::write(&target, "").unwrap();
+        let link = dir.path().join("git2fa.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(super::open_log(&link).is_none());
+        let fifo = dir.path().join("fifo.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(
+            super::open_log(&fifo).is_none(),
+            "a FIFO nobody reads would block"
+        );
+        assert!(super::open_log(&dir.path().join("new.log")).is_some());
+        assert!(super::open_log(&target).is_some());
     }
 
     #[test]

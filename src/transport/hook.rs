@@ -105,20 +105,29 @@ pub fn main() -> ExitCode {
     match run(&config, kind, &args) {
         Ok(code) => code,
         Err(cause) => {
-            // A store that failed cannot take the row either.
-            if !matches!(cause, HookError::Store(_)) {
-                audit_refused_push(&config, &cause);
-            }
+            audit_refused_push(&config, &cause);
             refuse_unavailable(&cause.to_string())
         }
     }
 }
 
-/// The row of a push refused before its decision (a repository outside
-/// `repos_root`, input or an identity git and the shims do not send),
-/// within the bound per address; best effort, the refusal stands.
+/// The row of a push refused before its decision for what it was given
+/// (a repository outside `repos_root`, input or an identity git and the
+/// shims do not send), within the bound per address; best effort, the
+/// refusal stands. Failures of the host (the store, a socket, a file) are
+/// in the log, not here.
 pub(crate) fn audit_refused_push(config: &Config, cause: &HookError) {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if !matches!(cause, HookError::Malformed(_)) {
+        return;
+    }
+    // The shims' identity, believed only from the store's own account (as
+    // `identify_as` does): another account names whom it likes.
+    let from_shim = runs_as_store_owner(config).unwrap_or(false);
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| from_shim && !v.is_empty())
+    };
     let clip = |text: String| -> String {
         text.chars()
             .take(200)

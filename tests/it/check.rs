@@ -539,9 +539,10 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
     // read and pushed there with no second factor and no audit row.
     let bypass = nginx(&format!(
         "{git_block}\n  location ~ ^/plain(/.*)$ {{\n    include /etc/nginx/fastcgi_params;\n    \
+         fastcgi_pass unix:/run/fcgiwrap.socket;\n    \
          fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n    \
-         fastcgi_param GIT_PROJECT_ROOT /srv/git;\n    fastcgi_param PATH_INFO $1;\n    \
-         fastcgi_pass unix:/run/fcgiwrap.socket;\n  }}"
+         fastcgi_param GIT_PROJECT_ROOT {};\n    fastcgi_param PATH_INFO $1;\n  }}",
+        s.host.root.display()
     ));
     assert_eq!(bypass.code, 1, "{bypass:?}");
     assert!(
@@ -619,25 +620,57 @@ fn web_server_blocks_that_miss_paths_of_the_page() {
         "{}",
         good.stdout
     );
-    // git-http-backend(1)'s own Apache example, with no git2fa in front.
+    // git-http-backend(1)'s own Apache examples, with no git2fa in front:
+    // for git2fa's repositories a problem, for others a note.
     let file = dir.join("httpd.conf");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        text.replace(
-            "Listen 127.0.0.1:1",
-            "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n\
-             LoadModule env_module /usr/lib/apache2/modules/mod_env.so\nListen 127.0.0.1:1\n\
-             SetEnv GIT_PROJECT_ROOT /srv/git\nScriptAlias /git/ /usr/lib/git-core/git-http-backend/",
-        ),
-    )
-    .unwrap();
-    let bypass = check_with(&s, "apache", &file);
+    let backend = |root: &str, alias: &str| {
+        std::fs::write(
+            &file,
+            text.replace(
+                "Listen 127.0.0.1:1",
+                &format!(
+                    "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n\
+                     LoadModule env_module /usr/lib/apache2/modules/mod_env.so\nListen 127.0.0.1:1\n\
+                     SetEnv GIT_PROJECT_ROOT {root}\n{alias}"
+                ),
+            ),
+        )
+        .unwrap();
+        check_with(&s, "apache", &file)
+    };
+    let root = s.host.root.display().to_string();
+    let bypass = backend(
+        &root,
+        "ScriptAlias /git/ /usr/lib/git-core/git-http-backend/",
+    );
     assert_eq!(bypass.code, 1, "{bypass:?}");
     assert!(
         bypass.stdout.contains("problem: Apache runs git http-backend itself at /git/: git over HTTPS there is not checked by git2fa"),
         "{}",
         bypass.stdout
+    );
+    let matched = backend(
+        &root,
+        "ScriptAliasMatch \"(?x)^/git/(.*/(HEAD | info/refs | objects/info/[^/]+ | git-(upload|receive)-pack))$\" /usr/lib/git-core/git-http-backend/$1",
+    );
+    assert_eq!(matched.code, 1, "{matched:?}");
+    assert!(
+        matched
+            .stdout
+            .contains("problem: Apache runs git http-backend itself at (?x)^/git/"),
+        "{}",
+        matched.stdout
+    );
+    let other = backend(
+        "/srv/other",
+        "ScriptAlias /other/ /usr/lib/git-core/git-http-backend/",
+    );
+    assert_eq!(other.code, 0, "{other:?}");
+    assert!(
+        other.stdout.contains("note: Apache runs git http-backend itself at /other/ (/srv/other), for repositories outside repos_root"),
+        "{}",
+        other.stdout
     );
     let run = apache(&["mpm_prefork", "authz_core"]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -153,10 +153,14 @@ pub(super) fn sshd(
             return None;
         }
     };
-    let remote = effective("203.0.113.7", "remote.example")
-        .ok()
+    // A public address, and one of each private range (`Match Address`
+    // blocks name these most).
+    let remote: Vec<String> = ["203.0.113.7", "10.0.0.7", "172.16.0.7", "192.168.0.7"]
+        .into_iter()
+        .filter_map(|addr| effective(addr, "remote.example").ok())
         .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .collect();
     let value = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
@@ -168,8 +172,8 @@ pub(super) fn sshd(
         t.lines()
             .any(|l| l == "passwordauthentication yes" || l == "kbdinteractiveauthentication yes")
     };
-    let judged = match &remote {
-        Some(remote) if takes_passwords(remote) && !takes_passwords(&text) => remote,
+    let judged = match remote.iter().find(|r| takes_passwords(r)) {
+        Some(remote) if !takes_passwords(&text) => remote,
         _ => &text,
     };
     exposure::password_logins(judged, account, report);

@@ -24,7 +24,7 @@ const PAGE_PATHS: [&str; 8] = [
 
 /// How a web server passes requests to serve: a location or `ProxyPass`
 /// that covers a path.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Passes {
     Exact(String),
     Prefix(String),
@@ -118,11 +118,22 @@ pub(super) fn nginx(config: &Config, file: Option<&Path>, report: &mut Report) {
     let mut passes = Vec::new();
     // Per location: the CGI fcgiwrap is told to run, and where it is.
     let mut git = GitRoutes::default();
-    let mut script: Option<String> = None;
+    // The location under way: its CGI, where fcgiwrap is, GIT_PROJECT_ROOT.
+    let mut cgi = FastCgi::default();
     for line in text.lines().map(str::trim) {
+        let starts_block = line.starts_with("location ")
+            || line.starts_with("server ")
+            || line == "server{"
+            || line.starts_with("# configuration file ");
+        if starts_block {
+            git.fastcgi(std::mem::take(&mut cgi), &config.repos_root);
+        }
         if let Some(rest) = line.strip_prefix("location ") {
             location = Some(rest.trim_end_matches('{').trim().to_string());
-            script = None;
+            cgi.at = location.clone().unwrap_or_default();
+        } else if line.starts_with("server ") || line == "server{" {
+            location = None;
+            cgi.at = "server".into();
         } else if let Some(rest) = line.strip_prefix("proxy_pass ")
             && let Some(location) = &location
         {
@@ -147,18 +158,14 @@ pub(super) fn nginx(config: &Config, file: Option<&Path>, report: &mut Report) {
                 git.unfollowed.push(format!("{location} to {to}"));
             }
         } else if let Some(rest) = line.strip_prefix("fastcgi_param SCRIPT_FILENAME ") {
-            let program = rest.trim_end_matches(';').trim().to_string();
-            git.saw(location.as_deref().unwrap_or("server"), &program);
-            script = Some(program);
-        } else if let Some(rest) = line.strip_prefix("fastcgi_pass ")
-            && script
-                .as_deref()
-                .is_some_and(|p| p.ends_with("/git2fa-http"))
-            && rest.trim_end_matches(';').trim() == "unix:/run/fcgiwrap.socket"
-        {
-            git.shared_fcgiwrap = true;
+            cgi.program = Some(rest.trim_end_matches(';').trim().to_string());
+        } else if let Some(rest) = line.strip_prefix("fastcgi_param GIT_PROJECT_ROOT ") {
+            cgi.project_root = Some(rest.trim_end_matches(';').trim().to_string());
+        } else if let Some(rest) = line.strip_prefix("fastcgi_pass ") {
+            cgi.pass = Some(rest.trim_end_matches(';').trim().to_string());
         }
     }
+    git.fastcgi(cgi, &config.repos_root);
     git.judge(
         "nginx",
         "include /etc/git2fa/nginx/git.conf (git2fa-http) in its place",
@@ -218,31 +225,54 @@ pub(super) fn apache(config: &Config, file: Option<&Path>, report: &mut Report) 
             unread.push(file.display().to_string());
             continue;
         };
-        let mut location: Option<String> = None;
+        let mut location: Option<Passes> = None;
+        let project_root = text.lines().find_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words.as_slice() {
+                [set, "GIT_PROJECT_ROOT", root, ..] if set.eq_ignore_ascii_case("SetEnv") => {
+                    Some(root.trim_matches('"').to_string())
+                }
+                _ => None,
+            }
+        });
         for line in text.lines().map(str::trim) {
             let words: Vec<&str> = line
                 .split_whitespace()
-                .map(|w| w.trim_matches('"'))
+                .map(|w| w.trim_end_matches('>').trim_matches('"'))
                 .collect();
-            let directive = words.first().map(|d| d.to_ascii_lowercase());
-            match (directive.as_deref(), words.as_slice()) {
-                (Some("<location" | "<locationmatch"), [_, path, ..]) => {
-                    location = Some(path.trim_end_matches('>').to_string());
+            let Some((directive, args)) = words.split_first() else {
+                continue;
+            };
+            match (directive.to_ascii_lowercase().as_str(), args) {
+                ("<location", ["~", re, ..]) | ("<locationmatch", [re, ..]) => {
+                    location = Some(Passes::Regex(re.to_string()));
                 }
-                (Some("</location>" | "</locationmatch>"), _) => location = None,
-                (Some("scriptalias" | "scriptaliasmatch"), [_, path, program, ..]) => {
-                    git.saw(path, program.trim_end_matches('/'));
-                }
+                ("<location", [path, ..]) => location = Some(Passes::Prefix(path.to_string())),
+                ("</location" | "</locationmatch", _) => location = None,
+                ("scriptalias", [path, program, ..]) => git.cgi(
+                    path,
+                    program.trim_end_matches('/'),
+                    project_root.as_deref(),
+                    &config.repos_root,
+                ),
+                // Its pattern may hold spaces (git-http-backend(1)'s does):
+                // the program is the last word, `…/git-http-backend/$1`.
+                ("scriptaliasmatch", [pattern, .., program]) => git.cgi(
+                    pattern,
+                    program.trim_end_matches("$1").trim_end_matches('/'),
+                    project_root.as_deref(),
+                    &config.repos_root,
+                ),
                 // Inside <Location>: `ProxyPass URL`, for that location.
-                (Some("proxypass"), [_, to]) if to.starts_with(&target) => {
+                ("proxypass", [to]) if to.starts_with(&target) => {
                     if let Some(location) = &location {
-                        passes.push(Passes::Prefix(location.clone()));
+                        passes.push(location.clone());
                     }
                 }
-                (Some("proxypass"), [_, pattern, to, ..]) if to.starts_with(&target) => {
+                ("proxypass", [pattern, to, ..]) if to.starts_with(&target) => {
                     passes.push(Passes::Prefix(pattern.to_string()));
                 }
-                (Some("proxypassmatch"), [_, pattern, to, ..]) if to.starts_with(&target) => {
+                ("proxypassmatch", [pattern, to, ..]) if to.starts_with(&target) => {
                     passes.push(Passes::Regex(pattern.to_string()));
                 }
                 _ => {}
@@ -283,21 +313,54 @@ pub(super) fn apache(config: &Config, file: Option<&Path>, report: &mut Report) 
 struct GitRoutes {
     /// Where git2fa-http runs.
     git2fa: Vec<String>,
-    /// Where git http-backend runs without git2fa in front.
+    /// Where git http-backend runs, for the repositories git2fa guards (or
+    /// for repositories the configuration does not name), without git2fa.
     bypass: Vec<String>,
+    /// Where git http-backend runs for repositories elsewhere.
+    elsewhere: Vec<String>,
     /// git2fa-http given to Debian's shared fcgiwrap (www-data).
     shared_fcgiwrap: bool,
     /// Requests passed to a server `check` cannot follow (an upstream).
     unfollowed: Vec<String>,
 }
 
+/// What one nginx location (or server) tells fcgiwrap.
+#[derive(Default)]
+struct FastCgi {
+    at: String,
+    program: Option<String>,
+    pass: Option<String>,
+    project_root: Option<String>,
+}
+
 impl GitRoutes {
-    /// Notes the CGI `program` a web server runs at `path`.
-    fn saw(&mut self, path: &str, program: &str) {
+    /// Notes the CGI `program` a web server runs at `at`, for the
+    /// repositories under `project_root` when the configuration says.
+    fn cgi(&mut self, at: &str, program: &str, project_root: Option<&str>, repos_root: &Path) {
         if program.ends_with("/git2fa-http") {
-            self.git2fa.push(path.to_string());
+            self.git2fa.push(at.to_string());
         } else if program.ends_with("/git-http-backend") {
-            self.bypass.push(path.to_string());
+            let ours = |root: &str| {
+                let root = Path::new(root);
+                root.starts_with(repos_root) || repos_root.starts_with(root)
+            };
+            match project_root {
+                Some(root) if !ours(root) => self.elsewhere.push(format!("{at} ({root})")),
+                _ => self.bypass.push(at.to_string()),
+            }
+        }
+    }
+
+    /// An nginx location's FastCGI lines, whatever their order.
+    fn fastcgi(&mut self, cgi: FastCgi, repos_root: &Path) {
+        let Some(program) = &cgi.program else {
+            return;
+        };
+        self.cgi(&cgi.at, program, cgi.project_root.as_deref(), repos_root);
+        if program.ends_with("/git2fa-http")
+            && cgi.pass.as_deref() == Some("unix:/run/fcgiwrap.socket")
+        {
+            self.shared_fcgiwrap = true;
         }
     }
 
@@ -306,6 +369,12 @@ impl GitRoutes {
             report.problem(format!(
                 "{name} runs git http-backend itself at {}: git over HTTPS there is not checked by git2fa (no second factor, no tokens, no audit); {fix}",
                 self.bypass.join(", ")
+            ));
+        }
+        if !self.elsewhere.is_empty() {
+            report.note(format!(
+                "{name} runs git http-backend itself at {}, for repositories outside repos_root: git2fa does not guard them",
+                self.elsewhere.join(", ")
             ));
         }
         if self.shared_fcgiwrap {

@@ -360,7 +360,14 @@ fn a_change_and_its_audit_row_commit_together_or_not_at_all(engine: Engine) {
     let step = NOW / 30;
     let verify = |store: &mut Store, attempt: Attempt| {
         store.audited(row("verify"), |store| {
-            store.record_attempt_described(id, attempt, NOW, LOCK, Some(&session()), &describe)
+            store.record_attempt_described(
+                id,
+                attempt,
+                NOW,
+                LOCK,
+                Some(&session()),
+                Some(&describe),
+            )
         })
     };
     assert!(verify(&mut store, totp(step)).is_err());
