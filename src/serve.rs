@@ -372,7 +372,7 @@ async fn accept_ssh(
                     }
                 };
                 if connections.running() >= MAX_SSH_CONNECTIONS {
-                    metrics::Limit::SshConnections.reached();
+                    operations::Limit::SshConnections.reached();
                     log::warn!("SSH: {MAX_SSH_CONNECTIONS} connections open; refusing {peer}");
                     continue;
                 }
@@ -380,7 +380,7 @@ async fn accept_ssh(
                 // at all is cut off as surely as one that never signs.
                 let deadline = tokio::time::Instant::now() + LOGIN_GRACE;
                 let Some(login) = logins.take(client_key(peer), MAX_SSH_LOGINS_PER_ADDRESS) else {
-                    metrics::Limit::SshLoginsPerAddress.reached();
+                    operations::Limit::SshLoginsPerAddress.reached();
                     log::warn!(
                         "SSH: {MAX_SSH_LOGINS_PER_ADDRESS} connections from {} are still logging in; refusing one",
                         peer.ip()

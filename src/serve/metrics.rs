@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 
-use super::operations::Operations;
+use super::operations::{Limit, Operations};
 use crate::store::audit::AuditCursor;
 use crate::store::{AuditFilter, AuditRecord, Location, Store};
 use crate::system::config::Config;
@@ -166,9 +165,9 @@ impl Metrics {
                 }
             }
             if name == "git2fa_limits_reached_total" {
-                for (limit, n) in Limit::ALL.iter().zip(&LIMITS) {
+                for limit in Limit::ALL {
                     let (transport, reason) = limit.labels();
-                    let n = n.load(Ordering::Relaxed);
+                    let n = limit.count();
                     let _ = writeln!(
                         out,
                         "{name}{{transport=\"{transport}\",reason=\"{reason}\"}} {n}"
@@ -179,64 +178,6 @@ impl Metrics {
         out
     }
 }
-
-/// serve's own limits that turn a connection or request away before
-/// anyone is known, so that no audit row records them (a flood would
-/// fill the disk): counted here, in `git2fa_limits_reached_total`.
-#[derive(Debug, Clone, Copy)]
-pub enum Limit {
-    /// `MAX_SSH_CONNECTIONS` open to the SSH server.
-    SshConnections,
-    /// Connections from one address still logging in.
-    SshLoginsPerAddress,
-    /// Page requests under way at once.
-    WebPages,
-    /// Web connections from one address.
-    WebConnectionsPerAddress,
-    /// Hook questions under way, in all or from one account.
-    HookQuestions,
-    /// Clients of the store socket.
-    StoreSocketClients,
-    /// Requests on the decide socket (the shim then decides itself).
-    DecideSocketClients,
-    /// Refusal rows serve did not write: past the bound per address, or
-    /// too many being written at once.
-    RefusalRows,
-}
-
-impl Limit {
-    const ALL: [Limit; 8] = [
-        Limit::SshConnections,
-        Limit::SshLoginsPerAddress,
-        Limit::WebPages,
-        Limit::WebConnectionsPerAddress,
-        Limit::HookQuestions,
-        Limit::StoreSocketClients,
-        Limit::DecideSocketClients,
-        Limit::RefusalRows,
-    ];
-
-    /// (transport, reason) labels.
-    fn labels(self) -> (&'static str, &'static str) {
-        match self {
-            Limit::SshConnections => ("ssh", "busy-ssh-server"),
-            Limit::SshLoginsPerAddress => ("ssh", "busy-ssh-logins-per-address"),
-            Limit::WebPages => ("web", "busy-web-pages"),
-            Limit::WebConnectionsPerAddress => ("web", "busy-web-connections-per-address"),
-            Limit::HookQuestions => ("hook", "busy-hook-questions"),
-            Limit::StoreSocketClients => ("store-socket", "busy-store-socket"),
-            Limit::DecideSocketClients => ("decide-socket", "busy-decide-socket"),
-            Limit::RefusalRows => ("serve", "refusal-rows-unwritten"),
-        }
-    }
-
-    /// Counts one refusal at this limit.
-    pub fn reached(self) {
-        LIMITS[self as usize].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-static LIMITS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 /// The counters, with their help text.
 const METRICS: [(&str, &str); 5] = [

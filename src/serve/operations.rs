@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, watch};
 
@@ -151,7 +151,7 @@ pub fn audit_refusal(config: &Arc<Config>, record: crate::store::AuditRecord) {
     // A flood is turned away here, before the store's write lock: past
     // the store's bound for its source, and past a few writes at once.
     if !REFUSALS.take(&record) {
-        super::metrics::Limit::RefusalRows.reached();
+        Limit::RefusalRows.reached();
         return;
     }
     let config = config.clone();
@@ -213,6 +213,69 @@ impl Refusals {
         true
     }
 }
+
+/// serve's own limits that turn a connection or request away before
+/// anyone is known, so that no audit row records them (a flood would
+/// fill the disk): counted here, for `git2fa_limits_reached_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// `MAX_SSH_CONNECTIONS` open to the SSH server.
+    SshConnections,
+    /// Connections from one address still logging in.
+    SshLoginsPerAddress,
+    /// Page requests under way at once.
+    WebPages,
+    /// Web connections from one address.
+    WebConnectionsPerAddress,
+    /// Hook questions under way, in all or from one account.
+    HookQuestions,
+    /// Clients of the store socket.
+    StoreSocketClients,
+    /// Requests on the decide socket (the shim then decides itself).
+    DecideSocketClients,
+    /// Refusal rows serve did not write: past the bound per address, or
+    /// too many being written at once.
+    RefusalRows,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 8] = [
+        Limit::SshConnections,
+        Limit::SshLoginsPerAddress,
+        Limit::WebPages,
+        Limit::WebConnectionsPerAddress,
+        Limit::HookQuestions,
+        Limit::StoreSocketClients,
+        Limit::DecideSocketClients,
+        Limit::RefusalRows,
+    ];
+
+    /// (transport, reason) labels.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Limit::SshConnections => ("ssh", "busy-ssh-server"),
+            Limit::SshLoginsPerAddress => ("ssh", "busy-ssh-logins-per-address"),
+            Limit::WebPages => ("web", "busy-web-pages"),
+            Limit::WebConnectionsPerAddress => ("web", "busy-web-connections-per-address"),
+            Limit::HookQuestions => ("hook", "busy-hook-questions"),
+            Limit::StoreSocketClients => ("store-socket", "busy-store-socket"),
+            Limit::DecideSocketClients => ("decide-socket", "busy-decide-socket"),
+            Limit::RefusalRows => ("serve", "refusal-rows-unwritten"),
+        }
+    }
+
+    /// Counts one refusal at this limit.
+    pub fn reached(self) {
+        LIMITS[self as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refusals at this limit since serve started.
+    pub fn count(self) -> u64 {
+        LIMITS[self as usize].load(Ordering::Relaxed)
+    }
+}
+
+static LIMITS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 #[cfg(test)]
 mod tests {
