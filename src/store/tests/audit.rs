@@ -4,6 +4,17 @@
 use super::*;
 use crate::store::audit::AuditCursor;
 
+/// The audit log, oldest row first (at most 100 rows).
+fn oldest_first(store: &Store) -> Vec<(i64, AuditRecord)> {
+    store
+        .audit(&AuditFilter {
+            after_id: Some(0),
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .unwrap()
+}
+
 fn the_audit_log_is_append_only(engine: Engine) {
     let (_fresh, mut store) = new_store_on(engine);
     for (user, repo) in [("alice", "a"), ("bob", "a"), ("alice", "b")] {
@@ -82,16 +93,7 @@ fn audit_rows_go_only_once_an_export_holds_them(engine: Engine) {
             })
             .unwrap();
     }
-    let ids: Vec<i64> = store
-        .audit(&AuditFilter {
-            after_id: Some(0),
-            limit: 10,
-            ..AuditFilter::default()
-        })
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let ids: Vec<i64> = oldest_first(&store).into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids.len(), 6);
     let prune_row = |p: &AuditPruned| AuditRecord {
         at: NOW + 100,
@@ -121,13 +123,7 @@ fn audit_rows_go_only_once_an_export_holds_them(engine: Engine) {
             .execute("DELETE FROM audit WHERE id = ?1", &params![ids[3]])
             .is_err()
     );
-    let left = store
-        .audit(&AuditFilter {
-            after_id: Some(0),
-            limit: 10,
-            ..AuditFilter::default()
-        })
-        .unwrap();
+    let left = oldest_first(&store);
     assert_eq!(
         left.iter().map(|(id, _)| *id).collect::<Vec<_>>()[..4],
         ids[2..],
@@ -149,14 +145,7 @@ fn audit_rows_go_only_once_an_export_holds_them(engine: Engine) {
         }
     );
     assert_eq!(
-        store
-            .audit(&AuditFilter {
-                after_id: Some(0),
-                limit: 10,
-                ..AuditFilter::default()
-            })
-            .unwrap()
-            .len(),
+        oldest_first(&store).len(),
         4,
         "rows 5 and 6 and the two prune rows"
     );
@@ -210,13 +199,7 @@ fn a_row_newer_than_the_date_is_checked_before_any_later_prune_removes_it(engine
         },
         "row 2 is not in the export: it and the rows after it stay"
     );
-    let reasons: Vec<String> = store
-        .audit(&AuditFilter {
-            after_id: Some(0),
-            limit: 10,
-            ..AuditFilter::default()
-        })
-        .unwrap()
+    let reasons: Vec<String> = oldest_first(&store)
         .into_iter()
         .map(|(_, r)| r.reason)
         .collect();
