@@ -194,6 +194,7 @@ pub fn run(config: Config, listeners: Listeners) -> Result<(), ServeError> {
         None => None,
     };
     let config = Arc::new(config);
+    operations::audit_limits_with(&config);
     let operations = Operations::default();
     let connections = Operations::default();
     runtime.block_on(async move {
@@ -372,7 +373,7 @@ async fn accept_ssh(
                     }
                 };
                 if connections.running() >= MAX_SSH_CONNECTIONS {
-                    operations::Limit::SshConnections.reached();
+                    operations::Limit::SshConnections.refused(Some(peer.ip()));
                     log::warn!("SSH: {MAX_SSH_CONNECTIONS} connections open; refusing {peer}");
                     continue;
                 }
@@ -380,7 +381,7 @@ async fn accept_ssh(
                 // at all is cut off as surely as one that never signs.
                 let deadline = tokio::time::Instant::now() + LOGIN_GRACE;
                 let Some(login) = logins.take(client_key(peer), MAX_SSH_LOGINS_PER_ADDRESS) else {
-                    operations::Limit::SshLoginsPerAddress.reached();
+                    operations::Limit::SshLoginsPerAddress.refused(Some(peer.ip()));
                     log::warn!(
                         "SSH: {MAX_SSH_LOGINS_PER_ADDRESS} connections from {} are still logging in; refusing one",
                         peer.ip()

@@ -87,7 +87,7 @@ pub async fn serve(
                     continue;
                 }
                 if clients.running() >= MAX_CLIENTS {
-                    super::operations::Limit::DecideSocketClients.reached();
+                    super::operations::Limit::DecideSocketClients.refused(None);
                     log::warn!("decide socket: {MAX_CLIENTS} requests at once; the shim decides itself");
                     let _ = stream.write_all(item("other", "busy").as_bytes());
                     continue;

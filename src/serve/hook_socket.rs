@@ -121,7 +121,7 @@ pub async fn serve(
                 // One account may hold a few slots, not all of them.
                 let slot = uid.and_then(|uid| per_uid.take(uid, MAX_QUESTIONS_PER_ACCOUNT));
                 if questions.running() >= MAX_QUESTIONS || slot.is_none() {
-                    super::operations::Limit::HookQuestions.reached();
+                    super::operations::Limit::HookQuestions.refused(None);
                     log::warn!("hook socket: {MAX_QUESTIONS} questions under way; refusing one");
                     let mut stream = stream;
                     let _ = stream.write_all(

@@ -243,7 +243,9 @@ fn keys(row: &AuditRecord) -> Vec<Key> {
     {
         keys.push(("git2fa_lockouts_total", vec![t.clone()]));
     }
-    if row.reason.starts_with("busy") {
+    // serve's own limits are counted in its memory, every one of them
+    // (their rows are bounded per source).
+    if row.reason.starts_with("busy") && !Limit::ALL.iter().any(|l| l.labels().1 == row.reason) {
         keys.push((
             "git2fa_limits_reached_total",
             vec![t, ("reason", row.reason.clone())],

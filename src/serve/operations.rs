@@ -264,6 +264,35 @@ impl Limit {
         }
     }
 
+    /// Counts one refusal at this limit and writes its audit row (action
+    /// `connection` or `request`, within the bound per source, off the
+    /// runtime's threads); `from`: the client's address, when there is one.
+    pub fn refused(self, from: Option<std::net::IpAddr>) {
+        self.reached();
+        let Some(config) = LIMIT_ROWS.get() else {
+            return;
+        };
+        let (transport, reason) = self.labels();
+        let action = match self {
+            Limit::SshConnections
+            | Limit::SshLoginsPerAddress
+            | Limit::WebConnectionsPerAddress => "connection",
+            _ => "request",
+        };
+        audit_refusal(
+            config,
+            crate::store::AuditRecord {
+                at: crate::system::time::now(),
+                transport: transport.into(),
+                action: action.into(),
+                outcome: "refuse".into(),
+                reason: reason.into(),
+                remote_addr: from.map(|ip| ip.to_canonical().to_string()),
+                ..Default::default()
+            },
+        );
+    }
+
     /// Counts one refusal at this limit.
     pub fn reached(self) {
         LIMITS[self as usize].fetch_add(1, Ordering::Relaxed);
@@ -273,6 +302,14 @@ impl Limit {
     pub fn count(self) -> u64 {
         LIMITS[self as usize].load(Ordering::Relaxed)
     }
+}
+
+/// serve's config, for the audit rows of `Limit::refused` (set at start).
+static LIMIT_ROWS: std::sync::OnceLock<Arc<Config>> = std::sync::OnceLock::new();
+
+/// Has `Limit::refused` write its rows to `config`'s store.
+pub fn audit_limits_with(config: &Arc<Config>) {
+    let _ = LIMIT_ROWS.set(config.clone());
 }
 
 static LIMITS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];

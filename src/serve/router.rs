@@ -46,7 +46,7 @@ async fn page(
     static PAGES: std::sync::OnceLock<Operations> = std::sync::OnceLock::new();
     let pages = PAGES.get_or_init(Operations::default);
     if pages.running() >= MAX_PAGES {
-        super::operations::Limit::WebPages.reached();
+        super::operations::Limit::WebPages.refused(Some(peer.ip()));
         log::warn!("web: {MAX_PAGES} page requests under way; refused one");
         return (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -98,7 +98,7 @@ pub async fn serve_web(
             false => match per_address.take(client_key(peer), MAX_WEB_CONNECTIONS_PER_ADDRESS) {
                 Some(slot) => Some(slot),
                 None => {
-                    super::operations::Limit::WebConnectionsPerAddress.reached();
+                    super::operations::Limit::WebConnectionsPerAddress.refused(Some(peer.ip()));
                     log::warn!(
                         "web: {MAX_WEB_CONNECTIONS_PER_ADDRESS} connections open from {}; refusing one",
                         peer.ip()

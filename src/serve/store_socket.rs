@@ -59,7 +59,7 @@ pub async fn serve(
                     continue;
                 }
                 if clients.running() >= MAX_CLIENTS {
-                    super::operations::Limit::StoreSocketClients.reached();
+                    super::operations::Limit::StoreSocketClients.refused(None);
                     log::warn!("store socket: {MAX_CLIENTS} clients at once; hung up on one");
                     continue;
                 }

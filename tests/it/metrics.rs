@@ -222,6 +222,22 @@ fn prometheus_scrapes_decisions_verifications_and_the_store() {
         1.0,
     );
     drop(held);
+    // ...and recorded, as every limit is.
+    let rows = f.git2fa(&["audit", "--json", "--limit", "200"]).ok().stdout;
+    let row = rows
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["reason"] == "busy-web-connections-per-address")
+        .unwrap_or_else(|| panic!("no row of the limit: {rows}"));
+    assert_eq!(
+        (&row["action"], &row["outcome"], &row["addr"]),
+        (
+            &serde_json::json!("connection"),
+            &serde_json::json!("refuse"),
+            &serde_json::json!("127.0.0.1")
+        ),
+        "{row}"
+    );
     let latency = wait_for(prom_port, "git2fa_store_latency_seconds", 0.0);
     assert!(latency[0].1 < 5.0, "{latency:?}");
 
