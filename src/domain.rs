@@ -213,6 +213,15 @@ pub struct WebSession {
     pub ceremony: Option<String>,
 }
 
+/// What a client sent, as an audit row keeps it: at most 200 characters,
+/// control characters as `?`.
+pub fn clipped(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// One row of the append-only audit log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditRecord {

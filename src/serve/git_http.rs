@@ -42,12 +42,7 @@ pub async fn handle(
             // As git2fa-http's: a request git2fa cannot read, recorded.
             let client =
                 crate::web::client_addr(peer.ip(), &headers, &state.config.web.trusted_proxies);
-            let path: String = uri
-                .path()
-                .chars()
-                .take(200)
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect();
+            let path = crate::domain::clipped(uri.path());
             super::operations::audit_refusal(
                 &state.config,
                 crate::store::AuditRecord {

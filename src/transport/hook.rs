@@ -128,12 +128,7 @@ pub(crate) fn audit_refused_push(config: &Config, cause: &HookError) {
             .ok()
             .filter(|v| from_shim && !v.is_empty())
     };
-    let clip = |text: String| -> String {
-        text.chars()
-            .take(200)
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
-    };
+    let clip = |text: String| crate::domain::clipped(&text);
     let transport = match env("GIT2FA_TRANSPORT").as_deref() {
         Some("ssh") => Transport::Ssh,
         Some("http") => Transport::Http,

@@ -489,11 +489,7 @@ impl Connection<'_> {
         reason: &str,
         detail: &str,
     ) {
-        let detail: String = detail
-            .chars()
-            .take(200)
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
+        let detail = crate::domain::clipped(detail);
         let record = AuditRecord {
             at: now(),
             user: key.map(|k| k.user.clone()),

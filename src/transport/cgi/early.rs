@@ -16,12 +16,7 @@ impl CgiRequest {
         reason: &str,
         detail: &str,
     ) {
-        let clip = |text: &str| -> String {
-            text.chars()
-                .take(200)
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect()
-        };
+        let clip = crate::domain::clipped;
         let record = crate::store::AuditRecord {
             at: now(),
             // A token typed as the user name is never recorded.
